@@ -1,0 +1,109 @@
+#include "agent/agent_config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "monitor/monitor.h"
+
+namespace monitor::agent {
+namespace {
+
+template <class T>
+void read_int(const boost::json::object& obj, const char* key, T& out) {
+  const auto* v = obj.if_contains(key);
+  if (v == nullptr) return;
+  if (!v->is_int64() && !v->is_uint64()) throw std::runtime_error(fmt::format("\"{}\" must be an integer", key));
+  const auto value = v->to_number<int64_t>();
+  out = static_cast<T>(value);
+  if (static_cast<int64_t>(out) != value) throw std::runtime_error(fmt::format("\"{}\" is out of range", key));
+}
+
+void read_string(const boost::json::object& obj, const char* key, std::string& out) {
+  const auto* v = obj.if_contains(key);
+  if (v == nullptr) return;
+  if (!v->is_string()) throw std::runtime_error(fmt::format("\"{}\" must be a string", key));
+  out = std::string(v->as_string());
+}
+
+void read_bool(const boost::json::object& obj, const char* key, bool& out) {
+  const auto* v = obj.if_contains(key);
+  if (v == nullptr) return;
+  if (!v->is_bool()) throw std::runtime_error(fmt::format("\"{}\" must be true or false", key));
+  out = v->as_bool();
+}
+
+bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+void AgentConfig::load_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("config {}: cannot open", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(text.str(), ec);
+  if (ec) throw std::runtime_error(fmt::format("config {}: not valid JSON: {}", path, ec.message()));
+  if (!doc.is_object()) throw std::runtime_error(fmt::format("config {}: top level must be an object", path));
+  const auto& obj = doc.as_object();
+  static constexpr const char* kKnown[] = {
+      "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
+      "recreate_ring", "socket", "socket_rcvbuf_bytes", "output", "late_window_s",
+      "future_window_s", "server_id", "self_metrics", "log_level"};
+  for (const auto& kv : obj) {
+    bool known = false;
+    for (const char* k : kKnown) known = known || kv.key() == k;
+    if (!known) throw std::runtime_error(fmt::format("config {}: unknown key \"{}\"", path, std::string(kv.key())));
+  }
+  try {
+    read_string(obj, "ring", ring);
+    read_int(obj, "ring_lanes", ring_lanes);
+    read_int(obj, "ring_shared_lanes", ring_shared_lanes);
+    read_int(obj, "ring_slots_per_lane", ring_slots_per_lane);
+    read_int(obj, "ring_name_capacity", ring_name_capacity);
+    read_bool(obj, "recreate_ring", recreate_ring);
+    read_string(obj, "socket", socket);
+    read_int(obj, "socket_rcvbuf_bytes", socket_rcvbuf_bytes);
+    read_string(obj, "output", output);
+    read_int(obj, "late_window_s", late_window_s);
+    read_int(obj, "future_window_s", future_window_s);
+    read_int(obj, "server_id", server_id);
+    read_bool(obj, "self_metrics", self_metrics);
+    read_string(obj, "log_level", log_level);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
+  }
+}
+
+void AgentConfig::validate() const {
+  if (!is_power_of_two(ring_slots_per_lane) || ring_slots_per_lane < 64) {
+    throw std::runtime_error("ring_slots_per_lane must be a power of two >= 64");
+  }
+  if (!is_power_of_two(ring_name_capacity) || ring_name_capacity < 64) {
+    throw std::runtime_error("ring_name_capacity must be a power of two >= 64");
+  }
+  if (ring_lanes < 2 || ring_lanes > 65536 || ring_shared_lanes == 0 || ring_shared_lanes >= ring_lanes) {
+    throw std::runtime_error("need 2 <= ring_lanes <= 65536 and 0 < ring_shared_lanes < ring_lanes");
+  }
+  if (late_window_s < 0 || late_window_s > 300) throw std::runtime_error("late_window_s must be in [0, 300]");
+  if (future_window_s < 0 || future_window_s > 300) throw std::runtime_error("future_window_s must be in [0, 300]");
+  if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
+  if (socket_rcvbuf_bytes < 4096) throw std::runtime_error("socket_rcvbuf_bytes must be >= 4096");
+  const std::string name = ring_name();
+  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200) {
+    throw std::runtime_error(fmt::format("ring name \"{}\" must look like /name", name));
+  }
+}
+
+std::string AgentConfig::ring_name() const {
+  if (!ring.empty()) return ring;
+  const char* env = std::getenv(MONITOR_RING_ENV);
+  return env != nullptr && env[0] != '\0' ? env : MONITOR_DEFAULT_RING;
+}
+
+}  // namespace monitor::agent

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace monitor::agent {
+
+/// Everything monitor-agent can be told. Defaults, then the config file, then
+/// flags (flags win). The file format is documented in docs/agent.md.
+struct AgentConfig {
+  std::string ring;  // empty: $MONITOR_RING or "/monitor-ring"
+  uint32_t ring_lanes = 128;
+  uint32_t ring_shared_lanes = 8;
+  uint32_t ring_slots_per_lane = 4096;
+  uint32_t ring_name_capacity = 16384;
+  bool recreate_ring = false;
+
+  std::string socket = "/tmp/monitor-agent.sock";  // empty: no socket
+  int socket_rcvbuf_bytes = 8 << 20;
+
+  std::string output = "-";  // JSON lines; "-" is stdout
+  int late_window_s = 2;
+  int future_window_s = 2;
+  int64_t server_id = 0;  // for statsd lines without a server tag, and for Monitor.Agent
+  bool self_metrics = true;
+  std::string log_level = "info";
+
+  /// Reads a JSON config file over the current values. Throws
+  /// std::runtime_error naming the file and the problem.
+  void load_file(const std::string& path);
+
+  /// Throws std::runtime_error when a value is out of range.
+  void validate() const;
+
+  std::string ring_name() const;
+};
+
+}  // namespace monitor::agent

@@ -1,0 +1,179 @@
+#include "agent/aggregator.hpp"
+
+#include <algorithm>
+
+#include "common/hash.hpp"
+#include "model/op.hpp"
+
+namespace monitor::agent {
+namespace {
+constexpr size_t kInitialIndex = 1024;
+constexpr uint32_t kHistBit = 128;
+
+inline uint64_t cell_hash(uint32_t name_id, int64_t server_id, uint32_t ops) noexcept {
+  return mix64((uint64_t{name_id} << 8 | ops) ^ 0x9E3779B97F4A7C15ULL,
+               static_cast<uint64_t>(server_id) ^ 0xD6E8FEB86659FD93ULL);
+}
+
+int64_t floor_div_second(int64_t time_ns) noexcept {
+  int64_t s = time_ns / 1'000'000'000;
+  if (time_ns % 1'000'000'000 < 0) --s;
+  return s;
+}
+}  // namespace
+
+Aggregator::Aggregator(Options options, int64_t now_s)
+    : options_(options),
+      watermark_(now_s - options.late_window_s - 1),
+      tables_(static_cast<size_t>(options.late_window_s + options.future_window_s + 3)) {}
+
+Aggregator::SecondTable* Aggregator::table_for(int64_t second) {
+  SecondTable& t = tables_[static_cast<size_t>(second) % tables_.size()];
+  if (t.second == second) return &t;
+  if (t.second > watermark_) return nullptr;  // still open for another second: caller's clock jumped
+  t.second = second;
+  if (t.index.empty()) t.index.assign(kInitialIndex, 0);
+  return &t;
+}
+
+Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
+                                      int64_t time_ns, int64_t now_s) {
+  const int64_t second = floor_div_second(time_ns);
+  if (second <= watermark_) return AddResult::kLate;
+  if (second > now_s + options_.future_window_s) return AddResult::kFuture;
+  SecondTable* t = table_for(second);
+  if (t == nullptr) return AddResult::kFuture;
+  Cell& cell = find_or_insert(*t, name_id, server_id, ops);
+  cell.stats.add(value, time_ns);
+  if (ops & kHistBit) {
+    if (cell.hist == 0) cell.hist = new_hist();
+    hists_[cell.hist - 1].add(value);
+  }
+  return AddResult::kAccepted;
+}
+
+Aggregator::Cell& Aggregator::find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id,
+                                             uint32_t ops) {
+  size_t mask = t.index.size() - 1;
+  size_t i = cell_hash(name_id, server_id, ops) & mask;
+  while (true) {
+    const uint32_t n = t.index[i];
+    if (n == 0) break;
+    Cell& c = t.cells[n - 1];
+    if (c.name_id == name_id && c.server_id == server_id && c.ops == ops) return c;
+    i = (i + 1) & mask;
+  }
+  if ((t.cells.size() + 1) * 2 > t.index.size()) {
+    grow(t);
+    mask = t.index.size() - 1;
+    i = cell_hash(name_id, server_id, ops) & mask;
+    while (t.index[i] != 0) i = (i + 1) & mask;
+  }
+  t.cells.push_back(Cell{name_id, ops, server_id, model::Stats{}, 0});
+  t.index[i] = static_cast<uint32_t>(t.cells.size());
+  return t.cells.back();
+}
+
+void Aggregator::grow(SecondTable& t) {
+  std::vector<uint32_t> index(t.index.size() * 2, 0);
+  const size_t mask = index.size() - 1;
+  for (uint32_t n = 1; n <= t.cells.size(); ++n) {
+    const Cell& c = t.cells[n - 1];
+    size_t i = cell_hash(c.name_id, c.server_id, c.ops) & mask;
+    while (index[i] != 0) i = (i + 1) & mask;
+    index[i] = n;
+  }
+  t.index.swap(index);
+}
+
+uint32_t Aggregator::new_hist() {
+  if (!free_hists_.empty()) {
+    const uint32_t n = free_hists_.back();
+    free_hists_.pop_back();
+    return n;
+  }
+  hists_.emplace_back();
+  return static_cast<uint32_t>(hists_.size());
+}
+
+void Aggregator::flush_until(int64_t up_to_second, AggregateSink& sink) {
+  if (up_to_second <= watermark_) return;
+  // Tables are few (late + future + 3): collect the due ones and emit in order.
+  std::vector<SecondTable*> due;
+  for (auto& t : tables_) {
+    if (t.second > watermark_ && t.second <= up_to_second) due.push_back(&t);
+  }
+  std::sort(due.begin(), due.end(), [](auto* a, auto* b) { return a->second < b->second; });
+  watermark_ = up_to_second;
+  for (SecondTable* t : due) emit(*t, sink);
+}
+
+void Aggregator::emit(SecondTable& t, AggregateSink& sink) {
+  // Group cells of one (name, server) so differing op masks merge per op.
+  order_.resize(t.cells.size());
+  for (uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  std::sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
+    const Cell& x = t.cells[a];
+    const Cell& y = t.cells[b];
+    return x.name_id != y.name_id ? x.name_id < y.name_id : x.server_id < y.server_id;
+  });
+  model::Stats merged;
+  model::LogHistogram merged_hist;
+  for (size_t begin = 0; begin < order_.size();) {
+    const Cell& head = t.cells[order_[begin]];
+    size_t end = begin + 1;
+    uint32_t ops_union = head.ops;
+    while (end < order_.size() && t.cells[order_[end]].name_id == head.name_id &&
+           t.cells[order_[end]].server_id == head.server_id) {
+      ops_union |= t.cells[order_[end]].ops;
+      ++end;
+    }
+    for (const auto& op : model::kOps) {
+      if ((ops_union & op.bit) == 0) continue;
+      const model::Stats* stats = &head.stats;
+      const model::LogHistogram* hist = nullptr;
+      if (end - begin > 1) {
+        merged = model::Stats{};
+        merged_hist.clear();
+        for (size_t k = begin; k < end; ++k) {
+          const Cell& c = t.cells[order_[k]];
+          if ((c.ops & op.bit) == 0) continue;
+          merged.merge(c.stats);
+          if (op.bit == kHistBit && c.hist != 0) merged_hist.merge(hists_[c.hist - 1]);
+        }
+        stats = &merged;
+        if (op.bit == kHistBit) hist = &merged_hist;
+      } else if (op.bit == kHistBit) {
+        hist = &hists_[head.hist - 1];
+      }
+      sink.write(AggregateRecord{t.second, head.name_id, head.server_id, op.bit, stats, hist});
+    }
+    begin = end;
+  }
+  sink.end_second(t.second);
+
+  for (Cell& c : t.cells) {
+    if (c.hist != 0) {
+      hists_[c.hist - 1].clear();
+      free_hists_.push_back(c.hist);
+    }
+  }
+  t.cells.clear();
+  std::fill(t.index.begin(), t.index.end(), 0);
+  t.second = -1;
+}
+
+size_t Aggregator::live_cells() const noexcept {
+  size_t n = 0;
+  for (const auto& t : tables_) n += t.cells.size();
+  return n;
+}
+
+size_t Aggregator::memory_bytes() const noexcept {
+  size_t bytes = 0;
+  for (const auto& t : tables_) bytes += t.index.capacity() * 4 + t.cells.capacity() * sizeof(Cell);
+  for (const auto& h : hists_) bytes += h.memory_bytes() + sizeof(h);
+  return bytes;
+}
+
+}  // namespace monitor::agent

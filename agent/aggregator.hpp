@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "agent/aggregate_record.hpp"
+#include "model/log_histogram.hpp"
+#include "model/stats.hpp"
+
+namespace monitor::agent {
+
+/// Per-second aggregation by event time. Not thread-safe: one owner thread.
+///
+/// A report for second S is accepted while S is newer than the last flushed
+/// second (the watermark) and at most `future_window_s` ahead of the caller's
+/// clock; otherwise it is counted as late or future and dropped. The caller
+/// flushes S once its clock passes S + 1 + late window, so a report may arrive
+/// up to `late_window_s` seconds after its second ended.
+///
+/// Reports are kept per (name, server, op mask): a series asked for with one
+/// mask costs one hash lookup per report whatever the number of ops. Masks that
+/// differ for one (name, server) in a second are merged op by op at flush.
+class Aggregator {
+ public:
+  struct Options {
+    int late_window_s = 2;
+    int future_window_s = 2;
+  };
+  enum class AddResult { kAccepted, kLate, kFuture };
+
+  Aggregator(Options options, int64_t now_s);
+
+  AddResult add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
+                int64_t time_ns, int64_t now_s);
+
+  /// Emits every second <= `up_to_second` not yet emitted, oldest first, and
+  /// advances the watermark to it.
+  void flush_until(int64_t up_to_second, AggregateSink& sink);
+
+  /// Series cells held across all open seconds.
+  size_t live_cells() const noexcept;
+  int64_t watermark() const noexcept { return watermark_; }
+  int late_window_s() const noexcept { return options_.late_window_s; }
+  int future_window_s() const noexcept { return options_.future_window_s; }
+  size_t memory_bytes() const noexcept;
+
+ private:
+  struct Cell {
+    uint32_t name_id;
+    uint32_t ops;
+    int64_t server_id;
+    model::Stats stats;
+    uint32_t hist;  // 1-based index into hists_, 0 = none
+  };
+  struct SecondTable {
+    int64_t second = -1;  // -1: unused
+    std::vector<uint32_t> index;  // open addressing: 1-based cell numbers, 0 = empty
+    std::vector<Cell> cells;
+  };
+
+  SecondTable* table_for(int64_t second);
+  Cell& find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
+  void grow(SecondTable& t);
+  void emit(SecondTable& t, AggregateSink& sink);
+  uint32_t new_hist();
+
+  const Options options_;
+  int64_t watermark_;
+  std::vector<SecondTable> tables_;
+  std::vector<model::LogHistogram> hists_;
+  std::vector<uint32_t> free_hists_;
+  std::vector<uint32_t> order_;  // scratch for emit
+};
+
+}  // namespace monitor::agent

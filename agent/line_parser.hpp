@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace monitor::agent {
+
+/// Why a line was rejected; kOk otherwise.
+enum class LineError {
+  kOk,
+  kTooLong,    // over kMaxLineBytes
+  kBadFormat,  // wrong number of fields, missing ':' or '|', binary junk
+  kBadName,    // a name that breaks the naming rule after mapping
+  kBadNumber,  // value, server id, rate or time that does not parse or is out of range
+  kBadType,    // unknown or unsupported statsd type, unknown op
+  kCount_,
+};
+
+std::string_view line_error_name(LineError e) noexcept;
+
+/// One report parsed from a line. Names view the line or the parser's scratch
+/// space and stay valid until the next parse() on the same parser.
+struct ParsedLine {
+  std::string_view service;
+  std::string_view attr;
+  int64_t server_id = 0;
+  int64_t value = 0;
+  uint32_t ops = 0;
+  int64_t time_ns = 0;  // 0: "now" (the agent stamps it on receipt)
+};
+
+/// Parses the agent's socket lines. See docs/agent.md for the forms:
+///
+///   native:  <service> <attr> <server_id> <value> <ops> <timestamp_ns>
+///            e.g. "Shop.Api Queue.Count 7 42 SUM,MAX 1732176000123456789"
+///            (ops: names joined by ',' or a decimal mask; timestamp 0 = now)
+///   statsd:  <name>:<value>|<c|g|ms|h|d>[|@<rate>][|#tag:v,...][|T<unix_s>]
+///
+/// Not thread-safe (scratch buffers); one per receiving thread.
+class LineParser {
+ public:
+  static constexpr size_t kMaxLineBytes = 1024;
+
+  explicit LineParser(int64_t default_server_id) noexcept : default_server_id_(default_server_id) {}
+
+  LineError parse(std::string_view line, ParsedLine& out) noexcept;
+
+ private:
+  LineError parse_native(std::string_view line, ParsedLine& out) noexcept;
+  LineError parse_statsd(std::string_view line, ParsedLine& out) noexcept;
+
+  const int64_t default_server_id_;
+  char service_buf_[64];
+  char attr_buf_[64];
+};
+
+/// Splits a datagram into lines ('\n', optional '\r'), skipping empty ones.
+template <class OnLine>
+void for_each_line(std::string_view datagram, OnLine&& on_line) {
+  while (!datagram.empty()) {
+    const size_t nl = datagram.find('\n');
+    std::string_view line = datagram.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) on_line(line);
+    if (nl == std::string_view::npos) break;
+    datagram.remove_prefix(nl + 1);
+  }
+}
+
+}  // namespace monitor::agent

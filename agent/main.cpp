@@ -1,0 +1,55 @@
+// monitor-agent: drains the local ring and socket, aggregates per second.
+#include <cstdio>
+#include <exception>
+
+#include <cxxopts.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.hpp"
+
+int main(int argc, char** argv) {
+  using monitor::agent::AgentConfig;
+  cxxopts::Options options("monitor-agent",
+                           "Per-host monitor agent: drains the libmonitor ring and the Unix socket,\n"
+                           "aggregates per second and writes the aggregates as JSON lines.");
+  options.add_options()
+      ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
+      ("ring", "shm ring name (default $MONITOR_RING or /monitor-ring)", cxxopts::value<std::string>())
+      ("socket", "Unix datagram socket path, \"\" for none", cxxopts::value<std::string>())
+      ("o,output", "where aggregates go: a file, or - for stdout", cxxopts::value<std::string>())
+      ("late-window", "seconds a report may arrive after its second ended", cxxopts::value<int>())
+      ("future-window", "seconds a report may be ahead of the agent's clock", cxxopts::value<int>())
+      ("server-id", "server id for statsd lines without one and for Monitor.Agent", cxxopts::value<int64_t>())
+      ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
+      ("no-self-metrics", "do not report Monitor.Agent health metrics")
+      ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
+      ("h,help", "print this help");
+  try {
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::puts(options.help().c_str());
+      return 0;
+    }
+    AgentConfig config;
+    if (args.count("config")) config.load_file(args["config"].as<std::string>());
+    if (args.count("ring")) config.ring = args["ring"].as<std::string>();
+    if (args.count("socket")) config.socket = args["socket"].as<std::string>();
+    if (args.count("output")) config.output = args["output"].as<std::string>();
+    if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
+    if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
+    if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
+    if (args.count("recreate-ring")) config.recreate_ring = true;
+    if (args.count("no-self-metrics")) config.self_metrics = false;
+    if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
+
+    spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    monitor::agent::Agent::install_signal_handlers();
+    monitor::agent::Agent agent(std::move(config));
+    return agent.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "monitor-agent: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,16 @@
+#include "agent/name_registry.hpp"
+
+namespace monitor::agent {
+
+uint32_t NameRegistry::intern(std::string_view service, std::string_view attr) {
+  scratch_.assign(service);
+  scratch_ += ' ';  // cannot occur in a valid name
+  scratch_ += attr;
+  if (auto it = ids_.find(scratch_); it != ids_.end()) return it->second;
+  names_.emplace_back(std::string(service), std::string(attr));
+  const auto id = static_cast<uint32_t>(names_.size());
+  ids_.emplace(scratch_, id);
+  return id;
+}
+
+}  // namespace monitor::agent

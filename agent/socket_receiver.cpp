@@ -1,0 +1,76 @@
+#include "agent/socket_receiver.hpp"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace monitor::agent {
+namespace {
+boost::system::error_code errno_code(int err) { return {err, boost::system::system_category()}; }
+}  // namespace
+
+boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& path, int rcvbuf_bytes) noexcept {
+  sockaddr_un addr{};
+  if (path.empty() || path.size() >= sizeof addr.sun_path) return errno_code(ENAMETOOLONG);
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return errno_code(EEXIST);
+    ::unlink(path.c_str());  // a socket file outlives its agent; the new agent takes the path
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno_code(errno);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return errno_code(err);
+  }
+  ::chmod(path.c_str(), 0666);  // clients may run as other users
+  // FORCE works as root beyond rmem_max; otherwise fall back to what is allowed.
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);
+  }
+  try {
+    return SocketReceiver(fd, path);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return errno_code(ENOMEM);
+  }
+}
+
+SocketReceiver::SocketReceiver(int fd, std::string path)
+    : fd_(fd), path_(std::move(path)), buffers_(kBatch * kDatagramBytes), iovecs_(kBatch), msgs_(kBatch) {
+  for (size_t i = 0; i < kBatch; ++i) {
+    iovecs_[i] = iovec{buffers_.data() + i * kDatagramBytes, kDatagramBytes};
+    msgs_[i] = mmsghdr{};
+    msgs_[i].msg_hdr.msg_iov = &iovecs_[i];
+    msgs_[i].msg_hdr.msg_iovlen = 1;
+  }
+}
+
+SocketReceiver::SocketReceiver(SocketReceiver&& other) noexcept
+    : fd_(other.fd_), path_(std::move(other.path_)), buffers_(std::move(other.buffers_)),
+      iovecs_(std::move(other.iovecs_)), msgs_(std::move(other.msgs_)) {
+  other.fd_ = -1;
+  // iovecs point into buffers_, whose heap block moved with it; msgs point into iovecs_, likewise.
+}
+
+SocketReceiver::~SocketReceiver() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+}
+
+int SocketReceiver::receive_batch() noexcept {
+  for (auto& m : msgs_) m.msg_hdr.msg_flags = 0;
+  const int n = ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(kBatch), MSG_DONTWAIT, nullptr);
+  return n < 0 ? 0 : n;
+}
+
+}  // namespace monitor::agent

@@ -1,0 +1,24 @@
+# Shared compile settings and helpers; nothing here touches CMAKE_CXX_FLAGS.
+
+add_library(monitor_warnings INTERFACE)
+target_compile_features(monitor_warnings INTERFACE cxx_std_20)
+target_compile_definitions(monitor_warnings INTERFACE MONITOR_CPP_API=1)
+target_compile_options(monitor_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
+  $<$<BOOL:${MONITOR_WERROR}>:-Werror>)
+
+# monitor_add_test(NAME SOURCES... LIBS...): one Catch2 executable, registered
+# test case by test case with ctest so failures are reported by name.
+function(monitor_add_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE monitor_catch_main monitor_warnings ${ARG_LIBS})
+  catch_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}")
+endfunction()
+
+# monitor_add_bench(NAME SOURCES... LIBS...)
+function(monitor_add_bench name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE benchmark::benchmark monitor_warnings ${ARG_LIBS})
+endfunction()

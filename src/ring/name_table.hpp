@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "ring/shm_segment.hpp"
+
+namespace monitor::ring {
+
+/// Result of interning a pair: id > 0 on success.
+struct InternResult {
+  uint32_t id = 0;
+  int error = 0;  // MONITOR_ERR_* when id == 0
+};
+
+/// The (service, attr) -> id table inside a segment. Lock-free; safe from any
+/// number of threads and processes at once. Does not own the segment.
+class NameTable {
+ public:
+  explicit NameTable(const ShmSegment& segment) noexcept
+      : entries_(segment.names()), mask_(segment.header().name_capacity - 1),
+        header_(&segment.header()) {}
+
+  /// Finds a published pair without inserting; 0 when absent.
+  /// Concurrency: any thread, any process.
+  uint32_t find(std::string_view service, std::string_view attr) const noexcept;
+
+  /// Finds or inserts the pair. Names must already be valid (is_valid_name).
+  /// Concurrency: any thread, any process. Never waits on another inserter.
+  InternResult intern(std::string_view service, std::string_view attr) const noexcept;
+
+  /// The names of a published id, or false for an id that is out of range or
+  /// not (yet) published. Concurrency: any thread; reads only.
+  bool resolve(uint32_t id, std::string_view& service, std::string_view& attr) const noexcept;
+
+  uint32_t capacity() const noexcept { return mask_ + 1; }
+
+ private:
+  NameEntry* entries_;
+  uint32_t mask_;
+  SegmentHeader* header_;
+};
+
+}  // namespace monitor::ring

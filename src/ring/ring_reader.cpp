@@ -1,0 +1,88 @@
+#include "ring/ring_reader.hpp"
+
+#include <unistd.h>
+
+#include "common/process_info.hpp"
+
+namespace monitor::ring {
+
+boost::system::result<RingReader> RingReader::open(ShmSegment segment) noexcept {
+  if (!segment.valid()) return boost::system::error_code(EINVAL, boost::system::system_category());
+  try {
+    return RingReader(std::move(segment));
+  } catch (...) {
+    return boost::system::error_code(ENOMEM, boost::system::system_category());
+  }
+}
+
+RingReader::RingReader(ShmSegment segment) noexcept : segment_(std::move(segment)) {
+  const SegmentHeader& h = segment_.header();
+  mask_ = h.slots_per_lane - 1;
+  tails_.resize(h.lane_count);
+  seen_dropped_.resize(h.lane_count);
+  suspect_owner_.resize(h.lane_count);
+  for (uint32_t i = 0; i < h.lane_count; ++i) {
+    Lane& lane = segment_.lane(i);
+    tails_[i] = atomic_field(lane.tail).load(std::memory_order_acquire);
+    seen_dropped_[i] = atomic_field(lane.dropped).load(std::memory_order_relaxed);
+  }
+  seen_no_lane_ = atomic_field(segment_.header().no_lane_drops).load(std::memory_order_relaxed);
+  seen_names_full_ = atomic_field(segment_.header().names_full_drops).load(std::memory_order_relaxed);
+  atomic_field(segment_.header().reader_pid).store(static_cast<uint64_t>(getpid()), std::memory_order_relaxed);
+}
+
+SweepResult RingReader::sweep(int64_t now_ns) noexcept {
+  SweepResult result;
+  SegmentHeader& h = segment_.header();
+  atomic_field(h.reader_heartbeat_ns).store(static_cast<uint64_t>(now_ns), std::memory_order_relaxed);
+
+  for (uint32_t i = 0; i < tails_.size(); ++i) {
+    Lane& lane = segment_.lane(i);
+    const uint64_t dropped = atomic_field(lane.dropped).load(std::memory_order_relaxed);
+    result.new_drops += dropped - seen_dropped_[i];
+    seen_dropped_[i] = dropped;
+
+    uint64_t owner = atomic_field(lane.owner).load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    const auto pid = static_cast<pid_t>(owner >> 32);
+    bool gone = !process_exists(pid);
+    if (!gone) {
+      const uint64_t start = process_start_ticks(pid);
+      if (start != 0 && start != lane.owner_start_ticks) {
+        gone = suspect_owner_[i] == owner;
+        suspect_owner_[i] = owner;
+      } else {
+        suspect_owner_[i] = 0;
+      }
+    }
+    if (!gone) continue;
+    suspect_owner_[i] = 0;
+
+    Slot& slot = segment_.slots(i)[tails_[i] & mask_];
+    const uint64_t seq = atomic_field(slot.seq).load(std::memory_order_acquire);
+    if (seq == seq_ready(tails_[i])) continue;  // published data left: drain first, free next sweep
+    if (seq == seq_busy(tails_[i])) {
+      ++tails_[i];
+      ++result.abandoned_slots;
+      lane.abandoned += 1;
+      atomic_field(lane.tail).store(tails_[i], std::memory_order_release);
+    }
+    if (atomic_field(lane.head).load(std::memory_order_relaxed) < tails_[i]) {
+      atomic_field(lane.head).store(tails_[i], std::memory_order_relaxed);
+    }
+    if (atomic_field(lane.owner).compare_exchange_strong(owner, 0, std::memory_order_acq_rel)) {
+      ++result.lanes_reclaimed;
+    }
+  }
+
+  const uint64_t no_lane = atomic_field(h.no_lane_drops).load(std::memory_order_relaxed);
+  result.new_no_lane_drops = no_lane - seen_no_lane_;
+  seen_no_lane_ = no_lane;
+  const uint64_t names_full = atomic_field(h.names_full_drops).load(std::memory_order_relaxed);
+  result.new_names_full = names_full - seen_names_full_;
+  seen_names_full_ = names_full;
+  abandoned_total_ += result.abandoned_slots;
+  return result;
+}
+
+}  // namespace monitor::ring

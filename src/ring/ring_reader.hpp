@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+#include "ring/shm_segment.hpp"
+
+namespace monitor::ring {
+
+/// What one sweep found.
+struct SweepResult {
+  uint32_t lanes_reclaimed = 0;   // owners that were gone
+  uint64_t abandoned_slots = 0;   // busy slots left by them, stepped over
+  uint64_t new_drops = 0;         // lane-full drops since the last sweep
+  uint64_t new_no_lane_drops = 0; // calls that found no lane since the last sweep
+  uint64_t new_names_full = 0;
+};
+
+/// Drains every lane of a segment. The single reader of the segment: one
+/// RingReader per segment, used from one thread. Owns the mapping.
+class RingReader {
+ public:
+  /// Takes over a mapped segment; starts at the tails the last reader left.
+  [[nodiscard]] static boost::system::result<RingReader> open(ShmSegment segment) noexcept;
+
+  RingReader(RingReader&&) noexcept = default;
+  RingReader& operator=(RingReader&&) noexcept = default;
+
+  /// Calls on_slot(const Slot&) for up to `max_per_lane` published slots of each
+  /// lane, in each lane's order. Returns how many slots it consumed.
+  template <class OnSlot>
+  size_t drain(OnSlot&& on_slot, uint32_t max_per_lane = 1024) noexcept {
+    size_t total = 0;
+    const uint32_t lanes = static_cast<uint32_t>(tails_.size());
+    for (uint32_t i = 0; i < lanes; ++i) {
+      Slot* const slots = segment_.slots(i);
+      uint64_t tail = tails_[i];
+      uint32_t n = 0;
+      while (n < max_per_lane) {
+        const Slot& slot = slots[tail & mask_];
+        if (atomic_field(const_cast<uint64_t&>(slot.seq)).load(std::memory_order_acquire) != seq_ready(tail)) {
+          break;
+        }
+        on_slot(slot);
+        ++tail;
+        ++n;
+      }
+      if (n != 0) {
+        tails_[i] = tail;
+        atomic_field(segment_.lane(i).tail).store(tail, std::memory_order_release);
+        total += n;
+      }
+    }
+    return total;
+  }
+
+  /// Frees lanes whose owner process is gone, stepping over a slot it left half
+  /// written, and collects drop counters. Call about once a second, after a drain.
+  SweepResult sweep(int64_t now_ns) noexcept;
+
+  const ShmSegment& segment() const noexcept { return segment_; }
+  uint64_t abandoned_total() const noexcept { return abandoned_total_; }
+
+ private:
+  explicit RingReader(ShmSegment segment) noexcept;
+
+  ShmSegment segment_;
+  uint64_t mask_ = 0;
+  std::vector<uint64_t> tails_;
+  std::vector<uint64_t> seen_dropped_;
+  // Owner word whose start time did not match in the last sweep (pid reuse
+  // candidates); a mismatch must persist across two sweeps to count, because a
+  // new owner writes its start time just after it claims the lane.
+  std::vector<uint64_t> suspect_owner_;
+  uint64_t seen_no_lane_ = 0;
+  uint64_t seen_names_full_ = 0;
+  uint64_t abandoned_total_ = 0;
+};
+
+}  // namespace monitor::ring

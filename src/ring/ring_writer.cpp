@@ -1,0 +1,62 @@
+#include "ring/ring_writer.hpp"
+
+namespace monitor::ring {
+
+WriterLane RingWriter::bind(uint32_t index) const noexcept {
+  WriterLane w;
+  w.lane = &segment_->lane(index);
+  w.slots = segment_->slots(index);
+  w.mask = segment_->header().slots_per_lane - 1;
+  w.head = atomic_field(w.lane->head).load(std::memory_order_acquire);
+  w.cached_tail = atomic_field(w.lane->tail).load(std::memory_order_acquire);
+  return w;
+}
+
+bool RingWriter::acquire(WriterLane& out, uint64_t owner, uint64_t start_ticks) const noexcept {
+  const SegmentHeader& h = segment_->header();
+  const uint32_t exclusive = h.lane_count - h.shared_lane_count;
+  // Start at a spot derived from the thread id so threads rarely collide.
+  const uint32_t start = static_cast<uint32_t>(owner & 0xFFFFFFFFu) % exclusive;
+  for (uint32_t i = 0; i < exclusive; ++i) {
+    const uint32_t index = (start + i) % exclusive;
+    Lane& lane = segment_->lane(index);
+    uint64_t expected = 0;
+    if (atomic_field(lane.owner).load(std::memory_order_relaxed) != 0) continue;
+    if (!atomic_field(lane.owner).compare_exchange_strong(expected, owner, std::memory_order_acq_rel)) {
+      continue;
+    }
+    lane.owner_start_ticks = start_ticks;
+    out = bind(index);
+    return true;
+  }
+  return false;
+}
+
+void RingWriter::release(WriterLane& w) noexcept {
+  if (w.lane == nullptr) return;
+  atomic_field(w.lane->owner).store(0, std::memory_order_release);
+  w = WriterLane{};
+}
+
+PushResult RingWriter::push_shared(const ReportFields& r, uint64_t owner, uint64_t start_ticks,
+                                   uint32_t first_choice) const noexcept {
+  const SegmentHeader& h = segment_->header();
+  const uint32_t first_shared = h.lane_count - h.shared_lane_count;
+  for (uint32_t i = 0; i < h.shared_lane_count; ++i) {
+    const uint32_t index = first_shared + (first_choice + i) % h.shared_lane_count;
+    Lane& lane = segment_->lane(index);
+    uint64_t expected = 0;
+    if (!atomic_field(lane.owner).compare_exchange_strong(expected, owner, std::memory_order_acq_rel)) {
+      continue;
+    }
+    lane.owner_start_ticks = start_ticks;
+    WriterLane w = bind(index);
+    const PushResult result = push(w, r);
+    atomic_field(lane.owner).store(0, std::memory_order_release);
+    return result;
+  }
+  atomic_field(segment_->header().no_lane_drops).fetch_add(1, std::memory_order_relaxed);
+  return PushResult::kNoLane;
+}
+
+}  // namespace monitor::ring

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <cstdint>
+
+#include "ring/shm_segment.hpp"
+
+namespace monitor::ring {
+
+/// One report as the writer stores it.
+struct ReportFields {
+  uint64_t time;  // ns, or TSC ticks with kOpsTimeIsTsc in ops
+  int64_t value;
+  int64_t server_id;
+  uint32_t name_id;
+  uint32_t ops;
+};
+
+/// A writer thread's hold on one lane. Plain data so it can live in a
+/// trivially-destructible thread_local; lane == nullptr means "no lane".
+struct WriterLane {
+  Lane* lane = nullptr;
+  Slot* slots = nullptr;
+  uint64_t head = 0;
+  uint64_t cached_tail = 0;
+  uint64_t mask = 0;
+};
+
+/// Outcome of one push.
+enum class PushResult { kOk, kFull, kNoLane };
+
+/// Writes reports into a segment's lanes. Does not own the segment.
+/// Concurrency: every method may be called from any thread; a WriterLane is
+/// used by the one thread that acquired it.
+class RingWriter {
+ public:
+  explicit RingWriter(const ShmSegment& segment) noexcept : segment_(&segment) {}
+
+  /// Claims a free exclusive lane for `owner` (pid << 32 | tid) whose process
+  /// started at `start_ticks`. False when every exclusive lane is taken.
+  bool acquire(WriterLane& out, uint64_t owner, uint64_t start_ticks) const noexcept;
+
+  /// Gives the lane back (thread exit). The next owner continues at its head.
+  static void release(WriterLane& lane) noexcept;
+
+  /// Appends to an acquired lane. kFull counts the drop in the lane.
+  static PushResult push(WriterLane& w, const ReportFields& r) noexcept {
+    const uint64_t pos = w.head;
+    if (pos - w.cached_tail > w.mask) {
+      w.cached_tail = atomic_field(w.lane->tail).load(std::memory_order_acquire);
+      if (pos - w.cached_tail > w.mask) {
+        // Only the owner writes `dropped`, so load + store needs no RMW.
+        auto dropped = atomic_field(w.lane->dropped);
+        dropped.store(dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        return PushResult::kFull;
+      }
+    }
+    Slot& slot = w.slots[pos & w.mask];
+    atomic_field(slot.seq).store(seq_busy(pos), std::memory_order_relaxed);
+    slot.time = r.time;
+    slot.value = r.value;
+    slot.server_id = r.server_id;
+    slot.name_id = r.name_id;
+    slot.ops = r.ops;
+    atomic_field(slot.seq).store(seq_ready(pos), std::memory_order_release);
+    w.head = pos + 1;
+    atomic_field(w.lane->head).store(pos + 1, std::memory_order_relaxed);
+    return PushResult::kOk;
+  }
+
+  /// Appends through one of the shared lanes, held for this call only. Tries
+  /// each shared lane once; kNoLane when all are busy (counted in the header).
+  PushResult push_shared(const ReportFields& r, uint64_t owner, uint64_t start_ticks,
+                         uint32_t first_choice) const noexcept;
+
+ private:
+  WriterLane bind(uint32_t index) const noexcept;
+
+  const ShmSegment* segment_;
+};
+
+}  // namespace monitor::ring
