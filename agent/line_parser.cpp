@@ -115,6 +115,7 @@ LineError LineParser::parse(std::string_view line, ParsedLine& out) noexcept {
 }
 
 LineError LineParser::parse_native(std::string_view line, ParsedLine& out) noexcept {
+  if (line.back() == ' ') return LineError::kBadFormat;  // a trailing separator hides an empty field
   std::string_view fields[6];
   std::string_view rest = line;
   for (auto& field : fields) {

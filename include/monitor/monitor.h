@@ -3,7 +3,11 @@
  * Every function here is thread-safe, async-signal-unsafe, never blocks, never
  * allocates after the first call of a thread, and never raises a signal or an
  * exception into the caller. Failures come back as a negative MONITOR_ERR_* code
- * and are counted (see monitor_get_stats). */
+ * and are counted (see monitor_get_stats).
+ *
+ * The one exception to "never blocks" is the first call in a process (or
+ * monitor_init), which maps the ring: milliseconds, once. Threads racing that
+ * first call wait for it, at most 500 ms, instead of failing. */
 #ifndef MONITOR_MONITOR_H
 #define MONITOR_MONITOR_H
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -52,7 +53,10 @@ struct Counters {
 
 std::atomic<Binding*> g_binding{nullptr};
 Counters g_counters;
-std::mutex g_init_mutex;             // init only, taken with try_lock
+// Init only. Threads racing the first call wait for the one mapping the ring
+// (a one-time cost of milliseconds) rather than fail; the wait is bounded.
+std::timed_mutex g_init_mutex;
+constexpr auto kInitWait = std::chrono::milliseconds(500);
 std::atomic<int64_t> g_retry_after_ns{0};
 std::atomic<int> g_last_init_error{MONITOR_ERR_UNAVAILABLE};
 char g_bound_name[256];              // guarded by g_init_mutex
@@ -110,8 +114,8 @@ const char* resolve_ring_name(const char* requested) noexcept {
 
 int bind(const char* requested) noexcept {
   const char* name = resolve_ring_name(requested);
-  std::unique_lock lock(g_init_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) return MONITOR_ERR_UNAVAILABLE;  // another thread is binding now
+  std::unique_lock lock(g_init_mutex, kInitWait);
+  if (!lock.owns_lock()) return MONITOR_ERR_UNAVAILABLE;
   if (g_binding.load(std::memory_order_acquire) != nullptr) {
     return std::strcmp(g_bound_name, name) == 0 ? MONITOR_OK : MONITOR_ERR_UNAVAILABLE;
   }

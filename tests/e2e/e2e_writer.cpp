@@ -1,0 +1,121 @@
+// A writer process for the end-to-end tests.
+//   e2e_writer workload <process_index> <socket_path> <reports_per_thread>
+//   e2e_writer forever          write flat out until killed
+//   e2e_writer late <count>     reports stamped a minute ago
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e/workload.hpp"
+#include "monitor/monitor.hpp"
+
+using namespace monitor::e2e;
+
+namespace {
+
+std::atomic<long> g_full_retries{0};
+
+// The test wants every report delivered, so a full lane is waited out here;
+// the retries are printed so the test can match them to the agent's drop count.
+void report_until_accepted(const monitor::Attr& attr, const Report& r) {
+  while (attr.report(r.server_id, r.value, r.ops) == monitor::Errc::kRingFull) {
+    ++g_full_retries;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void names_until_accepted(const Report& r) {
+  while (monitor::report(kService, r.attr, r.server_id, r.value, r.ops) == monitor::Errc::kRingFull) {
+    ++g_full_retries;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+std::string ops_text(int32_t ops) { return std::to_string(ops); }
+
+int run_workload(int p, const char* socket_path, int per_thread) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path, sizeof addr.sun_path - 1);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+      const monitor::Attr handle_attr(monitor::Name(kService), monitor::Name("Sdk.Handle"));
+      const monitor::Attr seq_attr(monitor::Name(kService), monitor::Name("Seq.Order"));
+      if (handle_attr.error() != monitor::Errc::kOk || seq_attr.error() != monitor::Errc::kOk) {
+        ++failures;
+        return;
+      }
+      std::string datagram;
+      int lines = 0;
+      auto flush = [&] {
+        if (lines == 0) return;
+        if (sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) !=
+            static_cast<ssize_t>(datagram.size())) {
+          ++failures;
+        }
+        datagram.clear();
+        lines = 0;
+      };
+      for (int i = 0; i < per_thread; ++i) {
+        const Report r = workload_report(p, t, i);
+        switch (r.path) {
+          case Path::kHandle:
+            report_until_accepted(std::string_view(r.attr) == "Seq.Order" ? seq_attr : handle_attr, r);
+            break;
+          case Path::kNames: names_until_accepted(r); break;
+          case Path::kSocketNative:
+            datagram += std::string(kService) + " " + r.attr + " " + std::to_string(r.server_id) + " " +
+                        std::to_string(r.value) + " " + ops_text(r.ops) + " 0\n";
+            if (++lines == 32) flush();
+            break;
+          case Path::kSocketStatsd:
+            datagram += "e2e.test.socket.statsd:" + std::to_string(r.value) + "|c|#server_id:" +
+                        std::to_string(r.server_id) + "\n";
+            if (++lines == 32) flush();
+            break;
+        }
+        if (i % 512 == 511) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      flush();
+      close(fd);
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::printf("full_retries=%ld\n", g_full_retries.load());
+  return failures.load();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "workload" && argc == 5) return run_workload(std::atoi(argv[2]), argv[3], std::atoi(argv[4]));
+  if (mode == "forever") {
+    const monitor::Attr attr("E2e.Test", "Killed.Writer");
+    for (int64_t i = 0;; ++i) (void)attr.report(1, i, monitor::kSum);
+  }
+  if (mode == "late" && argc == 3) {
+    const auto minute_ago = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch() - std::chrono::seconds(60))
+                                .count();
+    int failures = 0;
+    for (int i = 0; i < std::atoi(argv[2]); ++i) {
+      failures += monitor_at("E2e.Test", "Late.Report", 1, 1, MONITOR_OP_SUM, minute_ago) != MONITOR_OK;
+    }
+    return failures;
+  }
+  std::fprintf(stderr, "usage: e2e_writer workload <p> <socket> <n> | forever | late <n>\n");
+  return 2;
+}

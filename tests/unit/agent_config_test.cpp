@@ -1,0 +1,57 @@
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "agent/agent_config.hpp"
+#include "support/temp_names.hpp"
+
+using monitor::agent::AgentConfig;
+
+namespace {
+std::string write(const monitor::test::TempDir& dir, const std::string& text) {
+  const std::string path = dir.file("agent.json");
+  std::ofstream(path) << text;
+  return path;
+}
+}  // namespace
+
+TEST_CASE("a config file sets the agent's options", "[config]") {
+  monitor::test::TempDir dir;
+  AgentConfig config;
+  config.load_file(write(dir, R"({"ring": "/r1", "socket": "/tmp/s", "late_window_s": 5, "server_id": 3,
+                                  "self_metrics": false, "ring_slots_per_lane": 1024})"));
+  CHECK(config.ring == "/r1");
+  CHECK(config.socket == "/tmp/s");
+  CHECK(config.late_window_s == 5);
+  CHECK(config.server_id == 3);
+  CHECK_FALSE(config.self_metrics);
+  CHECK(config.ring_slots_per_lane == 1024);
+  CHECK_NOTHROW(config.validate());
+}
+
+TEST_CASE("a bad config file is an error that names the problem", "[config][failure]") {
+  monitor::test::TempDir dir;
+  AgentConfig config;
+  CHECK_THROWS_WITH(config.load_file(dir.file("missing.json")), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, "{not json")), Catch::Contains("not valid JSON"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, "[1]")), Catch::Contains("must be an object"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"late_window": 3})")), Catch::Contains("unknown key \"late_window\""));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"late_window_s": "3"})")), Catch::Contains("must be an integer"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"late_window_s": 99999999999})")), Catch::Contains("out of range"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"self_metrics": 1})")), Catch::Contains("true or false"));
+}
+
+TEST_CASE("out-of-range values fail validation", "[config][failure]") {
+  AgentConfig config;
+  config.ring_slots_per_lane = 1000;
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("power of two"));
+  config = AgentConfig{};
+  config.late_window_s = -1;
+  CHECK_THROWS(config.validate());
+  config = AgentConfig{};
+  config.ring = "no-slash";
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("must look like /name"));
+  config = AgentConfig{};
+  config.ring_shared_lanes = config.ring_lanes;
+  CHECK_THROWS(config.validate());
+}

@@ -1,0 +1,144 @@
+#include <random>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "agent/line_parser.hpp"
+#include "monitor/monitor.hpp"
+
+using monitor::agent::for_each_line;
+using monitor::agent::LineError;
+using monitor::agent::LineParser;
+using monitor::agent::ParsedLine;
+
+TEST_CASE("native lines carry all six fields", "[parser]") {
+  LineParser parser(99);
+  ParsedLine p;
+  REQUIRE(parser.parse("Shop.Api Queue.Count 7 -42 SUM,MAX 1732176000123456789", p) == LineError::kOk);
+  CHECK(p.service == "Shop.Api");
+  CHECK(p.attr == "Queue.Count");
+  CHECK(p.server_id == 7);
+  CHECK(p.value == -42);
+  CHECK(p.ops == (monitor::kSum | monitor::kMax));
+  CHECK(p.time_ns == 1732176000123456789);
+
+  REQUIRE(parser.parse("Shop.Api Queue.Count 0 1 255 0", p) == LineError::kOk);
+  CHECK(p.ops == 255u);
+  CHECK(p.time_ns == 0);  // stamped by the agent
+}
+
+TEST_CASE("statsd and DogStatsD lines map onto ops", "[parser]") {
+  LineParser parser(99);
+  ParsedLine p;
+  SECTION("counter: SUM and COUNT, scaled by the sample rate") {
+    REQUIRE(parser.parse("shop.api.orders.placed:3|c|@0.5", p) == LineError::kOk);
+    CHECK(p.service == "Shop.Api");
+    CHECK(p.attr == "Orders.Placed");
+    CHECK(p.value == 6);
+    CHECK(p.ops == (monitor::kSum | monitor::kCount));
+    CHECK(p.server_id == 99);
+  }
+  SECTION("gauge: LAST, MAX, MIN; a negative gauge is absolute") {
+    REQUIRE(parser.parse("shop.api.queue_depth.now:-17|g", p) == LineError::kOk);
+    CHECK(p.attr == "QueueDepth.Now");
+    CHECK(p.value == -17);
+    CHECK(p.ops == (monitor::kLast | monitor::kMax | monitor::kMin));
+  }
+  SECTION("timers, histograms and distributions: HIST, AVG, MAX, MIN, COUNT") {
+    for (const char* type : {"ms", "h", "d"}) {
+      const std::string line = std::string("shop.api.request.latency:12.6|") + type;
+      REQUIRE(parser.parse(line, p) == LineError::kOk);
+      CHECK(p.value == 13);  // decimals round to nearest
+      CHECK(p.ops == (monitor::kHist | monitor::kAvg | monitor::kMax | monitor::kMin | monitor::kCount));
+    }
+  }
+  SECTION("tags: server_id, service; others ignored; T sets the time") {
+    REQUIRE(parser.parse("request.latency:5|ms|#env:prod,server_id:12,service:shop.api|T1732176000", p) ==
+            LineError::kOk);
+    CHECK(p.service == "Shop.Api");
+    CHECK(p.attr == "Request.Latency");
+    CHECK(p.server_id == 12);
+    CHECK(p.time_ns == 1732176000LL * 1'000'000'000);
+  }
+  SECTION("names already in our form pass unchanged") {
+    REQUIRE(parser.parse("Shop.Api.Queue.TotalProcessCount:1|c", p) == LineError::kOk);
+    CHECK(p.service == "Shop.Api");
+    CHECK(p.attr == "Queue.TotalProcessCount");
+  }
+}
+
+TEST_CASE("malformed lines are rejected with a reason", "[parser][failure]") {
+  LineParser parser(0);
+  ParsedLine p;
+  const std::string oversized = "Shop.Api Queue.Count 1 1 SUM 0" + std::string(2000, ' ');
+  const std::string binary("Shop.Api\0Queue.Count 1 1 SUM 0", 30);
+  const std::vector<std::pair<std::string, LineError>> corpus = {
+      {oversized, LineError::kTooLong},
+      {binary, LineError::kBadFormat},
+      {"\x01\x02\x03\xff", LineError::kBadFormat},
+      {"Shop.Api Queue.Count 1 1 SUM", LineError::kBadFormat},      // truncated: 5 fields
+      {"Shop.Api Queue.Count 1 1 SUM 0 9", LineError::kBadFormat},  // 7 fields
+      {"Shop.Api  Queue.Count 1 1 SUM 0", LineError::kBadFormat},   // doubled space
+      {"Shop.Api Queue.Count 1 1 SUM 0 ", LineError::kBadFormat},   // trailing space
+      {"shop.api Queue.Count 1 1 SUM 0", LineError::kBadName},
+      {"Shop.Api Queue 1 1 SUM 0", LineError::kBadName},
+      {"Shop.Api Queue.Count x 1 SUM 0", LineError::kBadNumber},
+      {"Shop.Api Queue.Count -1 1 SUM 0", LineError::kBadNumber},
+      {"Shop.Api Queue.Count 1 99999999999999999999 SUM 0", LineError::kBadNumber},
+      {"Shop.Api Queue.Count 1 1.5 SUM 0", LineError::kBadNumber},
+      {"Shop.Api Queue.Count 1 1 SUM -4", LineError::kBadNumber},
+      {"Shop.Api Queue.Count 1 1 TOTAL 0", LineError::kBadType},
+      {"Shop.Api Queue.Count 1 1 0 0", LineError::kBadType},
+      {"Shop.Api Queue.Count 1 1 512 0", LineError::kBadType},
+      {"shop.api.hits:1", LineError::kBadFormat},        // no type
+      {":1|c", LineError::kBadFormat},                   // no name
+      {"shop.api.hits.total:|c", LineError::kBadNumber},
+      {"shop.api.hits.total:abc|c", LineError::kBadNumber},
+      {"shop.api.hits.total:nan|c", LineError::kBadNumber},
+      {"shop.api.hits.total:1e400|c", LineError::kBadNumber},
+      {"shop.api.hits.total:1|s", LineError::kBadType},  // sets unsupported
+      {"shop.api.hits.total:1|zz", LineError::kBadType},
+      {"shop.api.hits.total:+1|g", LineError::kBadType},  // relative gauge unsupported
+      {"shop.api.hits.total:1|c|@0", LineError::kBadNumber},
+      {"shop.api.hits.total:1|c|@2", LineError::kBadNumber},
+      {"shop.api.hits.total:1|c|@x", LineError::kBadNumber},
+      {"shop.api.hits.total:1|c|#server_id:-3", LineError::kBadNumber},
+      {"shop.api.hits.total:1|c|#server_id:x", LineError::kBadNumber},
+      {"shop.api.hits.total:1|c|T-5", LineError::kBadNumber},
+      {"shop.api.hits.total:1|c|weird", LineError::kBadFormat},
+      {"shop.api.hits:1|c", LineError::kBadName},  // attr needs two segments
+      {"shop.api.hits.to$tal:1|c", LineError::kBadName},
+      {"shop..api.hits.total:1|c", LineError::kBadName},
+      {"9shop.api.hits.total:1|c", LineError::kBadName},
+      {"hits.total:1|c|#service:bad$name", LineError::kBadName},
+      {std::string("shop.api.") + std::string(80, 'a') + ".b:1|c", LineError::kBadName},  // too long after mapping
+  };
+  for (const auto& [line, expected] : corpus) {
+    INFO("line: " << line);
+    CHECK(parser.parse(line, p) == expected);
+  }
+}
+
+TEST_CASE("random bytes never crash the parser", "[parser][failure]") {
+  LineParser parser(0);
+  ParsedLine p;
+  std::mt19937_64 rng(Catch::rngSeed());
+  const std::string alphabet = "Shop.Api Queue:|#@,T0123456789-+.cgmshd\n\x01\xff";
+  for (int i = 0; i < 200000; ++i) {
+    std::string line(rng() % 80, ' ');
+    for (auto& c : line) c = alphabet[rng() % alphabet.size()];
+    const LineError e = parser.parse(line, p);
+    if (e == LineError::kOk) {
+      REQUIRE(monitor::is_valid_name(p.service));
+      REQUIRE(monitor::is_valid_name(p.attr));
+      REQUIRE(p.ops != 0);
+    }
+  }
+}
+
+TEST_CASE("a datagram splits into lines skipping empty ones and CRs", "[parser]") {
+  std::vector<std::string> lines;
+  for_each_line("a\r\n\nb\nc", [&](std::string_view l) { lines.emplace_back(l); });
+  CHECK(lines == std::vector<std::string>{"a", "b", "c"});
+}
