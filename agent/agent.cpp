@@ -60,12 +60,6 @@ ring::ShmSegment open_ring(const AgentConfig& config) {
 
 }  // namespace
 
-uint64_t AgentCounters::bad_lines_total() const noexcept {
-  uint64_t n = truncated_datagrams;
-  for (auto v : bad_lines) n += v;
-  return n;
-}
-
 void Agent::request_stop() noexcept { g_stop = 1; }
 
 void Agent::install_signal_handlers() {
@@ -78,14 +72,12 @@ void Agent::install_signal_handlers() {
 }
 
 Agent::Agent(AgentConfig config)
-    : config_(std::move(config)), parser_(config_.server_id), tsc_(20), bad_line_log_(), bad_slot_log_(),
-      late_log_() {
+    : config_(std::move(config)), tsc_(20) {
   config_.validate();
   auto reader = ring::RingReader::open(open_ring(config_));
   if (!reader) throw std::runtime_error(ring::describe(reader.error(), "read ring"));
   reader_.emplace(std::move(*reader));
   ring_names_.emplace(reader_->segment());
-  ring_ids_.assign(size_t{reader_->segment().header().name_capacity} + 1, 0);
 
   if (!config_.socket.empty()) {
     auto socket = SocketReceiver::bind(config_.socket, config_.socket_rcvbuf_bytes);
@@ -97,89 +89,18 @@ Agent::Agent(AgentConfig config)
   now_s_ = realtime_ns() / 1'000'000'000;
   aggregator_ = std::make_unique<Aggregator>(
       Aggregator::Options{config_.late_window_s, config_.future_window_s}, now_s_);
+  ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, config_.output);
 }
 
 Agent::~Agent() = default;
 
-uint32_t Agent::resolve_ring_id(uint32_t ring_id) {
-  std::string_view service, attr;
-  if (ring_id >= ring_ids_.size() || !ring_names_->resolve(ring_id, service, attr)) return 0;
-  // Bytes from another process: check them like any input.
-  if (!is_valid_name(service) || !is_valid_name(attr)) return 0;
-  return ring_ids_[ring_id] = names_.intern(service, attr);
-}
-
-void Agent::count(Aggregator::AddResult result) {
-  if (result == Aggregator::AddResult::kAccepted) return;
-  if (result == Aggregator::AddResult::kLate) {
-    ++counters_.late;
-  } else {
-    ++counters_.future;
-  }
-  uint64_t suppressed = 0;
-  if (late_log_.allow(realtime_ns(), suppressed)) {
-    spdlog::warn("dropped a report outside the time window ({} late, {} future so far; window {} s back, {} s ahead)",
-                 counters_.late, counters_.future, config_.late_window_s, config_.future_window_s);
-  }
-}
-
-void Agent::on_slot(const ring::Slot& slot) {
-  const uint32_t ops = slot.ops & ring::kOpsMask;
-  const int64_t time_ns =
-      (slot.ops & ring::kOpsTimeIsTsc) != 0 ? tsc_.to_ns(slot.time) : static_cast<int64_t>(slot.time);
-  uint32_t id = slot.name_id < ring_ids_.size() ? ring_ids_[slot.name_id] : 0;
-  if (id == 0) id = resolve_ring_id(slot.name_id);
-  if (id == 0 || ops == 0) {
-    ++counters_.bad_slots;
-    uint64_t suppressed = 0;
-    if (bad_slot_log_.allow(realtime_ns(), suppressed)) {
-      spdlog::warn("skipped a ring slot with name id {} and ops {:#x} ({} bad slots so far)", slot.name_id,
-                   slot.ops, counters_.bad_slots);
-    }
-    return;
-  }
-  ++counters_.ring_reports;
-  count(aggregator_->add(id, slot.server_id, slot.value, ops, time_ns, now_s_));
-}
-
-void Agent::on_line(std::string_view line) {
-  ParsedLine parsed;
-  const LineError error = parser_.parse(line, parsed);
-  if (error != LineError::kOk) {
-    ++counters_.bad_lines[static_cast<size_t>(error)];
-    uint64_t suppressed = 0;
-    if (bad_line_log_.allow(realtime_ns(), suppressed)) {
-      const std::string_view shown = line.substr(0, 120);
-      std::string printable;
-      for (char c : shown) printable += (c >= 0x20 && c < 0x7F) ? c : '?';
-      spdlog::warn("bad line ({}): \"{}\"{} [{} more bad lines not shown]", line_error_name(error), printable,
-                   line.size() > 120 ? "..." : "", suppressed);
-    }
-    return;
-  }
-  ++counters_.socket_lines;
-  const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : realtime_ns();
-  const uint32_t id = names_.intern(parsed.service, parsed.attr);
-  count(aggregator_->add(id, parsed.server_id, parsed.value, parsed.ops, time_ns, now_s_));
-}
-
-void Agent::on_datagram(std::string_view bytes, bool truncated) {
-  ++counters_.socket_datagrams;
-  if (truncated) {
-    // The tail of the datagram is gone, so its last line is cut: keep whole lines only.
-    ++counters_.truncated_datagrams;
-    const size_t last_newline = bytes.rfind('\n');
-    bytes = last_newline == std::string_view::npos ? std::string_view{} : bytes.substr(0, last_newline);
-  }
-  for_each_line(bytes, [this](std::string_view line) { on_line(line); });
-}
-
 size_t Agent::poll_once() {
-  size_t work = reader_->drain([this](const ring::Slot& slot) { on_slot(slot); });
+  Ingest& ingest = *ingest_;
+  size_t work = reader_->drain([&](const ring::Slot& slot) { ingest.on_slot(slot, tsc_); });
   if (socket_) {
-    work += socket_->receive([this](std::string_view bytes, bool truncated) { on_datagram(bytes, truncated); });
+    work += socket_->receive([&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated); });
   }
   return work;
 }
@@ -192,7 +113,7 @@ void Agent::report_self(int64_t now_ns) {
     aggregator_->add(id, server, value, ops, now_ns, now_s_);
   };
   auto delta = [](uint64_t now, uint64_t before) { return static_cast<int64_t>(now - before); };
-  const AgentCounters& c = counters_;
+  const AgentCounters& c = ingest_->counters();
   const AgentCounters& r = reported_;
   constexpr uint32_t kCounter = MONITOR_OP_SUM;
   constexpr uint32_t kGauge = MONITOR_OP_LAST | MONITOR_OP_MAX;
@@ -209,22 +130,23 @@ void Agent::report_self(int64_t now_ns) {
   report("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()), kGauge);
   const RssInfo rss = read_rss();
   report("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes), kGauge);
-  reported_ = counters_;
+  reported_ = c;
 }
 
 void Agent::every_second(int64_t now_ns) {
   tsc_.recalibrate();
   const ring::SweepResult sweep = reader_->sweep(now_ns);
-  counters_.ring_dropped += sweep.new_drops + sweep.new_no_lane_drops;
-  counters_.ring_abandoned += sweep.abandoned_slots;
-  counters_.ring_names_full += sweep.new_names_full;
+  AgentCounters& counters = ingest_->counters();
+  counters.ring_dropped += sweep.new_drops + sweep.new_no_lane_drops;
+  counters.ring_abandoned += sweep.abandoned_slots;
+  counters.ring_names_full += sweep.new_names_full;
   if (sweep.lanes_reclaimed != 0) {
     spdlog::info("freed {} ring lanes of exited writers ({} half-written slots skipped)", sweep.lanes_reclaimed,
                  sweep.abandoned_slots);
   }
   if (sweep.new_drops + sweep.new_no_lane_drops != 0) {
     spdlog::warn("writers dropped {} reports in the last second: ring lanes full ({} total)",
-                 sweep.new_drops + sweep.new_no_lane_drops, counters_.ring_dropped);
+                 sweep.new_drops + sweep.new_no_lane_drops, counters.ring_dropped);
   }
   if (sweep.new_names_full != 0) {
     spdlog::warn("writers failed to intern {} names: name table full ({} entries)", sweep.new_names_full,
@@ -239,6 +161,7 @@ int Agent::run() {
   while (g_stop == 0) {
     const int64_t now_ns = realtime_ns();
     now_s_ = now_ns / 1'000'000'000;
+    ingest_->set_now(now_s_);
     const size_t work = poll_once();
     if (now_ns >= next_second_ns) {
       every_second(now_ns);
@@ -264,10 +187,11 @@ int Agent::run() {
   every_second(realtime_ns());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
   aggregator_->flush_until(now_s + config_.future_window_s, *sink_);
+  const AgentCounters& c = ingest_->counters();
   spdlog::info("stopped: {} ring reports, {} socket lines, {} bad lines, {} ring drops, {} abandoned slots, "
                "{} late, {} future, {} records written, {} records failed",
-               counters_.ring_reports, counters_.socket_lines, counters_.bad_lines_total(), counters_.ring_dropped,
-               counters_.ring_abandoned, counters_.late, counters_.future, sink_->records_written(),
+               c.ring_reports, c.socket_lines, c.bad_lines_total(), c.ring_dropped,
+               c.ring_abandoned, c.late, c.future, sink_->records_written(),
                sink_->records_failed());
   return 0;
 }

@@ -1,0 +1,82 @@
+#include "agent/ingest.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "monitor/monitor.hpp"
+
+namespace monitor::agent {
+
+uint64_t AgentCounters::bad_lines_total() const noexcept {
+  uint64_t n = truncated_datagrams;
+  for (auto v : bad_lines) n += v;
+  return n;
+}
+
+Ingest::Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
+               int64_t default_server_id)
+    : aggregator_(aggregator), names_(names), ring_names_(ring_names), parser_(default_server_id) {
+  if (ring_names_ != nullptr) ring_ids_.assign(size_t{ring_names_->capacity()} + 1, 0);
+}
+
+uint32_t Ingest::resolve_ring_id(uint32_t ring_id) {
+  std::string_view service, attr;
+  if (ring_id >= ring_ids_.size() || !ring_names_->resolve(ring_id, service, attr)) return 0;
+  // Bytes from another process: check them like any input.
+  if (!is_valid_name(service) || !is_valid_name(attr)) return 0;
+  return ring_ids_[ring_id] = names_.intern(service, attr);
+}
+
+void Ingest::reject_slot(const ring::Slot& slot) {
+  ++counters_.bad_slots;
+  uint64_t suppressed = 0;
+  if (bad_slot_log_.allow(realtime_ns(), suppressed)) {
+    spdlog::warn("skipped a ring slot with name id {} and ops {:#x} ({} bad slots so far)", slot.name_id, slot.ops,
+                 counters_.bad_slots);
+  }
+}
+
+void Ingest::count_outside_window(Aggregator::AddResult result) {
+  if (result == Aggregator::AddResult::kLate) {
+    ++counters_.late;
+  } else {
+    ++counters_.future;
+  }
+  uint64_t suppressed = 0;
+  if (window_log_.allow(realtime_ns(), suppressed)) {
+    spdlog::warn("dropped a report outside the time window ({} late, {} future so far; window {} s back, {} s ahead)",
+                 counters_.late, counters_.future, aggregator_.late_window_s(), aggregator_.future_window_s());
+  }
+}
+
+void Ingest::on_line(std::string_view line) {
+  ParsedLine parsed;
+  const LineError error = parser_.parse(line, parsed);
+  if (error != LineError::kOk) {
+    ++counters_.bad_lines[static_cast<size_t>(error)];
+    uint64_t suppressed = 0;
+    if (bad_line_log_.allow(realtime_ns(), suppressed)) {
+      std::string printable;
+      for (char c : line.substr(0, 120)) printable += (c >= 0x20 && c < 0x7F) ? c : '?';
+      spdlog::warn("bad line ({}): \"{}\"{} [{} more bad lines not shown]", line_error_name(error), printable,
+                   line.size() > 120 ? "..." : "", suppressed);
+    }
+    return;
+  }
+  ++counters_.socket_lines;
+  const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : realtime_ns();
+  const uint32_t id = names_.intern(parsed.service, parsed.attr);
+  count(aggregator_.add(id, parsed.server_id, parsed.value, parsed.ops, time_ns, now_s_));
+}
+
+void Ingest::on_datagram(std::string_view bytes, bool truncated) {
+  ++counters_.socket_datagrams;
+  if (truncated) {
+    // The datagram's tail is gone, so its last line is cut: keep whole lines only.
+    ++counters_.truncated_datagrams;
+    const size_t last_newline = bytes.rfind('\n');
+    bytes = last_newline == std::string_view::npos ? std::string_view{} : bytes.substr(0, last_newline);
+  }
+  for_each_line(bytes, [this](std::string_view line) { on_line(line); });
+}
+
+}  // namespace monitor::agent

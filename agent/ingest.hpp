@@ -1,0 +1,86 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "agent/aggregator.hpp"
+#include "agent/line_parser.hpp"
+#include "agent/log_throttle.hpp"
+#include "agent/name_registry.hpp"
+#include "common/clock.hpp"
+#include "ring/name_table.hpp"
+#include "ring/ring_layout.hpp"
+
+namespace monitor::agent {
+
+/// Counters behind the Monitor.Agent health metrics; monotonic.
+struct AgentCounters {
+  uint64_t ring_reports = 0;
+  uint64_t socket_lines = 0;
+  uint64_t socket_datagrams = 0;
+  uint64_t ring_dropped = 0;     // lane full, or no lane free, in writer processes
+  uint64_t ring_abandoned = 0;   // slots left half-written by dead writers
+  uint64_t ring_names_full = 0;
+  uint64_t bad_slots = 0;        // unknown name id or empty op mask in a slot
+  std::array<uint64_t, static_cast<size_t>(LineError::kCount_)> bad_lines{};
+  uint64_t truncated_datagrams = 0;
+  uint64_t late = 0;
+  uint64_t future = 0;
+  uint64_t bad_lines_total() const noexcept;
+};
+
+/// Turns ring slots and socket datagrams into aggregator input: resolves
+/// names, converts timestamps, parses lines, counts and logs (rate-limited)
+/// everything it rejects. Not thread-safe: the agent's one thread.
+class Ingest {
+ public:
+  /// `ring_names` may be null when there is no ring (benchmarks of the socket path).
+  Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
+         int64_t default_server_id);
+
+  /// The wall-clock second that bounds "future" reports; set once per loop.
+  void set_now(int64_t now_s) noexcept { now_s_ = now_s; }
+
+  void on_slot(const ring::Slot& slot, const TscClock& tsc) {
+    const uint32_t ops = slot.ops & ring::kOpsMask;
+    const int64_t time_ns =
+        (slot.ops & ring::kOpsTimeIsTsc) != 0 ? tsc.to_ns(slot.time) : static_cast<int64_t>(slot.time);
+    uint32_t id = slot.name_id < ring_ids_.size() ? ring_ids_[slot.name_id] : 0;
+    if (id == 0) id = resolve_ring_id(slot.name_id);
+    if (id == 0 || ops == 0) {
+      reject_slot(slot);
+      return;
+    }
+    ++counters_.ring_reports;
+    count(aggregator_.add(id, slot.server_id, slot.value, ops, time_ns, now_s_));
+  }
+
+  void on_datagram(std::string_view bytes, bool truncated);
+
+  AgentCounters& counters() noexcept { return counters_; }
+  const AgentCounters& counters() const noexcept { return counters_; }
+
+ private:
+  void on_line(std::string_view line);
+  uint32_t resolve_ring_id(uint32_t ring_id);
+  void reject_slot(const ring::Slot& slot);
+  void count(Aggregator::AddResult result) {
+    if (result != Aggregator::AddResult::kAccepted) count_outside_window(result);
+  }
+  void count_outside_window(Aggregator::AddResult result);
+
+  Aggregator& aggregator_;
+  NameRegistry& names_;
+  const ring::NameTable* ring_names_;
+  std::vector<uint32_t> ring_ids_;  // ring name id -> registry id (0: not resolved yet)
+  LineParser parser_;
+  AgentCounters counters_;
+  int64_t now_s_ = 0;
+  LogThrottle bad_line_log_;
+  LogThrottle bad_slot_log_;
+  LogThrottle window_log_;
+};
+
+}  // namespace monitor::agent
