@@ -99,8 +99,11 @@ Agent::~Agent() = default;
 size_t Agent::poll_once() {
   Ingest& ingest = *ingest_;
   size_t work = reader_->drain([&](const ring::Slot& slot) { ingest.on_slot(slot, tsc_); });
+  ingest.flush();
   if (socket_) {
-    work += socket_->receive([&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated); });
+    const int64_t received_ns = realtime_ns();
+    work += socket_->receive(
+        [&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated, received_ns); });
   }
   return work;
 }

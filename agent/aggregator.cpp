@@ -36,20 +36,59 @@ Aggregator::SecondTable* Aggregator::table_for(int64_t second) {
   return &t;
 }
 
-Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
-                                      int64_t time_ns, int64_t now_s) {
-  const int64_t second = floor_div_second(time_ns);
-  if (second <= watermark_) return AddResult::kLate;
-  if (second > now_s + options_.future_window_s) return AddResult::kFuture;
-  SecondTable* t = table_for(second);
-  if (t == nullptr) return AddResult::kFuture;
-  Cell& cell = find_or_insert(*t, name_id, server_id, ops);
+void Aggregator::update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns) {
   cell.stats.add(value, time_ns);
   if (ops & kHistBit) {
     if (cell.hist == 0) cell.hist = new_hist();
     hists_[cell.hist - 1].add(value);
   }
+}
+
+Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
+                                      int64_t time_ns, int64_t now_s) {
+  const int64_t second = floor_div_second(time_ns);
+  if (second <= watermark_) return AddResult::kLate;
+  if (second > now_s + options_.future_window_s) return AddResult::kFuture;
+  SecondTable* t = cached_table_for(second);
+  if (t == nullptr) return AddResult::kFuture;
+  update(find_or_insert(*t, name_id, server_id, ops), value, ops, time_ns);
   return AddResult::kAccepted;
+}
+
+Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t now_s) {
+  Rejected rejected;
+  SecondTable* tables[kMaxBatch];
+  size_t slots[kMaxBatch];
+  n = std::min(n, kMaxBatch);
+  // Pass 1: place each report and prefetch its hash slot.
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t second = floor_div_second(in[i].time_ns);
+    SecondTable* t = nullptr;
+    if (second <= watermark_) {
+      ++rejected.late;
+    } else if (second > now_s + options_.future_window_s || (t = cached_table_for(second)) == nullptr) {
+      ++rejected.future;
+    }
+    tables[i] = t;
+    if (t != nullptr) {
+      slots[i] = cell_hash(in[i].name_id, in[i].server_id, in[i].ops) & (t->index.size() - 1);
+      __builtin_prefetch(&t->index[slots[i]]);
+    }
+  }
+  // Pass 2: the slots are in cache now; prefetch the cells they name.
+  for (size_t i = 0; i < n; ++i) {
+    if (tables[i] == nullptr) continue;
+    const uint32_t cell = tables[i]->index[slots[i]];
+    if (cell != 0) __builtin_prefetch(&tables[i]->cells[cell - 1]);
+  }
+  // Pass 3: the real work, in order (a later insert may grow a table, so
+  // nothing computed above is reused beyond the table pointer).
+  for (size_t i = 0; i < n; ++i) {
+    if (tables[i] == nullptr) continue;
+    update(find_or_insert(*tables[i], in[i].name_id, in[i].server_id, in[i].ops), in[i].value, in[i].ops,
+           in[i].time_ns);
+  }
+  return rejected;
 }
 
 Aggregator::Cell& Aggregator::find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id,

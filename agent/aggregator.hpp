@@ -28,10 +28,30 @@ class Aggregator {
   };
   enum class AddResult { kAccepted, kLate, kFuture };
 
+  /// One report waiting in a batch.
+  struct Input {
+    uint32_t name_id;
+    uint32_t ops;
+    int64_t server_id;
+    int64_t value;
+    int64_t time_ns;
+  };
+  /// How many reports of a batch fell outside the window.
+  struct Rejected {
+    uint64_t late = 0;
+    uint64_t future = 0;
+  };
+  static constexpr size_t kMaxBatch = 64;
+
   Aggregator(Options options, int64_t now_s);
 
   AddResult add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
                 int64_t time_ns, int64_t now_s);
+
+  /// As add() for up to kMaxBatch reports, in order. Faster: it prefetches
+  /// the hash slots and cells of the whole batch before touching any, so the
+  /// cache misses of one report overlap those of the others.
+  Rejected add_batch(const Input* inputs, size_t n, int64_t now_s);
 
   /// Emits every second <= `up_to_second` not yet emitted, oldest first, and
   /// advances the watermark to it.
@@ -59,6 +79,16 @@ class Aggregator {
   };
 
   SecondTable* table_for(int64_t second);
+  SecondTable* cached_table_for(int64_t second) {
+    if (second == cached_second_ && cached_table_->second == second) return cached_table_;
+    SecondTable* t = table_for(second);
+    if (t != nullptr) {
+      cached_second_ = second;
+      cached_table_ = t;
+    }
+    return t;
+  }
+  void update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns);
   Cell& find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
   void grow(SecondTable& t);
   void emit(SecondTable& t, AggregateSink& sink);
@@ -70,6 +100,8 @@ class Aggregator {
   std::vector<model::LogHistogram> hists_;
   std::vector<uint32_t> free_hists_;
   std::vector<uint32_t> order_;  // scratch for emit
+  int64_t cached_second_ = INT64_MIN;
+  SecondTable* cached_table_ = nullptr;
 };
 
 }  // namespace monitor::agent

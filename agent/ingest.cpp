@@ -35,12 +35,9 @@ void Ingest::reject_slot(const ring::Slot& slot) {
   }
 }
 
-void Ingest::count_outside_window(Aggregator::AddResult result) {
-  if (result == Aggregator::AddResult::kLate) {
-    ++counters_.late;
-  } else {
-    ++counters_.future;
-  }
+void Ingest::count_outside_window(Aggregator::Rejected rejected) {
+  counters_.late += rejected.late;
+  counters_.future += rejected.future;
   uint64_t suppressed = 0;
   if (window_log_.allow(realtime_ns(), suppressed)) {
     spdlog::warn("dropped a report outside the time window ({} late, {} future so far; window {} s back, {} s ahead)",
@@ -48,7 +45,7 @@ void Ingest::count_outside_window(Aggregator::AddResult result) {
   }
 }
 
-void Ingest::on_line(std::string_view line) {
+void Ingest::on_line(std::string_view line, int64_t received_ns) {
   ParsedLine parsed;
   const LineError error = parser_.parse(line, parsed);
   if (error != LineError::kOk) {
@@ -63,12 +60,12 @@ void Ingest::on_line(std::string_view line) {
     return;
   }
   ++counters_.socket_lines;
-  const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : realtime_ns();
+  const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : received_ns;
   const uint32_t id = names_.intern(parsed.service, parsed.attr);
   count(aggregator_.add(id, parsed.server_id, parsed.value, parsed.ops, time_ns, now_s_));
 }
 
-void Ingest::on_datagram(std::string_view bytes, bool truncated) {
+void Ingest::on_datagram(std::string_view bytes, bool truncated, int64_t received_ns) {
   ++counters_.socket_datagrams;
   if (truncated) {
     // The datagram's tail is gone, so its last line is cut: keep whole lines only.
@@ -76,7 +73,7 @@ void Ingest::on_datagram(std::string_view bytes, bool truncated) {
     const size_t last_newline = bytes.rfind('\n');
     bytes = last_newline == std::string_view::npos ? std::string_view{} : bytes.substr(0, last_newline);
   }
-  for_each_line(bytes, [this](std::string_view line) { on_line(line); });
+  for_each_line(bytes, [&](std::string_view line) { on_line(line, received_ns); });
 }
 
 }  // namespace monitor::agent

@@ -54,28 +54,43 @@ class Ingest {
       return;
     }
     ++counters_.ring_reports;
-    count(aggregator_.add(id, slot.server_id, slot.value, ops, time_ns, now_s_));
+    pending_[pending_count_++] = Aggregator::Input{id, ops, slot.server_id, slot.value, time_ns};
+    if (pending_count_ == Aggregator::kMaxBatch) flush();
   }
 
-  void on_datagram(std::string_view bytes, bool truncated);
+  /// Hands the ring reports gathered by on_slot() to the aggregator. Call
+  /// after each drain, and always before the aggregator flushes a second.
+  void flush() {
+    if (pending_count_ == 0) return;
+    const Aggregator::Rejected rejected = aggregator_.add_batch(pending_.data(), pending_count_, now_s_);
+    pending_count_ = 0;
+    if (rejected.late + rejected.future != 0) count_outside_window(rejected);
+  }
+
+  /// `received_ns` stamps lines that carry no time of their own: one clock
+  /// read per datagram, not per line.
+  void on_datagram(std::string_view bytes, bool truncated, int64_t received_ns);
 
   AgentCounters& counters() noexcept { return counters_; }
   const AgentCounters& counters() const noexcept { return counters_; }
 
  private:
-  void on_line(std::string_view line);
+  void on_line(std::string_view line, int64_t received_ns);
   uint32_t resolve_ring_id(uint32_t ring_id);
   void reject_slot(const ring::Slot& slot);
   void count(Aggregator::AddResult result) {
-    if (result != Aggregator::AddResult::kAccepted) count_outside_window(result);
+    if (result == Aggregator::AddResult::kLate) count_outside_window({1, 0});
+    if (result == Aggregator::AddResult::kFuture) count_outside_window({0, 1});
   }
-  void count_outside_window(Aggregator::AddResult result);
+  void count_outside_window(Aggregator::Rejected rejected);
 
   Aggregator& aggregator_;
   NameRegistry& names_;
   const ring::NameTable* ring_names_;
   std::vector<uint32_t> ring_ids_;  // ring name id -> registry id (0: not resolved yet)
   LineParser parser_;
+  std::array<Aggregator::Input, Aggregator::kMaxBatch> pending_;
+  size_t pending_count_ = 0;
   AgentCounters counters_;
   int64_t now_s_ = 0;
   LogThrottle bad_line_log_;

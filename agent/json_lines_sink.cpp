@@ -44,10 +44,10 @@ void JsonLinesSink::write(const AggregateRecord& r) {
                      s.count, s.min, s.max, h.quantile(0.5, s.min, s.max), h.quantile(0.9, s.min, s.max),
                      h.quantile(0.99, s.min, s.max), h.quantile(0.999, s.min, s.max));
       bool first = true;
-      for (const auto& b : h.buckets()) {
-        fmt::format_to(out, "{}[{},{}]", first ? "" : ",", b.key, b.count);
+      h.for_each([&](int32_t key, uint64_t count) {
+        fmt::format_to(out, "{}[{},{}]", first ? "" : ",", key, count);
         first = false;
-      }
+      });
       fmt::format_to(out, "]}}");
       break;
     }

@@ -42,42 +42,64 @@ int64_t LogHistogram::bucket_value(int32_t key) noexcept {
 }
 
 void LogHistogram::add_to_bucket(int32_t key, uint64_t count) {
-  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), key,
-                             [](const Bucket& b, int32_t k) { return b.key < k; });
-  if (it != buckets_.end() && it->key == key) {
-    it->count += count;
-  } else {
-    buckets_.insert(it, Bucket{key, 0, count});
+  if (!dense_.empty()) {
+    const int64_t offset = int64_t{key} - dense_base_;
+    if (offset >= 0 && offset < static_cast<int64_t>(dense_.size())) {
+      dense_[static_cast<size_t>(offset)] += count;
+      return;
+    }
+    const int32_t low = std::min(key, dense_base_);
+    const int32_t high = std::max(key, dense_base_ + static_cast<int32_t>(dense_.size()) - 1);
+    if (high - low < kDenseMaxSpan) {
+      if (key < dense_base_) {
+        dense_.insert(dense_.begin(), static_cast<size_t>(dense_base_ - key), 0);
+        dense_base_ = key;
+      } else {
+        dense_.resize(static_cast<size_t>(key - dense_base_) + 1, 0);
+      }
+      dense_[static_cast<size_t>(key - dense_base_)] += count;
+      return;
+    }
+    // Too wide for dense: fall back to sparse.
+    sparse_ = buckets();
+    dense_.clear();
   }
+  auto it = std::lower_bound(sparse_.begin(), sparse_.end(), key,
+                             [](const Bucket& b, int32_t k) { return b.key < k; });
+  if (it != sparse_.end() && it->key == key) {
+    it->count += count;
+    return;
+  }
+  sparse_.insert(it, Bucket{key, 0, count});
+  if (sparse_.size() > kSparseMax && sparse_.back().key - sparse_.front().key < kDenseMaxSpan) to_dense();
+}
+
+void LogHistogram::to_dense() {
+  dense_base_ = sparse_.front().key;
+  dense_.assign(static_cast<size_t>(sparse_.back().key - dense_base_) + 1, 0);
+  for (const Bucket& b : sparse_) dense_[static_cast<size_t>(b.key - dense_base_)] = b.count;
+  sparse_.clear();
 }
 
 void LogHistogram::merge(const LogHistogram& other) {
-  if (other.buckets_.empty()) return;
-  if (buckets_.empty()) {
-    buckets_ = other.buckets_;
-    return;
-  }
-  std::vector<Bucket> merged;
-  merged.reserve(buckets_.size() + other.buckets_.size());
-  auto a = buckets_.cbegin();
-  auto b = other.buckets_.cbegin();
-  while (a != buckets_.cend() || b != other.buckets_.cend()) {
-    if (b == other.buckets_.cend() || (a != buckets_.cend() && a->key < b->key)) {
-      merged.push_back(*a++);
-    } else if (a == buckets_.cend() || b->key < a->key) {
-      merged.push_back(*b++);
-    } else {
-      merged.push_back(Bucket{a->key, 0, a->count + b->count});
-      ++a;
-      ++b;
-    }
-  }
-  buckets_.swap(merged);
+  other.for_each([this](int32_t key, uint64_t count) { add_to_bucket(key, count); });
+}
+
+void LogHistogram::clear() noexcept {
+  sparse_.clear();
+  dense_.clear();
+}
+
+std::vector<LogHistogram::Bucket> LogHistogram::buckets() const {
+  if (dense_.empty()) return sparse_;
+  std::vector<Bucket> out;
+  for_each([&](int32_t key, uint64_t count) { out.push_back(Bucket{key, 0, count}); });
+  return out;
 }
 
 uint64_t LogHistogram::total() const noexcept {
   uint64_t n = 0;
-  for (const auto& b : buckets_) n += b.count;
+  for_each([&](int32_t, uint64_t count) { n += count; });
   return n;
 }
 
@@ -87,11 +109,17 @@ int64_t LogHistogram::quantile(double q, int64_t lo, int64_t hi) const noexcept 
   q = std::clamp(q, 0.0, 1.0);
   const auto rank = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * static_cast<double>(n))));
   uint64_t seen = 0;
-  for (const auto& b : buckets_) {
-    seen += b.count;
-    if (seen >= rank) return std::clamp(bucket_value(b.key), lo, hi);
-  }
-  return std::clamp(bucket_value(buckets_.back().key), lo, hi);
+  int64_t result = hi;
+  bool found = false;
+  for_each([&](int32_t key, uint64_t count) {
+    if (found) return;
+    seen += count;
+    if (seen >= rank) {
+      result = bucket_value(key);
+      found = true;
+    }
+  });
+  return std::clamp(result, lo, hi);
 }
 
 }  // namespace monitor::model

@@ -27,24 +27,50 @@ class LogHistogram {
   /// The value reported for a bucket: its midpoint (exact buckets: the value).
   static int64_t bucket_value(int32_t key) noexcept;
 
-  void add(int64_t value) noexcept { add_to_bucket(bucket_key(value), 1); }
+  void add(int64_t value) { add_to_bucket(bucket_key(value), 1); }
   void add_to_bucket(int32_t key, uint64_t count);
   void merge(const LogHistogram& other);
-  void clear() noexcept { buckets_.clear(); }
+  /// Empties the histogram, keeping its memory for reuse.
+  void clear() noexcept;
+
+  /// Calls f(key, count) for every non-empty bucket in key order.
+  template <class F>
+  void for_each(F&& f) const {
+    if (dense_.empty()) {
+      for (const Bucket& b : sparse_) f(b.key, b.count);
+      return;
+    }
+    for (size_t i = 0; i < dense_.size(); ++i) {
+      if (dense_[i] != 0) f(dense_base_ + static_cast<int32_t>(i), dense_[i]);
+    }
+  }
 
   /// The value at quantile q in [0, 1] (nearest rank), clamped to [lo, hi];
   /// 0 when empty.
   int64_t quantile(double q, int64_t lo, int64_t hi) const noexcept;
 
   uint64_t total() const noexcept;
-  const std::vector<Bucket>& buckets() const noexcept { return buckets_; }
-  bool empty() const noexcept { return buckets_.empty(); }
-  size_t memory_bytes() const noexcept { return buckets_.capacity() * sizeof(Bucket); }
+  /// The non-empty buckets in key order (allocates; for tests and tools).
+  std::vector<Bucket> buckets() const;
+  bool empty() const noexcept { return sparse_.empty() && dense_.empty(); }
+  size_t memory_bytes() const noexcept {
+    return sparse_.capacity() * sizeof(Bucket) + dense_.capacity() * sizeof(uint64_t);
+  }
 
-  friend bool operator==(const LogHistogram&, const LogHistogram&) = default;
+  friend bool operator==(const LogHistogram& a, const LogHistogram& b) { return a.buckets() == b.buckets(); }
 
  private:
-  std::vector<Bucket> buckets_;  // sorted by key
+  // Sparse (a sorted vector) while a histogram holds few buckets, which is the
+  // common case for one series in one second; dense (a count per key over the
+  // span in use) once it holds more than kSparseMax over a span of at most
+  // kDenseMaxSpan keys, so a busy series adds in O(1).
+  static constexpr size_t kSparseMax = 24;
+  static constexpr int32_t kDenseMaxSpan = 1024;
+  void to_dense();
+
+  std::vector<Bucket> sparse_;
+  int32_t dense_base_ = 0;
+  std::vector<uint64_t> dense_;
 };
 
 }  // namespace monitor::model

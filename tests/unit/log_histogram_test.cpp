@@ -90,3 +90,36 @@ TEST_CASE("an empty histogram reports 0 for every quantile", "[hist]") {
   CHECK(h.quantile(0.5, 0, 0) == 0);
   CHECK(h.total() == 0);
 }
+
+TEST_CASE("a histogram that turns dense, or back to sparse, keeps every count", "[hist]") {
+  std::mt19937_64 rng(Catch::rngSeed());
+  LogHistogram narrow, reference_parts[3], merged;
+  std::vector<int64_t> values;
+  for (int i = 0; i < 20000; ++i) {
+    const auto v = static_cast<int64_t>(rng() % 5000);  // a few hundred buckets: dense
+    values.push_back(v);
+    narrow.add(v);
+    reference_parts[i % 3].add(v);
+  }
+  for (const auto& part : reference_parts) merged.merge(part);
+  CHECK(narrow == merged);
+  CHECK(narrow.total() == 20000);
+  // A value far outside the dense span switches the histogram back to sparse.
+  narrow.add(-4'000'000'000'000LL);
+  narrow.add(4'000'000'000'000LL);
+  CHECK(narrow.total() == 20002);
+  const auto buckets = narrow.buckets();
+  CHECK(buckets.front().key == LogHistogram::bucket_key(-4'000'000'000'000LL));
+  CHECK(buckets.back().key == LogHistogram::bucket_key(4'000'000'000'000LL));
+  for (size_t i = 1; i < buckets.size(); ++i) REQUIRE(buckets[i - 1].key < buckets[i].key);
+  // Quantiles still agree with the exact ones within the bound.
+  values.push_back(-4'000'000'000'000LL);
+  values.push_back(4'000'000'000'000LL);
+  const auto exact = static_cast<double>(exact_quantile(values, 0.5));
+  CHECK(std::fabs(static_cast<double>(narrow.quantile(0.5, INT64_MIN, INT64_MAX)) - exact) / exact <=
+        LogHistogram::kMaxRelativeError);
+  narrow.clear();
+  CHECK(narrow.empty());
+  narrow.add(7);
+  CHECK(narrow.total() == 1);
+}
