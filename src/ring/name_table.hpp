@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "ring/shm_segment.hpp"
@@ -24,6 +25,15 @@ class NameTable {
   /// Finds a published pair without inserting; 0 when absent.
   /// Concurrency: any thread, any process.
   uint32_t find(std::string_view service, std::string_view attr) const noexcept;
+
+  /// True if published id `id` names exactly the NUL-terminated `service` and
+  /// `attr`. Reads no further into either string than the stored name's length
+  /// + 1. Concurrency: any thread; reads only.
+  bool matches(uint32_t id, const char* service, const char* attr) const noexcept {
+    const NameEntry& e = entries_[id - 1];
+    return std::strncmp(service, e.service, e.service_len) == 0 && service[e.service_len] == '\0' &&
+           std::strncmp(attr, e.attr, e.attr_len) == 0 && attr[e.attr_len] == '\0';
+  }
 
   /// Finds or inserts the pair. Names must already be valid (is_valid_name).
   /// Concurrency: any thread, any process. Never waits on another inserter.

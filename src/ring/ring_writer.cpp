@@ -7,6 +7,7 @@ WriterLane RingWriter::bind(uint32_t index) const noexcept {
   w.lane = &segment_->lane(index);
   w.slots = segment_->slots(index);
   w.mask = segment_->header().slots_per_lane - 1;
+  w.index = index;
   w.head = atomic_field(w.lane->head).load(std::memory_order_acquire);
   w.cached_tail = atomic_field(w.lane->tail).load(std::memory_order_acquire);
   return w;

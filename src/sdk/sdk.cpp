@@ -43,8 +43,17 @@ struct Binding {
         name_capacity(segment.header().name_capacity) {}
 };
 
+// Drops on a thread's own lane are counted per lane: one writer per lane, so
+// the counter's line is never shared between writer threads (a single counter
+// would bounce between cores exactly when the ring is under pressure).
+struct alignas(64) LaneDropCounter {
+  std::atomic<uint64_t> value{0};
+};
+constexpr size_t kLaneDropCounters = 256;
+LaneDropCounter g_lane_drops[kLaneDropCounters];
+
 struct Counters {
-  std::atomic<uint64_t> ring_full{0};
+  std::atomic<uint64_t> ring_full{0};  // drops through shared lanes or with no lane
   std::atomic<uint64_t> bad_name{0};
   std::atomic<uint64_t> bad_ops{0};
   std::atomic<uint64_t> unavailable{0};
@@ -164,7 +173,7 @@ bool valid_ops(int32_t op_mask) noexcept {
       if (b.writer.acquire(t.lane, this_owner(), g_start_ticks.load(std::memory_order_relaxed))) {
         releaser.armed = true;
         if (ring::RingWriter::push(t.lane, r) == PushResult::kOk) return MONITOR_OK;
-        count(g_counters.ring_full);
+        count(g_lane_drops[t.lane.index % kLaneDropCounters].value);
         return MONITOR_ERR_RING_FULL;
       }
     } catch (...) {
@@ -186,7 +195,7 @@ inline int push(Binding& b, uint32_t name_id, int64_t server_id, int64_t value, 
   ThreadState& t = t_state;
   if (__builtin_expect(t.lane.lane != nullptr, 1)) {
     if (__builtin_expect(ring::RingWriter::push(t.lane, r) == PushResult::kOk, 1)) return MONITOR_OK;
-    count(g_counters.ring_full);
+    count(g_lane_drops[t.lane.index % kLaneDropCounters].value);
     return MONITOR_ERR_RING_FULL;
   }
   return push_slow(b, r);
@@ -198,15 +207,39 @@ inline int push_now(Binding& b, uint32_t name_id, int64_t server_id, int64_t val
   return push(b, name_id, server_id, value, op_mask, static_cast<uint64_t>(realtime_ns()), 0);
 }
 
+// Callers mostly pass the same literals on every call, so a thread remembers
+// which id the last few (service, attr) pointer pairs had. A hit is still
+// checked byte for byte against the interned names: a reused buffer with new
+// contents misses instead of reporting under a stale id.
+struct NameCacheEntry {
+  const char* service;
+  const char* attr;
+  uint32_t id;
+};
+constexpr size_t kNameCacheSize = 8;
+__attribute__((tls_model("initial-exec"))) thread_local NameCacheEntry t_name_cache[kNameCacheSize];
+
 // Finds the pair's id, interning (and so validating) it on first sight.
 inline int64_t lookup(Binding& b, const char* service, const char* attr) noexcept {
   if (service == nullptr || attr == nullptr) return MONITOR_ERR_BAD_NAME;
+  const auto s_bits = reinterpret_cast<uintptr_t>(service);
+  const auto a_bits = reinterpret_cast<uintptr_t>(attr);
+  NameCacheEntry& cached = t_name_cache[((s_bits >> 4) ^ (a_bits >> 3)) % kNameCacheSize];
+  if (cached.service == service && cached.attr == attr && cached.id != 0 &&
+      b.names.matches(cached.id, service, attr)) {
+    return cached.id;
+  }
   const std::string_view s(service, ::strnlen(service, kMaxNameBytes + 1));
   const std::string_view a(attr, ::strnlen(attr, kMaxNameBytes + 1));
-  if (const uint32_t id = b.names.find(s, a)) return id;
-  if (!is_valid_name(s) || !is_valid_name(a)) return MONITOR_ERR_BAD_NAME;
-  const ring::InternResult interned = b.names.intern(s, a);
-  return interned.id != 0 ? int64_t{interned.id} : int64_t{interned.error};
+  uint32_t id = b.names.find(s, a);
+  if (id == 0) {
+    if (!is_valid_name(s) || !is_valid_name(a)) return MONITOR_ERR_BAD_NAME;
+    const ring::InternResult interned = b.names.intern(s, a);
+    if (interned.id == 0) return interned.error;
+    id = interned.id;
+  }
+  cached = NameCacheEntry{service, attr, id};
+  return id;
 }
 
 int fail(int code) noexcept {
@@ -292,6 +325,7 @@ MONITOR_EXPORT int monitor_handle_report(monitor_handle_t handle, int64_t server
 MONITOR_EXPORT void monitor_get_stats(monitor_stats_t* out) {
   if (out == nullptr) return;
   out->ring_full = g_counters.ring_full.load(std::memory_order_relaxed);
+  for (const auto& lane : g_lane_drops) out->ring_full += lane.value.load(std::memory_order_relaxed);
   out->bad_name = g_counters.bad_name.load(std::memory_order_relaxed);
   out->bad_ops = g_counters.bad_ops.load(std::memory_order_relaxed);
   out->unavailable = g_counters.unavailable.load(std::memory_order_relaxed);
