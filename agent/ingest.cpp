@@ -45,9 +45,9 @@ void Ingest::count_outside_window(Aggregator::Rejected rejected) {
   }
 }
 
-void Ingest::on_line(std::string_view line, int64_t received_ns) {
+void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns) {
   ParsedLine parsed;
-  const LineError error = parser_.parse(line, parsed);
+  const LineError error = parser_.parse(line, readable, parsed);
   if (error != LineError::kOk) {
     ++counters_.bad_lines[static_cast<size_t>(error)];
     uint64_t suppressed = 0;
@@ -73,7 +73,7 @@ void Ingest::on_datagram(std::string_view bytes, bool truncated, int64_t receive
     const size_t last_newline = bytes.rfind('\n');
     bytes = last_newline == std::string_view::npos ? std::string_view{} : bytes.substr(0, last_newline);
   }
-  for_each_line(bytes, [&](std::string_view line) { on_line(line, received_ns); });
+  for_each_line(bytes, [&](std::string_view line, size_t readable) { on_line(line, readable, received_ns); });
 }
 
 }  // namespace monitor::agent

@@ -75,7 +75,7 @@ class Ingest {
   const AgentCounters& counters() const noexcept { return counters_; }
 
  private:
-  void on_line(std::string_view line, int64_t received_ns);
+  void on_line(std::string_view line, size_t readable, int64_t received_ns);
   uint32_t resolve_ring_id(uint32_t ring_id);
   void reject_slot(const ring::Slot& slot);
   void count(Aggregator::AddResult result) {

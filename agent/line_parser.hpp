@@ -1,5 +1,7 @@
 #pragma once
 
+#include <emmintrin.h>
+
 #include <cstdint>
 #include <string_view>
 
@@ -29,6 +31,8 @@ struct ParsedLine {
   int64_t time_ns = 0;  // 0: "now" (the agent stamps it on receipt)
 };
 
+struct BlockMasks;
+
 /// Parses the agent's socket lines. See docs/agent.md for the forms:
 ///
 ///   native:  <service> <attr> <server_id> <value> <ops> <timestamp_ns>
@@ -45,25 +49,49 @@ class LineParser {
 
   LineError parse(std::string_view line, ParsedLine& out) noexcept;
 
+  /// As parse(), when `readable` >= line.size() bytes from line.data() may be
+  /// read (the rest of the datagram): lets the scan load in place.
+  LineError parse(std::string_view line, size_t readable, ParsedLine& out) noexcept;
+
  private:
-  LineError parse_native(std::string_view line, ParsedLine& out) noexcept;
+  LineError parse_native(std::string_view line, const size_t* spaces, size_t space_count,
+                         const BlockMasks& first_block, ParsedLine& out) noexcept;
   LineError parse_statsd(std::string_view line, ParsedLine& out) noexcept;
 
   const int64_t default_server_id_;
   char service_buf_[64];
   char attr_buf_[64];
+  char last_ops_text_[24] = {};
+  size_t last_ops_len_ = 0;
+  uint32_t last_ops_ = 0;
 };
 
-/// Splits a datagram into lines ('\n', optional '\r'), skipping empty ones.
+/// Splits a datagram into lines ('\n', optional '\r'), skipping empty ones;
+/// calls on_line(line, readable) where `readable` counts the bytes from the
+/// line's start to the datagram's end.
 template <class OnLine>
 void for_each_line(std::string_view datagram, OnLine&& on_line) {
-  while (!datagram.empty()) {
-    const size_t nl = datagram.find('\n');
-    std::string_view line = datagram.substr(0, nl);
+  const char* const end = datagram.data() + datagram.size();
+  const char* p = datagram.data();
+  while (p < end) {
+    // 16 bytes per compare: a memchr call per short line cost more than the search.
+    const char* nl = p;
+    const __m128i newline = _mm_set1_epi8('\n');
+    while (end - nl >= 16) {
+      const int hits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(nl)), newline));
+      if (hits != 0) {
+        nl += __builtin_ctz(static_cast<unsigned>(hits));
+        break;
+      }
+      nl += 16;
+    }
+    if (end - nl < 16) {
+      while (nl < end && *nl != '\n') ++nl;
+    }
+    std::string_view line(p, static_cast<size_t>(nl - p));
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty()) on_line(line);
-    if (nl == std::string_view::npos) break;
-    datagram.remove_prefix(nl + 1);
+    if (!line.empty()) on_line(line, static_cast<size_t>(end - p));
+    p = nl + 1;
   }
 }
 

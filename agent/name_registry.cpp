@@ -2,7 +2,7 @@
 
 namespace monitor::agent {
 
-uint32_t NameRegistry::intern(std::string_view service, std::string_view attr) {
+uint32_t NameRegistry::intern_slow(std::string_view service, std::string_view attr) {
   scratch_.assign(service);
   scratch_ += ' ';  // cannot occur in a valid name
   scratch_ += attr;

@@ -6,18 +6,41 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/hash.hpp"
+
 namespace monitor::agent {
 
 /// The agent's own ids for (service, attr) pairs, whatever path they came by
 /// (ring or socket). Ids are dense from 1 and never reused. Not thread-safe.
 class NameRegistry {
  public:
-  uint32_t intern(std::string_view service, std::string_view attr);
+  /// The id of the pair, added if new. A small direct-mapped cache in front of
+  /// the map serves the pairs a host repeats on every line.
+  uint32_t intern(std::string_view service, std::string_view attr) {
+    const uint64_t hash = hash_name_pair(service, attr);
+    CacheEntry& cached = cache_[hash % kCacheSize];
+    if (cached.hash == hash && cached.id != 0 && names_[cached.id - 1].first == service &&
+        names_[cached.id - 1].second == attr) {
+      return cached.id;
+    }
+    const uint32_t id = intern_slow(service, attr);
+    cached = CacheEntry{hash, id};
+    return id;
+  }
   std::string_view service(uint32_t id) const noexcept { return names_[id - 1].first; }
   std::string_view attr(uint32_t id) const noexcept { return names_[id - 1].second; }
   size_t size() const noexcept { return names_.size(); }
 
  private:
+  struct CacheEntry {
+    uint64_t hash = 0;
+    uint32_t id = 0;
+  };
+  static constexpr size_t kCacheSize = 1024;
+
+  uint32_t intern_slow(std::string_view service, std::string_view attr);
+
+  std::vector<CacheEntry> cache_ = std::vector<CacheEntry>(kCacheSize);
   std::unordered_map<std::string, uint32_t> ids_;  // "service attr" -> id
   std::vector<std::pair<std::string, std::string>> names_;
   std::string scratch_;

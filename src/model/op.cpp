@@ -19,8 +19,14 @@ std::optional<uint32_t> parse_ops(std::string_view text) noexcept {
     const size_t comma = text.find(',');
     const std::string_view part = text.substr(0, comma);
     uint32_t bit = 0;
-    for (const auto& op : kOps) {
-      if (op.name == part) bit = op.bit;
+    // Decide on length and first letter first: this runs for every socket line.
+    switch (part.size()) {
+      case 3:
+        bit = part == "SUM" ? 1 : part == "MAX" ? 2 : part == "MIN" ? 4 : part == "AVG" ? 8 : 0;
+        break;
+      case 4: bit = part == "LAST" ? 32 : part == "HIST" ? 128 : 0; break;
+      case 5: bit = part == "FIRST" ? 16 : part == "COUNT" ? 64 : 0; break;
+      default: break;
     }
     if (bit == 0) return std::nullopt;
     mask |= bit;

@@ -129,7 +129,17 @@ TEST_CASE("random bytes never crash the parser", "[parser][failure]") {
     std::string line(rng() % 80, ' ');
     for (auto& c : line) c = alphabet[rng() % alphabet.size()];
     const LineError e = parser.parse(line, p);
+    // Parsing in place inside a larger buffer (as the agent does within a
+    // datagram) must see exactly the line and nothing after it.
+    const std::string buffer = line + "\n" + line + std::string(rng() % 70, ':');
+    ParsedLine in_place;
+    LineParser second(0);
+    REQUIRE(second.parse(std::string_view(buffer.data(), line.size()), buffer.size(), in_place) == e);
     if (e == LineError::kOk) {
+      REQUIRE(in_place.service == p.service);
+      REQUIRE(in_place.attr == p.attr);
+      REQUIRE(in_place.value == p.value);
+      REQUIRE(in_place.ops == p.ops);
       REQUIRE(monitor::is_valid_name(p.service));
       REQUIRE(monitor::is_valid_name(p.attr));
       REQUIRE(p.ops != 0);
@@ -139,6 +149,45 @@ TEST_CASE("random bytes never crash the parser", "[parser][failure]") {
 
 TEST_CASE("a datagram splits into lines skipping empty ones and CRs", "[parser]") {
   std::vector<std::string> lines;
-  for_each_line("a\r\n\nb\nc", [&](std::string_view l) { lines.emplace_back(l); });
+  std::vector<size_t> readable;
+  for_each_line("a\r\n\nb\nc", [&](std::string_view l, size_t r) {
+    lines.emplace_back(l);
+    readable.push_back(r);
+  });
   CHECK(lines == std::vector<std::string>{"a", "b", "c"});
+  CHECK(readable == std::vector<size_t>{7, 3, 1});
+  lines.clear();
+  const std::string long_datagram = std::string(40, 'x') + "\n" + std::string(20, 'y') + "\n\n" + std::string(17, 'z');
+  for_each_line(long_datagram, [&](std::string_view l, size_t) { lines.emplace_back(l); });
+  CHECK(lines == std::vector<std::string>{std::string(40, 'x'), std::string(20, 'y'), std::string(17, 'z')});
+}
+
+TEST_CASE("the vectorised name check agrees with is_valid_name", "[parser][property]") {
+  LineParser parser(0);
+  ParsedLine p;
+  std::mt19937_64 rng(Catch::rngSeed());
+  const std::string alphabet = "AZaz09..._-:";
+  auto random_name = [&] {
+    std::string name(rng() % 70, 'A');
+    for (auto& c : name) c = alphabet[rng() % alphabet.size()];
+    if (rng() % 3 == 0 && !name.empty()) name[0] = 'S';
+    return name;
+  };
+  int accepted = 0;
+  for (int i = 0; i < 100000; ++i) {
+    const std::string service = rng() % 2 ? random_name() : "Shop.Api";
+    const std::string attr = rng() % 2 ? random_name() : "Queue.Count";
+    if (service.find(':') != std::string::npos || attr.find(':') != std::string::npos) continue;  // statsd form
+    const std::string line = service + " " + attr + " 1 1 SUM 0";
+    const bool expected = monitor::is_valid_name(service) && monitor::is_valid_name(attr);
+    const LineError e = parser.parse(line, p);
+    INFO("line: " << line);
+    if (expected) {
+      REQUIRE(e == LineError::kOk);
+      ++accepted;
+    } else if (!service.empty() && !attr.empty() && service.find(' ') == std::string::npos) {
+      REQUIRE(e != LineError::kOk);
+    }
+  }
+  CHECK(accepted > 1000);
 }
