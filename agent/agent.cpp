@@ -96,6 +96,17 @@ Agent::Agent(AgentConfig config)
 
 Agent::~Agent() = default;
 
+void Agent::flush_due(int64_t up_to_second) {
+  if (up_to_second <= aggregator_->watermark()) return;
+  const int64_t start = monotonic_ns();
+  // Keep draining while a large second is written out: a stall of tens of
+  // milliseconds is enough for a busy writer to fill its lane.
+  aggregator_->flush_until(up_to_second, *sink_, [this] { poll_once(); });
+  const int64_t took_ms = (monotonic_ns() - start) / 1'000'000;
+  last_flush_ms_ = std::max(last_flush_ms_, took_ms);
+  if (took_ms >= 500) spdlog::warn("writing out second {} took {} ms", up_to_second, took_ms);
+}
+
 size_t Agent::poll_once() {
   Ingest& ingest = *ingest_;
   size_t work = reader_->drain([&](const ring::Slot& slot) { ingest.on_slot(slot, tsc_); });
@@ -130,6 +141,8 @@ void Agent::report_self(int64_t now_ns) {
   report("Time.Late", delta(c.late, r.late), kCounter);
   report("Time.Future", delta(c.future, r.future), kCounter);
   report("Series.Live", static_cast<int64_t>(aggregator_->live_cells()), kGauge);
+  report("Flush.Millis", last_flush_ms_, kGauge);
+  last_flush_ms_ = 0;
   report("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()), kGauge);
   const RssInfo rss = read_rss();
   report("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes), kGauge);
@@ -170,15 +183,17 @@ int Agent::run() {
       every_second(now_ns);
       next_second_ns = (now_s_ + 1) * 1'000'000'000;
     }
-    aggregator_->flush_until(now_s_ - config_.late_window_s - 1, *sink_);
+    flush_due(now_s_ - config_.late_window_s - 1);
     if (work != 0) {
       idle_rounds = 0;
       continue;
     }
     // Nothing waiting: sleep, briefly at first so a burst finds the lanes
-    // emptied quickly, longer once the host is quiet. Socket data wakes us.
+    // emptied quickly, longer once the host is quiet, but never so long that
+    // one writer's burst could fill a lane meanwhile (4096 slots at 20 M/s is
+    // 200 us). Socket data wakes us at once.
     ++idle_rounds;
-    const long sleep_ns = idle_rounds < 100 ? 50'000 : 1'000'000;
+    const long sleep_ns = idle_rounds < 100 ? 50'000 : 200'000;
     timespec timeout{0, sleep_ns};
     pollfd pfd{socket_ ? socket_->fd() : -1, POLLIN, 0};
     ppoll(&pfd, 1, &timeout, nullptr);
@@ -189,7 +204,7 @@ int Agent::run() {
   }
   every_second(realtime_ns());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
-  aggregator_->flush_until(now_s + config_.future_window_s, *sink_);
+  flush_due(now_s + config_.future_window_s);
   const AgentCounters& c = ingest_->counters();
   spdlog::info("stopped: {} ring reports, {} socket lines, {} bad lines, {} ring drops, {} abandoned slots, "
                "{} late, {} future, {} records written, {} records failed",

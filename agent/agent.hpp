@@ -42,6 +42,7 @@ class Agent {
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
   size_t poll_once();
+  void flush_due(int64_t up_to_second);
 
   AgentConfig config_;
   std::optional<ring::RingReader> reader_;
@@ -54,6 +55,7 @@ class Agent {
   std::unique_ptr<JsonLinesSink> sink_;
   AgentCounters reported_;  // ingest counters as of the last self report
   int64_t now_s_ = 0;
+  int64_t last_flush_ms_ = 0;  // longest flush since the last self report
 };
 
 }  // namespace monitor::agent

@@ -28,12 +28,18 @@ Aggregator::Aggregator(Options options, int64_t now_s)
       tables_(static_cast<size_t>(options.late_window_s + options.future_window_s + 3)) {}
 
 Aggregator::SecondTable* Aggregator::table_for(int64_t second) {
-  SecondTable& t = tables_[static_cast<size_t>(second) % tables_.size()];
-  if (t.second == second) return &t;
-  if (t.second > watermark_) return nullptr;  // still open for another second: caller's clock jumped
-  t.second = second;
-  if (t.index.empty()) t.index.assign(kInitialIndex, 0);
-  return &t;
+  // Free tables are a pool: a new second takes the free table with the most
+  // room, so only as many tables grow large as there are seconds open at once
+  // (about late window + 2), not every table in turn.
+  SecondTable* free_table = nullptr;
+  for (SecondTable& t : tables_) {
+    if (t.second == second) return &t;
+    if (t.second == -1 && (free_table == nullptr || t.index.size() > free_table->index.size())) free_table = &t;
+  }
+  if (free_table == nullptr) return nullptr;  // every table holds an open second: the caller's clock jumped
+  free_table->second = second;
+  if (free_table->index.empty()) free_table->index.assign(kInitialIndex, 0);
+  return free_table;
 }
 
 void Aggregator::update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns) {
@@ -135,7 +141,8 @@ uint32_t Aggregator::new_hist() {
   return static_cast<uint32_t>(hists_.size());
 }
 
-void Aggregator::flush_until(int64_t up_to_second, AggregateSink& sink) {
+void Aggregator::flush_until(int64_t up_to_second, AggregateSink& sink,
+                             const std::function<void()>& between_chunks) {
   if (up_to_second <= watermark_) return;
   // Tables are few (late + future + 3): collect the due ones and emit in order.
   std::vector<SecondTable*> due;
@@ -144,10 +151,12 @@ void Aggregator::flush_until(int64_t up_to_second, AggregateSink& sink) {
   }
   std::sort(due.begin(), due.end(), [](auto* a, auto* b) { return a->second < b->second; });
   watermark_ = up_to_second;
-  for (SecondTable* t : due) emit(*t, sink);
+  // Reports for these seconds are now behind the watermark, so nothing that
+  // between_chunks adds can land in a table being emitted.
+  for (SecondTable* t : due) emit(*t, sink, between_chunks);
 }
 
-void Aggregator::emit(SecondTable& t, AggregateSink& sink) {
+void Aggregator::emit(SecondTable& t, AggregateSink& sink, const std::function<void()>& between_chunks) {
   // Group cells of one (name, server) so differing op masks merge per op.
   order_.resize(t.cells.size());
   for (uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;
@@ -156,9 +165,17 @@ void Aggregator::emit(SecondTable& t, AggregateSink& sink) {
     const Cell& y = t.cells[b];
     return x.name_id != y.name_id ? x.name_id < y.name_id : x.server_id < y.server_id;
   });
+  if (between_chunks) between_chunks();  // the sort above takes milliseconds for 100 000 series
   model::Stats merged;
   model::LogHistogram merged_hist;
+  size_t next_break = kEmitChunk;
   for (size_t begin = 0; begin < order_.size();) {
+    if (begin >= next_break) {
+      next_break = begin + kEmitChunk;
+      // order_ and this table stay untouched by what the callback adds, but
+      // hists_ may grow: no pointer into it is held across this call.
+      if (between_chunks) between_chunks();
+    }
     const Cell& head = t.cells[order_[begin]];
     size_t end = begin + 1;
     uint32_t ops_union = head.ops;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "agent/aggregate_record.hpp"
@@ -54,8 +55,12 @@ class Aggregator {
   Rejected add_batch(const Input* inputs, size_t n, int64_t now_s);
 
   /// Emits every second <= `up_to_second` not yet emitted, oldest first, and
-  /// advances the watermark to it.
-  void flush_until(int64_t up_to_second, AggregateSink& sink);
+  /// advances the watermark to it. Calls `between_chunks` (if set) after every
+  /// kEmitChunk series, so a caller can keep draining its inputs while a large
+  /// second is written out; it may call add() and add_batch(), never flush_until().
+  void flush_until(int64_t up_to_second, AggregateSink& sink,
+                   const std::function<void()>& between_chunks = {});
+  static constexpr size_t kEmitChunk = 4096;
 
   /// Series cells held across all open seconds.
   size_t live_cells() const noexcept;
@@ -91,7 +96,7 @@ class Aggregator {
   void update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns);
   Cell& find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
   void grow(SecondTable& t);
-  void emit(SecondTable& t, AggregateSink& sink);
+  void emit(SecondTable& t, AggregateSink& sink, const std::function<void()>& between_chunks);
   uint32_t new_hist();
 
   const Options options_;

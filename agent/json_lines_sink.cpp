@@ -55,12 +55,18 @@ void JsonLinesSink::write(const AggregateRecord& r) {
   }
   buffer_.push_back('\n');
   ++pending_;
+  if (buffer_.size() >= kFlushBytes) write_out();
 }
 
 void JsonLinesSink::end_second(int64_t) {
+  write_out();
+  if (std::fflush(file_) != 0) std::clearerr(file_);
+}
+
+void JsonLinesSink::write_out() {
   if (buffer_.size() != 0) {
     const size_t written = std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
-    if (written != buffer_.size() || std::fflush(file_) != 0) {
+    if (written != buffer_.size()) {
       records_failed_ += pending_;
       std::clearerr(file_);
     } else {

@@ -11,7 +11,7 @@
 namespace monitor::agent {
 
 /// Writes each record as one JSON object per line (format in docs/agent.md) to
-/// a file or stdout, flushing once per second. A failed write (disk full, closed
+/// a file or stdout, in chunks of kFlushBytes, flushing at the end of a second. A failed write (disk full, closed
 /// pipe) is counted and the second's records are dropped, never fatal.
 /// Not thread-safe.
 class JsonLinesSink final : public AggregateSink {
@@ -30,6 +30,9 @@ class JsonLinesSink final : public AggregateSink {
   uint64_t records_failed() const noexcept { return records_failed_; }
 
  private:
+  static constexpr size_t kFlushBytes = 256 * 1024;  // bounds memory whatever the series count
+  void write_out();
+
   const NameRegistry& names_;
   std::FILE* file_;
   bool owns_file_;

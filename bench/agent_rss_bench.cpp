@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
           }
         }
       }
-      if (server % 500 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (server % 50 == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     std::this_thread::sleep_until(second_end);
     const monitor::RssInfo now = monitor::read_rss(agent.pid());
