@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds, runs the unit, end-to-end
+# and install/consumer tests with ctest, then the line-parser fuzzer for a
+# short while when clang is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+(cd build && ctest --output-on-failure -j2)
+
+if command -v clang++ >/dev/null; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
+  cmake --build build-fuzz --target line_parser_fuzz
+  mkdir -p build-fuzz/corpus
+  echo "fuzz: line parser, 20 s" >&2
+  build-fuzz/fuzz/line_parser_fuzz -max_total_time=20 -max_len=4096 -print_final_stats=1 \
+    build-fuzz/corpus fuzz/corpus/line_parser 2>&1 | tail -n 3
+fi
+echo "all tests passed"
