@@ -5,6 +5,9 @@
 #include <iterator>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
 #include "model/op.hpp"
 
 namespace monitor::agent {
@@ -18,6 +21,10 @@ JsonLinesSink::JsonLinesSink(const std::string& path, const NameRegistry& names)
     }
     owns_file_ = true;
   }
+  // We buffer in chunks ourselves; without stdio's buffer every fwrite reaches
+  // write(2), so its result says whether the chunk was really written (a
+  // buffered fwrite "succeeds" and the loss surfaces unreported in fflush).
+  std::setvbuf(file_, nullptr, _IONBF, 0);
 }
 
 JsonLinesSink::~JsonLinesSink() {
@@ -58,17 +65,19 @@ void JsonLinesSink::write(const AggregateRecord& r) {
   if (buffer_.size() >= kFlushBytes) write_out();
 }
 
-void JsonLinesSink::end_second(int64_t) {
-  write_out();
-  if (std::fflush(file_) != 0) std::clearerr(file_);
-}
+void JsonLinesSink::end_second(int64_t) { write_out(); }
 
 void JsonLinesSink::write_out() {
   if (buffer_.size() != 0) {
     const size_t written = std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
     if (written != buffer_.size()) {
+      const int err = errno;
       records_failed_ += pending_;
       std::clearerr(file_);
+      uint64_t suppressed = 0;
+      if (write_log_.allow(realtime_ns(), suppressed)) {
+        spdlog::error("writing aggregates failed: {}; {} records lost so far", std::strerror(err), records_failed_);
+      }
     } else {
       records_written_ += pending_;
     }

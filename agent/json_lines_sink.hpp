@@ -6,12 +6,13 @@
 #include <fmt/format.h>
 
 #include "agent/aggregate_record.hpp"
+#include "agent/log_throttle.hpp"
 #include "agent/name_registry.hpp"
 
 namespace monitor::agent {
 
 /// Writes each record as one JSON object per line (format in docs/agent.md) to
-/// a file or stdout, in chunks of kFlushBytes, flushing at the end of a second. A failed write (disk full, closed
+/// a file or stdout, in chunks of kFlushBytes and at the end of each second. A failed write (disk full, closed
 /// pipe) is counted and the second's records are dropped, never fatal.
 /// Not thread-safe.
 class JsonLinesSink final : public AggregateSink {
@@ -40,6 +41,7 @@ class JsonLinesSink final : public AggregateSink {
   uint64_t pending_ = 0;
   uint64_t records_written_ = 0;
   uint64_t records_failed_ = 0;
+  LogThrottle write_log_;
 };
 
 }  // namespace monitor::agent

@@ -263,3 +263,35 @@ TEST_CASE("monitor-agent --help describes it and a bad config stops it with a cl
     shm_unlink("/mt-e2e-sockcheck");
   }
 }
+
+TEST_CASE("a second agent on a ring that already has a live reader refuses to start", "[e2e][failure]") {
+  RunningAgent first;
+  TempDir dir;
+  auto second = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", first.ring.name(), "--socket", dir.file("s2.sock"),
+                                     "--output", dir.file("out2.jsonl")},
+                                    "", dir.file("err.txt"));
+  REQUIRE(second.wait_for(10s) == 2);
+  CHECK_THAT(read_file(dir.file("err.txt")), Catch::Contains("already has a live reader"));
+  first.stop();
+}
+
+TEST_CASE("a full output disk is counted and logged and the agent keeps running", "[e2e][failure]") {
+  TempDir dir;
+  TempRing ring("fulldisk");
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", dir.file("agent.sock"),
+                                    "--output", "/dev/full"},
+                                   "", dir.file("agent.log"));
+  struct stat st {};
+  REQUIRE(monitor::test::wait_until([&] { return stat(dir.file("agent.sock").c_str(), &st) == 0; }, 10s));
+  auto writer = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "workload", "0", dir.file("agent.sock"), "2000"}, "",
+                                    "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+  REQUIRE(writer.wait_for(30s) == 0);
+  std::this_thread::sleep_for(3500ms);  // past the late window: seconds are written (and fail)
+  CHECK(agent.wait_for(0ms) == std::nullopt);  // still running
+  agent.signal(SIGTERM);
+  REQUIRE(agent.wait_for(20s) == 0);
+  const std::string log = read_file(dir.file("agent.log"));
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("0 records written"));
+  CHECK_THAT(log, Catch::Contains("records failed") && !Catch::Contains(" 0 records failed"));
+}
