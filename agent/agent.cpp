@@ -161,8 +161,15 @@ void Agent::every_second(int64_t now_ns) {
                  sweep.abandoned_slots);
   }
   if (sweep.new_drops + sweep.new_no_lane_drops != 0) {
-    spdlog::warn("writers dropped {} reports in the last second: ring lanes full ({} total)",
-                 sweep.new_drops + sweep.new_no_lane_drops, counters.ring_dropped);
+    std::string by_writer;
+    for (size_t i = 0; i < sweep.drops_by_writer.size() && i < 5; ++i) {
+      by_writer += fmt::format("{}pid {}: {}", i == 0 ? "" : ", ", sweep.drops_by_writer[i].pid,
+                               sweep.drops_by_writer[i].drops);
+    }
+    spdlog::warn("writers dropped {} reports in the last second, ring lanes full ({} total){}{}{}",
+                 sweep.new_drops + sweep.new_no_lane_drops, counters.ring_dropped,
+                 by_writer.empty() ? "" : "; ", by_writer,
+                 sweep.new_no_lane_drops != 0 ? fmt::format("; {} found no free lane", sweep.new_no_lane_drops) : "");
   }
   if (sweep.new_names_full != 0) {
     spdlog::warn("writers failed to intern {} names: name table full ({} entries)", sweep.new_names_full,

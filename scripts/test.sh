@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-(cd build && ctest --output-on-failure -j2)
+(cd build && ctest --output-on-failure -j2) | tee build/ctest.log
+summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' build/ctest.log)
 
 if command -v clang++ >/dev/null; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -16,4 +17,6 @@ if command -v clang++ >/dev/null; then
   build-fuzz/fuzz/line_parser_fuzz -max_total_time=20 -max_len=4096 -print_final_stats=1 \
     build-fuzz/corpus fuzz/corpus/line_parser 2>&1 | tail -n 3
 fi
-echo "all tests passed"
+total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+)/\1/')
+failed=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/')
+echo "$((total - failed)) passed, $failed failed"

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/process_info.hpp"
 
 namespace monitor::ring {
@@ -31,6 +33,22 @@ RingReader::RingReader(ShmSegment segment) noexcept : segment_(std::move(segment
   atomic_field(segment_.header().reader_pid).store(static_cast<uint64_t>(getpid()), std::memory_order_relaxed);
 }
 
+namespace {
+void add_writer_drops(std::vector<WriterDrops>& by_writer, pid_t pid, uint64_t drops) noexcept {
+  for (auto& w : by_writer) {
+    if (w.pid == pid) {
+      w.drops += drops;
+      return;
+    }
+  }
+  try {
+    by_writer.push_back({pid, drops});
+  } catch (...) {
+    // Attribution is for the log only; the total is counted regardless.
+  }
+}
+}  // namespace
+
 SweepResult RingReader::sweep(int64_t now_ns) noexcept {
   SweepResult result;
   SegmentHeader& h = segment_.header();
@@ -39,12 +57,14 @@ SweepResult RingReader::sweep(int64_t now_ns) noexcept {
   for (uint32_t i = 0; i < tails_.size(); ++i) {
     Lane& lane = segment_.lane(i);
     const uint64_t dropped = atomic_field(lane.dropped).load(std::memory_order_relaxed);
-    result.new_drops += dropped - seen_dropped_[i];
+    const uint64_t lane_drops = dropped - seen_dropped_[i];
+    result.new_drops += lane_drops;
     seen_dropped_[i] = dropped;
 
     uint64_t owner = atomic_field(lane.owner).load(std::memory_order_acquire);
     if (owner == 0) continue;
     const auto pid = static_cast<pid_t>(owner >> 32);
+    if (lane_drops != 0) add_writer_drops(result.drops_by_writer, pid, lane_drops);
     bool gone = !process_exists(pid);
     if (!gone) {
       const uint64_t start = process_start_ticks(pid);
@@ -82,6 +102,8 @@ SweepResult RingReader::sweep(int64_t now_ns) noexcept {
   result.new_names_full = names_full - seen_names_full_;
   seen_names_full_ = names_full;
   abandoned_total_ += result.abandoned_slots;
+  std::sort(result.drops_by_writer.begin(), result.drops_by_writer.end(),
+            [](const WriterDrops& a, const WriterDrops& b) { return a.drops > b.drops; });
   return result;
 }
 

@@ -9,6 +9,12 @@
 
 namespace monitor::ring {
 
+/// Lane-full drops of one writer process since the last sweep.
+struct WriterDrops {
+  int32_t pid;
+  uint64_t drops;
+};
+
 /// What one sweep found.
 struct SweepResult {
   uint32_t lanes_reclaimed = 0;   // owners that were gone
@@ -16,6 +22,7 @@ struct SweepResult {
   uint64_t new_drops = 0;         // lane-full drops since the last sweep
   uint64_t new_no_lane_drops = 0; // calls that found no lane since the last sweep
   uint64_t new_names_full = 0;
+  std::vector<WriterDrops> drops_by_writer;  // from lanes with a live owner, largest first
 };
 
 /// Drains every lane of a segment. The single reader of the segment: one

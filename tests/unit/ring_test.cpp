@@ -95,7 +95,11 @@ TEST_CASE("a full lane drops the report and counts it", "[ring][failure]") {
   CHECK(RingWriter::push(lane, report(65)) == PushResult::kFull);
   CHECK(lane.lane->dropped == 2);
 
-  CHECK(reader.sweep(0).new_drops == 2);
+  const SweepResult swept = reader.sweep(0);
+  CHECK(swept.new_drops == 2);
+  REQUIRE(swept.drops_by_writer.size() == 1);  // attributed to the writer process
+  CHECK(swept.drops_by_writer[0].pid == getpid());
+  CHECK(swept.drops_by_writer[0].drops == 2);
   CHECK(reader.sweep(0).new_drops == 0);  // counted once
   CHECK(drain_values(reader).size() == 64);
   // Room again once drained.
