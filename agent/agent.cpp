@@ -197,7 +197,7 @@ int Agent::run() {
     }
     // Nothing waiting: sleep, briefly at first so a burst finds the lanes
     // emptied quickly, longer once the host is quiet, but never so long that
-    // one writer's burst could fill a lane meanwhile (4096 slots at 20 M/s is
+    // one writer's burst could fill a lane meanwhile (8192 slots at 40 M/s is
     // 200 us). Socket data wakes us at once.
     ++idle_rounds;
     const long sleep_ns = idle_rounds < 100 ? 50'000 : 200'000;

@@ -84,8 +84,8 @@ void AgentConfig::validate() const {
   if (!is_power_of_two(ring_slots_per_lane) || ring_slots_per_lane < 64) {
     throw std::runtime_error("ring_slots_per_lane must be a power of two >= 64");
   }
-  if (!is_power_of_two(ring_name_capacity) || ring_name_capacity < 64) {
-    throw std::runtime_error("ring_name_capacity must be a power of two >= 64");
+  if (!is_power_of_two(ring_name_capacity) || ring_name_capacity < 64 || ring_name_capacity > (1u << 24)) {
+    throw std::runtime_error("ring_name_capacity must be a power of two in [64, 2^24]");
   }
   if (ring_lanes < 2 || ring_lanes > 65536 || ring_shared_lanes == 0 || ring_shared_lanes >= ring_lanes) {
     throw std::runtime_error("need 2 <= ring_lanes <= 65536 and 0 < ring_shared_lanes < ring_lanes");

@@ -11,7 +11,7 @@ struct AgentConfig {
   std::string ring;  // empty: $MONITOR_RING or "/monitor-ring"
   uint32_t ring_lanes = 128;
   uint32_t ring_shared_lanes = 8;
-  uint32_t ring_slots_per_lane = 4096;
+  uint32_t ring_slots_per_lane = 8192;
   uint32_t ring_name_capacity = 16384;
   bool recreate_ring = false;
 

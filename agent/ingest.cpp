@@ -30,7 +30,7 @@ void Ingest::reject_slot(const ring::Slot& slot) {
   ++counters_.bad_slots;
   uint64_t suppressed = 0;
   if (bad_slot_log_.allow(realtime_ns(), suppressed)) {
-    spdlog::warn("skipped a ring slot with name id {} and ops {:#x} ({} bad slots so far)", slot.name_id, slot.ops,
+    spdlog::warn("skipped a ring slot with name id {} and ops {:#x} ({} bad slots so far)", slot.name_id(), slot.ops(),
                  counters_.bad_slots);
   }
 }

@@ -44,11 +44,12 @@ class Ingest {
   void set_now(int64_t now_s) noexcept { now_s_ = now_s; }
 
   void on_slot(const ring::Slot& slot, const TscClock& tsc) {
-    const uint32_t ops = slot.ops & ring::kOpsMask;
+    const uint32_t ops = slot.ops();
+    const uint32_t ring_id = slot.name_id();
     const int64_t time_ns =
-        (slot.ops & ring::kOpsTimeIsTsc) != 0 ? tsc.to_ns(slot.time) : static_cast<int64_t>(slot.time);
-    uint32_t id = slot.name_id < ring_ids_.size() ? ring_ids_[slot.name_id] : 0;
-    if (id == 0) id = resolve_ring_id(slot.name_id);
+        slot.time_is_tsc() ? tsc.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
+    uint32_t id = ring_id < ring_ids_.size() ? ring_ids_[ring_id] : 0;
+    if (id == 0) id = resolve_ring_id(ring_id);
     if (id == 0 || ops == 0) {
       reject_slot(slot);
       return;

@@ -111,8 +111,8 @@ void BM_DrainUnorderedMap(benchmark::State& state) {
     while (drained < filled) {
       drained += f.reader->drain(
           [&](const ring::Slot& s) {
-            map[(uint64_t{s.name_id} << 40) ^ (uint64_t{s.ops & 0xFF} << 32) ^ static_cast<uint64_t>(s.server_id)]
-                .add(s.value, static_cast<int64_t>(s.time));
+            map[(uint64_t{s.name_id()} << 40) ^ (uint64_t{s.ops()} << 32) ^ static_cast<uint64_t>(s.server_id)]
+                .add(s.value, static_cast<int64_t>(s.time_value()));
           },
           kSlots);
     }

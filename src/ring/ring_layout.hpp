@@ -5,7 +5,7 @@
 //
 //   offset 0              SegmentHeader                       256 B
 //   lanes_offset          lane_count x Lane                   each 128 B header
-//                           + slots_per_lane x Slot (64 B)
+//                           + slots_per_lane x Slot (32 B, two per cache line)
 //   names_offset          name_capacity x NameEntry (160 B)
 //
 // A lane is a single-producer / single-consumer ring. Each writer thread owns
@@ -20,8 +20,11 @@
 //
 // Slot.seq is 0 (never written), busy(pos) = 2*(pos+1)+1 while the writer fills
 // the slot for absolute position pos, ready(pos) = 2*(pos+1) once published
-// (release). The reader consumes slot tail when seq == ready(tail), then
-// advances tail (release) so the writer may reuse it.
+// (release), both mod 2^32. The reader consumes slot tail when seq ==
+// ready(tail), then advances tail (release) so the writer may reuse it. 32
+// bits suffice: when the reader reaches a slot it holds position tail or
+// tail - slots_per_lane (every slot before it was written in each lap), and
+// those differ mod 2^32.
 //
 // Crash story: a writer killed mid-write leaves seq == busy(pos) and nothing
 // after it (it was the only writer of that lane). The reader's sweep sees the
@@ -44,12 +47,15 @@
 namespace monitor::ring {
 
 inline constexpr uint64_t kSegmentMagic = 0x31474E49524E4F4DULL;  // "MONRING1" little-endian
-inline constexpr uint32_t kRingVersion = 1;
+inline constexpr uint32_t kRingVersion = 2;  // 2: 32-byte slots
 inline constexpr uint32_t kMaxNameBytes = 64;
 
-// Bit 31 of Slot::ops: Slot::time is raw TSC ticks, not ns since the epoch.
+// Bit 31 of ReportFields::ops (the writer's input): the time is raw TSC ticks.
 inline constexpr uint32_t kOpsTimeIsTsc = 1u << 31;
 inline constexpr uint32_t kOpsMask = 0xFFu;
+// In a Slot: bit 63 of time marks TSC ticks; name_ops = name_id | ops << 24.
+inline constexpr uint64_t kSlotTimeIsTsc = uint64_t{1} << 63;
+inline constexpr uint32_t kMaxNameCapacity = 1u << 24;
 
 struct SegmentHeader {
   uint64_t magic;  // written last by the creator (release): the segment is ready
@@ -89,14 +95,19 @@ struct Lane {
   uint8_t pad1[48];
 };
 
+// Two slots share a cache line: every line a writer fills must first be taken
+// back from the reader's core, so halving the slot halves those transfers.
 struct Slot {
-  uint64_t seq;  // see the encoding above (atomic_ref)
-  uint64_t time;  // ns since the epoch, or TSC ticks when ops has kOpsTimeIsTsc
+  uint32_t seq;       // see the encoding above (atomic_ref)
+  uint32_t name_ops;  // name id (1-based, bits 0-23) | op mask << 24
+  uint64_t time;      // ns since the epoch; TSC ticks when kSlotTimeIsTsc is set
   int64_t value;
   int64_t server_id;
-  uint32_t name_id;  // 1-based index into the name table
-  uint32_t ops;      // op mask in bits 0-7, flags above
-  uint8_t pad[24];
+
+  uint32_t name_id() const noexcept { return name_ops & (kMaxNameCapacity - 1); }
+  uint32_t ops() const noexcept { return name_ops >> 24; }
+  bool time_is_tsc() const noexcept { return (time & kSlotTimeIsTsc) != 0; }
+  uint64_t time_value() const noexcept { return time & ~kSlotTimeIsTsc; }
 };
 
 // Name table: open addressing on hash & (capacity - 1), linear probing. An entry
@@ -122,7 +133,7 @@ struct NameEntry {
 
 static_assert(sizeof(SegmentHeader) == 256, "SegmentHeader is a fixed 256-byte block");
 static_assert(sizeof(Lane) == 128, "a lane header is two cache lines: writer's and reader's");
-static_assert(sizeof(Slot) == 64, "a slot is one cache line");
+static_assert(sizeof(Slot) == 32, "two slots per cache line");
 static_assert(sizeof(NameEntry) == 160, "NameEntry size is part of the layout");
 static_assert(std::is_standard_layout_v<SegmentHeader> && std::is_trivially_copyable_v<SegmentHeader>,
               "shm structs are plain layouts");
@@ -135,19 +146,25 @@ static_assert(std::is_standard_layout_v<NameEntry> && std::is_trivially_copyable
 static_assert(std::atomic_ref<uint64_t>::is_always_lock_free,
               "cross-process atomics must be lock-free");
 
+static_assert(std::atomic_ref<uint32_t>::is_always_lock_free,
+              "cross-process atomics must be lock-free");
+
 /// Atomic view of a field in shared memory.
 inline std::atomic_ref<uint64_t> atomic_field(uint64_t& field) noexcept {
   return std::atomic_ref<uint64_t>(field);
 }
+inline std::atomic_ref<uint32_t> atomic_field(uint32_t& field) noexcept {
+  return std::atomic_ref<uint32_t>(field);
+}
 
-inline constexpr uint64_t seq_busy(uint64_t pos) noexcept { return 2 * (pos + 1) + 1; }
-inline constexpr uint64_t seq_ready(uint64_t pos) noexcept { return 2 * (pos + 1); }
+inline constexpr uint32_t seq_busy(uint64_t pos) noexcept { return static_cast<uint32_t>(2 * (pos + 1) + 1); }
+inline constexpr uint32_t seq_ready(uint64_t pos) noexcept { return static_cast<uint32_t>(2 * (pos + 1)); }
 
 /// Geometry chosen by whoever creates the segment.
 struct Geometry {
   uint32_t lane_count = 128;
   uint32_t shared_lane_count = 8;
-  uint32_t slots_per_lane = 4096;
+  uint32_t slots_per_lane = 8192;
   uint32_t name_capacity = 16384;
 };
 

@@ -79,7 +79,7 @@ SweepResult RingReader::sweep(int64_t now_ns) noexcept {
     suspect_owner_[i] = 0;
 
     Slot& slot = segment_.slots(i)[tails_[i] & mask_];
-    const uint64_t seq = atomic_field(slot.seq).load(std::memory_order_acquire);
+    const uint32_t seq = atomic_field(slot.seq).load(std::memory_order_acquire);
     if (seq == seq_ready(tails_[i])) continue;  // published data left: drain first, free next sweep
     if (seq == seq_busy(tails_[i])) {
       ++tails_[i];

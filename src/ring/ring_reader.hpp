@@ -47,7 +47,7 @@ class RingReader {
       uint32_t n = 0;
       while (n < max_per_lane) {
         const Slot& slot = slots[tail & mask_];
-        if (atomic_field(const_cast<uint64_t&>(slot.seq)).load(std::memory_order_acquire) != seq_ready(tail)) {
+        if (atomic_field(const_cast<uint32_t&>(slot.seq)).load(std::memory_order_acquire) != seq_ready(tail)) {
           break;
         }
         on_slot(slot);

@@ -1,6 +1,18 @@
 #include "ring/ring_writer.hpp"
 
+#include <cpuid.h>
+
 namespace monitor::ring {
+
+namespace {
+bool cpu_has_prefetchw() noexcept {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ecx & (1u << 8)) != 0;
+}
+}  // namespace
+
+const bool kCpuHasPrefetchW = cpu_has_prefetchw();
 
 WriterLane RingWriter::bind(uint32_t index) const noexcept {
   WriterLane w;

@@ -8,11 +8,11 @@ namespace monitor::ring {
 
 /// One report as the writer stores it.
 struct ReportFields {
-  uint64_t time;  // ns, or TSC ticks with kOpsTimeIsTsc in ops
+  uint64_t time;  // ns, or TSC ticks with kOpsTimeIsTsc in ops (< 2^63 either way)
   int64_t value;
   int64_t server_id;
-  uint32_t name_id;
-  uint32_t ops;
+  uint32_t name_id;  // < kMaxNameCapacity
+  uint32_t ops;      // op mask in bits 0-7, kOpsTimeIsTsc
 };
 
 /// A writer thread's hold on one lane. Plain data so it can live in a
@@ -26,6 +26,20 @@ struct WriterLane {
   uint32_t index = 0;  // lane number in the segment
 };
 
+/// True when the CPU has PREFETCHW (CPUID 0x80000001 ECX bit 8). Without
+/// -mprfchw, __builtin_prefetch(p, 1) compiles to a read prefetch, which
+/// brings the line in shared and leaves the store to wait for ownership.
+extern const bool kCpuHasPrefetchW;
+
+/// Asks for the cache line at `p` in exclusive state, ahead of a store.
+inline void prefetch_for_write(const void* p) noexcept {
+  if (kCpuHasPrefetchW) {
+    asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+  } else {
+    __builtin_prefetch(p, 1);
+  }
+}
+
 /// Outcome of one push.
 enum class PushResult { kOk, kFull, kNoLane };
 
@@ -34,7 +48,7 @@ enum class PushResult { kOk, kFull, kNoLane };
 /// used by the one thread that acquired it.
 class RingWriter {
  public:
-  static constexpr uint64_t kPrefetchAhead = 8;
+  static constexpr uint64_t kPrefetchAhead = 32;
 
   explicit RingWriter(const ShmSegment& segment) noexcept : segment_(&segment) {}
 
@@ -61,13 +75,12 @@ class RingWriter {
     // The slot's line was last read by the agent on another core, so writing it
     // misses; asking for lines a few slots ahead lets those misses overlap
     // instead of stalling each call in turn.
-    __builtin_prefetch(&w.slots[(pos + kPrefetchAhead) & w.mask], 1);
+    prefetch_for_write(&w.slots[(pos + kPrefetchAhead) & w.mask]);
     atomic_field(slot.seq).store(seq_busy(pos), std::memory_order_relaxed);
-    slot.time = r.time;
+    slot.name_ops = r.name_id | (r.ops & kOpsMask) << 24;
+    slot.time = r.time | ((r.ops & kOpsTimeIsTsc) != 0 ? kSlotTimeIsTsc : 0);
     slot.value = r.value;
     slot.server_id = r.server_id;
-    slot.name_id = r.name_id;
-    slot.ops = r.ops;
     atomic_field(slot.seq).store(seq_ready(pos), std::memory_order_release);
     w.head = pos + 1;
     atomic_field(w.lane->head).store(pos + 1, std::memory_order_relaxed);

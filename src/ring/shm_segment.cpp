@@ -40,7 +40,7 @@ boost::system::error_code check_header(const SegmentHeader& h, uint64_t object_s
   if (h.version != kRingVersion) return RingErrc::kVersionMismatch;
   if (h.header_size != sizeof(SegmentHeader) || h.slot_size != sizeof(Slot) ||
       h.name_entry_size != sizeof(NameEntry) || !is_power_of_two(h.slots_per_lane) ||
-      !is_power_of_two(h.name_capacity) || h.lane_count == 0 ||
+      !is_power_of_two(h.name_capacity) || h.name_capacity > kMaxNameCapacity || h.lane_count == 0 ||
       h.shared_lane_count >= h.lane_count ||
       h.lane_size != sizeof(Lane) + uint64_t{h.slots_per_lane} * sizeof(Slot)) {
     return RingErrc::kBadGeometry;
@@ -79,7 +79,7 @@ boost::system::result<ShmSegment> ShmSegment::open_or_create(std::string_view na
     return errno_code(EINVAL);
   }
   if (!is_power_of_two(g.slots_per_lane) || !is_power_of_two(g.name_capacity) ||
-      g.shared_lane_count >= g.lane_count) {
+      g.name_capacity > kMaxNameCapacity || g.shared_lane_count >= g.lane_count) {
     return errno_code(EINVAL);
   }
 

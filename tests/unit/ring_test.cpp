@@ -260,3 +260,4 @@ TEST_CASE("a new reader resumes at the tails the last one left", "[ring]") {
   RingReader second = reader_for(ring);
   CHECK(drain_values(second) == std::vector<int64_t>{5, 6, 7});
 }
+
