@@ -83,25 +83,10 @@ Fixture& fixture() {
   return f;
 }
 
-void BM_DrainOnly(benchmark::State& state) {
-  Fixture& f = fixture();
-  int64_t sum = 0;
-  size_t items = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    const size_t filled = f.fill();
-    state.ResumeTiming();
-    size_t drained = 0;
-    while (drained < filled) drained += f.reader->drain([&](const ring::Slot& s) { sum += s.value; }, kSlots);
-    items += drained;
-  }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(static_cast<int64_t>(items));
-}
-
-void BM_DrainUnorderedMap(benchmark::State& state) {
-  Fixture& f = fixture();
-  std::unordered_map<uint64_t, model::Stats> map;
+// Per iteration: fill every lane (not timed), then drain it all through
+// on_slot, calling after_drain() after each drain pass. Returns the reports drained.
+template <class OnSlot, class AfterDrain>
+size_t fill_and_drain(benchmark::State& state, Fixture& f, OnSlot&& on_slot, AfterDrain&& after_drain) {
   size_t items = 0;
   for (auto _ : state) {
     state.PauseTiming();
@@ -109,17 +94,31 @@ void BM_DrainUnorderedMap(benchmark::State& state) {
     state.ResumeTiming();
     size_t drained = 0;
     while (drained < filled) {
-      drained += f.reader->drain(
-          [&](const ring::Slot& s) {
-            map[(uint64_t{s.name_id()} << 40) ^ (uint64_t{s.ops()} << 32) ^ static_cast<uint64_t>(s.server_id)]
-                .add(s.value, static_cast<int64_t>(s.time_value()));
-          },
-          kSlots);
+      drained += f.reader->drain(on_slot, kSlots);
+      after_drain();
     }
     items += drained;
   }
-  state.counters["series"] = static_cast<double>(map.size());
   state.SetItemsProcessed(static_cast<int64_t>(items));
+  return items;
+}
+
+void BM_DrainOnly(benchmark::State& state) {
+  int64_t sum = 0;
+  fill_and_drain(state, fixture(), [&](const ring::Slot& s) { sum += s.value; }, [] {});
+  benchmark::DoNotOptimize(sum);
+}
+
+void BM_DrainUnorderedMap(benchmark::State& state) {
+  std::unordered_map<uint64_t, model::Stats> map;
+  fill_and_drain(
+      state, fixture(),
+      [&](const ring::Slot& s) {
+        map[(uint64_t{s.name_id()} << 40) ^ (uint64_t{s.ops()} << 32) ^ static_cast<uint64_t>(s.server_id)].add(
+            s.value, static_cast<int64_t>(s.time_value()));
+      },
+      [] {});
+  state.counters["series"] = static_cast<double>(map.size());
 }
 
 void BM_AgentDrainAggregate(benchmark::State& state) {
@@ -130,22 +129,10 @@ void BM_AgentDrainAggregate(benchmark::State& state) {
   agent::Ingest ingest(aggregator, names, &ring_names, 0);
   ingest.set_now(f.now_s);
   TscClock tsc(1);
-  size_t items = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    const size_t filled = f.fill();
-    state.ResumeTiming();
-    size_t drained = 0;
-    while (drained < filled) {
-      drained += f.reader->drain([&](const ring::Slot& s) { ingest.on_slot(s, tsc); }, kSlots);
-      ingest.flush();
-    }
-    items += drained;
-  }
+  fill_and_drain(state, f, [&](const ring::Slot& s) { ingest.on_slot(s, tsc); }, [&] { ingest.flush(); });
   state.counters["series"] = static_cast<double>(aggregator.live_cells());
   state.counters["rejected"] = static_cast<double>(ingest.counters().late + ingest.counters().future +
                                                    ingest.counters().bad_slots);
-  state.SetItemsProcessed(static_cast<int64_t>(items));
 }
 
 BENCHMARK(BM_DrainOnly)->UseRealTime()->MinTime(1.0);

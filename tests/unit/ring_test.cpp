@@ -53,15 +53,26 @@ std::vector<int64_t> drain_values(RingReader& reader) {
   return values;
 }
 
+// A small ring with one writer holding a lane, as most single-lane cases need.
+struct OneWriter {
+  explicit OneWriter(const std::string& tag) : ring(tag), seg(make(ring)), writer(seg) {
+    REQUIRE(writer.acquire(lane, owner_id(1), 0));
+  }
+  void push_values(int from, int to) {
+    for (int i = from; i < to; ++i) REQUIRE(RingWriter::push(lane, report(i)) == PushResult::kOk);
+  }
+  TempRing ring;
+  ShmSegment seg;
+  RingWriter writer;
+  WriterLane lane;
+};
+
 }  // namespace
 
 TEST_CASE("reports pushed on one lane are drained in order", "[ring]") {
-  TempRing ring("order");
-  ShmSegment seg = make(ring);
-  RingWriter writer(seg);
-  WriterLane lane;
-  REQUIRE(writer.acquire(lane, owner_id(1), 0));
-  for (int i = 0; i < 50; ++i) REQUIRE(RingWriter::push(lane, report(i)) == PushResult::kOk);
+  OneWriter w("order");
+  auto& [ring, seg, writer, lane] = w;
+  w.push_values(0, 50);
   RingReader reader = reader_for(ring);
   const auto values = drain_values(reader);
   REQUIRE(values.size() == 50);
@@ -69,11 +80,8 @@ TEST_CASE("reports pushed on one lane are drained in order", "[ring]") {
 }
 
 TEST_CASE("a lane wraps around many times without loss", "[ring]") {
-  TempRing ring("wrap");
-  ShmSegment seg = make(ring);
-  RingWriter writer(seg);
-  WriterLane lane;
-  REQUIRE(writer.acquire(lane, owner_id(1), 0));
+  OneWriter w("wrap");
+  auto& [ring, seg, writer, lane] = w;
   RingReader reader = reader_for(ring);
   int64_t next_expected = 0, next_value = 0;
   for (int round = 0; round < 100; ++round) {  // 64-slot lane, 40 per round: wraps ~60 times
@@ -84,13 +92,10 @@ TEST_CASE("a lane wraps around many times without loss", "[ring]") {
 }
 
 TEST_CASE("a full lane drops the report and counts it", "[ring][failure]") {
-  TempRing ring("full");
-  ShmSegment seg = make(ring);
-  RingWriter writer(seg);
-  WriterLane lane;
-  REQUIRE(writer.acquire(lane, owner_id(1), 0));
+  OneWriter w("full");
+  auto& [ring, seg, writer, lane] = w;
   RingReader reader = reader_for(ring);
-  for (int i = 0; i < 64; ++i) REQUIRE(RingWriter::push(lane, report(i)) == PushResult::kOk);
+  w.push_values(0, 64);
   CHECK(RingWriter::push(lane, report(64)) == PushResult::kFull);
   CHECK(RingWriter::push(lane, report(65)) == PushResult::kFull);
   CHECK(lane.lane->dropped == 2);
@@ -246,17 +251,14 @@ TEST_CASE("a writer killed mid-write does not wedge the reader", "[ring][failure
 }
 
 TEST_CASE("a new reader resumes at the tails the last one left", "[ring]") {
-  TempRing ring("resume");
-  ShmSegment seg = make(ring);
-  RingWriter writer(seg);
-  WriterLane lane;
-  REQUIRE(writer.acquire(lane, owner_id(1), 0));
-  for (int i = 0; i < 5; ++i) REQUIRE(RingWriter::push(lane, report(i)) == PushResult::kOk);
+  OneWriter w("resume");
+  auto& [ring, seg, writer, lane] = w;
+  w.push_values(0, 5);
   {
     RingReader first = reader_for(ring);
     CHECK(drain_values(first).size() == 5);
   }
-  for (int i = 5; i < 8; ++i) REQUIRE(RingWriter::push(lane, report(i)) == PushResult::kOk);
+  w.push_values(5, 8);
   RingReader second = reader_for(ring);
   CHECK(drain_values(second) == std::vector<int64_t>{5, 6, 7});
 }

@@ -18,6 +18,18 @@ using monitor::ring::ShmSegment;
 
 namespace {
 Geometry small_geometry() { return Geometry{4, 1, 64, 64}; }
+
+// A shm object of 4 KiB that no libmonitor made, every byte `fill`.
+void make_foreign_object(const std::string& name, unsigned char fill) {
+  const int fd = shm_open(name.c_str(), O_RDWR | O_CREAT, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(ftruncate(fd, 4096) == 0);
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  REQUIRE(p != MAP_FAILED);
+  std::memset(p, fill, 4096);
+  munmap(p, 4096);
+  close(fd);
+}
 }  // namespace
 
 TEST_CASE("the first side creates the segment and the second attaches to it", "[shm]") {
@@ -59,13 +71,7 @@ TEST_CASE("a segment with inconsistent sizes is refused", "[shm][failure]") {
 
 TEST_CASE("a shm object that is not a ring is refused", "[shm][failure]") {
   monitor::test::TempRing ring("junk");
-  const int fd = shm_open(ring.name().c_str(), O_RDWR | O_CREAT, 0600);
-  REQUIRE(fd >= 0);
-  REQUIRE(ftruncate(fd, 4096) == 0);
-  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  std::memset(p, 0x5A, 4096);
-  munmap(p, 4096);
-  close(fd);
+  make_foreign_object(ring.name(), 0x5A);
   auto attached = ShmSegment::open_or_create(ring.name(), small_geometry());
   REQUIRE_FALSE(attached);
   CHECK(attached.error() == RingErrc::kBadMagic);
@@ -73,10 +79,7 @@ TEST_CASE("a shm object that is not a ring is refused", "[shm][failure]") {
 
 TEST_CASE("a segment whose creator never finished it times out as not ready", "[shm][failure]") {
   monitor::test::TempRing ring("unfinished");
-  const int fd = shm_open(ring.name().c_str(), O_RDWR | O_CREAT, 0600);
-  REQUIRE(fd >= 0);
-  REQUIRE(ftruncate(fd, 4096) == 0);  // sized but magic still 0
-  close(fd);
+  make_foreign_object(ring.name(), 0);  // sized, but its magic is still 0
   auto attached = ShmSegment::open_or_create(ring.name(), small_geometry(), 5);
   REQUIRE_FALSE(attached);
   CHECK(attached.error() == RingErrc::kNotReady);
