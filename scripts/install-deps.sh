@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev
   libfmt-dev libspdlog-dev libcxxopts-dev
   catch2 libbenchmark-dev prometheus-cpp-dev
-  clang python3
+  clang libclang-rt-14-dev python3
 )
 
 missing=()
