@@ -5,7 +5,8 @@
 # demo says it sent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh >/dev/null
+echo "== building (the first run takes a couple of minutes)"
+scripts/build.sh
 
 data=".data/demo"
 mkdir -p "$data"

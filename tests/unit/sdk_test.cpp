@@ -1,6 +1,8 @@
 // SDK tests run each case in a forked child: the SDK binds a process to one
 // ring for life, so the test process itself never calls it.
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -132,6 +134,23 @@ TEST_CASE("an unusable ring name gives MONITOR_ERR_UNAVAILABLE and no crash", "[
             monitor_get_stats(&stats);
             failures += stats.unavailable < 3;
             return failures;
+          }) == 0);
+}
+
+TEST_CASE("a ring the process may not write gives MONITOR_ERR_UNAVAILABLE", "[sdk][failure]") {
+  TempRing ring("sdk-readonly");
+  // Read-only for its owner; a child that is not root cannot open it for writing.
+  const int fd = shm_open(ring.name().c_str(), O_RDWR | O_CREAT | O_EXCL, 0400);
+  REQUIRE(fd >= 0);
+  REQUIRE(ftruncate(fd, 4096) == 0);
+  close(fd);
+  REQUIRE(run_in_child([&] {
+            if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 100;  // become nobody
+            setenv(MONITOR_RING_ENV, ring.name().c_str(), 1);
+            int failures = monitor_report("Shop.Api", "Orders.Placed", 1, 1, 1) != MONITOR_ERR_UNAVAILABLE;
+            monitor_stats_t stats;
+            monitor_get_stats(&stats);
+            return failures + (stats.unavailable != 1);
           }) == 0);
 }
 
