@@ -11,11 +11,13 @@ summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' bui
 if command -v clang++ >/dev/null; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
-  cmake --build build-fuzz --target line_parser_fuzz
-  mkdir -p build-fuzz/corpus
-  echo "fuzz: line parser, 20 s" >&2
-  build-fuzz/fuzz/line_parser_fuzz -max_total_time=20 -max_len=4096 -print_final_stats=1 \
-    build-fuzz/corpus fuzz/corpus/line_parser 2>&1 | tail -n 3
+  cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz
+  for fuzzer in line_parser wire_decoder; do
+    mkdir -p "build-fuzz/corpus/$fuzzer"
+    echo "fuzz: $fuzzer, 15 s" >&2
+    "build-fuzz/fuzz/${fuzzer}_fuzz" -max_total_time=15 -max_len=4096 -print_final_stats=1 \
+      "build-fuzz/corpus/$fuzzer" "fuzz/corpus/$fuzzer" 2>&1 | tail -n 3
+  done
 fi
 total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+)/\1/')
 failed=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/')

@@ -1,0 +1,229 @@
+#include "wire/messages.hpp"
+
+#include <cassert>
+
+#include "monitor/monitor.hpp"
+#include "wire/byte_io.hpp"
+
+namespace monitor::wire {
+namespace {
+
+constexpr uint8_t kSum = 1, kMax = 2, kMin = 4, kAvg = 8, kFirst = 16, kLast = 32, kHist = 128;
+
+template <class Fill>
+void frame(std::string& out, FrameType type, Fill&& fill) {
+  std::string payload;
+  ByteWriter w(payload);
+  fill(w);
+  append_frame(out, type, payload);
+}
+
+WireError finish(const ByteReader& r) { return r.done() ? WireError::kOk : WireError::kBadPayload; }
+
+bool valid_role(uint8_t r) { return r >= 1 && r <= 3; }
+
+}  // namespace
+
+void encode(std::string& out, const Hello& m) {
+  frame(out, FrameType::kHello, [&](ByteWriter& w) {
+    w.u64le(m.sender_id);
+    w.u8(static_cast<uint8_t>(m.role));
+    w.string(m.sender_name);
+  });
+}
+
+WireError decode(std::string_view payload, Hello& m) {
+  ByteReader r(payload);
+  m.sender_id = r.u64le();
+  const uint8_t role = r.u8();
+  m.sender_name = r.string();
+  if (!valid_role(role)) return WireError::kBadPayload;
+  m.role = static_cast<Role>(role);
+  return finish(r);
+}
+
+void encode(std::string& out, const HelloAck& m) {
+  frame(out, FrameType::kHelloAck, [&](ByteWriter& w) {
+    w.u64le(m.server_id);
+    w.u8(static_cast<uint8_t>(m.role));
+    w.string(m.server_name);
+    w.u64le(m.last_sequence);
+  });
+}
+
+WireError decode(std::string_view payload, HelloAck& m) {
+  ByteReader r(payload);
+  m.server_id = r.u64le();
+  const uint8_t role = r.u8();
+  m.server_name = r.string();
+  m.last_sequence = r.u64le();
+  if (!valid_role(role)) return WireError::kBadPayload;
+  m.role = static_cast<Role>(role);
+  return finish(r);
+}
+
+void encode(std::string& out, const std::vector<DictEntry>& m) {
+  frame(out, FrameType::kDict, [&](ByteWriter& w) {
+    w.varint(m.size());
+    for (const auto& e : m) {
+      w.varint(e.id);
+      w.name(e.service);
+      w.name(e.attr);
+    }
+  });
+}
+
+WireError decode(std::string_view payload, std::vector<DictEntry>& m) {
+  ByteReader r(payload);
+  const uint64_t count = r.varint();
+  if (!r.plausible_count(count, 1 + 2 * 5)) return WireError::kBadPayload;  // id + two minimal names
+  m.clear();
+  m.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t id = r.varint();
+    const std::string_view service = r.name();
+    const std::string_view attr = r.name();
+    if (!r.ok() || id == 0 || id > kMaxNameId || !is_valid_name(service) || !is_valid_name(attr)) {
+      return WireError::kBadPayload;
+    }
+    m.push_back(DictEntry{static_cast<uint32_t>(id), std::string(service), std::string(attr)});
+  }
+  return finish(r);
+}
+
+void encode(std::string& out, const Batch& m) {
+  frame(out, FrameType::kBatch, [&](ByteWriter& w) {
+    w.u64le(m.sender_id);
+    w.u64le(m.sequence);
+    w.varint(m.records.size());
+    for (const auto& rec : m.records) {
+      w.svarint(rec.second);
+      w.varint(rec.name_id);
+      w.svarint(rec.server_id);
+      w.u8(rec.ops);
+      w.varint(rec.stats.count);
+      const model::Stats& s = rec.stats;
+      if (rec.ops & (kSum | kAvg)) w.svarint(s.sum);
+      if (rec.ops & kMax) w.svarint(s.max);
+      if (rec.ops & kMin) w.svarint(s.min);
+      if (rec.ops & kFirst) {
+        w.svarint(s.first);
+        w.svarint(s.first_time);
+      }
+      if (rec.ops & kLast) {
+        w.svarint(s.last);
+        w.svarint(s.last_time);
+      }
+      if (rec.ops & kHist) {
+        size_t n = 0;
+        rec.hist.for_each([&](int32_t, uint64_t) { ++n; });
+        w.varint(n);
+        rec.hist.for_each([&](int32_t key, uint64_t count) {
+          w.svarint(key);
+          w.varint(count);
+        });
+      }
+    }
+  });
+}
+
+WireError decode(std::string_view payload, Batch& m) {
+  ByteReader r(payload);
+  m.sender_id = r.u64le();
+  m.sequence = r.u64le();
+  const uint64_t count = r.varint();
+  // A record is at least 5 bytes: second, name id, server id, ops, count.
+  if (!r.plausible_count(count, 5)) return WireError::kBadPayload;
+  m.records.clear();
+  m.records.resize(count);
+  for (auto& rec : m.records) {
+    rec.second = r.svarint();
+    const uint64_t name_id = r.varint();
+    rec.server_id = r.svarint();
+    rec.ops = r.u8();
+    model::Stats& s = rec.stats;
+    s = model::Stats{};
+    s.count = r.varint();
+    if (!r.ok() || name_id == 0 || name_id > kMaxNameId || rec.server_id < 0 || rec.ops == 0) {
+      return WireError::kBadPayload;
+    }
+    rec.name_id = static_cast<uint32_t>(name_id);
+    if (rec.ops & (kSum | kAvg)) s.sum = r.svarint();
+    if (rec.ops & kMax) s.max = r.svarint();
+    if (rec.ops & kMin) s.min = r.svarint();
+    if (rec.ops & kFirst) {
+      s.first = r.svarint();
+      s.first_time = r.svarint();
+    }
+    if (rec.ops & kLast) {
+      s.last = r.svarint();
+      s.last_time = r.svarint();
+    }
+    rec.hist.clear();
+    if (rec.ops & kHist) {
+      const uint64_t buckets = r.varint();
+      if (buckets > kMaxHistBuckets || !r.plausible_count(buckets, 2)) return WireError::kBadPayload;
+      int64_t previous = INT64_MIN;
+      for (uint64_t b = 0; b < buckets; ++b) {
+        const int64_t key = r.svarint();
+        const uint64_t n = r.varint();
+        // Keys strictly increasing and within what bucket_key() can produce.
+        if (!r.ok() || key <= previous || n == 0 || key < -8192 || key > 8192) return WireError::kBadPayload;
+        previous = key;
+        rec.hist.add_to_bucket(static_cast<int32_t>(key), n);
+      }
+    }
+    if (!r.ok()) return WireError::kBadPayload;
+  }
+  return finish(r);
+}
+
+void encode(std::string& out, const Ack& m) {
+  frame(out, FrameType::kAck, [&](ByteWriter& w) {
+    w.u64le(m.sender_id);
+    w.u64le(m.sequence);
+  });
+}
+
+WireError decode(std::string_view payload, Ack& m) {
+  ByteReader r(payload);
+  m.sender_id = r.u64le();
+  m.sequence = r.u64le();
+  return finish(r);
+}
+
+void encode(std::string& out, const Heartbeat& m) {
+  frame(out, FrameType::kHeartbeat, [&](ByteWriter& w) {
+    w.u64le(m.sender_id);
+    w.u64le(static_cast<uint64_t>(m.time_ns));
+    w.varint(m.members.size());
+    for (const auto& member : m.members) w.string(member);
+  });
+}
+
+WireError decode(std::string_view payload, Heartbeat& m) {
+  ByteReader r(payload);
+  m.sender_id = r.u64le();
+  m.time_ns = static_cast<int64_t>(r.u64le());
+  const uint64_t count = r.varint();
+  if (!r.plausible_count(count, 1)) return WireError::kBadPayload;
+  m.members.clear();
+  for (uint64_t i = 0; i < count; ++i) {
+    const std::string_view member = r.string();
+    if (!r.ok()) return WireError::kBadPayload;
+    m.members.emplace_back(member);
+  }
+  return finish(r);
+}
+
+void encode(std::string& out, const Close& m) {
+  frame(out, FrameType::kClose, [&](ByteWriter& w) { w.string(m.reason); });
+}
+
+WireError decode(std::string_view payload, Close& m) {
+  ByteReader r(payload);
+  m.reason = r.string();
+  return finish(r);
+}
+
+}  // namespace monitor::wire
