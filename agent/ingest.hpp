@@ -7,7 +7,7 @@
 
 #include "agent/aggregator.hpp"
 #include "agent/line_parser.hpp"
-#include "agent/log_throttle.hpp"
+#include "common/log_throttle.hpp"
 #include "agent/name_registry.hpp"
 #include "common/clock.hpp"
 #include "ring/name_table.hpp"

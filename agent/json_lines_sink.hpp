@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "agent/aggregate_record.hpp"
-#include "agent/log_throttle.hpp"
+#include "common/log_throttle.hpp"
 #include "agent/name_registry.hpp"
 
 namespace monitor::agent {

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-namespace monitor::agent {
+namespace monitor {
 
 /// Lets one log line through per interval and counts the ones it held back, so
 /// a flood of bad input costs a line a second, not a line per input.
@@ -30,4 +30,4 @@ class LogThrottle {
   uint64_t held_ = 0;
 };
 
-}  // namespace monitor::agent
+}  // namespace monitor
