@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev
   libfmt-dev libspdlog-dev libcxxopts-dev
-  catch2 libbenchmark-dev prometheus-cpp-dev
+  catch2 libbenchmark-dev prometheus-cpp-dev libsqlite3-dev
   clang libclang-rt-14-dev python3
 )
 

@@ -1,0 +1,323 @@
+#include "judger/minute_store.hpp"
+
+#include <sqlite3.h>
+
+#include <iterator>
+#include <map>
+#include <string_view>
+
+#include "wire/byte_io.hpp"
+
+namespace monitor::judger {
+namespace {
+
+using boost::system::error_code;
+
+class SqliteCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "sqlite"; }
+  std::string message(int ev) const override { return sqlite3_errstr(ev); }
+};
+const SqliteCategory kSqliteCategory;
+
+error_code sqlite_error(int rc) { return {rc, kSqliteCategory}; }
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  int prepare_rc() const { return rc_; }
+  Statement& bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind_blob(int i, std::string_view v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  int step() { return sqlite3_step(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p == nullptr ? std::string() : std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+  std::string_view blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+// Rolls a transaction back unless commit() ran.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) { rc_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  int begin_rc() const { return rc_; }
+  int commit() {
+    done_ = true;
+    return sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  }
+
+ private:
+  sqlite3* db_;
+  int rc_;
+  bool done_ = false;
+};
+
+constexpr const char* kSchema = R"sql(
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS senders (sender_id INTEGER PRIMARY KEY, last_sequence INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, second INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL,
+  server_id INTEGER NOT NULL, ops INTEGER NOT NULL, count INTEGER NOT NULL, sum INTEGER NOT NULL,
+  min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL, first_time INTEGER NOT NULL,
+  last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB);
+CREATE INDEX IF NOT EXISTS pending_second ON pending (second);
+CREATE TABLE IF NOT EXISTS series (
+  id INTEGER PRIMARY KEY, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
+  UNIQUE (service, attr, op, server_id));
+CREATE TABLE IF NOT EXISTS points (
+  series INTEGER NOT NULL, resolution INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+  min REAL NOT NULL, max REAL NOT NULL, minutes INTEGER NOT NULL, PRIMARY KEY (series, resolution, ts)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_by_time ON points (resolution, ts, series);
+)sql";
+
+std::string encode_hist(const model::LogHistogram& h) {
+  std::string out;
+  wire::ByteWriter w(out);
+  h.for_each([&](int32_t key, uint64_t count) {
+    w.svarint(key);
+    w.varint(count);
+  });
+  return out;
+}
+
+void decode_hist(std::string_view bytes, model::LogHistogram& h) {
+  wire::ByteReader r(bytes);
+  while (r.remaining() > 0) {
+    const int64_t key = r.svarint();
+    const uint64_t count = r.varint();
+    if (!r.ok()) break;
+    h.add_to_bucket(static_cast<int32_t>(key), count);
+  }
+}
+
+}  // namespace
+
+boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std::filesystem::path& file,
+                                                                      Retention retention) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_close(db);
+    return sqlite_error(rc);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<MinuteStore> store(new MinuteStore(db, retention));
+  if (auto schema = store->exec(kSchema); !schema) return schema.error();
+  return store;
+}
+
+MinuteStore::~MinuteStore() { sqlite3_close(db_); }
+
+boost::system::result<void> MinuteStore::exec(const char* sql) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<uint64_t> MinuteStore::last_sequence(uint64_t sender_id) {
+  Statement st(db_, "SELECT last_sequence FROM senders WHERE sender_id = ?");
+  if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
+  st.bind(1, static_cast<int64_t>(sender_id));
+  const int rc = st.step();
+  if (rc == SQLITE_ROW) return static_cast<uint64_t>(st.int64(0));
+  if (rc == SQLITE_DONE) return uint64_t{0};
+  return sqlite_error(rc);
+}
+
+boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint64_t sender_id, uint64_t sequence,
+                                                                           const std::vector<PendingRecord>& records) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  auto last = last_sequence(sender_id);
+  if (!last) return last.error();
+  if (sequence <= *last) return AppendResult::kDuplicate;
+
+  Statement insert(db_,
+                   "INSERT INTO pending (second, service, attr, server_id, ops, count, sum, min, max, first, "
+                   "first_time, last, last_time, hist) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (insert.prepare_rc() != SQLITE_OK) return sqlite_error(insert.prepare_rc());
+  for (const auto& p : records) {
+    const auto& r = p.record;
+    const model::Stats& s = r.stats;
+    insert.bind(1, r.second).bind(2, p.service).bind(3, p.attr).bind(4, r.server_id);
+    insert.bind(5, int64_t{r.ops}).bind(6, static_cast<int64_t>(s.count)).bind(7, s.sum).bind(8, s.min);
+    insert.bind(9, s.max).bind(10, s.first).bind(11, s.first_time).bind(12, s.last).bind(13, s.last_time);
+    if (!r.hist.empty()) insert.bind_blob(14, encode_hist(r.hist));
+    const int rc = insert.step();
+    if (rc != SQLITE_DONE) return sqlite_error(rc);
+    insert.reset();
+  }
+  Statement seq(db_, "INSERT OR REPLACE INTO senders (sender_id, last_sequence) VALUES (?, ?)");
+  seq.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(sequence));
+  if (const int rc = seq.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return AppendResult::kStored;
+}
+
+boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
+  Statement st(db_,
+               "SELECT second, service, attr, server_id, ops, count, sum, min, max, first, first_time, last, "
+               "last_time, hist FROM pending ORDER BY id");
+  if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
+  std::vector<PendingRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    PendingRecord p;
+    p.service = st.text(1);
+    p.attr = st.text(2);
+    auto& r = p.record;
+    r.second = st.int64(0);
+    r.server_id = st.int64(3);
+    r.ops = static_cast<uint8_t>(st.int64(4));
+    r.stats.count = static_cast<uint64_t>(st.int64(5));
+    r.stats.sum = st.int64(6);
+    r.stats.min = st.int64(7);
+    r.stats.max = st.int64(8);
+    r.stats.first = st.int64(9);
+    r.stats.first_time = st.int64(10);
+    r.stats.last = st.int64(11);
+    r.stats.last_time = st.int64(12);
+    decode_hist(st.blob(13), r.hist);
+    out.push_back(std::move(p));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  return out;
+}
+
+boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std::vector<MinutePoint>& points) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  Statement add_series(db_, "INSERT OR IGNORE INTO series (service, attr, op, server_id) VALUES (?,?,?,?)");
+  Statement find_series(db_, "SELECT id FROM series WHERE service = ? AND attr = ? AND op = ? AND server_id = ?");
+  Statement put(db_,
+                "INSERT OR REPLACE INTO points (series, resolution, ts, value, min, max, minutes) "
+                "VALUES (?, 60, ?, ?, ?, ?, 1)");
+  for (const auto& p : points) {
+    add_series.bind(1, p.service).bind(2, p.attr).bind(3, int64_t{p.op}).bind(4, p.server_id);
+    if (const int rc = add_series.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    add_series.reset();
+    find_series.bind(1, p.service).bind(2, p.attr).bind(3, int64_t{p.op}).bind(4, p.server_id);
+    if (const int rc = find_series.step(); rc != SQLITE_ROW) return sqlite_error(rc);
+    const int64_t series = find_series.int64(0);
+    find_series.reset();
+    put.bind(1, series).bind(2, p.minute).bind(3, p.value).bind(4, p.value).bind(5, p.value);
+    if (const int rc = put.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    put.reset();
+  }
+  // Re-derive the archives of every series that has this minute, from minutes.
+  for (const int64_t resolution : {int64_t{300}, int64_t{3600}}) {
+    const int64_t period = minute - minute % resolution;
+    Statement fold(db_,
+                   "INSERT OR REPLACE INTO points (series, resolution, ts, value, min, max, minutes) "
+                   "SELECT series, ?1, ?2, avg(value), min(value), max(value), count(*) FROM points "
+                   "WHERE resolution = 60 AND ts >= ?2 AND ts < ?2 + ?1 "
+                   "AND series IN (SELECT series FROM points WHERE resolution = 60 AND ts = ?3) GROUP BY series");
+    fold.bind(1, resolution).bind(2, period).bind(3, minute);
+    if (const int rc = fold.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  }
+  Statement done(db_, "DELETE FROM pending WHERE second >= ? AND second < ?");
+  done.bind(1, minute).bind(2, minute + 60);
+  if (const int rc = done.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<std::vector<StoredPoint>> MinuteStore::query(const std::string& service, const std::string& attr,
+                                                                   uint32_t op, int64_t server_id, int64_t from,
+                                                                   int64_t to, int64_t step_s, int64_t now_s) {
+  // Start at the coarsest resolution no coarser than the step (its archive
+  // already holds the averages a step-wide bucket needs), then go coarser
+  // until one still holds `from`.
+  const std::pair<int64_t, int64_t> resolutions[] = {
+      {60, retention_.minute_s}, {300, retention_.five_minute_s}, {3600, retention_.hour_s}};
+  step_s = std::max<int64_t>(step_s, 60);
+  size_t pick = 0;
+  while (pick + 1 < std::size(resolutions) && resolutions[pick + 1].first <= step_s) ++pick;
+  while (pick + 1 < std::size(resolutions) && now_s - resolutions[pick].second > from) ++pick;
+  const int64_t resolution = resolutions[pick].first;
+  Statement st(db_,
+               "SELECT p.ts, p.value, p.min, p.max, p.minutes FROM points p JOIN series s ON s.id = p.series "
+               "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND s.server_id = ? AND p.resolution = ? "
+               "AND p.ts >= ? AND p.ts < ? ORDER BY p.ts");
+  st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, server_id).bind(5, resolution).bind(6, from).bind(7, to);
+  std::map<int64_t, StoredPoint> buckets;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    const int64_t ts = st.int64(0);
+    const int64_t bucket = ts - ((ts % step_s) + step_s) % step_s;
+    const double value = st.real(1), lo = st.real(2), hi = st.real(3);
+    const int64_t minutes = st.int64(4);
+    auto [it, fresh] = buckets.try_emplace(bucket, StoredPoint{bucket, 0, lo, hi, 0});
+    StoredPoint& b = it->second;
+    // Average weighted by the minutes each stored point stands for.
+    b.value = (b.value * static_cast<double>(b.minutes) + value * static_cast<double>(minutes)) /
+              static_cast<double>(b.minutes + minutes);
+    b.minutes += minutes;
+    if (!fresh) {
+      b.min = std::min(b.min, lo);
+      b.max = std::max(b.max, hi);
+    }
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  std::vector<StoredPoint> out;
+  out.reserve(buckets.size());
+  for (auto& [t, p] : buckets) out.push_back(p);
+  return out;
+}
+
+boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
+  Statement st(db_,
+               "DELETE FROM points WHERE (resolution = 60 AND ts < ?1) OR (resolution = 300 AND ts < ?2) "
+               "OR (resolution = 3600 AND ts < ?3)");
+  st.bind(1, now_s - retention_.minute_s).bind(2, now_s - retention_.five_minute_s).bind(3, now_s - retention_.hour_s);
+  if (const int rc = st.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  return static_cast<int64_t>(sqlite3_changes(db_));
+}
+
+boost::system::result<std::vector<std::pair<std::string, std::string>>> MinuteStore::list_series() {
+  Statement st(db_, "SELECT DISTINCT service, attr FROM series ORDER BY service, attr");
+  std::vector<std::pair<std::string, std::string>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.text(1));
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  return out;
+}
+
+}  // namespace monitor::judger

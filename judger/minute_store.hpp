@@ -1,0 +1,112 @@
+// The judger's durable state in SQLite (WAL mode): batches received but not yet
+// rolled into finished minutes, each sender's last stored sequence, finished
+// minute points, and their down-sampled archives.
+//
+// Every change is one transaction, so a judger killed at any moment restarts
+// with either all of a batch (and its sequence) or none of it, and with either
+// all of a finished minute (points written, its pending batches removed) or
+// none of it. A batch is acknowledged only after append_batch() returns.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+#include "wire/messages.hpp"
+
+struct sqlite3;
+
+namespace monitor::judger {
+
+/// One value of one series for one period. server_id -1 is the total.
+struct MinutePoint {
+  std::string service;
+  std::string attr;
+  uint32_t op = 0;  // one op bit
+  int64_t server_id = -1;
+  int64_t minute = 0;  // Unix seconds of the period's start
+  double value = 0;
+};
+
+/// A stored point, possibly down-sampled: value is the average of the minute
+/// values in the period, min and max their extremes, minutes how many there were.
+struct StoredPoint {
+  int64_t time = 0;
+  double value = 0;
+  double min = 0;
+  double max = 0;
+  int64_t minutes = 0;
+};
+
+/// A received record, with names resolved, waiting for its minute to finish.
+struct PendingRecord {
+  std::string service;
+  std::string attr;
+  wire::BatchRecord record;
+};
+
+/// Retention per resolution (defaults: 1 min x 2 days, 5 min x 2 weeks, 1 h x 1 year).
+struct Retention {
+  int64_t minute_s = 2 * 86400;
+  int64_t five_minute_s = 14 * 86400;
+  int64_t hour_s = 365 * 86400;
+};
+
+/// Not thread-safe: the judger's store thread owns it.
+class MinuteStore {
+ public:
+  [[nodiscard]] static boost::system::result<std::unique_ptr<MinuteStore>> open(const std::filesystem::path& file,
+                                                                                Retention retention = {});
+  ~MinuteStore();
+  MinuteStore(const MinuteStore&) = delete;
+  MinuteStore& operator=(const MinuteStore&) = delete;
+
+  enum class AppendResult { kStored, kDuplicate };
+
+  /// Stores a batch's records if `sequence` is above the last one stored for
+  /// `sender_id`, in one transaction with the new sequence; kDuplicate (and
+  /// nothing stored) otherwise.
+  [[nodiscard]] boost::system::result<AppendResult> append_batch(uint64_t sender_id, uint64_t sequence,
+                                                                 const std::vector<PendingRecord>& records);
+
+  /// The last sequence stored for a sender (0 if none): what HELLO_ACK carries.
+  [[nodiscard]] boost::system::result<uint64_t> last_sequence(uint64_t sender_id);
+
+  /// Every pending record, in arrival order: the state to rebuild after a restart.
+  [[nodiscard]] boost::system::result<std::vector<PendingRecord>> pending();
+
+  /// Writes the finished minute's points, folds them into the 5-minute and
+  /// 1-hour archives, and removes the pending records of seconds in
+  /// [minute, minute + 60), all in one transaction. Writing a minute again
+  /// (late data amending it) replaces its points.
+  [[nodiscard]] boost::system::result<void> finish_minute(int64_t minute, const std::vector<MinutePoint>& points);
+
+  /// Points of a series in [from, to), in buckets of `step_s` (at least 60):
+  /// read from the coarsest resolution no coarser than the step, or a coarser
+  /// one when that no longer holds `from`; bucket values are averages weighted
+  /// by minutes, with min and max kept.
+  [[nodiscard]] boost::system::result<std::vector<StoredPoint>> query(const std::string& service,
+                                                                      const std::string& attr, uint32_t op,
+                                                                      int64_t server_id, int64_t from, int64_t to,
+                                                                      int64_t step_s, int64_t now_s);
+
+  /// Deletes points older than their resolution's retention, as of `now_s`.
+  [[nodiscard]] boost::system::result<int64_t> apply_retention(int64_t now_s);
+
+  /// (service, attr) pairs and servers with stored points, for the query API.
+  [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, std::string>>> list_series();
+
+ private:
+  MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention) {}
+  boost::system::result<void> exec(const char* sql);
+
+  sqlite3* db_;
+  const Retention retention_;
+};
+
+}  // namespace monitor::judger

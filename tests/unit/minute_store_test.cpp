@@ -1,0 +1,179 @@
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "judger/minute_store.hpp"
+#include "support/catch_result.hpp"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+
+using namespace monitor::judger;
+using monitor::test::TempDir;
+
+namespace {
+
+constexpr int64_t kBase = 1'732'176'000;  // a minute boundary
+
+std::unique_ptr<MinuteStore> open_store(const TempDir& dir) {
+  auto s = MinuteStore::open(dir.file("judger.db"));
+  REQUIRE(s.has_value());
+  return std::move(*s);
+}
+
+PendingRecord pending_record(int64_t second, int64_t server, int64_t value) {
+  PendingRecord p{"Shop.Api", "Orders.Placed", {}};
+  p.record.second = second;
+  p.record.name_id = 1;
+  p.record.server_id = server;
+  p.record.ops = 1 | 128;
+  p.record.stats.add(value, second * 1'000'000'000);
+  p.record.hist.add(value);
+  return p;
+}
+
+MinutePoint point(int64_t minute, double value, int64_t server = -1) {
+  return MinutePoint{"Shop.Api", "Orders.Placed", 1, server, minute, value};
+}
+
+}  // namespace
+
+TEST_CASE("a batch is stored once: replays of its sequence are duplicates, also after a reopen", "[store]") {
+  TempDir dir;
+  {
+    auto store = open_store(dir);
+    CHECK(*store->last_sequence(7) == 0);
+    CHECK(*store->append_batch(7, 1, {pending_record(kBase, 1, 5)}) == MinuteStore::AppendResult::kStored);
+    CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6), pending_record(kBase + 1, 2, 7)}) ==
+          MinuteStore::AppendResult::kStored);
+    CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6)}) == MinuteStore::AppendResult::kDuplicate);
+    CHECK(*store->append_batch(7, 1, {pending_record(kBase, 1, 5)}) == MinuteStore::AppendResult::kDuplicate);
+    CHECK(*store->append_batch(8, 1, {pending_record(kBase, 3, 1)}) == MinuteStore::AppendResult::kStored);
+  }
+  auto store = open_store(dir);  // as after a restart
+  CHECK(*store->last_sequence(7) == 2);
+  CHECK(*store->last_sequence(8) == 1);
+  CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6)}) == MinuteStore::AppendResult::kDuplicate);
+  const auto pending = store->pending();
+  REQUIRE(pending.has_value());
+  REQUIRE(pending->size() == 4);
+  const auto& r = (*pending)[2].record;  // arrival order kept
+  CHECK(r.second == kBase + 1);
+  CHECK(r.server_id == 2);
+  CHECK(r.stats.sum == 7);
+  CHECK(r.stats.first_time == (kBase + 1) * 1'000'000'000);
+  CHECK(r.hist.total() == 1);
+  CHECK((*pending)[2].service == "Shop.Api");
+}
+
+TEST_CASE("finishing a minute stores its points and drops only its pending records", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  REQUIRE(store->append_batch(1, 1, {pending_record(kBase + 5, 1, 5), pending_record(kBase + 65, 1, 9)}));
+  REQUIRE(store->finish_minute(kBase, {point(kBase, 5, 1), point(kBase, 5)}));
+  const auto left = store->pending();
+  REQUIRE(left->size() == 1);
+  CHECK((*left)[0].record.second == kBase + 65);
+  auto got = store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 100);
+  REQUIRE(got->size() == 1);
+  CHECK((*got)[0].value == 5);
+  REQUIRE(store->finish_minute(kBase, {point(kBase, 8, 1)}));  // late data amends the minute
+  got = store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 100);
+  CHECK((*got)[0].value == 8);
+  CHECK(store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 60, 60, kBase + 100)->size() == 1);
+  CHECK(store->query("Shop.Api", "Nope.Attr", 1, 1, kBase, kBase + 60, 60, kBase + 100)->empty());
+  CHECK(store->list_series()->size() == 1);
+}
+
+TEST_CASE("archives keep the average, minimum and maximum of their minutes", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir);
+  for (int m = 0; m < 10; ++m) REQUIRE(store->finish_minute(kBase + 60 * m, {point(kBase + 60 * m, m)}));
+  const int64_t now = kBase + 600;
+  SECTION("5-minute step from minutes") {
+    const auto got = *store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 300, now);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].value == Approx(2.0));  // minutes 0..4
+    CHECK(got[0].min == 0);
+    CHECK(got[0].max == 4);
+    CHECK(got[1].value == Approx(7.0));
+    CHECK(got[1].minutes == 5);
+  }
+  SECTION("older than the minute retention: the 5-minute archive answers") {
+    const int64_t later = kBase + 3 * 86400;
+    const auto got = *store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 60, later);
+    REQUIRE(got.size() == 2);  // 5-minute points, even for a 1-minute step
+    CHECK(got[1].value == Approx(7.0));
+    CHECK(got[1].max == 9);
+  }
+  SECTION("hour archive") {
+    const auto got = *store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 3600, 3600, now);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].value == Approx(4.5));
+    CHECK(got[0].minutes == 10);
+  }
+  SECTION("retention deletes by resolution") {
+    CHECK(*store->apply_retention(kBase + 3 * 86400) == 10);  // the minutes only
+    CHECK(store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 300, kBase + 3 * 86400)->size() == 2);
+    CHECK(*store->apply_retention(kBase + 400 * 86400) == 3);  // 2 five-minute + 1 hour
+  }
+}
+
+TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes only", "[store][crash]") {
+  TempDir dir;
+  std::mt19937_64 rng(Catch::rngSeed());
+  for (int round = 0; round < 3; ++round) {
+    const std::string db = dir.file("crash" + std::to_string(round) + ".db");
+    auto writer = monitor::test::ChildProcess::fork_run([&] {
+      auto opened = MinuteStore::open(db);
+      if (!opened) return 1;
+      MinuteStore& store = **opened;
+      for (uint64_t seq = 1;; ++seq) {
+        // Batch `seq` holds 3 records of second kBase + seq - 1, each of value seq.
+        const int64_t second = kBase + static_cast<int64_t>(seq) - 1;
+        std::vector<PendingRecord> batch;
+        for (int64_t server = 1; server <= 3; ++server) batch.push_back(pending_record(second, server, static_cast<int64_t>(seq)));
+        if (!store.append_batch(1, seq, batch)) return 2;
+        if (seq % 60 == 0) {
+          const int64_t minute = second - 59;
+          if (!store.finish_minute(minute, {point(minute, static_cast<double>(seq))})) return 3;
+        }
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 600));
+    writer.signal(SIGKILL);
+    REQUIRE(writer.wait_for(std::chrono::seconds(5)) == 128 + SIGKILL);
+
+    auto store = MinuteStore::open(db);
+    REQUIRE(store.has_value());
+    const uint64_t last = *(*store)->last_sequence(1);
+    REQUIRE(last > 0);
+    const auto minutes = *(*store)->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 100000, 60, kBase);
+    const uint64_t finished = minutes.size() * 60;
+    REQUIRE(finished <= last);
+    for (size_t m = 0; m < minutes.size(); ++m) CHECK(minutes[m].value == static_cast<double>((m + 1) * 60));
+    // Every batch after the last finished minute is pending, whole, exactly once.
+    const auto pending = *(*store)->pending();
+    REQUIRE(pending.size() == 3 * (last - finished));
+    std::map<int64_t, int> per_second;
+    for (const auto& p : pending) ++per_second[p.record.second];
+    for (const auto& [second, n] : per_second) {
+      CHECK(n == 3);
+      CHECK(second >= kBase + static_cast<int64_t>(finished));
+    }
+    // And a replay of any stored sequence is recognised.
+    CHECK(*(*store)->append_batch(1, last, {pending_record(kBase, 1, 1)}) == MinuteStore::AppendResult::kDuplicate);
+  }
+}
+
+TEST_CASE("a store that cannot be opened is an error, not a crash", "[store][failure]") {
+  CHECK_FALSE(MinuteStore::open("/nonexistent-dir/x/judger.db").has_value());
+  TempDir dir;
+  { std::ofstream(dir.file("junk.db")) << std::string(4096, 'j'); }
+  CHECK_FALSE(MinuteStore::open(dir.file("junk.db")).has_value());
+}
