@@ -1,0 +1,74 @@
+#include "judger/minute_rollup.hpp"
+
+#include "model/op.hpp"
+
+namespace monitor::judger {
+
+MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
+  const auto& r = p.record;
+  const int64_t minute = r.second - ((r.second % 60) + 60) % 60;
+  const bool closed = minute < forgotten_before_ ||
+                      now_s >= minute + 60 + options_.grace_s + options_.late_window_s;
+  if (closed) {
+    ++too_late_;
+    return AddResult::kTooLate;
+  }
+  Minute& m = minutes_[minute];
+  m.dirty = true;
+  for (const auto& op : model::kOps) {
+    if ((r.ops & op.bit) == 0) continue;
+    for (const int64_t server : {r.server_id, int64_t{-1}}) {
+      Cell& cell = m.cells[Key{p.service, p.attr, op.bit, server}];
+      cell.stats.merge(r.stats);
+      if (op.bit == 128u) cell.hist.merge(r.hist);
+    }
+  }
+  return AddResult::kAccepted;
+}
+
+void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out) {
+  const auto& [service, attr, op, server] = key;
+  const model::Stats& s = cell.stats;
+  auto emit = [&](uint32_t code, double value) { out.push_back(MinutePoint{service, attr, code, server, minute, value}); };
+  switch (op) {
+    case 1: emit(op, static_cast<double>(s.sum)); break;
+    case 2: emit(op, static_cast<double>(s.max)); break;
+    case 4: emit(op, static_cast<double>(s.min)); break;
+    case 8: emit(op, s.average()); break;
+    case 16: emit(op, static_cast<double>(s.first)); break;
+    case 32: emit(op, static_cast<double>(s.last)); break;
+    case 64: emit(op, static_cast<double>(s.count)); break;
+    case 128:
+      emit(kOpHistP50, static_cast<double>(cell.hist.quantile(0.5, s.min, s.max)));
+      emit(kOpHistP90, static_cast<double>(cell.hist.quantile(0.9, s.min, s.max)));
+      emit(kOpHistP99, static_cast<double>(cell.hist.quantile(0.99, s.min, s.max)));
+      emit(kOpHistP999, static_cast<double>(cell.hist.quantile(0.999, s.min, s.max)));
+      break;
+    default: break;
+  }
+}
+
+std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
+  std::vector<FinishedMinute> out;
+  for (auto it = minutes_.begin(); it != minutes_.end();) {
+    const int64_t minute = it->first;
+    Minute& m = it->second;
+    if (now_s < minute + 60 + options_.grace_s) break;  // this and later minutes still open
+    if (m.dirty) {
+      FinishedMinute f{minute, {}, m.finished};
+      for (const auto& [key, cell] : m.cells) append_points(minute, key, cell, f.points);
+      out.push_back(std::move(f));
+      m.finished = true;
+      m.dirty = false;
+    }
+    if (now_s >= minute + 60 + options_.grace_s + options_.late_window_s) {
+      forgotten_before_ = std::max(forgotten_before_, minute + 60);
+      it = minutes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+}  // namespace monitor::judger
