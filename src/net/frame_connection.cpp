@@ -1,0 +1,107 @@
+#include "net/frame_connection.hpp"
+
+#include <array>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace monitor::net {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+FrameConnection::FrameConnection(asio::ip::tcp::socket socket, Limits limits)
+    : socket_(std::move(socket)), limits_(limits), wake_writer_(socket_.get_executor()) {
+  wake_writer_.expires_at(asio::steady_timer::time_point::max());
+}
+
+asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::milliseconds timeout) {
+  ReadResult result;
+  asio::steady_timer deadline(socket_.get_executor());
+  deadline.expires_after(timeout);
+  std::array<char, 64 * 1024> buffer;
+  while (true) {
+    wire::Frame frame{};
+    const auto status = decoder_.next(frame);
+    if (status == wire::FrameDecoder::Status::kFrame) {
+      ++frames_read_;
+      result.kind = ReadResult::Kind::kFrame;
+      result.type = frame.type;
+      result.payload.assign(frame.payload);
+      co_return result;
+    }
+    if (status == wire::FrameDecoder::Status::kError) {
+      result.kind = ReadResult::Kind::kBadFrame;
+      result.wire_error = decoder_.error();
+      co_return result;
+    }
+    if (closed_) {
+      result.kind = ReadResult::Kind::kClosed;
+      result.error = asio::error::operation_aborted;
+      co_return result;
+    }
+    // Whichever finishes first: bytes from the peer or the deadline.
+    auto outcome = co_await (socket_.async_read_some(asio::buffer(buffer), kNoThrow) ||
+                             deadline.async_wait(kNoThrow));
+    if (outcome.index() == 1) {
+      result.kind = ReadResult::Kind::kTimeout;
+      co_return result;
+    }
+    const auto [ec, n] = std::get<0>(outcome);
+    if (ec) {
+      result.kind = ReadResult::Kind::kClosed;
+      result.error = ec;
+      co_return result;
+    }
+    decoder_.feed(std::string_view(buffer.data(), n));
+  }
+}
+
+bool FrameConnection::send(std::string frames) {
+  if (closed_ || queued_bytes_ + frames.size() > limits_.max_queued_bytes) {
+    ++refused_sends_;
+    return false;
+  }
+  queued_bytes_ += frames.size();
+  queue_.push_back(std::move(frames));
+  wake_writer_.cancel();
+  return true;
+}
+
+asio::awaitable<void> FrameConnection::write_loop(std::chrono::milliseconds timeout) {
+  asio::steady_timer deadline(socket_.get_executor());
+  while (!closed_) {
+    if (queue_.empty()) {
+      co_await wake_writer_.async_wait(kNoThrow);  // cancelled by send() or close()
+      continue;
+    }
+    // Write everything queued in one go: TCP hops must batch.
+    std::string batch;
+    while (!queue_.empty()) {
+      batch += queue_.front();
+      queue_.pop_front();
+    }
+    deadline.expires_after(timeout);
+    auto outcome = co_await (asio::async_write(socket_, asio::buffer(batch), kNoThrow) ||
+                             deadline.async_wait(kNoThrow));
+    queued_bytes_ -= std::min(queued_bytes_, batch.size());
+    if (outcome.index() == 1 || std::get<0>(std::get<0>(outcome))) {
+      close();  // a peer that does not take our bytes in time is treated as gone
+      co_return;
+    }
+  }
+}
+
+void FrameConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  wake_writer_.cancel();
+}
+
+}  // namespace monitor::net

@@ -1,0 +1,73 @@
+// One peer's framed TCP connection (docs/protocol.md) on Asio coroutines: a
+// reader with a deadline on every read and a writer fed by a bounded queue.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "wire/frame.hpp"
+
+namespace monitor::net {
+
+/// What read_frame() got.
+struct ReadResult {
+  enum class Kind { kFrame, kTimeout, kClosed, kBadFrame };
+  Kind kind = Kind::kClosed;
+  wire::FrameType type{};
+  std::string payload;
+  wire::WireError wire_error = wire::WireError::kOk;  // for kBadFrame
+  boost::system::error_code error;                   // for kClosed
+};
+
+/// Not thread-safe: use it from coroutines of one io_context (a session's
+/// reader and its write_loop()). Destroying it closes the socket.
+class FrameConnection {
+ public:
+  struct Limits {
+    size_t max_queued_bytes = 16u << 20;  // send() refuses beyond this
+  };
+
+  FrameConnection(boost::asio::ip::tcp::socket socket, Limits limits);
+
+  /// The next frame, or why there is none: no complete frame within
+  /// `timeout`, the peer closed or reset the connection, or a frame failed its
+  /// checks (the caller logs the reason and closes).
+  boost::asio::awaitable<ReadResult> read_frame(std::chrono::milliseconds timeout);
+
+  /// Queues encoded frames for write_loop(). False, counted, when the queue
+  /// would exceed max_queued_bytes (the peer is not reading) or after close().
+  bool send(std::string frames);
+
+  /// Writes queued frames until close(); each write must finish within
+  /// `timeout` or the connection is closed. Run it with co_spawn.
+  boost::asio::awaitable<void> write_loop(std::chrono::milliseconds timeout);
+
+  /// Closes the socket; pending reads and writes end. Idempotent.
+  void close();
+
+  bool open() const noexcept { return !closed_; }
+  size_t queued_bytes() const noexcept { return queued_bytes_; }
+  uint64_t refused_sends() const noexcept { return refused_sends_; }
+  uint64_t frames_read() const noexcept { return frames_read_; }
+  boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
+
+ private:
+  boost::asio::ip::tcp::socket socket_;
+  const Limits limits_;
+  wire::FrameDecoder decoder_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  boost::asio::steady_timer wake_writer_;  // cancelled to wake write_loop()
+  bool closed_ = false;
+  uint64_t refused_sends_ = 0;
+  uint64_t frames_read_ = 0;
+};
+
+}  // namespace monitor::net
