@@ -7,13 +7,20 @@ namespace monitor::judger {
 MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
   const auto& r = p.record;
   const int64_t minute = r.second - ((r.second % 60) + 60) % 60;
-  const bool closed = minute < forgotten_before_ ||
-                      now_s >= minute + 60 + options_.grace_s + options_.late_window_s;
-  if (closed) {
+  if (now_s - minute > options_.max_age_s) {
     ++too_late_;
     return AddResult::kTooLate;
   }
-  Minute& m = minutes_[minute];
+  auto [it, opened] = minutes_.try_emplace(minute);
+  Minute& m = it->second;
+  if (opened && loader_ && now_s >= minute + 60 + options_.grace_s) {
+    // Possibly finished and stored before (then forgotten, or lost in a
+    // restart): start from the stored state so the amendment is exact.
+    for (auto& cell : loader_(minute)) {
+      m.cells[Key{cell.service, cell.attr, cell.op, cell.server_id}] = Cell{cell.stats, std::move(cell.hist)};
+      m.finished = true;
+    }
+  }
   m.dirty = true;
   for (const auto& op : model::kOps) {
     if ((r.ops & op.bit) == 0) continue;
@@ -55,14 +62,17 @@ std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
     Minute& m = it->second;
     if (now_s < minute + 60 + options_.grace_s) break;  // this and later minutes still open
     if (m.dirty) {
-      FinishedMinute f{minute, {}, m.finished};
-      for (const auto& [key, cell] : m.cells) append_points(minute, key, cell, f.points);
+      FinishedMinute f{minute, {}, {}, m.finished};
+      for (const auto& [key, cell] : m.cells) {
+        append_points(minute, key, cell, f.points);
+        const auto& [service, attr, op, server] = key;
+        f.cells.push_back(MinuteCell{service, attr, op, server, cell.stats, cell.hist});
+      }
       out.push_back(std::move(f));
       m.finished = true;
       m.dirty = false;
     }
     if (now_s >= minute + 60 + options_.grace_s + options_.late_window_s) {
-      forgotten_before_ = std::max(forgotten_before_, minute + 60);
       it = minutes_.erase(it);
     } else {
       ++it;

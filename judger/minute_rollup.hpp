@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <tuple>
@@ -22,23 +23,30 @@ inline constexpr uint32_t kOpHistP999 = 1283;
 struct FinishedMinute {
   int64_t minute = 0;
   std::vector<MinutePoint> points;
+  std::vector<MinuteCell> cells;  // mergeable state, stored beside the points
   bool amended = false;
 };
 
 /// Rolls per-second records up to minutes per (service, attr, op, server) and
 /// in total (server -1), by each op's merge rule. A minute is due once the
-/// clock passes its end + grace; it then stays amendable for `late_window_s`
-/// (a late record makes it due again, amended); a record for a minute past
-/// that is counted as too late and dropped. Not thread-safe.
+/// clock passes its end + grace; it stays in memory for `late_window_s` more
+/// (a late record makes it due again, amended). A record for a minute no
+/// longer in memory reopens it from the stored state given by the loader (so
+/// replays after an outage or a restart amend exactly), unless it is older
+/// than `max_age_s` (the store's minute retention): then it is counted as too
+/// late and dropped. Not thread-safe.
 class MinuteRollup {
  public:
   struct Options {
-    int grace_s = 10;         // after a minute ends, before it is final
-    int late_window_s = 120;  // after it is final, how long late data amends it
+    int grace_s = 10;           // after a minute ends, before it is final
+    int late_window_s = 120;    // after it is final, how long it stays in memory
+    int64_t max_age_s = 2 * 86400;  // older minutes cannot be amended any more
   };
+  /// Gives the stored state of a finished minute (empty if none).
+  using Loader = std::function<std::vector<MinuteCell>(int64_t minute)>;
   enum class AddResult { kAccepted, kTooLate };
 
-  explicit MinuteRollup(Options options) : options_(options) {}
+  explicit MinuteRollup(Options options, Loader loader = {}) : options_(options), loader_(std::move(loader)) {}
 
   AddResult add(const PendingRecord& record, int64_t now_s);
 
@@ -62,8 +70,8 @@ class MinuteRollup {
   static void append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out);
 
   const Options options_;
+  const Loader loader_;
   std::map<int64_t, Minute> minutes_;
-  int64_t forgotten_before_ = INT64_MIN;  // minutes before this are closed for good
   uint64_t too_late_ = 0;
 };
 

@@ -104,6 +104,11 @@ CREATE TABLE IF NOT EXISTS points (
   series INTEGER NOT NULL, resolution INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
   min REAL NOT NULL, max REAL NOT NULL, minutes INTEGER NOT NULL, PRIMARY KEY (series, resolution, ts)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_by_time ON points (resolution, ts, series);
+CREATE TABLE IF NOT EXISTS minute_cells (
+  minute INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
+  count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
+  first_time INTEGER NOT NULL, last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB,
+  PRIMARY KEY (minute, service, attr, op, server_id)) WITHOUT ROWID;
 )sql";
 
 std::string encode_hist(const model::LogHistogram& h) {
@@ -221,9 +226,22 @@ boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
   return out;
 }
 
-boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std::vector<MinutePoint>& points) {
+boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std::vector<MinutePoint>& points,
+                                                       const std::vector<MinuteCell>& cells) {
   Transaction txn(db_);
   if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  Statement put_cell(db_,
+                     "INSERT OR REPLACE INTO minute_cells (minute, service, attr, op, server_id, count, sum, min, max, "
+                     "first, first_time, last, last_time, hist) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  for (const auto& c : cells) {
+    const model::Stats& s = c.stats;
+    put_cell.bind(1, minute).bind(2, c.service).bind(3, c.attr).bind(4, int64_t{c.op}).bind(5, c.server_id);
+    put_cell.bind(6, static_cast<int64_t>(s.count)).bind(7, s.sum).bind(8, s.min).bind(9, s.max).bind(10, s.first);
+    put_cell.bind(11, s.first_time).bind(12, s.last).bind(13, s.last_time);
+    if (!c.hist.empty()) put_cell.bind_blob(14, encode_hist(c.hist));
+    if (const int rc = put_cell.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    put_cell.reset();
+  }
   Statement add_series(db_, "INSERT OR IGNORE INTO series (service, attr, op, server_id) VALUES (?,?,?,?)");
   Statement find_series(db_, "SELECT id FROM series WHERE service = ? AND attr = ? AND op = ? AND server_id = ?");
   Statement put(db_,
@@ -302,13 +320,46 @@ boost::system::result<std::vector<StoredPoint>> MinuteStore::query(const std::st
   return out;
 }
 
+boost::system::result<std::vector<MinuteCell>> MinuteStore::minute_cells(int64_t minute) {
+  Statement st(db_,
+               "SELECT service, attr, op, server_id, count, sum, min, max, first, first_time, last, last_time, hist "
+               "FROM minute_cells WHERE minute = ?");
+  st.bind(1, minute);
+  std::vector<MinuteCell> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    MinuteCell c;
+    c.service = st.text(0);
+    c.attr = st.text(1);
+    c.op = static_cast<uint32_t>(st.int64(2));
+    c.server_id = st.int64(3);
+    c.stats.count = static_cast<uint64_t>(st.int64(4));
+    c.stats.sum = st.int64(5);
+    c.stats.min = st.int64(6);
+    c.stats.max = st.int64(7);
+    c.stats.first = st.int64(8);
+    c.stats.first_time = st.int64(9);
+    c.stats.last = st.int64(10);
+    c.stats.last_time = st.int64(11);
+    decode_hist(st.blob(12), c.hist);
+    out.push_back(std::move(c));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  return out;
+}
+
 boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement st(db_,
                "DELETE FROM points WHERE (resolution = 60 AND ts < ?1) OR (resolution = 300 AND ts < ?2) "
                "OR (resolution = 3600 AND ts < ?3)");
   st.bind(1, now_s - retention_.minute_s).bind(2, now_s - retention_.five_minute_s).bind(3, now_s - retention_.hour_s);
   if (const int rc = st.step(); rc != SQLITE_DONE) return sqlite_error(rc);
-  return static_cast<int64_t>(sqlite3_changes(db_));
+  const auto removed = static_cast<int64_t>(sqlite3_changes(db_));
+  // Mergeable state lives as long as the minute points it can amend.
+  Statement cells(db_, "DELETE FROM minute_cells WHERE minute < ?");
+  cells.bind(1, now_s - retention_.minute_s);
+  if (const int rc = cells.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  return removed;
 }
 
 boost::system::result<std::vector<std::pair<std::string, std::string>>> MinuteStore::list_series() {

@@ -43,6 +43,17 @@ struct StoredPoint {
   int64_t minutes = 0;
 };
 
+/// The mergeable state of one series in one finished minute: what lets a
+/// minute be amended exactly after the judger restarted.
+struct MinuteCell {
+  std::string service;
+  std::string attr;
+  uint32_t op = 0;  // one op bit
+  int64_t server_id = -1;
+  model::Stats stats;
+  model::LogHistogram hist;
+};
+
 /// A received record, with names resolved, waiting for its minute to finish.
 struct PendingRecord {
   std::string service;
@@ -80,11 +91,15 @@ class MinuteStore {
   /// Every pending record, in arrival order: the state to rebuild after a restart.
   [[nodiscard]] boost::system::result<std::vector<PendingRecord>> pending();
 
-  /// Writes the finished minute's points, folds them into the 5-minute and
-  /// 1-hour archives, and removes the pending records of seconds in
-  /// [minute, minute + 60), all in one transaction. Writing a minute again
-  /// (late data amending it) replaces its points.
-  [[nodiscard]] boost::system::result<void> finish_minute(int64_t minute, const std::vector<MinutePoint>& points);
+  /// Writes the finished minute's points and its cells' mergeable state,
+  /// folds the points into the 5-minute and 1-hour archives, and removes the
+  /// pending records of seconds in [minute, minute + 60), all in one
+  /// transaction. Writing a minute again (late data amending it) replaces it.
+  [[nodiscard]] boost::system::result<void> finish_minute(int64_t minute, const std::vector<MinutePoint>& points,
+                                                          const std::vector<MinuteCell>& cells = {});
+
+  /// The mergeable state stored for a finished minute (empty if none).
+  [[nodiscard]] boost::system::result<std::vector<MinuteCell>> minute_cells(int64_t minute);
 
   /// Points of a series in [from, to), in buckets of `step_s` (at least 60):
   /// read from the coarsest resolution no coarser than the step, or a coarser

@@ -1,0 +1,271 @@
+#include "judger/judger.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
+#include "wire/dictionary.hpp"
+#include "wire/messages.hpp"
+
+namespace monitor::judger {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+constexpr auto kRegistryTtl = 10s;
+constexpr uint64_t kJudgerId = 0;  // judgers do not send batches yet
+
+tcp::endpoint parse_endpoint(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(text.substr(0, colon), ec);
+  if (ec) throw std::runtime_error(fmt::format("listen address {}: {}", text, ec.message()));
+  const int port = std::stoi(text.substr(colon + 1));
+  if (port < 0 || port > 65535) throw std::runtime_error(fmt::format("listen address {}: bad port", text));
+  return {address, static_cast<uint16_t>(port)};
+}
+
+}  // namespace
+
+Judger::Judger(JudgerConfig config)
+    : config_(std::move(config)),
+      acceptor_(io_),
+      rollup_({config_.grace_s, config_.late_window_s, Retention{}.minute_s}, [this](int64_t minute) {
+        auto cells = store_->minute_cells(minute);
+        if (!cells) {
+          spdlog::error("reading stored minute {}: {}", minute, cells.error().message());
+          return std::vector<MinuteCell>{};
+        }
+        return std::move(*cells);
+      }) {
+  config_.validate();
+  std::error_code fs_ec;
+  std::filesystem::create_directories(config_.data_dir, fs_ec);
+  auto store = MinuteStore::open(std::filesystem::path(config_.data_dir) / "judger.db");
+  if (!store) throw std::runtime_error(fmt::format("open store in {}: {}", config_.data_dir, store.error().message()));
+  store_ = std::move(*store);
+  auto pending = store_->pending();
+  if (!pending) throw std::runtime_error(fmt::format("read store: {}", pending.error().message()));
+  const int64_t now_s = realtime_ns() / 1'000'000'000;
+  for (const auto& record : *pending) rollup_.add(record, now_s);
+  spdlog::info("store {}/judger.db: {} pending records rebuilt into {} open minutes", config_.data_dir,
+               pending->size(), rollup_.open_minutes());
+
+  auto reg = registry::open_registry(config_.registry);
+  if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
+  registry_ = std::move(*reg);
+
+  const tcp::endpoint endpoint = parse_endpoint(config_.listen);
+  boost::system::error_code ec;
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
+  spdlog::info("judger {} listening on {}", config_.name, config_.listen);
+}
+
+Judger::~Judger() = default;
+
+void Judger::register_self() {
+  boost::system::error_code ec;
+  const auto bound = acceptor_.local_endpoint(ec);
+  // The bound address, so a configured port 0 is still found.
+  const std::string address = ec ? config_.listen : fmt::format("{}:{}", bound.address().to_string(), bound.port());
+  boost::json::object value{{"address", address},
+                            {"open_minutes", rollup_.open_minutes()},
+                            {"batches_stored", counters_.batches_stored}};
+  if (auto r = registry_->put_live("judgers", config_.name, value, kRegistryTtl); !r) {
+    spdlog::warn("registry: cannot refresh judgers/{}: {}", config_.name, r.error().message());
+  }
+}
+
+void Judger::finish_due_minutes(int64_t now_s) {
+  for (const FinishedMinute& minute : rollup_.due(now_s)) {
+    if (auto r = store_->finish_minute(minute.minute, minute.points, minute.cells); !r) {
+      // The minute's records stay pending in the store: a restart rolls them up again.
+      ++counters_.store_errors;
+      spdlog::error("storing minute {}: {}", minute.minute, r.error().message());
+      continue;
+    }
+    ++counters_.minutes_stored;
+    spdlog::debug("stored minute {} ({} points{})", minute.minute, minute.points.size(),
+                  minute.amended ? ", amended" : "");
+  }
+}
+
+void Judger::log_health() {
+  spdlog::info("health: {} connections, {} batches stored, {} duplicates, {} records, {} bad frames, "
+               "{} minutes stored, {} too late, {} store errors",
+               counters_.connections, counters_.batches_stored, counters_.batches_duplicate, counters_.records,
+               counters_.bad_frames, counters_.minutes_stored, rollup_.too_late(), counters_.store_errors);
+}
+
+asio::awaitable<void> Judger::tick_loop() {
+  asio::steady_timer timer(io_);
+  int ticks = 0;
+  while (!stopping_) {
+    const int64_t now_s = realtime_ns() / 1'000'000'000;
+    finish_due_minutes(now_s);
+    if (ticks % 3 == 0) register_self();
+    if (ticks % 60 == 0) {
+      if (auto removed = store_->apply_retention(now_s); !removed) spdlog::warn("retention: {}", removed.error().message());
+      log_health();
+    }
+    ++ticks;
+    timer.expires_after(1s);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> Judger::accept_loop() {
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (stopping_) co_return;
+      spdlog::warn("accept: {}", ec.message());
+      continue;
+    }
+    ++counters_.connections;
+    auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
+    live_.insert(connection);
+    asio::co_spawn(io_, connection->write_loop(10s), asio::detached);
+    asio::co_spawn(io_, session(connection), asio::detached);
+  }
+}
+
+asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> connection) {
+  boost::system::error_code ignored;
+  const std::string peer = fmt::format("{}", connection->socket().remote_endpoint(ignored).address().to_string());
+  std::optional<uint64_t> sender;
+  wire::ReceiveDictionary dictionary;
+  std::string reason = "peer closed";
+  const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
+  while (connection->open()) {
+    net::ReadResult read = co_await connection->read_frame(timeout);
+    if (read.kind == net::ReadResult::Kind::kTimeout) {
+      reason = "idle timeout";
+      break;
+    }
+    if (read.kind == net::ReadResult::Kind::kClosed) break;
+    if (read.kind == net::ReadResult::Kind::kBadFrame) {
+      ++counters_.bad_frames;
+      reason = std::string(wire::wire_error_name(read.wire_error));
+      break;
+    }
+    wire::WireError error = wire::WireError::kOk;
+    switch (read.type) {
+      case wire::FrameType::kHello: {
+        wire::Hello hello;
+        error = wire::decode(read.payload, hello);
+        if (error != wire::WireError::kOk) break;
+        sender = hello.sender_id;
+        const auto last = store_->last_sequence(hello.sender_id);
+        std::string out;
+        wire::encode(out, wire::HelloAck{kJudgerId, wire::Role::kBonnie, config_.name, last ? *last : 0});
+        connection->send(std::move(out));
+        spdlog::info("{}: sender {} ({}) connected, last stored batch {}", peer, hello.sender_id, hello.sender_name,
+                     last ? *last : 0);
+        break;
+      }
+      case wire::FrameType::kDict: {
+        std::vector<wire::DictEntry> entries;
+        error = wire::decode(read.payload, entries);
+        if (error == wire::WireError::kOk) error = dictionary.define(entries);
+        break;
+      }
+      case wire::FrameType::kBatch: {
+        wire::Batch batch;
+        error = wire::decode(read.payload, batch);
+        if (error == wire::WireError::kOk) error = dictionary.check(batch);
+        if (error != wire::WireError::kOk) break;
+        if (!sender || batch.sender_id != *sender) {
+          error = wire::WireError::kBadPayload;  // a batch before HELLO, or for another sender
+          break;
+        }
+        std::vector<PendingRecord> records;
+        records.reserve(batch.records.size());
+        for (auto& record : batch.records) {
+          std::string_view service, attr;
+          dictionary.lookup(record.name_id, service, attr);
+          records.push_back(PendingRecord{std::string(service), std::string(attr), std::move(record)});
+        }
+        // Stored before acknowledged: an ACK means the batch survives a kill -9.
+        const auto stored = store_->append_batch(batch.sender_id, batch.sequence, records);
+        if (!stored) {
+          ++counters_.store_errors;
+          spdlog::error("{}: storing batch {} of sender {}: {}", peer, batch.sequence, batch.sender_id,
+                        stored.error().message());
+          reason = "store error";
+          connection->close();  // no ACK: the sender replays it
+          break;
+        }
+        if (*stored == MinuteStore::AppendResult::kStored) {
+          ++counters_.batches_stored;
+          counters_.records += records.size();
+          const int64_t now_s = realtime_ns() / 1'000'000'000;
+          for (const auto& record : records) rollup_.add(record, now_s);
+        } else {
+          ++counters_.batches_duplicate;
+        }
+        std::string out;
+        wire::encode(out, wire::Ack{batch.sender_id, batch.sequence});
+        connection->send(std::move(out));
+        break;
+      }
+      case wire::FrameType::kClose: {
+        wire::Close close;
+        wire::decode(read.payload, close);
+        reason = "peer said: " + close.reason;
+        connection->close();
+        break;
+      }
+      case wire::FrameType::kHeartbeat: {
+        wire::Heartbeat heartbeat;
+        error = wire::decode(read.payload, heartbeat);
+        break;
+      }
+      default:
+        error = wire::WireError::kUnknownType;  // a client has no business sending the others
+        break;
+    }
+    if (error != wire::WireError::kOk) {
+      ++counters_.bad_frames;
+      reason = std::string(wire::wire_error_name(error));
+      break;
+    }
+  }
+  spdlog::info("{}: connection closed ({})", peer, reason);
+  connection->close();
+  live_.erase(connection);
+}
+
+int Judger::run() {
+  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code&, int sig) {
+    spdlog::info("signal {}: stopping", sig);
+    stopping_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (const auto& connection : live_) connection->close();
+    io_.stop();
+  });
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, tick_loop(), asio::detached);
+  io_.run();
+  // Unfinished minutes stay pending in the store and are rebuilt at the next start.
+  if (auto r = registry_->remove("judgers", config_.name); !r) spdlog::warn("registry: {}", r.error().message());
+  log_health();
+  return 0;
+}
+
+}  // namespace monitor::judger

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/registry/registry.hpp"
+#include "judger/judger_config.hpp"
+#include "judger/minute_rollup.hpp"
+#include "judger/minute_store.hpp"
+#include "net/frame_connection.hpp"
+
+namespace monitor::judger {
+
+/// Counters behind the judger's health (logged every minute and at stop).
+struct JudgerCounters {
+  uint64_t connections = 0;
+  uint64_t batches_stored = 0;
+  uint64_t batches_duplicate = 0;
+  uint64_t records = 0;
+  uint64_t bad_frames = 0;
+  uint64_t minutes_stored = 0;
+  uint64_t store_errors = 0;
+};
+
+/// The judger's ingest: accepts batches over TCP (docs/protocol.md), stores
+/// each before acknowledging it, rolls seconds up to minutes and stores them
+/// when due, and keeps its live entry in the registry. One io_context thread
+/// runs everything. Not thread-safe.
+class Judger {
+ public:
+  /// Opens the store, rebuilds unfinished minutes from it, binds the listen
+  /// address and opens the registry. Throws std::runtime_error with one line.
+  explicit Judger(JudgerConfig config);
+  ~Judger();
+
+  /// Serves until SIGTERM or SIGINT, then closes connections and returns 0.
+  int run();
+
+  const JudgerCounters& counters() const noexcept { return counters_; }
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> session(std::shared_ptr<net::FrameConnection> connection);
+  boost::asio::awaitable<void> tick_loop();
+  void finish_due_minutes(int64_t now_s);
+  void register_self();
+  void log_health();
+
+  JudgerConfig config_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<MinuteStore> store_;
+  std::unique_ptr<registry::Registry> registry_;
+  MinuteRollup rollup_;
+  std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
+  JudgerCounters counters_;
+  bool stopping_ = false;
+};
+
+}  // namespace monitor::judger

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace monitor::judger {
+
+/// Everything monitor-judger can be told: defaults, then the JSON config file,
+/// then flags (docs/judger.md).
+struct JudgerConfig {
+  std::string name = "judger-1";
+  std::string listen = "127.0.0.1:7300";  // batches from proxies
+  std::string data_dir = ".data/judger";
+  std::string registry = "file:.data/registry";
+  int grace_s = 10;
+  int late_window_s = 120;
+  int idle_timeout_s = 60;  // a connection silent this long is closed
+  std::string log_level = "info";
+
+  /// Throws std::runtime_error naming the file and the problem.
+  void load_file(const std::string& path);
+  /// Throws std::runtime_error when a value is out of range.
+  void validate() const;
+};
+
+}  // namespace monitor::judger

@@ -1,0 +1,48 @@
+// monitor-judger: stores batches, rolls them up to minutes.
+#include <cstdio>
+#include <exception>
+
+#include <cxxopts.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "judger/judger.hpp"
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("monitor-judger",
+                           "Judger: receives per-second batches (docs/protocol.md), stores each before\n"
+                           "acknowledging it, and rolls them up to minutes per server and in total.");
+  options.add_options()
+      ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
+      ("name", "name in the registry", cxxopts::value<std::string>())
+      ("listen", "host:port for batches", cxxopts::value<std::string>())
+      ("data-dir", "directory of the store", cxxopts::value<std::string>())
+      ("registry", "registry address, e.g. file:.data/registry", cxxopts::value<std::string>())
+      ("grace", "seconds after a minute ends before it is final", cxxopts::value<int>())
+      ("late-window", "seconds a final minute still takes late data", cxxopts::value<int>())
+      ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
+      ("h,help", "print this help");
+  try {
+    const auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::puts(options.help().c_str());
+      return 0;
+    }
+    monitor::judger::JudgerConfig config;
+    if (args.count("config")) config.load_file(args["config"].as<std::string>());
+    if (args.count("name")) config.name = args["name"].as<std::string>();
+    if (args.count("listen")) config.listen = args["listen"].as<std::string>();
+    if (args.count("data-dir")) config.data_dir = args["data-dir"].as<std::string>();
+    if (args.count("registry")) config.registry = args["registry"].as<std::string>();
+    if (args.count("grace")) config.grace_s = args["grace"].as<int>();
+    if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
+    if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
+    spdlog::set_default_logger(spdlog::stderr_color_mt("judger"));
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    monitor::judger::Judger judger(std::move(config));
+    return judger.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "monitor-judger: %s\n", e.what());
+    return 2;
+  }
+}
