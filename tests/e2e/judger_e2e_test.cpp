@@ -1,0 +1,193 @@
+// End-to-end: a real monitor-judger process, fed over TCP by a test client
+// speaking the wire protocol, killed with SIGKILL mid-stream and restarted.
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "judger/minute_store.hpp"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
+#include "wire/messages.hpp"
+
+using namespace std::chrono_literals;
+using monitor::test::ChildProcess;
+using monitor::test::read_file;
+using monitor::test::TempDir;
+using monitor::test::WireClient;
+namespace wire = monitor::wire;
+
+namespace {
+
+struct JudgerRun {
+  ChildProcess process;
+  std::string log;
+};
+
+JudgerRun start_judger(const TempDir& dir, int port, const std::string& log_name) {
+  const std::string log = dir.file(log_name);
+  auto process = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port),
+                                      "--data-dir", dir.file("judger"), "--registry", "file:" + dir.file("registry"),
+                                      "--grace", "1", "--late-window", "5"},
+                                     "", log);
+  return JudgerRun{std::move(process), log};
+}
+
+std::optional<wire::HelloAck> hello(WireClient& client, uint64_t sender) {
+  std::string out;
+  wire::encode(out, wire::Hello{sender, wire::Role::kAgent, "test-agent"});
+  wire::encode(out, std::vector<wire::DictEntry>{{1, "E2e.Test", "Orders.Placed"}});
+  if (!client.send(out)) return std::nullopt;
+  auto reply = client.read_frame(10s);
+  if (!reply || reply->type != wire::FrameType::kHelloAck) return std::nullopt;
+  wire::HelloAck ack;
+  if (wire::decode(reply->payload, ack) != wire::WireError::kOk) return std::nullopt;
+  return ack;
+}
+
+// Batch `seq`: one record per server 1..3 for second minute + seq % 60, value seq.
+std::string batch_frame(uint64_t sender, uint64_t seq, int64_t minute) {
+  wire::Batch batch{sender, seq, {}};
+  for (int64_t server = 1; server <= 3; ++server) {
+    wire::BatchRecord r;
+    r.second = minute + static_cast<int64_t>(seq % 60);
+    r.name_id = 1;
+    r.server_id = server;
+    r.ops = 1 | 64;  // SUM, COUNT
+    r.stats.add(static_cast<int64_t>(seq) * server, r.second * 1'000'000'000);
+    batch.records.push_back(r);
+  }
+  std::string out;
+  wire::encode(out, batch);
+  return out;
+}
+
+bool acked(WireClient& client, uint64_t seq) {
+  auto reply = client.read_frame(10s);
+  wire::Ack ack;
+  return reply && reply->type == wire::FrameType::kAck && wire::decode(reply->payload, ack) == wire::WireError::kOk &&
+         ack.sequence == seq;
+}
+
+}  // namespace
+
+TEST_CASE("judger killed with SIGKILL mid-stream: after restart and replay no minute is lost or counted twice",
+          "[e2e][judger][crash]") {
+  TempDir dir;
+  const int port = monitor::test::free_port();
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t minute = now_s - now_s % 60 - 60;  // the minute that just ended: stored, then amended
+  constexpr uint64_t kSender = 77, kBatches = 40;
+
+  auto first = start_judger(dir, port, "judger1.log");
+  {
+    WireClient client(port, 10s);
+    const auto ack = hello(client, kSender);
+    REQUIRE(ack);
+    CHECK(ack->last_sequence == 0);
+    for (uint64_t seq = 1; seq <= 20; ++seq) {
+      REQUIRE(client.send(batch_frame(kSender, seq, minute)));
+      REQUIRE(acked(client, seq));
+    }
+    std::this_thread::sleep_for(1500ms);  // the judger stores the minute (it is due) ...
+    for (uint64_t seq = 21; seq <= 23; ++seq) client.send(batch_frame(kSender, seq, minute));  // ... some in flight
+    first.process.signal(SIGKILL);
+    REQUIRE(first.process.wait_for(5s) == 128 + SIGKILL);
+  }
+
+  auto second = start_judger(dir, port, "judger2.log");
+  {
+    WireClient client(port, 10s);
+    const auto ack = hello(client, kSender);
+    REQUIRE(ack);
+    INFO("log of the first run:\n" << read_file(first.log));
+    REQUIRE(ack->last_sequence >= 20);  // every acknowledged batch survived
+    REQUIRE(ack->last_sequence <= 23);
+    // Replay from before what the judger has, as a sender unsure of its ACKs would.
+    for (uint64_t seq = 15; seq <= kBatches; ++seq) {
+      REQUIRE(client.send(batch_frame(kSender, seq, minute)));
+      REQUIRE(acked(client, seq));
+    }
+    std::this_thread::sleep_for(2500ms);  // due minutes are stored every second
+  }
+  second.process.signal(SIGTERM);
+  REQUIRE(second.process.wait_for(10s) == 0);
+  const std::string log = read_file(second.log);
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("duplicates"));
+
+  auto store = monitor::judger::MinuteStore::open(dir.file("judger/judger.db"));
+  REQUIRE(store.has_value());
+  int64_t total_sum = 0;
+  for (int64_t server = 1; server <= 3; ++server) {
+    int64_t want = 0;
+    for (uint64_t seq = 1; seq <= kBatches; ++seq) want += static_cast<int64_t>(seq) * server;
+    total_sum += want;
+    const auto sum = (*store)->query("E2e.Test", "Orders.Placed", 1, server, minute, minute + 60, 60, now_s + 60);
+    REQUIRE(sum->size() == 1);
+    CHECK((*sum)[0].value == static_cast<double>(want));
+    const auto count = (*store)->query("E2e.Test", "Orders.Placed", 64, server, minute, minute + 60, 60, now_s + 60);
+    REQUIRE(count->size() == 1);
+    CHECK((*count)[0].value == static_cast<double>(kBatches));
+  }
+  const auto total = (*store)->query("E2e.Test", "Orders.Placed", 1, -1, minute, minute + 60, 60, now_s + 60);
+  REQUIRE(total->size() == 1);
+  CHECK((*total)[0].value == static_cast<double>(total_sum));
+}
+
+TEST_CASE("corrupt frames close that connection with a logged reason and the judger stays up",
+          "[e2e][judger][failure]") {
+  TempDir dir;
+  const int port = monitor::test::free_port();
+  auto judger = start_judger(dir, port, "judger.log");
+  {
+    WireClient junk(port, 10s);
+    REQUIRE(junk.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK_FALSE(junk.read_frame(5s));
+    CHECK(junk.peer_closed());
+  }
+  {
+    WireClient corrupt(port, 10s);
+    std::string frame = batch_frame(1, 1, 0);
+    frame.back() ^= 0x40;
+    REQUIRE(corrupt.send(frame));
+    CHECK_FALSE(corrupt.read_frame(5s));
+  }
+  {
+    WireClient early(port, 10s);  // names defined, but a batch before HELLO
+    std::string frames;
+    wire::encode(frames, std::vector<wire::DictEntry>{{1, "E2e.Test", "Orders.Placed"}});
+    frames += batch_frame(1, 1, 0);
+    REQUIRE(early.send(frames));
+    CHECK_FALSE(early.read_frame(5s));
+  }
+  WireClient good(port, 10s);
+  CHECK(hello(good, 5).has_value());  // still serving
+  judger.process.signal(SIGTERM);
+  REQUIRE(judger.process.wait_for(10s) == 0);
+  const std::string log = read_file(judger.log);
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("bad_magic") && Catch::Contains("bad_checksum") &&
+                      Catch::Contains("bad_payload") && Catch::Contains("3 bad frames"));
+}
+
+TEST_CASE("monitor-judger --help works and a bad config stops it with a clear message", "[e2e][judger][failure]") {
+  TempDir dir;
+  auto help = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--help"}, dir.file("help.txt"));
+  REQUIRE(help.wait_for(10s) == 0);
+  CHECK_THAT(read_file(dir.file("help.txt")), Catch::Contains("--late-window"));
+  auto bad = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "nonsense", "--data-dir", dir.file("j")}, "",
+                                 dir.file("err.txt"));
+  REQUIRE(bad.wait_for(10s) == 2);
+  CHECK_THAT(read_file(dir.file("err.txt")), Catch::Contains("listen"));
+  auto busy_port = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:1", "--data-dir", dir.file("j"),
+                                        "--registry", "file:" + dir.file("registry")},
+                                       "", dir.file("err2.txt"));
+  CHECK(busy_port.wait_for(10s).value_or(-1) != 0);  // a port it may not bind
+}

@@ -1,0 +1,41 @@
+// A blocking client speaking the wire protocol, for end-to-end tests.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "wire/frame.hpp"
+
+namespace monitor::test {
+
+class WireClient {
+ public:
+  /// Connects to 127.0.0.1:port, retrying for up to `timeout`. Throws on failure.
+  WireClient(int port, std::chrono::milliseconds timeout);
+  ~WireClient();
+  WireClient(const WireClient&) = delete;
+
+  /// Writes all bytes; false if the peer is gone.
+  bool send(const std::string& bytes);
+
+  struct Received {
+    wire::FrameType type;
+    std::string payload;
+  };
+  /// The next frame, or nullopt on timeout, a closed connection or a bad frame.
+  std::optional<Received> read_frame(std::chrono::milliseconds timeout);
+
+  /// True once the peer closed the connection (a read returned 0).
+  bool peer_closed() const noexcept { return peer_closed_; }
+
+ private:
+  int fd_ = -1;
+  wire::FrameDecoder decoder_;
+  bool peer_closed_ = false;
+};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_port();
+
+}  // namespace monitor::test
