@@ -86,6 +86,17 @@ Agent::Agent(AgentConfig config)
     spdlog::info("listening for lines on {}", config_.socket);
   }
   sink_ = std::make_unique<JsonLinesSink>(config_.output, names_);
+  output_ = sink_.get();
+  if (!config_.forward.empty()) {
+    const uint64_t sender_id = config_.sender_id != 0 ? config_.sender_id : default_sender_id(config_.ring_name());
+    forwarder_ = std::make_unique<Forwarder>(
+        Forwarder::Options{config_.forward, config_.spool_dir, config_.spool_max_bytes, sender_id,
+                           fmt::format("agent {}", config_.ring_name())},
+        names_);
+    tee_ = std::make_unique<TeeSink>(*sink_, *forwarder_);
+    output_ = tee_.get();
+    spdlog::info("forwarding to {} as sender {}, spool {}", config_.forward, sender_id, config_.spool_dir);
+  }
   now_s_ = realtime_ns() / 1'000'000'000;
   aggregator_ = std::make_unique<Aggregator>(
       Aggregator::Options{config_.late_window_s, config_.future_window_s}, now_s_);
@@ -101,7 +112,7 @@ void Agent::flush_due(int64_t up_to_second) {
   const int64_t start = monotonic_ns();
   // Keep draining while a large second is written out: a stall of tens of
   // milliseconds is enough for a busy writer to fill its lane.
-  aggregator_->flush_until(up_to_second, *sink_, [this] { poll_once(); });
+  aggregator_->flush_until(up_to_second, *output_, [this] { poll_once(); });
   const int64_t took_ms = (monotonic_ns() - start) / 1'000'000;
   last_flush_ms_ = std::max(last_flush_ms_, took_ms);
   if (took_ms >= 500) spdlog::warn("writing out second {} took {} ms", up_to_second, took_ms);
@@ -146,6 +157,16 @@ void Agent::report_self(int64_t now_ns) {
   report("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()), kGauge);
   const RssInfo rss = read_rss();
   report("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes), kGauge);
+  if (forwarder_) {
+    const uint64_t sent = forwarder_->counters().batches_sent.load();
+    const uint64_t failures = forwarder_->counters().connect_failures.load();
+    report("Forward.Sent", static_cast<int64_t>(sent - reported_sent_), kCounter);
+    report("Forward.ConnectFailures", static_cast<int64_t>(failures - reported_connect_failures_), kCounter);
+    report("Forward.Waiting", static_cast<int64_t>(forwarder_->spooled()), kGauge);
+    report("Forward.Dropped", static_cast<int64_t>(forwarder_->spool_dropped()), kGauge);
+    reported_sent_ = sent;
+    reported_connect_failures_ = failures;
+  }
   reported_ = c;
 }
 
@@ -212,6 +233,11 @@ int Agent::run() {
   every_second(realtime_ns());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
   flush_due(now_s + config_.future_window_s);
+  if (forwarder_) {
+    forwarder_->stop();
+    spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent.load(),
+                 forwarder_->spooled());
+  }
   const AgentCounters& c = ingest_->counters();
   spdlog::info("stopped: {} ring reports, {} socket lines, {} bad lines, {} ring drops, {} abandoned slots, "
                "{} late, {} future, {} records written, {} records failed",

@@ -7,6 +7,8 @@
 
 #include "agent/agent_config.hpp"
 #include "agent/aggregator.hpp"
+#include "agent/forwarder.hpp"
+#include "agent/tee_sink.hpp"
 #include "agent/ingest.hpp"
 #include "agent/json_lines_sink.hpp"
 #include "agent/name_registry.hpp"
@@ -53,6 +55,11 @@ class Agent {
   std::unique_ptr<Aggregator> aggregator_;
   std::unique_ptr<Ingest> ingest_;
   std::unique_ptr<JsonLinesSink> sink_;
+  std::unique_ptr<Forwarder> forwarder_;  // null unless forwarding
+  std::unique_ptr<TeeSink> tee_;
+  AggregateSink* output_ = nullptr;        // sink_, or tee_ of sink_ and forwarder_
+  uint64_t reported_sent_ = 0;
+  uint64_t reported_connect_failures_ = 0;
   AgentCounters reported_;  // ingest counters as of the last self report
   int64_t now_s_ = 0;
   int64_t last_flush_ms_ = 0;  // longest flush since the last self report

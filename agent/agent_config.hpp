@@ -19,6 +19,10 @@ struct AgentConfig {
   int socket_rcvbuf_bytes = 8 << 20;
 
   std::string output = "-";  // JSON lines; "-" is stdout
+  std::string forward;        // host:port of the next hop; empty: do not forward
+  std::string spool_dir = ".data/agent-spool";
+  uint64_t spool_max_bytes = 256ull << 20;
+  uint64_t sender_id = 0;     // 0: derived from the host name and the ring
   int late_window_s = 2;
   int future_window_s = 2;
   int64_t server_id = 0;  // for statsd lines without a server tag, and for Monitor.Agent

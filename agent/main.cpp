@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       ("late-window", "seconds a report may arrive after its second ended", cxxopts::value<int>())
       ("future-window", "seconds a report may be ahead of the agent's clock", cxxopts::value<int>())
       ("server-id", "server id for statsd lines without one and for Monitor.Agent", cxxopts::value<int64_t>())
+      ("forward", "host:port to send each second's batch to (spooled while it is down)", cxxopts::value<std::string>())
+      ("spool-dir", "directory of the forwarding spool", cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
       ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
+    if (args.count("forward")) config.forward = args["forward"].as<std::string>();
+    if (args.count("spool-dir")) config.spool_dir = args["spool-dir"].as<std::string>();
     if (args.count("recreate-ring")) config.recreate_ring = true;
     if (args.count("no-self-metrics")) config.self_metrics = false;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();

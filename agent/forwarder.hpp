@@ -1,0 +1,83 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/aggregate_record.hpp"
+#include "agent/name_registry.hpp"
+#include "wire/messages.hpp"
+#include "wire/spool.hpp"
+
+namespace monitor::agent {
+
+/// Counters of the forwarder; monotonic. Read from any thread.
+struct ForwardCounters {
+  std::atomic<uint64_t> batches_spooled{0};
+  std::atomic<uint64_t> batches_sent{0};      // acknowledged by the receiver
+  std::atomic<uint64_t> batches_skipped{0};   // the receiver had them already
+  std::atomic<uint64_t> spool_failures{0};    // a batch that could not be spooled (full disk)
+  std::atomic<uint64_t> connect_failures{0};
+};
+
+/// Sends each finished second to the next hop as one batch, at least once:
+/// every batch goes to the on-disk spool first and leaves it only when the
+/// receiver acknowledges it, so batches outlive a receiver that is down and an
+/// agent that restarts. As an AggregateSink it is fed by the agent's thread;
+/// a thread of its own does the network I/O.
+class Forwarder final : public AggregateSink {
+ public:
+  struct Options {
+    std::string address;  // host:port of the next hop
+    std::string spool_dir;
+    uint64_t spool_max_bytes = 256ull << 20;
+    uint64_t sender_id = 0;
+    std::string sender_name;
+  };
+
+  /// Opens the spool (throws std::runtime_error naming the problem) and starts
+  /// the sender thread.
+  Forwarder(Options options, const NameRegistry& names);
+  ~Forwarder() override;
+
+  void write(const AggregateRecord& record) override;
+  void end_second(int64_t second) override;
+
+  /// Stops the sender thread; unsent batches stay in the spool.
+  void stop();
+
+  const ForwardCounters& counters() const noexcept { return counters_; }
+  /// Batches waiting in the spool, and batches the full spool dropped.
+  uint64_t spooled() const;
+  uint64_t spool_dropped() const;
+
+ private:
+  void sender_loop();
+  bool send_pending(int fd, uint64_t& acked);  // false: the connection failed
+
+  const Options options_;
+  const NameRegistry& names_;
+  ForwardCounters counters_;
+
+  // The second being collected (agent thread only).
+  std::vector<wire::BatchRecord> records_;
+  std::vector<wire::DictEntry> record_names_;
+  std::vector<uint32_t> local_ids_;  // registry id -> id inside the current record, 0 = none yet
+
+  mutable std::mutex mutex_;  // guards spool_, next_sequence_
+  std::unique_ptr<wire::Spool> spool_;
+  uint64_t next_sequence_ = 1;
+  std::condition_variable wake_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+/// A stable sender id for this host and ring: a hash of both.
+uint64_t default_sender_id(const std::string& ring_name);
+
+}  // namespace monitor::agent
