@@ -6,6 +6,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -39,6 +41,7 @@ tcp::endpoint parse_endpoint(const std::string& text) {
 Judger::Judger(JudgerConfig config)
     : config_(std::move(config)),
       acceptor_(io_),
+      http_acceptor_(io_),
       rollup_({config_.grace_s, config_.late_window_s, Retention{}.minute_s}, [this](int64_t minute) {
         auto cells = store_->minute_cells(minute);
         if (!cells) {
@@ -64,24 +67,33 @@ Judger::Judger(JudgerConfig config)
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
   registry_ = std::move(*reg);
 
-  const tcp::endpoint endpoint = parse_endpoint(config_.listen);
-  boost::system::error_code ec;
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
-  spdlog::info("judger {} listening on {}", config_.name, config_.listen);
+  auto listen_on = [](tcp::acceptor& acceptor, const std::string& address) {
+    const tcp::endpoint endpoint = parse_endpoint(address);
+    boost::system::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", address, ec.message()));
+  };
+  listen_on(acceptor_, config_.listen);
+  listen_on(http_acceptor_, config_.query_listen);
+  query_api_ = std::make_unique<QueryApi>(*store_, [this] { return health_json(); });
+  spdlog::info("judger {} listening on {} (batches) and {} (HTTP queries)", config_.name, config_.listen,
+               config_.query_listen);
 }
 
 Judger::~Judger() = default;
 
 void Judger::register_self() {
-  boost::system::error_code ec;
-  const auto bound = acceptor_.local_endpoint(ec);
-  // The bound address, so a configured port 0 is still found.
-  const std::string address = ec ? config_.listen : fmt::format("{}:{}", bound.address().to_string(), bound.port());
-  boost::json::object value{{"address", address},
+  // The bound addresses, so a configured port 0 is still found.
+  auto bound = [](const tcp::acceptor& acceptor, const std::string& configured) {
+    boost::system::error_code ec;
+    const auto endpoint = acceptor.local_endpoint(ec);
+    return ec ? configured : fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+  };
+  boost::json::object value{{"address", bound(acceptor_, config_.listen)},
+                            {"query", bound(http_acceptor_, config_.query_listen)},
                             {"open_minutes", rollup_.open_minutes()},
                             {"batches_stored", counters_.batches_stored}};
   if (auto r = registry_->put_live("judgers", config_.name, value, kRegistryTtl); !r) {
@@ -249,6 +261,57 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
   live_.erase(connection);
 }
 
+std::string Judger::health_json() const {
+  boost::json::object health{{"name", config_.name},
+                             {"connections", counters_.connections},
+                             {"batches_stored", counters_.batches_stored},
+                             {"batches_duplicate", counters_.batches_duplicate},
+                             {"records", counters_.records},
+                             {"bad_frames", counters_.bad_frames},
+                             {"minutes_stored", counters_.minutes_stored},
+                             {"too_late", rollup_.too_late()},
+                             {"store_errors", counters_.store_errors},
+                             {"open_minutes", rollup_.open_minutes()}};
+  return boost::json::serialize(health);
+}
+
+asio::awaitable<void> Judger::http_accept_loop() {
+  while (!stopping_) {
+    auto [ec, socket] = co_await http_acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (stopping_) co_return;
+      continue;
+    }
+    asio::co_spawn(io_, http_session(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Judger::http_session(tcp::socket socket) {
+  namespace http = boost::beast::http;
+  boost::beast::tcp_stream stream(std::move(socket));
+  boost::beast::flat_buffer buffer;
+  http::request<http::string_body> request;
+  stream.expires_after(10s);  // a client that does not finish its request in time is dropped
+  auto [read_ec, read_n] = co_await http::async_read(stream, buffer, request, asio::as_tuple(asio::use_awaitable));
+  if (read_ec) co_return;
+  QueryResponse answer;
+  if (request.method() != http::verb::get) {
+    answer = {405, R"({"error":"only GET"})"};
+  } else {
+    answer = query_api_->handle(std::string_view(request.target().data(), request.target().size()),
+                                realtime_ns() / 1'000'000'000);
+  }
+  http::response<http::string_body> response{static_cast<http::status>(answer.status), request.version()};
+  response.set(http::field::content_type, "application/json");
+  response.keep_alive(false);
+  response.body() = std::move(answer.body);
+  response.prepare_payload();
+  stream.expires_after(10s);
+  co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
 int Judger::run() {
   asio::signal_set signals(io_, SIGINT, SIGTERM);
   signals.async_wait([this](const boost::system::error_code&, int sig) {
@@ -256,10 +319,12 @@ int Judger::run() {
     stopping_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    http_acceptor_.close(ignored);
     for (const auto& connection : live_) connection->close();
     io_.stop();
   });
   asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, http_accept_loop(), asio::detached);
   asio::co_spawn(io_, tick_loop(), asio::detached);
   io_.run();
   // Unfinished minutes stay pending in the store and are rebuilt at the next start.

@@ -12,6 +12,7 @@
 #include "judger/judger_config.hpp"
 #include "judger/minute_rollup.hpp"
 #include "judger/minute_store.hpp"
+#include "judger/query_api.hpp"
 #include "net/frame_connection.hpp"
 
 namespace monitor::judger {
@@ -47,6 +48,9 @@ class Judger {
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> session(std::shared_ptr<net::FrameConnection> connection);
   boost::asio::awaitable<void> tick_loop();
+  boost::asio::awaitable<void> http_accept_loop();
+  boost::asio::awaitable<void> http_session(boost::asio::ip::tcp::socket socket);
+  std::string health_json() const;
   void finish_due_minutes(int64_t now_s);
   void register_self();
   void log_health();
@@ -54,9 +58,11 @@ class Judger {
   JudgerConfig config_;
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::ip::tcp::acceptor http_acceptor_;
   std::unique_ptr<MinuteStore> store_;
   std::unique_ptr<registry::Registry> registry_;
   MinuteRollup rollup_;
+  std::unique_ptr<QueryApi> query_api_;
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;
   bool stopping_ = false;

@@ -30,6 +30,7 @@ void JudgerConfig::load_file(const std::string& path) {
     };
     if (key == "name") str(name);
     else if (key == "listen") str(listen);
+    else if (key == "query_listen") str(query_listen);
     else if (key == "data_dir") str(data_dir);
     else if (key == "registry") str(registry);
     else if (key == "grace_s") num(grace_s);
@@ -43,6 +44,7 @@ void JudgerConfig::load_file(const std::string& path) {
 void JudgerConfig::validate() const {
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (listen.rfind(':') == std::string::npos) throw std::runtime_error("listen must be host:port");
+  if (query_listen.rfind(':') == std::string::npos) throw std::runtime_error("query_listen must be host:port");
   if (grace_s < 0 || grace_s > 600) throw std::runtime_error("grace_s must be in [0, 600]");
   if (late_window_s < 0 || late_window_s > 86400) throw std::runtime_error("late_window_s must be in [0, 86400]");
   if (idle_timeout_s < 1) throw std::runtime_error("idle_timeout_s must be >= 1");

@@ -10,6 +10,7 @@ namespace monitor::judger {
 struct JudgerConfig {
   std::string name = "judger-1";
   std::string listen = "127.0.0.1:7300";  // batches from proxies
+  std::string query_listen = "127.0.0.1:7301";  // the HTTP query API
   std::string data_dir = ".data/judger";
   std::string registry = "file:.data/registry";
   int grace_s = 10;

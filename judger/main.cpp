@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
       ("name", "name in the registry", cxxopts::value<std::string>())
       ("listen", "host:port for batches", cxxopts::value<std::string>())
+      ("query-listen", "host:port of the HTTP query API", cxxopts::value<std::string>())
       ("data-dir", "directory of the store", cxxopts::value<std::string>())
       ("registry", "registry address, e.g. file:.data/registry", cxxopts::value<std::string>())
       ("grace", "seconds after a minute ends before it is final", cxxopts::value<int>())
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     if (args.count("config")) config.load_file(args["config"].as<std::string>());
     if (args.count("name")) config.name = args["name"].as<std::string>();
     if (args.count("listen")) config.listen = args["listen"].as<std::string>();
+    if (args.count("query-listen")) config.query_listen = args["query-listen"].as<std::string>();
     if (args.count("data-dir")) config.data_dir = args["data-dir"].as<std::string>();
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("grace")) config.grace_s = args["grace"].as<int>();

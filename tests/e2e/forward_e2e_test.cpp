@@ -30,7 +30,8 @@ using namespace monitor::e2e;
 namespace {
 
 ChildProcess start_judger(const TempDir& dir, int port, const std::string& log) {
-  return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir",
+  return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port), "--query-listen",
+                              "127.0.0.1:" + std::to_string(monitor::test::free_port()), "--data-dir",
                               dir.file("judger"), "--registry", "file:" + dir.file("registry"), "--grace", "1",
                               "--late-window", "5"},
                              "", dir.file(log));

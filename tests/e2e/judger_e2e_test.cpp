@@ -7,7 +7,9 @@
 #include <string>
 #include <thread>
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "judger/minute_store.hpp"
 #include "support/child_process.hpp"
@@ -29,9 +31,11 @@ struct JudgerRun {
   std::string log;
 };
 
-JudgerRun start_judger(const TempDir& dir, int port, const std::string& log_name) {
+JudgerRun start_judger(const TempDir& dir, int port, const std::string& log_name, int query_port = 0) {
   const std::string log = dir.file(log_name);
+  if (query_port == 0) query_port = monitor::test::free_port();
   auto process = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port),
+                                      "--query-listen", "127.0.0.1:" + std::to_string(query_port),
                                       "--data-dir", dir.file("judger"), "--registry", "file:" + dir.file("registry"),
                                       "--grace", "1", "--late-window", "5"},
                                      "", log);
@@ -101,7 +105,8 @@ TEST_CASE("judger killed with SIGKILL mid-stream: after restart and replay no mi
     REQUIRE(first.process.wait_for(5s) == 128 + SIGKILL);
   }
 
-  auto second = start_judger(dir, port, "judger2.log");
+  const int query_port = monitor::test::free_port();
+  auto second = start_judger(dir, port, "judger2.log", query_port);
   {
     WireClient client(port, 10s);
     const auto ack = hello(client, kSender);
@@ -116,6 +121,24 @@ TEST_CASE("judger killed with SIGKILL mid-stream: after restart and replay no mi
     }
     std::this_thread::sleep_for(2500ms);  // due minutes are stored every second
   }
+  // The query API answers from the same store.
+  int64_t want_server1 = 0;
+  for (uint64_t seq = 1; seq <= kBatches; ++seq) want_server1 += static_cast<int64_t>(seq);
+  const auto reply = monitor::test::http_get(
+      query_port, fmt::format("/api/series?service=E2e.Test&attr=Orders.Placed&op=SUM&server=1&from={}&to={}", minute,
+                              minute + 60));
+  INFO(reply.body);
+  REQUIRE(reply.status == 200);
+  const auto body = boost::json::parse(reply.body);
+  const auto& first_point = body.at("points").as_array().at(0).as_array();
+  CHECK(first_point.at(0).to_number<int64_t>() == minute);
+  CHECK(first_point.at(1).to_number<double>() == static_cast<double>(want_server1));
+  const auto services = monitor::test::http_get(query_port, "/api/services");
+  CHECK(services.status == 200);
+  CHECK_THAT(services.body, Catch::Contains(R"("E2e.Test":["Orders.Placed"])"));
+  CHECK(monitor::test::http_get(query_port, "/api/series?service=bad&attr=Orders.Placed&op=SUM").status == 400);
+  CHECK(monitor::test::http_get(query_port, "/nope").status == 404);
+  CHECK_THAT(monitor::test::http_get(query_port, "/api/health").body, Catch::Contains("batches_duplicate"));
   second.process.signal(SIGTERM);
   REQUIRE(second.process.wait_for(10s) == 0);
   const std::string log = read_file(second.log);
@@ -186,7 +209,8 @@ TEST_CASE("monitor-judger --help works and a bad config stops it with a clear me
                                  dir.file("err.txt"));
   REQUIRE(bad.wait_for(10s) == 2);
   CHECK_THAT(read_file(dir.file("err.txt")), Catch::Contains("listen"));
-  auto busy_port = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:1", "--data-dir", dir.file("j"),
+  auto busy_port = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:1", "--query-listen",
+                                        "127.0.0.1:" + std::to_string(monitor::test::free_port()), "--data-dir", dir.file("j"),
                                         "--registry", "file:" + dir.file("registry")},
                                        "", dir.file("err2.txt"));
   CHECK(busy_port.wait_for(10s).value_or(-1) != 0);  // a port it may not bind

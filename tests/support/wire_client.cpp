@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
@@ -66,6 +67,26 @@ std::optional<WireClient::Received> WireClient::read_frame(std::chrono::millisec
     }
     decoder_.feed(std::string_view(buffer, static_cast<size_t>(n)));
   }
+}
+
+HttpReply http_get(int port, const std::string& target) {
+  HttpReply reply;
+  WireClient client(port, std::chrono::seconds(5));
+  if (!client.send("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")) return reply;
+  std::string response;
+  char buffer[65536];
+  while (true) {
+    pollfd pfd{client.fd(), POLLIN, 0};
+    if (::poll(&pfd, 1, 5000) <= 0) break;
+    const ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    response.append(buffer, static_cast<size_t>(n));
+  }
+  if (response.rfind("HTTP/1.1 ", 0) != 0) return reply;
+  reply.status = std::atoi(response.c_str() + 9);
+  const size_t body = response.find("\r\n\r\n");
+  if (body != std::string::npos) reply.body = response.substr(body + 4);
+  return reply;
 }
 
 int free_port() {

@@ -28,6 +28,7 @@ class WireClient {
 
   /// True once the peer closed the connection (a read returned 0).
   bool peer_closed() const noexcept { return peer_closed_; }
+  int fd() const noexcept { return fd_; }
 
  private:
   int fd_ = -1;
@@ -37,5 +38,12 @@ class WireClient {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
+
+/// GET http://127.0.0.1:port/target; the status and body, or status 0 if no answer.
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+HttpReply http_get(int port, const std::string& target);
 
 }  // namespace monitor::test

@@ -1,0 +1,141 @@
+#include "judger/query_api.hpp"
+
+#include <charconv>
+
+#include <boost/json.hpp>
+
+#include "judger/minute_rollup.hpp"
+#include "model/op.hpp"
+#include "monitor/monitor.hpp"
+
+namespace monitor::judger {
+namespace {
+
+QueryResponse error(unsigned status, std::string_view message) {
+  boost::json::object body{{"error", message}};
+  return {status, boost::json::serialize(body)};
+}
+
+bool parse_int(const std::string& text, int64_t& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc{} && end == text.data() + text.size();
+}
+
+// "SUM" .. "HIST" and the stored quantile series "HIST_P50" .. "HIST_P999".
+bool parse_op(std::string_view name, uint32_t& op) {
+  if (name == "HIST_P50") op = kOpHistP50;
+  else if (name == "HIST_P90") op = kOpHistP90;
+  else if (name == "HIST_P99") op = kOpHistP99;
+  else if (name == "HIST_P999") op = kOpHistP999;
+  else {
+    const auto parsed = model::parse_ops(name);
+    if (!parsed || (*parsed & (*parsed - 1)) != 0 || *parsed == 128) return false;  // one op; HIST needs a quantile
+    op = *parsed;
+  }
+  return true;
+}
+
+int hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool decode_component(std::string_view in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;  // needs two hex digits
+      const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_query_string(std::string_view query, std::map<std::string, std::string>& out) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    std::string key, value;
+    if (!decode_component(pair.substr(0, eq), key)) return false;
+    if (eq != std::string_view::npos && !decode_component(pair.substr(eq + 1), value)) return false;
+    if (!key.empty()) out[key] = value;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return true;
+}
+
+QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
+  const size_t question = target.find('?');
+  const std::string_view path = target.substr(0, question);
+  std::map<std::string, std::string> params;
+  if (question != std::string_view::npos && !parse_query_string(target.substr(question + 1), params)) {
+    return error(400, "malformed query string");
+  }
+  if (path == "/api/series") return series(params, now_s);
+  if (path == "/api/services") return services();
+  if (path == "/api/health") return {200, health_()};
+  return error(404, "no such endpoint; try /api/series, /api/services, /api/health");
+}
+
+QueryResponse QueryApi::series(const std::map<std::string, std::string>& params, int64_t now_s) {
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = params.find(key);
+    return it == params.end() ? nullptr : &it->second;
+  };
+  const std::string* service = get("service");
+  const std::string* attr = get("attr");
+  const std::string* op_name = get("op");
+  if (service == nullptr || attr == nullptr || op_name == nullptr) return error(400, "service, attr and op are required");
+  if (!is_valid_name(*service) || !is_valid_name(*attr)) return error(400, "service and attr must be names like Shop.Api");
+  uint32_t op = 0;
+  if (!parse_op(*op_name, op)) return error(400, "op must be one of SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999");
+  int64_t server = -1;
+  if (const std::string* s = get("server"); s != nullptr && *s != "total") {
+    if (!parse_int(*s, server) || server < 0) return error(400, "server must be an id >= 0 or total");
+  }
+  int64_t to = now_s, step = 60;
+  if (const std::string* s = get("to"); s != nullptr && !parse_int(*s, to)) return error(400, "to must be Unix seconds");
+  int64_t from = to - 3600;
+  if (const std::string* s = get("from"); s != nullptr && !parse_int(*s, from)) return error(400, "from must be Unix seconds");
+  if (const std::string* s = get("step"); s != nullptr && (!parse_int(*s, step) || step < 60 || step > 86400 * 31)) {
+    return error(400, "step must be seconds in [60, 2678400]");
+  }
+  if (from >= to || to - from > int64_t{400} * 86400) return error(400, "need from < to within 400 days");
+  const auto points = store_.query(*service, *attr, op, server, from, to, step, now_s);
+  if (!points) return error(500, points.error().message());
+  boost::json::array rows;
+  for (const auto& p : *points) rows.push_back(boost::json::array{p.time, p.value, p.min, p.max, p.minutes});
+  boost::json::object body{{"service", *service},        {"attr", *attr},  {"op", *op_name},
+                           {"server", server < 0 ? boost::json::value("total") : boost::json::value(server)},
+                           {"from", from},               {"to", to},       {"step", step},
+                           {"columns", boost::json::array{"time", "value", "min", "max", "minutes"}},
+                           {"points", std::move(rows)}};
+  return {200, boost::json::serialize(body)};
+}
+
+QueryResponse QueryApi::services() {
+  const auto list = store_.list_series();
+  if (!list) return error(500, list.error().message());
+  boost::json::object by_service;
+  for (const auto& [service, attr] : *list) {
+    auto& attrs = by_service[service];
+    if (!attrs.is_array()) attrs = boost::json::array{};
+    attrs.as_array().push_back(boost::json::value(attr));
+  }
+  return {200, boost::json::serialize(boost::json::object{{"services", std::move(by_service)}})};
+}
+
+}  // namespace monitor::judger

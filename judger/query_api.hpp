@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "judger/minute_store.hpp"
+
+namespace monitor::judger {
+
+/// An HTTP answer: status and a JSON body.
+struct QueryResponse {
+  unsigned status = 200;
+  std::string body;
+};
+
+/// Parses "a=1&b=x%20y" into a map; false on a malformed escape.
+bool parse_query_string(std::string_view query, std::map<std::string, std::string>& out);
+
+/// The judger's query API, independent of HTTP so it can be tested directly:
+///   GET /api/series?service=S&attr=A&op=SUM|MAX|...|HIST_P99&server=N|total&from=T&to=T&step=S
+///   GET /api/services
+///   GET /api/health
+/// Times are Unix seconds; `from` defaults to an hour before `to`, `to` to
+/// now, `step` to 60. Bad parameters get 400 with {"error": "..."}.
+class QueryApi {
+ public:
+  using HealthFn = std::function<std::string()>;  // JSON object text
+
+  QueryApi(MinuteStore& store, HealthFn health) : store_(store), health_(std::move(health)) {}
+
+  QueryResponse handle(std::string_view target, int64_t now_s);
+
+ private:
+  QueryResponse series(const std::map<std::string, std::string>& params, int64_t now_s);
+  QueryResponse services();
+
+  MinuteStore& store_;
+  const HealthFn health_;
+};
+
+}  // namespace monitor::judger

@@ -1,0 +1,67 @@
+#include <catch2/catch.hpp>
+
+#include "judger/minute_rollup.hpp"
+#include "judger/query_api.hpp"
+#include "support/catch_result.hpp"
+#include "support/temp_names.hpp"
+
+using namespace monitor::judger;
+
+namespace {
+constexpr int64_t kBase = 1'732'176'000;
+}
+
+TEST_CASE("query strings decode and malformed escapes are refused", "[query]") {
+  std::map<std::string, std::string> params;
+  REQUIRE(parse_query_string("service=Shop.Api&attr=Orders%2EPlaced&x=a+b&flag", params));
+  CHECK(params["service"] == "Shop.Api");
+  CHECK(params["attr"] == "Orders.Placed");
+  CHECK(params["x"] == "a b");
+  CHECK(params.count("flag") == 1);
+  std::map<std::string, std::string> bad;
+  CHECK_FALSE(parse_query_string("a=%4", bad));
+  CHECK_FALSE(parse_query_string("a=%zz", bad));
+}
+
+TEST_CASE("the query API answers series, services and health, and 400s bad parameters", "[query]") {
+  monitor::test::TempDir dir;
+  auto store = *MinuteStore::open(dir.file("j.db"));
+  for (int m = 0; m < 3; ++m) {
+    REQUIRE(store->finish_minute(kBase + 60 * m, {MinutePoint{"Shop.Api", "Orders.Placed", 1, 4, kBase + 60 * m, 10.0 + m},
+                                                  MinutePoint{"Shop.Api", "Latency.Us", kOpHistP99, -1, kBase + 60 * m, 250}}));
+  }
+  QueryApi api(*store, [] { return std::string(R"({"ok":true})"); });
+  const int64_t now = kBase + 200;
+
+  auto r = api.handle("/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&server=4&from=" + std::to_string(kBase) +
+                          "&to=" + std::to_string(kBase + 180),
+                      now);
+  CHECK(r.status == 200);
+  CHECK_THAT(r.body, Catch::Contains("[1732176000,1E1,1E1,1E1,1]") && Catch::Contains("[1732176120,1.2E1"));
+  r = api.handle("/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&server=4&step=180&from=" +
+                     std::to_string(kBase) + "&to=" + std::to_string(kBase + 180),
+                 now);
+  CHECK_THAT(r.body, Catch::Contains("[1732176000,1.1E1,1E1,1.2E1,3]"));  // one bucket: avg, min, max
+  r = api.handle("/api/series?service=Shop.Api&attr=Latency.Us&op=HIST_P99&server=total&from=" + std::to_string(kBase) +
+                     "&to=" + std::to_string(kBase + 60),
+                 now);
+  CHECK_THAT(r.body, Catch::Contains("2.5E2"));
+  CHECK_THAT(api.handle("/api/services", now).body, Catch::Contains(R"("Shop.Api":["Latency.Us","Orders.Placed"])"));
+  CHECK(api.handle("/api/health", now).body == R"({"ok":true})");
+
+  for (const char* bad : {"/api/series", "/api/series?service=Shop.Api&attr=Orders.Placed",
+                          "/api/series?service=shop&attr=Orders.Placed&op=SUM",
+                          "/api/series?service=Shop.Api&attr=Orders.Placed&op=HIST",
+                          "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM,MAX",
+                          "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&server=-2",
+                          "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&step=5",
+                          "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&from=9&to=3",
+                          "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&from=x",
+                          "/api/series?service=%zz"}) {
+    INFO(bad);
+    const auto answer = api.handle(bad, now);
+    CHECK(answer.status == 400);
+    CHECK_THAT(answer.body, Catch::Contains("error"));
+  }
+  CHECK(api.handle("/metrics", now).status == 404);
+}
