@@ -215,3 +215,60 @@ TEST_CASE("monitor-judger --help works and a bad config stops it with a clear me
                                        "", dir.file("err2.txt"));
   CHECK(busy_port.wait_for(10s).value_or(-1) != 0);  // a port it may not bind
 }
+
+TEST_CASE("monitorctl query finds the judger in the registry and prints the minute as a table and as JSON",
+          "[e2e][judger][console]") {
+  TempDir dir;
+  const int port = monitor::test::free_port();
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t minute = now_s - now_s % 60 - 60;
+  auto judger = start_judger(dir, port, "judger.log");
+  {
+    WireClient client(port, 10s);
+    REQUIRE(hello(client, 9));
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+      REQUIRE(client.send(batch_frame(9, seq, minute)));
+      REQUIRE(acked(client, seq));
+    }
+  }
+  std::this_thread::sleep_for(2500ms);  // stored by the next ticks, registry entry refreshed
+  const std::vector<std::string> base = {MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("registry"),
+                                         "--service", "E2e.Test", "--attr", "Orders.Placed", "--op", "SUM",
+                                         "--from", std::to_string(minute), "--to", std::to_string(minute + 60)};
+  auto table_args = base;
+  table_args.insert(table_args.end(), {"--server", "2"});
+  auto table = ChildProcess::spawn(table_args, dir.file("table.txt"), dir.file("table.err"));
+  REQUIRE(table.wait_for(10s) == 0);
+  const std::string text = read_file(dir.file("table.txt"));
+  INFO(text << read_file(dir.file("table.err")));
+  CHECK_THAT(text, Catch::Contains("1 points") && Catch::Contains("30") && Catch::Contains("\u2584"));  // 2*(1+..+5)
+
+  auto json_args = base;
+  json_args.insert(json_args.end(), {"--output", "json"});
+  auto json = ChildProcess::spawn(json_args, dir.file("out.json"));
+  REQUIRE(json.wait_for(10s) == 0);
+  const auto body = boost::json::parse(read_file(dir.file("out.json")));
+  CHECK(body.at("points").as_array().at(0).as_array().at(1).to_number<double>() == 90.0);  // total: 6*(1+..+5)
+
+  auto unreachable = ChildProcess::spawn({MONITORCTL_PATH, "query", "--query-address",
+                                          "127.0.0.1:" + std::to_string(monitor::test::free_port()), "--service",
+                                          "E2e.Test", "--attr", "Orders.Placed"},
+                                         "", dir.file("unreachable.err"));
+  CHECK(unreachable.wait_for(10s) == 3);
+  CHECK_THAT(read_file(dir.file("unreachable.err")), Catch::Contains("judger at 127.0.0.1"));
+  auto nobody = ChildProcess::spawn({MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("empty-registry"),
+                                     "--service", "E2e.Test", "--attr", "Orders.Placed"},
+                                    "", dir.file("nobody.err"));
+  CHECK(nobody.wait_for(10s) == 2);
+  CHECK_THAT(read_file(dir.file("nobody.err")), Catch::Contains("no live judger"));
+  auto missing = ChildProcess::spawn({MONITORCTL_PATH, "query", "--attr", "Orders.Placed"}, "", dir.file("missing.err"));
+  CHECK(missing.wait_for(10s) == 2);
+  CHECK_THAT(read_file(dir.file("missing.err")), Catch::Contains("--service and --attr are required"));
+  auto bad_time = ChildProcess::spawn({MONITORCTL_PATH, "query", "--service", "E2e.Test", "--attr", "Orders.Placed",
+                                       "--from", "-3x"},
+                                      "", dir.file("time.err"));
+  CHECK(bad_time.wait_for(10s) == 2);
+  judger.process.signal(SIGTERM);
+  REQUIRE(judger.process.wait_for(10s) == 0);
+}
