@@ -1,0 +1,88 @@
+// Judger ingest on one core with 100 000 live series: every batch stored in
+// SQLite (before its ACK) and rolled up, beside the roll-up alone (the limit
+// of the in-memory part).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "bench/ratio_reporter.hpp"
+#include "judger/minute_rollup.hpp"
+#include "judger/minute_store.hpp"
+
+namespace {
+
+using namespace monitor::judger;
+
+constexpr int kSeries = 100000;  // 10 attrs x 10 000 servers
+constexpr int kBatch = 1000;     // records per batch, as an agent sends per second
+
+std::vector<std::vector<PendingRecord>> make_batches(int64_t second) {
+  std::vector<std::vector<PendingRecord>> batches(kSeries / kBatch);
+  for (int i = 0; i < kSeries; ++i) {
+    PendingRecord p{"Bench.Judger", "Attr.N" + std::to_string(i % 10), {}};
+    p.record.second = second;
+    p.record.server_id = i / 10;
+    p.record.ops = 1;  // SUM
+    p.record.stats.add(i, second * 1'000'000'000);
+    batches[static_cast<size_t>(i / kBatch)].push_back(std::move(p));
+  }
+  return batches;
+}
+
+void BM_RollupOnly(benchmark::State& state) {
+  const int64_t now = 1'732'176'000;
+  const auto batches = make_batches(now);
+  MinuteRollup rollup({10, 120});
+  size_t records = 0;
+  for (auto _ : state) {
+    for (const auto& batch : batches) {
+      for (const auto& r : batch) rollup.add(r, now);
+      records += batch.size();
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(records));
+}
+
+void BM_JudgerIngest(benchmark::State& state) {
+  const std::string dir = "/tmp/bench-judger-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  auto store = std::move(*MinuteStore::open(dir + "/judger.db"));
+  const int64_t now = 1'732'176'000;
+  const auto batches = make_batches(now);
+  MinuteRollup rollup({10, 120});
+  uint64_t sequence = 0;
+  size_t records = 0;
+  for (auto _ : state) {
+    for (const auto& batch : batches) {
+      if (!store->append_batch(1, ++sequence, batch)) state.SkipWithError("append failed");
+      for (const auto& r : batch) rollup.add(r, now);
+      records += batch.size();
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(records));
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
+BENCHMARK(BM_RollupOnly)->UseRealTime()->Iterations(5);
+BENCHMARK(BM_JudgerIngest)->UseRealTime()->Iterations(3);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  monitor::bench::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  const auto rollup = reporter.get("BM_RollupOnly/iterations:5/real_time");
+  const auto ingest = reporter.get("BM_JudgerIngest/iterations:3/real_time");
+  monitor::bench::print_header("Judger ingest, one core, 100 000 live series (M reports/s)");
+  monitor::bench::print_row("store (SQLite) + roll-up", ingest.items_per_second / 1e6, "M/s",
+                            "roll-up alone (in memory)", rollup.items_per_second / 1e6,
+                            ingest.items_per_second / rollup.items_per_second, ">= 3 M/s");
+  return 0;
+}
