@@ -8,34 +8,11 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "common/json_fields.hpp"
 #include "monitor/monitor.h"
 
 namespace monitor::agent {
 namespace {
-
-template <class T>
-void read_int(const boost::json::object& obj, const char* key, T& out) {
-  const auto* v = obj.if_contains(key);
-  if (v == nullptr) return;
-  if (!v->is_int64() && !v->is_uint64()) throw std::runtime_error(fmt::format("\"{}\" must be an integer", key));
-  const auto value = v->to_number<int64_t>();
-  out = static_cast<T>(value);
-  if (static_cast<int64_t>(out) != value) throw std::runtime_error(fmt::format("\"{}\" is out of range", key));
-}
-
-void read_string(const boost::json::object& obj, const char* key, std::string& out) {
-  const auto* v = obj.if_contains(key);
-  if (v == nullptr) return;
-  if (!v->is_string()) throw std::runtime_error(fmt::format("\"{}\" must be a string", key));
-  out = std::string(v->as_string());
-}
-
-void read_bool(const boost::json::object& obj, const char* key, bool& out) {
-  const auto* v = obj.if_contains(key);
-  if (v == nullptr) return;
-  if (!v->is_bool()) throw std::runtime_error(fmt::format("\"{}\" must be true or false", key));
-  out = v->as_bool();
-}
 
 bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -56,12 +33,9 @@ void AgentConfig::load_file(const std::string& path) {
       "recreate_ring", "socket", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "log_level", "forward", "spool_dir", "spool_max_bytes",
       "sender_id"};
-  for (const auto& kv : obj) {
-    bool known = false;
-    for (const char* k : kKnown) known = known || kv.key() == k;
-    if (!known) throw std::runtime_error(fmt::format("config {}: unknown key \"{}\"", path, std::string(kv.key())));
-  }
   try {
+    using namespace json_fields;
+    check_known(obj, kKnown);
     read_string(obj, "ring", ring);
     read_int(obj, "ring_lanes", ring_lanes);
     read_int(obj, "ring_shared_lanes", ring_shared_lanes);

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "common/json_fields.hpp"
 #include "common/registry/registry.hpp"
 
 namespace monitor::judger {
@@ -19,25 +20,23 @@ void JudgerConfig::load_file(const std::string& path) {
   boost::system::error_code ec;
   const boost::json::value doc = boost::json::parse(text.str(), ec);
   if (ec || !doc.is_object()) throw std::runtime_error(fmt::format("config {}: not a JSON object", path));
-  for (const auto& [key, v] : doc.as_object()) {
-    auto str = [&](std::string& out) {
-      if (!v.is_string()) throw std::runtime_error(fmt::format("config {}: \"{}\" must be a string", path, std::string(key)));
-      out = std::string(v.as_string());
-    };
-    auto num = [&](int& out) {
-      if (!v.is_int64()) throw std::runtime_error(fmt::format("config {}: \"{}\" must be an integer", path, std::string(key)));
-      out = static_cast<int>(v.as_int64());
-    };
-    if (key == "name") str(name);
-    else if (key == "listen") str(listen);
-    else if (key == "query_listen") str(query_listen);
-    else if (key == "data_dir") str(data_dir);
-    else if (key == "registry") str(registry);
-    else if (key == "grace_s") num(grace_s);
-    else if (key == "late_window_s") num(late_window_s);
-    else if (key == "idle_timeout_s") num(idle_timeout_s);
-    else if (key == "log_level") str(log_level);
-    else throw std::runtime_error(fmt::format("config {}: unknown key \"{}\"", path, std::string(key)));
+  const auto& obj = doc.as_object();
+  static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
+                                           "grace_s", "late_window_s", "idle_timeout_s", "log_level"};
+  try {
+    using namespace json_fields;
+    check_known(obj, kKnown);
+    read_string(obj, "name", name);
+    read_string(obj, "listen", listen);
+    read_string(obj, "query_listen", query_listen);
+    read_string(obj, "data_dir", data_dir);
+    read_string(obj, "registry", registry);
+    read_int(obj, "grace_s", grace_s);
+    read_int(obj, "late_window_s", late_window_s);
+    read_int(obj, "idle_timeout_s", idle_timeout_s);
+    read_string(obj, "log_level", log_level);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
 }
 

@@ -111,6 +111,26 @@ CREATE TABLE IF NOT EXISTS minute_cells (
   PRIMARY KEY (minute, service, attr, op, server_id)) WITHOUT ROWID;
 )sql";
 
+// The eight Stats columns (count, sum, min, max, first, first_time, last,
+// last_time) that the pending and minute_cells tables both hold, in that order.
+void bind_stats(Statement& st, int first, const model::Stats& s) {
+  st.bind(first, static_cast<int64_t>(s.count)).bind(first + 1, s.sum).bind(first + 2, s.min).bind(first + 3, s.max);
+  st.bind(first + 4, s.first).bind(first + 5, s.first_time).bind(first + 6, s.last).bind(first + 7, s.last_time);
+}
+
+model::Stats read_stats(const Statement& st, int first) {
+  model::Stats s;
+  s.count = static_cast<uint64_t>(st.int64(first));
+  s.sum = st.int64(first + 1);
+  s.min = st.int64(first + 2);
+  s.max = st.int64(first + 3);
+  s.first = st.int64(first + 4);
+  s.first_time = st.int64(first + 5);
+  s.last = st.int64(first + 6);
+  s.last_time = st.int64(first + 7);
+  return s;
+}
+
 std::string encode_hist(const model::LogHistogram& h) {
   std::string out;
   wire::ByteWriter w(out);
@@ -181,9 +201,8 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   for (const auto& p : records) {
     const auto& r = p.record;
     const model::Stats& s = r.stats;
-    insert.bind(1, r.second).bind(2, p.service).bind(3, p.attr).bind(4, r.server_id);
-    insert.bind(5, int64_t{r.ops}).bind(6, static_cast<int64_t>(s.count)).bind(7, s.sum).bind(8, s.min);
-    insert.bind(9, s.max).bind(10, s.first).bind(11, s.first_time).bind(12, s.last).bind(13, s.last_time);
+    insert.bind(1, r.second).bind(2, p.service).bind(3, p.attr).bind(4, r.server_id).bind(5, int64_t{r.ops});
+    bind_stats(insert, 6, s);
     if (!r.hist.empty()) insert.bind_blob(14, encode_hist(r.hist));
     const int rc = insert.step();
     if (rc != SQLITE_DONE) return sqlite_error(rc);
@@ -211,14 +230,7 @@ boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
     r.second = st.int64(0);
     r.server_id = st.int64(3);
     r.ops = static_cast<uint8_t>(st.int64(4));
-    r.stats.count = static_cast<uint64_t>(st.int64(5));
-    r.stats.sum = st.int64(6);
-    r.stats.min = st.int64(7);
-    r.stats.max = st.int64(8);
-    r.stats.first = st.int64(9);
-    r.stats.first_time = st.int64(10);
-    r.stats.last = st.int64(11);
-    r.stats.last_time = st.int64(12);
+    r.stats = read_stats(st, 5);
     decode_hist(st.blob(13), r.hist);
     out.push_back(std::move(p));
   }
@@ -234,10 +246,8 @@ boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std
                      "INSERT OR REPLACE INTO minute_cells (minute, service, attr, op, server_id, count, sum, min, max, "
                      "first, first_time, last, last_time, hist) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   for (const auto& c : cells) {
-    const model::Stats& s = c.stats;
     put_cell.bind(1, minute).bind(2, c.service).bind(3, c.attr).bind(4, int64_t{c.op}).bind(5, c.server_id);
-    put_cell.bind(6, static_cast<int64_t>(s.count)).bind(7, s.sum).bind(8, s.min).bind(9, s.max).bind(10, s.first);
-    put_cell.bind(11, s.first_time).bind(12, s.last).bind(13, s.last_time);
+    bind_stats(put_cell, 6, c.stats);
     if (!c.hist.empty()) put_cell.bind_blob(14, encode_hist(c.hist));
     if (const int rc = put_cell.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     put_cell.reset();
@@ -333,14 +343,7 @@ boost::system::result<std::vector<MinuteCell>> MinuteStore::minute_cells(int64_t
     c.attr = st.text(1);
     c.op = static_cast<uint32_t>(st.int64(2));
     c.server_id = st.int64(3);
-    c.stats.count = static_cast<uint64_t>(st.int64(4));
-    c.stats.sum = st.int64(5);
-    c.stats.min = st.int64(6);
-    c.stats.max = st.int64(7);
-    c.stats.first = st.int64(8);
-    c.stats.first_time = st.int64(9);
-    c.stats.last = st.int64(10);
-    c.stats.last_time = st.int64(11);
+    c.stats = read_stats(st, 4);
     decode_hist(st.blob(12), c.hist);
     out.push_back(std::move(c));
   }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/agent_config.hpp"
+#include "judger/judger_config.hpp"
 #include "support/temp_names.hpp"
 
 using monitor::agent::AgentConfig;
@@ -53,5 +54,21 @@ TEST_CASE("out-of-range values fail validation", "[config][failure]") {
   CHECK_THROWS_WITH(config.validate(), Catch::Contains("must look like /name"));
   config = AgentConfig{};
   config.ring_shared_lanes = config.ring_lanes;
+  CHECK_THROWS(config.validate());
+}
+
+TEST_CASE("the judger's config file is read with the same checks", "[config][judger]") {
+  monitor::test::TempDir dir;
+  monitor::judger::JudgerConfig config;
+  config.load_file(write(dir, R"({"name": "judger-7", "listen": "127.0.0.1:9000", "grace_s": 3})"));
+  CHECK(config.name == "judger-7");
+  CHECK(config.listen == "127.0.0.1:9000");
+  CHECK(config.grace_s == 3);
+  CHECK_NOTHROW(config.validate());
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"grace": 3})")), Catch::Contains("unknown key \"grace\""));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"grace_s": "3"})")), Catch::Contains("must be an integer"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, "{oops")), Catch::Contains("not a JSON object"));
+  config = monitor::judger::JudgerConfig{};
+  config.name = "bad name";
   CHECK_THROWS(config.validate());
 }
