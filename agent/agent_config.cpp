@@ -1,8 +1,6 @@
 #include "agent/agent_config.hpp"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include <boost/json.hpp>
@@ -19,15 +17,7 @@ bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 }  // namespace
 
 void AgentConfig::load_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("config {}: cannot open", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  boost::system::error_code ec;
-  const boost::json::value doc = boost::json::parse(text.str(), ec);
-  if (ec) throw std::runtime_error(fmt::format("config {}: not valid JSON: {}", path, ec.message()));
-  if (!doc.is_object()) throw std::runtime_error(fmt::format("config {}: top level must be an object", path));
-  const auto& obj = doc.as_object();
+  const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {
       "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
       "recreate_ring", "socket", "socket_rcvbuf_bytes", "output", "late_window_s",

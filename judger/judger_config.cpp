@@ -1,7 +1,5 @@
 #include "judger/judger_config.hpp"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include <boost/json.hpp>
@@ -13,14 +11,7 @@
 namespace monitor::judger {
 
 void JudgerConfig::load_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("config {}: cannot open", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  boost::system::error_code ec;
-  const boost::json::value doc = boost::json::parse(text.str(), ec);
-  if (ec || !doc.is_object()) throw std::runtime_error(fmt::format("config {}: not a JSON object", path));
-  const auto& obj = doc.as_object();
+  const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
                                            "grace_s", "late_window_s", "idle_timeout_s", "log_level"};
   try {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -9,6 +11,20 @@
 #include <fmt/format.h>
 
 namespace monitor::json_fields {
+
+/// Reads the JSON object in file `path`. Throws std::runtime_error("config
+/// <path>: cannot open" / "not valid JSON: <why>" / "top level must be an object").
+inline boost::json::object read_json_object(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("config {}: cannot open", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  boost::json::value doc = boost::json::parse(text.str(), ec);
+  if (ec) throw std::runtime_error(fmt::format("config {}: not valid JSON: {}", path, ec.message()));
+  if (!doc.is_object()) throw std::runtime_error(fmt::format("config {}: top level must be an object", path));
+  return std::move(doc.as_object());
+}
 
 /// Sets `out` from obj[key] if present. Throws std::runtime_error("\"key\" must
 /// be an integer" / "... is out of range") when it is not a fitting integer.

@@ -67,7 +67,8 @@ TEST_CASE("the judger's config file is read with the same checks", "[config][jud
   CHECK_NOTHROW(config.validate());
   CHECK_THROWS_WITH(config.load_file(write(dir, R"({"grace": 3})")), Catch::Contains("unknown key \"grace\""));
   CHECK_THROWS_WITH(config.load_file(write(dir, R"({"grace_s": "3"})")), Catch::Contains("must be an integer"));
-  CHECK_THROWS_WITH(config.load_file(write(dir, "{oops")), Catch::Contains("not a JSON object"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, "{oops")), Catch::Contains("not valid JSON"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, "[1]")), Catch::Contains("must be an object"));
   config = monitor::judger::JudgerConfig{};
   config.name = "bad name";
   CHECK_THROWS(config.validate());
