@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "e2e/judger_process.hpp"
 #include "e2e/workload.hpp"
 #include "judger/minute_store.hpp"
 #include "model/op.hpp"
@@ -30,11 +31,7 @@ using namespace monitor::e2e;
 namespace {
 
 ChildProcess start_judger(const TempDir& dir, int port, const std::string& log) {
-  return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port), "--query-listen",
-                              "127.0.0.1:" + std::to_string(monitor::test::free_port()), "--data-dir",
-                              dir.file("judger"), "--registry", "file:" + dir.file("registry"), "--grace", "1",
-                              "--late-window", "5"},
-                             "", dir.file(log));
+  return spawn_judger(dir, port, dir.file(log));
 }
 
 using Key = std::tuple<std::string, int64_t, uint32_t>;  // attr, server, op

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "e2e/judger_process.hpp"
 #include "judger/minute_store.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
@@ -33,13 +34,7 @@ struct JudgerRun {
 
 JudgerRun start_judger(const TempDir& dir, int port, const std::string& log_name, int query_port = 0) {
   const std::string log = dir.file(log_name);
-  if (query_port == 0) query_port = monitor::test::free_port();
-  auto process = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port),
-                                      "--query-listen", "127.0.0.1:" + std::to_string(query_port),
-                                      "--data-dir", dir.file("judger"), "--registry", "file:" + dir.file("registry"),
-                                      "--grace", "1", "--late-window", "5"},
-                                     "", log);
-  return JudgerRun{std::move(process), log};
+  return JudgerRun{monitor::e2e::spawn_judger(dir, port, log, query_port), log};
 }
 
 std::optional<wire::HelloAck> hello(WireClient& client, uint64_t sender) {

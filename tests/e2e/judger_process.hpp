@@ -1,0 +1,25 @@
+// Starting a real monitor-judger for end-to-end tests.
+#pragma once
+
+#include <string>
+
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
+
+namespace monitor::e2e {
+
+/// A judger on 127.0.0.1:port (queries on query_port, a free one if 0) with its
+/// store and registry under `dir`, grace 1 s and late window 5 s so tests see
+/// minutes finish quickly; stderr goes to `log_path`.
+inline test::ChildProcess spawn_judger(const test::TempDir& dir, int port, const std::string& log_path,
+                                       int query_port = 0) {
+  if (query_port == 0) query_port = test::free_port();
+  return test::ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port),
+                                    "--query-listen", "127.0.0.1:" + std::to_string(query_port), "--data-dir",
+                                    dir.file("judger"), "--registry", "file:" + dir.file("registry"), "--grace", "1",
+                                    "--late-window", "5"},
+                                   "", log_path);
+}
+
+}  // namespace monitor::e2e
