@@ -121,7 +121,10 @@ const char* resolve_ring_name(const char* requested) noexcept {
   return env != nullptr && env[0] != '\0' ? env : MONITOR_DEFAULT_RING;
 }
 
-int bind(const char* requested) noexcept {
+// `explicit_call`: monitor_init() binds now; an implicit bind from a report
+// after a failure waits out the retry interval instead of hitting /dev/shm on
+// every call.
+int bind(const char* requested, bool explicit_call) noexcept {
   const char* name = resolve_ring_name(requested);
   std::unique_lock lock(g_init_mutex, kInitWait);
   if (!lock.owns_lock()) return MONITOR_ERR_UNAVAILABLE;
@@ -129,7 +132,7 @@ int bind(const char* requested) noexcept {
     return std::strcmp(g_bound_name, name) == 0 ? MONITOR_OK : MONITOR_ERR_UNAVAILABLE;
   }
   const int64_t now = monotonic_ns();
-  if (requested == nullptr && now < g_retry_after_ns.load(std::memory_order_relaxed)) {
+  if (!explicit_call && now < g_retry_after_ns.load(std::memory_order_relaxed)) {
     return g_last_init_error.load(std::memory_order_relaxed);
   }
   static std::once_flag process_setup;
@@ -154,7 +157,7 @@ int bind(const char* requested) noexcept {
 inline Binding* binding() noexcept {
   Binding* b = g_binding.load(std::memory_order_acquire);
   if (__builtin_expect(b != nullptr, 1)) return b;
-  if (bind(nullptr) != MONITOR_OK) return nullptr;
+  if (bind(nullptr, false) != MONITOR_OK) return nullptr;
   return g_binding.load(std::memory_order_acquire);
 }
 
@@ -260,8 +263,7 @@ using namespace monitor::sdk;
 extern "C" {
 
 MONITOR_EXPORT int monitor_init(const char* ring_name) {
-  const int rc = bind(ring_name == nullptr ? resolve_ring_name(nullptr) : ring_name);
-  return rc;
+  return bind(ring_name, true);
 }
 
 // The C symbol `monitor`, defined under another C++ name because namespace
