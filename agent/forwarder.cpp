@@ -1,6 +1,5 @@
 #include "agent/forwarder.hpp"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -14,29 +13,27 @@
 
 #include "common/hash.hpp"
 #include "wire/dictionary.hpp"
+#include "net/endpoint.hpp"
 #include "wire/frame.hpp"
+#include "wire/spool_record.hpp"
 
 namespace monitor::agent {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Connects to host:port (numeric IPv4) with send/receive timeouts; -1 on failure.
+// Connects to host:port (numeric IPv4 or IPv6) with send/receive timeouts; -1 on failure.
 int connect_to(const std::string& address, std::chrono::seconds timeout) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(address.c_str() + colon + 1)));
-  if (::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr) != 1) return -1;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const auto endpoint = net::parse_endpoint(address);
+  if (!endpoint) return -1;
+  const int fd = ::socket(endpoint->protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   timeval tv{static_cast<time_t>(timeout.count()), 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+  if (::connect(fd, endpoint->data(), static_cast<socklen_t>(endpoint->size())) != 0) {
     ::close(fd);
     return -1;
   }
@@ -121,15 +118,14 @@ void Forwarder::write(const AggregateRecord& r) {
 
 void Forwarder::end_second(int64_t second) {
   if (records_.empty()) return;
-  std::string bytes;
-  wire::encode(bytes, record_names_);
   {
     std::lock_guard lock(mutex_);
     // Sequences keep rising across restarts even with an empty spool: they
     // start from the second, shifted to leave room for several per second.
     const uint64_t sequence = std::max(next_sequence_, static_cast<uint64_t>(second) << 10);
     next_sequence_ = sequence + 1;
-    wire::encode(bytes, wire::Batch{options_.sender_id, sequence, std::move(records_)});
+    const std::string bytes =
+        wire::encode_spool_record(record_names_, wire::Batch{options_.sender_id, sequence, std::move(records_)});
     if (auto appended = spool_->append(bytes); !appended) {
       ++counters_.spool_failures;
       spdlog::error("spooling second {}: {}; its aggregates are lost", second, appended.error().message());
@@ -171,16 +167,9 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
       }
       record = std::move(**front);
     }
-    // A spool record is a DICT frame (names local to it) and a BATCH frame.
-    wire::FrameDecoder unpack;
-    unpack.feed(*record);
-    wire::Frame dict_frame{}, batch_frame{};
-    std::vector<wire::DictEntry> local_names;
-    wire::Batch batch;
-    const bool parsed = unpack.next(dict_frame) == wire::FrameDecoder::Status::kFrame &&
-                        wire::decode(dict_frame.payload, local_names) == wire::WireError::kOk &&
-                        unpack.next(batch_frame) == wire::FrameDecoder::Status::kFrame &&
-                        wire::decode(batch_frame.payload, batch) == wire::WireError::kOk;
+    wire::SpoolRecord spooled_batch;
+    const bool parsed = wire::decode_spool_record(*record, spooled_batch);
+    wire::Batch& batch = spooled_batch.batch;
     if (!parsed || batch.sequence <= acked) {
       if (!parsed) spdlog::error("dropping a spool record that does not parse");
       std::lock_guard lock(mutex_);
@@ -189,8 +178,7 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
       continue;
     }
     for (auto& rec : batch.records) {
-      if (rec.name_id == 0 || rec.name_id > local_names.size()) return false;
-      const auto& names = local_names[rec.name_id - 1];
+      const auto& names = spooled_batch.names[rec.name_id - 1];
       rec.name_id = dictionary.id_for(names.service, names.attr);
     }
     std::string out;

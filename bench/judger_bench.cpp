@@ -59,7 +59,7 @@ void BM_JudgerIngest(benchmark::State& state) {
   size_t records = 0;
   for (auto _ : state) {
     for (const auto& batch : batches) {
-      if (!store->append_batch(1, ++sequence, batch)) state.SkipWithError("append failed");
+      if (!store->append_batch(1, ++sequence, batch, 0)) state.SkipWithError("append failed");
       for (const auto& r : batch) rollup.add(r, now);
       records += batch.size();
     }

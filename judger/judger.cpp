@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
+#include "net/endpoint.hpp"
 #include "wire/dictionary.hpp"
 #include "wire/messages.hpp"
 
@@ -25,16 +26,6 @@ using namespace std::chrono_literals;
 
 constexpr auto kRegistryTtl = 10s;
 constexpr uint64_t kJudgerId = 0;  // judgers do not send batches yet
-
-tcp::endpoint parse_endpoint(const std::string& text) {
-  const size_t colon = text.rfind(':');
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(text.substr(0, colon), ec);
-  if (ec) throw std::runtime_error(fmt::format("listen address {}: {}", text, ec.message()));
-  const int port = std::stoi(text.substr(colon + 1));
-  if (port < 0 || port > 65535) throw std::runtime_error(fmt::format("listen address {}: bad port", text));
-  return {address, static_cast<uint16_t>(port)};
-}
 
 }  // namespace
 
@@ -68,7 +59,9 @@ Judger::Judger(JudgerConfig config)
   registry_ = std::move(*reg);
 
   auto listen_on = [](tcp::acceptor& acceptor, const std::string& address) {
-    const tcp::endpoint endpoint = parse_endpoint(address);
+    const auto parsed = net::parse_endpoint(address);
+    if (!parsed) throw std::runtime_error(fmt::format("listen address {}: not a numeric host:port", address));
+    const tcp::endpoint endpoint = *parsed;
     boost::system::error_code ec;
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -90,7 +83,7 @@ void Judger::register_self() {
   auto bound = [](const tcp::acceptor& acceptor, const std::string& configured) {
     boost::system::error_code ec;
     const auto endpoint = acceptor.local_endpoint(ec);
-    return ec ? configured : fmt::format("{}:{}", endpoint.address().to_string(), endpoint.port());
+    return ec ? configured : net::format_endpoint(endpoint);
   };
   boost::json::object value{{"address", bound(acceptor_, config_.listen)},
                             {"query", bound(http_acceptor_, config_.query_listen)},
@@ -158,7 +151,7 @@ asio::awaitable<void> Judger::accept_loop() {
 asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> connection) {
   boost::system::error_code ignored;
   const std::string peer = fmt::format("{}", connection->socket().remote_endpoint(ignored).address().to_string());
-  std::optional<uint64_t> sender;
+  std::optional<wire::Hello> peer_hello;
   wire::ReceiveDictionary dictionary;
   std::string reason = "peer closed";
   const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
@@ -180,13 +173,17 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         wire::Hello hello;
         error = wire::decode(read.payload, hello);
         if (error != wire::WireError::kOk) break;
-        sender = hello.sender_id;
-        const auto last = store_->last_sequence(hello.sender_id);
+        peer_hello = hello;
+        // An agent sends its own batches over one ordered connection, so all
+        // up to its highest stored sequence may be skipped. A proxy relays
+        // batches of many senders that may also arrive over other paths:
+        // it must send everything it holds.
+        const uint64_t skip = hello.role == wire::Role::kAgent ? store_->last_sequence(hello.sender_id) : 0;
         std::string out;
-        wire::encode(out, wire::HelloAck{kJudgerId, wire::Role::kBonnie, config_.name, last ? *last : 0});
+        wire::encode(out, wire::HelloAck{kJudgerId, wire::Role::kJudger, config_.name, skip});
         connection->send(std::move(out));
-        spdlog::info("{}: sender {} ({}) connected, last stored batch {}", peer, hello.sender_id, hello.sender_name,
-                     last ? *last : 0);
+        spdlog::info("{}: {} {} ({}) connected, skip up to batch {}", peer, wire::role_name(hello.role),
+                     hello.sender_id, hello.sender_name, skip);
         break;
       }
       case wire::FrameType::kDict: {
@@ -200,8 +197,9 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         error = wire::decode(read.payload, batch);
         if (error == wire::WireError::kOk) error = dictionary.check(batch);
         if (error != wire::WireError::kOk) break;
-        if (!sender || batch.sender_id != *sender) {
-          error = wire::WireError::kBadPayload;  // a batch before HELLO, or for another sender
+        // A batch before HELLO, or an agent's batch for another sender.
+        if (!peer_hello || (peer_hello->role == wire::Role::kAgent && batch.sender_id != peer_hello->sender_id)) {
+          error = wire::WireError::kBadPayload;
           break;
         }
         std::vector<PendingRecord> records;
@@ -212,7 +210,8 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
           records.push_back(PendingRecord{std::string(service), std::string(attr), std::move(record)});
         }
         // Stored before acknowledged: an ACK means the batch survives a kill -9.
-        const auto stored = store_->append_batch(batch.sender_id, batch.sequence, records);
+        const auto stored =
+            store_->append_batch(batch.sender_id, batch.sequence, records, realtime_ns() / 1'000'000'000);
         if (!stored) {
           ++counters_.store_errors;
           spdlog::error("{}: storing batch {} of sender {}: {}", peer, batch.sequence, batch.sender_id,
@@ -244,6 +243,10 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
       case wire::FrameType::kHeartbeat: {
         wire::Heartbeat heartbeat;
         error = wire::decode(read.payload, heartbeat);
+        if (error != wire::WireError::kOk) break;
+        std::string out;  // answered, so a proxy can tell a live judger from a hung one
+        wire::encode(out, wire::Heartbeat{kJudgerId, realtime_ns(), {}});
+        connection->send(std::move(out));
         break;
       }
       default:

@@ -90,7 +90,9 @@ class Transaction {
 constexpr const char* kSchema = R"sql(
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS senders (sender_id INTEGER PRIMARY KEY, last_sequence INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (
+  sender_id INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, updated INTEGER NOT NULL,
+  PRIMARY KEY (sender_id, first)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
   id INTEGER PRIMARY KEY AUTOINCREMENT, second INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL,
   server_id INTEGER NOT NULL, ops INTEGER NOT NULL, count INTEGER NOT NULL, sum INTEGER NOT NULL,
@@ -165,6 +167,7 @@ boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std:
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<MinuteStore> store(new MinuteStore(db, retention));
   if (auto schema = store->exec(kSchema); !schema) return schema.error();
+  if (auto seen = store->load_seen(); !seen) return seen.error();
   return store;
 }
 
@@ -176,23 +179,28 @@ boost::system::result<void> MinuteStore::exec(const char* sql) {
   return {};
 }
 
-boost::system::result<uint64_t> MinuteStore::last_sequence(uint64_t sender_id) {
-  Statement st(db_, "SELECT last_sequence FROM senders WHERE sender_id = ?");
+uint64_t MinuteStore::last_sequence(uint64_t sender_id) const { return seen_.highest(sender_id); }
+
+boost::system::result<void> MinuteStore::load_seen() {
+  Statement st(db_, "SELECT sender_id, first, last, updated FROM seen");
   if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
-  st.bind(1, static_cast<int64_t>(sender_id));
-  const int rc = st.step();
-  if (rc == SQLITE_ROW) return static_cast<uint64_t>(st.int64(0));
-  if (rc == SQLITE_DONE) return uint64_t{0};
-  return sqlite_error(rc);
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    seen_.restore(static_cast<uint64_t>(st.int64(0)), SeenSequences::Interval{static_cast<uint64_t>(st.int64(1)),
+                                                                             static_cast<uint64_t>(st.int64(2)),
+                                                                             st.int64(3)});
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  return {};
 }
 
 boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint64_t sender_id, uint64_t sequence,
-                                                                           const std::vector<PendingRecord>& records) {
+                                                                           const std::vector<PendingRecord>& records,
+                                                                           int64_t now_s) {
+  const auto change = seen_.plan_add(sender_id, sequence, now_s);
+  if (!change) return AppendResult::kDuplicate;
   Transaction txn(db_);
   if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
-  auto last = last_sequence(sender_id);
-  if (!last) return last.error();
-  if (sequence <= *last) return AppendResult::kDuplicate;
 
   Statement insert(db_,
                    "INSERT INTO pending (second, service, attr, server_id, ops, count, sum, min, max, first, "
@@ -208,10 +216,18 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
     if (rc != SQLITE_DONE) return sqlite_error(rc);
     insert.reset();
   }
-  Statement seq(db_, "INSERT OR REPLACE INTO senders (sender_id, last_sequence) VALUES (?, ?)");
-  seq.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(sequence));
-  if (const int rc = seq.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  Statement merged(db_, "DELETE FROM seen WHERE sender_id = ? AND first = ?");
+  for (const uint64_t first : change->removed) {
+    merged.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(first));
+    if (const int rc = merged.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    merged.reset();
+  }
+  Statement seen(db_, "INSERT OR REPLACE INTO seen (sender_id, first, last, updated) VALUES (?, ?, ?, ?)");
+  seen.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(change->upsert.first));
+  seen.bind(3, static_cast<int64_t>(change->upsert.last)).bind(4, change->upsert.updated_s);
+  if (const int rc = seen.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  seen_.apply(*change);
   return AppendResult::kStored;
 }
 
@@ -362,6 +378,14 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement cells(db_, "DELETE FROM minute_cells WHERE minute < ?");
   cells.bind(1, now_s - retention_.minute_s);
   if (const int rc = cells.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  // A replay of a batch whose interval is forgotten here holds only seconds
+  // older than any minute that can still be amended: it is counted too late.
+  Statement forget(db_, "DELETE FROM seen WHERE sender_id = ? AND first = ?");
+  for (const auto& [sender, first] : seen_.expire(now_s - retention_.minute_s - 3600)) {
+    forget.bind(1, static_cast<int64_t>(sender)).bind(2, static_cast<int64_t>(first));
+    if (const int rc = forget.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    forget.reset();
+  }
   return removed;
 }
 

@@ -17,6 +17,7 @@
 
 #include <boost/system/result.hpp>
 
+#include "judger/seen_sequences.hpp"
 #include "wire/messages.hpp"
 
 struct sqlite3;
@@ -79,14 +80,18 @@ class MinuteStore {
 
   enum class AppendResult { kStored, kDuplicate };
 
-  /// Stores a batch's records if `sequence` is above the last one stored for
-  /// `sender_id`, in one transaction with the new sequence; kDuplicate (and
-  /// nothing stored) otherwise.
+  /// Stores a batch's records unless `sequence` of `sender_id` was stored
+  /// before (kDuplicate, nothing stored), in one transaction with the record
+  /// of the sequence. Any order of sequences is accepted: batches reach the
+  /// judger over several paths.
   [[nodiscard]] boost::system::result<AppendResult> append_batch(uint64_t sender_id, uint64_t sequence,
-                                                                 const std::vector<PendingRecord>& records);
+                                                                 const std::vector<PendingRecord>& records,
+                                                                 int64_t now_s);
 
-  /// The last sequence stored for a sender (0 if none): what HELLO_ACK carries.
-  [[nodiscard]] boost::system::result<uint64_t> last_sequence(uint64_t sender_id);
+  /// The highest sequence stored for a sender (0 if none).
+  uint64_t last_sequence(uint64_t sender_id) const;
+  /// Intervals of stored sequences held, over all senders (a health figure).
+  size_t seen_intervals() const noexcept { return seen_.intervals(); }
 
   /// Every pending record, in arrival order: the state to rebuild after a restart.
   [[nodiscard]] boost::system::result<std::vector<PendingRecord>> pending();
@@ -119,9 +124,11 @@ class MinuteStore {
  private:
   MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention) {}
   boost::system::result<void> exec(const char* sql);
+  boost::system::result<void> load_seen();
 
   sqlite3* db_;
   const Retention retention_;
+  SeenSequences seen_;
 };
 
 }  // namespace monitor::judger

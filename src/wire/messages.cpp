@@ -20,7 +20,7 @@ void frame(std::string& out, FrameType type, Fill&& fill) {
 
 WireError finish(const ByteReader& r) { return r.done() ? WireError::kOk : WireError::kBadPayload; }
 
-bool valid_role(uint8_t r) { return r >= 1 && r <= 3; }
+bool valid_role(uint8_t r) { return r >= 1 && r <= 4; }
 
 }  // namespace
 

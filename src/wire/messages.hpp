@@ -14,7 +14,17 @@
 
 namespace monitor::wire {
 
-enum class Role : uint8_t { kAgent = 1, kClyde = 2, kBonnie = 3 };
+enum class Role : uint8_t { kAgent = 1, kClyde = 2, kBonnie = 3, kJudger = 4 };
+
+constexpr std::string_view role_name(Role role) noexcept {
+  switch (role) {
+    case Role::kAgent: return "agent";
+    case Role::kClyde: return "clyde";
+    case Role::kBonnie: return "bonnie";
+    case Role::kJudger: return "judger";
+  }
+  return "unknown";
+}
 
 struct Hello {
   uint64_t sender_id = 0;

@@ -161,7 +161,7 @@ TEST_CASE("after a restart the pending records rebuild the same minute", "[rollu
     MinuteRollup rollup({10, 120});
     for (int s = 0; s < 60; ++s) {
       const auto rec = second_record("Orders.Placed", kBase + s, s % 3, 1 | 8, {s, s * 2});
-      REQUIRE(store->append_batch(1, static_cast<uint64_t>(s + 1), {rec}));
+      REQUIRE(store->append_batch(1, static_cast<uint64_t>(s + 1), {rec}, kBase));
       rollup.add(rec, kBase + s);
     }
     before = rollup.due(kBase + 70).at(0).points;

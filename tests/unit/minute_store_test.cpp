@@ -47,18 +47,18 @@ TEST_CASE("a batch is stored once: replays of its sequence are duplicates, also 
   TempDir dir;
   {
     auto store = open_store(dir);
-    CHECK(*store->last_sequence(7) == 0);
-    CHECK(*store->append_batch(7, 1, {pending_record(kBase, 1, 5)}) == MinuteStore::AppendResult::kStored);
-    CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6), pending_record(kBase + 1, 2, 7)}) ==
+    CHECK(store->last_sequence(7) == 0);
+    CHECK(*store->append_batch(7, 1, {pending_record(kBase, 1, 5)}, kBase) == MinuteStore::AppendResult::kStored);
+    CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6), pending_record(kBase + 1, 2, 7)}, kBase) ==
           MinuteStore::AppendResult::kStored);
-    CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6)}) == MinuteStore::AppendResult::kDuplicate);
-    CHECK(*store->append_batch(7, 1, {pending_record(kBase, 1, 5)}) == MinuteStore::AppendResult::kDuplicate);
-    CHECK(*store->append_batch(8, 1, {pending_record(kBase, 3, 1)}) == MinuteStore::AppendResult::kStored);
+    CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6)}, kBase) == MinuteStore::AppendResult::kDuplicate);
+    CHECK(*store->append_batch(7, 1, {pending_record(kBase, 1, 5)}, kBase) == MinuteStore::AppendResult::kDuplicate);
+    CHECK(*store->append_batch(8, 1, {pending_record(kBase, 3, 1)}, kBase) == MinuteStore::AppendResult::kStored);
   }
   auto store = open_store(dir);  // as after a restart
-  CHECK(*store->last_sequence(7) == 2);
-  CHECK(*store->last_sequence(8) == 1);
-  CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6)}) == MinuteStore::AppendResult::kDuplicate);
+  CHECK(store->last_sequence(7) == 2);
+  CHECK(store->last_sequence(8) == 1);
+  CHECK(*store->append_batch(7, 2, {pending_record(kBase + 1, 1, 6)}, kBase) == MinuteStore::AppendResult::kDuplicate);
   const auto pending = store->pending();
   REQUIRE(pending.has_value());
   REQUIRE(pending->size() == 4);
@@ -71,10 +71,39 @@ TEST_CASE("a batch is stored once: replays of its sequence are duplicates, also 
   CHECK((*pending)[2].service == "Shop.Api");
 }
 
+TEST_CASE("sequences arriving out of order over two paths are each stored once, also after a reopen",
+          "[store][dedup]") {
+  TempDir dir;
+  const auto stored = MinuteStore::AppendResult::kStored;
+  const auto duplicate = MinuteStore::AppendResult::kDuplicate;
+  {
+    auto store = open_store(dir);
+    // 11 overtakes 10 (a failover between Bonnies), then a restart jumps the sequence far ahead.
+    for (const uint64_t seq : {1, 2, 11, 12, 10, 1 << 20, 3}) {
+      INFO(seq);
+      CHECK(*store->append_batch(7, seq, {pending_record(kBase, 1, 1)}, kBase) == stored);
+    }
+    CHECK(*store->append_batch(7, 11, {pending_record(kBase, 1, 1)}, kBase) == duplicate);
+    CHECK(store->seen_intervals() == 3);  // [1,3] [10,12] [2^20]: 4..9 not yet
+    CHECK(store->last_sequence(7) == 1u << 20);
+  }
+  auto store = open_store(dir);
+  for (const uint64_t seq : {1, 2, 3, 10, 11, 12, 1 << 20}) {
+    INFO(seq);
+    CHECK(*store->append_batch(7, seq, {pending_record(kBase, 1, 1)}, kBase) == duplicate);
+  }
+  for (const uint64_t seq : {4, 5, 6, 7, 8, 9}) CHECK(*store->append_batch(7, seq, {}, kBase) == stored);
+  CHECK(store->seen_intervals() == 2);  // the gap closed: [1,12] and [2^20]
+  CHECK(store->pending()->size() == 7);
+  // Intervals not added to for longer than the minutes can be amended are forgotten.
+  REQUIRE(store->apply_retention(kBase + 3 * 86400));
+  CHECK(store->seen_intervals() == 0);
+}
+
 TEST_CASE("finishing a minute stores its points and drops only its pending records", "[store]") {
   TempDir dir;
   auto store = open_store(dir);
-  REQUIRE(store->append_batch(1, 1, {pending_record(kBase + 5, 1, 5), pending_record(kBase + 65, 1, 9)}));
+  REQUIRE(store->append_batch(1, 1, {pending_record(kBase + 5, 1, 5), pending_record(kBase + 65, 1, 9)}, kBase));
   REQUIRE(store->finish_minute(kBase, {point(kBase, 5, 1), point(kBase, 5)}));
   const auto left = store->pending();
   REQUIRE(left->size() == 1);
@@ -138,7 +167,7 @@ TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes onl
         const int64_t second = kBase + static_cast<int64_t>(seq) - 1;
         std::vector<PendingRecord> batch;
         for (int64_t server = 1; server <= 3; ++server) batch.push_back(pending_record(second, server, static_cast<int64_t>(seq)));
-        if (!store.append_batch(1, seq, batch)) return 2;
+        if (!store.append_batch(1, seq, batch, kBase)) return 2;
         if (seq % 60 == 0) {
           const int64_t minute = second - 59;
           if (!store.finish_minute(minute, {point(minute, static_cast<double>(seq))})) return 3;
@@ -151,7 +180,7 @@ TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes onl
 
     auto store = MinuteStore::open(db);
     REQUIRE(store.has_value());
-    const uint64_t last = *(*store)->last_sequence(1);
+    const uint64_t last = (*store)->last_sequence(1);
     REQUIRE(last > 0);
     const auto minutes = *(*store)->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 100000, 60, kBase);
     const uint64_t finished = minutes.size() * 60;
@@ -167,7 +196,7 @@ TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes onl
       CHECK(second >= kBase + static_cast<int64_t>(finished));
     }
     // And a replay of any stored sequence is recognised.
-    CHECK(*(*store)->append_batch(1, last, {pending_record(kBase, 1, 1)}) == MinuteStore::AppendResult::kDuplicate);
+    CHECK(*(*store)->append_batch(1, last, {pending_record(kBase, 1, 1)}, kBase) == MinuteStore::AppendResult::kDuplicate);
   }
 }
 
