@@ -87,15 +87,18 @@ Agent::Agent(AgentConfig config)
   }
   sink_ = std::make_unique<JsonLinesSink>(config_.output, names_);
   output_ = sink_.get();
-  if (!config_.forward.empty()) {
+  if (!config_.forward.empty() || !config_.registry.empty()) {
     const uint64_t sender_id = config_.sender_id != 0 ? config_.sender_id : default_sender_id(config_.ring_name());
     forwarder_ = std::make_unique<Forwarder>(
-        Forwarder::Options{config_.forward, config_.spool_dir, config_.spool_max_bytes, sender_id,
-                           fmt::format("agent {}", config_.ring_name())},
+        Forwarder::Options{config_.forward, config_.registry, config_.dc, config_.spool_dir, config_.spool_max_bytes,
+                           sender_id, fmt::format("agent {}", config_.ring_name())},
         names_);
     tee_ = std::make_unique<TeeSink>(*sink_, *forwarder_);
     output_ = tee_.get();
-    spdlog::info("forwarding to {} as sender {}, spool {}", config_.forward, sender_id, config_.spool_dir);
+    spdlog::info("forwarding to {} as sender {}, spool {}",
+                 config_.forward.empty() ? fmt::format("a proxy of {} from {}", config_.dc, config_.registry)
+                                         : config_.forward,
+                 sender_id, config_.spool_dir);
   }
   now_s_ = realtime_ns() / 1'000'000'000;
   aggregator_ = std::make_unique<Aggregator>(

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "common/json_fields.hpp"
+#include "common/registry/registry.hpp"
+#include "net/endpoint.hpp"
 #include "monitor/monitor.h"
 
 namespace monitor::agent {
@@ -21,7 +23,7 @@ void AgentConfig::load_file(const std::string& path) {
   static constexpr const char* kKnown[] = {
       "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
       "recreate_ring", "socket", "socket_rcvbuf_bytes", "output", "late_window_s",
-      "future_window_s", "server_id", "self_metrics", "log_level", "forward", "spool_dir", "spool_max_bytes",
+      "future_window_s", "server_id", "self_metrics", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id"};
   try {
     using namespace json_fields;
@@ -41,6 +43,8 @@ void AgentConfig::load_file(const std::string& path) {
     read_bool(obj, "self_metrics", self_metrics);
     read_string(obj, "log_level", log_level);
     read_string(obj, "forward", forward);
+    read_string(obj, "registry", registry);
+    read_string(obj, "dc", dc);
     read_string(obj, "spool_dir", spool_dir);
     read_int(obj, "spool_max_bytes", spool_max_bytes);
     read_int(obj, "sender_id", sender_id);
@@ -63,9 +67,8 @@ void AgentConfig::validate() const {
   if (future_window_s < 0 || future_window_s > 300) throw std::runtime_error("future_window_s must be in [0, 300]");
   if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
   if (socket_rcvbuf_bytes < 4096) throw std::runtime_error("socket_rcvbuf_bytes must be >= 4096");
-  if (!forward.empty() && forward.rfind(':') == std::string::npos) {
-    throw std::runtime_error("forward must be host:port");
-  }
+  if (!forward.empty() && !net::parse_endpoint(forward)) throw std::runtime_error("forward must be a numeric host:port");
+  if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
   if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be >= 1 MiB");
   const std::string name = ring_name();
   if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200) {

@@ -19,7 +19,9 @@ struct AgentConfig {
   int socket_rcvbuf_bytes = 8 << 20;
 
   std::string output = "-";  // JSON lines; "-" is stdout
-  std::string forward;        // host:port of the next hop; empty: do not forward
+  std::string forward;        // host:port of the next hop; empty: pick one from the registry
+  std::string registry;       // e.g. file:.data/registry; with forward empty, forwards to a live proxy of `dc`
+  std::string dc = "dc1";
   std::string spool_dir = ".data/agent-spool";
   uint64_t spool_max_bytes = 256ull << 20;
   uint64_t sender_id = 0;     // 0: derived from the host name and the ring

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -84,6 +85,11 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
     throw std::runtime_error(fmt::format("open spool {}: {}", options_.spool_dir, spool.error().message()));
   }
   spool_ = std::move(*spool);
+  if (options_.address.empty()) {
+    auto reg = registry::open_registry(options_.registry);
+    if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", options_.registry, reg.error().message()));
+    registry_ = std::move(*reg);
+  }
   if (spool_->records() != 0) {
     spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spool_->records());
   }
@@ -200,10 +206,36 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
   return true;
 }
 
+std::string Forwarder::next_address(const std::string& failed) {
+  if (!options_.address.empty()) return options_.address;
+  auto proxies = registry_->list("proxies");
+  if (!proxies) {
+    spdlog::warn("registry: listing proxies: {}", proxies.error().message());
+    return {};
+  }
+  std::vector<std::string> candidates;
+  for (const auto& entry : *proxies) {
+    const auto* obj = entry.value.if_object();
+    const auto* dc = obj == nullptr ? nullptr : obj->if_contains("dc");
+    const auto* address = obj == nullptr ? nullptr : obj->if_contains("address");
+    if (dc == nullptr || !dc->is_string() || dc->as_string() != options_.dc) continue;
+    if (address == nullptr || !address->is_string()) continue;
+    candidates.emplace_back(address->as_string());
+  }
+  // At random, so a data centre's agents spread over its proxies; not the one
+  // that just failed while there is another.
+  if (candidates.size() > 1) std::erase(candidates, failed);
+  if (candidates.empty()) return {};
+  static thread_local std::minstd_rand random(std::random_device{}());
+  return candidates[random() % candidates.size()];
+}
+
 void Forwarder::sender_loop() {
   bool was_connected = true;
+  std::string address, failed;
   while (!stop_) {
-    const int fd = connect_to(options_.address, 5s);
+    address = next_address(failed);
+    const int fd = address.empty() ? -1 : connect_to(address, 5s);
     bool ok = fd >= 0;
     uint64_t acked = 0;
     if (ok) {
@@ -217,16 +249,20 @@ void Forwarder::sender_loop() {
            wire::decode(payload, ack) == wire::WireError::kOk;
       if (ok) {
         acked = ack.last_sequence;
-        if (!was_connected) spdlog::info("forwarding to {} again ({} batches waiting)", options_.address, spooled());
+        if (!was_connected) spdlog::info("forwarding to {} ({} batches waiting)", address, spooled());
         was_connected = true;
         ok = send_pending(fd, acked);
       }
     }
     if (fd >= 0) ::close(fd);
     if (stop_) break;
+    failed = ok ? std::string() : address;
     if (!ok) {
       ++counters_.connect_failures;
-      if (was_connected) spdlog::warn("forwarding to {} failed; spooling until it answers", options_.address);
+      if (was_connected) {
+        spdlog::warn("forwarding to {} failed; spooling until a proxy answers",
+                     address.empty() ? "a proxy of " + options_.dc + " (none live in the registry)" : address);
+      }
       was_connected = false;
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, 1s, [this] { return stop_.load(); });

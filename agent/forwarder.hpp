@@ -11,6 +11,7 @@
 
 #include "agent/aggregate_record.hpp"
 #include "agent/name_registry.hpp"
+#include "common/registry/registry.hpp"
 #include "wire/messages.hpp"
 #include "wire/spool.hpp"
 
@@ -26,6 +27,8 @@ struct ForwardCounters {
 };
 
 /// Sends each finished second to the next hop as one batch, at least once:
+/// to a fixed address, or to a proxy of the agent's data centre picked at
+/// random from the registry's live `proxies`, another one after a failure.
 /// every batch goes to the on-disk spool first and leaves it only when the
 /// receiver acknowledges it, so batches outlive a receiver that is down and an
 /// agent that restarts. As an AggregateSink it is fed by the agent's thread;
@@ -33,7 +36,9 @@ struct ForwardCounters {
 class Forwarder final : public AggregateSink {
  public:
   struct Options {
-    std::string address;  // host:port of the next hop
+    std::string address;   // host:port of the next hop; empty: a live proxy of `dc` from the registry
+    std::string registry;  // registry address, used when `address` is empty
+    std::string dc;
     std::string spool_dir;
     uint64_t spool_max_bytes = 256ull << 20;
     uint64_t sender_id = 0;
@@ -58,10 +63,12 @@ class Forwarder final : public AggregateSink {
 
  private:
   void sender_loop();
+  std::string next_address(const std::string& failed);
   bool send_pending(int fd, uint64_t& acked);  // false: the connection failed
 
   const Options options_;
   const NameRegistry& names_;
+  std::unique_ptr<registry::Registry> registry_;  // sender thread only
   ForwardCounters counters_;
 
   // The second being collected (agent thread only).

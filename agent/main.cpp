@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
       ("future-window", "seconds a report may be ahead of the agent's clock", cxxopts::value<int>())
       ("server-id", "server id for statsd lines without one and for Monitor.Agent", cxxopts::value<int64_t>())
       ("forward", "host:port to send each second's batch to (spooled while it is down)", cxxopts::value<std::string>())
+      ("registry", "registry address; without --forward, batches go to a live proxy of --dc from it",
+       cxxopts::value<std::string>())
+      ("dc", "this host's data centre (default dc1)", cxxopts::value<std::string>())
       ("spool-dir", "directory of the forwarding spool", cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
@@ -42,6 +45,8 @@ int main(int argc, char** argv) {
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
     if (args.count("forward")) config.forward = args["forward"].as<std::string>();
+    if (args.count("registry")) config.registry = args["registry"].as<std::string>();
+    if (args.count("dc")) config.dc = args["dc"].as<std::string>();
     if (args.count("spool-dir")) config.spool_dir = args["spool-dir"].as<std::string>();
     if (args.count("recreate-ring")) config.recreate_ring = true;
     if (args.count("no-self-metrics")) config.self_metrics = false;

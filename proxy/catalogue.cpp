@@ -1,0 +1,80 @@
+#include "proxy/catalogue.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace monitor::proxy {
+namespace {
+
+const boost::json::string* string_field(const boost::json::value& value, const char* key) {
+  const auto* obj = value.if_object();
+  if (obj == nullptr) return nullptr;
+  const auto* field = obj->if_contains(key);
+  return field == nullptr ? nullptr : field->if_string();
+}
+
+}  // namespace
+
+boost::system::result<Catalogue> Catalogue::load(registry::Registry& registry, std::vector<std::string>& problems) {
+  Catalogue c;
+  auto services = registry.list("services");
+  if (!services) return services.error();
+  for (const auto& entry : *services) {
+    const auto* obj = entry.value.if_object();
+    const auto* attrs = obj == nullptr ? nullptr : obj->if_contains("attrs");
+    if (attrs == nullptr || !attrs->is_object()) {
+      problems.push_back(fmt::format("services/{}: no \"attrs\" object", entry.name));
+      continue;
+    }
+    auto& known = c.attrs_[entry.name];
+    for (const auto& attr : attrs->as_object()) known.emplace(attr.key());
+  }
+  auto assignments = registry.list("assignments");
+  if (!assignments) return assignments.error();
+  for (const auto& entry : *assignments) {
+    const auto* judger = string_field(entry.value, "judger");
+    if (judger == nullptr) {
+      problems.push_back(fmt::format("assignments/{}: no \"judger\" string", entry.name));
+      continue;
+    }
+    c.judger_of_[entry.name] = std::string(*judger);
+  }
+  auto judgers = registry.list("judgers");
+  if (!judgers) return judgers.error();
+  for (const auto& entry : *judgers) {
+    if (const auto* address = string_field(entry.value, "address")) c.judger_addresses_[entry.name] = std::string(*address);
+  }
+  auto proxies = registry.list("proxies");
+  if (!proxies) return proxies.error();
+  for (const auto& entry : *proxies) {
+    const auto* role = string_field(entry.value, "role");
+    const auto* address = string_field(entry.value, "address");
+    if (role != nullptr && *role == "bonnie" && address != nullptr) c.bonnies_.emplace_back(*address);
+  }
+  std::sort(c.bonnies_.begin(), c.bonnies_.end());
+  return c;
+}
+
+Catalogue::Verdict Catalogue::judge(std::string_view service, std::string_view attr, std::string& judger) const {
+  const auto known = attrs_.find(std::string(service));
+  if (known == attrs_.end()) return Verdict::kUnknownService;
+  if (!known->second.contains(std::string(attr))) return Verdict::kUnknownAttr;
+  const auto owner = judger_of_.find(known->first);
+  if (owner == judger_of_.end()) return Verdict::kUnassigned;
+  judger = owner->second;
+  return Verdict::kRoute;
+}
+
+std::set<std::string> Catalogue::assigned_judgers() const {
+  std::set<std::string> out;
+  for (const auto& [service, judger] : judger_of_) out.insert(judger);
+  return out;
+}
+
+std::string Catalogue::judger_address(const std::string& judger) const {
+  const auto it = judger_addresses_.find(judger);
+  return it == judger_addresses_.end() ? std::string() : it->second;
+}
+
+}  // namespace monitor::proxy

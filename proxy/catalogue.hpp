@@ -1,0 +1,48 @@
+// What a Bonnie knows from the registry (docs/registry.md): the registered
+// services and attrs, which judger owns each service and where it listens,
+// and the live Bonnies (the member list heartbeat replies carry).
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/registry/registry.hpp"
+
+namespace monitor::proxy {
+
+class Catalogue {
+ public:
+  enum class Verdict { kRoute, kUnknownService, kUnknownAttr, kUnassigned };
+
+  /// Reads the kinds `services`, `assignments`, `judgers` and `proxies`.
+  /// Entries of the wrong shape are skipped and described in `problems`.
+  static boost::system::result<Catalogue> load(registry::Registry& registry, std::vector<std::string>& problems);
+
+  /// Whether a report of (service, attr) is routed, and to which judger.
+  Verdict judge(std::string_view service, std::string_view attr, std::string& judger) const;
+
+  /// The judger's batch address, or empty if it is not live.
+  std::string judger_address(const std::string& judger) const;
+
+  /// Addresses of the live Bonnies, sorted.
+  const std::vector<std::string>& bonnies() const noexcept { return bonnies_; }
+
+  size_t services() const noexcept { return attrs_.size(); }
+  /// Every judger some service is assigned to.
+  std::set<std::string> assigned_judgers() const;
+
+  friend bool operator==(const Catalogue&, const Catalogue&) = default;
+
+ private:
+  std::unordered_map<std::string, std::unordered_set<std::string>> attrs_;  // service -> attrs
+  std::unordered_map<std::string, std::string> judger_of_;                  // service -> judger
+  std::map<std::string, std::string> judger_addresses_;                     // judger -> address
+  std::vector<std::string> bonnies_;
+};
+
+}  // namespace monitor::proxy

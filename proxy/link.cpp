@@ -1,0 +1,291 @@
+#include "proxy/link.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
+#include "net/endpoint.hpp"
+#include "wire/spool_record.hpp"
+
+namespace monitor::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+using namespace std::chrono_literals;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+Link::Link(asio::io_context& io, Options options, AddressSource next_address)
+    : io_(io), options_(std::move(options)), next_address_(std::move(next_address)), retry_(io) {
+  auto spool = wire::Spool::open(options_.spool_dir, {options_.spool_max_bytes, 4ull << 20});
+  if (!spool) {
+    throw std::runtime_error(fmt::format("open spool {}: {}", options_.spool_dir.string(), spool.error().message()));
+  }
+  spool_ = std::move(*spool);
+  if (spool_->records() != 0) {
+    spdlog::info("link {}: spool holds {} parts from before; they go first", options_.name, spool_->records());
+  }
+}
+
+Link::~Link() = default;
+
+void Link::start() { asio::co_spawn(io_, run(), asio::detached); }
+
+void Link::stop() {
+  stopping_ = true;
+  retry_.cancel();
+  if (connection_) connection_->close();
+}
+
+uint32_t Link::name_id(std::string_view service, std::string_view attr) {
+  key_.assign(service).append(1, ' ').append(attr);
+  const auto [it, fresh] = ids_.try_emplace(key_, static_cast<uint32_t>(names_.size() + 1));
+  if (fresh) {
+    names_.emplace_back(service, attr);
+    defined_.push_back(false);
+  }
+  return it->second;
+}
+
+void Link::submit(wire::Batch part, Done done) {
+  if (connection_ && spool_->records() == 0 && unacked_bytes_ < options_.max_unacked_bytes) {
+    if (send(part, &done)) return;
+  }
+  spool_part(part);
+  if (done) done();
+  pump();
+}
+
+bool Link::send(wire::Batch& part, Done* done) {
+  std::string out;
+  std::vector<wire::DictEntry> fresh;
+  for (const auto& record : part.records) {
+    if (!defined_[record.name_id - 1]) {
+      defined_[record.name_id - 1] = true;
+      const auto& [service, attr] = names_[record.name_id - 1];
+      fresh.push_back(wire::DictEntry{record.name_id, service, attr});
+    }
+  }
+  if (!fresh.empty()) wire::encode(out, fresh);
+  wire::encode(out, part);
+  const size_t bytes = out.size();
+  if (!connection_->send(std::move(out))) {
+    // The connection is closing or its queue is full: the names may not have
+    // gone out either, so they are sent again on the next connection.
+    for (const auto& entry_name : fresh) defined_[entry_name.id - 1] = false;
+    return false;
+  }
+  unacked_bytes_ += bytes;
+  InFlight entry{part.sender_id, part.sequence, bytes, nullptr, std::nullopt};
+  if (done != nullptr) {  // a live part: kept until acknowledged, to spool if the link fails
+    entry.done = std::move(*done);
+    entry.part = std::move(part);
+  }
+  in_flight_.push_back(std::move(entry));
+  return true;
+}
+
+void Link::spool_part(const wire::Batch& part) {
+  // Spooled parts carry their own names (renumbered from 1), so any later
+  // connection, or this proxy after a restart, can send them.
+  std::vector<wire::DictEntry> names;
+  std::unordered_map<uint32_t, uint32_t> local;
+  wire::Batch copy{part.sender_id, part.sequence, part.records};
+  for (auto& record : copy.records) {
+    const auto [it, fresh] = local.try_emplace(record.name_id, static_cast<uint32_t>(names.size() + 1));
+    if (fresh) {
+      const auto& [service, attr] = names_[record.name_id - 1];
+      names.push_back(wire::DictEntry{it->second, service, attr});
+    }
+    record.name_id = it->second;
+  }
+  if (auto appended = spool_->append(wire::encode_spool_record(names, copy)); !appended) {
+    ++counters_.spool_failures;
+    spdlog::error("link {}: cannot spool batch {} of sender {} ({} records): {}; they are lost", options_.name,
+                  part.sequence, part.sender_id, part.records.size(), appended.error().message());
+    return;
+  }
+  ++counters_.parts_spooled;
+}
+
+void Link::pump() {
+  while (connection_ && !spool_front_in_flight_ && spool_->records() > 0) {
+    auto front = spool_->front();
+    if (!front || !*front) {
+      if (!front) spdlog::error("link {}: reading spool: {}", options_.name, front.error().message());
+      return;
+    }
+    wire::SpoolRecord record;
+    if (!wire::decode_spool_record(**front, record)) {
+      spdlog::error("link {}: dropping a spooled part that does not parse", options_.name);
+      (void)spool_->pop();
+      continue;
+    }
+    for (auto& r : record.batch.records) {
+      const auto& names = record.names[r.name_id - 1];
+      r.name_id = name_id(names.service, names.attr);
+    }
+    if (!send(record.batch, nullptr)) return;
+    spool_front_in_flight_ = true;
+  }
+}
+
+void Link::lost() {
+  connection_.reset();
+  address_.clear();
+  spool_front_in_flight_ = false;  // it stays in the spool
+  // Live parts not acknowledged go to the spool and count as done: the next
+  // hop may have stored some of them, and its ingest drops the duplicates.
+  std::deque<InFlight> unacked;
+  unacked.swap(in_flight_);
+  unacked_bytes_ = 0;
+  for (auto& entry : unacked) {
+    if (!entry.done) continue;
+    spool_part(*entry.part);
+    entry.done();
+  }
+}
+
+asio::awaitable<std::shared_ptr<net::FrameConnection>> Link::connect(const std::string& address) {
+  const auto endpoint = net::parse_endpoint(address);
+  if (!endpoint) {
+    spdlog::error("link {}: {} is not a numeric host:port", options_.name, address);
+    co_return nullptr;
+  }
+  tcp::socket socket(io_);
+  asio::steady_timer deadline(io_);
+  deadline.expires_after(3s);
+  auto outcome = co_await (socket.async_connect(*endpoint, kNoThrow) || deadline.async_wait(kNoThrow));
+  if (outcome.index() == 1 || std::get<0>(std::get<0>(outcome))) co_return nullptr;
+  boost::system::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{64u << 20});
+  asio::co_spawn(io_, connection->write_loop(10s), asio::detached);
+  std::string hello;
+  wire::encode(hello, options_.hello);
+  connection->send(std::move(hello));
+  auto reply = co_await connection->read_frame(options_.heartbeat_timeout);
+  wire::HelloAck ack;
+  if (reply.kind != net::ReadResult::Kind::kFrame || reply.type != wire::FrameType::kHelloAck ||
+      wire::decode(reply.payload, ack) != wire::WireError::kOk) {
+    connection->close();
+    co_return nullptr;
+  }
+  spdlog::debug("link {}: {} is {} {}", options_.name, address, wire::role_name(ack.role), ack.server_name);
+  co_return connection;
+}
+
+asio::awaitable<void> Link::heartbeat_loop(std::shared_ptr<net::FrameConnection> connection) {
+  asio::steady_timer timer(io_);
+  while (connection->open() && !stopping_) {
+    std::string out;
+    wire::encode(out, wire::Heartbeat{options_.hello.sender_id, realtime_ns(), {}});
+    connection->send(std::move(out));
+    timer.expires_after(options_.heartbeat_interval);
+    co_await timer.async_wait(kNoThrow);
+  }
+}
+
+asio::awaitable<void> Link::read_loop(std::shared_ptr<net::FrameConnection> connection) {
+  std::string reason = "peer closed";
+  while (connection->open()) {
+    auto read = co_await connection->read_frame(options_.heartbeat_timeout);
+    if (read.kind == net::ReadResult::Kind::kTimeout) {
+      ++counters_.heartbeat_timeouts;
+      reason = "no heartbeat reply in time";
+      break;
+    }
+    if (read.kind == net::ReadResult::Kind::kClosed) break;
+    if (read.kind == net::ReadResult::Kind::kBadFrame) {
+      ++counters_.bad_frames;
+      reason = std::string(wire::wire_error_name(read.wire_error));
+      break;
+    }
+    if (read.type == wire::FrameType::kAck) {
+      wire::Ack ack;
+      if (wire::decode(read.payload, ack) != wire::WireError::kOk || in_flight_.empty() ||
+          in_flight_.front().sender_id != ack.sender_id || in_flight_.front().sequence != ack.sequence) {
+        ++counters_.bad_frames;
+        reason = "an ACK for a batch not sent next";
+        break;
+      }
+      InFlight entry = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      unacked_bytes_ -= std::min(unacked_bytes_, entry.bytes);
+      ++counters_.parts_sent;
+      if (entry.done) {
+        counters_.records_sent += entry.part->records.size();
+        entry.done();
+      } else {
+        (void)spool_->pop();
+        spool_front_in_flight_ = false;
+      }
+      pump();
+    } else if (read.type == wire::FrameType::kHeartbeat) {
+      wire::Heartbeat heartbeat;
+      if (wire::decode(read.payload, heartbeat) != wire::WireError::kOk) {
+        ++counters_.bad_frames;
+        reason = "bad_payload";
+        break;
+      }
+      if (on_members_ && !heartbeat.members.empty()) on_members_(heartbeat.members);
+    } else if (read.type == wire::FrameType::kClose) {
+      wire::Close close;
+      (void)wire::decode(read.payload, close);
+      reason = "peer said: " + close.reason;
+      break;
+    } else {
+      ++counters_.bad_frames;
+      reason = "unexpected frame type";
+      break;
+    }
+  }
+  connection->close();
+  if (!stopping_) spdlog::warn("link {}: lost {} ({})", options_.name, address_, reason);
+}
+
+asio::awaitable<void> Link::run() {
+  bool last_failed = false;
+  bool quiet = false;  // a next hop that stays down is logged once, not every second
+  while (!stopping_) {
+    const std::string address = next_address_(last_failed);
+    last_failed = false;
+    std::shared_ptr<net::FrameConnection> connection;
+    if (!address.empty()) connection = co_await connect(address);
+    if (stopping_) break;
+    if (!connection) {
+      if (!address.empty()) {
+        ++counters_.connect_failures;
+        last_failed = true;
+      }
+      if (!quiet) {
+        spdlog::warn("link {}: {}; spooling until it answers", options_.name,
+                     address.empty() ? "no address known" : fmt::format("{} does not answer", address));
+      }
+      quiet = true;
+      retry_.expires_after(500ms);
+      co_await retry_.async_wait(kNoThrow);
+      continue;
+    }
+    quiet = false;
+    ++counters_.connects;
+    connection_ = connection;
+    address_ = address;
+    std::fill(defined_.begin(), defined_.end(), false);
+    spdlog::info("link {}: connected to {}, {} spooled parts to send first", options_.name, address,
+                 spool_->records());
+    asio::co_spawn(io_, heartbeat_loop(connection), asio::detached);
+    pump();
+    co_await read_loop(connection);
+    lost();
+    last_failed = true;
+  }
+}
+
+}  // namespace monitor::proxy

@@ -1,0 +1,452 @@
+#include "proxy/proxy.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
+#include "common/hash.hpp"
+#include "common/process_info.hpp"
+#include "net/endpoint.hpp"
+#include "wire/messages.hpp"
+
+namespace monitor::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto kRegistryTtl = 10s;
+
+namespace {
+
+std::vector<std::string> read_bonnie_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("bonnies_file {}: cannot read it", path));
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    line.erase(0, line.find_first_not_of(" \t\r"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (line.empty() || line.front() == '#') continue;
+    if (!net::parse_endpoint(line)) throw std::runtime_error(fmt::format("bonnies_file {}: bad address {}", path, line));
+    out.push_back(line);
+  }
+  if (out.empty()) throw std::runtime_error(fmt::format("bonnies_file {}: lists no Bonnie", path));
+  return out;
+}
+
+uint64_t proxy_id(const std::string& name) {
+  const std::string key = "proxy|" + name;
+  return hash_bytes(key.data(), key.size(), 0x5EED) >> 1;
+}
+
+}  // namespace
+
+/// One upstream connection (an agent, or at a Bonnie also a Clyde) and the
+/// batches it sent that are not acknowledged yet, oldest first.
+struct Proxy::Upstream {
+  explicit Upstream(std::shared_ptr<net::FrameConnection> c)
+      : connection(std::move(c)), room(connection->socket().get_executor()) {}
+
+  struct Route {
+    uint64_t version = 0;  // of the catalogue it was judged by
+    Catalogue::Verdict verdict = Catalogue::Verdict::kUnknownService;
+    Link* link = nullptr;
+    uint32_t link_id = 0;
+  };
+  struct Unacked {
+    uint64_t sender_id;
+    uint64_t sequence;
+    size_t parts_left;
+  };
+
+  /// A part of batch `index` is done: acknowledges, in order, every batch
+  /// whose parts are all done. Returns how many were acknowledged.
+  uint64_t part_done(uint64_t index) {
+    if (index >= first_unacked) --unacked[index - first_unacked].parts_left;
+    std::string out;
+    uint64_t acked = 0;
+    while (!unacked.empty() && unacked.front().parts_left == 0) {
+      wire::encode(out, wire::Ack{unacked.front().sender_id, unacked.front().sequence});
+      unacked.pop_front();
+      ++first_unacked;
+      ++acked;
+    }
+    if (!out.empty()) {
+      connection->send(std::move(out));
+      room.cancel();
+    }
+    return acked;
+  }
+
+  std::shared_ptr<net::FrameConnection> connection;
+  std::string peer;
+  std::optional<wire::Hello> hello;
+  wire::ReceiveDictionary dictionary;
+  std::unordered_map<uint32_t, Route> routes;  // by the upstream's name id
+  std::deque<Unacked> unacked;
+  uint64_t first_unacked = 0;  // index of unacked.front() among all batches of this connection
+  asio::steady_timer room;     // cancelled when acknowledgements make room
+};
+
+Proxy::Proxy(ProxyConfig config)
+    : config_(std::move(config)),
+      own_id_(proxy_id(config_.name)),
+      acceptor_(io_),
+      health_("Monitor.Proxy", config_.server_id, config_.self_metrics) {
+  config_.validate();
+  auto reg = registry::open_registry(config_.registry);
+  if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
+  registry_ = std::move(*reg);
+  if (config_.is_clyde()) {
+    bonnies_ = read_bonnie_list(config_.bonnies_file);
+    bonnie_index_ = std::random_device{}() % bonnies_.size();
+    link_to("bonnie");
+  } else {
+    refresh_catalogue();
+  }
+  const tcp::endpoint endpoint = *net::parse_endpoint(config_.listen);
+  boost::system::error_code ec;
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
+  spdlog::info("{} {} listening on {} (dc {})", config_.role, config_.name, net::format_endpoint(acceptor_.local_endpoint()),
+               config_.dc);
+}
+
+Proxy::~Proxy() = default;
+
+Link& Proxy::link_to(const std::string& next_hop) {
+  auto& link = links_[next_hop];
+  if (link) return *link;
+  Link::Options options;
+  options.name = next_hop;
+  options.spool_dir = std::filesystem::path(config_.data_dir) / "spool" / next_hop;
+  options.spool_max_bytes = config_.spool_max_bytes;
+  options.hello = wire::Hello{own_id_, config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie, config_.name};
+  options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
+  options.heartbeat_timeout = std::chrono::milliseconds(config_.heartbeat_timeout_ms);
+  Link::AddressSource source;
+  if (config_.is_clyde()) {
+    source = [this](bool last_failed) { return next_bonnie(last_failed); };
+  } else {
+    source = [this, next_hop](bool) { return catalogue_.judger_address(next_hop); };
+  }
+  link = std::make_unique<Link>(io_, std::move(options), std::move(source));
+  if (config_.is_clyde()) link->on_members([this](const auto& members) { update_bonnie_list(members); });
+  link->start();
+  return *link;
+}
+
+std::string Proxy::next_bonnie(bool last_failed) {
+  if (last_failed) bonnie_index_ = (bonnie_index_ + 1) % bonnies_.size();
+  return bonnies_[bonnie_index_];
+}
+
+void Proxy::update_bonnie_list(const std::vector<std::string>& members) {
+  std::vector<std::string> now = members, before = bonnies_;
+  std::sort(now.begin(), now.end());
+  std::sort(before.begin(), before.end());
+  if (now == before) return;
+  std::erase_if(now, [](const std::string& a) { return !net::parse_endpoint(a); });
+  if (now.empty()) return;
+  const std::string current = bonnies_[bonnie_index_];
+  const std::string tmp = fmt::format("{}.tmp.{}", config_.bonnies_file, ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "# Bonnies, rewritten by monitor-proxy " << config_.name << " from heartbeat replies\n";
+    for (const auto& address : now) out << address << '\n';
+    out.flush();
+    if (!out) {
+      spdlog::error("cannot write {}: the Bonnie list stays as it was", tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, config_.bonnies_file, ec);
+  if (ec) {
+    spdlog::error("cannot replace {}: {}", config_.bonnies_file, ec.message());
+    return;
+  }
+  bonnies_ = std::move(now);
+  const auto keep = std::find(bonnies_.begin(), bonnies_.end(), current);
+  bonnie_index_ = keep == bonnies_.end() ? 0 : static_cast<size_t>(keep - bonnies_.begin());
+  ++counters_.bonnie_list_updates;
+  spdlog::info("Bonnie list changed: {} (written to {})", fmt::join(bonnies_, ", "), config_.bonnies_file);
+}
+
+void Proxy::refresh_catalogue() {
+  std::vector<std::string> problems;
+  auto loaded = Catalogue::load(*registry_, problems);
+  if (!loaded) {
+    spdlog::warn("registry: {}; keeping what was known", loaded.error().message());
+    return;
+  }
+  if (*loaded == catalogue_) return;
+  for (const auto& problem : problems) spdlog::warn("registry: {}", problem);
+  catalogue_ = std::move(*loaded);
+  ++catalogue_version_;  // every upstream's routes are judged again
+  // Connected before the first report needs them (a judger name is a registry key: a safe directory name).
+  for (const auto& judger : catalogue_.assigned_judgers()) link_to(judger);
+  spdlog::info("registry: {} services, Bonnies {}", catalogue_.services(), fmt::join(catalogue_.bonnies(), ", "));
+}
+
+void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
+  Upstream& upstream = *from;
+  ++counters_.batches_in;
+  counters_.records_in += batch.records.size();
+  const uint64_t index = upstream.first_unacked + upstream.unacked.size();
+  upstream.unacked.push_back({batch.sender_id, batch.sequence, 0});
+  std::vector<std::pair<Link*, wire::Batch>> parts;  // few: one per judger the batch touches
+  for (auto& record : batch.records) {
+    Upstream::Route& route = upstream.routes[record.name_id];
+    if (route.version != catalogue_version_) {
+      std::string_view service, attr;
+      upstream.dictionary.lookup(record.name_id, service, attr);
+      std::string judger;
+      route.verdict = config_.is_clyde() ? Catalogue::Verdict::kRoute : catalogue_.judge(service, attr, judger);
+      route.link = nullptr;
+      if (route.verdict == Catalogue::Verdict::kRoute) {
+        route.link = &link_to(config_.is_clyde() ? std::string("bonnie") : judger);
+        route.link_id = route.link->name_id(service, attr);
+      } else {
+        spdlog::warn("{}: dropping reports of {} {}: {}", upstream.peer, service, attr,
+                     route.verdict == Catalogue::Verdict::kUnknownService ? "service not registered"
+                     : route.verdict == Catalogue::Verdict::kUnknownAttr  ? "attr not registered"
+                                                                          : "service assigned to no judger");
+      }
+      route.version = catalogue_version_;
+    }
+    switch (route.verdict) {
+      case Catalogue::Verdict::kRoute: break;
+      case Catalogue::Verdict::kUnknownService: ++counters_.dropped_unknown_service; continue;
+      case Catalogue::Verdict::kUnknownAttr: ++counters_.dropped_unknown_attr; continue;
+      case Catalogue::Verdict::kUnassigned: ++counters_.dropped_unassigned; continue;
+    }
+    auto part = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.first == route.link; });
+    if (part == parts.end()) {
+      parts.emplace_back(route.link, wire::Batch{batch.sender_id, batch.sequence, {}});
+      part = std::prev(parts.end());
+    }
+    record.name_id = route.link_id;
+    part->second.records.push_back(std::move(record));
+  }
+  upstream.unacked.back().parts_left = parts.size() + 1;  // + 1 until every part is handed over
+  for (auto& [link, part] : parts) {
+    counters_.records_routed += part.records.size();
+    std::weak_ptr<Upstream> weak = from;  // the connection may be gone when the part is done
+    link->submit(std::move(part), [this, weak, index] {
+      if (auto u = weak.lock()) counters_.batches_acked += u->part_done(index);
+    });
+  }
+  counters_.batches_acked += upstream.part_done(index);
+}
+
+asio::awaitable<void> Proxy::session(std::shared_ptr<Upstream> upstream) {
+  auto& connection = *upstream->connection;
+  std::string reason = "peer closed";
+  const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
+  while (connection.open()) {
+    if (upstream->unacked.size() >= static_cast<size_t>(config_.max_unacked_batches)) {
+      // Back-pressure: not reading lets TCP push back on the sender.
+      upstream->room.expires_after(1s);
+      co_await upstream->room.async_wait(kNoThrow);
+      continue;
+    }
+    net::ReadResult read = co_await connection.read_frame(timeout);
+    if (read.kind == net::ReadResult::Kind::kTimeout) {
+      reason = "idle timeout";
+      break;
+    }
+    if (read.kind == net::ReadResult::Kind::kClosed) break;
+    if (read.kind == net::ReadResult::Kind::kBadFrame) {
+      ++counters_.bad_frames;
+      reason = std::string(wire::wire_error_name(read.wire_error));
+      break;
+    }
+    wire::WireError error = wire::WireError::kOk;
+    switch (read.type) {
+      case wire::FrameType::kHello: {
+        wire::Hello hello;
+        error = wire::decode(read.payload, hello);
+        if (error != wire::WireError::kOk) break;
+        upstream->hello = hello;
+        // 0: send everything not acknowledged; the judger drops what it has.
+        std::string out;
+        wire::encode(out, wire::HelloAck{own_id_, config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie,
+                                         config_.name, 0});
+        connection.send(std::move(out));
+        spdlog::info("{}: {} {} ({}) connected", upstream->peer, wire::role_name(hello.role), hello.sender_id,
+                     hello.sender_name);
+        break;
+      }
+      case wire::FrameType::kDict: {
+        std::vector<wire::DictEntry> entries;
+        error = wire::decode(read.payload, entries);
+        if (error == wire::WireError::kOk) error = upstream->dictionary.define(entries);
+        break;
+      }
+      case wire::FrameType::kBatch: {
+        wire::Batch batch;
+        error = wire::decode(read.payload, batch);
+        if (error == wire::WireError::kOk) error = upstream->dictionary.check(batch);
+        if (error != wire::WireError::kOk) break;
+        if (!upstream->hello) {
+          error = wire::WireError::kBadPayload;  // a batch before HELLO
+          break;
+        }
+        route(upstream, std::move(batch));
+        break;
+      }
+      case wire::FrameType::kHeartbeat: {
+        wire::Heartbeat heartbeat;
+        error = wire::decode(read.payload, heartbeat);
+        if (error != wire::WireError::kOk) break;
+        // A Bonnie's reply carries the live Bonnies: how Clydes learn the members.
+        std::string out;
+        wire::encode(out, wire::Heartbeat{own_id_, realtime_ns(),
+                                          config_.is_clyde() ? std::vector<std::string>{} : catalogue_.bonnies()});
+        connection.send(std::move(out));
+        break;
+      }
+      case wire::FrameType::kClose: {
+        wire::Close close;
+        (void)wire::decode(read.payload, close);
+        reason = "peer said: " + close.reason;
+        connection.close();
+        break;
+      }
+      default:
+        error = wire::WireError::kUnknownType;
+        break;
+    }
+    if (error != wire::WireError::kOk) {
+      ++counters_.bad_frames;
+      reason = std::string(wire::wire_error_name(error));
+      break;
+    }
+  }
+  spdlog::info("{}: connection closed ({}), {} batches not acknowledged", upstream->peer, reason,
+               upstream->unacked.size());
+  connection.close();
+  live_.erase(upstream);
+}
+
+asio::awaitable<void> Proxy::accept_loop() {
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
+    if (ec) {
+      if (stopping_) co_return;
+      spdlog::warn("accept: {}", ec.message());
+      continue;
+    }
+    ++counters_.connections;
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    const auto remote = socket.remote_endpoint(ignored);
+    auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
+    auto upstream = std::make_shared<Upstream>(connection);
+    upstream->peer = net::format_endpoint(remote);
+    live_.insert(upstream);
+    asio::co_spawn(io_, connection->write_loop(10s), asio::detached);
+    asio::co_spawn(io_, session(upstream), asio::detached);
+  }
+}
+
+void Proxy::register_self() {
+  boost::system::error_code ec;
+  const auto bound = acceptor_.local_endpoint(ec);
+  boost::json::object value{{"address", ec ? config_.listen : net::format_endpoint(bound)},
+                            {"role", config_.role},
+                            {"dc", config_.dc},
+                            {"records_in", counters_.records_in}};
+  if (auto r = registry_->put_live("proxies", config_.name, value, kRegistryTtl); !r) {
+    spdlog::warn("registry: cannot refresh proxies/{}: {}", config_.name, r.error().message());
+  }
+}
+
+void Proxy::report_health() {
+  uint64_t spooled = 0, spool_dropped = 0, unacked = 0, spool_failures = 0;
+  for (const auto& [name, link] : links_) {
+    spooled += link->spooled();
+    spool_dropped += link->spool_dropped();
+    unacked += link->unacked();
+    spool_failures += link->counters().spool_failures;
+  }
+  health_.counter("Reports.In", counters_.records_in);
+  health_.counter("Reports.Forwarded", counters_.records_routed);
+  health_.counter("Reports.Dropped",
+                  counters_.dropped_unknown_service + counters_.dropped_unknown_attr + counters_.dropped_unassigned);
+  health_.counter("Frames.Bad", counters_.bad_frames);
+  health_.counter("Spool.Dropped", spool_dropped + spool_failures);
+  health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
+  health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
+  health_.gauge("Connections", static_cast<int64_t>(live_.size()));
+  const RssInfo rss = read_rss();
+  health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
+}
+
+void Proxy::log_health() {
+  std::string links;
+  for (const auto& [name, link] : links_) {
+    const auto& c = link->counters();
+    links += fmt::format("; {} {}: {} parts sent, {} spooled now, {} spool drops, {} connect failures, "
+                         "{} heartbeat timeouts",
+                         name, link->connected() ? link->address() : std::string("down"), c.parts_sent,
+                         link->spooled(), link->spool_dropped() + c.spool_failures, c.connect_failures,
+                         c.heartbeat_timeouts);
+  }
+  spdlog::info("health: {} connections, {} batches in, {} records in, {} routed, dropped {} unknown service / "
+               "{} unknown attr / {} unassigned, {} bad frames, {} batches acknowledged{}",
+               counters_.connections, counters_.batches_in, counters_.records_in, counters_.records_routed,
+               counters_.dropped_unknown_service, counters_.dropped_unknown_attr, counters_.dropped_unassigned,
+               counters_.bad_frames, counters_.batches_acked, links);
+}
+
+asio::awaitable<void> Proxy::tick_loop() {
+  asio::steady_timer timer(io_);
+  for (int ticks = 0; !stopping_; ++ticks) {
+    if (!config_.is_clyde()) refresh_catalogue();
+    if (ticks % 3 == 0) register_self();
+    if (ticks % 5 == 0) report_health();
+    if (ticks % 60 == 59) log_health();
+    timer.expires_after(1s);
+    co_await timer.async_wait(kNoThrow);
+  }
+}
+
+int Proxy::run() {
+  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code&, int sig) {
+    spdlog::info("signal {}: stopping", sig);
+    stopping_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (const auto& upstream : live_) upstream->connection->close();
+    for (const auto& [name, link] : links_) link->stop();
+    io_.stop();
+  });
+  register_self();
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+  asio::co_spawn(io_, tick_loop(), asio::detached);
+  io_.run();
+  // Unacknowledged batches are resent by their senders; spooled parts wait on disk.
+  if (auto r = registry_->remove("proxies", config_.name); !r) spdlog::warn("registry: {}", r.error().message());
+  log_health();
+  return 0;
+}
+
+}  // namespace monitor::proxy

@@ -1,0 +1,97 @@
+// monitor-proxy (docs/proxy.md): one binary, two roles.
+//
+// Clyde, in a remote data centre, relays every batch of its agents to one
+// Bonnie from its list, failing over to another when that one dies, and keeps
+// its list file up to date from the member lists of heartbeat replies.
+// Bonnie, central, checks every record against the registered services and
+// attrs (dropping and counting the rest) and splits each batch by service into
+// parts for the judgers the registry assigns.
+//
+// Both acknowledge an upstream batch only when every part of it is
+// acknowledged by the next hop or in that hop's spool (proxy/link.hpp), and
+// keep the origin's (sender id, sequence) on every part so the judger's ingest
+// stays idempotent end to end. One io_context thread runs everything.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/registry/registry.hpp"
+#include "health/health_reporter.hpp"
+#include "net/frame_connection.hpp"
+#include "proxy/catalogue.hpp"
+#include "proxy/link.hpp"
+#include "proxy/proxy_config.hpp"
+#include "wire/dictionary.hpp"
+
+namespace monitor::proxy {
+
+/// Counters behind the proxy's health (logged every minute, reported as Monitor.Proxy).
+struct ProxyCounters {
+  uint64_t connections = 0;
+  uint64_t batches_in = 0;
+  uint64_t records_in = 0;
+  uint64_t records_routed = 0;
+  uint64_t dropped_unknown_service = 0;
+  uint64_t dropped_unknown_attr = 0;
+  uint64_t dropped_unassigned = 0;
+  uint64_t bad_frames = 0;
+  uint64_t batches_acked = 0;
+  uint64_t bonnie_list_updates = 0;
+};
+
+class Proxy {
+ public:
+  /// Binds the listen address, opens the registry and (Clyde) reads the Bonnie
+  /// list. Throws std::runtime_error with one line.
+  explicit Proxy(ProxyConfig config);
+  ~Proxy();
+
+  /// Serves until SIGTERM or SIGINT, then returns 0.
+  int run();
+
+ private:
+  struct Upstream;
+
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> session(std::shared_ptr<Upstream> upstream);
+  boost::asio::awaitable<void> tick_loop();
+  void route(const std::shared_ptr<Upstream>& from, wire::Batch batch);
+  Link& link_to(const std::string& next_hop);
+  std::string next_bonnie(bool last_failed);
+  void update_bonnie_list(const std::vector<std::string>& members);
+  void refresh_catalogue();
+  void register_self();
+  void report_health();
+  void log_health();
+
+  ProxyConfig config_;
+  const uint64_t own_id_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<registry::Registry> registry_;
+  health::HealthReporter health_;
+
+  Catalogue catalogue_;  // Bonnie
+  uint64_t catalogue_version_ = 1;
+  std::vector<std::string> bonnies_;  // Clyde: its list, in file order
+  size_t bonnie_index_ = 0;
+
+  std::map<std::string, std::unique_ptr<Link>> links_;  // by next hop: judger name, or "bonnie"
+  std::set<std::shared_ptr<Upstream>> live_;
+  ProxyCounters counters_;
+  bool stopping_ = false;
+};
+
+}  // namespace monitor::proxy

@@ -1,0 +1,44 @@
+#include "health/health_reporter.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "common/clock.hpp"
+#include "monitor/monitor.h"
+
+namespace monitor::health {
+
+HealthReporter::HealthReporter(std::string service, int64_t server_id, bool enabled)
+    : service_(std::move(service)), server_id_(server_id), enabled_(enabled) {}
+
+bool HealthReporter::bound() {
+  if (bound_) return true;
+  if (!enabled_) return false;
+  const int64_t now = realtime_ns();
+  if (now < next_try_ns_) return false;
+  next_try_ns_ = now + 10'000'000'000;  // an agent started later is found within 10 s
+  const char* env = std::getenv(MONITOR_RING_ENV);
+  const std::string ring = env != nullptr && *env != '\0' ? env : MONITOR_DEFAULT_RING;
+  if (::access(("/dev/shm" + ring).c_str(), W_OK) != 0) return false;
+  bound_ = monitor_init(ring.c_str()) == MONITOR_OK;
+  return bound_;
+}
+
+void HealthReporter::send(const char* attr, int64_t value, int32_t ops) {
+  if (!bound()) return;
+  if (monitor_report(service_.c_str(), attr, server_id_, value, ops) != MONITOR_OK) ++failures_;
+}
+
+void HealthReporter::counter(const char* attr, uint64_t total) {
+  uint64_t& last = last_totals_[attr];
+  const uint64_t delta = total >= last ? total - last : total;
+  last = total;
+  send(attr, static_cast<int64_t>(delta), MONITOR_OP_SUM);
+}
+
+void HealthReporter::gauge(const char* attr, int64_t value) {
+  send(attr, value, MONITOR_OP_LAST | MONITOR_OP_MAX | MONITOR_OP_MIN);
+}
+
+}  // namespace monitor::health

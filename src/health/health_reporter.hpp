@@ -1,0 +1,39 @@
+// A daemon's own health metrics (Monitor.Proxy, Monitor.Judger), reported
+// through libmonitor into the local agent like any other service's, so they
+// are rolled up, stored and queried the same way.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+namespace monitor::health {
+
+class HealthReporter {
+ public:
+  /// Reports nothing unless `enabled` and an agent's ring exists: a daemon
+  /// must not create a ring nobody drains.
+  HealthReporter(std::string service, int64_t server_id, bool enabled);
+
+  /// A monotonic counter: the increase since the last call is reported (SUM).
+  void counter(const char* attr, uint64_t total);
+  /// A level (LAST, MAX, MIN).
+  void gauge(const char* attr, int64_t value);
+
+  /// Reports the SDK refused (ring full, no room for a name); counted, not retried.
+  uint64_t failures() const noexcept { return failures_; }
+
+ private:
+  bool bound();
+  void send(const char* attr, int64_t value, int32_t ops);
+
+  const std::string service_;
+  const int64_t server_id_;
+  const bool enabled_;
+  bool bound_ = false;
+  int64_t next_try_ns_ = 0;
+  std::unordered_map<std::string, uint64_t> last_totals_;
+  uint64_t failures_ = 0;
+};
+
+}  // namespace monitor::health
