@@ -231,8 +231,8 @@ std::string Forwarder::next_address(const std::string& failed) {
 }
 
 void Forwarder::sender_loop() {
-  bool was_connected = true;
-  std::string address, failed;
+  bool warned = false;  // a next hop that stays away is logged once, not every second
+  std::string address, failed, last_connected;
   while (!stop_) {
     address = next_address(failed);
     const int fd = address.empty() ? -1 : connect_to(address, 5s);
@@ -249,8 +249,11 @@ void Forwarder::sender_loop() {
            wire::decode(payload, ack) == wire::WireError::kOk;
       if (ok) {
         acked = ack.last_sequence;
-        if (!was_connected) spdlog::info("forwarding to {} ({} batches waiting)", address, spooled());
-        was_connected = true;
+        if (warned || address != last_connected) {
+          spdlog::info("forwarding to {} ({} batches waiting)", address, spooled());
+        }
+        last_connected = address;
+        warned = false;
         ok = send_pending(fd, acked);
       }
     }
@@ -259,11 +262,11 @@ void Forwarder::sender_loop() {
     failed = ok ? std::string() : address;
     if (!ok) {
       ++counters_.connect_failures;
-      if (was_connected) {
+      if (!warned) {
         spdlog::warn("forwarding to {} failed; spooling until a proxy answers",
                      address.empty() ? "a proxy of " + options_.dc + " (none live in the registry)" : address);
       }
-      was_connected = false;
+      warned = true;
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, 1s, [this] { return stop_.load(); });
     }

@@ -1,0 +1,342 @@
+// End-to-end through the proxies, every part a real process on loopback:
+// writer processes -> monitor-agent -> monitor-proxy --role clyde ->
+// monitor-proxy --role bonnie -> monitor-judger, with the registry in a temp
+// directory. Checks exactness, a Bonnie killed under a Clyde, an agent killed
+// with batches in its spool, validation at Bonnie and corrupt frames.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "e2e/exactness.hpp"
+#include "e2e/judger_process.hpp"
+#include "e2e/proxy_process.hpp"
+#include "e2e/workload.hpp"
+#include "monitor/monitor.h"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
+#include "wire/messages.hpp"
+
+using namespace std::chrono_literals;
+using monitor::test::ChildProcess;
+using monitor::test::free_port;
+using monitor::test::read_file;
+using monitor::test::TempDir;
+using monitor::test::TempRing;
+using monitor::test::wait_until;
+using monitor::test::WireClient;
+using namespace monitor::e2e;
+namespace wire = monitor::wire;
+
+namespace {
+
+constexpr int kPerThread = 3000;
+const std::vector<std::string> kAttrs = {"Sdk.Handle", "Sdk.Names", "Socket.Native", "Socket.Statsd", "Seq.Order"};
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string address(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+void write_file(const std::string& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  REQUIRE(f != nullptr);
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+}
+
+// An agent of data centre `dc` that finds its proxy in the registry.
+ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::string& dc, const std::string& log) {
+  const std::string socket = dir.file("agent.sock");
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", socket, "--output",
+                                    "/dev/null", "--registry", "file:" + dir.file("registry"), "--dc", dc,
+                                    "--spool-dir", dir.file("agent-spool"), "--no-self-metrics"},
+                                   "", dir.file(log));
+  struct stat st {};
+  REQUIRE(wait_until([&] { return stat(socket.c_str(), &st) == 0; }, 10s));
+  return agent;
+}
+
+void run_writer(const TempDir& dir, const TempRing& ring, int p) {
+  auto writer = ChildProcess::spawn(
+      {MONITOR_E2E_WRITER_PATH, "workload", std::to_string(p), dir.file("agent.sock"), std::to_string(kPerThread)}, "",
+      "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+  REQUIRE(writer.wait_for(60s) == 0);
+}
+
+void stop(ChildProcess& process, const std::string& what) {
+  INFO(what);
+  process.signal(SIGTERM);
+  REQUIRE(process.wait_for(20s) == 0);
+}
+
+std::string hello_and_names(uint64_t sender, const std::vector<wire::DictEntry>& names) {
+  std::string out;
+  wire::encode(out, wire::Hello{sender, wire::Role::kAgent, "test-agent"});
+  wire::encode(out, names);
+  return out;
+}
+
+wire::BatchRecord sum_record(uint32_t name_id, int64_t second, int64_t value) {
+  wire::BatchRecord r;
+  r.second = second;
+  r.name_id = name_id;
+  r.server_id = 1;
+  r.ops = 1;
+  r.stats.add(value, second * 1'000'000'000);
+  return r;
+}
+
+// True once the proxy closed the connection (frames it sent first, such as
+// the HELLO_ACK to a good HELLO, are read and ignored).
+bool closed_by_peer(WireClient& client) {
+  while (client.read_frame(5s)) {
+  }
+  return client.peer_closed();
+}
+
+}  // namespace
+
+TEST_CASE("agent -> Clyde -> Bonnie -> judger: every op's minute per server and in total equals what was sent",
+          "[e2e][proxy]") {
+  TempDir dir;
+  TempRing ring("proxy-exact");
+  register_service(dir, kService, kAttrs);
+  const int judger_port = free_port(), bonnie_port = free_port(), clyde_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  write_file(dir.file("bonnies.txt"), address(bonnie_port) + "\n");
+  auto clyde = spawn_proxy(dir, "clyde", "clyde-1", clyde_port, "remote", dir.file("bonnies.txt"));
+  auto agent = spawn_agent(dir, ring, "remote", "agent.log");
+
+  const int64_t start = now_s();
+  std::thread other([&] { run_writer(dir, ring, 1); });
+  run_writer(dir, ring, 0);
+  other.join();
+  const int64_t last_report = now_s();
+  std::this_thread::sleep_for(4s);  // past the agent's late window: every second sent
+  stop(agent, "agent");
+
+  // Every minute of the workload final (its end + the judger's 1 s grace), so
+  // the totals come from finished minutes, not pending records.
+  const int64_t last_minute = last_report - last_report % 60;
+  while (now_s() < last_minute + 60 + 3) std::this_thread::sleep_for(500ms);
+  stop(clyde, "clyde");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+  INFO("agent:\n" << read_file(dir.file("agent.log")) << "\nclyde:\n" << read_file(dir.file("clyde-1.log"))
+                  << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\njudger:\n"
+                  << read_file(dir.file("judger.log")));
+  CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("forwarding to " + address(clyde_port)));
+  CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
+  CHECK_THAT(read_file(dir.file("bonnie-1.log")),
+             Catch::Contains("dropped 0 unknown service / 0 unknown attr / 0 unassigned"));
+
+  size_t pending = 0;
+  const auto got = stored_workload(dir.file("judger/judger.db"), start - start % 60, last_minute, &pending);
+  CHECK(pending == 0);
+  check_exact(expected_workload({0, 1}, kPerThread), got);
+}
+
+TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned from heartbeats; nothing is lost",
+          "[e2e][proxy][crash]") {
+  TempDir dir;
+  TempRing ring("proxy-failover");
+  register_service(dir, kService, kAttrs);
+  const int judger_port = free_port(), b1_port = free_port(), b2_port = free_port(), clyde_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  auto b1 = spawn_proxy(dir, "bonnie", "bonnie-1", b1_port, "central");
+  auto b2 = spawn_proxy(dir, "bonnie", "bonnie-2", b2_port, "central");
+  // The Clyde is told only of the first; heartbeat replies carry both.
+  const std::string list = dir.file("bonnies.txt");
+  write_file(list, address(b1_port) + "\n");
+  auto clyde = spawn_proxy(dir, "clyde", "clyde-1", clyde_port, "remote", list);
+  REQUIRE(wait_until([&] { return read_file(list).find(address(b2_port)) != std::string::npos; }, 15s));
+  CHECK_THAT(read_file(list), Catch::Contains(address(b1_port)));
+  auto agent = spawn_agent(dir, ring, "remote", "agent.log");
+
+  const int64_t start = now_s();
+  run_writer(dir, ring, 0);
+  std::this_thread::sleep_for(2500ms);  // the agent's seconds are on their way through bonnie-1
+  b1.signal(SIGKILL);
+  REQUIRE(b1.wait_for(5s) == 128 + SIGKILL);
+  run_writer(dir, ring, 1);
+  std::this_thread::sleep_for(6s);  // failover (1 s heartbeat timeout), replay of the Clyde's spool
+  stop(agent, "agent");
+  std::this_thread::sleep_for(1s);
+  stop(clyde, "clyde");
+  stop(b2, "bonnie-2");
+  stop(judger, "judger");
+
+  const std::string clyde_log = read_file(dir.file("clyde-1.log"));
+  INFO("clyde:\n" << clyde_log << "\nbonnie-2:\n" << read_file(dir.file("bonnie-2.log")) << "\njudger:\n"
+                  << read_file(dir.file("judger.log")));
+  CHECK_THAT(clyde_log, Catch::Contains("Bonnie list changed"));
+  CHECK_THAT(clyde_log, Catch::Contains("lost " + address(b1_port)));
+  CHECK_THAT(clyde_log, Catch::Contains("connected to " + address(b2_port)));
+  CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
+  const int64_t end = now_s();
+  check_exact(expected_workload({0, 1}, kPerThread),
+              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+}
+
+TEST_CASE("an agent killed with batches in its spool replays them through Bonnie after its restart",
+          "[e2e][proxy][crash]") {
+  TempDir dir;
+  TempRing ring("proxy-spool");
+  register_service(dir, kService, kAttrs);
+  const int judger_port = free_port(), bonnie_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int64_t start = now_s();
+  {
+    // No proxy is live in data centre "central" yet: every batch is spooled.
+    auto agent = spawn_agent(dir, ring, "central", "agent1.log");
+    run_writer(dir, ring, 0);
+    std::this_thread::sleep_for(4s);  // every second finished and spooled
+    agent.signal(SIGKILL);
+    REQUIRE(agent.wait_for(5s) == 128 + SIGKILL);
+  }
+  INFO("first agent:\n" << read_file(dir.file("agent1.log")));
+  CHECK_THAT(read_file(dir.file("agent1.log")), Catch::Contains("none live in the registry"));
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  auto agent = spawn_agent(dir, ring, "central", "agent2.log");
+  std::this_thread::sleep_for(5s);
+  stop(agent, "agent");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+  INFO("second agent:\n" << read_file(dir.file("agent2.log")) << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")));
+  CHECK_THAT(read_file(dir.file("agent2.log")),
+             Catch::Contains("replaying them first") && Catch::Contains("0 waiting in the spool"));
+  const int64_t end = now_s();
+  check_exact(expected_workload({0}, kPerThread),
+              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+}
+
+TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, and routes the rest",
+          "[e2e][proxy][validation]") {
+  TempDir dir;
+  register_service(dir, "Shop.Api", {"Orders.Placed"});
+  const int judger_port = free_port(), bonnie_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  const int64_t second = now_s();
+  {
+    WireClient client(bonnie_port, 10s);
+    REQUIRE(client.send(hello_and_names(9, {{1, "Shop.Api", "Orders.Placed"},
+                                            {2, "Shop.Api", "Orders.Unregistered"},
+                                            {3, "Nobody.Knows", "Orders.Placed"}})));
+    auto ack = client.read_frame(10s);
+    REQUIRE(ack);
+    REQUIRE(ack->type == wire::FrameType::kHelloAck);
+    wire::Batch batch{9, 1, {sum_record(1, second, 5), sum_record(2, second, 6), sum_record(2, second + 1, 7),
+                             sum_record(3, second, 8), sum_record(3, second + 1, 9), sum_record(3, second + 2, 10)}};
+    std::string out;
+    wire::encode(out, batch);
+    REQUIRE(client.send(out));
+    auto reply = client.read_frame(10s);
+    REQUIRE(reply);
+    REQUIRE(reply->type == wire::FrameType::kAck);
+    wire::Ack batch_ack;
+    REQUIRE(wire::decode(reply->payload, batch_ack) == wire::WireError::kOk);
+    CHECK(batch_ack.sequence == 1);
+  }
+  // Acknowledged means delivered or spooled: the judger gets it once it is known.
+  auto pending_at_judger = [&] {
+    auto store = monitor::judger::MinuteStore::open(dir.file("judger/judger.db"));
+    return store ? (*store)->pending()->size() : 0;
+  };
+  CHECK(wait_until([&] { return pending_at_judger() > 0; }, 10s));
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+  const std::string log = read_file(dir.file("bonnie-1.log"));
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("dropped 3 unknown service / 2 unknown attr / 0 unassigned"));
+  CHECK_THAT(log, Catch::Contains("Nobody.Knows Orders.Placed: service not registered"));
+  CHECK_THAT(log, Catch::Contains("Shop.Api Orders.Unregistered: attr not registered"));
+  auto store = monitor::judger::MinuteStore::open(dir.file("judger/judger.db"));
+  REQUIRE(store.has_value());
+  const auto pending = *(*store)->pending();
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].service == "Shop.Api");
+  CHECK(pending[0].attr == "Orders.Placed");
+  CHECK(pending[0].record.stats.sum == 5);
+}
+
+TEST_CASE("corrupt frames sent to a proxy close that connection with a logged reason and the proxy stays up",
+          "[e2e][proxy][failure]") {
+  TempDir dir;
+  const int bonnie_port = free_port();
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  {
+    WireClient junk(bonnie_port, 10s);
+    REQUIRE(junk.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK_FALSE(junk.read_frame(5s));
+    CHECK(junk.peer_closed());
+  }
+  {
+    WireClient corrupt(bonnie_port, 10s);
+    std::string frames = hello_and_names(1, {{1, "Shop.Api", "Orders.Placed"}});
+    frames.back() ^= 0x40;  // the DICT's CRC no longer matches
+    REQUIRE(corrupt.send(frames));
+    CHECK(closed_by_peer(corrupt));
+  }
+  {
+    WireClient early(bonnie_port, 10s);  // a batch before HELLO
+    std::string frames;
+    wire::encode(frames, std::vector<wire::DictEntry>{{1, "Shop.Api", "Orders.Placed"}});
+    wire::encode(frames, wire::Batch{1, 1, {sum_record(1, now_s(), 1)}});
+    REQUIRE(early.send(frames));
+    CHECK(closed_by_peer(early));
+  }
+  {
+    WireClient undefined(bonnie_port, 10s);  // a record naming an id no DICT defined
+    std::string frames = hello_and_names(1, {{1, "Shop.Api", "Orders.Placed"}});
+    wire::encode(frames, wire::Batch{1, 1, {sum_record(7, now_s(), 1)}});
+    REQUIRE(undefined.send(frames));
+    CHECK(closed_by_peer(undefined));
+  }
+  WireClient good(bonnie_port, 10s);
+  REQUIRE(good.send(hello_and_names(5, {})));
+  auto ack = good.read_frame(5s);
+  REQUIRE(ack);  // still serving
+  CHECK(ack->type == wire::FrameType::kHelloAck);
+  stop(bonnie, "bonnie");
+  const std::string log = read_file(dir.file("bonnie-1.log"));
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("bad_magic") && Catch::Contains("bad_checksum") && Catch::Contains("bad_payload") &&
+                      Catch::Contains("unknown_name_id") && Catch::Contains("4 bad frames"));
+}
+
+TEST_CASE("monitor-proxy --help works and a bad config stops it with a clear message", "[e2e][proxy][failure]") {
+  TempDir dir;
+  auto help = ChildProcess::spawn({MONITOR_PROXY_PATH, "--help"}, dir.file("help.txt"));
+  REQUIRE(help.wait_for(10s) == 0);
+  CHECK_THAT(read_file(dir.file("help.txt")), Catch::Contains("--role") && Catch::Contains("--bonnies-file"));
+
+  auto expect_refusal = [&](const std::vector<std::string>& args, const std::string& message) {
+    std::vector<std::string> argv = {MONITOR_PROXY_PATH, "--registry", "file:" + dir.file("registry"), "--data-dir",
+                                     dir.file("proxy")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto run = ChildProcess::spawn(argv, "", dir.file("err.txt"));
+    INFO(message);
+    REQUIRE(run.wait_for(10s) == 2);
+    CHECK_THAT(read_file(dir.file("err.txt")), Catch::Contains(message));
+  };
+  expect_refusal({}, "role must be clyde or bonnie");
+  expect_refusal({"--role", "clyde"}, "a clyde needs bonnies_file");
+  write_file(dir.file("empty.txt"), "# nobody\n");
+  expect_refusal({"--role", "clyde", "--bonnies-file", dir.file("empty.txt")}, "lists no Bonnie");
+  write_file(dir.file("bad.json"), "{\"role\": \"bonnie\", \"heartbeat_interval_ms\": \"soon\"}");
+  expect_refusal({"--config", dir.file("bad.json")}, "\"heartbeat_interval_ms\" must be an integer");
+  write_file(dir.file("broken.json"), "{\"role\": ");
+  expect_refusal({"--config", dir.file("broken.json")}, "not valid JSON");
+  expect_refusal({"--role", "bonnie", "--listen", "localhost"}, "listen must be a numeric host:port");
+}
