@@ -1,5 +1,7 @@
 #include "judger/judger.hpp"
 
+#include <cmath>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
+#include "common/process_info.hpp"
 #include "net/endpoint.hpp"
 #include "wire/dictionary.hpp"
 #include "wire/messages.hpp"
@@ -40,7 +43,8 @@ Judger::Judger(JudgerConfig config)
           return std::vector<MinuteCell>{};
         }
         return std::move(*cells);
-      }) {
+      }),
+      health_("Monitor.Judger", config_.server_id, config_.self_metrics) {
   config_.validate();
   std::error_code fs_ec;
   std::filesystem::create_directories(config_.data_dir, fs_ec);
@@ -85,10 +89,23 @@ void Judger::register_self() {
     const auto endpoint = acceptor.local_endpoint(ec);
     return ec ? configured : net::format_endpoint(endpoint);
   };
+  // The load, over the time since the last refresh (what monitorctl shows per judger).
+  const int64_t wall_ns = realtime_ns(), cpu_ns = process_cpu_ns();
+  const double seconds = load_wall_ns_ == 0 ? 0 : static_cast<double>(wall_ns - load_wall_ns_) / 1e9;
+  const double reports_per_s = seconds > 0 ? static_cast<double>(counters_.records - load_records_) / seconds : 0;
+  const double cpu_percent = seconds > 0 ? static_cast<double>(cpu_ns - load_cpu_ns_) / 1e7 / seconds : 0;
+  load_wall_ns_ = wall_ns;
+  load_cpu_ns_ = cpu_ns;
+  load_records_ = counters_.records;
+  const RssInfo rss = read_rss();
+  boost::json::object load{{"cpu_percent", std::round(cpu_percent * 10) / 10},
+                           {"rss_bytes", rss.anon_bytes + rss.file_bytes},
+                           {"reports_per_s", std::round(reports_per_s)},
+                           {"services", services_.size()},
+                           {"open_minutes", rollup_.open_minutes()}};
   boost::json::object value{{"address", bound(acceptor_, config_.listen)},
                             {"query", bound(http_acceptor_, config_.query_listen)},
-                            {"open_minutes", rollup_.open_minutes()},
-                            {"batches_stored", counters_.batches_stored}};
+                            {"load", load}};
   if (auto r = registry_->put_live("judgers", config_.name, value, kRegistryTtl); !r) {
     spdlog::warn("registry: cannot refresh judgers/{}: {}", config_.name, r.error().message());
   }
@@ -108,6 +125,21 @@ void Judger::finish_due_minutes(int64_t now_s) {
   }
 }
 
+void Judger::report_health() {
+  health_.counter("Batches.Stored", counters_.batches_stored);
+  health_.counter("Batches.Duplicate", counters_.batches_duplicate);
+  health_.counter("Reports.Stored", counters_.records);
+  health_.counter("Reports.TooLate", rollup_.too_late());
+  health_.counter("Frames.Bad", counters_.bad_frames);
+  health_.counter("Minutes.Stored", counters_.minutes_stored);
+  health_.counter("Store.Errors", counters_.store_errors);
+  health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_.open_minutes()));
+  health_.gauge("Connections", static_cast<int64_t>(live_.size()));
+  health_.gauge("Services", static_cast<int64_t>(services_.size()));
+  const RssInfo rss = read_rss();
+  health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
+}
+
 void Judger::log_health() {
   spdlog::info("health: {} connections, {} batches stored, {} duplicates, {} records, {} bad frames, "
                "{} minutes stored, {} too late, {} store errors",
@@ -122,6 +154,7 @@ asio::awaitable<void> Judger::tick_loop() {
     const int64_t now_s = realtime_ns() / 1'000'000'000;
     finish_due_minutes(now_s);
     if (ticks % 3 == 0) register_self();
+    if (ticks % 5 == 0) report_health();
     if (ticks % 60 == 0) {
       if (auto removed = store_->apply_retention(now_s); !removed) spdlog::warn("retention: {}", removed.error().message());
       log_health();
@@ -190,6 +223,9 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         std::vector<wire::DictEntry> entries;
         error = wire::decode(read.payload, entries);
         if (error == wire::WireError::kOk) error = dictionary.define(entries);
+        if (error == wire::WireError::kOk) {
+          for (const auto& entry : entries) services_.insert(entry.service);
+        }
         break;
       }
       case wire::FrameType::kBatch: {

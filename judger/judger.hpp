@@ -3,12 +3,14 @@
 #include <cstdint>
 #include <memory>
 #include <set>
+#include <string>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "common/registry/registry.hpp"
+#include "health/health_reporter.hpp"
 #include "judger/judger_config.hpp"
 #include "judger/minute_rollup.hpp"
 #include "judger/minute_store.hpp"
@@ -54,6 +56,7 @@ class Judger {
   void finish_due_minutes(int64_t now_s);
   void register_self();
   void log_health();
+  void report_health();
 
   JudgerConfig config_;
   boost::asio::io_context io_;
@@ -65,6 +68,12 @@ class Judger {
   std::unique_ptr<QueryApi> query_api_;
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;
+  health::HealthReporter health_;
+  std::set<std::string> services_;  // every service a batch named, for the load in the registry
+  // The load: records and CPU time at the last registry refresh.
+  uint64_t load_records_ = 0;
+  int64_t load_cpu_ns_ = 0;
+  int64_t load_wall_ns_ = 0;
   bool stopping_ = false;
 };
 

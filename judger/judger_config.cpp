@@ -13,7 +13,8 @@ namespace monitor::judger {
 void JudgerConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
-                                           "grace_s", "late_window_s", "idle_timeout_s", "log_level"};
+                                           "grace_s", "late_window_s", "idle_timeout_s", "server_id",
+                                           "self_metrics", "log_level"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -25,6 +26,8 @@ void JudgerConfig::load_file(const std::string& path) {
     read_int(obj, "grace_s", grace_s);
     read_int(obj, "late_window_s", late_window_s);
     read_int(obj, "idle_timeout_s", idle_timeout_s);
+    read_int(obj, "server_id", server_id);
+    read_bool(obj, "self_metrics", self_metrics);
     read_string(obj, "log_level", log_level);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
@@ -38,6 +41,7 @@ void JudgerConfig::validate() const {
   if (grace_s < 0 || grace_s > 600) throw std::runtime_error("grace_s must be in [0, 600]");
   if (late_window_s < 0 || late_window_s > 86400) throw std::runtime_error("late_window_s must be in [0, 86400]");
   if (idle_timeout_s < 1) throw std::runtime_error("idle_timeout_s must be >= 1");
+  if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
 }
 
 }  // namespace monitor::judger

@@ -16,6 +16,8 @@ struct JudgerConfig {
   int grace_s = 10;
   int late_window_s = 120;
   int idle_timeout_s = 60;  // a connection silent this long is closed
+  int64_t server_id = 0;     // for the Monitor.Judger health metrics
+  bool self_metrics = true;  // report Monitor.Judger through the local agent, if one runs
   std::string log_level = "info";
 
   /// Throws std::runtime_error naming the file and the problem.

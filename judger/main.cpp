@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       ("registry", "registry address, e.g. file:.data/registry", cxxopts::value<std::string>())
       ("grace", "seconds after a minute ends before it is final", cxxopts::value<int>())
       ("late-window", "seconds a final minute still takes late data", cxxopts::value<int>())
+      ("server-id", "server id of the Monitor.Judger health metrics", cxxopts::value<int64_t>())
+      ("no-self-metrics", "do not report Monitor.Judger health metrics")
       ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -38,6 +40,8 @@ int main(int argc, char** argv) {
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("grace")) config.grace_s = args["grace"].as<int>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
+    if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
+    if (args.count("no-self-metrics")) config.self_metrics = false;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
     spdlog::set_default_logger(spdlog::stderr_color_mt("judger"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

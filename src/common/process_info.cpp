@@ -1,5 +1,7 @@
 #include "common/process_info.hpp"
 
+#include <time.h>
+
 #include <signal.h>
 
 #include <cerrno>
@@ -53,6 +55,12 @@ RssInfo read_rss(pid_t pid) noexcept {
   }
   std::fclose(f);
   return info;
+}
+
+int64_t process_cpu_ns() noexcept {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace monitor

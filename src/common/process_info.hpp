@@ -23,4 +23,7 @@ struct RssInfo {
 };
 RssInfo read_rss(pid_t pid = 0) noexcept;
 
+/// CPU time (user + system) this process has used, in ns.
+int64_t process_cpu_ns() noexcept;
+
 }  // namespace monitor
