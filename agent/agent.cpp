@@ -237,7 +237,7 @@ int Agent::run() {
   const int64_t now_s = realtime_ns() / 1'000'000'000;
   flush_due(now_s + config_.future_window_s);
   if (forwarder_) {
-    forwarder_->stop();
+    forwarder_->stop(std::chrono::seconds(2));  // the last seconds, if the next hop answers
     spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent.load(),
                  forwarder_->spooled());
   }

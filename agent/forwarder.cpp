@@ -98,7 +98,9 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
 
 Forwarder::~Forwarder() { stop(); }
 
-void Forwarder::stop() {
+void Forwarder::stop(std::chrono::milliseconds drain) {
+  const auto deadline = std::chrono::steady_clock::now() + drain;
+  while (!stop_ && spooled() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
   if (stop_.exchange(true)) return;
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -53,8 +54,9 @@ class Forwarder final : public AggregateSink {
   void write(const AggregateRecord& record) override;
   void end_second(int64_t second) override;
 
-  /// Stops the sender thread; unsent batches stay in the spool.
-  void stop();
+  /// Gives the sender up to `drain` to empty the spool, then stops it;
+  /// unsent batches stay in the spool for the next start.
+  void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(0));
 
   const ForwardCounters& counters() const noexcept { return counters_; }
   /// Batches waiting in the spool, and batches the full spool dropped.

@@ -1,57 +1,115 @@
 #!/usr/bin/env bash
-# The single-host demo: installs what is missing, builds, starts monitor-agent,
-# runs examples/monitor-demo against it, and shows the per-second aggregates
-# as they arrive; at the end it checks the agent's totals against what the
-# demo says it sent.
+# The single-host quick start: installs what is missing, builds, then starts
+# the whole system on loopback with the file registry under .data/demo:
+#   monitor-judger (judger-1), monitor-proxy --role bonnie (bonnie-1),
+#   monitor-agent (finds bonnie-1 in the registry),
+# runs examples/monitor-demo against it, and shows the demo's first minute
+# through `monitorctl query` once the judger has closed it, checking that its
+# total is what the demo says it sent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== building (the first run takes a couple of minutes)"
 scripts/build.sh
 
 data=".data/demo"
+rm -rf "$data"
 mkdir -p "$data"
+cp -r examples/registry "$data/registry"  # services, attrs and their judger (examples/registry/README.md)
+registry="file:$data/registry"
 ring="/monitor-demo-$$"
+export MONITOR_RING="$ring"  # the parts' own health metrics go to this agent too
 out="$data/aggregates.jsonl"
-: > "$out"
-build/agent/monitor-agent --ring "$ring" --socket "$data/agent.sock" --output "$out" --server-id 1 \
-  2> "$data/agent.log" &
-agent=$!
-cleanup() { kill "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; rm -f "/dev/shm$ring"; }
+judger_query="127.0.0.1:7301"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "/dev/shm$ring"
+}
 trap cleanup EXIT
-sleep 0.5
 
-echo "== monitor-agent is running (pid $agent); per-second aggregates of Shop.Api as they arrive:"
-# --pid: the follower ends when the agent does, taking its pipeline with it.
-tail -n +1 -f --pid="$agent" "$out" | grep --line-buffered '"service":"Shop.Api"' |
-  grep --line-buffered -E '"op":"(SUM|HIST)"' | cut -c1-160 &
-MONITOR_RING="$ring" build/examples/monitor-demo 8 | tee "$data/demo.out"
+# Waits until registry entry $1 exists (the part registered itself), or shows
+# the part's log $2 and fails.
+await_entry() {
+  for _ in $(seq 1 50); do
+    [ -f "$data/registry/$1.json" ] && return 0
+    sleep 0.2
+  done
+  echo "!! $1 did not come up; its log:" >&2
+  cat "$2" >&2
+  exit 1
+}
+
+build/agent/monitor-agent --ring "$ring" --socket "$data/agent.sock" --output "$out" --server-id 1 \
+  --registry "$registry" --dc dc1 --spool-dir "$data/agent-spool" 2> "$data/agent.log" &
+pids+=($!)
+agent=$!
+build/judger/monitor-judger --name judger-1 --listen 127.0.0.1:7300 --query-listen "$judger_query" \
+  --data-dir "$data/judger" --registry "$registry" --server-id 1 2> "$data/judger.log" &
+pids+=($!)
+await_entry judgers/judger-1 "$data/judger.log"
+build/proxy/monitor-proxy --role bonnie --name bonnie-1 --listen 127.0.0.1:7200 --dc dc1 \
+  --registry "$registry" --data-dir "$data/bonnie" --server-id 1 2> "$data/bonnie.log" &
+pids+=($!)
+await_entry proxies/bonnie-1 "$data/bonnie.log"
+echo "== running: monitor-agent -> monitor-proxy (bonnie-1, 127.0.0.1:7200) -> monitor-judger (judger-1," \
+  "queries on $judger_query); registry $data/registry"
+
+echo "== per-second aggregates of Shop.Api at the agent, as they arrive:"
+# The follower stops once the demo's last second is out (8 s + the agent's 2 s late window).
+timeout 13 tail -n +1 -f "$out" | grep --line-buffered '"service":"Shop.Api"' |
+  grep --line-buffered -E '"op":"(SUM|HIST)"' | stdbuf -oL cut -c1-160 &
+follower=$!
+start=$(date +%s)
+build/examples/monitor-demo 8 | tee "$data/demo.out"
 # A statsd client can report through the socket too.
 python3 - "$data/agent.sock" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.sendto(b"shop.api.checkout.clicks:3|c|#server_id:2\nshop.api.checkout.clicks:4|c|#server_id:2\n", sys.argv[1])
 PY
-sleep 4  # the agent writes a second out once its 2 s late window has passed
-kill -TERM "$agent"; wait "$agent" || true
-wait  # the follower pipeline, which ends with the agent
+end=$(date +%s)
+wait "$follower" || true
+sent=$(sed -n 's/.*Orders.Placed (SUM = \([0-9]*\)).*/\1/p' "$data/demo.out")
 
-python3 - "$out" "$data/demo.out" <<'PY'
-import json, re, sys
-records = [json.loads(l) for l in open(sys.argv[1])]
-sent = re.search(r"Orders.Placed \(SUM = (\d+)\)", open(sys.argv[2]).read())
-orders = sum(r["value"] for r in records if r["attr"] == "Orders.Placed" and r["op"] == "SUM")
-clicks = sum(r["value"] for r in records if r["attr"] == "Checkout.Clicks" and r["op"] == "SUM")
-latency = [r for r in records if r["attr"] == "Request.LatencyUs" and r["op"] == "HIST"]
-print(f"\n== agent totals: Orders.Placed SUM = {orders} (demo sent {sent.group(1)}), "
-      f"Checkout.Clicks SUM via statsd = {clicks} (sent 7), "
-      f"{sum(r['count'] for r in latency)} latency reports in {len(latency)} per-second histograms")
-health = {}
-for r in records:  # counters (SUM) add up over the run; gauges (LAST) keep the latest
-    if r["service"] == "Monitor.Agent" and r["op"] == "SUM":
-        health[r["attr"]] = health.get(r["attr"], 0) + r["value"]
-    elif r["service"] == "Monitor.Agent" and r["op"] == "LAST":
-        health[r["attr"]] = r["value"]
-print("== agent health (Monitor.Agent, whole run):", ", ".join(f"{k}={v}" for k, v in sorted(health.items())))
-sys.exit(0 if int(sent.group(1)) == orders and clicks == 7 else 1)
-PY
-echo "== output: $out, agent log: $data/agent.log"
+# The judger closes a minute at its end plus its grace (10 s).
+first_minute=$((start - start % 60))
+last_minute=$((end - end % 60))
+close_at=$((last_minute + 60 + 12))
+echo "== waiting $((close_at - $(date +%s))) s for the judger to close minute(s)" \
+  "$(date -u -d @"$first_minute" +%H:%M)-$(date -u -d @"$last_minute" +%H:%M) UTC"
+query() {
+  build/console/monitorctl query --registry "$registry" --service Shop.Api --from "$first_minute" \
+    --to "$((last_minute + 60))" "$@"
+}
+while [ "$(date +%s)" -lt "$close_at" ]; do sleep 1; done
+stored=0
+for _ in $(seq 1 20); do  # normally at once; a little longer on a loaded machine
+  stored=$(query --attr Orders.Placed --op SUM --output json |
+    python3 -c 'import json,sys; print(int(sum(p[1] for p in json.load(sys.stdin)["points"])))')
+  [ "$stored" = "$sent" ] && break
+  sleep 2
+done
+
+echo "== monitorctl query --service Shop.Api --attr Orders.Placed --op SUM (total over servers):"
+query --attr Orders.Placed --op SUM
+echo "== monitorctl query --service Shop.Api --attr Request.LatencyUs --op HIST_P99:"
+query --attr Request.LatencyUs --op HIST_P99
+echo "== monitorctl query --service Shop.Api --attr Checkout.Clicks --op SUM --server 2 (sent by statsd):"
+query --attr Checkout.Clicks --op SUM --server 2
+echo "== monitorctl query --service Monitor.Proxy --attr Reports.Forwarded --server 1 (Bonnie's own health):"
+build/console/monitorctl query --registry "$registry" --service Monitor.Proxy --attr Reports.Forwarded --server 1 \
+  --from "$first_minute" --to "$((last_minute + 60))"
+echo "== stopping; each part's last health line:"
+kill -TERM "$agent"
+wait "$agent" 2>/dev/null || true
+kill -TERM "${pids[@]}" 2>/dev/null || true
+for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+pids=()
+for part in agent bonnie judger; do
+  grep -h -E "health:|forwarder:" "$data/$part.log" | tail -n 1 | cut -c1-300
+done
+
+echo "== Orders.Placed: the demo sent SUM = $sent; the judger's minutes hold $stored"
+echo "== logs and data: $data"
+[ "$stored" = "$sent" ]

@@ -104,8 +104,8 @@ void encode(std::string& out, const Batch& m) {
       w.varint(rec.stats.count);
       const model::Stats& s = rec.stats;
       if (rec.ops & (kSum | kAvg)) w.svarint(s.sum);
-      if (rec.ops & kMax) w.svarint(s.max);
-      if (rec.ops & kMin) w.svarint(s.min);
+      if (rec.ops & (kMax | kHist)) w.svarint(s.max);  // HIST clamps its quantiles to [min, max]
+      if (rec.ops & (kMin | kHist)) w.svarint(s.min);
       if (rec.ops & kFirst) {
         w.svarint(s.first);
         w.svarint(s.first_time);
@@ -149,8 +149,8 @@ WireError decode(std::string_view payload, Batch& m) {
     }
     rec.name_id = static_cast<uint32_t>(name_id);
     if (rec.ops & (kSum | kAvg)) s.sum = r.svarint();
-    if (rec.ops & kMax) s.max = r.svarint();
-    if (rec.ops & kMin) s.min = r.svarint();
+    if (rec.ops & (kMax | kHist)) s.max = r.svarint();
+    if (rec.ops & (kMin | kHist)) s.min = r.svarint();
     if (rec.ops & kFirst) {
       s.first = r.svarint();
       s.first_time = r.svarint();

@@ -55,8 +55,8 @@ Stats carried(const BatchRecord& r) {
   Stats s;
   s.count = r.stats.count;
   if (r.ops & (1 | 8)) s.sum = r.stats.sum;
-  if (r.ops & 2) s.max = r.stats.max;
-  if (r.ops & 4) s.min = r.stats.min;
+  if (r.ops & (2 | 128)) s.max = r.stats.max;  // HIST carries min and max: its quantiles are clamped to them
+  if (r.ops & (4 | 128)) s.min = r.stats.min;
   if (r.ops & 16) {
     s.first = r.stats.first;
     s.first_time = r.stats.first_time;
