@@ -69,8 +69,8 @@ void BM_JudgerIngest(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 
-BENCHMARK(BM_RollupOnly)->UseRealTime()->Iterations(5);
-BENCHMARK(BM_JudgerIngest)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_RollupOnly)->UseRealTime()->Iterations(30);
+BENCHMARK(BM_JudgerIngest)->UseRealTime()->Iterations(20);
 
 }  // namespace
 
@@ -78,8 +78,8 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   monitor::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  const auto rollup = reporter.get("BM_RollupOnly/iterations:5/real_time");
-  const auto ingest = reporter.get("BM_JudgerIngest/iterations:3/real_time");
+  const auto rollup = reporter.get("BM_RollupOnly/iterations:30/real_time");
+  const auto ingest = reporter.get("BM_JudgerIngest/iterations:20/real_time");
   monitor::bench::print_header("Judger ingest, one core, 100 000 live series (M reports/s)");
   monitor::bench::print_row("store (SQLite) + roll-up", ingest.items_per_second / 1e6, "M/s",
                             "roll-up alone (in memory)", rollup.items_per_second / 1e6,

@@ -1,8 +1,21 @@
 #include "judger/minute_rollup.hpp"
 
+#include "common/hash.hpp"
 #include "model/op.hpp"
 
 namespace monitor::judger {
+
+size_t MinuteRollup::KeyHash::operator()(const Key& k) const noexcept {
+  return mix64((static_cast<uint64_t>(k.name) << 32 | k.op) ^ 0x9E3779B97F4A7C15ULL,
+               static_cast<uint64_t>(k.server) ^ 0xD6E8FEB86659FD93ULL);
+}
+
+uint32_t MinuteRollup::intern(std::string_view service, std::string_view attr) {
+  key_.assign(service).append(1, ' ').append(attr);
+  const auto [it, fresh] = name_ids_.try_emplace(key_, static_cast<uint32_t>(names_.size()));
+  if (fresh) names_.emplace_back(service, attr);
+  return it->second;
+}
 
 MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
   const auto& r = p.record;
@@ -17,15 +30,16 @@ MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s)
     // Possibly finished and stored before (then forgotten, or lost in a
     // restart): start from the stored state so the amendment is exact.
     for (auto& cell : loader_(minute)) {
-      m.cells[Key{cell.service, cell.attr, cell.op, cell.server_id}] = Cell{cell.stats, std::move(cell.hist)};
+      m.cells[Key{intern(cell.service, cell.attr), cell.op, cell.server_id}] = Cell{cell.stats, std::move(cell.hist)};
       m.finished = true;
     }
   }
   m.dirty = true;
+  const uint32_t name = intern(p.service, p.attr);
   for (const auto& op : model::kOps) {
     if ((r.ops & op.bit) == 0) continue;
     for (const int64_t server : {r.server_id, int64_t{-1}}) {
-      Cell& cell = m.cells[Key{p.service, p.attr, op.bit, server}];
+      Cell& cell = m.cells[Key{name, op.bit, server}];
       cell.stats.merge(r.stats);
       if (op.bit == 128u) cell.hist.merge(r.hist);
     }
@@ -33,8 +47,11 @@ MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s)
   return AddResult::kAccepted;
 }
 
-void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out) {
-  const auto& [service, attr, op, server] = key;
+void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cell,
+                                 std::vector<MinutePoint>& out) const {
+  const auto& [service, attr] = names_[key.name];
+  const uint32_t op = key.op;
+  const int64_t server = key.server;
   const model::Stats& s = cell.stats;
   auto emit = [&](uint32_t code, double value) { out.push_back(MinutePoint{service, attr, code, server, minute, value}); };
   switch (op) {
@@ -63,11 +80,11 @@ std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
     if (now_s < minute + 60 + options_.grace_s) break;  // this and later minutes still open
     if (m.dirty) {
       FinishedMinute f{minute, {}, {}, m.finished};
-      for (const auto& [key, cell] : m.cells) {
+      m.cells.for_each([&](const Key& key, const Cell& cell) {
         append_points(minute, key, cell, f.points);
-        const auto& [service, attr, op, server] = key;
-        f.cells.push_back(MinuteCell{service, attr, op, server, cell.stats, cell.hist});
-      }
+        const auto& [service, attr] = names_[key.name];
+        f.cells.push_back(MinuteCell{service, attr, key.op, key.server, cell.stats, cell.hist});
+      });
       out.push_back(std::move(f));
       m.finished = true;
       m.dirty = false;

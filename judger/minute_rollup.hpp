@@ -4,9 +4,12 @@
 #include <functional>
 #include <map>
 #include <string>
-#include <tuple>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "judger/cell_table.hpp"
 #include "judger/minute_store.hpp"
 #include "model/log_histogram.hpp"
 #include "model/stats.hpp"
@@ -57,21 +60,35 @@ class MinuteRollup {
   size_t open_minutes() const noexcept { return minutes_.size(); }
 
  private:
-  using Key = std::tuple<std::string, std::string, uint32_t, int64_t>;  // service, attr, op, server
+  // Names are interned once: a cell is found by integers, not by comparing
+  // strings (the roll-up bounds the judger's ingest).
+  struct Key {
+    uint32_t name;  // interned (service, attr)
+    uint32_t op;
+    int64_t server;  // -1: the total
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept;
+  };
   struct Cell {
     model::Stats stats;
     model::LogHistogram hist;
   };
   struct Minute {
-    std::map<Key, Cell> cells;
+    CellTable<Key, KeyHash, Cell> cells;
     bool finished = false;
     bool dirty = false;  // changed since it was last handed out
   };
-  static void append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out);
+  uint32_t intern(std::string_view service, std::string_view attr);
+  void append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out) const;
 
   const Options options_;
   const Loader loader_;
   std::map<int64_t, Minute> minutes_;
+  std::unordered_map<std::string, uint32_t> name_ids_;  // "service attr"
+  std::vector<std::pair<std::string, std::string>> names_;  // by id
+  std::string key_;  // reused by intern()
   uint64_t too_late_ = 0;
 };
 

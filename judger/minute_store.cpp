@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <iterator>
 #include <map>
 #include <string_view>
@@ -93,12 +94,10 @@ PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS seen (
   sender_id INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY (sender_id, first)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pending (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, second INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL,
-  server_id INTEGER NOT NULL, ops INTEGER NOT NULL, count INTEGER NOT NULL, sum INTEGER NOT NULL,
-  min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL, first_time INTEGER NOT NULL,
-  last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB);
-CREATE INDEX IF NOT EXISTS pending_second ON pending (second);
+CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, service TEXT NOT NULL, attr TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_records (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, minute INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_records_minute ON pending_records (minute);
 CREATE TABLE IF NOT EXISTS series (
   id INTEGER PRIMARY KEY, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
   UNIQUE (service, attr, op, server_id));
@@ -153,6 +152,51 @@ void decode_hist(std::string_view bytes, model::LogHistogram& h) {
   }
 }
 
+// Pending records are stored one row per batch and minute, records packed in
+// a blob: a row per record made SQLite the bottleneck of ingest.
+void encode_pending(wire::ByteWriter& w, uint32_t name, const PendingRecord& p) {
+  const auto& r = p.record;
+  const model::Stats& s = r.stats;
+  w.varint(name);
+  w.svarint(r.second);
+  w.svarint(r.server_id);
+  w.u8(r.ops);
+  w.varint(s.count);
+  for (const int64_t v : {s.sum, s.min, s.max, s.first, s.first_time, s.last, s.last_time}) w.svarint(v);
+  uint64_t buckets = 0;
+  r.hist.for_each([&](int32_t, uint64_t) { ++buckets; });
+  w.varint(buckets);
+  r.hist.for_each([&](int32_t key, uint64_t count) {
+    w.svarint(key);
+    w.varint(count);
+  });
+}
+
+bool decode_pending(wire::ByteReader& r, const std::vector<std::pair<std::string, std::string>>& names,
+                    PendingRecord& p) {
+  const uint64_t name = r.varint();
+  if (name >= names.size()) return false;
+  p.service = names[name].first;
+  p.attr = names[name].second;
+  auto& rec = p.record;
+  rec.second = r.svarint();
+  rec.server_id = r.svarint();
+  rec.ops = r.u8();
+  model::Stats& s = rec.stats;
+  s.count = r.varint();
+  for (int64_t* v : {&s.sum, &s.min, &s.max, &s.first, &s.first_time, &s.last, &s.last_time}) *v = r.svarint();
+  rec.hist = {};
+  const uint64_t buckets = r.varint();
+  for (uint64_t i = 0; i < buckets && r.ok(); ++i) {
+    const int64_t key = r.svarint();
+    const uint64_t count = r.varint();
+    rec.hist.add_to_bucket(static_cast<int32_t>(key), count);
+  }
+  return r.ok();
+}
+
+int64_t minute_of(int64_t second) { return second - ((second % 60) + 60) % 60; }
+
 }  // namespace
 
 boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std::filesystem::path& file,
@@ -168,6 +212,7 @@ boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std:
   std::unique_ptr<MinuteStore> store(new MinuteStore(db, retention));
   if (auto schema = store->exec(kSchema); !schema) return schema.error();
   if (auto seen = store->load_seen(); !seen) return seen.error();
+  if (auto names = store->load_names(); !names) return names.error();
   return store;
 }
 
@@ -180,6 +225,25 @@ boost::system::result<void> MinuteStore::exec(const char* sql) {
 }
 
 uint64_t MinuteStore::last_sequence(uint64_t sender_id) const { return seen_.highest(sender_id); }
+
+uint32_t MinuteStore::intern(const std::string& service, const std::string& attr) {
+  key_.assign(service).append(1, ' ').append(attr);
+  const auto [it, fresh] = name_ids_.try_emplace(key_, static_cast<uint32_t>(names_.size()));
+  if (fresh) names_.emplace_back(service, attr);
+  return it->second;
+}
+
+boost::system::result<void> MinuteStore::load_names() {
+  Statement st(db_, "SELECT id, service, attr FROM names ORDER BY id");
+  if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    if (st.int64(0) != static_cast<int64_t>(names_.size())) return sqlite_error(SQLITE_CORRUPT);  // ids are dense
+    intern(st.text(1), st.text(2));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  return {};
+}
 
 boost::system::result<void> MinuteStore::load_seen() {
   Statement st(db_, "SELECT sender_id, first, last, updated FROM seen");
@@ -202,18 +266,42 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   Transaction txn(db_);
   if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
 
-  Statement insert(db_,
-                   "INSERT INTO pending (second, service, attr, server_id, ops, count, sum, min, max, first, "
-                   "first_time, last, last_time, hist) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  if (insert.prepare_rc() != SQLITE_OK) return sqlite_error(insert.prepare_rc());
+  // One row per minute the batch touches (an agent's batch is one second), so
+  // finishing a minute deletes exactly its records.
+  std::vector<std::pair<int64_t, std::string>> bodies;
+  const size_t known_names = names_.size();
   for (const auto& p : records) {
-    const auto& r = p.record;
-    const model::Stats& s = r.stats;
-    insert.bind(1, r.second).bind(2, p.service).bind(3, p.attr).bind(4, r.server_id).bind(5, int64_t{r.ops});
-    bind_stats(insert, 6, s);
-    if (!r.hist.empty()) insert.bind_blob(14, encode_hist(r.hist));
-    const int rc = insert.step();
-    if (rc != SQLITE_DONE) return sqlite_error(rc);
+    const int64_t minute = minute_of(p.record.second);
+    auto body = std::find_if(bodies.begin(), bodies.end(), [&](const auto& b) { return b.first == minute; });
+    if (body == bodies.end()) body = bodies.insert(bodies.end(), {minute, std::string()});
+    wire::ByteWriter w(body->second);
+    encode_pending(w, intern(p.service, p.attr), p);
+  }
+  // Names first seen in this batch are stored with it, and forgotten here if
+  // the transaction does not commit.
+  struct ForgetNewNames {
+    MinuteStore& store;
+    size_t known;
+    bool committed = false;
+    ~ForgetNewNames() {
+      if (committed) return;
+      for (size_t i = known; i < store.names_.size(); ++i) {
+        store.name_ids_.erase(store.names_[i].first + ' ' + store.names_[i].second);
+      }
+      store.names_.resize(known);
+    }
+  } forget{*this, known_names};
+  Statement add_name(db_, "INSERT INTO names (id, service, attr) VALUES (?, ?, ?)");
+  for (size_t i = known_names; i < names_.size(); ++i) {
+    add_name.bind(1, static_cast<int64_t>(i)).bind(2, names_[i].first).bind(3, names_[i].second);
+    if (const int rc = add_name.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    add_name.reset();
+  }
+  Statement insert(db_, "INSERT INTO pending_records (minute, body) VALUES (?, ?)");
+  if (insert.prepare_rc() != SQLITE_OK) return sqlite_error(insert.prepare_rc());
+  for (const auto& [minute, body] : bodies) {
+    insert.bind(1, minute).bind_blob(2, body);
+    if (const int rc = insert.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     insert.reset();
   }
   Statement merged(db_, "DELETE FROM seen WHERE sender_id = ? AND first = ?");
@@ -227,28 +315,23 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   seen.bind(3, static_cast<int64_t>(change->upsert.last)).bind(4, change->upsert.updated_s);
   if (const int rc = seen.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  forget.committed = true;
   seen_.apply(*change);
   return AppendResult::kStored;
 }
 
 boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
-  Statement st(db_,
-               "SELECT second, service, attr, server_id, ops, count, sum, min, max, first, first_time, last, "
-               "last_time, hist FROM pending ORDER BY id");
+  Statement st(db_, "SELECT body FROM pending_records ORDER BY id");
   if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
   std::vector<PendingRecord> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
-    PendingRecord p;
-    p.service = st.text(1);
-    p.attr = st.text(2);
-    auto& r = p.record;
-    r.second = st.int64(0);
-    r.server_id = st.int64(3);
-    r.ops = static_cast<uint8_t>(st.int64(4));
-    r.stats = read_stats(st, 5);
-    decode_hist(st.blob(13), r.hist);
-    out.push_back(std::move(p));
+    wire::ByteReader r(st.blob(0));
+    while (r.remaining() > 0) {
+      PendingRecord p;
+      if (!decode_pending(r, names_, p)) return sqlite_error(SQLITE_CORRUPT);
+      out.push_back(std::move(p));
+    }
   }
   if (rc != SQLITE_DONE) return sqlite_error(rc);
   return out;
@@ -296,8 +379,8 @@ boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std
     fold.bind(1, resolution).bind(2, period).bind(3, minute);
     if (const int rc = fold.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   }
-  Statement done(db_, "DELETE FROM pending WHERE second >= ? AND second < ?");
-  done.bind(1, minute).bind(2, minute + 60);
+  Statement done(db_, "DELETE FROM pending_records WHERE minute = ?");
+  done.bind(1, minute);
   if (const int rc = done.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   return {};

@@ -13,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/system/result.hpp>
@@ -125,10 +127,16 @@ class MinuteStore {
   MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention) {}
   boost::system::result<void> exec(const char* sql);
   boost::system::result<void> load_seen();
+  boost::system::result<void> load_names();
+  uint32_t intern(const std::string& service, const std::string& attr);
 
   sqlite3* db_;
   const Retention retention_;
   SeenSequences seen_;
+  // Pending records name their (service, attr) by an id of table `names`.
+  std::vector<std::pair<std::string, std::string>> names_;
+  std::unordered_map<std::string, uint32_t> name_ids_;  // "service attr"
+  std::string key_;
 };
 
 }  // namespace monitor::judger

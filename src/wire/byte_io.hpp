@@ -25,11 +25,18 @@ class ByteWriter {
     out_.append(b, 8);
   }
   void varint(uint64_t v) {
+    if (v < 0x80) {  // most counts, ids and small values
+      out_.push_back(static_cast<char>(v));
+      return;
+    }
+    char b[10];  // one append, not a push_back per byte
+    size_t n = 0;
     while (v >= 0x80) {
-      out_.push_back(static_cast<char>((v & 0x7F) | 0x80));
+      b[n++] = static_cast<char>((v & 0x7F) | 0x80);
       v >>= 7;
     }
-    out_.push_back(static_cast<char>(v));
+    b[n++] = static_cast<char>(v);
+    out_.append(b, n);
   }
   void svarint(int64_t v) {
     varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
