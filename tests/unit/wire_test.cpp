@@ -285,6 +285,8 @@ TEST_CASE("bad payloads are kBadPayload, never a crash or a huge allocation", "[
           w.svarint(1);
           w.u8(128);
           w.varint(2);
+          w.svarint(10);  // max
+          w.svarint(10);  // min
           w.varint(2);
           w.svarint(10);
           w.varint(1);
