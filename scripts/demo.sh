@@ -72,24 +72,25 @@ end=$(date +%s)
 wait "$follower" || true
 sent=$(sed -n 's/.*Orders.Placed (SUM = \([0-9]*\)).*/\1/p' "$data/demo.out")
 
-# The judger closes a minute at its end plus its grace (10 s).
+# The judger closes a minute at its end plus its grace (8 s).
 first_minute=$((start - start % 60))
 last_minute=$((end - end % 60))
-close_at=$((last_minute + 60 + 12))
-echo "== waiting $((close_at - $(date +%s))) s for the judger to close minute(s)" \
+minute_end=$((last_minute + 60))
+echo "== waiting $((minute_end + 8 - $(date +%s))) s or so for the judger to close minute(s)" \
   "$(date -u -d @"$first_minute" +%H:%M)-$(date -u -d @"$last_minute" +%H:%M) UTC"
 query() {
   build/console/monitorctl query --registry "$registry" --service Shop.Api --from "$first_minute" \
     --to "$((last_minute + 60))" "$@"
 }
-while [ "$(date +%s)" -lt "$close_at" ]; do sleep 1; done
+while [ "$(date +%s)" -lt "$minute_end" ]; do sleep 0.5; done
 stored=0
-for _ in $(seq 1 20); do  # normally at once; a little longer on a loaded machine
+for _ in $(seq 1 120); do  # polls from the minute's end: when does its total become queryable?
   stored=$(query --attr Orders.Placed --op SUM --output json |
     python3 -c 'import json,sys; print(int(sum(p[1] for p in json.load(sys.stdin)["points"])))')
   [ "$stored" = "$sent" ] && break
-  sleep 2
+  sleep 0.5
 done
+queryable_after=$(python3 -c "import time; print(f'{time.time() - $minute_end:.1f}')")
 
 echo "== monitorctl query --service Shop.Api --attr Orders.Placed --op SUM (total over servers):"
 query --attr Orders.Placed --op SUM
@@ -110,6 +111,7 @@ for part in agent bonnie judger; do
   grep -h -E "health:|forwarder:" "$data/$part.log" | tail -n 1 | cut -c1-300
 done
 
-echo "== Orders.Placed: the demo sent SUM = $sent; the judger's minutes hold $stored"
+echo "== Orders.Placed: the demo sent SUM = $sent; the judger's minutes hold $stored," \
+  "queryable $queryable_after s after the minute's end"
 echo "== logs and data: $data"
 [ "$stored" = "$sent" ]
