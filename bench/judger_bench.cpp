@@ -21,10 +21,10 @@ using namespace monitor::judger;
 constexpr int kSeries = 100000;  // 10 attrs x 10 000 servers
 constexpr int kBatch = 1000;     // records per batch, as an agent sends per second
 
-std::vector<std::vector<PendingRecord>> make_batches(int64_t second) {
+std::vector<std::vector<PendingRecord>> make_batches(NameTable& names, int64_t second) {
   std::vector<std::vector<PendingRecord>> batches(kSeries / kBatch);
   for (int i = 0; i < kSeries; ++i) {
-    PendingRecord p{"Bench.Judger", "Attr.N" + std::to_string(i % 10), {}};
+    PendingRecord p{names.intern("Bench.Judger", "Attr.N" + std::to_string(i % 10)), {}};
     p.record.second = second;
     p.record.server_id = i / 10;
     p.record.ops = 1;  // SUM
@@ -36,8 +36,9 @@ std::vector<std::vector<PendingRecord>> make_batches(int64_t second) {
 
 void BM_RollupOnly(benchmark::State& state) {
   const int64_t now = 1'732'176'000;
-  const auto batches = make_batches(now);
-  MinuteRollup rollup({10, 120});
+  NameTable names;
+  const auto batches = make_batches(names, now);
+  MinuteRollup rollup({10, 120}, names);
   size_t records = 0;
   for (auto _ : state) {
     for (const auto& batch : batches) {
@@ -53,8 +54,8 @@ void BM_JudgerIngest(benchmark::State& state) {
   std::filesystem::create_directories(dir);
   auto store = std::move(*MinuteStore::open(dir + "/judger.db"));
   const int64_t now = 1'732'176'000;
-  const auto batches = make_batches(now);
-  MinuteRollup rollup({10, 120});
+  const auto batches = make_batches(store->names(), now);
+  MinuteRollup rollup({10, 120}, store->names());
   uint64_t sequence = 0;
   size_t records = 0;
   for (auto _ : state) {

@@ -1,6 +1,7 @@
 #include "judger/judger.hpp"
 
 #include <cmath>
+#include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -36,14 +37,6 @@ Judger::Judger(JudgerConfig config)
     : config_(std::move(config)),
       acceptor_(io_),
       http_acceptor_(io_),
-      rollup_({config_.grace_s, config_.late_window_s, Retention{}.minute_s}, [this](int64_t minute) {
-        auto cells = store_->minute_cells(minute);
-        if (!cells) {
-          spdlog::error("reading stored minute {}: {}", minute, cells.error().message());
-          return std::vector<MinuteCell>{};
-        }
-        return std::move(*cells);
-      }),
       health_("Monitor.Judger", config_.server_id, config_.self_metrics) {
   config_.validate();
   std::error_code fs_ec;
@@ -51,12 +44,22 @@ Judger::Judger(JudgerConfig config)
   auto store = MinuteStore::open(std::filesystem::path(config_.data_dir) / "judger.db");
   if (!store) throw std::runtime_error(fmt::format("open store in {}: {}", config_.data_dir, store.error().message()));
   store_ = std::move(*store);
+  rollup_ = std::make_unique<MinuteRollup>(
+      MinuteRollup::Options{config_.grace_s, config_.late_window_s, Retention{}.minute_s}, store_->names(),
+      [this](int64_t minute) {
+        auto cells = store_->minute_cells(minute);
+        if (!cells) {
+          spdlog::error("reading stored minute {}: {}", minute, cells.error().message());
+          return std::vector<MinuteCell>{};
+        }
+        return std::move(*cells);
+      });
   auto pending = store_->pending();
   if (!pending) throw std::runtime_error(fmt::format("read store: {}", pending.error().message()));
   const int64_t now_s = realtime_ns() / 1'000'000'000;
-  for (const auto& record : *pending) rollup_.add(record, now_s);
+  for (const auto& record : *pending) rollup_->add(record, now_s);
   spdlog::info("store {}/judger.db: {} pending records rebuilt into {} open minutes", config_.data_dir,
-               pending->size(), rollup_.open_minutes());
+               pending->size(), rollup_->open_minutes());
 
   auto reg = registry::open_registry(config_.registry);
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
@@ -102,7 +105,7 @@ void Judger::register_self() {
                            {"rss_bytes", rss.anon_bytes + rss.file_bytes},
                            {"reports_per_s", std::round(reports_per_s)},
                            {"services", services_.size()},
-                           {"open_minutes", rollup_.open_minutes()}};
+                           {"open_minutes", rollup_->open_minutes()}};
   boost::json::object value{{"address", bound(acceptor_, config_.listen)},
                             {"query", bound(http_acceptor_, config_.query_listen)},
                             {"load", load}};
@@ -112,7 +115,7 @@ void Judger::register_self() {
 }
 
 void Judger::finish_due_minutes(int64_t now_s) {
-  for (const FinishedMinute& minute : rollup_.due(now_s)) {
+  for (const FinishedMinute& minute : rollup_->due(now_s)) {
     if (auto r = store_->finish_minute(minute.minute, minute.points, minute.cells); !r) {
       // The minute's records stay pending in the store: a restart rolls them up again.
       ++counters_.store_errors;
@@ -129,11 +132,11 @@ void Judger::report_health() {
   health_.counter("Batches.Stored", counters_.batches_stored);
   health_.counter("Batches.Duplicate", counters_.batches_duplicate);
   health_.counter("Reports.Stored", counters_.records);
-  health_.counter("Reports.TooLate", rollup_.too_late());
+  health_.counter("Reports.TooLate", rollup_->too_late());
   health_.counter("Frames.Bad", counters_.bad_frames);
   health_.counter("Minutes.Stored", counters_.minutes_stored);
   health_.counter("Store.Errors", counters_.store_errors);
-  health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_.open_minutes()));
+  health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
   health_.gauge("Connections", static_cast<int64_t>(live_.size()));
   health_.gauge("Services", static_cast<int64_t>(services_.size()));
   const RssInfo rss = read_rss();
@@ -144,7 +147,7 @@ void Judger::log_health() {
   spdlog::info("health: {} connections, {} batches stored, {} duplicates, {} records, {} bad frames, "
                "{} minutes stored, {} too late, {} store errors",
                counters_.connections, counters_.batches_stored, counters_.batches_duplicate, counters_.records,
-               counters_.bad_frames, counters_.minutes_stored, rollup_.too_late(), counters_.store_errors);
+               counters_.bad_frames, counters_.minutes_stored, rollup_->too_late(), counters_.store_errors);
 }
 
 asio::awaitable<void> Judger::tick_loop() {
@@ -186,6 +189,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
   const std::string peer = fmt::format("{}", connection->socket().remote_endpoint(ignored).address().to_string());
   std::optional<wire::Hello> peer_hello;
   wire::ReceiveDictionary dictionary;
+  std::unordered_map<uint32_t, uint32_t> name_ids;  // the peer's name id -> the store's
   std::string reason = "peer closed";
   const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
   while (connection->open()) {
@@ -224,7 +228,10 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         error = wire::decode(read.payload, entries);
         if (error == wire::WireError::kOk) error = dictionary.define(entries);
         if (error == wire::WireError::kOk) {
-          for (const auto& entry : entries) services_.insert(entry.service);
+          for (const auto& entry : entries) {
+            name_ids[entry.id] = store_->names().intern(entry.service, entry.attr);
+            services_.insert(entry.service);
+          }
         }
         break;
       }
@@ -241,9 +248,8 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         std::vector<PendingRecord> records;
         records.reserve(batch.records.size());
         for (auto& record : batch.records) {
-          std::string_view service, attr;
-          dictionary.lookup(record.name_id, service, attr);
-          records.push_back(PendingRecord{std::string(service), std::string(attr), std::move(record)});
+          const uint32_t name = name_ids[record.name_id];  // defined: dictionary.check() passed
+          records.push_back(PendingRecord{name, std::move(record)});
         }
         // Stored before acknowledged: an ACK means the batch survives a kill -9.
         const auto stored =
@@ -260,7 +266,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
           ++counters_.batches_stored;
           counters_.records += records.size();
           const int64_t now_s = realtime_ns() / 1'000'000'000;
-          for (const auto& record : records) rollup_.add(record, now_s);
+          for (const auto& record : records) rollup_->add(record, now_s);
         } else {
           ++counters_.batches_duplicate;
         }
@@ -308,9 +314,9 @@ std::string Judger::health_json() const {
                              {"records", counters_.records},
                              {"bad_frames", counters_.bad_frames},
                              {"minutes_stored", counters_.minutes_stored},
-                             {"too_late", rollup_.too_late()},
+                             {"too_late", rollup_->too_late()},
                              {"store_errors", counters_.store_errors},
-                             {"open_minutes", rollup_.open_minutes()}};
+                             {"open_minutes", rollup_->open_minutes()}};
   return boost::json::serialize(health);
 }
 

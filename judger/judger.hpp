@@ -64,7 +64,7 @@ class Judger {
   boost::asio::ip::tcp::acceptor http_acceptor_;
   std::unique_ptr<MinuteStore> store_;
   std::unique_ptr<registry::Registry> registry_;
-  MinuteRollup rollup_;
+  std::unique_ptr<MinuteRollup> rollup_;  // after store_: it reads the store's names
   std::unique_ptr<QueryApi> query_api_;
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;

@@ -10,12 +10,6 @@ size_t MinuteRollup::KeyHash::operator()(const Key& k) const noexcept {
                static_cast<uint64_t>(k.server) ^ 0xD6E8FEB86659FD93ULL);
 }
 
-uint32_t MinuteRollup::intern(std::string_view service, std::string_view attr) {
-  key_.assign(service).append(1, ' ').append(attr);
-  const auto [it, fresh] = name_ids_.try_emplace(key_, static_cast<uint32_t>(names_.size()));
-  if (fresh) names_.emplace_back(service, attr);
-  return it->second;
-}
 
 MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
   const auto& r = p.record;
@@ -30,12 +24,13 @@ MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s)
     // Possibly finished and stored before (then forgotten, or lost in a
     // restart): start from the stored state so the amendment is exact.
     for (auto& cell : loader_(minute)) {
-      m.cells[Key{intern(cell.service, cell.attr), cell.op, cell.server_id}] = Cell{cell.stats, std::move(cell.hist)};
+      m.cells[Key{names_.intern(cell.service, cell.attr), cell.op, cell.server_id}] =
+          Cell{cell.stats, std::move(cell.hist)};
       m.finished = true;
     }
   }
   m.dirty = true;
-  const uint32_t name = intern(p.service, p.attr);
+  const uint32_t name = p.name;
   for (const auto& op : model::kOps) {
     if ((r.ops & op.bit) == 0) continue;
     for (const int64_t server : {r.server_id, int64_t{-1}}) {
@@ -49,7 +44,8 @@ MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s)
 
 void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cell,
                                  std::vector<MinutePoint>& out) const {
-  const auto& [service, attr] = names_[key.name];
+  const std::string& service = names_.service(key.name);
+  const std::string& attr = names_.attr(key.name);
   const uint32_t op = key.op;
   const int64_t server = key.server;
   const model::Stats& s = cell.stats;
@@ -82,8 +78,8 @@ std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
       FinishedMinute f{minute, {}, {}, m.finished};
       m.cells.for_each([&](const Key& key, const Cell& cell) {
         append_points(minute, key, cell, f.points);
-        const auto& [service, attr] = names_[key.name];
-        f.cells.push_back(MinuteCell{service, attr, key.op, key.server, cell.stats, cell.hist});
+        f.cells.push_back(
+            MinuteCell{names_.service(key.name), names_.attr(key.name), key.op, key.server, cell.stats, cell.hist});
       });
       out.push_back(std::move(f));
       m.finished = true;

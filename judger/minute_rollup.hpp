@@ -11,6 +11,7 @@
 
 #include "judger/cell_table.hpp"
 #include "judger/minute_store.hpp"
+#include "judger/name_table.hpp"
 #include "model/log_histogram.hpp"
 #include "model/stats.hpp"
 
@@ -49,7 +50,9 @@ class MinuteRollup {
   using Loader = std::function<std::vector<MinuteCell>(int64_t minute)>;
   enum class AddResult { kAccepted, kTooLate };
 
-  explicit MinuteRollup(Options options, Loader loader = {}) : options_(options), loader_(std::move(loader)) {}
+  /// Records name their series by ids of `names` (the store's), which must outlive this.
+  MinuteRollup(Options options, NameTable& names, Loader loader = {})
+      : options_(options), loader_(std::move(loader)), names_(names) {}
 
   AddResult add(const PendingRecord& record, int64_t now_s);
 
@@ -60,10 +63,10 @@ class MinuteRollup {
   size_t open_minutes() const noexcept { return minutes_.size(); }
 
  private:
-  // Names are interned once: a cell is found by integers, not by comparing
-  // strings (the roll-up bounds the judger's ingest).
+  // A cell is found by integers, not by comparing strings (the roll-up
+  // bounds the judger's ingest).
   struct Key {
-    uint32_t name;  // interned (service, attr)
+    uint32_t name;  // NameTable id
     uint32_t op;
     int64_t server;  // -1: the total
     friend bool operator==(const Key&, const Key&) = default;
@@ -80,15 +83,12 @@ class MinuteRollup {
     bool finished = false;
     bool dirty = false;  // changed since it was last handed out
   };
-  uint32_t intern(std::string_view service, std::string_view attr);
   void append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out) const;
 
   const Options options_;
   const Loader loader_;
   std::map<int64_t, Minute> minutes_;
-  std::unordered_map<std::string, uint32_t> name_ids_;  // "service attr"
-  std::vector<std::pair<std::string, std::string>> names_;  // by id
-  std::string key_;  // reused by intern()
+  NameTable& names_;
   uint64_t too_late_ = 0;
 };
 

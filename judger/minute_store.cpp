@@ -154,45 +154,13 @@ void decode_hist(std::string_view bytes, model::LogHistogram& h) {
 
 // Pending records are stored one row per batch and minute, records packed in
 // a blob: a row per record made SQLite the bottleneck of ingest.
-void encode_pending(wire::ByteWriter& w, uint32_t name, const PendingRecord& p) {
-  const auto& r = p.record;
-  const model::Stats& s = r.stats;
-  w.varint(name);
-  w.svarint(r.second);
-  w.svarint(r.server_id);
-  w.u8(r.ops);
-  w.varint(s.count);
-  for (const int64_t v : {s.sum, s.min, s.max, s.first, s.first_time, s.last, s.last_time}) w.svarint(v);
-  uint64_t buckets = 0;
-  r.hist.for_each([&](int32_t, uint64_t) { ++buckets; });
-  w.varint(buckets);
-  r.hist.for_each([&](int32_t key, uint64_t count) {
-    w.svarint(key);
-    w.varint(count);
-  });
-}
+// A pending record is a wire record whose name id is the NameTable id + 1.
+void encode_pending(wire::ByteWriter& w, const PendingRecord& p) { wire::encode_record(w, p.record, p.name + 1); }
 
-bool decode_pending(wire::ByteReader& r, const std::vector<std::pair<std::string, std::string>>& names,
-                    PendingRecord& p) {
-  const uint64_t name = r.varint();
-  if (name >= names.size()) return false;
-  p.service = names[name].first;
-  p.attr = names[name].second;
-  auto& rec = p.record;
-  rec.second = r.svarint();
-  rec.server_id = r.svarint();
-  rec.ops = r.u8();
-  model::Stats& s = rec.stats;
-  s.count = r.varint();
-  for (int64_t* v : {&s.sum, &s.min, &s.max, &s.first, &s.first_time, &s.last, &s.last_time}) *v = r.svarint();
-  rec.hist = {};
-  const uint64_t buckets = r.varint();
-  for (uint64_t i = 0; i < buckets && r.ok(); ++i) {
-    const int64_t key = r.svarint();
-    const uint64_t count = r.varint();
-    rec.hist.add_to_bucket(static_cast<int32_t>(key), count);
-  }
-  return r.ok();
+bool decode_pending(wire::ByteReader& r, size_t names, PendingRecord& p) {
+  if (wire::decode_record(r, p.record) != wire::WireError::kOk || p.record.name_id > names) return false;
+  p.name = p.record.name_id - 1;
+  return true;
 }
 
 int64_t minute_of(int64_t second) { return second - ((second % 60) + 60) % 60; }
@@ -226,12 +194,6 @@ boost::system::result<void> MinuteStore::exec(const char* sql) {
 
 uint64_t MinuteStore::last_sequence(uint64_t sender_id) const { return seen_.highest(sender_id); }
 
-uint32_t MinuteStore::intern(const std::string& service, const std::string& attr) {
-  key_.assign(service).append(1, ' ').append(attr);
-  const auto [it, fresh] = name_ids_.try_emplace(key_, static_cast<uint32_t>(names_.size()));
-  if (fresh) names_.emplace_back(service, attr);
-  return it->second;
-}
 
 boost::system::result<void> MinuteStore::load_names() {
   Statement st(db_, "SELECT id, service, attr FROM names ORDER BY id");
@@ -239,9 +201,10 @@ boost::system::result<void> MinuteStore::load_names() {
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
     if (st.int64(0) != static_cast<int64_t>(names_.size())) return sqlite_error(SQLITE_CORRUPT);  // ids are dense
-    intern(st.text(1), st.text(2));
+    if (names_.intern(st.text(1), st.text(2)) != st.int64(0)) return sqlite_error(SQLITE_CORRUPT);  // a duplicate
   }
   if (rc != SQLITE_DONE) return sqlite_error(rc);
+  persisted_names_ = names_.size();
   return {};
 }
 
@@ -269,31 +232,19 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   // One row per minute the batch touches (an agent's batch is one second), so
   // finishing a minute deletes exactly its records.
   std::vector<std::pair<int64_t, std::string>> bodies;
-  const size_t known_names = names_.size();
   for (const auto& p : records) {
     const int64_t minute = minute_of(p.record.second);
     auto body = std::find_if(bodies.begin(), bodies.end(), [&](const auto& b) { return b.first == minute; });
     if (body == bodies.end()) body = bodies.insert(bodies.end(), {minute, std::string()});
     wire::ByteWriter w(body->second);
-    encode_pending(w, intern(p.service, p.attr), p);
+    encode_pending(w, p);
   }
-  // Names first seen in this batch are stored with it, and forgotten here if
-  // the transaction does not commit.
-  struct ForgetNewNames {
-    MinuteStore& store;
-    size_t known;
-    bool committed = false;
-    ~ForgetNewNames() {
-      if (committed) return;
-      for (size_t i = known; i < store.names_.size(); ++i) {
-        store.name_ids_.erase(store.names_[i].first + ' ' + store.names_[i].second);
-      }
-      store.names_.resize(known);
-    }
-  } forget{*this, known_names};
+  // Names interned since the last commit are stored with this batch.
+  const size_t names_now = names_.size();
   Statement add_name(db_, "INSERT INTO names (id, service, attr) VALUES (?, ?, ?)");
-  for (size_t i = known_names; i < names_.size(); ++i) {
-    add_name.bind(1, static_cast<int64_t>(i)).bind(2, names_[i].first).bind(3, names_[i].second);
+  for (size_t i = persisted_names_; i < names_now; ++i) {
+    const auto id = static_cast<uint32_t>(i);
+    add_name.bind(1, static_cast<int64_t>(i)).bind(2, names_.service(id)).bind(3, names_.attr(id));
     if (const int rc = add_name.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     add_name.reset();
   }
@@ -315,7 +266,7 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   seen.bind(3, static_cast<int64_t>(change->upsert.last)).bind(4, change->upsert.updated_s);
   if (const int rc = seen.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
-  forget.committed = true;
+  persisted_names_ = names_now;
   seen_.apply(*change);
   return AppendResult::kStored;
 }
@@ -329,7 +280,7 @@ boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
     wire::ByteReader r(st.blob(0));
     while (r.remaining() > 0) {
       PendingRecord p;
-      if (!decode_pending(r, names_, p)) return sqlite_error(SQLITE_CORRUPT);
+      if (!decode_pending(r, persisted_names_, p)) return sqlite_error(SQLITE_CORRUPT);
       out.push_back(std::move(p));
     }
   }

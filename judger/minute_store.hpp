@@ -19,6 +19,7 @@
 
 #include <boost/system/result.hpp>
 
+#include "judger/name_table.hpp"
 #include "judger/seen_sequences.hpp"
 #include "wire/messages.hpp"
 
@@ -57,10 +58,10 @@ struct MinuteCell {
   model::LogHistogram hist;
 };
 
-/// A received record, with names resolved, waiting for its minute to finish.
+/// A received record waiting for its minute to finish; `name` is an id of the
+/// store's NameTable (the record's own name_id is the sender's, unused here).
 struct PendingRecord {
-  std::string service;
-  std::string attr;
+  uint32_t name = 0;
   wire::BatchRecord record;
 };
 
@@ -95,6 +96,9 @@ class MinuteStore {
   /// Intervals of stored sequences held, over all senders (a health figure).
   size_t seen_intervals() const noexcept { return seen_.intervals(); }
 
+  /// The names pending records refer to (loaded at open, grown by the caller).
+  NameTable& names() noexcept { return names_; }
+
   /// Every pending record, in arrival order: the state to rebuild after a restart.
   [[nodiscard]] boost::system::result<std::vector<PendingRecord>> pending();
 
@@ -128,15 +132,12 @@ class MinuteStore {
   boost::system::result<void> exec(const char* sql);
   boost::system::result<void> load_seen();
   boost::system::result<void> load_names();
-  uint32_t intern(const std::string& service, const std::string& attr);
 
   sqlite3* db_;
   const Retention retention_;
   SeenSequences seen_;
-  // Pending records name their (service, attr) by an id of table `names`.
-  std::vector<std::pair<std::string, std::string>> names_;
-  std::unordered_map<std::string, uint32_t> name_ids_;  // "service attr"
-  std::string key_;
+  NameTable names_;
+  size_t persisted_names_ = 0;  // names_ ids below this are in table `names`
 };
 
 }  // namespace monitor::judger

@@ -91,39 +91,81 @@ WireError decode(std::string_view payload, std::vector<DictEntry>& m) {
   return finish(r);
 }
 
+void encode_record(ByteWriter& w, const BatchRecord& rec, uint32_t name_id) {
+  w.svarint(rec.second);
+  w.varint(name_id);
+  w.svarint(rec.server_id);
+  w.u8(rec.ops);
+  w.varint(rec.stats.count);
+  const model::Stats& s = rec.stats;
+  if (rec.ops & (kSum | kAvg)) w.svarint(s.sum);
+  if (rec.ops & (kMax | kHist)) w.svarint(s.max);  // HIST clamps its quantiles to [min, max]
+  if (rec.ops & (kMin | kHist)) w.svarint(s.min);
+  if (rec.ops & kFirst) {
+    w.svarint(s.first);
+    w.svarint(s.first_time);
+  }
+  if (rec.ops & kLast) {
+    w.svarint(s.last);
+    w.svarint(s.last_time);
+  }
+  if (rec.ops & kHist) {
+    size_t n = 0;
+    rec.hist.for_each([&](int32_t, uint64_t) { ++n; });
+    w.varint(n);
+    rec.hist.for_each([&](int32_t key, uint64_t count) {
+      w.svarint(key);
+      w.varint(count);
+    });
+  }
+}
+
+WireError decode_record(ByteReader& r, BatchRecord& rec) {
+  rec.second = r.svarint();
+  const uint64_t name_id = r.varint();
+  rec.server_id = r.svarint();
+  rec.ops = r.u8();
+  model::Stats& s = rec.stats;
+  s = model::Stats{};
+  s.count = r.varint();
+  if (!r.ok() || name_id == 0 || name_id > kMaxNameId || rec.server_id < 0 || rec.ops == 0) {
+    return WireError::kBadPayload;
+  }
+  rec.name_id = static_cast<uint32_t>(name_id);
+  if (rec.ops & (kSum | kAvg)) s.sum = r.svarint();
+  if (rec.ops & (kMax | kHist)) s.max = r.svarint();
+  if (rec.ops & (kMin | kHist)) s.min = r.svarint();
+  if (rec.ops & kFirst) {
+    s.first = r.svarint();
+    s.first_time = r.svarint();
+  }
+  if (rec.ops & kLast) {
+    s.last = r.svarint();
+    s.last_time = r.svarint();
+  }
+  rec.hist.clear();
+  if (rec.ops & kHist) {
+    const uint64_t buckets = r.varint();
+    if (buckets > kMaxHistBuckets || !r.plausible_count(buckets, 2)) return WireError::kBadPayload;
+    int64_t previous = INT64_MIN;
+    for (uint64_t b = 0; b < buckets; ++b) {
+      const int64_t key = r.svarint();
+      const uint64_t n = r.varint();
+      // Keys strictly increasing and within what bucket_key() can produce.
+      if (!r.ok() || key <= previous || n == 0 || key < -8192 || key > 8192) return WireError::kBadPayload;
+      previous = key;
+      rec.hist.add_to_bucket(static_cast<int32_t>(key), n);
+    }
+  }
+  return r.ok() ? WireError::kOk : WireError::kBadPayload;
+}
+
 void encode(std::string& out, const Batch& m) {
   frame(out, FrameType::kBatch, [&](ByteWriter& w) {
     w.u64le(m.sender_id);
     w.u64le(m.sequence);
     w.varint(m.records.size());
-    for (const auto& rec : m.records) {
-      w.svarint(rec.second);
-      w.varint(rec.name_id);
-      w.svarint(rec.server_id);
-      w.u8(rec.ops);
-      w.varint(rec.stats.count);
-      const model::Stats& s = rec.stats;
-      if (rec.ops & (kSum | kAvg)) w.svarint(s.sum);
-      if (rec.ops & (kMax | kHist)) w.svarint(s.max);  // HIST clamps its quantiles to [min, max]
-      if (rec.ops & (kMin | kHist)) w.svarint(s.min);
-      if (rec.ops & kFirst) {
-        w.svarint(s.first);
-        w.svarint(s.first_time);
-      }
-      if (rec.ops & kLast) {
-        w.svarint(s.last);
-        w.svarint(s.last_time);
-      }
-      if (rec.ops & kHist) {
-        size_t n = 0;
-        rec.hist.for_each([&](int32_t, uint64_t) { ++n; });
-        w.varint(n);
-        rec.hist.for_each([&](int32_t key, uint64_t count) {
-          w.svarint(key);
-          w.varint(count);
-        });
-      }
-    }
+    for (const auto& rec : m.records) encode_record(w, rec, rec.name_id);
   });
 }
 
@@ -137,43 +179,7 @@ WireError decode(std::string_view payload, Batch& m) {
   m.records.clear();
   m.records.resize(count);
   for (auto& rec : m.records) {
-    rec.second = r.svarint();
-    const uint64_t name_id = r.varint();
-    rec.server_id = r.svarint();
-    rec.ops = r.u8();
-    model::Stats& s = rec.stats;
-    s = model::Stats{};
-    s.count = r.varint();
-    if (!r.ok() || name_id == 0 || name_id > kMaxNameId || rec.server_id < 0 || rec.ops == 0) {
-      return WireError::kBadPayload;
-    }
-    rec.name_id = static_cast<uint32_t>(name_id);
-    if (rec.ops & (kSum | kAvg)) s.sum = r.svarint();
-    if (rec.ops & (kMax | kHist)) s.max = r.svarint();
-    if (rec.ops & (kMin | kHist)) s.min = r.svarint();
-    if (rec.ops & kFirst) {
-      s.first = r.svarint();
-      s.first_time = r.svarint();
-    }
-    if (rec.ops & kLast) {
-      s.last = r.svarint();
-      s.last_time = r.svarint();
-    }
-    rec.hist.clear();
-    if (rec.ops & kHist) {
-      const uint64_t buckets = r.varint();
-      if (buckets > kMaxHistBuckets || !r.plausible_count(buckets, 2)) return WireError::kBadPayload;
-      int64_t previous = INT64_MIN;
-      for (uint64_t b = 0; b < buckets; ++b) {
-        const int64_t key = r.svarint();
-        const uint64_t n = r.varint();
-        // Keys strictly increasing and within what bucket_key() can produce.
-        if (!r.ok() || key <= previous || n == 0 || key < -8192 || key > 8192) return WireError::kBadPayload;
-        previous = key;
-        rec.hist.add_to_bucket(static_cast<int32_t>(key), n);
-      }
-    }
-    if (!r.ok()) return WireError::kBadPayload;
+    if (const WireError e = decode_record(r, rec); e != WireError::kOk) return e;
   }
   return finish(r);
 }

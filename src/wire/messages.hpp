@@ -78,6 +78,13 @@ struct Close {
   std::string reason;
 };
 
+class ByteWriter;
+class ByteReader;
+/// One BATCH record as the payload holds it, under `name_id` (also how the
+/// judger keeps pending records); the decoder checks it as decode(Batch) does.
+void encode_record(ByteWriter& w, const BatchRecord& rec, uint32_t name_id);
+WireError decode_record(ByteReader& r, BatchRecord& rec);
+
 /// Each appends one complete frame to `out`.
 void encode(std::string& out, const Hello& m);
 void encode(std::string& out, const HelloAck& m);

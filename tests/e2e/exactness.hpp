@@ -53,12 +53,14 @@ inline Tally stored_workload(const std::string& db, int64_t from_minute, int64_t
   }
   const auto pending = *(*store)->pending();
   if (pending_records != nullptr) *pending_records = pending.size();
+  const auto& names = (*store)->names();
   for (const auto& p : pending) {
-    if (p.service != kService) continue;
+    if (names.service(p.name) != kService) continue;
+    const std::string& attr = names.attr(p.name);
     for (const auto& op : model::kOps) {
       if (!(p.record.ops & op.bit)) continue;
-      out[{p.attr, p.record.server_id, op.bit}].merge(p.record.stats);
-      out[{p.attr, -1, op.bit}].merge(p.record.stats);
+      out[{attr, p.record.server_id, op.bit}].merge(p.record.stats);
+      out[{attr, -1, op.bit}].merge(p.record.stats);
     }
   }
   return out;

@@ -265,8 +265,8 @@ TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, a
   REQUIRE(store.has_value());
   const auto pending = *(*store)->pending();
   REQUIRE(pending.size() == 1);
-  CHECK(pending[0].service == "Shop.Api");
-  CHECK(pending[0].attr == "Orders.Placed");
+  CHECK((*store)->names().service(pending[0].name) == "Shop.Api");
+  CHECK((*store)->names().attr(pending[0].name) == "Orders.Placed");
   CHECK(pending[0].record.stats.sum == 5);
 }
 

@@ -16,9 +16,12 @@ namespace {
 
 constexpr int64_t kBase = 1'732'176'000;
 
+// Names of records made without a store.
+NameTable g_names;
+
 PendingRecord second_record(const std::string& attr, int64_t second, int64_t server, uint8_t ops,
-                            const std::vector<int64_t>& values) {
-  PendingRecord p{"Shop.Api", attr, {}};
+                            const std::vector<int64_t>& values, NameTable& names = g_names) {
+  PendingRecord p{names.intern("Shop.Api", attr), {}};
   p.record.second = second;
   p.record.server_id = server;
   p.record.ops = ops;
@@ -41,7 +44,7 @@ double find(const std::vector<MinutePoint>& points, const std::string& attr, uin
 }  // namespace
 
 TEST_CASE("seconds roll up to a minute per server and in total by each op's rule", "[rollup]") {
-  MinuteRollup rollup({10, 120});
+  MinuteRollup rollup({10, 120}, g_names);
   const uint8_t ops = 1 | 2 | 4 | 8 | 16 | 32 | 64;
   rollup.add(second_record("Orders.Placed", kBase + 1, 1, ops, {5, 7}), kBase + 2);
   rollup.add(second_record("Orders.Placed", kBase + 30, 1, ops, {1}), kBase + 31);
@@ -70,12 +73,12 @@ TEST_CASE("late data amends a minute in memory or reopens it from the store; too
   auto finish = [&](const std::vector<FinishedMinute>& due) {
     for (const auto& f : due) REQUIRE(store->finish_minute(f.minute, f.points, f.cells));
   };
-  MinuteRollup rollup({10, 60, 3600}, [&](int64_t minute) { return *store->minute_cells(minute); });
-  rollup.add(second_record("Orders.Placed", kBase + 5, 1, 1 | 2, {5}), kBase + 6);
+  MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->minute_cells(minute); });
+  rollup.add(second_record("Orders.Placed", kBase + 5, 1, 1 | 2, {5}, store->names()), kBase + 6);
   finish(rollup.due(kBase + 70));
 
   // Inside the late window: amended from memory.
-  CHECK(rollup.add(second_record("Orders.Placed", kBase + 6, 1, 1 | 2, {2}), kBase + 100) ==
+  CHECK(rollup.add(second_record("Orders.Placed", kBase + 6, 1, 1 | 2, {2}, store->names()), kBase + 100) ==
         MinuteRollup::AddResult::kAccepted);
   auto amended = rollup.due(kBase + 101);
   REQUIRE(amended.size() == 1);
@@ -87,7 +90,7 @@ TEST_CASE("late data amends a minute in memory or reopens it from the store; too
 
   // Later (a spool replayed after an outage, or after a restart): reopened
   // from the stored state, so the amendment is exact, not a replacement.
-  CHECK(rollup.add(second_record("Orders.Placed", kBase + 7, 1, 1 | 2, {10}), kBase + 900) ==
+  CHECK(rollup.add(second_record("Orders.Placed", kBase + 7, 1, 1 | 2, {10}, store->names()), kBase + 900) ==
         MinuteRollup::AddResult::kAccepted);
   amended = rollup.due(kBase + 900);
   REQUIRE(amended.size() == 1);
@@ -99,13 +102,13 @@ TEST_CASE("late data amends a minute in memory or reopens it from the store; too
   CHECK(store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 900)->at(0).value == 17);
 
   // Older than the store can amend: counted and dropped.
-  CHECK(rollup.add(second_record("Orders.Placed", kBase + 8, 1, 1, {1}), kBase + 4000) ==
+  CHECK(rollup.add(second_record("Orders.Placed", kBase + 8, 1, 1, {1}, store->names()), kBase + 4000) ==
         MinuteRollup::AddResult::kTooLate);
   CHECK(rollup.too_late() == 1);
 }
 
 TEST_CASE("HIST minutes carry quantiles of all the minute's values", "[rollup]") {
-  MinuteRollup rollup({10, 120});
+  MinuteRollup rollup({10, 120}, g_names);
   std::vector<int64_t> values;
   for (int s = 0; s < 60; ++s) {
     std::vector<int64_t> second_values;
@@ -122,7 +125,7 @@ TEST_CASE("HIST minutes carry quantiles of all the minute's values", "[rollup]")
 
 TEST_CASE("per-server minutes merge to the total and match all reports at once", "[rollup][property]") {
   std::mt19937_64 rng(Catch::rngSeed());
-  MinuteRollup rollup({10, 120});
+  MinuteRollup rollup({10, 120}, g_names);
   std::map<std::tuple<uint32_t, int64_t>, Stats> expected;  // (op, server or -1)
   for (int i = 0; i < 2000; ++i) {
     const int64_t server = static_cast<int64_t>(rng() % 4);
@@ -158,9 +161,9 @@ TEST_CASE("after a restart the pending records rebuild the same minute", "[rollu
   std::vector<MinutePoint> before;
   {
     auto store = *MinuteStore::open(dir.file("j.db"));
-    MinuteRollup rollup({10, 120});
+    MinuteRollup rollup({10, 120}, store->names());
     for (int s = 0; s < 60; ++s) {
-      const auto rec = second_record("Orders.Placed", kBase + s, s % 3, 1 | 8, {s, s * 2});
+      const auto rec = second_record("Orders.Placed", kBase + s, s % 3, 1 | 8, {s, s * 2}, store->names());
       REQUIRE(store->append_batch(1, static_cast<uint64_t>(s + 1), {rec}, kBase));
       rollup.add(rec, kBase + s);
     }
@@ -168,7 +171,7 @@ TEST_CASE("after a restart the pending records rebuild the same minute", "[rollu
     // Killed here: the minute was never stored.
   }
   auto store = *MinuteStore::open(dir.file("j.db"));
-  MinuteRollup rebuilt({10, 120});
+  MinuteRollup rebuilt({10, 120}, store->names());
   for (const auto& rec : *store->pending()) rebuilt.add(rec, kBase + 70);
   const auto after = rebuilt.due(kBase + 70).at(0).points;
   REQUIRE(after.size() == before.size());
