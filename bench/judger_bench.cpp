@@ -70,8 +70,35 @@ void BM_JudgerIngest(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 
+// Storing a finished minute of 100 000 series (points, mergeable cells and the
+// re-derived archives, one transaction): time the io thread is not ingesting.
+void BM_FinishMinute(benchmark::State& state) {
+  const std::string dir = "/tmp/bench-judger-finish-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  auto store = std::move(*MinuteStore::open(dir + "/judger.db"));
+  int64_t minute = 1'732'176'000;
+  MinuteRollup rollup({10, 120}, store->names());
+  uint64_t sequence = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (const auto& batch : make_batches(store->names(), minute)) {
+      if (!store->append_batch(1, ++sequence, batch, 0)) state.SkipWithError("append failed");
+      for (const auto& r : batch) rollup.add(r, minute);
+    }
+    state.ResumeTiming();
+    for (const auto& finished : rollup.due(minute + 70)) {
+      if (!store->finish_minute(finished.minute, finished.points, finished.cells)) state.SkipWithError("finish failed");
+    }
+    minute += 60;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kSeries);
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
 BENCHMARK(BM_RollupOnly)->UseRealTime()->Iterations(30);
-BENCHMARK(BM_JudgerIngest)->UseRealTime()->Iterations(20);
+BENCHMARK(BM_FinishMinute)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_JudgerIngest)->UseRealTime()->Iterations(100);
 
 }  // namespace
 
@@ -80,10 +107,14 @@ int main(int argc, char** argv) {
   monitor::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   const auto rollup = reporter.get("BM_RollupOnly/iterations:30/real_time");
-  const auto ingest = reporter.get("BM_JudgerIngest/iterations:20/real_time");
+  const auto ingest = reporter.get("BM_JudgerIngest/iterations:100/real_time");
   monitor::bench::print_header("Judger ingest, one core, 100 000 live series (M reports/s)");
   monitor::bench::print_row("store (SQLite) + roll-up", ingest.items_per_second / 1e6, "M/s",
                             "roll-up alone (in memory)", rollup.items_per_second / 1e6,
                             ingest.items_per_second / rollup.items_per_second, ">= 3 M/s");
+  const auto finish = reporter.get("BM_FinishMinute/iterations:3/real_time");
+  const double finish_ms = finish.items_per_second > 0 ? 1e3 * kSeries / finish.items_per_second : 0;
+  monitor::bench::print_row("storing one finished minute, 100 000 series", finish_ms, "ms", "the minute it covers (ms)",
+                            60000, finish_ms / 60000, "(a share of the io thread)");
   return 0;
 }

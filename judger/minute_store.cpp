@@ -91,6 +91,7 @@ class Transaction {
 constexpr const char* kSchema = R"sql(
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
+PRAGMA wal_autocheckpoint = 8192;
 CREATE TABLE IF NOT EXISTS seen (
   sender_id INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY (sender_id, first)) WITHOUT ROWID;
@@ -167,6 +168,22 @@ int64_t minute_of(int64_t second) { return second - ((second % 60) + 60) % 60; }
 
 }  // namespace
 
+// append_batch() runs for every batch: its statements are prepared once.
+struct MinuteStore::AppendStatements {
+  explicit AppendStatements(sqlite3* db)
+      : add_name(db, "INSERT INTO names (id, service, attr) VALUES (?, ?, ?)"),
+        insert(db, "INSERT INTO pending_records (minute, body) VALUES (?, ?)"),
+        merged(db, "DELETE FROM seen WHERE sender_id = ? AND first = ?"),
+        seen(db, "INSERT OR REPLACE INTO seen (sender_id, first, last, updated) VALUES (?, ?, ?, ?)") {}
+  int prepare_rc() const {
+    for (const Statement* st : {&add_name, &insert, &merged, &seen}) {
+      if (st->prepare_rc() != SQLITE_OK) return st->prepare_rc();
+    }
+    return SQLITE_OK;
+  }
+  Statement add_name, insert, merged, seen;
+};
+
 boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std::filesystem::path& file,
                                                                       Retention retention) {
   sqlite3* db = nullptr;
@@ -181,10 +198,17 @@ boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std:
   if (auto schema = store->exec(kSchema); !schema) return schema.error();
   if (auto seen = store->load_seen(); !seen) return seen.error();
   if (auto names = store->load_names(); !names) return names.error();
+  store->append_ = std::make_unique<AppendStatements>(db);
+  if (const int prepared = store->append_->prepare_rc(); prepared != SQLITE_OK) return sqlite_error(prepared);
   return store;
 }
 
-MinuteStore::~MinuteStore() { sqlite3_close(db_); }
+MinuteStore::MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention) {}
+
+MinuteStore::~MinuteStore() {
+  append_.reset();  // statements first: a database with live statements does not close
+  sqlite3_close(db_);
+}
 
 boost::system::result<void> MinuteStore::exec(const char* sql) {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
@@ -229,6 +253,7 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   Transaction txn(db_);
   if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
 
+  for (Statement* st : {&append_->add_name, &append_->insert, &append_->merged, &append_->seen}) st->reset();
   // One row per minute the batch touches (an agent's batch is one second), so
   // finishing a minute deletes exactly its records.
   std::vector<std::pair<int64_t, std::string>> bodies;
@@ -241,30 +266,32 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   }
   // Names interned since the last commit are stored with this batch.
   const size_t names_now = names_.size();
-  Statement add_name(db_, "INSERT INTO names (id, service, attr) VALUES (?, ?, ?)");
+  Statement& add_name = append_->add_name;
   for (size_t i = persisted_names_; i < names_now; ++i) {
     const auto id = static_cast<uint32_t>(i);
     add_name.bind(1, static_cast<int64_t>(i)).bind(2, names_.service(id)).bind(3, names_.attr(id));
     if (const int rc = add_name.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     add_name.reset();
   }
-  Statement insert(db_, "INSERT INTO pending_records (minute, body) VALUES (?, ?)");
-  if (insert.prepare_rc() != SQLITE_OK) return sqlite_error(insert.prepare_rc());
+  Statement& insert = append_->insert;
   for (const auto& [minute, body] : bodies) {
     insert.bind(1, minute).bind_blob(2, body);
     if (const int rc = insert.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     insert.reset();
   }
-  Statement merged(db_, "DELETE FROM seen WHERE sender_id = ? AND first = ?");
+  Statement& merged = append_->merged;
   for (const uint64_t first : change->removed) {
     merged.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(first));
     if (const int rc = merged.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     merged.reset();
   }
-  Statement seen(db_, "INSERT OR REPLACE INTO seen (sender_id, first, last, updated) VALUES (?, ?, ?, ?)");
+  Statement& seen = append_->seen;
+  seen.reset();
   seen.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(change->upsert.first));
   seen.bind(3, static_cast<int64_t>(change->upsert.last)).bind(4, change->upsert.updated_s);
-  if (const int rc = seen.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  const int seen_rc = seen.step();
+  seen.reset();
+  if (seen_rc != SQLITE_DONE) return sqlite_error(seen_rc);
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   persisted_names_ = names_now;
   seen_.apply(*change);

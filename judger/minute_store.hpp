@@ -128,7 +128,7 @@ class MinuteStore {
   [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, std::string>>> list_series();
 
  private:
-  MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention) {}
+  MinuteStore(sqlite3* db, Retention retention);
   boost::system::result<void> exec(const char* sql);
   boost::system::result<void> load_seen();
   boost::system::result<void> load_names();
@@ -136,6 +136,8 @@ class MinuteStore {
   sqlite3* db_;
   const Retention retention_;
   SeenSequences seen_;
+  struct AppendStatements;
+  std::unique_ptr<AppendStatements> append_;
   NameTable names_;
   size_t persisted_names_ = 0;  // names_ ids below this are in table `names`
 };
