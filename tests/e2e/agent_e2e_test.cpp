@@ -175,7 +175,7 @@ TEST_CASE("bad lines are counted and logged while good ones in the same datagram
   CHECK_THAT(read_file(agent.log), Catch::Contains("bad line"));
 }
 
-TEST_CASE("a writer killed with SIGKILL does not stop the agent; its lane is freed", "[e2e][failure][crash]") {
+TEST_CASE("a writer killed with SIGKILL does not stop the agent, and its lane is freed", "[e2e][failure][crash]") {
   RunningAgent agent;
   auto doomed = agent.writer({"forever"});
   std::this_thread::sleep_for(500ms);

@@ -146,7 +146,7 @@ TEST_CASE("agent -> Clyde -> Bonnie -> judger: every op's minute per server and 
   check_exact(expected_workload({0, 1}, kPerThread), got);
 }
 
-TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned from heartbeats; nothing is lost",
+TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned from heartbeats, and nothing is lost",
           "[e2e][proxy][crash]") {
   TempDir dir;
   TempRing ring("proxy-failover");
@@ -183,6 +183,38 @@ TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned fr
   CHECK_THAT(clyde_log, Catch::Contains("lost " + address(b1_port)));
   CHECK_THAT(clyde_log, Catch::Contains("connected to " + address(b2_port)));
   CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
+  const int64_t end = now_s();
+  check_exact(expected_workload({0, 1}, kPerThread),
+              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+}
+
+TEST_CASE("a judger killed with SIGKILL behind Bonnie: Bonnie spools, replays after its restart, nothing twice",
+          "[e2e][proxy][crash]") {
+  TempDir dir;
+  TempRing ring("proxy-judger-kill");
+  register_service(dir, kService, kAttrs);
+  const int judger_port = free_port(), bonnie_port = free_port();
+  std::optional<ChildProcess> judger;
+  judger.emplace(spawn_judger(dir, judger_port, dir.file("judger1.log")));
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  auto agent = spawn_agent(dir, ring, "central", "agent.log");
+  const int64_t start = now_s();
+  run_writer(dir, ring, 0);
+  std::this_thread::sleep_for(2500ms);  // seconds on their way through Bonnie to the judger
+  judger->signal(SIGKILL);
+  REQUIRE(judger->wait_for(5s) == 128 + SIGKILL);
+  run_writer(dir, ring, 1);
+  std::this_thread::sleep_for(4s);  // Bonnie acknowledges the agent and spools for the dead judger
+  // Restarted on another port: Bonnie finds it through the registry.
+  judger.emplace(spawn_judger(dir, free_port(), dir.file("judger2.log")));
+  std::this_thread::sleep_for(6s);  // the old entry expires or is replaced; Bonnie replays its spool
+  stop(agent, "agent");
+  stop(bonnie, "bonnie");
+  stop(*judger, "judger");
+  const std::string bonnie_log = read_file(dir.file("bonnie-1.log"));
+  INFO("bonnie:\n" << bonnie_log << "\njudger 2:\n" << read_file(dir.file("judger2.log")));
+  CHECK_THAT(bonnie_log, Catch::Contains("link judger-1: lost"));
+  CHECK_THAT(bonnie_log, Catch::Contains("0 spooled now"));
   const int64_t end = now_s();
   check_exact(expected_workload({0, 1}, kPerThread),
               stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));

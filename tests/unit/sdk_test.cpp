@@ -193,7 +193,7 @@ TEST_CASE("a full lane returns MONITOR_ERR_RING_FULL and counts the drop", "[sdk
   CHECK(dropped == 36);
 }
 
-TEST_CASE("threads that exit give their lanes back; extra threads use shared lanes", "[sdk]") {
+TEST_CASE("threads that exit give their lanes back, and extra threads use shared lanes", "[sdk]") {
   TempRing ring("sdk-threads");
   REQUIRE(ShmSegment::open_or_create(ring.name(), Geometry{3, 1, 64, 64}));  // 2 exclusive + 1 shared
   REQUIRE(run_in_child([&] {
