@@ -194,14 +194,9 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
   const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
   while (connection->open()) {
     net::ReadResult read = co_await connection->read_frame(timeout);
-    if (read.kind == net::ReadResult::Kind::kTimeout) {
-      reason = "idle timeout";
-      break;
-    }
-    if (read.kind == net::ReadResult::Kind::kClosed) break;
-    if (read.kind == net::ReadResult::Kind::kBadFrame) {
-      ++counters_.bad_frames;
-      reason = std::string(wire::wire_error_name(read.wire_error));
+    if (!read.frame()) {
+      if (read.kind == net::ReadResult::Kind::kBadFrame) ++counters_.bad_frames;
+      reason = read.failure("idle timeout");
       break;
     }
     wire::WireError error = wire::WireError::kOk;

@@ -196,15 +196,10 @@ asio::awaitable<void> Link::read_loop(std::shared_ptr<net::FrameConnection> conn
   std::string reason = "peer closed";
   while (connection->open()) {
     auto read = co_await connection->read_frame(options_.heartbeat_timeout);
-    if (read.kind == net::ReadResult::Kind::kTimeout) {
-      ++counters_.heartbeat_timeouts;
-      reason = "no heartbeat reply in time";
-      break;
-    }
-    if (read.kind == net::ReadResult::Kind::kClosed) break;
-    if (read.kind == net::ReadResult::Kind::kBadFrame) {
-      ++counters_.bad_frames;
-      reason = std::string(wire::wire_error_name(read.wire_error));
+    if (!read.frame()) {
+      if (read.kind == net::ReadResult::Kind::kTimeout) ++counters_.heartbeat_timeouts;
+      if (read.kind == net::ReadResult::Kind::kBadFrame) ++counters_.bad_frames;
+      reason = read.failure("no heartbeat reply in time");
       break;
     }
     if (read.type == wire::FrameType::kAck) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,6 +25,17 @@ struct ReadResult {
   std::string payload;
   wire::WireError wire_error = wire::WireError::kOk;  // for kBadFrame
   boost::system::error_code error;                   // for kClosed
+
+  bool frame() const noexcept { return kind == Kind::kFrame; }
+  /// Why there is no frame, for a log line: `timeout_reason`, "peer closed",
+  /// or the name of the check the frame failed.
+  std::string failure(std::string_view timeout_reason) const {
+    switch (kind) {
+      case Kind::kTimeout: return std::string(timeout_reason);
+      case Kind::kBadFrame: return std::string(wire::wire_error_name(wire_error));
+      default: return "peer closed";
+    }
+  }
 };
 
 /// Not thread-safe: use it from coroutines of one io_context (a session's

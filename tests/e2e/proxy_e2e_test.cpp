@@ -95,6 +95,14 @@ wire::BatchRecord sum_record(uint32_t name_id, int64_t second, int64_t value) {
   return r;
 }
 
+// Every report of the writer processes is in the judger's store exactly once
+// (finished minutes and pending records together).
+void check_stored_exactly_once(const TempDir& dir, const std::vector<int>& processes, int64_t start) {
+  const int64_t end = now_s();
+  check_exact(expected_workload(processes, kPerThread),
+              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+}
+
 // True once the proxy closed the connection (frames it sent first, such as
 // the HELLO_ACK to a good HELLO, are read and ignored).
 bool closed_by_peer(WireClient& client) {
@@ -183,9 +191,7 @@ TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned fr
   CHECK_THAT(clyde_log, Catch::Contains("lost " + address(b1_port)));
   CHECK_THAT(clyde_log, Catch::Contains("connected to " + address(b2_port)));
   CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
-  const int64_t end = now_s();
-  check_exact(expected_workload({0, 1}, kPerThread),
-              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+  check_stored_exactly_once(dir, {0, 1}, start);
 }
 
 TEST_CASE("a judger killed with SIGKILL behind Bonnie: Bonnie spools, replays after its restart, nothing twice",
@@ -215,9 +221,7 @@ TEST_CASE("a judger killed with SIGKILL behind Bonnie: Bonnie spools, replays af
   INFO("bonnie:\n" << bonnie_log << "\njudger 2:\n" << read_file(dir.file("judger2.log")));
   CHECK_THAT(bonnie_log, Catch::Contains("link judger-1: lost"));
   CHECK_THAT(bonnie_log, Catch::Contains("0 spooled now"));
-  const int64_t end = now_s();
-  check_exact(expected_workload({0, 1}, kPerThread),
-              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+  check_stored_exactly_once(dir, {0, 1}, start);
 }
 
 TEST_CASE("an agent killed with batches in its spool replays them through Bonnie after its restart",
@@ -247,9 +251,7 @@ TEST_CASE("an agent killed with batches in its spool replays them through Bonnie
   INFO("second agent:\n" << read_file(dir.file("agent2.log")) << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")));
   CHECK_THAT(read_file(dir.file("agent2.log")),
              Catch::Contains("replaying them first") && Catch::Contains("0 waiting in the spool"));
-  const int64_t end = now_s();
-  check_exact(expected_workload({0}, kPerThread),
-              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+  check_stored_exactly_once(dir, {0}, start);
 }
 
 TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, and routes the rest",

@@ -126,7 +126,7 @@ TEST_CASE("tables grow past their first size without losing cells", "[aggregator
   CHECK(agg.live_cells() == 0);
 }
 
-TEST_CASE("per-second results merge to the all-at-once result; servers merge to the total",
+TEST_CASE("per-second results merge to the all-at-once result, and servers merge to the total",
           "[aggregator][property]") {
   std::mt19937_64 rng(Catch::rngSeed());
   for (int trial = 0; trial < 30; ++trial) {

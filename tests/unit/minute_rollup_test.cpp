@@ -67,7 +67,7 @@ TEST_CASE("seconds roll up to a minute per server and in total by each op's rule
   CHECK(rollup.due(kBase + 71).empty());  // handed out once
 }
 
-TEST_CASE("late data amends a minute in memory or reopens it from the store; too old is counted", "[rollup][failure]") {
+TEST_CASE("late data amends a minute in memory or reopens it from the store, and too old is counted", "[rollup][failure]") {
   monitor::test::TempDir dir;
   auto store = *MinuteStore::open(dir.file("j.db"));
   auto finish = [&](const std::vector<FinishedMinute>& due) {
