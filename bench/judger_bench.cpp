@@ -27,7 +27,7 @@ std::vector<std::vector<PendingRecord>> make_batches(NameTable& names, int64_t s
     PendingRecord p{names.intern("Bench.Judger", "Attr.N" + std::to_string(i % 10)), {}};
     p.record.second = second;
     p.record.server_id = i / 10;
-    p.record.ops = 1;  // SUM
+    p.record.ops = 1 | 64;  // SUM and COUNT, as the daemon bench sends
     p.record.stats.add(i, second * 1'000'000'000);
     batches[static_cast<size_t>(i / kBatch)].push_back(std::move(p));
   }

@@ -6,17 +6,20 @@
 namespace monitor::judger {
 
 size_t MinuteRollup::KeyHash::operator()(const Key& k) const noexcept {
-  return mix64((static_cast<uint64_t>(k.name) << 32 | k.op) ^ 0x9E3779B97F4A7C15ULL,
-               static_cast<uint64_t>(k.server) ^ 0xD6E8FEB86659FD93ULL);
+  // The table takes the low bits: finish with splitmix64's mixer so every
+  // input bit reaches them (a bare multiply left long probe chains).
+  uint64_t x = (static_cast<uint64_t>(k.name) << 32 | k.ops) * 0x9E3779B97F4A7C15ULL ^
+               static_cast<uint64_t>(k.server) * 0xC2B2AE3D27D4EB4FULL;
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ULL;
+  x ^= x >> 29;
+  return x;
 }
 
-
-MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
-  const auto& r = p.record;
-  const int64_t minute = r.second - ((r.second % 60) + 60) % 60;
+MinuteRollup::Minute* MinuteRollup::open_minute(int64_t minute, int64_t now_s) {
   if (now_s - minute > options_.max_age_s) {
     ++too_late_;
-    return AddResult::kTooLate;
+    return nullptr;
   }
   auto [it, opened] = minutes_.try_emplace(minute);
   Minute& m = it->second;
@@ -30,14 +33,21 @@ MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s)
     }
   }
   m.dirty = true;
-  const uint32_t name = p.name;
-  for (const auto& op : model::kOps) {
-    if ((r.ops & op.bit) == 0) continue;
-    for (const int64_t server : {r.server_id, int64_t{-1}}) {
-      Cell& cell = m.cells[Key{name, op.bit, server}];
-      cell.stats.merge(r.stats);
-      if (op.bit == 128u) cell.hist.merge(r.hist);
-    }
+  return &m;
+}
+
+namespace {
+int64_t minute_of(int64_t second) { return second - ((second % 60) + 60) % 60; }
+}  // namespace
+
+MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
+  const auto& r = p.record;
+  Minute* m = open_minute(minute_of(r.second), now_s);
+  if (m == nullptr) return AddResult::kTooLate;
+  for (const int64_t server : {r.server_id, int64_t{-1}}) {
+    Cell& cell = m->cells[Key{p.name, r.ops, server}];
+    cell.stats.merge(r.stats);
+    if (r.ops & 128u) cell.hist.merge(r.hist);
   }
   return AddResult::kAccepted;
 }
@@ -46,7 +56,7 @@ void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cel
                                  std::vector<MinutePoint>& out) const {
   const std::string& service = names_.service(key.name);
   const std::string& attr = names_.attr(key.name);
-  const uint32_t op = key.op;
+  const uint32_t op = key.ops;
   const int64_t server = key.server;
   const model::Stats& s = cell.stats;
   auto emit = [&](uint32_t code, double value) { out.push_back(MinutePoint{service, attr, code, server, minute, value}); };
@@ -76,10 +86,19 @@ std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
     if (now_s < minute + 60 + options_.grace_s) break;  // this and later minutes still open
     if (m.dirty) {
       FinishedMinute f{minute, {}, {}, m.finished};
+      Cells per_op;  // the live cells split by op: one point (and one stored cell) per op
       m.cells.for_each([&](const Key& key, const Cell& cell) {
+        for (const auto& op : model::kOps) {
+          if ((key.ops & op.bit) == 0) continue;
+          Cell& merged = per_op[Key{key.name, op.bit, key.server}];
+          merged.stats.merge(cell.stats);
+          if (op.bit == 128u) merged.hist.merge(cell.hist);
+        }
+      });
+      per_op.for_each([&](const Key& key, const Cell& cell) {
         append_points(minute, key, cell, f.points);
         f.cells.push_back(
-            MinuteCell{names_.service(key.name), names_.attr(key.name), key.op, key.server, cell.stats, cell.hist});
+            MinuteCell{names_.service(key.name), names_.attr(key.name), key.ops, key.server, cell.stats, cell.hist});
       });
       out.push_back(std::move(f));
       m.finished = true;

@@ -65,9 +65,11 @@ class MinuteRollup {
  private:
   // A cell is found by integers, not by comparing strings (the roll-up
   // bounds the judger's ingest).
+  // Live cells are keyed by a record's whole op mask (one cell per series,
+  // not per op: a record is merged once); due() splits them per op.
   struct Key {
     uint32_t name;  // NameTable id
-    uint32_t op;
+    uint32_t ops;   // an op mask (live cells), or one op (per-op cells)
     int64_t server;  // -1: the total
     friend bool operator==(const Key&, const Key&) = default;
   };
@@ -78,11 +80,13 @@ class MinuteRollup {
     model::Stats stats;
     model::LogHistogram hist;
   };
+  using Cells = CellTable<Key, KeyHash, Cell>;
   struct Minute {
-    CellTable<Key, KeyHash, Cell> cells;
+    Cells cells;
     bool finished = false;
     bool dirty = false;  // changed since it was last handed out
   };
+  Minute* open_minute(int64_t minute, int64_t now_s);
   void append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out) const;
 
   const Options options_;
