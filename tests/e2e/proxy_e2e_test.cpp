@@ -194,6 +194,44 @@ TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned fr
   check_stored_exactly_once(dir, {0, 1}, start);
 }
 
+TEST_CASE("an agent whose proxy is killed fails over to another live proxy of its data centre, and nothing is lost",
+          "[e2e][proxy][crash]") {
+  TempDir dir;
+  TempRing ring("proxy-agent-failover");
+  register_service(dir, kService, kAttrs);
+  const int judger_port = free_port(), b1_port = free_port(), b2_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  std::optional<ChildProcess> bonnies[2];
+  bonnies[0].emplace(spawn_proxy(dir, "bonnie", "bonnie-1", b1_port, "central"));
+  bonnies[1].emplace(spawn_proxy(dir, "bonnie", "bonnie-2", b2_port, "central"));
+  auto other_dc = spawn_proxy(dir, "bonnie", "bonnie-far", free_port(), "elsewhere");  // never picked
+  std::this_thread::sleep_for(500ms);  // all three registered
+  auto agent = spawn_agent(dir, ring, "central", "agent.log");
+  const int64_t start = now_s();
+  run_writer(dir, ring, 0);
+  std::this_thread::sleep_for(2500ms);
+  // The agent picked one at random; kill that one.
+  const std::string first_log = read_file(dir.file("agent.log"));
+  const bool on_first = first_log.find("forwarding to " + address(b1_port)) != std::string::npos;
+  REQUIRE((on_first || first_log.find("forwarding to " + address(b2_port)) != std::string::npos));
+  const int used = on_first ? 0 : 1;
+  const int other_port = on_first ? b2_port : b1_port;
+  bonnies[used]->signal(SIGKILL);
+  REQUIRE(bonnies[used]->wait_for(5s) == 128 + SIGKILL);
+  run_writer(dir, ring, 1);
+  std::this_thread::sleep_for(5s);
+  stop(agent, "agent");
+  stop(*bonnies[1 - used], "the other bonnie");
+  stop(other_dc, "bonnie of another dc");
+  stop(judger, "judger");
+  const std::string agent_log = read_file(dir.file("agent.log"));
+  INFO("agent:\n" << agent_log);
+  CHECK_THAT(agent_log, Catch::Contains("forwarding to " + address(other_port)));
+  CHECK_THAT(agent_log, Catch::Contains("0 waiting in the spool"));
+  CHECK(read_file(dir.file("bonnie-far.log")).find(": agent ") == std::string::npos);  // no agent came
+  check_stored_exactly_once(dir, {0, 1}, start);
+}
+
 TEST_CASE("a judger killed with SIGKILL behind Bonnie: Bonnie spools, replays after its restart, nothing twice",
           "[e2e][proxy][crash]") {
   TempDir dir;
