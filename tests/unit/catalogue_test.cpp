@@ -1,0 +1,57 @@
+// Bonnie's view of the registry: what it routes, drops, and hands to Clydes.
+#include <chrono>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "common/registry/registry.hpp"
+#include "proxy/catalogue.hpp"
+#include "support/temp_names.hpp"
+
+using monitor::proxy::Catalogue;
+using monitor::test::TempDir;
+using namespace std::chrono_literals;
+using boost::json::object;
+
+TEST_CASE("the catalogue routes registered attrs to their judger and says why it drops the rest", "[proxy]") {
+  TempDir dir;
+  auto registry = std::move(*monitor::registry::open_registry("file:" + dir.path() + "/registry"));
+  REQUIRE(registry->put("services", "Shop.Api", object{{"id", 1}, {"attrs", object{{"Orders.Placed", 1}}}}));
+  REQUIRE(registry->put("services", "Shop.Web", object{{"id", 2}, {"attrs", object{{"Page.Views", 1}}}}));
+  REQUIRE(registry->put("services", "Bad.Shape", object{{"id", 3}}));  // no attrs: skipped, said
+  REQUIRE(registry->put("assignments", "Shop.Api", object{{"judger", "judger-1"}}));
+  REQUIRE(registry->put("assignments", "Shop.Web", object{{"owner", "judger-2"}}));  // wrong key: unassigned
+  REQUIRE(registry->put_live("judgers", "judger-1", object{{"address", "127.0.0.1:7300"}}, 10s));
+  REQUIRE(registry->put_live("proxies", "bonnie-b", object{{"address", "10.0.0.2:7200"}, {"role", "bonnie"}}, 10s));
+  REQUIRE(registry->put_live("proxies", "bonnie-a", object{{"address", "10.0.0.1:7200"}, {"role", "bonnie"}}, 10s));
+  REQUIRE(registry->put_live("proxies", "clyde-1", object{{"address", "10.1.0.1:7100"}, {"role", "clyde"}}, 10s));
+  // Expired: its owner died. Never routed to, never handed out.
+  REQUIRE(registry->put_live("proxies", "bonnie-dead", object{{"address", "10.0.0.9:7200"}, {"role", "bonnie"}}, 1ms));
+  std::this_thread::sleep_for(5ms);
+
+  std::vector<std::string> problems;
+  auto loaded = Catalogue::load(*registry, problems);
+  REQUIRE(loaded.has_value());
+  const Catalogue& c = *loaded;
+  std::string judger;
+  CHECK(c.judge("Shop.Api", "Orders.Placed", judger) == Catalogue::Verdict::kRoute);
+  CHECK(judger == "judger-1");
+  CHECK(c.judger_address("judger-1") == "127.0.0.1:7300");
+  CHECK(c.judger_address("judger-2").empty());  // not live
+  CHECK(c.judge("Shop.Api", "Orders.Unknown", judger) == Catalogue::Verdict::kUnknownAttr);
+  CHECK(c.judge("Nobody.Knows", "Orders.Placed", judger) == Catalogue::Verdict::kUnknownService);
+  CHECK(c.judge("Bad.Shape", "Any.Attr", judger) == Catalogue::Verdict::kUnknownService);
+  CHECK(c.judge("Shop.Web", "Page.Views", judger) == Catalogue::Verdict::kUnassigned);
+  CHECK(c.bonnies() == std::vector<std::string>{"10.0.0.1:7200", "10.0.0.2:7200"});
+  CHECK(c.assigned_judgers() == std::set<std::string>{"judger-1"});
+  REQUIRE(problems.size() == 2);
+  CHECK_THAT(problems[0], Catch::Contains("services/Bad.Shape"));
+  CHECK_THAT(problems[1], Catch::Contains("assignments/Shop.Web"));
+
+  // Equal catalogues compare equal (Bonnie re-judges routes only on a change).
+  std::vector<std::string> again;
+  CHECK(*Catalogue::load(*registry, again) == c);
+  REQUIRE(registry->put("services", "Shop.Api", object{{"id", 1}, {"attrs", object{{"Orders.Placed", 1}, {"X.Y", 2}}}}));
+  CHECK_FALSE(*Catalogue::load(*registry, again) == c);
+}
