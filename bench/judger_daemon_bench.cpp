@@ -68,31 +68,14 @@ double run_client(int port, uint64_t sender, uint64_t& sequence, const Sink* dis
   const int fd = connect_to(port, 10s);
   const std::string hello = hello_and_names(sender);
   if (!write_all(fd, hello.data(), hello.size())) throw std::runtime_error("send hello");
-  std::atomic<int64_t> acked{0};
-  std::atomic<bool> done{false};
-  std::thread reader;
-  if (discard == nullptr) {
-    reader = std::thread([&] {
-      wire::FrameDecoder decoder;
-      std::vector<char> buffer(1 << 16);
-      while (!done) {
-        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
-        if (n <= 0) return;
-        decoder.feed(std::string_view(buffer.data(), static_cast<size_t>(n)));
-        wire::Frame frame{};
-        while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
-          if (frame.type == wire::FrameType::kAck) acked.fetch_add(1);
-        }
-      }
-    });
-  }
+  AckCounter acked(fd, discard == nullptr);
   int64_t sent = 0;
   uint64_t sent_bytes = 0;
   const uint64_t bytes_before = discard != nullptr ? discard->bytes() : 0;
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
   for (int index = 0; std::chrono::steady_clock::now() < end; index = (index + 1) % kBatchesPerRound) {
-    while (discard == nullptr && sent - acked.load() >= kWindow) std::this_thread::sleep_for(50us);
+    while (discard == nullptr && sent - acked.count() >= kWindow) std::this_thread::sleep_for(50us);
     const std::string frame = batch_frame(sender, ++sequence, wall_second(), index);
     if (!write_all(fd, frame.data(), frame.size())) throw std::runtime_error("send batch");
     ++sent;
@@ -101,13 +84,12 @@ double run_client(int port, uint64_t sender, uint64_t& sequence, const Sink* dis
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double batches;
   if (discard == nullptr) {
-    batches = static_cast<double>(acked.load());
+    batches = static_cast<double>(acked.count());
   } else {
     batches = static_cast<double>(discard->bytes() - bytes_before) / (static_cast<double>(sent_bytes) / static_cast<double>(sent));
   }
-  done = true;
-  ::shutdown(fd, SHUT_RDWR);
-  if (reader.joinable()) reader.join();
+  ::shutdown(fd, SHUT_RDWR);  // ends the counter's thread
+  acked.join();
   ::close(fd);
   return batches * kRecordsPerBatch / elapsed;
 }

@@ -138,6 +138,39 @@ class Sink {
   std::thread thread_;
 };
 
+/// Counts the ACK frames arriving on `fd`, on a thread of its own (when
+/// `enabled`) that ends when the connection does.
+class AckCounter {
+ public:
+  AckCounter(int fd, bool enabled) {
+    if (!enabled) return;
+    thread_ = std::thread([this, fd] {
+      wire::FrameDecoder decoder;
+      std::vector<char> buffer(1 << 16);
+      while (true) {
+        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+        if (n <= 0) return;
+        decoder.feed(std::string_view(buffer.data(), static_cast<size_t>(n)));
+        wire::Frame frame{};
+        while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
+          if (frame.type == wire::FrameType::kAck) count_.fetch_add(1);
+        }
+      }
+    });
+  }
+  ~AckCounter() { join(); }
+  AckCounter(const AckCounter&) = delete;
+  int64_t count() const noexcept { return count_.load(); }
+  /// Waits for the thread; shut the connection down first.
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<int64_t> count_{0};
+  std::thread thread_;
+};
+
 /// A daemon started with posix_spawn, stopped with SIGTERM when destroyed.
 class DaemonProcess {
  public:

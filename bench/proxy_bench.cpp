@@ -79,31 +79,14 @@ double run_client(int port, bool acknowledged, const Sink* discard, double secon
   const std::string hello = hello_and_names();
   const std::string batch = batch_frame(1);
   if (!write_all(fd, hello.data(), hello.size())) throw std::runtime_error("send hello");
-  std::atomic<int64_t> acked{0};
-  std::atomic<bool> done{false};
-  std::thread reader;
-  if (acknowledged) {
-    reader = std::thread([&] {
-      wire::FrameDecoder decoder;
-      std::vector<char> buffer(1 << 16);
-      while (!done) {
-        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
-        if (n <= 0) return;
-        decoder.feed(std::string_view(buffer.data(), static_cast<size_t>(n)));
-        wire::Frame frame{};
-        while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
-          if (frame.type == wire::FrameType::kAck) acked.fetch_add(1);
-        }
-      }
-    });
-  }
+  AckCounter acked(fd, acknowledged);
   int64_t sent = 0;
   const uint64_t bytes_before = discard ? discard->bytes() : 0;
-  const int64_t acked_before = acked.load();
+  const int64_t acked_before = acked.count();
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < end) {
-    if (acknowledged && sent - acked.load() >= kWindow) {
+    if (acknowledged && sent - acked.count() >= kWindow) {
       std::this_thread::yield();
       continue;
     }
@@ -113,13 +96,12 @@ double run_client(int port, bool acknowledged, const Sink* discard, double secon
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   double batches;
   if (acknowledged) {
-    batches = static_cast<double>(acked.load() - acked_before);
+    batches = static_cast<double>(acked.count() - acked_before);
   } else {
     batches = static_cast<double>(discard->bytes() - bytes_before) / static_cast<double>(batch.size());
   }
-  done = true;
-  ::shutdown(fd, SHUT_RDWR);
-  if (reader.joinable()) reader.join();
+  ::shutdown(fd, SHUT_RDWR);  // ends the counter's thread
+  acked.join();
   ::close(fd);
   return batches * kRecordsPerBatch / elapsed;
 }
