@@ -153,7 +153,14 @@ class AckCounter {
         decoder.feed(std::string_view(buffer.data(), static_cast<size_t>(n)));
         wire::Frame frame{};
         while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
-          if (frame.type == wire::FrameType::kAck) count_.fetch_add(1);
+          if (frame.type != wire::FrameType::kAck) continue;
+          const auto now = std::chrono::steady_clock::now();
+          if (count_.load() > 0) {
+            const auto gap = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
+            if (gap > longest_gap_us_.load()) longest_gap_us_ = gap;
+          }
+          last_ = now;
+          count_.fetch_add(1);
         }
       }
     });
@@ -161,6 +168,8 @@ class AckCounter {
   ~AckCounter() { join(); }
   AckCounter(const AckCounter&) = delete;
   int64_t count() const noexcept { return count_.load(); }
+  /// The longest time between two ACKs: how long the receiver stalled.
+  int64_t longest_gap_us() const noexcept { return longest_gap_us_.load(); }
   /// Waits for the thread; shut the connection down first.
   void join() {
     if (thread_.joinable()) thread_.join();
@@ -168,6 +177,8 @@ class AckCounter {
 
  private:
   std::atomic<int64_t> count_{0};
+  std::atomic<int64_t> longest_gap_us_{0};
+  std::chrono::steady_clock::time_point last_;  // the counter's thread only
   std::thread thread_;
 };
 

@@ -1,9 +1,11 @@
 #include "judger/judger.hpp"
 
 #include <cmath>
+#include <span>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -114,9 +116,37 @@ void Judger::register_self() {
   }
 }
 
-void Judger::finish_due_minutes(int64_t now_s) {
+asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
+  finishing_ = true;
+  const int64_t pending_through = store_->last_pending_id();
+  // Stored in parts of a few thousand rows, yielding to the io thread between
+  // them: one transaction for a minute of 100 000 series held batches and
+  // heartbeats for seconds.
+  constexpr size_t kPart = 4096;
   for (const FinishedMinute& minute : rollup_->due(now_s)) {
-    if (auto r = store_->finish_minute(minute.minute, minute.points, minute.cells); !r) {
+    auto stored = [&]() -> asio::awaitable<boost::system::result<void>> {
+      const std::span<const MinutePoint> points(minute.points);
+      for (size_t i = 0; i < points.size(); i += kPart) {
+        if (auto r = store_->put_minute_points(points.subspan(i, std::min(kPart, points.size() - i))); !r) co_return r;
+        co_await asio::post(io_, asio::use_awaitable);
+      }
+      // Archives in ranges of series ids, each a short transaction.
+      auto series_end = store_->series_id_end();
+      if (!series_end) co_return series_end.error();
+      constexpr int64_t kSeriesPart = 16384;
+      for (int64_t from = 0; from < *series_end; from += kSeriesPart) {
+        if (auto r = store_->put_minute_archives(minute.minute, from, from + kSeriesPart); !r) co_return r;
+        co_await asio::post(io_, asio::use_awaitable);
+      }
+      const std::span<const MinuteCell> cells(minute.cells);
+      for (size_t i = 0; i == 0 || i < cells.size(); i += kPart) {
+        const auto part = cells.subspan(i, std::min(kPart, cells.size() - i));
+        if (auto r = store_->stage_minute_cells(minute.minute, part, i == 0); !r) co_return r;
+        co_await asio::post(io_, asio::use_awaitable);
+      }
+      co_return store_->complete_minute(minute.minute, pending_through);
+    };
+    if (auto r = co_await stored(); !r) {
       // The minute's records stay pending in the store: a restart rolls them up again.
       ++counters_.store_errors;
       spdlog::error("storing minute {}: {}", minute.minute, r.error().message());
@@ -126,6 +156,7 @@ void Judger::finish_due_minutes(int64_t now_s) {
     spdlog::debug("stored minute {} ({} points{})", minute.minute, minute.points.size(),
                   minute.amended ? ", amended" : "");
   }
+  finishing_ = false;
 }
 
 void Judger::report_health() {
@@ -155,7 +186,8 @@ asio::awaitable<void> Judger::tick_loop() {
   int ticks = 0;
   while (!stopping_) {
     const int64_t now_s = realtime_ns() / 1'000'000'000;
-    finish_due_minutes(now_s);
+    // One run at a time: parts of two runs for one minute must not interleave.
+    if (!finishing_) asio::co_spawn(io_, finish_due_minutes(now_s), asio::detached);
     if (ticks % 3 == 0) register_self();
     if (ticks % 5 == 0) report_health();
     if (ticks % 60 == 0) {

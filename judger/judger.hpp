@@ -53,7 +53,7 @@ class Judger {
   boost::asio::awaitable<void> http_accept_loop();
   boost::asio::awaitable<void> http_session(boost::asio::ip::tcp::socket socket);
   std::string health_json() const;
-  void finish_due_minutes(int64_t now_s);
+  boost::asio::awaitable<void> finish_due_minutes(int64_t now_s);
   void register_self();
   void log_health();
   void report_health();
@@ -74,6 +74,7 @@ class Judger {
   uint64_t load_records_ = 0;
   int64_t load_cpu_ns_ = 0;
   int64_t load_wall_ns_ = 0;
+  bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
   bool stopping_ = false;
 };
 

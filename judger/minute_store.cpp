@@ -7,6 +7,8 @@
 #include <map>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "wire/byte_io.hpp"
 
 namespace monitor::judger {
@@ -111,6 +113,11 @@ CREATE TABLE IF NOT EXISTS minute_cells (
   count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
   first_time INTEGER NOT NULL, last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB,
   PRIMARY KEY (minute, service, attr, op, server_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute_cells_staging (
+  minute INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
+  count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
+  first_time INTEGER NOT NULL, last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB,
+  PRIMARY KEY (minute, service, attr, op, server_id)) WITHOUT ROWID;
 )sql";
 
 // The eight Stats columns (count, sum, min, max, first, first_time, last,
@@ -198,6 +205,11 @@ boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std:
   if (auto schema = store->exec(kSchema); !schema) return schema.error();
   if (auto seen = store->load_seen(); !seen) return seen.error();
   if (auto names = store->load_names(); !names) return names.error();
+  {
+    Statement last(db, "SELECT coalesce(max(id), 0) FROM pending_records");
+    if (last.step() != SQLITE_ROW) return sqlite_error(last.prepare_rc() != SQLITE_OK ? last.prepare_rc() : SQLITE_ERROR);
+    store->last_pending_id_ = last.int64(0);
+  }
   store->append_ = std::make_unique<AppendStatements>(db);
   if (const int prepared = store->append_->prepare_rc(); prepared != SQLITE_OK) return sqlite_error(prepared);
   return store;
@@ -279,6 +291,7 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
     if (const int rc = insert.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     insert.reset();
   }
+  const int64_t last_row = sqlite3_last_insert_rowid(db_);
   Statement& merged = append_->merged;
   for (const uint64_t first : change->removed) {
     merged.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(first));
@@ -294,6 +307,7 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   if (seen_rc != SQLITE_DONE) return sqlite_error(seen_rc);
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   persisted_names_ = names_now;
+  if (!bodies.empty()) last_pending_id_ = last_row;
   seen_.apply(*change);
   return AppendResult::kStored;
 }
@@ -315,13 +329,14 @@ boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
   return out;
 }
 
-boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std::vector<MinutePoint>& points,
-                                                       const std::vector<MinuteCell>& cells) {
-  Transaction txn(db_);
-  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
-  Statement put_cell(db_,
-                     "INSERT OR REPLACE INTO minute_cells (minute, service, attr, op, server_id, count, sum, min, max, "
-                     "first, first_time, last, last_time, hist) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+boost::system::result<void> MinuteStore::write_cells(const char* table, int64_t minute,
+                                                     std::span<const MinuteCell> cells) {
+  Statement put_cell(db_, fmt::format("INSERT OR REPLACE INTO {} (minute, service, attr, op, server_id, count, sum, "
+                                      "min, max, first, first_time, last, last_time, hist) "
+                                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                      table)
+                              .c_str());
+  if (put_cell.prepare_rc() != SQLITE_OK) return sqlite_error(put_cell.prepare_rc());
   for (const auto& c : cells) {
     put_cell.bind(1, minute).bind(2, c.service).bind(3, c.attr).bind(4, int64_t{c.op}).bind(5, c.server_id);
     bind_stats(put_cell, 6, c.stats);
@@ -329,6 +344,10 @@ boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std
     if (const int rc = put_cell.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     put_cell.reset();
   }
+  return {};
+}
+
+boost::system::result<void> MinuteStore::write_points(std::span<const MinutePoint> points) {
   Statement add_series(db_, "INSERT OR IGNORE INTO series (service, attr, op, server_id) VALUES (?,?,?,?)");
   Statement find_series(db_, "SELECT id FROM series WHERE service = ? AND attr = ? AND op = ? AND server_id = ?");
   Statement put(db_,
@@ -346,20 +365,101 @@ boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std
     if (const int rc = put.step(); rc != SQLITE_DONE) return sqlite_error(rc);
     put.reset();
   }
-  // Re-derive the archives of every series that has this minute, from minutes.
-  for (const int64_t resolution : {int64_t{300}, int64_t{3600}}) {
-    const int64_t period = minute - minute % resolution;
-    Statement fold(db_,
+  return {};
+}
+
+boost::system::result<void> MinuteStore::write_archives(int64_t minute, int64_t series_from, int64_t series_to) {
+  // Re-derive, for the series with a point in this minute, the 5-minute
+  // archive from its (at most 5) minutes, then the hour from its (at most 12)
+  // 5-minute points: folding the hour from up to 60 minutes made the work of
+  // each minute grow through the hour (seconds for 100 000 series).
+  const int64_t five = minute - minute % 300, hour = minute - minute % 3600;
+  Statement fold5(db_,
+                  "INSERT OR REPLACE INTO points (series, resolution, ts, value, min, max, minutes) "
+                  "SELECT series, 300, ?1, avg(value), min(value), max(value), count(*) FROM points "
+                  "WHERE resolution = 60 AND ts >= ?1 AND ts < ?1 + 300 AND series IN "
+                  "(SELECT series FROM points WHERE resolution = 60 AND ts = ?2 AND series >= ?3 AND series < ?4) "
+                  "GROUP BY series");
+  fold5.bind(1, five).bind(2, minute).bind(3, series_from).bind(4, series_to);
+  if (const int rc = fold5.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  Statement fold60(db_,
                    "INSERT OR REPLACE INTO points (series, resolution, ts, value, min, max, minutes) "
-                   "SELECT series, ?1, ?2, avg(value), min(value), max(value), count(*) FROM points "
-                   "WHERE resolution = 60 AND ts >= ?2 AND ts < ?2 + ?1 "
-                   "AND series IN (SELECT series FROM points WHERE resolution = 60 AND ts = ?3) GROUP BY series");
-    fold.bind(1, resolution).bind(2, period).bind(3, minute);
-    if (const int rc = fold.step(); rc != SQLITE_DONE) return sqlite_error(rc);
-  }
-  Statement done(db_, "DELETE FROM pending_records WHERE minute = ?");
-  done.bind(1, minute);
+                   "SELECT series, 3600, ?1, sum(value * minutes) / sum(minutes), min(min), max(max), sum(minutes) "
+                   "FROM points WHERE resolution = 300 AND ts >= ?1 AND ts < ?1 + 3600 AND series IN "
+                   "(SELECT series FROM points WHERE resolution = 60 AND ts = ?2 AND series >= ?3 AND series < ?4) "
+                   "GROUP BY series");
+  fold60.bind(1, hour).bind(2, minute).bind(3, series_from).bind(4, series_to);
+  if (const int rc = fold60.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<void> MinuteStore::write_completion(int64_t minute, int64_t pending_through) {
+  Statement done(db_, "DELETE FROM pending_records WHERE minute = ? AND id <= ?");
+  done.bind(1, minute).bind(2, pending_through);
   if (const int rc = done.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std::vector<MinutePoint>& points,
+                                                       const std::vector<MinuteCell>& cells) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  if (auto r = write_cells("minute_cells", minute, cells); !r) return r;
+  if (auto r = write_points(points); !r) return r;
+  if (auto r = write_archives(minute, 0, INT64_MAX); !r) return r;
+  if (auto r = write_completion(minute, INT64_MAX); !r) return r;
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<void> MinuteStore::put_minute_points(std::span<const MinutePoint> points) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  if (auto r = write_points(points); !r) return r;
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<void> MinuteStore::put_minute_archives(int64_t minute, int64_t series_from,
+                                                             int64_t series_to) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  if (auto r = write_archives(minute, series_from, series_to); !r) return r;
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<int64_t> MinuteStore::series_id_end() {
+  Statement st(db_, "SELECT coalesce(max(id), 0) + 1 FROM series");
+  if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
+  if (const int rc = st.step(); rc != SQLITE_ROW) return sqlite_error(rc);
+  return st.int64(0);
+}
+
+boost::system::result<void> MinuteStore::stage_minute_cells(int64_t minute, std::span<const MinuteCell> cells,
+                                                            bool first_part) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  if (first_part) {  // what a run cut short by a crash staged is not this minute's state
+    Statement stale(db_, "DELETE FROM minute_cells_staging WHERE minute = ?");
+    stale.bind(1, minute);
+    if (const int rc = stale.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  }
+  if (auto r = write_cells("minute_cells_staging", minute, cells); !r) return r;
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
+boost::system::result<void> MinuteStore::complete_minute(int64_t minute, int64_t pending_through) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  Statement move(db_, "INSERT OR REPLACE INTO minute_cells SELECT * FROM minute_cells_staging WHERE minute = ?");
+  move.bind(1, minute);
+  if (const int rc = move.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  Statement clear(db_, "DELETE FROM minute_cells_staging WHERE minute = ?");
+  clear.bind(1, minute);
+  if (const int rc = clear.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  if (auto r = write_completion(minute, pending_through); !r) return r;
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   return {};
 }
@@ -435,6 +535,10 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   st.bind(1, now_s - retention_.minute_s).bind(2, now_s - retention_.five_minute_s).bind(3, now_s - retention_.hour_s);
   if (const int rc = st.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   const auto removed = static_cast<int64_t>(sqlite3_changes(db_));
+  // Staged cells an hour old are left from a run cut short by a crash.
+  Statement staged(db_, "DELETE FROM minute_cells_staging WHERE minute < ?");
+  staged.bind(1, now_s - 3600);
+  if (const int rc = staged.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   // Mergeable state lives as long as the minute points it can amend.
   Statement cells(db_, "DELETE FROM minute_cells WHERE minute < ?");
   cells.bind(1, now_s - retention_.minute_s);

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -109,6 +110,30 @@ class MinuteStore {
   [[nodiscard]] boost::system::result<void> finish_minute(int64_t minute, const std::vector<MinutePoint>& points,
                                                           const std::vector<MinuteCell>& cells = {});
 
+  /// The same, in parts, so a minute of many series does not hold the caller
+  /// (the judger's only thread) for seconds: any number of
+  /// put_minute_points(), then put_minute_archives() and stage_minute_cells()
+  /// (each its own transaction; the first staged part says so), then
+  /// complete_minute(), which moves the staged cells in and removes the minute's pending
+  /// records with ids up to `pending_through` (last_pending_id() when the
+  /// minute was handed out: later records are its next amendment). A crash
+  /// before complete_minute() leaves the pending records and the old cells,
+  /// so the minute is rebuilt exactly and written again; points written by
+  /// then are replaced. Parts of one minute must not interleave with another
+  /// run for the same minute.
+  [[nodiscard]] boost::system::result<void> put_minute_points(std::span<const MinutePoint> points);
+  [[nodiscard]] boost::system::result<void> stage_minute_cells(int64_t minute, std::span<const MinuteCell> cells,
+                                                               bool first_part);
+  /// Re-derives the 5-minute and hour archives of the series with ids in
+  /// [series_from, series_to) that have a point in `minute` (after its points).
+  [[nodiscard]] boost::system::result<void> put_minute_archives(int64_t minute, int64_t series_from,
+                                                                int64_t series_to);
+  /// One past the highest series id: the end of the ranges put_minute_archives() takes.
+  [[nodiscard]] boost::system::result<int64_t> series_id_end();
+  [[nodiscard]] boost::system::result<void> complete_minute(int64_t minute, int64_t pending_through);
+  /// The id of the last pending row stored (0 if none yet).
+  int64_t last_pending_id() const noexcept { return last_pending_id_; }
+
   /// The mergeable state stored for a finished minute (empty if none).
   [[nodiscard]] boost::system::result<std::vector<MinuteCell>> minute_cells(int64_t minute);
 
@@ -132,6 +157,10 @@ class MinuteStore {
   boost::system::result<void> exec(const char* sql);
   boost::system::result<void> load_seen();
   boost::system::result<void> load_names();
+  boost::system::result<void> write_cells(const char* table, int64_t minute, std::span<const MinuteCell> cells);
+  boost::system::result<void> write_points(std::span<const MinutePoint> points);
+  boost::system::result<void> write_archives(int64_t minute, int64_t series_from, int64_t series_to);
+  boost::system::result<void> write_completion(int64_t minute, int64_t pending_through);
 
   sqlite3* db_;
   const Retention retention_;
@@ -139,7 +168,8 @@ class MinuteStore {
   struct AppendStatements;
   std::unique_ptr<AppendStatements> append_;
   NameTable names_;
-  size_t persisted_names_ = 0;  // names_ ids below this are in table `names`
+  size_t persisted_names_ = 0;
+  int64_t last_pending_id_ = 0;  // names_ ids below this are in table `names`
 };
 
 }  // namespace monitor::judger

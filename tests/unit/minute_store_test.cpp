@@ -104,6 +104,51 @@ TEST_CASE("sequences arriving out of order over two paths are each stored once, 
   CHECK(store->seen_intervals() == 0);
 }
 
+TEST_CASE("a minute stored in parts: a crash before completing keeps the old state, a rerun replaces it",
+          "[store][crash]") {
+  TempDir dir;
+  auto cell = [](int64_t server, int64_t sum) {
+    MinuteCell c{"Shop.Api", "Orders.Placed", 1, server, {}, {}};
+    c.stats.add(sum, kBase * 1'000'000'000);
+    return c;
+  };
+  {
+    auto store = open_store(dir);
+    REQUIRE(store->append_batch(1, 1, {pending_record(kBase + 1, 1, 5), pending_record(kBase + 2, 2, 6)}, kBase));
+    const int64_t through = store->last_pending_id();
+    // A late record arrives while the minute is being stored: it is the next amendment's.
+    REQUIRE(store->append_batch(1, 2, {pending_record(kBase + 3, 1, 7)}, kBase));
+    REQUIRE(store->last_pending_id() > through);
+    const std::vector<MinutePoint> points = {point(kBase, 5, 1), point(kBase, 6, 2), point(kBase, 11)};
+    REQUIRE(store->put_minute_points(std::span(points).subspan(0, 2)));
+    REQUIRE(store->put_minute_points(std::span(points).subspan(2)));
+    const std::vector<MinuteCell> cells = {cell(1, 5), cell(2, 6), cell(-1, 11)};
+    REQUIRE(store->stage_minute_cells(kBase, std::span(cells).subspan(0, 1), true));
+    REQUIRE(store->stage_minute_cells(kBase, std::span(cells).subspan(1), false));
+    REQUIRE(store->complete_minute(kBase, through));
+    CHECK(store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 60, 60, kBase)->at(0).value == 11);
+    CHECK(store->minute_cells(kBase)->size() == 3);
+    const auto left = *store->pending();
+    REQUIRE(left.size() == 1);  // only the late record
+    CHECK(left[0].record.stats.sum == 7);
+
+    // The amendment's run is cut short by a crash after staging a part.
+    REQUIRE(store->stage_minute_cells(kBase, std::vector<MinuteCell>{cell(1, 12), cell(3, 99)}, true));
+  }
+  auto store = open_store(dir);
+  auto stored = *store->minute_cells(kBase);
+  REQUIRE(stored.size() == 3);  // the completed state, untouched by the staged part
+  for (const auto& c : stored) CHECK(c.stats.sum != 12);
+  CHECK(store->pending()->size() == 1);  // so the restart rebuilds the amendment exactly
+  // The rerun stages afresh: the crashed run's rows (server 3) are not carried in.
+  REQUIRE(store->stage_minute_cells(kBase, std::vector<MinuteCell>{cell(1, 12), cell(2, 6), cell(-1, 18)}, true));
+  REQUIRE(store->complete_minute(kBase, store->last_pending_id()));
+  stored = *store->minute_cells(kBase);
+  REQUIRE(stored.size() == 3);
+  for (const auto& c : stored) CHECK(c.server_id != 3);
+  CHECK(store->pending()->empty());
+}
+
 TEST_CASE("finishing a minute stores its points and drops only its pending records", "[store]") {
   TempDir dir;
   auto store = open_store(dir);
