@@ -13,7 +13,7 @@ struct JudgerConfig {
   std::string query_listen = "127.0.0.1:7301";  // the HTTP query API
   std::string data_dir = ".data/judger";
   std::string registry = "file:.data/registry";
-  int grace_s = 8;  // the agent sends a second 2-3 s after it ends; a minute is queryable by its end + 9 s
+  int grace_s = 7;  // the agent sends a second 2-3 s after it ends; a minute is queryable by its end + 8 s
   int late_window_s = 120;
   int idle_timeout_s = 60;  // a connection silent this long is closed
   int64_t server_id = 0;     // for the Monitor.Judger health metrics

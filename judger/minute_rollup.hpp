@@ -42,7 +42,7 @@ struct FinishedMinute {
 class MinuteRollup {
  public:
   struct Options {
-    int grace_s = 8;            // after a minute ends, before it is final
+    int grace_s = 7;            // after a minute ends, before it is final
     int late_window_s = 120;    // after it is final, how long it stays in memory
     int64_t max_age_s = 2 * 86400;  // older minutes cannot be amended any more
   };

@@ -72,11 +72,11 @@ end=$(date +%s)
 wait "$follower" || true
 sent=$(sed -n 's/.*Orders.Placed (SUM = \([0-9]*\)).*/\1/p' "$data/demo.out")
 
-# The judger closes a minute at its end plus its grace (8 s).
+# The judger closes a minute at its end plus its grace (7 s).
 first_minute=$((start - start % 60))
 last_minute=$((end - end % 60))
 minute_end=$((last_minute + 60))
-echo "== waiting $((minute_end + 8 - $(date +%s))) s or so for the judger to close minute(s)" \
+echo "== waiting $((minute_end + 7 - $(date +%s))) s or so for the judger to close minute(s)" \
   "$(date -u -d @"$first_minute" +%H:%M)-$(date -u -d @"$last_minute" +%H:%M) UTC"
 query() {
   build/console/monitorctl query --registry "$registry" --service Shop.Api --from "$first_minute" \
