@@ -1,5 +1,6 @@
 #include "agent/agent_config.hpp"
 
+#include <bit>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -12,11 +13,6 @@
 #include "monitor/monitor.h"
 
 namespace monitor::agent {
-namespace {
-
-bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-}  // namespace
 
 void AgentConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
@@ -54,10 +50,10 @@ void AgentConfig::load_file(const std::string& path) {
 }
 
 void AgentConfig::validate() const {
-  if (!is_power_of_two(ring_slots_per_lane) || ring_slots_per_lane < 64) {
+  if (!std::has_single_bit(ring_slots_per_lane) || ring_slots_per_lane < 64) {
     throw std::runtime_error("ring_slots_per_lane must be a power of two >= 64");
   }
-  if (!is_power_of_two(ring_name_capacity) || ring_name_capacity < 64 || ring_name_capacity > (1u << 24)) {
+  if (!std::has_single_bit(ring_name_capacity) || ring_name_capacity < 64 || ring_name_capacity > (1u << 24)) {
     throw std::runtime_error("ring_name_capacity must be a power of two in [64, 2^24]");
   }
   if (ring_lanes < 2 || ring_lanes > 65536 || ring_shared_lanes == 0 || ring_shared_lanes >= ring_lanes) {

@@ -1,5 +1,6 @@
 #include "ring/shm_segment.hpp"
 
+#include <bit>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -33,14 +34,12 @@ boost::system::error_code errno_code(int err) noexcept {
   return {err, boost::system::system_category()};
 }
 
-bool is_power_of_two(uint32_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
-
 // Header checks on bytes another process wrote: they are input, not invariants.
 boost::system::error_code check_header(const SegmentHeader& h, uint64_t object_size) noexcept {
   if (h.version != kRingVersion) return RingErrc::kVersionMismatch;
   if (h.header_size != sizeof(SegmentHeader) || h.slot_size != sizeof(Slot) ||
-      h.name_entry_size != sizeof(NameEntry) || !is_power_of_two(h.slots_per_lane) ||
-      !is_power_of_two(h.name_capacity) || h.name_capacity > kMaxNameCapacity || h.lane_count == 0 ||
+      h.name_entry_size != sizeof(NameEntry) || !std::has_single_bit(h.slots_per_lane) ||
+      !std::has_single_bit(h.name_capacity) || h.name_capacity > kMaxNameCapacity || h.lane_count == 0 ||
       h.shared_lane_count >= h.lane_count ||
       h.lane_size != sizeof(Lane) + uint64_t{h.slots_per_lane} * sizeof(Slot)) {
     return RingErrc::kBadGeometry;
@@ -78,7 +77,7 @@ boost::system::result<ShmSegment> ShmSegment::open_or_create(std::string_view na
   if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos) {
     return errno_code(EINVAL);
   }
-  if (!is_power_of_two(g.slots_per_lane) || !is_power_of_two(g.name_capacity) ||
+  if (!std::has_single_bit(g.slots_per_lane) || !std::has_single_bit(g.name_capacity) ||
       g.name_capacity > kMaxNameCapacity || g.shared_lane_count >= g.lane_count) {
     return errno_code(EINVAL);
   }
