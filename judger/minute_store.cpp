@@ -373,23 +373,19 @@ boost::system::result<void> MinuteStore::write_archives(int64_t minute, int64_t 
   // archive from its (at most 5) minutes, then the hour from its (at most 12)
   // 5-minute points: folding the hour from up to 60 minutes made the work of
   // each minute grow through the hour (seconds for 100 000 series).
-  const int64_t five = minute - minute % 300, hour = minute - minute % 3600;
-  Statement fold5(db_,
-                  "INSERT OR REPLACE INTO points (series, resolution, ts, value, min, max, minutes) "
-                  "SELECT series, 300, ?1, avg(value), min(value), max(value), count(*) FROM points "
-                  "WHERE resolution = 60 AND ts >= ?1 AND ts < ?1 + 300 AND series IN "
-                  "(SELECT series FROM points WHERE resolution = 60 AND ts = ?2 AND series >= ?3 AND series < ?4) "
-                  "GROUP BY series");
-  fold5.bind(1, five).bind(2, minute).bind(3, series_from).bind(4, series_to);
-  if (const int rc = fold5.step(); rc != SQLITE_DONE) return sqlite_error(rc);
-  Statement fold60(db_,
+  // Minute points have min = max = value and minutes = 1, so one weighted
+  // fold serves both levels.
+  for (const auto& [resolution, source] : {std::pair<int64_t, int64_t>{300, 60}, {3600, 300}}) {
+    Statement fold(db_,
                    "INSERT OR REPLACE INTO points (series, resolution, ts, value, min, max, minutes) "
-                   "SELECT series, 3600, ?1, sum(value * minutes) / sum(minutes), min(min), max(max), sum(minutes) "
-                   "FROM points WHERE resolution = 300 AND ts >= ?1 AND ts < ?1 + 3600 AND series IN "
-                   "(SELECT series FROM points WHERE resolution = 60 AND ts = ?2 AND series >= ?3 AND series < ?4) "
+                   "SELECT series, ?1, ?2, sum(value * minutes) / sum(minutes), min(min), max(max), sum(minutes) "
+                   "FROM points WHERE resolution = ?3 AND ts >= ?2 AND ts < ?2 + ?1 AND series IN "
+                   "(SELECT series FROM points WHERE resolution = 60 AND ts = ?4 AND series >= ?5 AND series < ?6) "
                    "GROUP BY series");
-  fold60.bind(1, hour).bind(2, minute).bind(3, series_from).bind(4, series_to);
-  if (const int rc = fold60.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+    fold.bind(1, resolution).bind(2, minute - minute % resolution).bind(3, source).bind(4, minute);
+    fold.bind(5, series_from).bind(6, series_to);
+    if (const int rc = fold.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  }
   return {};
 }
 
