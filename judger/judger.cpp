@@ -252,8 +252,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
       }
       case wire::FrameType::kDict: {
         std::vector<wire::DictEntry> entries;
-        error = wire::decode(read.payload, entries);
-        if (error == wire::WireError::kOk) error = dictionary.define(entries);
+        error = dictionary.define(read.payload, entries);
         if (error == wire::WireError::kOk) {
           for (const auto& entry : entries) {
             name_ids[entry.id] = store_->names().intern(entry.service, entry.attr);
@@ -264,8 +263,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
       }
       case wire::FrameType::kBatch: {
         wire::Batch batch;
-        error = wire::decode(read.payload, batch);
-        if (error == wire::WireError::kOk) error = dictionary.check(batch);
+        error = dictionary.decode_batch(read.payload, batch);
         if (error != wire::WireError::kOk) break;
         // A batch before HELLO, or an agent's batch for another sender.
         if (!peer_hello || (peer_hello->role == wire::Role::kAgent && batch.sender_id != peer_hello->sender_id)) {
@@ -275,7 +273,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         std::vector<PendingRecord> records;
         records.reserve(batch.records.size());
         for (auto& record : batch.records) {
-          const uint32_t name = name_ids[record.name_id];  // defined: dictionary.check() passed
+          const uint32_t name = name_ids[record.name_id];  // defined: decode_batch() checked
           records.push_back(PendingRecord{name, std::move(record)});
         }
         // Stored before acknowledged: an ACK means the batch survives a kill -9.

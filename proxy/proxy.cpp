@@ -290,14 +290,12 @@ asio::awaitable<void> Proxy::session(std::shared_ptr<Upstream> upstream) {
       }
       case wire::FrameType::kDict: {
         std::vector<wire::DictEntry> entries;
-        error = wire::decode(read.payload, entries);
-        if (error == wire::WireError::kOk) error = upstream->dictionary.define(entries);
+        error = upstream->dictionary.define(read.payload, entries);
         break;
       }
       case wire::FrameType::kBatch: {
         wire::Batch batch;
-        error = wire::decode(read.payload, batch);
-        if (error == wire::WireError::kOk) error = upstream->dictionary.check(batch);
+        error = upstream->dictionary.decode_batch(read.payload, batch);
         if (error != wire::WireError::kOk) break;
         if (!upstream->hello) {
           error = wire::WireError::kBadPayload;  // a batch before HELLO

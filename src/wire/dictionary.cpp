@@ -41,4 +41,14 @@ WireError ReceiveDictionary::check(const Batch& batch) const noexcept {
   return WireError::kOk;
 }
 
+WireError ReceiveDictionary::define(std::string_view payload, std::vector<DictEntry>& entries) {
+  const WireError error = decode(payload, entries);
+  return error == WireError::kOk ? define(entries) : error;
+}
+
+WireError ReceiveDictionary::decode_batch(std::string_view payload, Batch& batch) const {
+  const WireError error = decode(payload, batch);
+  return error == WireError::kOk ? check(batch) : error;
+}
+
 }  // namespace monitor::wire

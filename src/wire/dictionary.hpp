@@ -42,6 +42,12 @@ class ReceiveDictionary {
   /// kUnknownNameId if any record of the batch uses an undefined id.
   WireError check(const Batch& batch) const noexcept;
 
+  /// What a receiver does with a DICT frame: decode its payload and define
+  /// the entries (also returned, for the receiver's own use of the names).
+  WireError define(std::string_view payload, std::vector<DictEntry>& entries);
+  /// What a receiver does with a BATCH frame: decode it and check its ids.
+  WireError decode_batch(std::string_view payload, Batch& batch) const;
+
   size_t size() const noexcept { return names_.size(); }
 
  private:
