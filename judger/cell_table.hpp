@@ -31,8 +31,6 @@ class CellTable {
     }
   }
 
-  size_t size() const noexcept { return cells_.size(); }
-
   /// Calls f(key, cell) for every cell, in the order they were added.
   template <class F>
   void for_each(F&& f) const {

@@ -176,9 +176,10 @@ void Judger::report_health() {
 
 void Judger::log_health() {
   spdlog::info("health: {} connections, {} batches stored, {} duplicates, {} records, {} bad frames, "
-               "{} minutes stored, {} too late, {} store errors",
+               "{} minutes stored, {} too late, {} store errors, {} own health reports refused by the SDK",
                counters_.connections, counters_.batches_stored, counters_.batches_duplicate, counters_.records,
-               counters_.bad_frames, counters_.minutes_stored, rollup_->too_late(), counters_.store_errors);
+               counters_.bad_frames, counters_.minutes_stored, rollup_->too_late(), counters_.store_errors,
+               health_.failures());
 }
 
 asio::awaitable<void> Judger::tick_loop() {

@@ -403,10 +403,11 @@ void Proxy::log_health() {
                          c.heartbeat_timeouts);
   }
   spdlog::info("health: {} connections, {} batches in, {} records in, {} routed, dropped {} unknown service / "
-               "{} unknown attr / {} unassigned, {} bad frames, {} batches acknowledged{}",
+               "{} unknown attr / {} unassigned, {} bad frames, {} batches acknowledged, "
+               "{} own health reports refused by the SDK{}",
                counters_.connections, counters_.batches_in, counters_.records_in, counters_.records_routed,
                counters_.dropped_unknown_service, counters_.dropped_unknown_attr, counters_.dropped_unassigned,
-               counters_.bad_frames, counters_.batches_acked, links);
+               counters_.bad_frames, counters_.batches_acked, health_.failures(), links);
 }
 
 asio::awaitable<void> Proxy::tick_loop() {
