@@ -1,11 +1,14 @@
 #include "agent/agent.hpp"
 
+#include <grp.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -58,7 +61,41 @@ ring::ShmSegment open_ring(const AgentConfig& config) {
   return std::move(*segment);
 }
 
+// The group given the ring and the socket: the configured one, else "monitor"
+// when it exists, else none (-1: they keep the agent's own group).
+gid_t resolve_group(const std::string& configured) {
+  const std::string name = configured.empty() ? "monitor" : configured;
+  std::vector<char> buffer(16384);
+  group entry {};
+  group* found = nullptr;
+  getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+  if (found != nullptr) return found->gr_gid;
+  if (!configured.empty()) throw std::runtime_error(fmt::format("group {} does not exist", configured));
+  return static_cast<gid_t>(-1);
+}
+
+std::string group_name(gid_t gid) {
+  const group* g = getgrgid(gid);
+  return g != nullptr ? g->gr_name : std::to_string(gid);
+}
+
 }  // namespace
+
+void apply_ring_access(const ring::ShmSegment& segment, gid_t group, const std::string& name) {
+  // Only the owner (or root) may change these; a ring an earlier writer made
+  // keeps what it has, and the log says so.
+  const bool grouped = group == static_cast<gid_t>(-1) || fchown(segment.fd(), static_cast<uid_t>(-1), group) == 0;
+  const bool moded = fchmod(segment.fd(), 0660) == 0;
+  struct stat st {};
+  fstat(segment.fd(), &st);
+  if (!grouped || !moded) {
+    spdlog::warn("ring {}: could not set group {} and mode 0660 (owner uid {}); it stays mode {:04o} group {}", name,
+                 group_name(group), st.st_uid, st.st_mode & 07777, group_name(st.st_gid));
+  }
+  spdlog::info("ring {}: mode {:04o}, owner uid {}, group {}: processes of other users and groups get "
+               "MONITOR_ERR_UNAVAILABLE from the SDK",
+               name, st.st_mode & 07777, st.st_uid, group_name(st.st_gid));
+}
 
 void Agent::request_stop() noexcept { g_stop = 1; }
 
@@ -74,38 +111,50 @@ void Agent::install_signal_handlers() {
 Agent::Agent(AgentConfig config)
     : config_(std::move(config)), tsc_(20) {
   config_.validate();
-  auto reader = ring::RingReader::open(open_ring(config_));
+  ring_group_ = resolve_group(config_.group);
+  auto segment = open_ring(config_);
+  apply_ring_access(segment, ring_group_, config_.ring_name());
+  auto reader = ring::RingReader::open(std::move(segment));
   if (!reader) throw std::runtime_error(ring::describe(reader.error(), "read ring"));
   reader_.emplace(std::move(*reader));
   ring_names_.emplace(reader_->segment());
+  rebinds_seen_ = 0;
 
   if (!config_.socket.empty()) {
-    auto socket = SocketReceiver::bind(config_.socket, config_.socket_rcvbuf_bytes);
+    auto socket = SocketReceiver::bind(config_.socket, config_.socket_rcvbuf_bytes, ring_group_);
     if (!socket) throw std::runtime_error(ring::describe(socket.error(), "bind socket " + config_.socket));
     socket_.emplace(std::move(*socket));
     spdlog::info("listening for lines on {}", config_.socket);
   }
-  sink_ = std::make_unique<JsonLinesSink>(config_.output, names_);
-  output_ = sink_.get();
+  const std::string output = config_.effective_output();
+  if (output != "none") {
+    sink_ = std::make_unique<JsonLinesSink>(output, names_);
+    output_ = sink_.get();
+  }
   if (!config_.forward.empty() || !config_.registry.empty()) {
     const uint64_t sender_id = config_.sender_id != 0 ? config_.sender_id : default_sender_id(config_.ring_name());
     forwarder_ = std::make_unique<Forwarder>(
         Forwarder::Options{config_.forward, config_.registry, config_.dc, config_.spool_dir, config_.spool_max_bytes,
                            sender_id, fmt::format("agent {}", config_.ring_name())},
         names_);
-    tee_ = std::make_unique<TeeSink>(*sink_, *forwarder_);
-    output_ = tee_.get();
+    if (sink_) {
+      tee_ = std::make_unique<TeeSink>(*sink_, *forwarder_);
+      output_ = tee_.get();
+    } else {
+      output_ = forwarder_.get();
+    }
     spdlog::info("forwarding to {} as sender {}, spool {}",
                  config_.forward.empty() ? fmt::format("a proxy of {} from {}", config_.dc, config_.registry)
                                          : config_.forward,
                  sender_id, config_.spool_dir);
   }
+  if (output_ == nullptr) throw std::runtime_error("output is none and nothing to forward to: every aggregate would be lost");
   now_s_ = realtime_ns() / 1'000'000'000;
   aggregator_ = std::make_unique<Aggregator>(
       Aggregator::Options{config_.late_window_s, config_.future_window_s}, now_s_);
   ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
-               config_.future_window_s, tsc_.ticks_per_second() / 1e6, config_.output);
+               config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
 }
 
 Agent::~Agent() = default;
@@ -125,6 +174,11 @@ size_t Agent::poll_once() {
   Ingest& ingest = *ingest_;
   size_t work = reader_->drain([&](const ring::Slot& slot) { ingest.on_slot(slot, tsc_); });
   ingest.flush();
+  if (retired_) {
+    Ingest& old = *retired_->ingest;
+    work += retired_->reader.drain([&](const ring::Slot& slot) { old.on_slot(slot, tsc_); });
+    old.flush();
+  }
   if (socket_) {
     const int64_t received_ns = realtime_ns();
     work += socket_->receive(
@@ -151,13 +205,15 @@ void Agent::report_self(int64_t now_ns) {
   report("Ring.Abandoned", delta(c.ring_abandoned, r.ring_abandoned), kCounter);
   report("Ring.NamesFull", delta(c.ring_names_full, r.ring_names_full), kCounter);
   report("Ring.BadSlots", delta(c.bad_slots, r.bad_slots), kCounter);
+  report("Ring.Retired", delta(c.ring_retired, r.ring_retired), kCounter);
+  report("Ring.WriterRebinds", delta(c.writer_rebinds, r.writer_rebinds), kCounter);
   report("Socket.BadLines", delta(c.bad_lines_total(), r.bad_lines_total()), kCounter);
   report("Time.Late", delta(c.late, r.late), kCounter);
   report("Time.Future", delta(c.future, r.future), kCounter);
   report("Series.Live", static_cast<int64_t>(aggregator_->live_cells()), kGauge);
   report("Flush.Millis", last_flush_ms_, kGauge);
   last_flush_ms_ = 0;
-  report("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()), kGauge);
+  if (sink_) report("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()), kGauge);
   const RssInfo rss = read_rss();
   report("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes), kGauge);
   if (forwarder_) {
@@ -173,13 +229,72 @@ void Agent::report_self(int64_t now_ns) {
   reported_ = c;
 }
 
+void Agent::replace_ring_if_tampered(int64_t now_ns) {
+  if (reader_->segment().header_intact() || retired_) return;
+  const std::string name = config_.ring_name();
+  AgentCounters& counters = ingest_->counters();
+  ++counters.ring_retired;
+  spdlog::error("ring {}: its header no longer says what was validated at start (another process of the ring's "
+                "group rewrote it); retiring it and creating a new one ({} so far). Writers move to the new ring "
+                "within about a second; the old one is drained for 5 s more",
+                name, counters.ring_retired);
+  reader_->segment().retire();
+  if (auto ec = ring::ShmSegment::unlink(name)) spdlog::warn("{}", ring::describe(ec, "unlink ring " + name));
+  auto segment = ring::ShmSegment::open_or_create(name, ring::Geometry{config_.ring_lanes, config_.ring_shared_lanes,
+                                                                       config_.ring_slots_per_lane,
+                                                                       config_.ring_name_capacity});
+  if (!segment) {
+    spdlog::error("{}; still draining the old ring", ring::describe(segment.error(), "create ring " + name));
+    return;
+  }
+  apply_ring_access(*segment, ring_group_, name);
+  auto reader = ring::RingReader::open(std::move(*segment));
+  if (!reader) {
+    spdlog::error("{}; still draining the old ring", ring::describe(reader.error(), "read ring " + name));
+    return;
+  }
+  ingest_->flush();
+  // A moved reader keeps its mapping, so a name table made before the move stays good.
+  const ring::NameTable old_names(reader_->segment());
+  retired_.emplace(RetiredRing{std::move(*reader_), old_names, nullptr, now_ns + 5'000'000'000});
+  retired_->ingest = std::make_unique<Ingest>(*aggregator_, names_, &retired_->names, config_.server_id);
+  retired_->ingest->set_now(now_s_);
+  reader_.emplace(std::move(*reader));
+  ring_names_.emplace(reader_->segment());
+  rebinds_seen_ = 0;
+  AgentCounters kept = ingest_->counters();
+  ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
+  ingest_->counters() = kept;
+  ingest_->set_now(now_s_);
+}
+
+void Agent::end_retired_ring(int64_t now_ns) {
+  if (!retired_ || now_ns < retired_->drain_until_ns) return;
+  while (retired_->reader.drain([&](const ring::Slot& slot) { retired_->ingest->on_slot(slot, tsc_); }) != 0) {
+  }
+  retired_->ingest->flush();
+  const AgentCounters& old = retired_->ingest->counters();
+  ingest_->counters().add_ring_counts(old);
+  spdlog::info("stopped draining the retired ring: {} reports read from it, {} bad slots", old.ring_reports,
+               old.bad_slots);
+  retired_.reset();
+}
+
 void Agent::every_second(int64_t now_ns) {
   tsc_.recalibrate();
+  replace_ring_if_tampered(now_ns);
+  end_retired_ring(now_ns);
   const ring::SweepResult sweep = reader_->sweep(now_ns);
   AgentCounters& counters = ingest_->counters();
   counters.ring_dropped += sweep.new_drops + sweep.new_no_lane_drops;
   counters.ring_abandoned += sweep.abandoned_slots;
   counters.ring_names_full += sweep.new_names_full;
+  const uint64_t rebinds = ring::atomic_field(reader_->segment().header().writer_rebinds).load(std::memory_order_relaxed);
+  if (rebinds != rebinds_seen_) {
+    spdlog::info("{} writer processes moved to this ring from a retired or removed one", rebinds - rebinds_seen_);
+    counters.writer_rebinds += rebinds - rebinds_seen_;
+    rebinds_seen_ = rebinds;
+  }
   if (sweep.lanes_reclaimed != 0) {
     spdlog::info("freed {} ring lanes of exited writers ({} half-written slots skipped)", sweep.lanes_reclaimed,
                  sweep.abandoned_slots);
@@ -245,8 +360,8 @@ int Agent::run() {
   spdlog::info("stopped: {} ring reports, {} socket lines, {} bad lines, {} ring drops, {} abandoned slots, "
                "{} late, {} future, {} records written, {} records failed",
                c.ring_reports, c.socket_lines, c.bad_lines_total(), c.ring_dropped,
-               c.ring_abandoned, c.late, c.future, sink_->records_written(),
-               sink_->records_failed());
+               c.ring_abandoned, c.late, c.future, sink_ ? sink_->records_written() : 0,
+               sink_ ? sink_->records_failed() : 0);
   return 0;
 }
 

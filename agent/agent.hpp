@@ -1,8 +1,11 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "agent/agent_config.hpp"
@@ -18,6 +21,10 @@
 #include "ring/ring_reader.hpp"
 
 namespace monitor::agent {
+
+/// Gives ring `name` mode 0660 and `group` (-1: leave its group) where this
+/// process may, and logs who can write it.
+void apply_ring_access(const ring::ShmSegment& segment, gid_t group, const std::string& name);
 
 /// The per-host agent: drains the ring and the socket into the aggregator and
 /// writes finished seconds to the sink. One thread runs everything: the agent
@@ -45,10 +52,24 @@ class Agent {
   void report_self(int64_t now_ns);
   size_t poll_once();
   void flush_due(int64_t up_to_second);
+  void replace_ring_if_tampered(int64_t now_ns);
+  void end_retired_ring(int64_t now_ns);
+
+  // A ring given up because its header was rewritten: drained for a few more
+  // seconds through its own name table, while writers move to the new ring.
+  struct RetiredRing {
+    ring::RingReader reader;
+    ring::NameTable names;
+    std::unique_ptr<Ingest> ingest;
+    int64_t drain_until_ns;
+  };
 
   AgentConfig config_;
   std::optional<ring::RingReader> reader_;
   std::optional<ring::NameTable> ring_names_;
+  std::optional<RetiredRing> retired_;
+  uint64_t rebinds_seen_ = 0;  // the current ring's writer_rebinds at the last sweep
+  gid_t ring_group_ = static_cast<gid_t>(-1);  // group given the ring and socket; -1: leave as created
   std::optional<SocketReceiver> socket_;
   NameRegistry names_;
   TscClock tsc_;

@@ -1,5 +1,7 @@
 #include "agent/agent_config.hpp"
 
+#include <unistd.h>
+
 #include <bit>
 #include <cstdlib>
 #include <stdexcept>
@@ -18,7 +20,7 @@ void AgentConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {
       "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
-      "recreate_ring", "socket", "socket_rcvbuf_bytes", "output", "late_window_s",
+      "recreate_ring", "socket", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id"};
   try {
@@ -31,6 +33,7 @@ void AgentConfig::load_file(const std::string& path) {
     read_int(obj, "ring_name_capacity", ring_name_capacity);
     read_bool(obj, "recreate_ring", recreate_ring);
     read_string(obj, "socket", socket);
+    read_string(obj, "group", group);
     read_int(obj, "socket_rcvbuf_bytes", socket_rcvbuf_bytes);
     read_string(obj, "output", output);
     read_int(obj, "late_window_s", late_window_s);
@@ -70,6 +73,27 @@ void AgentConfig::validate() const {
   if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200) {
     throw std::runtime_error(fmt::format("ring name \"{}\" must look like /name", name));
   }
+}
+
+std::string AgentConfig::effective_output() const {
+  if (!output.empty()) return output;
+  return forward.empty() && registry.empty() ? "-" : "none";
+}
+
+std::string AgentConfig::default_socket_path() {
+  if (geteuid() == 0) return "/run/monitor/agent.sock";
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime != nullptr && runtime[0] == '/') return fmt::format("{}/monitor/agent.sock", runtime);
+  return fmt::format("/tmp/monitor-{}/agent.sock", geteuid());
+}
+
+std::string AgentConfig::default_state_dir() {
+  if (geteuid() == 0) return "/var/lib/monitor";
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state != nullptr && state[0] == '/') return fmt::format("{}/monitor", state);
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] == '/') return fmt::format("{}/.local/state/monitor", home);
+  return fmt::format("/tmp/monitor-{}/state", geteuid());
 }
 
 std::string AgentConfig::ring_name() const {

@@ -15,14 +15,19 @@ struct AgentConfig {
   uint32_t ring_name_capacity = 16384;
   bool recreate_ring = false;
 
-  std::string socket = "/tmp/monitor-agent.sock";  // empty: no socket
+  std::string socket = default_socket_path();  // empty: no socket
   int socket_rcvbuf_bytes = 8 << 20;
+  // Group that may write the ring and the socket (both 0660). Empty: "monitor"
+  // when that group exists, else the agent's own group.
+  std::string group;
 
-  std::string output = "-";  // JSON lines; "-" is stdout
+  // JSON lines of every aggregate: a file, "-" for stdout, "none"; empty: stdout
+  // only when not forwarding (a slow stdout must not stall a forwarding agent).
+  std::string output;
   std::string forward;        // host:port of the next hop; empty: pick one from the registry
   std::string registry;       // e.g. file:.data/registry; with forward empty, forwards to a live proxy of `dc`
   std::string dc = "dc1";
-  std::string spool_dir = ".data/agent-spool";
+  std::string spool_dir = default_state_dir() + "/agent-spool";
   uint64_t spool_max_bytes = 256ull << 20;
   uint64_t sender_id = 0;     // 0: derived from the host name and the ring
   int late_window_s = 2;
@@ -39,6 +44,15 @@ struct AgentConfig {
   void validate() const;
 
   std::string ring_name() const;
+
+  /// Where aggregates go after defaults are applied: a path, "-", or "none".
+  std::string effective_output() const;
+
+  /// /run/monitor/agent.sock as root; $XDG_RUNTIME_DIR/monitor/agent.sock, or
+  /// /tmp/monitor-<uid>/agent.sock, otherwise.
+  static std::string default_socket_path();
+  /// /var/lib/monitor as root; $XDG_STATE_HOME/monitor, or ~/.local/state/monitor, otherwise.
+  static std::string default_state_dir();
 };
 
 }  // namespace monitor::agent

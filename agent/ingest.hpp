@@ -28,7 +28,16 @@ struct AgentCounters {
   uint64_t truncated_datagrams = 0;
   uint64_t late = 0;
   uint64_t future = 0;
+  uint64_t ring_retired = 0;     // rings given up because their header was rewritten
+  uint64_t writer_rebinds = 0;   // writer processes that moved to a recreated ring
   uint64_t bad_lines_total() const noexcept;
+  /// Adds what an Ingest of a retired ring counted: its slots, rejects and window drops.
+  void add_ring_counts(const AgentCounters& other) noexcept {
+    ring_reports += other.ring_reports;
+    bad_slots += other.bad_slots;
+    late += other.late;
+    future += other.future;
+  }
 };
 
 /// Turns ring slots and socket datagrams into aggregator input: resolves

@@ -16,16 +16,21 @@ int main(int argc, char** argv) {
   options.add_options()
       ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
       ("ring", "shm ring name (default $MONITOR_RING or /monitor-ring)", cxxopts::value<std::string>())
-      ("socket", "Unix datagram socket path, \"\" for none", cxxopts::value<std::string>())
-      ("o,output", "where aggregates go: a file, or - for stdout", cxxopts::value<std::string>())
-      ("late-window", "seconds a report may arrive after its second ended", cxxopts::value<int>())
-      ("future-window", "seconds a report may be ahead of the agent's clock", cxxopts::value<int>())
+      ("socket", "Unix datagram socket path, \"\" for none (default " + AgentConfig::default_socket_path() + ")",
+       cxxopts::value<std::string>())
+      ("group", "group that may write the ring and the socket, both 0660 (default: monitor if it exists, "
+       "else the agent's own)", cxxopts::value<std::string>())
+      ("o,output", "aggregates as JSON lines: a file, - for stdout, or none (default: stdout unless forwarding)",
+       cxxopts::value<std::string>())
+      ("late-window", "seconds a report may arrive after its second ended (default 2)", cxxopts::value<int>())
+      ("future-window", "seconds a report may be ahead of the agent's clock (default 2)", cxxopts::value<int>())
       ("server-id", "server id for statsd lines without one and for Monitor.Agent", cxxopts::value<int64_t>())
       ("forward", "host:port to send each second's batch to (spooled while it is down)", cxxopts::value<std::string>())
       ("registry", "registry address; without --forward, batches go to a live proxy of --dc from it",
        cxxopts::value<std::string>())
       ("dc", "this host's data centre (default dc1)", cxxopts::value<std::string>())
-      ("spool-dir", "directory of the forwarding spool", cxxopts::value<std::string>())
+      ("spool-dir", "directory of the forwarding spool (default " + AgentConfig::default_state_dir() +
+       "/agent-spool)", cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
       ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
@@ -40,6 +45,7 @@ int main(int argc, char** argv) {
     if (args.count("config")) config.load_file(args["config"].as<std::string>());
     if (args.count("ring")) config.ring = args["ring"].as<std::string>();
     if (args.count("socket")) config.socket = args["socket"].as<std::string>();
+    if (args.count("group")) config.group = args["group"].as<std::string>();
     if (args.count("output")) config.output = args["output"].as<std::string>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();

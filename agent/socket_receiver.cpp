@@ -10,26 +10,53 @@
 namespace monitor::agent {
 namespace {
 boost::system::error_code errno_code(int err) { return {err, boost::system::system_category()}; }
+
+
+// mkdir -p of the socket's directory; an existing one is left as it is.
+void make_parent_dirs(const std::string& path) noexcept {
+  for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    ::mkdir(path.substr(0, slash).c_str(), 0755);
+  }
+}
+
+// True when a process still receives on the socket at `addr`: connecting to a
+// socket file whose agent died fails with ECONNREFUSED.
+bool socket_is_served(const sockaddr_un& addr) noexcept {
+  const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  const bool served = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(probe);
+  return served;
+}
 }  // namespace
 
-boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& path, int rcvbuf_bytes) noexcept {
+boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& path, int rcvbuf_bytes,
+                                                           gid_t group) noexcept {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof addr.sun_path) return errno_code(ENAMETOOLONG);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  try {
+    make_parent_dirs(path);
+  } catch (...) {
+    return errno_code(ENOMEM);
+  }
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return errno_code(EEXIST);
+    if (socket_is_served(addr)) return errno_code(EADDRINUSE);
     ::unlink(path.c_str());  // a socket file outlives its agent; the new agent takes the path
   }
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_code(errno);
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     const int err = errno;
     ::close(fd);
     return errno_code(err);
   }
-  ::chmod(path.c_str(), 0666);  // clients may run as other users
+  // Clients of the ring's group may write; nobody else (same rule as the ring).
+  if (group != static_cast<gid_t>(-1)) ::chown(path.c_str(), static_cast<uid_t>(-1), group);
+  ::chmod(path.c_str(), 0660);
   // FORCE works as root beyond rmem_max; otherwise fall back to what is allowed.
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <sys/socket.h>
 
 #include <string>
@@ -17,10 +19,12 @@ class SocketReceiver {
   static constexpr size_t kBatch = 64;
   static constexpr size_t kDatagramBytes = 64 * 1024;
 
-  /// Binds `path` (a stale socket file left by a dead agent is replaced; any
-  /// other existing file is an error) with a receive buffer of `rcvbuf_bytes`.
-  [[nodiscard]] static boost::system::result<SocketReceiver> bind(const std::string& path,
-                                                                  int rcvbuf_bytes) noexcept;
+  /// Binds `path` with a receive buffer of `rcvbuf_bytes`, mode 0660 and
+  /// group `group` (-1: the process's own), creating its directory (0755) if
+  /// missing. A socket file left by a dead agent is replaced; a socket that a
+  /// live process still serves gives EADDRINUSE; any other file, EEXIST.
+  [[nodiscard]] static boost::system::result<SocketReceiver> bind(const std::string& path, int rcvbuf_bytes,
+                                                                  gid_t group = static_cast<gid_t>(-1)) noexcept;
 
   SocketReceiver(SocketReceiver&& other) noexcept;
   SocketReceiver& operator=(SocketReceiver&&) = delete;

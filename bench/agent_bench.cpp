@@ -52,7 +52,7 @@ struct Fixture {
     }
     ring::RingWriter writer(writer_segment);
     lanes.resize(kLanes);
-    for (uint32_t l = 0; l < kLanes; ++l) writer.acquire(lanes[l], (uint64_t{1} << 32) | (l + 1), 0);
+    for (uint32_t l = 0; l < kLanes; ++l) writer.acquire(lanes[l], (uint64_t{1} << 32) | (l + 1));
   }
 
   // Fills every lane: 262 144 reports over 10 000 series in a scattered order,

@@ -38,6 +38,7 @@ extern "C" {
 #define MONITOR_ERR_BAD_OPS (-4)     /* op_mask is 0 or has bits outside MONITOR_OP_ALL */
 #define MONITOR_ERR_VERSION (-5)     /* the ring was made by an incompatible libmonitor */
 #define MONITOR_ERR_NAMES_FULL (-6)  /* the ring's name table has no room for a new pair */
+#define MONITOR_ERR_BAD_TIME (-7)    /* monitor_at with a negative timestamp */
 
 /* Environment variable naming the ring ("/monitor-ring" when unset). */
 #define MONITOR_RING_ENV "MONITOR_RING"
@@ -71,19 +72,23 @@ MONITOR_EXPORT int monitor_at(const char* service, const char* attr, int64_t ser
                               int64_t value, int32_t op_mask, int64_t timestamp_ns);
 
 /* A handle names an interned (service, attr) pair; reporting through it skips
- * hashing and comparing names. Handles stay valid for the life of the process
- * and may be shared between threads. */
+ * hashing and comparing names. Handles belong to the process, not to a ring:
+ * one can be had before any ring exists (its reports return
+ * MONITOR_ERR_UNAVAILABLE until one does, retried at most once a second), and
+ * it stays valid for the life of the process, across a move to a new ring,
+ * and may be shared between threads. At most 65535 distinct pairs. */
 typedef uint32_t monitor_handle_t;
 
-/* Interns (service, attr). Returns a handle > 0, or a negative MONITOR_ERR_* code. */
+/* Interns (service, attr). Returns a handle > 0, or MONITOR_ERR_BAD_NAME, or
+ * MONITOR_ERR_NAMES_FULL (the process's handles or the ring's name table). */
 MONITOR_EXPORT int64_t monitor_intern(const char* service, const char* attr);
 
 /* As monitor_intern, for names that are not NUL-terminated. */
 MONITOR_EXPORT int64_t monitor_intern_n(const char* service, uint32_t service_len,
                                         const char* attr, uint32_t attr_len);
 
-/* Reports through a handle from monitor_intern. An unknown handle gives
- * MONITOR_ERR_BAD_NAME. */
+/* Reports through a handle from monitor_intern. A handle this process never
+ * received gives MONITOR_ERR_BAD_NAME. */
 MONITOR_EXPORT int monitor_handle_report(monitor_handle_t handle, int64_t server_id,
                                          int64_t value, int32_t op_mask);
 
@@ -94,6 +99,8 @@ typedef struct monitor_stats {
   uint64_t bad_ops;     /* calls rejected for a bad op mask */
   uint64_t unavailable; /* calls made while no ring could be mapped */
   uint64_t names_full;  /* calls rejected because the name table was full */
+  uint64_t bad_time;    /* monitor_at calls rejected for a negative timestamp */
+  uint64_t rebinds;     /* moves to a new ring after the agent retired or remade the old one */
 } monitor_stats_t;
 
 MONITOR_EXPORT void monitor_get_stats(monitor_stats_t* out);

@@ -20,6 +20,7 @@ enum class [[nodiscard]] Errc : int {
   kBadOps = MONITOR_ERR_BAD_OPS,
   kVersion = MONITOR_ERR_VERSION,
   kNamesFull = MONITOR_ERR_NAMES_FULL,
+  kBadTime = MONITOR_ERR_BAD_TIME,
 };
 
 /// Op bits; combine with |.
@@ -86,8 +87,10 @@ inline Errc report(const char* service, const char* attr, int64_t server_id, int
 /// hot call writes ids only. Construction never fails loudly: check error().
 class Attr {
  public:
-  /// Interns the pair. A failure (bad name, no ring) is kept in error() and
-  /// every report() returns it; construct again to retry.
+  /// Interns the pair. A bad name or a full handle table is kept in error()
+  /// and every report() returns it. No ring yet is not a failure here: the
+  /// handle is the process's own, and report() returns kUnavailable until a
+  /// ring can be mapped (retried at most once a second), then succeeds.
   Attr(Name service, Name attr) noexcept {
     if (!service.valid() || !attr.valid()) {
       error_ = Errc::kBadName;

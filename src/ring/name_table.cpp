@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "common/hash.hpp"
@@ -66,9 +67,13 @@ bool NameTable::resolve(uint32_t id, std::string_view& service, std::string_view
   if (id == 0 || id - 1 > mask_) return false;
   NameEntry& e = entries_[id - 1];
   if (atomic_field(e.state).load(std::memory_order_acquire) != kNameReady) return false;
-  if (e.service_len > kMaxNameBytes || e.attr_len > kMaxNameBytes) return false;
-  service = std::string_view(e.service, e.service_len);
-  attr = std::string_view(e.attr, e.attr_len);
+  // Read each length once: another process may rewrite it between a check and
+  // a second read, and the view must stay inside the entry.
+  const uint32_t service_len = std::atomic_ref<uint8_t>(e.service_len).load(std::memory_order_relaxed);
+  const uint32_t attr_len = std::atomic_ref<uint8_t>(e.attr_len).load(std::memory_order_relaxed);
+  if (service_len > kMaxNameBytes || attr_len > kMaxNameBytes) return false;
+  service = std::string_view(e.service, service_len);
+  attr = std::string_view(e.attr, attr_len);
   return true;
 }
 

@@ -19,20 +19,24 @@ struct InternResult {
 class NameTable {
  public:
   explicit NameTable(const ShmSegment& segment) noexcept
-      : entries_(segment.names()), mask_(segment.header().name_capacity - 1),
+      : entries_(segment.names()), mask_(segment.geometry().name_capacity - 1),
         header_(&segment.header()) {}
 
   /// Finds a published pair without inserting; 0 when absent.
   /// Concurrency: any thread, any process.
   uint32_t find(std::string_view service, std::string_view attr) const noexcept;
 
-  /// True if published id `id` names exactly the NUL-terminated `service` and
-  /// `attr`. Reads no further into either string than the stored name's length
-  /// + 1. Concurrency: any thread; reads only.
+  /// True if id `id` (1..capacity(), from this process's own lookups) names
+  /// exactly the NUL-terminated `service` and `attr`. Reads no further into
+  /// either string than the stored name's length + 1, and never past the entry
+  /// whatever its bytes say. Concurrency: any thread; reads only.
   bool matches(uint32_t id, const char* service, const char* attr) const noexcept {
-    const NameEntry& e = entries_[id - 1];
-    return std::strncmp(service, e.service, e.service_len) == 0 && service[e.service_len] == '\0' &&
-           std::strncmp(attr, e.attr, e.attr_len) == 0 && attr[e.attr_len] == '\0';
+    const NameEntry& e = entries_[(id - 1) & mask_];
+    const uint32_t service_len = e.service_len;
+    const uint32_t attr_len = e.attr_len;
+    if (service_len > kMaxNameBytes || attr_len > kMaxNameBytes) return false;
+    return std::strncmp(service, e.service, service_len) == 0 && service[service_len] == '\0' &&
+           std::strncmp(attr, e.attr, attr_len) == 0 && attr[attr_len] == '\0';
   }
 
   /// Finds or inserts the pair. Names must already be valid (is_valid_name).

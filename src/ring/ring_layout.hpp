@@ -26,12 +26,24 @@
 // tail - slots_per_lane (every slot before it was written in each lap), and
 // those differ mod 2^32.
 //
+// Liveness: while a thread owns exclusive lane i, its process holds a POSIX
+// record lock (read) on byte i of the shm object; the kernel drops it when the
+// process dies. The reader asks with an open-file-description lock query,
+// which sees every process's lock whatever PID namespace it lives in (a pid
+// in the owner word would name the wrong process from another namespace).
+// Shared lanes are held for one call only: an owner word and head unchanged
+// across two sweeps mean the holder died (or was stopped) inside a call.
+//
 // Crash story: a writer killed mid-write leaves seq == busy(pos) and nothing
 // after it (it was the only writer of that lane). The reader's sweep sees the
-// lane's owner process gone (kill(pid, 0) == ESRCH, or a live pid whose start
-// time differs: pid reuse), counts the busy slot as abandoned, steps over it,
-// and frees the lane. A writer killed between calls leaves only an owner word;
+// lane's lock gone, counts the busy slot as abandoned, steps over it, and
+// frees the lane. A writer killed between calls leaves only an owner word;
 // the sweep frees that lane too. Nothing a dead writer left can stop the reader.
+//
+// Trust: everything in the segment is writable by every process of the ring's
+// group. Each process validates a copy of the header once and derives every
+// address from that copy; every index read from the segment afterwards is
+// masked or bounds-checked. See docs/ring.md, "Trust model".
 //
 // Version rule: kRingVersion bumps on any change to a field's offset, size or
 // meaning, or to the seq encoding. Appending fields to SegmentHeader inside its
@@ -47,7 +59,7 @@
 namespace monitor::ring {
 
 inline constexpr uint64_t kSegmentMagic = 0x31474E49524E4F4DULL;  // "MONRING1" little-endian
-inline constexpr uint32_t kRingVersion = 2;  // 2: 32-byte slots
+inline constexpr uint32_t kRingVersion = 3;  // 2: 32-byte slots; 3: lane liveness by record locks
 inline constexpr uint32_t kMaxNameBytes = 64;
 
 // Bit 31 of ReportFields::ops (the writer's input): the time is raw TSC ticks.
@@ -79,13 +91,22 @@ struct SegmentHeader {
   // Written by the reader.
   uint64_t reader_pid;
   uint64_t reader_heartbeat_ns;
-  uint8_t reserved[256 - 112];
+  // Counted by a writer process when it binds to this segment because the one
+  // it was bound to was retired or removed (atomic_ref).
+  uint64_t writer_rebinds;
+  uint8_t reserved1[192 - 120];
+  // Nonzero once the reader has given this segment up (tampered header, or
+  // --recreate-ring): writers move to whatever segment has the name now. On a
+  // line of its own so the writers' periodic check never shares a line that
+  // the reader writes every second.
+  uint64_t retired;
+  uint8_t reserved2[256 - 200];
 };
 
 struct Lane {
   // Line 0: written by the owning writer.
   uint64_t owner;              // 0 = free, else pid << 32 | tid (atomic_ref)
-  uint64_t owner_start_ticks;  // owner's process start time (/proc/pid/stat field 22)
+  uint64_t reserved_owner;     // unused since version 3 (was the owner's start time)
   uint64_t head;               // next position to write; persisted for the next owner
   uint64_t dropped;            // reports dropped because the lane was full
   uint8_t pad0[32];
@@ -132,6 +153,8 @@ struct NameEntry {
 };
 
 static_assert(sizeof(SegmentHeader) == 256, "SegmentHeader is a fixed 256-byte block");
+static_assert(offsetof(SegmentHeader, writer_rebinds) == 112 && offsetof(SegmentHeader, retired) == 192,
+              "header fields keep their offsets across builds of one version");
 static_assert(sizeof(Lane) == 128, "a lane header is two cache lines: writer's and reader's");
 static_assert(sizeof(Slot) == 32, "two slots per cache line");
 static_assert(sizeof(NameEntry) == 160, "NameEntry size is part of the layout");

@@ -18,12 +18,13 @@ boost::system::result<RingReader> RingReader::open(ShmSegment segment) noexcept 
 }
 
 RingReader::RingReader(ShmSegment segment) noexcept : segment_(std::move(segment)) {
-  const SegmentHeader& h = segment_.header();
-  mask_ = h.slots_per_lane - 1;
-  tails_.resize(h.lane_count);
-  seen_dropped_.resize(h.lane_count);
-  suspect_owner_.resize(h.lane_count);
-  for (uint32_t i = 0; i < h.lane_count; ++i) {
+  const MappedGeometry& g = segment_.geometry();
+  mask_ = g.slots_per_lane - 1;
+  tails_.resize(g.lane_count);
+  seen_dropped_.resize(g.lane_count);
+  suspect_owner_.resize(g.lane_count);
+  suspect_head_.resize(g.lane_count);
+  for (uint32_t i = 0; i < g.lane_count; ++i) {
     Lane& lane = segment_.lane(i);
     tails_[i] = atomic_field(lane.tail).load(std::memory_order_acquire);
     seen_dropped_[i] = atomic_field(lane.dropped).load(std::memory_order_relaxed);
@@ -52,9 +53,11 @@ void add_writer_drops(std::vector<WriterDrops>& by_writer, pid_t pid, uint64_t d
 SweepResult RingReader::sweep(int64_t now_ns) noexcept {
   SweepResult result;
   SegmentHeader& h = segment_.header();
+  const MappedGeometry& g = segment_.geometry();
+  const uint32_t first_shared = g.lane_count - g.shared_lane_count;
   atomic_field(h.reader_heartbeat_ns).store(static_cast<uint64_t>(now_ns), std::memory_order_relaxed);
 
-  for (uint32_t i = 0; i < tails_.size(); ++i) {
+  for (uint32_t i = 0; i < g.lane_count; ++i) {
     Lane& lane = segment_.lane(i);
     const uint64_t dropped = atomic_field(lane.dropped).load(std::memory_order_relaxed);
     const uint64_t lane_drops = dropped - seen_dropped_[i];
@@ -62,18 +65,22 @@ SweepResult RingReader::sweep(int64_t now_ns) noexcept {
     seen_dropped_[i] = dropped;
 
     uint64_t owner = atomic_field(lane.owner).load(std::memory_order_acquire);
-    if (owner == 0) continue;
-    const auto pid = static_cast<pid_t>(owner >> 32);
+    if (owner == 0) {
+      suspect_owner_[i] = 0;
+      continue;
+    }
+    const auto pid = static_cast<pid_t>(owner >> 32);  // the writer's own namespace: for logs only
     if (lane_drops != 0) add_writer_drops(result.drops_by_writer, pid, lane_drops);
-    bool gone = !process_exists(pid);
-    if (!gone) {
-      const uint64_t start = process_start_ticks(pid);
-      if (start != 0 && start != lane.owner_start_ticks) {
-        gone = suspect_owner_[i] == owner;
-        suspect_owner_[i] = owner;
-      } else {
-        suspect_owner_[i] = 0;
-      }
+    bool gone = false;
+    if (i < first_shared) {
+      gone = !segment_.lane_locked(i);
+    } else {
+      // A shared lane is held for one call: the same holder at the same head a
+      // sweep later is a holder that died (or stopped) inside that call.
+      const uint64_t head = atomic_field(lane.head).load(std::memory_order_relaxed);
+      gone = suspect_owner_[i] == owner && suspect_head_[i] == head;
+      suspect_owner_[i] = owner;
+      suspect_head_[i] = head;
     }
     if (!gone) continue;
     suspect_owner_[i] = 0;

@@ -77,10 +77,9 @@ class RingReader {
   uint64_t mask_ = 0;
   std::vector<uint64_t> tails_;
   std::vector<uint64_t> seen_dropped_;
-  // Owner word whose start time did not match in the last sweep (pid reuse
-  // candidates); a mismatch must persist across two sweeps to count, because a
-  // new owner writes its start time just after it claims the lane.
+  // Shared lanes: owner word and head seen by the last sweep.
   std::vector<uint64_t> suspect_owner_;
+  std::vector<uint64_t> suspect_head_;
   uint64_t seen_no_lane_ = 0;
   uint64_t seen_names_full_ = 0;
   uint64_t abandoned_total_ = 0;

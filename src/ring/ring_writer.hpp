@@ -52,12 +52,20 @@ class RingWriter {
 
   explicit RingWriter(const ShmSegment& segment) noexcept : segment_(&segment) {}
 
-  /// Claims a free exclusive lane for `owner` (pid << 32 | tid) whose process
-  /// started at `start_ticks`. False when every exclusive lane is taken.
-  bool acquire(WriterLane& out, uint64_t owner, uint64_t start_ticks) const noexcept;
+  /// Claims a free exclusive lane for `owner` (any nonzero word; the SDK uses
+  /// pid << 32 | tid) and takes the lane's record lock for this process, which
+  /// is what tells the reader the owner lives. False when every exclusive lane
+  /// is taken.
+  bool acquire(WriterLane& out, uint64_t owner) const noexcept;
 
-  /// Gives the lane back (thread exit). The next owner continues at its head.
-  static void release(WriterLane& lane) noexcept;
+  /// Gives the lane back (thread exit): drops its lock, then frees the owner
+  /// word. The next owner continues at its head.
+  void release(WriterLane& lane) const noexcept;
+
+  /// Call in a forked child before any other method: the process lock that
+  /// serialises acquire/release may have been held by a thread that did not
+  /// survive the fork.
+  static void reset_after_fork() noexcept;
 
   /// Appends to an acquired lane. kFull counts the drop in the lane.
   static PushResult push(WriterLane& w, const ReportFields& r) noexcept {
@@ -89,8 +97,7 @@ class RingWriter {
 
   /// Appends through one of the shared lanes, held for this call only. Tries
   /// each shared lane once; kNoLane when all are busy (counted in the header).
-  PushResult push_shared(const ReportFields& r, uint64_t owner, uint64_t start_ticks,
-                         uint32_t first_choice) const noexcept;
+  PushResult push_shared(const ReportFields& r, uint64_t owner, uint32_t first_choice) const noexcept;
 
  private:
   WriterLane bind(uint32_t index) const noexcept;

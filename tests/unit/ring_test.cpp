@@ -56,7 +56,7 @@ std::vector<int64_t> drain_values(RingReader& reader) {
 // A small ring with one writer holding a lane, as most single-lane cases need.
 struct OneWriter {
   explicit OneWriter(const std::string& tag) : ring(tag), seg(make(ring)), writer(seg) {
-    REQUIRE(writer.acquire(lane, owner_id(1), 0));
+    REQUIRE(writer.acquire(lane, owner_id(1)));
   }
   void push_values(int from, int to) {
     for (int i = from; i < to; ++i) REQUIRE(RingWriter::push(lane, report(i)) == PushResult::kOk);
@@ -116,17 +116,17 @@ TEST_CASE("threads beyond the exclusive lanes share the shared lanes", "[ring]")
   ShmSegment seg = make(ring, Geometry{3, 1, 64, 64});  // 2 exclusive + 1 shared
   RingWriter writer(seg);
   WriterLane a, b, c;
-  REQUIRE(writer.acquire(a, owner_id(1), 0));
-  REQUIRE(writer.acquire(b, owner_id(2), 0));
-  CHECK_FALSE(writer.acquire(c, owner_id(3), 0));
-  CHECK(writer.push_shared(report(7), owner_id(3), 0, 0) == PushResult::kOk);
-  CHECK(writer.push_shared(report(8), owner_id(4), 0, 0) == PushResult::kOk);
+  REQUIRE(writer.acquire(a, owner_id(1)));
+  REQUIRE(writer.acquire(b, owner_id(2)));
+  CHECK_FALSE(writer.acquire(c, owner_id(3)));
+  CHECK(writer.push_shared(report(7), owner_id(3), 0) == PushResult::kOk);
+  CHECK(writer.push_shared(report(8), owner_id(4), 0) == PushResult::kOk);
   RingReader reader = reader_for(ring);
   CHECK(drain_values(reader) == std::vector<int64_t>{7, 8});
 
-  RingWriter::release(a);
+  writer.release(a);
   WriterLane d;
-  CHECK(writer.acquire(d, owner_id(5), 0));  // a released lane is reusable
+  CHECK(writer.acquire(d, owner_id(5)));  // a released lane is reusable
 }
 
 TEST_CASE("writers in several processes and threads lose nothing", "[ring]") {
@@ -146,7 +146,7 @@ TEST_CASE("writers in several processes and threads lose nothing", "[ring]") {
       for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&, t] {
           WriterLane lane;
-          if (!w.acquire(lane, (static_cast<uint64_t>(getpid()) << 32) | static_cast<uint32_t>(t + 1), 0)) {
+          if (!w.acquire(lane, (static_cast<uint64_t>(getpid()) << 32) | static_cast<uint32_t>(t + 1))) {
             ++failures;
             return;
           }
@@ -154,7 +154,7 @@ TEST_CASE("writers in several processes and threads lose nothing", "[ring]") {
             const int64_t server = p * 10 + t;
             while (RingWriter::push(lane, report(i, server)) != PushResult::kOk) std::this_thread::yield();
           }
-          RingWriter::release(lane);
+          w.release(lane);
         });
       }
       for (auto& th : threads) th.join();
@@ -188,7 +188,7 @@ TEST_CASE("a writer killed mid-write does not wedge the reader", "[ring][failure
       auto s = ShmSegment::open_or_create(ring.name(), Geometry{});
       RingWriter w(*s);
       WriterLane lane;
-      if (!w.acquire(lane, (static_cast<uint64_t>(getpid()) << 32) | 1, monitor::process_start_ticks(getpid()))) return 1;
+      if (!w.acquire(lane, (static_cast<uint64_t>(getpid()) << 32) | 1)) return 1;
       for (int i = 0; i < 10; ++i) RingWriter::push(lane, report(i));
       Slot& slot = lane.slots[lane.head & lane.mask];
       atomic_field(slot.seq).store(seq_busy(lane.head), std::memory_order_release);
@@ -217,7 +217,7 @@ TEST_CASE("a writer killed mid-write does not wedge the reader", "[ring][failure
       auto s = ShmSegment::open_or_create(ring.name(), Geometry{});
       RingWriter w(*s);
       WriterLane lane;
-      if (!w.acquire(lane, (static_cast<uint64_t>(getpid()) << 32) | 1, monitor::process_start_ticks(getpid()))) return 1;
+      if (!w.acquire(lane, (static_cast<uint64_t>(getpid()) << 32) | 1)) return 1;
       for (int64_t i = 0;; ++i) {
         while (RingWriter::push(lane, report(i)) != PushResult::kOk) {
         }
@@ -241,7 +241,7 @@ TEST_CASE("a writer killed mid-write does not wedge the reader", "[ring][failure
   RingWriter w(seg);
   WriterLane lane;
   uint32_t acquired = 0;
-  while (acquired < 3 && w.acquire(lane, owner_id(100 + acquired), 0)) {
+  while (acquired < 3 && w.acquire(lane, owner_id(100 + acquired))) {
     REQUIRE(RingWriter::push(lane, report(42)) == PushResult::kOk);
     ++acquired;
   }
