@@ -2,6 +2,11 @@
 //   e2e_writer workload <process_index> <socket_path> <reports_per_thread>
 //   e2e_writer forever          write flat out until killed
 //   e2e_writer late <count>     reports stamped a minute ago
+//   e2e_writer steady <server_id> <per_second> <seconds>
+//                               E2e.Test Steady.Count SUM 1 at a steady rate;
+//                               prints "ok=N" (calls that returned MONITOR_OK)
+//                               and keeps going until the time is up or SIGTERM
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -97,6 +102,32 @@ int run_workload(int p, const char* socket_path, int per_thread) {
   return failures.load();
 }
 
+volatile sig_atomic_t g_stop = 0;
+extern "C" void on_term(int) { g_stop = 1; }
+
+int run_steady(int64_t server_id, int per_second, int seconds) {
+  signal(SIGTERM, on_term);
+  const monitor::Attr attr("E2e.Test", "Steady.Count");
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::seconds(seconds);
+  const auto gap = std::chrono::nanoseconds(1'000'000'000 / per_second);
+  long ok = 0;
+  long failed = 0;
+  auto next = start;
+  while (g_stop == 0 && std::chrono::steady_clock::now() < end) {
+    if (attr.report(server_id, 1, monitor::kSum) == monitor::Errc::kOk) {
+      ++ok;
+    } else {
+      ++failed;
+    }
+    next += gap;
+    std::this_thread::sleep_until(next);
+  }
+  std::printf("ok=%ld failed=%ld\n", ok, failed);
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,6 +147,7 @@ int main(int argc, char** argv) {
     }
     return failures;
   }
-  std::fprintf(stderr, "usage: e2e_writer workload <p> <socket> <n> | forever | late <n>\n");
+  if (mode == "steady" && argc == 5) return run_steady(std::atoll(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
+  std::fprintf(stderr, "usage: e2e_writer workload <p> <socket> <n> | forever | late <n> | steady <server> <rate> <s>\n");
   return 2;
 }
