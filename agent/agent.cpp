@@ -217,14 +217,20 @@ void Agent::report_self(int64_t now_ns) {
   const RssInfo rss = read_rss();
   report("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes), kGauge);
   if (forwarder_) {
-    const uint64_t sent = forwarder_->counters().batches_sent.load();
-    const uint64_t failures = forwarder_->counters().connect_failures.load();
-    report("Forward.Sent", static_cast<int64_t>(sent - reported_sent_), kCounter);
-    report("Forward.ConnectFailures", static_cast<int64_t>(failures - reported_connect_failures_), kCounter);
+    const ForwardCounters& f = forwarder_->counters();
+    const ForwardTotals now{f.batches_sent.load(), f.connect_failures.load(), f.spool_failures.load(),
+                            f.batches_skipped.load(), f.spool_corrupt.load(), forwarder_->spool_dropped()};
+    const ForwardTotals& was = reported_forward_;
+    report("Forward.Sent", delta(now.sent, was.sent), kCounter);
+    report("Forward.ConnectFailures", delta(now.connect_failures, was.connect_failures), kCounter);
+    // Seconds not written to the spool (full disk): lost, and counted here.
+    report("Forward.SpoolFailures", delta(now.spool_failures, was.spool_failures), kCounter);
+    // Batches the receiver said it already had (HELLO_ACK): not sent again.
+    report("Forward.Skipped", delta(now.skipped, was.skipped), kCounter);
+    // Batches the full spool dropped, or that did not parse when read back.
+    report("Forward.Dropped", delta(now.spool_dropped + now.corrupt, was.spool_dropped + was.corrupt), kCounter);
     report("Forward.Waiting", static_cast<int64_t>(forwarder_->spooled()), kGauge);
-    report("Forward.Dropped", static_cast<int64_t>(forwarder_->spool_dropped()), kGauge);
-    reported_sent_ = sent;
-    reported_connect_failures_ = failures;
+    reported_forward_ = now;
   }
   reported_ = c;
 }

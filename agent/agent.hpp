@@ -79,8 +79,15 @@ class Agent {
   std::unique_ptr<Forwarder> forwarder_;  // null unless forwarding
   std::unique_ptr<TeeSink> tee_;
   AggregateSink* output_ = nullptr;        // sink_, or tee_ of sink_ and forwarder_
-  uint64_t reported_sent_ = 0;
-  uint64_t reported_connect_failures_ = 0;
+  struct ForwardTotals {
+    uint64_t sent = 0;
+    uint64_t connect_failures = 0;
+    uint64_t spool_failures = 0;
+    uint64_t skipped = 0;
+    uint64_t corrupt = 0;
+    uint64_t spool_dropped = 0;
+  };
+  ForwardTotals reported_forward_;  // forwarder totals as of the last self report
   AgentCounters reported_;  // ingest counters as of the last self report
   int64_t now_s_ = 0;
   int64_t last_flush_ms_ = 0;  // longest flush since the last self report

@@ -161,7 +161,7 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
   wire::SendDictionary dictionary;  // names travel once per connection
   wire::FrameDecoder decoder;
   while (!stop_) {
-    std::optional<std::string> record;
+    std::optional<wire::Spool::Entry> entry;
     {
       std::unique_lock lock(mutex_);
       auto front = spool_->front();
@@ -173,16 +173,26 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
         wake_.wait_for(lock, 200ms);
         continue;
       }
-      record = std::move(**front);
+      entry = std::move(**front);
     }
+    // Whatever happens below, the entry is popped or handed back: never left
+    // out, so an overflow meanwhile is counted exactly once.
+    auto hand_back = [&] {
+      std::lock_guard lock(mutex_);
+      spool_->unsent(*entry);
+    };
     wire::SpoolRecord spooled_batch;
-    const bool parsed = wire::decode_spool_record(*record, spooled_batch);
+    const bool parsed = wire::decode_spool_record(entry->body, spooled_batch);
     wire::Batch& batch = spooled_batch.batch;
     if (!parsed || batch.sequence <= acked) {
-      if (!parsed) spdlog::error("dropping a spool record that does not parse");
       std::lock_guard lock(mutex_);
-      (void)spool_->pop();
-      if (parsed) ++counters_.batches_skipped;
+      (void)spool_->pop(*entry);
+      if (!parsed) {
+        ++counters_.spool_corrupt;
+        spdlog::error("dropping a spool record that does not parse ({} so far)", counters_.spool_corrupt.load());
+      } else {
+        ++counters_.batches_skipped;
+      }
       continue;
     }
     for (auto& rec : batch.records) {
@@ -192,17 +202,21 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
     std::string out;
     dictionary.flush(out);
     wire::encode(out, batch);
-    if (!send_all(fd, out)) return false;
+    if (!send_all(fd, out)) {
+      hand_back();
+      return false;
+    }
     wire::FrameType type{};
     std::string payload;
     wire::Ack ack;
     if (!read_frame(fd, decoder, type, payload) || type != wire::FrameType::kAck ||
         wire::decode(payload, ack) != wire::WireError::kOk || ack.sequence != batch.sequence) {
+      hand_back();
       return false;
     }
     acked = ack.sequence;
     std::lock_guard lock(mutex_);
-    (void)spool_->pop();
+    (void)spool_->pop(*entry);
     ++counters_.batches_sent;
   }
   return true;

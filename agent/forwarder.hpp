@@ -24,6 +24,7 @@ struct ForwardCounters {
   std::atomic<uint64_t> batches_sent{0};      // acknowledged by the receiver
   std::atomic<uint64_t> batches_skipped{0};   // the receiver had them already
   std::atomic<uint64_t> spool_failures{0};    // a batch that could not be spooled (full disk)
+  std::atomic<uint64_t> spool_corrupt{0};     // spool records that did not parse, dropped
   std::atomic<uint64_t> connect_failures{0};
 };
 

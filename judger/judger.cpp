@@ -168,8 +168,8 @@ void Judger::report_health() {
   health_.counter("Minutes.Stored", counters_.minutes_stored);
   health_.counter("Store.Errors", counters_.store_errors);
   health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
-  health_.gauge("Connections", static_cast<int64_t>(live_.size()));
-  health_.gauge("Services", static_cast<int64_t>(services_.size()));
+  health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
+  health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
 }

@@ -57,8 +57,8 @@ void Link::submit(wire::Batch part, Done done) {
   if (connection_ && spool_->records() == 0 && unacked_bytes_ < options_.max_unacked_bytes) {
     if (send(part, &done)) return;
   }
-  spool_part(part);
-  if (done) done();
+  const bool kept = spool_part(part);
+  if (done) done(kept);
   pump();
 }
 
@@ -91,7 +91,7 @@ bool Link::send(wire::Batch& part, Done* done) {
   return true;
 }
 
-void Link::spool_part(const wire::Batch& part) {
+bool Link::spool_part(const wire::Batch& part) {
   // Spooled parts carry their own names (renumbered from 1), so any later
   // connection, or this proxy after a restart, can send them.
   std::vector<wire::DictEntry> names;
@@ -107,39 +107,50 @@ void Link::spool_part(const wire::Batch& part) {
   }
   if (auto appended = spool_->append(wire::encode_spool_record(names, copy)); !appended) {
     ++counters_.spool_failures;
-    spdlog::error("link {}: cannot spool batch {} of sender {} ({} records): {}; they are lost", options_.name,
-                  part.sequence, part.sender_id, part.records.size(), appended.error().message());
-    return;
+    spdlog::error("link {}: cannot spool batch {} of sender {} ({} records): {}; not acknowledged, so its sender "
+                  "keeps it ({} such parts so far)",
+                  options_.name, part.sequence, part.sender_id, part.records.size(), appended.error().message(),
+                  counters_.spool_failures);
+    return false;
   }
   ++counters_.parts_spooled;
+  return true;
 }
 
 void Link::pump() {
-  while (connection_ && !spool_front_in_flight_ && spool_->records() > 0) {
+  while (connection_ && !spool_front_ && spool_->records() > 0) {
     auto front = spool_->front();
     if (!front || !*front) {
       if (!front) spdlog::error("link {}: reading spool: {}", options_.name, front.error().message());
       return;
     }
+    wire::Spool::Entry entry = std::move(**front);
     wire::SpoolRecord record;
-    if (!wire::decode_spool_record(**front, record)) {
-      spdlog::error("link {}: dropping a spooled part that does not parse", options_.name);
-      (void)spool_->pop();
+    if (!wire::decode_spool_record(entry.body, record)) {
+      ++counters_.spool_corrupt;
+      spdlog::error("link {}: dropping a spooled part that does not parse ({} so far)", options_.name,
+                    counters_.spool_corrupt);
+      (void)spool_->pop(entry);
       continue;
     }
     for (auto& r : record.batch.records) {
       const auto& names = record.names[r.name_id - 1];
       r.name_id = name_id(names.service, names.attr);
     }
-    if (!send(record.batch, nullptr)) return;
-    spool_front_in_flight_ = true;
+    if (!send(record.batch, nullptr)) {
+      spool_->unsent(entry);
+      return;
+    }
+    entry.body.clear();
+    spool_front_ = std::move(entry);
   }
 }
 
 void Link::lost() {
   connection_.reset();
   address_.clear();
-  spool_front_in_flight_ = false;  // it stays in the spool
+  if (spool_front_) spool_->unsent(*spool_front_);  // it stays in the spool, unless an overflow dropped it
+  spool_front_.reset();
   // Live parts not acknowledged go to the spool and count as done: the next
   // hop may have stored some of them, and its ingest drops the duplicates.
   std::deque<InFlight> unacked;
@@ -147,8 +158,8 @@ void Link::lost() {
   unacked_bytes_ = 0;
   for (auto& entry : unacked) {
     if (!entry.done) continue;
-    spool_part(*entry.part);
-    entry.done();
+    const bool kept = spool_part(*entry.part);
+    entry.done(kept);
   }
 }
 
@@ -216,10 +227,13 @@ asio::awaitable<void> Link::read_loop(std::shared_ptr<net::FrameConnection> conn
       ++counters_.parts_sent;
       if (entry.done) {
         counters_.records_sent += entry.part->records.size();
-        entry.done();
-      } else {
-        (void)spool_->pop();
-        spool_front_in_flight_ = false;
+        entry.done(true);
+      } else if (spool_front_) {
+        if (auto popped = spool_->pop(*spool_front_); !popped) {
+          spdlog::error("link {}: recording a delivered part in the spool: {}; it will be sent again",
+                        options_.name, popped.error().message());
+        }
+        spool_front_.reset();
       }
       pump();
     } else if (read.type == wire::FrameType::kHeartbeat) {

@@ -39,7 +39,8 @@ struct LinkCounters {
   uint64_t parts_sent = 0;       // acknowledged by the next hop
   uint64_t parts_spooled = 0;
   uint64_t records_sent = 0;
-  uint64_t spool_failures = 0;   // a part that could not be spooled either: lost, logged
+  uint64_t spool_failures = 0;   // a part that could not be spooled either: not acknowledged upstream
+  uint64_t spool_corrupt = 0;    // spooled parts that did not parse, dropped
   uint64_t connects = 0;
   uint64_t connect_failures = 0;
   uint64_t heartbeat_timeouts = 0;
@@ -60,7 +61,10 @@ class Link {
   /// The address to connect to next ("" while there is none). `last_failed`
   /// says the previous one failed or died, so a list can move on.
   using AddressSource = std::function<std::string(bool last_failed)>;
-  using Done = std::function<void()>;
+  /// Runs once per part: true when the part was acknowledged downstream or
+  /// is on disk, false when it is neither (it must not be acknowledged
+  /// upstream: its sender keeps it and sends it again).
+  using Done = std::function<void(bool kept)>;
   using MembersHandler = std::function<void(const std::vector<std::string>&)>;
 
   /// Opens the spool (throws std::runtime_error naming the problem).
@@ -77,7 +81,8 @@ class Link {
   uint32_t name_id(std::string_view service, std::string_view attr);
 
   /// Delivers a part (a batch, records named by name_id()), at least once;
-  /// `done` runs once it is acknowledged or spooled.
+  /// `done(true)` runs once it is acknowledged or spooled, `done(false)` if
+  /// it could be neither (a full spool disk while the next hop is down).
   void submit(wire::Batch part, Done done);
 
   /// Called with the member list of each heartbeat reply.
@@ -107,7 +112,7 @@ class Link {
   // Sends now; on success a live part (non-null `done`) is moved into the
   // in-flight entry with its `done`, to spool if the link fails.
   bool send(wire::Batch& part, Done* done);
-  void spool_part(const wire::Batch& part);
+  bool spool_part(const wire::Batch& part);  // false: not on disk, logged and counted
   void pump();
   void lost();
 
@@ -116,7 +121,7 @@ class Link {
   AddressSource next_address_;
   MembersHandler on_members_;
   std::unique_ptr<wire::Spool> spool_;
-  bool spool_front_in_flight_ = false;
+  std::optional<wire::Spool::Entry> spool_front_;  // the spooled part in flight
 
   // Names: ids stable for the link's life; which were defined on this connection.
   std::vector<std::pair<std::string, std::string>> names_;  // id - 1 -> names

@@ -248,8 +248,24 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
   for (auto& [link, part] : parts) {
     counters_.records_routed += part.records.size();
     std::weak_ptr<Upstream> weak = from;  // the connection may be gone when the part is done
-    link->submit(std::move(part), [this, weak, index] {
-      if (auto u = weak.lock()) counters_.batches_acked += u->part_done(index);
+    link->submit(std::move(part), [this, weak, index, sender = batch.sender_id, sequence = batch.sequence](bool kept) {
+      auto u = weak.lock();
+      if (!u) return;
+      if (kept) {
+        counters_.batches_acked += u->part_done(index);
+        return;
+      }
+      // Neither delivered nor on disk: acknowledging it would lose it. ACKs go
+      // in order, so the connection closes and its sender sends the batch
+      // again from its own spool; what reached a judger meanwhile is dropped
+      // there as a duplicate.
+      ++counters_.batches_refused;
+      if (u->connection->open()) {
+        spdlog::error("{}: closing: a part of batch {} of sender {} could be neither delivered nor spooled; the "
+                      "sender keeps it ({} refused so far)",
+                      u->peer, sequence, sender, counters_.batches_refused);
+        u->connection->close();
+      }
     });
   }
   counters_.batches_acked += upstream.part_done(index);
@@ -372,22 +388,23 @@ void Proxy::register_self() {
 }
 
 void Proxy::report_health() {
-  uint64_t spooled = 0, spool_dropped = 0, unacked = 0, spool_failures = 0;
+  uint64_t spooled = 0, spool_dropped = 0, unacked = 0, spool_corrupt = 0;
   for (const auto& [name, link] : links_) {
     spooled += link->spooled();
     spool_dropped += link->spool_dropped();
     unacked += link->unacked();
-    spool_failures += link->counters().spool_failures;
+    spool_corrupt += link->counters().spool_corrupt;
   }
   health_.counter("Reports.In", counters_.records_in);
   health_.counter("Reports.Forwarded", counters_.records_routed);
   health_.counter("Reports.Dropped",
                   counters_.dropped_unknown_service + counters_.dropped_unknown_attr + counters_.dropped_unassigned);
   health_.counter("Frames.Bad", counters_.bad_frames);
-  health_.counter("Spool.Dropped", spool_dropped + spool_failures);
+  health_.counter("Spool.Dropped", spool_dropped + spool_corrupt);
+  health_.counter("Batches.Refused", counters_.batches_refused);
   health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
   health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
-  health_.gauge("Connections", static_cast<int64_t>(live_.size()));
+  health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
 }

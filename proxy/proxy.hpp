@@ -48,6 +48,7 @@ struct ProxyCounters {
   uint64_t dropped_unassigned = 0;
   uint64_t bad_frames = 0;
   uint64_t batches_acked = 0;
+  uint64_t batches_refused = 0;  // not acknowledged: a part could be neither delivered nor spooled
   uint64_t bonnie_list_updates = 0;
 };
 

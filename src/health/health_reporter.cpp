@@ -9,8 +9,8 @@
 
 namespace monitor::health {
 
-HealthReporter::HealthReporter(std::string service, int64_t server_id, bool enabled)
-    : service_(std::move(service)), server_id_(server_id), enabled_(enabled) {}
+HealthReporter::HealthReporter(monitor::Name service, int64_t server_id, bool enabled)
+    : service_(service.view()), server_id_(server_id), enabled_(enabled) {}
 
 bool HealthReporter::bound() {
   if (bound_) return true;
@@ -25,19 +25,20 @@ bool HealthReporter::bound() {
   return bound_;
 }
 
-void HealthReporter::send(const char* attr, int64_t value, int32_t ops) {
+void HealthReporter::send(monitor::Name attr, int64_t value, int32_t ops) {
   if (!bound()) return;
-  if (monitor_report(service_.c_str(), attr, server_id_, value, ops) != MONITOR_OK) ++failures_;
+  const std::string name(attr.view());
+  if (monitor_report(service_.c_str(), name.c_str(), server_id_, value, ops) != MONITOR_OK) ++failures_;
 }
 
-void HealthReporter::counter(const char* attr, uint64_t total) {
-  uint64_t& last = last_totals_[attr];
+void HealthReporter::counter(monitor::Name attr, uint64_t total) {
+  uint64_t& last = last_totals_[std::string(attr.view())];
   const uint64_t delta = total >= last ? total - last : total;
   last = total;
   send(attr, static_cast<int64_t>(delta), MONITOR_OP_SUM);
 }
 
-void HealthReporter::gauge(const char* attr, int64_t value) {
+void HealthReporter::gauge(monitor::Name attr, int64_t value) {
   send(attr, value, MONITOR_OP_LAST | MONITOR_OP_MAX | MONITOR_OP_MIN);
 }
 

@@ -7,25 +7,30 @@
 #include <string>
 #include <unordered_map>
 
+#include "monitor/monitor.hpp"
+
 namespace monitor::health {
 
+/// Not thread-safe: the daemon's event loop. Names are monitor::Name, so a
+/// literal that breaks the Service.Attr rule does not compile (the SDK would
+/// refuse it at run time, every time).
 class HealthReporter {
  public:
   /// Reports nothing unless `enabled` and an agent's ring exists: a daemon
   /// must not create a ring nobody drains.
-  HealthReporter(std::string service, int64_t server_id, bool enabled);
+  HealthReporter(monitor::Name service, int64_t server_id, bool enabled);
 
   /// A monotonic counter: the increase since the last call is reported (SUM).
-  void counter(const char* attr, uint64_t total);
+  void counter(monitor::Name attr, uint64_t total);
   /// A level (LAST, MAX, MIN).
-  void gauge(const char* attr, int64_t value);
+  void gauge(monitor::Name attr, int64_t value);
 
   /// Reports the SDK refused (ring full, no room for a name); counted, not retried.
   uint64_t failures() const noexcept { return failures_; }
 
  private:
   bool bound();
-  void send(const char* attr, int64_t value, int32_t ops);
+  void send(monitor::Name attr, int64_t value, int32_t ops);
 
   const std::string service_;
   const int64_t server_id_;

@@ -150,13 +150,18 @@ boost::system::result<void> Spool::write_cursor() {
 
 void Spool::drop_front_segment(bool count_as_dropped) {
   const Segment& s = segments_.front();
-  if (count_as_dropped) dropped_ += s.records;
+  uint64_t dropped = s.records;
+  if (handed_out_ && handed_out_->segment == s.number && !handed_out_dropped_) {
+    // In flight: delivered or not is decided by pop() or unsent().
+    handed_out_dropped_ = true;
+    if (s.records > 0) --dropped;
+  }
+  if (count_as_dropped) dropped_ += dropped;
   records_ -= s.records;
   bytes_ -= s.bytes;
   ::unlink(segment_path(s.number).c_str());
   segments_.pop_front();
   read_offset_ = 0;
-  front_size_.reset();
 }
 
 boost::system::result<void> Spool::append(std::string_view record) {
@@ -188,11 +193,11 @@ boost::system::result<void> Spool::append(std::string_view record) {
   return {};
 }
 
-boost::system::result<std::optional<std::string>> Spool::front() {
+boost::system::result<std::optional<Spool::Entry>> Spool::front() {
   while (records_ > 0) {
     Segment& s = segments_.front();
     if (read_offset_ >= s.bytes || s.records == 0) {
-      if (segments_.size() == 1) return std::optional<std::string>{};
+      if (segments_.size() == 1) return std::optional<Entry>{};
       drop_front_segment(false);  // fully consumed
       continue;
     }
@@ -208,28 +213,37 @@ boost::system::result<std::optional<std::string>> Spool::front() {
         records_ -= s.records;
         s.records = 0;
         read_offset_ = s.bytes;
-        return std::optional<std::string>{};
+        return std::optional<Entry>{};
       }
       drop_front_segment(false);
       continue;
     }
-    front_size_ = *size;
-    return std::optional<std::string>{std::move(body)};
+    handed_out_ = Entry{{}, s.number, read_offset_, *size};
+    handed_out_dropped_ = false;
+    return std::optional<Entry>{Entry{std::move(body), s.number, read_offset_, *size}};
   }
-  return std::optional<std::string>{};
+  return std::optional<Entry>{};
 }
 
-boost::system::result<void> Spool::pop() {
-  if (!front_size_) {
-    auto f = front();
-    if (!f) return f.error();
-    if (!*f) return {};
+boost::system::result<void> Spool::pop(const Entry& entry) {
+  if (!handed_out_ || handed_out_->segment != entry.segment || handed_out_->offset != entry.offset) {
+    return errno_code(EINVAL);  // not the record front() handed out: consume nothing
   }
-  read_offset_ += *front_size_;
-  front_size_.reset();
+  const bool dropped_meanwhile = handed_out_dropped_;
+  handed_out_.reset();
+  handed_out_dropped_ = false;
+  if (dropped_meanwhile) return {};
+  read_offset_ += entry.size;
   segments_.front().records -= 1;
   records_ -= 1;
   return write_cursor();
+}
+
+void Spool::unsent(const Entry& entry) {
+  if (!handed_out_ || handed_out_->segment != entry.segment || handed_out_->offset != entry.offset) return;
+  if (handed_out_dropped_) ++dropped_;
+  handed_out_.reset();
+  handed_out_dropped_ = false;
 }
 
 }  // namespace monitor::wire

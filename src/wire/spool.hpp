@@ -43,16 +43,35 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
 
   /// Adds a record at the back. When the spool would exceed max_bytes, the
-  /// oldest segments are dropped first and their records counted as dropped.
+  /// oldest segments are dropped first and their records counted as dropped
+  /// (a record handed out by front() is counted only if it is then unsent()).
   /// A failed write (full disk) returns the error and keeps the spool usable.
   [[nodiscard]] boost::system::result<void> append(std::string_view record);
 
-  /// The oldest record not yet popped, or nullopt when empty. A record that
-  /// fails its CRC is counted as corrupt and skipped with the rest of its segment.
-  [[nodiscard]] boost::system::result<std::optional<std::string>> front();
+  /// A record handed out by front(), and where it was: pop() and unsent() name
+  /// it, so nothing but the record that was sent can be consumed.
+  struct Entry {
+    std::string body;
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
 
-  /// Consumes the record front() returned and persists the position.
-  [[nodiscard]] boost::system::result<void> pop();
+  /// The oldest record not yet popped, or nullopt when empty; it stays handed
+  /// out until pop() or unsent() names it (calling front() again hands out
+  /// the same record). A record that fails its CRC is counted as corrupt and
+  /// skipped with the rest of its segment.
+  [[nodiscard]] boost::system::result<std::optional<Entry>> front();
+
+  /// The receiver acknowledged `entry`: consumes it and persists the position.
+  /// If append() dropped its segment meanwhile (the spool overflowed), the
+  /// entry was still delivered: nothing is consumed and nothing counted.
+  [[nodiscard]] boost::system::result<void> pop(const Entry& entry);
+
+  /// `entry` could not be delivered (the link failed): it stays at the front
+  /// for the next front(), unless append() dropped its segment meanwhile, in
+  /// which case it is counted as dropped now, once.
+  void unsent(const Entry& entry);
 
   uint64_t records() const noexcept { return records_; }
   uint64_t bytes() const noexcept { return bytes_; }
@@ -78,7 +97,8 @@ class Spool {
   std::deque<Segment> segments_;  // oldest first; the last is written to
   int write_fd_ = -1;
   uint64_t read_offset_ = 0;      // in segments_.front()
-  std::optional<uint64_t> front_size_;  // bytes of the record front() returned
+  std::optional<Entry> handed_out_;   // the record front() returned (body not kept)
+  bool handed_out_dropped_ = false;   // its segment was dropped while it was handed out
   uint64_t records_ = 0;          // not yet popped
   uint64_t bytes_ = 0;            // on disk, consumed or not
   uint64_t dropped_ = 0;

@@ -33,8 +33,8 @@ std::vector<std::string> drain(Spool& spool) {
     auto f = spool.front();
     REQUIRE(f.has_value());
     if (!*f) break;
-    out.push_back(**f);
-    REQUIRE(spool.pop().has_value());
+    out.push_back((*f)->body);
+    REQUIRE(spool.pop(**f).has_value());
   }
   return out;
 }
@@ -69,8 +69,9 @@ TEST_CASE("a reopened spool resumes after the last pop", "[spool]") {
     auto spool = open_spool(dir, {1 << 20, 300});
     for (int i = 0; i < 30; ++i) REQUIRE(spool->append(record(i)).has_value());
     for (int i = 0; i < 12; ++i) {
-      REQUIRE(spool->front().has_value());
-      REQUIRE(spool->pop().has_value());
+      auto f = spool->front();
+      REQUIRE(f.has_value());
+      REQUIRE(spool->pop(**f).has_value());
     }
     REQUIRE(spool->front().has_value());  // read but not popped: delivered again after a restart
   }
@@ -159,11 +160,61 @@ TEST_CASE("a full disk fails the append with an error and leaves the spool usabl
     while (true) {
       auto f = spool.front();
       if (!f || !*f) break;
-      if (**f != big) return 3;  // no torn record is ever returned
+      if ((*f)->body != big) return 3;  // no torn record is ever returned
       ++read_back;
-      if (!spool.pop()) break;
+      if (!spool.pop(**f)) break;
     }
     return read_back == 20 - failures ? 0 : 4;
   });
   CHECK(child.wait_for(std::chrono::seconds(20)) == 0);
+}
+
+// Issue 7, item 3: append() dropping the front segment while front()'s record
+// is out used to make the next pop() consume a record that was never sent.
+TEST_CASE("issue 7: an overflow while a record is out never makes pop consume an unsent one; drops count once",
+          "[spool][issue7][failure]") {
+  TempDir dir;
+  auto spool = open_spool(dir, {2000, 400});  // a few records a segment, a few segments in all
+  int appended = 0;
+  for (; appended < 10; ++appended) REQUIRE(spool->append(record(appended)).has_value());
+  auto out = spool->front();
+  REQUIRE(out.has_value());
+  REQUIRE(out->has_value());
+  const Spool::Entry sent = **out;
+  CHECK(sent.body == record(0));
+  // While record 0 is in flight, the spool overflows and drops its segment.
+  for (; appended < 60; ++appended) REQUIRE(spool->append(record(appended)).has_value());
+  REQUIRE(spool->dropped_records() > 0);
+
+  std::vector<std::string> delivered;
+  SECTION("the record in flight is acknowledged") {
+    REQUIRE(spool->pop(sent).has_value());
+    delivered.push_back(sent.body);
+  }
+  SECTION("the record in flight is not delivered") {
+    const uint64_t dropped_before = spool->dropped_records();
+    spool->unsent(sent);
+    CHECK(spool->dropped_records() == dropped_before + 1);  // lost now, counted now
+  }
+  for (const auto& body : drain(*spool)) delivered.push_back(body);
+  // Every record is delivered or counted as dropped, exactly once, in order.
+  CHECK(delivered.size() + spool->dropped_records() == static_cast<size_t>(appended));
+  for (size_t i = 1; i < delivered.size(); ++i) {
+    CHECK(std::stoi(delivered[i].substr(6)) > std::stoi(delivered[i - 1].substr(6)));
+  }
+  CHECK(delivered.back() == record(appended - 1));
+}
+
+TEST_CASE("issue 7: pop of a record front() did not hand out consumes nothing", "[spool][issue7][failure]") {
+  TempDir dir;
+  auto spool = open_spool(dir);
+  for (int i = 0; i < 3; ++i) REQUIRE(spool->append(record(i)).has_value());
+  auto first = spool->front();
+  REQUIRE(first.has_value());
+  Spool::Entry forged = **first;
+  forged.offset += 1;
+  CHECK_FALSE(spool->pop(forged).has_value());
+  CHECK(spool->records() == 3);
+  REQUIRE(spool->pop(**first).has_value());
+  CHECK(drain(*spool) == std::vector<std::string>{record(1), record(2)});
 }
