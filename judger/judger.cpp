@@ -20,6 +20,7 @@
 #include "common/clock.hpp"
 #include "common/process_info.hpp"
 #include "net/endpoint.hpp"
+#include "net/spawn.hpp"
 #include "wire/dictionary.hpp"
 #include "wire/messages.hpp"
 
@@ -188,12 +189,18 @@ asio::awaitable<void> Judger::tick_loop() {
   while (!stopping_) {
     const int64_t now_s = realtime_ns() / 1'000'000'000;
     // One run at a time: parts of two runs for one minute must not interleave.
-    if (!finishing_) asio::co_spawn(io_, finish_due_minutes(now_s), asio::detached);
-    if (ticks % 3 == 0) register_self();
-    if (ticks % 5 == 0) report_health();
+    if (!finishing_) net::spawn(io_, finish_due_minutes(now_s), "storing finished minutes");
+    // Each step survives its own failure: a tick loop that died would stop
+    // finishing minutes and registering without a word.
+    if (ticks % 3 == 0) net::guarded("registering", [&] { register_self(); });
+    if (ticks % 5 == 0) net::guarded("reporting health", [&] { report_health(); });
     if (ticks % 60 == 0) {
-      if (auto removed = store_->apply_retention(now_s); !removed) spdlog::warn("retention: {}", removed.error().message());
-      log_health();
+      net::guarded("applying retention", [&] {
+        if (auto removed = store_->apply_retention(now_s); !removed) {
+          spdlog::warn("retention: {}", removed.error().message());
+        }
+      });
+      net::guarded("logging health", [&] { log_health(); });
     }
     ++ticks;
     timer.expires_after(1s);
@@ -212,8 +219,8 @@ asio::awaitable<void> Judger::accept_loop() {
     ++counters_.connections;
     auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
     live_.insert(connection);
-    asio::co_spawn(io_, connection->write_loop(10s), asio::detached);
-    asio::co_spawn(io_, session(connection), asio::detached);
+    net::spawn(io_, connection->write_loop(10s), "a connection's writer");
+    net::spawn(io_, session(connection), "a batch session");
   }
 }
 
@@ -353,7 +360,7 @@ asio::awaitable<void> Judger::http_accept_loop() {
       if (stopping_) co_return;
       continue;
     }
-    asio::co_spawn(io_, http_session(std::move(socket)), asio::detached);
+    net::spawn(io_, http_session(std::move(socket)), "an HTTP session");
   }
 }
 
@@ -394,9 +401,9 @@ int Judger::run() {
     for (const auto& connection : live_) connection->close();
     io_.stop();
   });
-  asio::co_spawn(io_, accept_loop(), asio::detached);
-  asio::co_spawn(io_, http_accept_loop(), asio::detached);
-  asio::co_spawn(io_, tick_loop(), asio::detached);
+  net::spawn(io_, accept_loop(), "the batch listener");
+  net::spawn(io_, http_accept_loop(), "the HTTP listener");
+  net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
   // Unfinished minutes stay pending in the store and are rebuilt at the next start.
   if (auto r = registry_->remove("judgers", config_.name); !r) spdlog::warn("registry: {}", r.error().message());

@@ -38,6 +38,13 @@ boost::system::result<Catalogue> Catalogue::load(registry::Registry& registry, s
       problems.push_back(fmt::format("assignments/{}: no \"judger\" string", entry.name));
       continue;
     }
+    // The name becomes a spool directory: it must be a registry key, never a path.
+    if (!registry::is_valid_key(*judger)) {
+      problems.push_back(fmt::format("assignments/{}: judger \"{}\" is not a valid registry key; the service is "
+                                     "treated as unassigned",
+                                     entry.name, std::string_view(*judger)));
+      continue;
+    }
     c.judger_of_[entry.name] = std::string(*judger);
   }
   auto judgers = registry.list("judgers");

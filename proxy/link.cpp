@@ -11,6 +11,7 @@
 
 #include "common/clock.hpp"
 #include "net/endpoint.hpp"
+#include "net/spawn.hpp"
 #include "wire/spool_record.hpp"
 
 namespace monitor::proxy {
@@ -21,13 +22,16 @@ using namespace asio::experimental::awaitable_operators;
 using namespace std::chrono_literals;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
-Link::Link(asio::io_context& io, Options options, AddressSource next_address)
-    : io_(io), options_(std::move(options)), next_address_(std::move(next_address)), retry_(io) {
-  auto spool = wire::Spool::open(options_.spool_dir, {options_.spool_max_bytes, 4ull << 20});
-  if (!spool) {
-    throw std::runtime_error(fmt::format("open spool {}: {}", options_.spool_dir.string(), spool.error().message()));
-  }
-  spool_ = std::move(*spool);
+boost::system::result<std::unique_ptr<Link>> Link::open(asio::io_context& io, Options options,
+                                                        AddressSource next_address) {
+  auto spool = wire::Spool::open(options.spool_dir, {options.spool_max_bytes, 4ull << 20});
+  if (!spool) return spool.error();
+  return std::unique_ptr<Link>(new Link(io, std::move(options), std::move(next_address), std::move(*spool)));
+}
+
+Link::Link(asio::io_context& io, Options options, AddressSource next_address, std::unique_ptr<wire::Spool> spool)
+    : io_(io), options_(std::move(options)), next_address_(std::move(next_address)), spool_(std::move(spool)),
+      retry_(io) {
   if (spool_->records() != 0) {
     spdlog::info("link {}: spool holds {} parts from before; they go first", options_.name, spool_->records());
   }
@@ -35,7 +39,7 @@ Link::Link(asio::io_context& io, Options options, AddressSource next_address)
 
 Link::~Link() = default;
 
-void Link::start() { asio::co_spawn(io_, run(), asio::detached); }
+void Link::start() { net::spawn(io_, run(), "link " + options_.name); }
 
 void Link::stop() {
   stopping_ = true;
@@ -177,7 +181,7 @@ asio::awaitable<std::shared_ptr<net::FrameConnection>> Link::connect(const std::
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{64u << 20});
-  asio::co_spawn(io_, connection->write_loop(10s), asio::detached);
+  net::spawn(io_, connection->write_loop(10s), "link " + options_.name + " writer");
   std::string hello;
   wire::encode(hello, options_.hello);
   connection->send(std::move(hello));
@@ -289,7 +293,7 @@ asio::awaitable<void> Link::run() {
     std::fill(defined_.begin(), defined_.end(), false);
     spdlog::info("link {}: connected to {}, {} spooled parts to send first", options_.name, address,
                  spool_->records());
-    asio::co_spawn(io_, heartbeat_loop(connection), asio::detached);
+    net::spawn(io_, heartbeat_loop(connection), "link " + options_.name + " heartbeats");
     pump();
     co_await read_loop(connection);
     lost();

@@ -28,6 +28,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/system/result.hpp>
 
 #include "net/frame_connection.hpp"
 #include "wire/messages.hpp"
@@ -67,8 +68,10 @@ class Link {
   using Done = std::function<void(bool kept)>;
   using MembersHandler = std::function<void(const std::vector<std::string>&)>;
 
-  /// Opens the spool (throws std::runtime_error naming the problem).
-  Link(boost::asio::io_context& io, Options options, AddressSource next_address);
+  /// Opens the link's spool; an error names the directory and the reason.
+  /// The link is idle until start().
+  [[nodiscard]] static boost::system::result<std::unique_ptr<Link>> open(boost::asio::io_context& io, Options options,
+                                                                         AddressSource next_address);
   ~Link();
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
@@ -105,6 +108,7 @@ class Link {
     std::optional<wire::Batch> part;  // live parts only
   };
 
+  Link(boost::asio::io_context& io, Options options, AddressSource next_address, std::unique_ptr<wire::Spool> spool);
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<std::shared_ptr<net::FrameConnection>> connect(const std::string& address);
   boost::asio::awaitable<void> heartbeat_loop(std::shared_ptr<net::FrameConnection> connection);

@@ -18,6 +18,7 @@
 #include "common/hash.hpp"
 #include "common/process_info.hpp"
 #include "net/endpoint.hpp"
+#include "net/spawn.hpp"
 #include "wire/messages.hpp"
 
 namespace monitor::proxy {
@@ -112,7 +113,7 @@ Proxy::Proxy(ProxyConfig config)
   if (config_.is_clyde()) {
     bonnies_ = read_bonnie_list(config_.bonnies_file);
     bonnie_index_ = std::random_device{}() % bonnies_.size();
-    link_to("bonnie");
+    if (link_to("bonnie") == nullptr) throw std::runtime_error("cannot open the spool of the link to the Bonnies");
   } else {
     refresh_catalogue();
   }
@@ -129,9 +130,8 @@ Proxy::Proxy(ProxyConfig config)
 
 Proxy::~Proxy() = default;
 
-Link& Proxy::link_to(const std::string& next_hop) {
-  auto& link = links_[next_hop];
-  if (link) return *link;
+Link* Proxy::link_to(const std::string& next_hop) {
+  if (auto it = links_.find(next_hop); it != links_.end()) return it->second.get();
   Link::Options options;
   options.name = next_hop;
   options.spool_dir = std::filesystem::path(config_.data_dir) / "spool" / next_hop;
@@ -145,10 +145,25 @@ Link& Proxy::link_to(const std::string& next_hop) {
   } else {
     source = [this, next_hop](bool) { return catalogue_.judger_address(next_hop); };
   }
-  link = std::make_unique<Link>(io_, std::move(options), std::move(source));
+  const std::string spool_dir = options.spool_dir.string();
+  auto opened = Link::open(io_, std::move(options), std::move(source));
+  if (!opened) {
+    ++counters_.link_failures;
+    const int64_t now = realtime_ns();
+    int64_t& next_log = link_failure_log_[next_hop];
+    if (now >= next_log) {
+      next_log = now + 60'000'000'000;
+      spdlog::error("link {}: cannot open its spool {}: {}; its reports are not acknowledged until it can ({} such "
+                    "failures so far)",
+                    next_hop, spool_dir, opened.error().message(), counters_.link_failures);
+    }
+    return nullptr;
+  }
+  auto& link = links_[next_hop];
+  link = std::move(*opened);
   if (config_.is_clyde()) link->on_members([this](const auto& members) { update_bonnie_list(members); });
   link->start();
-  return *link;
+  return link.get();
 }
 
 std::string Proxy::next_bonnie(bool last_failed) {
@@ -220,8 +235,8 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
       route.verdict = config_.is_clyde() ? Catalogue::Verdict::kRoute : catalogue_.judge(service, attr, judger);
       route.link = nullptr;
       if (route.verdict == Catalogue::Verdict::kRoute) {
-        route.link = &link_to(config_.is_clyde() ? std::string("bonnie") : judger);
-        route.link_id = route.link->name_id(service, attr);
+        route.link = link_to(config_.is_clyde() ? std::string("bonnie") : judger);
+        if (route.link != nullptr) route.link_id = route.link->name_id(service, attr);
       } else {
         spdlog::warn("{}: dropping reports of {} {}: {}", upstream.peer, service, attr,
                      route.verdict == Catalogue::Verdict::kUnknownService ? "service not registered"
@@ -229,6 +244,17 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
                                                                           : "service assigned to no judger");
       }
       route.version = catalogue_version_;
+    }
+    if (route.verdict == Catalogue::Verdict::kRoute && route.link == nullptr) {
+      // Its link cannot keep anything: refuse the whole batch (it was not
+      // acknowledged) and ask the link again for the next one.
+      route.version = 0;
+      ++counters_.batches_refused;
+      spdlog::error("{}: closing: batch {} of sender {} has reports for a judger whose link cannot be opened; the "
+                    "sender keeps it",
+                    upstream.peer, batch.sequence, batch.sender_id);
+      upstream.connection->close();
+      return;
     }
     switch (route.verdict) {
       case Catalogue::Verdict::kRoute: break;
@@ -370,8 +396,8 @@ asio::awaitable<void> Proxy::accept_loop() {
     auto upstream = std::make_shared<Upstream>(connection);
     upstream->peer = net::format_endpoint(remote);
     live_.insert(upstream);
-    asio::co_spawn(io_, connection->write_loop(10s), asio::detached);
-    asio::co_spawn(io_, session(upstream), asio::detached);
+    net::spawn(io_, connection->write_loop(10s), "a connection's writer");
+    net::spawn(io_, session(upstream), "an upstream session");
   }
 }
 
@@ -430,10 +456,12 @@ void Proxy::log_health() {
 asio::awaitable<void> Proxy::tick_loop() {
   asio::steady_timer timer(io_);
   for (int ticks = 0; !stopping_; ++ticks) {
-    if (!config_.is_clyde()) refresh_catalogue();
-    if (ticks % 3 == 0) register_self();
-    if (ticks % 5 == 0) report_health();
-    if (ticks % 60 == 59) log_health();
+    // Each step survives its own failure: a tick loop that died would stop
+    // re-registering and refreshing the catalogue without a word.
+    if (!config_.is_clyde()) net::guarded("refreshing the catalogue", [&] { refresh_catalogue(); });
+    if (ticks % 3 == 0) net::guarded("registering", [&] { register_self(); });
+    if (ticks % 5 == 0) net::guarded("reporting health", [&] { report_health(); });
+    if (ticks % 60 == 59) net::guarded("logging health", [&] { log_health(); });
     timer.expires_after(1s);
     co_await timer.async_wait(kNoThrow);
   }
@@ -451,8 +479,8 @@ int Proxy::run() {
     io_.stop();
   });
   register_self();
-  asio::co_spawn(io_, accept_loop(), asio::detached);
-  asio::co_spawn(io_, tick_loop(), asio::detached);
+  net::spawn(io_, accept_loop(), "the listener");
+  net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
   // Unacknowledged batches are resent by their senders; spooled parts wait on disk.
   if (auto r = registry_->remove("proxies", config_.name); !r) spdlog::warn("registry: {}", r.error().message());

@@ -48,7 +48,8 @@ struct ProxyCounters {
   uint64_t dropped_unassigned = 0;
   uint64_t bad_frames = 0;
   uint64_t batches_acked = 0;
-  uint64_t batches_refused = 0;  // not acknowledged: a part could be neither delivered nor spooled
+  uint64_t batches_refused = 0;
+  uint64_t link_failures = 0;    // links that could not be opened (their spool)  // not acknowledged: a part could be neither delivered nor spooled
   uint64_t bonnie_list_updates = 0;
 };
 
@@ -69,7 +70,9 @@ class Proxy {
   boost::asio::awaitable<void> session(std::shared_ptr<Upstream> upstream);
   boost::asio::awaitable<void> tick_loop();
   void route(const std::shared_ptr<Upstream>& from, wire::Batch batch);
-  Link& link_to(const std::string& next_hop);
+  /// The link to `next_hop`, opened on first use; null when its spool cannot
+  /// be opened (logged, at most once a minute per hop, and counted).
+  Link* link_to(const std::string& next_hop);
   std::string next_bonnie(bool last_failed);
   void update_bonnie_list(const std::vector<std::string>& members);
   void refresh_catalogue();
@@ -90,6 +93,8 @@ class Proxy {
   size_t bonnie_index_ = 0;
 
   std::map<std::string, std::unique_ptr<Link>> links_;  // by next hop: judger name, or "bonnie"
+
+  std::unordered_map<std::string, int64_t> link_failure_log_;  // next_hop -> when to log its failure again
   std::set<std::shared_ptr<Upstream>> live_;
   ProxyCounters counters_;
   bool stopping_ = false;

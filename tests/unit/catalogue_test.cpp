@@ -55,3 +55,27 @@ TEST_CASE("the catalogue routes registered attrs to their judger and says why it
   REQUIRE(registry->put("services", "Shop.Api", object{{"id", 1}, {"attrs", object{{"Orders.Placed", 1}, {"X.Y", 2}}}}));
   CHECK_FALSE(*Catalogue::load(*registry, again) == c);
 }
+
+// Issue 7, item 6: the judger name of an assignment becomes Bonnie's spool
+// directory, so "../x" or "/x" would have escaped the data directory.
+TEST_CASE("issue 7: an assignment to a judger name that is not a registry key is refused, never a path",
+          "[proxy][issue7][failure]") {
+  TempDir dir;
+  auto registry = std::move(*monitor::registry::open_registry("file:" + dir.path() + "/registry"));
+  for (const char* service : {"Shop.Api", "Shop.Web", "Shop.Ok"}) {
+    REQUIRE(registry->put("services", service, object{{"id", 1}, {"attrs", object{{"Orders.Placed", 1}}}}));
+  }
+  REQUIRE(registry->put("assignments", "Shop.Api", object{{"judger", "../escape"}}));
+  REQUIRE(registry->put("assignments", "Shop.Web", object{{"judger", "/tmp/escape"}}));
+  REQUIRE(registry->put("assignments", "Shop.Ok", object{{"judger", "judger-1"}}));
+  std::vector<std::string> problems;
+  auto loaded = Catalogue::load(*registry, problems);
+  REQUIRE(loaded.has_value());
+  std::string judger;
+  CHECK(loaded->judge("Shop.Api", "Orders.Placed", judger) == Catalogue::Verdict::kUnassigned);
+  CHECK(loaded->judge("Shop.Web", "Orders.Placed", judger) == Catalogue::Verdict::kUnassigned);
+  CHECK(loaded->judge("Shop.Ok", "Orders.Placed", judger) == Catalogue::Verdict::kRoute);
+  CHECK(loaded->assigned_judgers() == std::set<std::string>{"judger-1"});
+  REQUIRE(problems.size() == 2);
+  for (const auto& problem : problems) CHECK_THAT(problem, Catch::Contains("not a valid registry key"));
+}

@@ -1,0 +1,163 @@
+// Issue 7, items 2, 3 and 7, end to end: every report a writer was told
+// MONITOR_OK for reaches the judger's minutes exactly once, read back through
+// monitorctl query, across a full disk at Bonnie and agent restarts and kills.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "e2e/judger_process.hpp"
+#include "e2e/proxy_process.hpp"
+#include "e2e/query_oracle.hpp"
+#include "monitor/monitor.h"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+
+using namespace std::chrono_literals;
+using monitor::test::ChildProcess;
+using monitor::test::free_port;
+using monitor::test::read_file;
+using monitor::test::TempDir;
+using monitor::test::TempRing;
+using monitor::test::wait_until;
+using namespace monitor::e2e;
+
+namespace {
+
+const std::string kService = "E2e.Test";
+const std::string kAttr = "Steady.Count";
+
+// A small tmpfs mounted over `path` for the life of the object: a disk that
+// fills up, and frees space when told.
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& path, const std::string& size) : path_(path) {
+    ::mkdir(path.c_str(), 0755);
+    mounted_ = ::mount("tmpfs", path.c_str(), "tmpfs", 0, ("size=" + size).c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  bool mounted() const { return mounted_; }
+  /// Writes a file until the disk is full.
+  void fill() const {
+    std::FILE* f = std::fopen((path_ + "/filler").c_str(), "w");
+    REQUIRE(f != nullptr);
+    const std::string block(4096, 'f');
+    while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+    }
+    std::fclose(f);
+  }
+  void free_space() const { ::unlink((path_ + "/filler").c_str()); }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+ChildProcess spawn_steady(const TempRing& ring, const std::string& out, int64_t server, int rate, int seconds) {
+  return ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "steady", std::to_string(server), std::to_string(rate),
+                              std::to_string(seconds)},
+                             out, "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+}
+
+long ok_count(const std::string& path) {
+  const std::string text = read_file(path);
+  const size_t at = text.find("ok=");
+  REQUIRE(at != std::string::npos);
+  return std::stol(text.substr(at + 3));
+}
+
+ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::string& log) {
+  return ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--registry",
+                              "file:" + dir.file("registry"), "--dc", "central", "--spool-dir",
+                              dir.file("agent-spool"), "--no-self-metrics"},
+                             "", dir.file(log));
+}
+
+void stop(ChildProcess& process, const std::string& what) {
+  INFO(what);
+  process.signal(SIGTERM);
+  REQUIRE(process.wait_for(20s) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges nothing it cannot keep; exact once "
+          "space is freed",
+          "[e2e][proxy][issue7][failure]") {
+  if (geteuid() != 0) {
+    WARN("needs root to mount a small tmpfs; skipped");
+    return;
+  }
+  TempDir dir;
+  TempRing ring("full-disk");
+  register_service(dir, kService, {kAttr});
+  SmallDisk disk(dir.file("bonnie-1"), "256k");
+  REQUIRE(disk.mounted());
+  disk.fill();
+  const int bonnie_port = free_port();
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  auto agent = spawn_agent(dir, ring, "agent.log");
+  const int64_t start = unix_now_s();
+  auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 6);
+  // The judger is not there: Bonnie must spool, cannot, and says so.
+  REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("neither delivered nor spooled") !=
+                                  std::string::npos; },
+                     15s));
+  REQUIRE(writer.wait_for(20s) == 0);
+  const int64_t last = unix_now_s();
+  disk.free_space();
+  auto judger = spawn_judger(dir, free_port(), dir.file("judger.log"));
+  const double expected = static_cast<double>(ok_count(dir.file("writer.out")));
+  const double got = query_sum_when_final(dir, kService, kAttr, "SUM", "total", start, last, expected);
+  INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nagent:\n" << read_file(dir.file("agent.log"))
+                    << "\njudger:\n" << read_file(dir.file("judger.log")) << "\nquery:\n"
+                    << read_file(dir.file("query.err")));
+  CHECK(got == expected);
+  stop(agent, "agent");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+}
+
+TEST_CASE("issue 7: Bonnie whose link to a judger cannot open its spool keeps serving, and loses nothing once it can",
+          "[e2e][proxy][issue7][failure]") {
+  TempDir dir;
+  TempRing ring("link-spool");
+  register_service(dir, kService, {kAttr});
+  // A file where the link's spool directory must go.
+  ::mkdir(dir.file("bonnie-1").c_str(), 0755);
+  ::mkdir(dir.file("bonnie-1/spool").c_str(), 0755);
+  { std::FILE* f = std::fopen(dir.file("bonnie-1/spool/judger-1").c_str(), "w"); REQUIRE(f != nullptr); std::fclose(f); }
+  auto judger = spawn_judger(dir, free_port(), dir.file("judger.log"));
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central");
+  auto agent = spawn_agent(dir, ring, "agent.log");
+  const int64_t start = unix_now_s();
+  auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 5);
+  REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("cannot open its spool") !=
+                                  std::string::npos; },
+                     15s));
+  // Bonnie's tick loop lives on: it keeps its registry entry fresh.
+  const std::string entry = dir.file("registry/proxies/bonnie-1.json");
+  const std::string before = read_file(entry);
+  REQUIRE(wait_until([&] { return read_file(entry) != before; }, 10s));
+  ::unlink(dir.file("bonnie-1/spool/judger-1").c_str());
+  REQUIRE(writer.wait_for(20s) == 0);
+  const int64_t last = unix_now_s();
+  const double expected = static_cast<double>(ok_count(dir.file("writer.out")));
+  const double got = query_sum_when_final(dir, kService, kAttr, "SUM", "total", start, last, expected);
+  INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nagent:\n" << read_file(dir.file("agent.log")));
+  CHECK(got == expected);
+  stop(agent, "agent");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+}

@@ -1,0 +1,69 @@
+// What a user reads: minutes through `monitorctl query --output json`, which
+// finds the judger in the registry and serves only final minutes. The
+// end-to-end exactness checks of issue 7 read here, never the store's tables.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+
+namespace monitor::e2e {
+
+inline int64_t unix_now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The sum of the `op` minute values of (service, attr) for `server` ("total"
+/// or an id) over [from, to), or -1 when monitorctl fails.
+inline double query_sum(const test::TempDir& dir, const std::string& service, const std::string& attr,
+                        const std::string& op, const std::string& server, int64_t from, int64_t to) {
+  const std::string out = dir.file("query.json");
+  auto query = test::ChildProcess::spawn({MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("registry"),
+                                          "--service", service, "--attr", attr, "--op", op, "--server", server,
+                                          "--from", std::to_string(from), "--to", std::to_string(to), "--output",
+                                          "json"},
+                                         out, dir.file("query.err"));
+  const auto rc = query.wait_for(std::chrono::seconds(10));
+  if (rc != 0) {
+    UNSCOPED_INFO("monitorctl query exited " << (rc ? std::to_string(*rc) : "late") << ": "
+                                             << test::read_file(dir.file("query.err")) << test::read_file(out));
+    return -1;
+  }
+  double sum = 0;
+  try {
+    const boost::json::value body = boost::json::parse(test::read_file(out));  // outlives the loop below
+    for (const auto& p : body.at("points").as_array()) sum += p.as_array().at(1).to_number<double>();
+  } catch (const std::exception& e) {
+    UNSCOPED_INFO("monitorctl query printed what does not parse (" << e.what() << "): " << test::read_file(out));
+    return -1;
+  }
+  return sum;
+}
+
+/// Waits (bounded: until the minute after `last_second` is final plus
+/// `margin`) for the query sum to reach `expected`, and returns the last sum
+/// read. Final minutes only change by late amendments, so a sum that reached
+/// its goal stays there; one that never does fails the caller's CHECK.
+inline double query_sum_when_final(const test::TempDir& dir, const std::string& service, const std::string& attr,
+                                   const std::string& op, const std::string& server, int64_t from,
+                                   int64_t last_second, double expected,
+                                   std::chrono::seconds margin = std::chrono::seconds(20)) {
+  const int64_t to = last_second - last_second % 60 + 60;
+  const int64_t give_up = to + margin.count();
+  double sum = -1;
+  while (true) {
+    sum = query_sum(dir, service, attr, op, server, from - from % 60, to);
+    if (sum == expected || unix_now_s() >= give_up) return sum;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a poll interval, not a wait for an event
+  }
+}
+
+}  // namespace monitor::e2e
