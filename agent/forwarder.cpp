@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -12,10 +14,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "wire/dictionary.hpp"
 #include "net/endpoint.hpp"
 #include "wire/frame.hpp"
+#include "wire/byte_io.hpp"
 #include "wire/spool_record.hpp"
 
 namespace monitor::agent {
@@ -85,6 +89,20 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
     throw std::runtime_error(fmt::format("open spool {}: {}", options_.spool_dir, spool.error().message()));
   }
   spool_ = std::move(*spool);
+  if (std::FILE* f = std::fopen((options_.spool_dir + "/next-sequence").c_str(), "r")) {
+    if (std::fscanf(f, "%" SCNu64, &next_sequence_) != 1) next_sequence_ = 0;
+    std::fclose(f);
+  } else {
+    next_sequence_ = 0;
+  }
+  if (next_sequence_ == 0) {
+    // No record of the sequences this sender used (a new host, or a lost spool
+    // directory): start a new epoch above any it can have used before, so no
+    // batch of it is taken for a duplicate. Dense from there on.
+    next_sequence_ = static_cast<uint64_t>(realtime_ns() / 1'000'000'000) << 20;
+    spdlog::info("spool {}: no next-sequence file; batches start a new epoch at sequence {}", options_.spool_dir,
+                 next_sequence_);
+  }
   if (options_.address.empty()) {
     auto reg = registry::open_registry(options_.registry);
     if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", options_.registry, reg.error().message()));
@@ -107,16 +125,9 @@ void Forwarder::stop(std::chrono::milliseconds drain) {
 }
 
 void Forwarder::write(const AggregateRecord& r) {
-  if (local_ids_.size() <= r.name_id) local_ids_.resize(r.name_id + 1, 0);
-  uint32_t& local = local_ids_[r.name_id];
-  if (local == 0) {
-    record_names_.push_back(wire::DictEntry{static_cast<uint32_t>(record_names_.size() + 1),
-                                            std::string(names_.service(r.name_id)), std::string(names_.attr(r.name_id))});
-    local = static_cast<uint32_t>(record_names_.size());
-  }
   wire::BatchRecord rec;
   rec.second = r.second;
-  rec.name_id = local;
+  rec.name_id = r.name_id;
   rec.server_id = r.server_id;
   rec.ops = static_cast<uint8_t>(r.op);
   rec.stats = *r.stats;
@@ -126,25 +137,77 @@ void Forwarder::write(const AggregateRecord& r) {
 
 void Forwarder::end_second(int64_t second) {
   if (records_.empty()) return;
-  {
-    std::lock_guard lock(mutex_);
-    // Sequences keep rising across restarts even with an empty spool: they
-    // start from the second, shifted to leave room for several per second.
-    const uint64_t sequence = std::max(next_sequence_, static_cast<uint64_t>(second) << 10);
-    next_sequence_ = sequence + 1;
-    const std::string bytes =
-        wire::encode_spool_record(record_names_, wire::Batch{options_.sender_id, sequence, std::move(records_)});
-    if (auto appended = spool_->append(bytes); !appended) {
-      ++counters_.spool_failures;
-      spdlog::error("spooling second {}: {}; its aggregates are lost", second, appended.error().message());
-    } else {
-      ++counters_.batches_spooled;
-    }
-  }
+  spool_second(second);
   wake_.notify_all();
   records_.clear();
-  record_names_.clear();
-  std::fill(local_ids_.begin(), local_ids_.end(), 0);
+}
+
+bool Forwarder::save_next_sequence(uint64_t next) {
+  const std::string path = options_.spool_dir + "/next-sequence";
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return false;
+  const bool written = std::fprintf(f, "%" PRIu64 "\n", next) > 0;
+  if (std::fclose(f) != 0 || !written) return false;
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+void Forwarder::spool_second(int64_t second) {
+  // A batch's payload is 16 bytes of sender and sequence, a count, records.
+  constexpr size_t kBudget = wire::kBatchPayloadBudget - 32;
+  size_t begin = 0;
+  while (begin < records_.size()) {
+    // Cut: records in order until the next would pass the budget, each named
+    // by an id local to its batch (a spooled batch carries its own names).
+    std::vector<wire::DictEntry> names;
+    wire::Batch batch{options_.sender_id, 0, {}};
+    size_t bytes = 0;
+    size_t end = begin;
+    for (; end < records_.size(); ++end) {
+      wire::BatchRecord& rec = records_[end];
+      if (local_ids_.size() <= rec.name_id) local_ids_.resize(rec.name_id + 1, 0);
+      const uint32_t local = local_ids_[rec.name_id] != 0 ? local_ids_[rec.name_id]
+                                                           : static_cast<uint32_t>(names.size() + 1);
+      scratch_.clear();
+      wire::ByteWriter w(scratch_);
+      wire::encode_record(w, rec, local);
+      if (end > begin && bytes + scratch_.size() > kBudget) break;
+      bytes += scratch_.size();
+      if (local_ids_[rec.name_id] == 0) {
+        local_ids_[rec.name_id] = local;
+        names.push_back(wire::DictEntry{local, std::string(names_.service(rec.name_id)),
+                                        std::string(names_.attr(rec.name_id))});
+      }
+      batch.records.push_back(std::move(rec));  // a moved-from record keeps its name_id, used below
+      batch.records.back().name_id = local;
+    }
+    // A moved-from record keeps its (registry) name id: reset what this batch used.
+    for (size_t i = begin; i < end; ++i) local_ids_[records_[i].name_id] = 0;
+    std::lock_guard lock(mutex_);
+    const uint64_t sequence = next_sequence_;
+    batch.sequence = sequence;
+    const std::string bytes_out = wire::encode_spool_record(names, batch);
+    if (bytes_out.empty()) {
+      ++counters_.too_large;
+      spdlog::error("second {}: a batch of {} records does not fit a frame; dropped ({} so far)", second,
+                    batch.records.size(), counters_.too_large.load());
+    } else if (!save_next_sequence(sequence + 1)) {
+      // Without the sequence on disk a restart could hand it out again, and
+      // the judger would drop that later batch as a duplicate.
+      ++counters_.spool_failures;
+      spdlog::error("second {}: cannot write {}/next-sequence: {}; {} aggregates lost", second, options_.spool_dir,
+                    std::strerror(errno), batch.records.size());
+    } else if (auto appended = spool_->append(bytes_out); !appended) {
+      next_sequence_ = sequence + 1;
+      ++counters_.spool_failures;
+      spdlog::error("spooling second {} (batch {}, {} aggregates): {}; they are lost ({} batches so far)", second,
+                    sequence, batch.records.size(), appended.error().message(), counters_.spool_failures.load());
+    } else {
+      next_sequence_ = sequence + 1;
+      ++counters_.batches_spooled;
+    }
+    begin = end;
+  }
 }
 
 uint64_t Forwarder::spooled() const {
@@ -201,7 +264,15 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
     }
     std::string out;
     dictionary.flush(out);
-    wire::encode(out, batch);
+    if (wire::encode(out, batch) != wire::WireError::kOk) {
+      // Cut under the budget when spooled; renumbering cannot grow it past a
+      // frame. Should it ever, sending it again would fail again.
+      std::lock_guard lock(mutex_);
+      (void)spool_->pop(*entry);
+      ++counters_.too_large;
+      spdlog::error("batch {} does not fit a frame; dropped ({} so far)", batch.sequence, counters_.too_large.load());
+      continue;
+    }
     if (!send_all(fd, out)) {
       hand_back();
       return false;

@@ -25,10 +25,12 @@ struct ForwardCounters {
   std::atomic<uint64_t> batches_skipped{0};   // the receiver had them already
   std::atomic<uint64_t> spool_failures{0};    // a batch that could not be spooled (full disk)
   std::atomic<uint64_t> spool_corrupt{0};     // spool records that did not parse, dropped
+  std::atomic<uint64_t> too_large{0};         // batches a receiver could not take, dropped (a bug; logged)
   std::atomic<uint64_t> connect_failures{0};
 };
 
-/// Sends each finished second to the next hop as one batch, at least once:
+/// Sends each finished second to the next hop as batches of at most
+/// kBatchPayloadBudget bytes, each under its own sequence, at least once:
 /// to a fixed address, or to a proxy of the agent's data centre picked at
 /// random from the registry's live `proxies`, another one after a failure.
 /// every batch goes to the on-disk spool first and leaves it only when the
@@ -74,13 +76,20 @@ class Forwarder final : public AggregateSink {
   std::unique_ptr<registry::Registry> registry_;  // sender thread only
   ForwardCounters counters_;
 
-  // The second being collected (agent thread only).
+  // Cuts the collected second into batches under kBatchPayloadBudget and
+  // spools each under the next sequence. Agent thread.
+  void spool_second(int64_t second);
+  // Persists the sequence the next batch gets, before that batch is spooled.
+  bool save_next_sequence(uint64_t next);
+
+  // The second being collected (agent thread only); name_id is the registry's.
   std::vector<wire::BatchRecord> records_;
-  std::vector<wire::DictEntry> record_names_;
-  std::vector<uint32_t> local_ids_;  // registry id -> id inside the current record, 0 = none yet
+  std::vector<uint32_t> local_ids_;  // registry id -> id inside the batch being cut, 0 = none yet
+  std::string scratch_;              // a record's encoding, to measure it
 
   mutable std::mutex mutex_;  // guards spool_, next_sequence_
   std::unique_ptr<wire::Spool> spool_;
+  // Dense: +1 per batch, kept in <spool_dir>/next-sequence across restarts.
   uint64_t next_sequence_ = 1;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};

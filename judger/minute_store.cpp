@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS minute_cells (
   count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
   first_time INTEGER NOT NULL, last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB,
   PRIMARY KEY (minute, service, attr, op, server_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS completed_minutes (minute INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS minute_cells_staging (
   minute INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
   count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
@@ -203,6 +204,12 @@ boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std:
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<MinuteStore> store(new MinuteStore(db, retention));
   if (auto schema = store->exec(kSchema); !schema) return schema.error();
+  // A store written before completed_minutes existed: its minutes are complete.
+  if (auto upgraded = store->exec("INSERT OR IGNORE INTO completed_minutes SELECT DISTINCT ts FROM points "
+                                  "WHERE resolution = 60 AND NOT EXISTS (SELECT 1 FROM completed_minutes)");
+      !upgraded) {
+    return upgraded.error();
+  }
   if (auto seen = store->load_seen(); !seen) return seen.error();
   if (auto names = store->load_names(); !names) return names.error();
   {
@@ -393,6 +400,10 @@ boost::system::result<void> MinuteStore::write_completion(int64_t minute, int64_
   Statement done(db_, "DELETE FROM pending_records WHERE minute = ? AND id <= ?");
   done.bind(1, minute).bind(2, pending_through);
   if (const int rc = done.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  // Its points were written in parts before this: only now is it served.
+  Statement completed(db_, "INSERT OR IGNORE INTO completed_minutes (minute) VALUES (?)");
+  completed.bind(1, minute);
+  if (const int rc = completed.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   return {};
 }
 
@@ -476,7 +487,9 @@ boost::system::result<std::vector<StoredPoint>> MinuteStore::query(const std::st
   Statement st(db_,
                "SELECT p.ts, p.value, p.min, p.max, p.minutes FROM points p JOIN series s ON s.id = p.series "
                "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND s.server_id = ? AND p.resolution = ? "
-               "AND p.ts >= ? AND p.ts < ? ORDER BY p.ts");
+               "AND p.ts >= ? AND p.ts < ? "
+               // A minute being stored in parts is not served until all of it is.
+               "AND (p.resolution != 60 OR p.ts IN (SELECT minute FROM completed_minutes)) ORDER BY p.ts");
   st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, server_id).bind(5, resolution).bind(6, from).bind(7, to);
   std::map<int64_t, StoredPoint> buckets;
   int rc;
@@ -535,6 +548,9 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement staged(db_, "DELETE FROM minute_cells_staging WHERE minute < ?");
   staged.bind(1, now_s - 3600);
   if (const int rc = staged.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  Statement completed(db_, "DELETE FROM completed_minutes WHERE minute < ?");
+  completed.bind(1, now_s - retention_.minute_s);
+  if (const int rc = completed.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   // Mergeable state lives as long as the minute points it can amend.
   Statement cells(db_, "DELETE FROM minute_cells WHERE minute < ?");
   cells.bind(1, now_s - retention_.minute_s);

@@ -77,7 +77,16 @@ bool Link::send(wire::Batch& part, Done* done) {
     }
   }
   if (!fresh.empty()) wire::encode(out, fresh);
-  wire::encode(out, part);
+  if (wire::encode(out, part) != wire::WireError::kOk) {
+    // Inbound batches are capped at kMaxRelayedBatchPayload so that this
+    // cannot happen; should it, the part goes to the spool, whose encoding
+    // fails the same way, and the part is refused upstream.
+    ++counters_.parts_too_large;
+    spdlog::error("link {}: batch {} of sender {} ({} records) does not fit a frame", options_.name, part.sequence,
+                  part.sender_id, part.records.size());
+    for (const auto& entry_name : fresh) defined_[entry_name.id - 1] = false;
+    return false;
+  }
   const size_t bytes = out.size();
   if (!connection_->send(std::move(out))) {
     // The connection is closing or its queue is full: the names may not have
@@ -109,7 +118,10 @@ bool Link::spool_part(const wire::Batch& part) {
     }
     record.name_id = it->second;
   }
-  if (auto appended = spool_->append(wire::encode_spool_record(names, copy)); !appended) {
+  const std::string record = wire::encode_spool_record(names, copy);
+  auto appended = record.empty() ? boost::system::result<void>(boost::system::error_code(EMSGSIZE, boost::system::system_category()))
+                                 : spool_->append(record);
+  if (!appended) {
     ++counters_.spool_failures;
     spdlog::error("link {}: cannot spool batch {} of sender {} ({} records): {}; not acknowledged, so its sender "
                   "keeps it ({} such parts so far)",

@@ -42,6 +42,7 @@ struct LinkCounters {
   uint64_t records_sent = 0;
   uint64_t spool_failures = 0;   // a part that could not be spooled either: not acknowledged upstream
   uint64_t spool_corrupt = 0;    // spooled parts that did not parse, dropped
+  uint64_t parts_too_large = 0;  // parts whose frame would pass kMaxPayload (refused upstream)
   uint64_t connects = 0;
   uint64_t connect_failures = 0;
   uint64_t heartbeat_timeouts = 0;

@@ -336,6 +336,12 @@ asio::awaitable<void> Proxy::session(std::shared_ptr<Upstream> upstream) {
         break;
       }
       case wire::FrameType::kBatch: {
+        if (read.payload.size() > wire::kMaxRelayedBatchPayload) {
+          // Renumbered for the next hop it might not fit a frame: senders cut
+          // their batches at kBatchPayloadBudget, far below this.
+          error = wire::WireError::kTooLarge;
+          break;
+        }
         wire::Batch batch;
         error = upstream->dictionary.decode_batch(read.payload, batch);
         if (error != wire::WireError::kOk) break;

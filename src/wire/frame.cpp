@@ -1,7 +1,5 @@
 #include "wire/frame.hpp"
 
-#include <cassert>
-
 #include "wire/byte_io.hpp"
 #include "wire/crc32c.hpp"
 
@@ -10,8 +8,8 @@ namespace {
 constexpr char kMagic[4] = {'M', 'O', 'N', 'W'};
 }
 
-void append_frame(std::string& out, FrameType type, std::string_view payload) {
-  assert(payload.size() <= kMaxPayload && "an encoder built an oversized payload");
+bool append_frame(std::string& out, FrameType type, std::string_view payload) {
+  if (payload.size() > kMaxPayload) return false;
   const size_t start = out.size();
   out.append(kMagic, 4);
   ByteWriter w(out);
@@ -24,6 +22,7 @@ void append_frame(std::string& out, FrameType type, std::string_view payload) {
   crc = crc32c(crc, payload.data(), payload.size());
   w.u32le(crc);
   out.append(payload);
+  return true;
 }
 
 void FrameDecoder::feed(std::string_view bytes) {

@@ -20,6 +20,14 @@ namespace monitor::wire {
 inline constexpr uint8_t kProtocolVersion = 1;
 inline constexpr size_t kHeaderBytes = 16;
 inline constexpr uint32_t kMaxPayload = 4u << 20;
+/// What a sender puts in one BATCH at most (the agent cuts a second into
+/// batches of this size). A relay renumbers names, which can grow a record by
+/// at most 3 bytes of a >= 9-byte record, so it accepts batches up to
+/// kMaxRelayedBatchPayload from its senders and its own re-encoding still fits
+/// kMaxPayload.
+inline constexpr uint32_t kBatchPayloadBudget = 1u << 20;
+inline constexpr uint32_t kMaxRelayedBatchPayload = 5u << 19;  // 2.5 MiB: x 4/3 < 4 MiB
+static_assert(uint64_t{kMaxRelayedBatchPayload} * 4 / 3 < kMaxPayload, "a relayed batch must fit after renumbering");
 
 enum class FrameType : uint8_t {
   kHello = 1,
@@ -33,9 +41,10 @@ enum class FrameType : uint8_t {
 
 constexpr bool is_known_frame_type(uint8_t t) noexcept { return t >= 1 && t <= 7; }
 
-/// Appends one frame (header + payload) to `out`. The payload must not exceed
-/// kMaxPayload (an encoder's bug, asserted).
-void append_frame(std::string& out, FrameType type, std::string_view payload);
+/// Appends one frame (header + payload) to `out`, or nothing and false when the
+/// payload exceeds kMaxPayload: checked in every build, since a frame the
+/// receiver must refuse would close the connection again at every retry.
+[[nodiscard]] bool append_frame(std::string& out, FrameType type, std::string_view payload);
 
 /// A decoded frame; `payload` views the decoder's buffer and stays valid until
 /// the next call on the decoder.

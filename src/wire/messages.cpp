@@ -1,5 +1,6 @@
 #include "wire/messages.hpp"
 
+#include <algorithm>
 #include <cassert>
 
 #include "monitor/monitor.hpp"
@@ -10,13 +11,20 @@ namespace {
 
 constexpr uint8_t kSum = 1, kMax = 2, kMin = 4, kAvg = 8, kFirst = 16, kLast = 32, kHist = 128;
 
+// Frames whose payload is bounded by construction (names are at most 64
+// bytes, member lists and reasons are short) cannot exceed kMaxPayload.
 template <class Fill>
-void frame(std::string& out, FrameType type, Fill&& fill) {
+bool frame(std::string& out, FrameType type, Fill&& fill) {
   std::string payload;
   ByteWriter w(payload);
   fill(w);
-  append_frame(out, type, payload);
+  return append_frame(out, type, payload);
 }
+
+// Entries per DICT frame: each is at most 5 + 2 * (1 + 64) bytes, so this
+// many stay far under kMaxPayload.
+constexpr size_t kDictEntriesPerFrame = 16384;
+static_assert(kDictEntriesPerFrame * (5 + 2 * 65) + 8 < kMaxPayload, "a DICT frame must fit");
 
 WireError finish(const ByteReader& r) { return r.done() ? WireError::kOk : WireError::kBadPayload; }
 
@@ -25,7 +33,7 @@ bool valid_role(uint8_t r) { return r >= 1 && r <= 4; }
 }  // namespace
 
 void encode(std::string& out, const Hello& m) {
-  frame(out, FrameType::kHello, [&](ByteWriter& w) {
+  (void)frame(out, FrameType::kHello, [&](ByteWriter& w) {
     w.u64le(m.sender_id);
     w.u8(static_cast<uint8_t>(m.role));
     w.string(m.sender_name);
@@ -43,7 +51,7 @@ WireError decode(std::string_view payload, Hello& m) {
 }
 
 void encode(std::string& out, const HelloAck& m) {
-  frame(out, FrameType::kHelloAck, [&](ByteWriter& w) {
+  (void)frame(out, FrameType::kHelloAck, [&](ByteWriter& w) {
     w.u64le(m.server_id);
     w.u8(static_cast<uint8_t>(m.role));
     w.string(m.server_name);
@@ -63,14 +71,18 @@ WireError decode(std::string_view payload, HelloAck& m) {
 }
 
 void encode(std::string& out, const std::vector<DictEntry>& m) {
-  frame(out, FrameType::kDict, [&](ByteWriter& w) {
-    w.varint(m.size());
-    for (const auto& e : m) {
-      w.varint(e.id);
-      w.name(e.service);
-      w.name(e.attr);
-    }
-  });
+  for (size_t first = 0; first < m.size() || (first == 0 && m.empty()); first += kDictEntriesPerFrame) {
+    const size_t end = std::min(m.size(), first + kDictEntriesPerFrame);
+    (void)frame(out, FrameType::kDict, [&](ByteWriter& w) {
+      w.varint(end - first);
+      for (size_t i = first; i < end; ++i) {
+        w.varint(m[i].id);
+        w.name(m[i].service);
+        w.name(m[i].attr);
+      }
+    });
+    if (m.empty()) break;
+  }
 }
 
 WireError decode(std::string_view payload, std::vector<DictEntry>& m) {
@@ -160,13 +172,14 @@ WireError decode_record(ByteReader& r, BatchRecord& rec) {
   return r.ok() ? WireError::kOk : WireError::kBadPayload;
 }
 
-void encode(std::string& out, const Batch& m) {
-  frame(out, FrameType::kBatch, [&](ByteWriter& w) {
+WireError encode(std::string& out, const Batch& m) {
+  const bool fits = frame(out, FrameType::kBatch, [&](ByteWriter& w) {
     w.u64le(m.sender_id);
     w.u64le(m.sequence);
     w.varint(m.records.size());
     for (const auto& rec : m.records) encode_record(w, rec, rec.name_id);
   });
+  return fits ? WireError::kOk : WireError::kTooLarge;
 }
 
 WireError decode(std::string_view payload, Batch& m) {
@@ -185,7 +198,7 @@ WireError decode(std::string_view payload, Batch& m) {
 }
 
 void encode(std::string& out, const Ack& m) {
-  frame(out, FrameType::kAck, [&](ByteWriter& w) {
+  (void)frame(out, FrameType::kAck, [&](ByteWriter& w) {
     w.u64le(m.sender_id);
     w.u64le(m.sequence);
   });
@@ -199,7 +212,7 @@ WireError decode(std::string_view payload, Ack& m) {
 }
 
 void encode(std::string& out, const Heartbeat& m) {
-  frame(out, FrameType::kHeartbeat, [&](ByteWriter& w) {
+  (void)frame(out, FrameType::kHeartbeat, [&](ByteWriter& w) {
     w.u64le(m.sender_id);
     w.u64le(static_cast<uint64_t>(m.time_ns));
     w.varint(m.members.size());
@@ -223,7 +236,7 @@ WireError decode(std::string_view payload, Heartbeat& m) {
 }
 
 void encode(std::string& out, const Close& m) {
-  frame(out, FrameType::kClose, [&](ByteWriter& w) { w.string(m.reason); });
+  (void)frame(out, FrameType::kClose, [&](ByteWriter& w) { w.string(m.reason); });
 }
 
 WireError decode(std::string_view payload, Close& m) {

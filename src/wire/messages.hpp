@@ -88,8 +88,11 @@ WireError decode_record(ByteReader& r, BatchRecord& rec);
 /// Each appends one complete frame to `out`.
 void encode(std::string& out, const Hello& m);
 void encode(std::string& out, const HelloAck& m);
+/// Appends as many DICT frames as the entries need, each under kMaxPayload.
 void encode(std::string& out, const std::vector<DictEntry>& m);
-void encode(std::string& out, const Batch& m);
+/// Appends the BATCH frame, or nothing and kTooLarge when its payload would
+/// exceed kMaxPayload (senders cut batches at kBatchPayloadBudget first).
+[[nodiscard]] WireError encode(std::string& out, const Batch& m);
 void encode(std::string& out, const Ack& m);
 void encode(std::string& out, const Heartbeat& m);
 void encode(std::string& out, const Close& m);

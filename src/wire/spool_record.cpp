@@ -7,20 +7,24 @@ namespace monitor::wire {
 std::string encode_spool_record(const std::vector<DictEntry>& names, const Batch& batch) {
   std::string out;
   encode(out, names);
-  encode(out, batch);
+  if (encode(out, batch) != WireError::kOk) return {};
   return out;
 }
 
 bool decode_spool_record(std::string_view bytes, SpoolRecord& out) {
   FrameDecoder unpack;
   unpack.feed(bytes);
-  Frame dict_frame{}, batch_frame{};
   out.names.clear();
-  const bool parsed = unpack.next(dict_frame) == FrameDecoder::Status::kFrame && dict_frame.type == FrameType::kDict &&
-                      decode(dict_frame.payload, out.names) == WireError::kOk &&
-                      unpack.next(batch_frame) == FrameDecoder::Status::kFrame &&
-                      batch_frame.type == FrameType::kBatch && decode(batch_frame.payload, out.batch) == WireError::kOk;
-  if (!parsed) return false;
+  Frame frame{};
+  std::vector<DictEntry> part;
+  // One or more DICT frames, then the BATCH.
+  while (true) {
+    if (unpack.next(frame) != FrameDecoder::Status::kFrame) return false;
+    if (frame.type == FrameType::kBatch) break;
+    if (frame.type != FrameType::kDict || decode(frame.payload, part) != WireError::kOk) return false;
+    out.names.insert(out.names.end(), part.begin(), part.end());
+  }
+  if (decode(frame.payload, out.batch) != WireError::kOk) return false;
   for (size_t i = 0; i < out.names.size(); ++i) {
     if (out.names[i].id != i + 1) return false;
   }

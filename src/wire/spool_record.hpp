@@ -16,11 +16,12 @@ struct SpoolRecord {
   Batch batch;
 };
 
-/// A DICT frame then a BATCH frame.
+/// DICT frames then a BATCH frame; empty when the batch is too large for a
+/// frame (a sender's bug: batches are cut at kBatchPayloadBudget).
 std::string encode_spool_record(const std::vector<DictEntry>& names, const Batch& batch);
 
-/// False if `bytes` is not exactly such a pair of frames, or a record uses an
-/// id the names do not define.
+/// False if `bytes` is not exactly such frames, or a record uses an id the
+/// names do not define.
 bool decode_spool_record(std::string_view bytes, SpoolRecord& out);
 
 }  // namespace monitor::wire

@@ -6,6 +6,9 @@
 //                               E2e.Test Steady.Count SUM 1 at a steady rate;
 //                               prints "ok=N" (calls that returned MONITOR_OK)
 //                               and keeps going until the time is up or SIGTERM
+//   e2e_writer wide <servers>   E2e.Test Wide.Count SUM|COUNT 1 for servers
+//                               0..n-1, all stamped with one second (the
+//                               current one); prints "second=S ok=N"
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -128,6 +131,25 @@ int run_steady(int64_t server_id, int per_second, int seconds) {
   return 0;
 }
 
+int run_wide(int servers) {
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  const int64_t second = now_ns / 1'000'000'000;
+  long ok = 0;
+  for (int server = 0; server < servers; ++server) {
+    int rc = 0;
+    while ((rc = monitor_at("E2e.Test", "Wide.Count", server, 1, MONITOR_OP_SUM | MONITOR_OP_COUNT,
+                            second * 1'000'000'000 + 500'000'000)) == MONITOR_ERR_RING_FULL) {
+      ++g_full_retries;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    ok += rc == MONITOR_OK;
+  }
+  std::printf("second=%lld ok=%ld full_retries=%ld\n", static_cast<long long>(second), ok, g_full_retries.load());
+  return ok == servers ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,6 +169,7 @@ int main(int argc, char** argv) {
     }
     return failures;
   }
+  if (mode == "wide" && argc == 3) return run_wide(std::atoi(argv[2]));
   if (mode == "steady" && argc == 5) return run_steady(std::atoll(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
   std::fprintf(stderr, "usage: e2e_writer workload <p> <socket> <n> | forever | late <n> | steady <server> <rate> <s>\n");
   return 2;

@@ -92,7 +92,7 @@ void stop(ChildProcess& process, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges nothing it cannot keep; exact once "
+TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges nothing it cannot keep, exact once "
           "space is freed",
           "[e2e][proxy][issue7][failure]") {
   if (geteuid() != 0) {
@@ -158,6 +158,55 @@ TEST_CASE("issue 7: Bonnie whose link to a judger cannot open its spool keeps se
   INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nagent:\n" << read_file(dir.file("agent.log")));
   CHECK(got == expected);
   stop(agent, "agent");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+}
+
+TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie and judger exactly, per server and in total",
+          "[e2e][proxy][issue7][failure]") {
+  constexpr int kServers = 300'000;
+  TempDir dir;
+  TempRing ring("wide");
+  register_service(dir, kService, {"Wide.Count"});
+  auto judger = spawn_judger(dir, free_port(), dir.file("judger.log"));
+  const int bonnie_port = free_port();
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  {
+    std::FILE* f = std::fopen(dir.file("bonnies.txt").c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fprintf(f, "127.0.0.1:%d\n", bonnie_port);
+    std::fclose(f);
+  }
+  auto clyde = spawn_proxy(dir, "clyde", "clyde-1", free_port(), "remote", dir.file("bonnies.txt"));
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--registry",
+                                    "file:" + dir.file("registry"), "--dc", "remote", "--spool-dir",
+                                    dir.file("agent-spool"), "--no-self-metrics"},
+                                   "", dir.file("agent.log"));
+  REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("forwarding to") != std::string::npos; }, 15s));
+  auto writer = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "wide", std::to_string(kServers)}, dir.file("wide.out"),
+                                    "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+  REQUIRE(writer.wait_for(60s) == 0);
+  const std::string out = read_file(dir.file("wide.out"));
+  const int64_t second = std::stoll(out.substr(out.find("second=") + 7));
+  INFO("writer: " << out);
+  const double total = query_sum_when_final(dir, kService, "Wide.Count", "SUM", "total", second, second, kServers,
+                                            std::chrono::seconds(40));
+  INFO("agent:\n" << read_file(dir.file("agent.log")) << "\nclyde:\n" << read_file(dir.file("clyde-1.log"))
+                  << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\njudger:\n"
+                  << read_file(dir.file("judger.log")));
+  CHECK(total == kServers);
+  // Read at once after the total: a minute is served whole or not at all.
+  CHECK(query_sum(dir, kService, "Wide.Count", "COUNT", "total", second - second % 60, second - second % 60 + 60) ==
+        kServers);
+  for (const int server : {0, 1, 77'777, 150'000, kServers - 1}) {
+    INFO("server " << server);
+    CHECK(query_sum(dir, kService, "Wide.Count", "SUM", std::to_string(server), second - second % 60,
+                    second - second % 60 + 60) == 1);
+  }
+  CHECK(query_sum(dir, kService, "Wide.Count", "SUM", std::to_string(kServers), second - second % 60,
+                  second - second % 60 + 60) == 0);
+  stop(agent, "agent");
+  stop(clyde, "clyde");
   stop(bonnie, "bonnie");
   stop(judger, "judger");
 }

@@ -62,7 +62,7 @@ std::string batch_frame(uint64_t sender, uint64_t seq, int64_t minute) {
     batch.records.push_back(r);
   }
   std::string out;
-  wire::encode(out, batch);
+  REQUIRE(wire::encode(out, batch) == wire::WireError::kOk);
   return out;
 }
 

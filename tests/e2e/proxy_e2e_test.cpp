@@ -311,7 +311,7 @@ TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, a
     wire::Batch batch{9, 1, {sum_record(1, second, 5), sum_record(2, second, 6), sum_record(2, second + 1, 7),
                              sum_record(3, second, 8), sum_record(3, second + 1, 9), sum_record(3, second + 2, 10)}};
     std::string out;
-    wire::encode(out, batch);
+    REQUIRE(wire::encode(out, batch) == wire::WireError::kOk);
     REQUIRE(client.send(out));
     auto reply = client.read_frame(10s);
     REQUIRE(reply);
@@ -364,14 +364,14 @@ TEST_CASE("corrupt frames sent to a proxy close that connection with a logged re
     WireClient early(bonnie_port, 10s);  // a batch before HELLO
     std::string frames;
     wire::encode(frames, std::vector<wire::DictEntry>{{1, "Shop.Api", "Orders.Placed"}});
-    wire::encode(frames, wire::Batch{1, 1, {sum_record(1, now_s(), 1)}});
+    REQUIRE(wire::encode(frames, wire::Batch{1, 1, {sum_record(1, now_s(), 1)}}) == wire::WireError::kOk);
     REQUIRE(early.send(frames));
     CHECK(closed_by_peer(early));
   }
   {
     WireClient undefined(bonnie_port, 10s);  // a record naming an id no DICT defined
     std::string frames = hello_and_names(1, {{1, "Shop.Api", "Orders.Placed"}});
-    wire::encode(frames, wire::Batch{1, 1, {sum_record(7, now_s(), 1)}});
+    REQUIRE(wire::encode(frames, wire::Batch{1, 1, {sum_record(7, now_s(), 1)}}) == wire::WireError::kOk);
     REQUIRE(undefined.send(frames));
     CHECK(closed_by_peer(undefined));
   }

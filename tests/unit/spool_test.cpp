@@ -171,7 +171,7 @@ TEST_CASE("a full disk fails the append with an error and leaves the spool usabl
 
 // Issue 7, item 3: append() dropping the front segment while front()'s record
 // is out used to make the next pop() consume a record that was never sent.
-TEST_CASE("issue 7: an overflow while a record is out never makes pop consume an unsent one; drops count once",
+TEST_CASE("issue 7: an overflow while a record is out never makes pop consume an unsent one, and drops count once",
           "[spool][issue7][failure]") {
   TempDir dir;
   auto spool = open_spool(dir, {2000, 400});  // a few records a segment, a few segments in all

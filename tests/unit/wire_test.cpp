@@ -123,7 +123,7 @@ TEST_CASE("every message type round-trips through frames split at any byte", "[w
                       uint8_t{128}, uint8_t{255}, uint8_t{1 | 128}}) {
     batch.records.push_back(make_record(1'732'176'000, ops % 2 + 1, ops, ops, rng));
   }
-  encode(stream, batch);
+  REQUIRE(encode(stream, batch) == WireError::kOk);
   encode(stream, Ack{42, 100});
   encode(stream, Heartbeat{7, 123456789, {"10.0.0.1:7000", "10.0.0.2:7000"}});
   encode(stream, Close{"shutting down"});
@@ -331,7 +331,7 @@ TEST_CASE("random bytes never crash the decoders", "[wire][failure]") {
   encode(seed, std::vector<DictEntry>{{1, "Shop.Api", "Orders.Placed"}});
   Batch batch{1, 1, {}};
   batch.records.push_back(make_record(5, 1, 2, 255, rng));
-  encode(seed, batch);
+  REQUIRE(encode(seed, batch) == WireError::kOk);
   for (int i = 0; i < 20000; ++i) {
     std::string mutated = seed;
     for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) mutated[rng() % mutated.size()] = static_cast<char>(rng());
