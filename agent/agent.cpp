@@ -159,12 +159,18 @@ Agent::Agent(AgentConfig config)
 
 Agent::~Agent() = default;
 
-void Agent::flush_due(int64_t up_to_second) {
+void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
   if (up_to_second <= aggregator_->watermark()) return;
   const int64_t start = monotonic_ns();
   // Keep draining while a large second is written out: a stall of tens of
-  // milliseconds is enough for a busy writer to fill its lane.
-  aggregator_->flush_until(up_to_second, *output_, [this] { poll_once(); });
+  // milliseconds is enough for a busy writer to fill its lane. Not at the
+  // final flush: reports drained then would belong to seconds already
+  // written out (late, lost); left in the ring, the next agent reads them.
+  if (keep_draining) {
+    aggregator_->flush_until(up_to_second, *output_, [this] { poll_once(); });
+  } else {
+    aggregator_->flush_until(up_to_second, *output_, {});
+  }
   const int64_t took_ms = (monotonic_ns() - start) / 1'000'000;
   last_flush_ms_ = std::max(last_flush_ms_, took_ms);
   if (took_ms >= 500) spdlog::warn("writing out second {} took {} ms", up_to_second, took_ms);
@@ -356,7 +362,7 @@ int Agent::run() {
   }
   every_second(realtime_ns());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
-  flush_due(now_s + config_.future_window_s);
+  flush_due(now_s + config_.future_window_s, false);
   if (forwarder_) {
     forwarder_->stop(std::chrono::seconds(2));  // the last seconds, if the next hop answers
     spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent.load(),

@@ -51,7 +51,7 @@ class Agent {
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
   size_t poll_once();
-  void flush_due(int64_t up_to_second);
+  void flush_due(int64_t up_to_second, bool keep_draining = true);
   void replace_ring_if_tampered(int64_t now_ns);
   void end_retired_ring(int64_t now_ns);
 

@@ -98,8 +98,12 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
   if (next_sequence_ == 0) {
     // No record of the sequences this sender used (a new host, or a lost spool
     // directory): start a new epoch above any it can have used before, so no
-    // batch of it is taken for a duplicate. Dense from there on.
-    next_sequence_ = static_cast<uint64_t>(realtime_ns() / 1'000'000'000) << 20;
+    // batch of it is taken for a duplicate. An earlier run started from its
+    // own start time the same way and would have needed over 1 024 batches per
+    // millisecond since to reach this one (agents send one or two a second).
+    // Dense from there on. A wall clock stepped back across the lost spool
+    // could collide; that is the one case this does not cover.
+    next_sequence_ = static_cast<uint64_t>(realtime_ns() / 1'000'000) << 10;
     spdlog::info("spool {}: no next-sequence file; batches start a new epoch at sequence {}", options_.spool_dir,
                  next_sequence_);
   }

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -208,5 +209,63 @@ TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie an
   stop(agent, "agent");
   stop(clyde, "clyde");
   stop(bonnie, "bonnie");
+  stop(judger, "judger");
+}
+
+namespace {
+
+// The agent's command line, forwarding straight to a judger or through the
+// registry's proxies of data centre "central".
+std::vector<std::string> agent_argv(const TempDir& dir, const TempRing& ring, const std::string& forward) {
+  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--spool-dir",
+                                   dir.file("agent-spool"), "--no-self-metrics"};
+  if (forward.empty()) {
+    argv.insert(argv.end(), {"--registry", "file:" + dir.file("registry"), "--dc", "central"});
+  } else {
+    argv.insert(argv.end(), {"--forward", forward});
+  }
+  return argv;
+}
+
+}  // namespace
+
+TEST_CASE("issue 7: an agent restarted three times under steady load loses and doubles nothing", "[e2e][issue7][failure]") {
+  TempDir dir;
+  TempRing ring("restarts");
+  register_service(dir, kService, {kAttr});
+  const int judger_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  std::optional<ChildProcess> bonnie;
+  std::string forward;
+  SECTION("straight to the judger") { forward = "127.0.0.1:" + std::to_string(judger_port); }
+  SECTION("through Bonnie") { bonnie.emplace(spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central")); }
+  const auto argv = agent_argv(dir, ring, forward);
+  std::optional<ChildProcess> agent;
+  agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-0.log")));
+  const int64_t start = unix_now_s();
+  auto writer1 = spawn_steady(ring, dir.file("writer1.out"), 1, 500, 10);
+  auto writer2 = spawn_steady(ring, dir.file("writer2.out"), 2, 500, 10);
+  for (int restart = 1; restart <= 3; ++restart) {
+    const std::string log = dir.file("agent-" + std::to_string(restart - 1) + ".log");
+    // Each agent runs until it has forwarded something, then stops gracefully
+    // and the next starts at once.
+    REQUIRE(wait_until([&] { return read_file(log).find("forwarding to") != std::string::npos; }, 10s));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // let it forward a few seconds (paced, not awaited)
+    agent->signal(SIGTERM);
+    REQUIRE(agent->wait_for(20s) == 0);
+    agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-" + std::to_string(restart) + ".log")));
+  }
+  REQUIRE(writer1.wait_for(30s) == 0);
+  REQUIRE(writer2.wait_for(30s) == 0);
+  const int64_t last = unix_now_s();
+  for (const int64_t server : {1, 2}) {
+    const double expected = static_cast<double>(ok_count(dir.file("writer" + std::to_string(server) + ".out")));
+    const double got = query_sum_when_final(dir, kService, kAttr, "SUM", std::to_string(server), start, last, expected);
+    INFO("server " << server << "\njudger:\n" << read_file(dir.file("judger.log")) << "\nlast agent:\n"
+                   << read_file(dir.file("agent-3.log")));
+    CHECK(got == expected);
+  }
+  stop(*agent, "agent");
+  if (bonnie) stop(*bonnie, "bonnie");
   stop(judger, "judger");
 }
