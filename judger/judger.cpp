@@ -148,11 +148,22 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
       co_return store_->complete_minute(minute.minute, pending_through);
     };
     if (auto r = co_await stored(); !r) {
-      // The minute's records stay pending in the store: a restart rolls them up again.
+      // The minute's records stay pending in the store (a restart rolls them
+      // up again) and the roll-up keeps it due: stored at a later tick.
+      rollup_->store_failed(minute.minute);
       ++counters_.store_errors;
-      spdlog::error("storing minute {}: {}", minute.minute, r.error().message());
+      uint64_t& tries = minute_store_failures_[minute.minute];
+      if (++tries == 1 || tries % 60 == 0) {
+        spdlog::error("storing minute {}: {}; it stays due and is tried again every second ({} tries so far)",
+                      minute.minute, r.error().message(), tries);
+      }
       continue;
     }
+    if (auto failed = minute_store_failures_.find(minute.minute); failed != minute_store_failures_.end()) {
+      spdlog::info("stored minute {} after {} failed tries", minute.minute, failed->second);
+      minute_store_failures_.erase(failed);
+    }
+    rollup_->stored(minute.minute);
     ++counters_.minutes_stored;
     spdlog::debug("stored minute {} ({} points{})", minute.minute, minute.points.size(),
                   minute.amended ? ", amended" : "");

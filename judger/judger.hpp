@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -75,6 +76,7 @@ class Judger {
   int64_t load_cpu_ns_ = 0;
   int64_t load_wall_ns_ = 0;
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
+  std::map<int64_t, uint64_t> minute_store_failures_;  // minute -> failed tries, while it fails
   bool stopping_ = false;
 };
 

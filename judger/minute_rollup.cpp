@@ -103,14 +103,25 @@ std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
       out.push_back(std::move(f));
       m.finished = true;
       m.dirty = false;
+      m.unstored = true;
     }
-    if (now_s >= minute + 60 + options_.grace_s + options_.late_window_s) {
+    // A minute not known to be stored stays: forgetting it would lose it, and
+    // a late record would rebuild it from stale stored state.
+    if (now_s >= minute + 60 + options_.grace_s + options_.late_window_s && !m.dirty && !m.unstored) {
       it = minutes_.erase(it);
     } else {
       ++it;
     }
   }
   return out;
+}
+
+void MinuteRollup::stored(int64_t minute) {
+  if (auto it = minutes_.find(minute); it != minutes_.end()) it->second.unstored = false;
+}
+
+void MinuteRollup::store_failed(int64_t minute) {
+  if (auto it = minutes_.find(minute); it != minutes_.end()) it->second.dirty = true;
 }
 
 }  // namespace monitor::judger

@@ -56,8 +56,17 @@ class MinuteRollup {
 
   AddResult add(const PendingRecord& record, int64_t now_s);
 
-  /// Minutes that became final or were amended since the last call, oldest first.
+  /// Minutes that became final or were amended since the last call, oldest
+  /// first. Each stays held (in memory, and due again on failure) until
+  /// stored() or store_failed() says how storing it went.
   std::vector<FinishedMinute> due(int64_t now_s);
+
+  /// The minute handed out by due() is in the store: it may leave memory once
+  /// its late window is over.
+  void stored(int64_t minute);
+  /// Storing it failed: it is due again at the next call of due(), with
+  /// whatever arrived meanwhile, and stays in memory until it is stored.
+  void store_failed(int64_t minute);
 
   uint64_t too_late() const noexcept { return too_late_; }
   size_t open_minutes() const noexcept { return minutes_.size(); }
@@ -84,7 +93,8 @@ class MinuteRollup {
   struct Minute {
     Cells cells;
     bool finished = false;
-    bool dirty = false;  // changed since it was last handed out
+    bool dirty = false;     // changed since it was last handed out
+    bool unstored = false;  // handed out, not yet known to be in the store
   };
   Minute* open_minute(int64_t minute, int64_t now_s);
   void append_points(int64_t minute, const Key& key, const Cell& cell, std::vector<MinutePoint>& out) const;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
 
 #include "e2e/judger_process.hpp"
 #include "e2e/proxy_process.hpp"
@@ -112,8 +113,7 @@ TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges not
   const int64_t start = unix_now_s();
   auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 6);
   // The judger is not there: Bonnie must spool, cannot, and says so.
-  REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("neither delivered nor spooled") !=
-                                  std::string::npos; },
+  REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("cannot spool") != std::string::npos; },
                      15s));
   REQUIRE(writer.wait_for(20s) == 0);
   const int64_t last = unix_now_s();
@@ -144,8 +144,7 @@ TEST_CASE("issue 7: Bonnie whose link to a judger cannot open its spool keeps se
   auto agent = spawn_agent(dir, ring, "agent.log");
   const int64_t start = unix_now_s();
   auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 5);
-  REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("cannot open its spool") !=
-                                  std::string::npos; },
+  REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("forwarding to 127") != std::string::npos; },
                      15s));
   // Bonnie's tick loop lives on: it keeps its registry entry fresh.
   const std::string entry = dir.file("registry/proxies/bonnie-1.json");
@@ -267,5 +266,57 @@ TEST_CASE("issue 7: an agent restarted three times under steady load loses and d
   }
   stop(*agent, "agent");
   if (bonnie) stop(*bonnie, "bonnie");
+  stop(judger, "judger");
+}
+
+TEST_CASE("issue 7: a judger whose store fails across a minute's end stores that minute once it can, exactly",
+          "[e2e][judger][issue7][failure]") {
+  TempDir dir;
+  TempRing ring("judger-store-fails");
+  register_service(dir, kService, {kAttr, "Wide.Count"});
+  const int judger_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  auto agent = ChildProcess::spawn(agent_argv(dir, ring, "127.0.0.1:" + std::to_string(judger_port)), "",
+                                   dir.file("agent.log"));
+  const int64_t start = unix_now_s();
+  auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 300);  // stopped below
+  // A minute with 20 000 series beside the steady one, sent early enough to
+  // be ingested before the store starts failing.
+  REQUIRE(wait_until([] { return unix_now_s() % 60 >= 40 && unix_now_s() % 60 < 45; }, 70s));
+  auto wide = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "wide", "20000"}, dir.file("wide.out"), "",
+                                  {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+  REQUIRE(wide.wait_for(30s) == 0);
+  const std::string wide_out = read_file(dir.file("wide.out"));
+  const int64_t wide_second = std::stoll(wide_out.substr(wide_out.find("second=") + 7));
+  REQUIRE(wait_until([] { return unix_now_s() % 60 >= 55; }, 20s));
+  // The store fails: another process holds its database's write lock, so the
+  // judger's writes (batches, and the minute when it ends) time out.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(dir.file("judger/judger.db").c_str(), &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);  // the judger takes the lock for each batch, briefly
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  const bool failed_to_store = wait_until(
+      [&] { return read_file(dir.file("judger.log")).find("storing minute") != std::string::npos; }, 40s);
+  INFO("judger:\n" << read_file(dir.file("judger.log")) << "\nagent:\n" << read_file(dir.file("agent.log")));
+  CHECK(failed_to_store);
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  REQUIRE(failed_to_store);
+  // Some traffic after the store works again, then the writer stops.
+  const int64_t freed = unix_now_s();
+  REQUIRE(wait_until([&] { return unix_now_s() >= freed + 3; }, 10s));
+  writer.signal(SIGTERM);
+  REQUIRE(writer.wait_for(20s) == 0);
+  const int64_t last = unix_now_s();
+  const double expected = static_cast<double>(ok_count(dir.file("writer.out")));
+  const double got = query_sum_when_final(dir, kService, kAttr, "SUM", "1", start, last, expected,
+                                          std::chrono::seconds(40));
+  INFO("judger:\n" << read_file(dir.file("judger.log")) << "\nagent:\n" << read_file(dir.file("agent.log")));
+  CHECK(got == expected);
+  CHECK(query_sum(dir, kService, kAttr, "SUM", "total", start - start % 60, last - last % 60 + 60) == expected);
+  const int64_t wide_minute = wide_second - wide_second % 60;
+  CHECK(query_sum(dir, kService, "Wide.Count", "SUM", "total", wide_minute, wide_minute + 60) == 20000);
+  CHECK(query_sum(dir, kService, "Wide.Count", "SUM", "12345", wide_minute, wide_minute + 60) == 1);
+  stop(agent, "agent");
   stop(judger, "judger");
 }

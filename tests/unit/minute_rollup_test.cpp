@@ -70,10 +70,13 @@ TEST_CASE("seconds roll up to a minute per server and in total by each op's rule
 TEST_CASE("late data amends a minute in memory or reopens it from the store, and too old is counted", "[rollup][failure]") {
   monitor::test::TempDir dir;
   auto store = *MinuteStore::open(dir.file("j.db"));
-  auto finish = [&](const std::vector<FinishedMinute>& due) {
-    for (const auto& f : due) REQUIRE(store->finish_minute(f.minute, f.points, f.cells));
-  };
   MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->minute_cells(minute); });
+  auto finish = [&](const std::vector<FinishedMinute>& due) {
+    for (const auto& f : due) {
+      REQUIRE(store->finish_minute(f.minute, f.points, f.cells));
+      rollup.stored(f.minute);
+    }
+  };
   rollup.add(second_record("Orders.Placed", kBase + 5, 1, 1 | 2, {5}, store->names()), kBase + 6);
   finish(rollup.due(kBase + 70));
 
@@ -181,4 +184,38 @@ TEST_CASE("after a restart the pending records rebuild the same minute", "[rollu
   }
   REQUIRE(store->finish_minute(kBase, after));
   CHECK(store->pending()->empty());
+}
+
+// Issue 7, item 5: a minute whose store failed used to be marked finished and
+// never tried again; past its late window a late record rebuilt it from the
+// stale stored state.
+TEST_CASE("issue 7: a minute whose store fails stays due and in memory until it is stored", "[rollup][issue7][failure]") {
+  monitor::test::TempDir dir;
+  auto store = *MinuteStore::open(dir.file("j.db"));
+  MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->minute_cells(minute); });
+  rollup.add(second_record("Orders.Placed", kBase + 5, 1, 1, {5}, store->names()), kBase + 6);
+  auto due = rollup.due(kBase + 70);
+  REQUIRE(due.size() == 1);
+  rollup.store_failed(kBase);  // say the disk is full
+
+  // Tried again at every call while it fails, long past its late window.
+  for (int64_t now = kBase + 71; now < kBase + 400; now += 60) {
+    due = rollup.due(now);
+    REQUIRE(due.size() == 1);
+    CHECK(due[0].minute == kBase);
+    rollup.store_failed(kBase);
+  }
+  CHECK(rollup.open_minutes() == 1);
+
+  // A late record merges into what memory holds, not into the (absent) stored state.
+  CHECK(rollup.add(second_record("Orders.Placed", kBase + 6, 1, 1, {2}, store->names()), kBase + 500) ==
+        MinuteRollup::AddResult::kAccepted);
+  due = rollup.due(kBase + 501);
+  REQUIRE(due.size() == 1);
+  CHECK(find(due[0].points, "Orders.Placed", 1, 1) == 7);
+  REQUIRE(store->finish_minute(due[0].minute, due[0].points, due[0].cells));
+  rollup.stored(kBase);
+  CHECK(rollup.due(kBase + 502).empty());
+  CHECK(rollup.open_minutes() == 0);  // stored and past its late window: forgotten now
+  CHECK(store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 502)->at(0).value == 7);
 }
