@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
                            "Per-host monitor agent: drains the libmonitor ring and the Unix socket,\n"
                            "aggregates per second and writes the aggregates as JSON lines.");
   options.add_options()
-      ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
+      ("c,config", "JSON config file (flags override it; docs/agent.md)", cxxopts::value<std::string>())
       ("ring", "shm ring name (default $MONITOR_RING or /monitor-ring)", cxxopts::value<std::string>())
       ("socket", "Unix datagram socket path, \"\" for none (default " + AgentConfig::default_socket_path() + ")",
        cxxopts::value<std::string>())
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
        "/agent-spool)", cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
-      ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
+      ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
     const auto args = options.parse(argc, argv);

@@ -1,8 +1,10 @@
 #include "console/query_command.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,21 +23,28 @@ int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// "-90m", "-2h", "-1d", "-30s" relative to now, or absolute Unix seconds.
-int64_t parse_time(const std::string& text, int64_t now) {
+// "-90m", "-2h", "-1d", "-30s" relative to now, "now", or absolute Unix
+// seconds; anything else is an error naming `option` and the accepted forms.
+int64_t parse_time(const std::string& option, const std::string& text, int64_t now) {
+  const auto bad = [&] {
+    return std::invalid_argument(fmt::format("{} {}: use now, -30s, -90m, -2h, -1d or Unix seconds", option,
+                                             text.empty() ? "\"\"" : text));
+  };
   if (text == "now") return now;
-  if (!text.empty() && text[0] == '-') {
-    size_t used = 0;
-    const int64_t n = std::stoll(text.substr(1), &used);
-    const std::string unit = text.substr(1 + used);
-    const int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
-    if (scale == 0 || n < 0) throw std::invalid_argument("time " + text + ": use -30s, -90m, -2h, -1d or Unix seconds");
-    return now - n * scale;
+  const bool relative = !text.empty() && text[0] == '-';
+  const char* begin = text.data() + (relative ? 1 : 0);
+  const char* end = text.data() + text.size();
+  int64_t n = 0;
+  const auto [rest, ec] = std::from_chars(begin, end, n);
+  if (ec != std::errc{} || rest == begin || n < 0) throw bad();
+  if (!relative) {
+    if (rest != end) throw bad();
+    return n;
   }
-  size_t used = 0;
-  const int64_t t = std::stoll(text, &used);
-  if (used != text.size()) throw std::invalid_argument("time " + text + ": use -30s, -90m, -2h, -1d or Unix seconds");
-  return t;
+  const std::string_view unit(rest, static_cast<size_t>(end - rest));
+  const int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  if (scale == 0 || n > (int64_t{1} << 40)) throw bad();
+  return now - n * scale;
 }
 
 std::string url_escape(const std::string& s) {
@@ -51,6 +60,13 @@ std::string url_escape(const std::string& s) {
 std::string find_judger(const cxxopts::ParseResult& args) {
   if (args.count("query-address")) return args["query-address"].as<std::string>();
   const std::string address = args["registry"].as<std::string>();
+  // A reader must not create the directory it was pointed at: a typo would
+  // read as an empty registry.
+  if (address.starts_with("file:") && !std::filesystem::is_directory(address.substr(5))) {
+    throw std::runtime_error(fmt::format("registry {}: no such directory (the parts create it when started with "
+                                         "--registry {})",
+                                         address, address));
+  }
   auto registry = registry::open_registry(address);
   if (!registry) throw std::runtime_error(fmt::format("registry {}: {}", address, registry.error().message()));
   auto judgers = (*registry)->list("judgers");
@@ -118,8 +134,9 @@ int query_command(int argc, char** argv) {
     const std::string output = args["output"].as<std::string>();
     if (output != "table" && output != "json") throw std::invalid_argument("--output must be table or json");
     const int64_t now = now_s();
-    const int64_t from = parse_time(args["from"].as<std::string>(), now);
-    const int64_t to = parse_time(args["to"].as<std::string>(), now);
+    const int64_t from = parse_time("--from", args["from"].as<std::string>(), now);
+    const int64_t to = parse_time("--to", args["to"].as<std::string>(), now);
+    if (from >= to) throw std::invalid_argument(fmt::format("--from must be before --to ({} >= {})", from, to));
     const std::string judger = find_judger(args);
     const std::string target = fmt::format(
         "/api/series?service={}&attr={}&op={}&server={}&from={}&to={}&step={}",

@@ -12,18 +12,22 @@ int main(int argc, char** argv) {
   cxxopts::Options options("monitor-judger",
                            "Judger: receives per-second batches (docs/protocol.md), stores each before\n"
                            "acknowledging it, and rolls them up to minutes per server and in total.");
+  const monitor::judger::JudgerConfig defaults;
   options.add_options()
-      ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
-      ("name", "name in the registry", cxxopts::value<std::string>())
-      ("listen", "host:port for batches", cxxopts::value<std::string>())
-      ("query-listen", "host:port of the HTTP query API", cxxopts::value<std::string>())
-      ("data-dir", "directory of the store", cxxopts::value<std::string>())
-      ("registry", "registry address, e.g. file:.data/registry", cxxopts::value<std::string>())
-      ("grace", "seconds after a minute ends before it is final", cxxopts::value<int>())
-      ("late-window", "seconds a final minute still takes late data", cxxopts::value<int>())
-      ("server-id", "server id of the Monitor.Judger health metrics", cxxopts::value<int64_t>())
+      ("c,config", "JSON config file (flags override it; docs/judger.md)", cxxopts::value<std::string>())
+      ("name", "name in the registry (default " + defaults.name + ")", cxxopts::value<std::string>())
+      ("listen", "host:port for batches (default " + defaults.listen + ")", cxxopts::value<std::string>())
+      ("query-listen", "host:port of the HTTP query API (default " + defaults.query_listen + ")",
+       cxxopts::value<std::string>())
+      ("data-dir", "directory of the store (default " + defaults.data_dir + ")", cxxopts::value<std::string>())
+      ("registry", "registry address (default " + defaults.registry + ")", cxxopts::value<std::string>())
+      ("grace", "seconds after a minute ends before it is final (default " + std::to_string(defaults.grace_s) + ")",
+       cxxopts::value<int>())
+      ("late-window", "seconds a final minute stays in memory for late data (default " +
+       std::to_string(defaults.late_window_s) + ")", cxxopts::value<int>())
+      ("server-id", "server id of the Monitor.Judger health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Judger health metrics")
-      ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
+      ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
     const auto args = options.parse(argc, argv);

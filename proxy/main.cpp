@@ -16,19 +16,21 @@ int main(int argc, char** argv) {
                            "                failing over to another when it dies.\n"
                            "  --role bonnie: drops reports of unregistered services and attrs, and routes\n"
                            "                 the rest by service to the judger the registry assigns.");
+  const monitor::proxy::ProxyConfig defaults;
   options.add_options()
-      ("c,config", "JSON config file (flags override it)", cxxopts::value<std::string>())
-      ("role", "clyde or bonnie", cxxopts::value<std::string>())
-      ("name", "name in the registry and in HELLOs", cxxopts::value<std::string>())
-      ("listen", "host:port for agents (and Clydes)", cxxopts::value<std::string>())
-      ("dc", "data centre whose agents may pick this proxy", cxxopts::value<std::string>())
-      ("registry", "registry address, e.g. file:.data/registry", cxxopts::value<std::string>())
-      ("data-dir", "directory of the spools", cxxopts::value<std::string>())
-      ("bonnies-file", "clyde: file listing Bonnies (host:port per line), kept up to date",
+      ("c,config", "JSON config file (flags override it; docs/proxy.md)", cxxopts::value<std::string>())
+      ("role", "clyde or bonnie (required)", cxxopts::value<std::string>())
+      ("name", "name in the registry and in HELLOs (default " + defaults.name + ")", cxxopts::value<std::string>())
+      ("listen", "host:port for agents and Clydes (default " + defaults.listen + ")", cxxopts::value<std::string>())
+      ("dc", "data centre whose agents may pick this proxy (default " + defaults.dc + ")",
        cxxopts::value<std::string>())
-      ("server-id", "server id of the Monitor.Proxy health metrics", cxxopts::value<int64_t>())
+      ("registry", "registry address (default " + defaults.registry + ")", cxxopts::value<std::string>())
+      ("data-dir", "directory of the spools (default " + defaults.data_dir + ")", cxxopts::value<std::string>())
+      ("bonnies-file", "clyde (required): file listing Bonnies, host:port per line, kept up to date",
+       cxxopts::value<std::string>())
+      ("server-id", "server id of the Monitor.Proxy health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Proxy health metrics")
-      ("log-level", "trace, debug, info, warn, error", cxxopts::value<std::string>())
+      ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
     const auto args = options.parse(argc, argv);

@@ -47,10 +47,12 @@ agent=$!
 build/judger/monitor-judger --name judger-1 --listen 127.0.0.1:7300 --query-listen "$judger_query" \
   --data-dir "$data/judger" --registry "$registry" --server-id 1 2> "$data/judger.log" &
 pids+=($!)
+judger=$!
 await_entry judgers/judger-1 "$data/judger.log"
 build/proxy/monitor-proxy --role bonnie --name bonnie-1 --listen 127.0.0.1:7200 --dc dc1 \
   --registry "$registry" --data-dir "$data/bonnie" --server-id 1 2> "$data/bonnie.log" &
 pids+=($!)
+bonnie=$!
 await_entry proxies/bonnie-1 "$data/bonnie.log"
 echo "== running: monitor-agent -> monitor-proxy (bonnie-1, 127.0.0.1:7200) -> monitor-judger (judger-1," \
   "queries on $judger_query); registry $data/registry"
@@ -58,7 +60,7 @@ echo "== running: monitor-agent -> monitor-proxy (bonnie-1, 127.0.0.1:7200) -> m
 echo "== per-second aggregates of Shop.Api at the agent, as they arrive:"
 # The follower stops once the demo's last second is out (8 s + the agent's 2 s late window).
 timeout 13 tail -n +1 -f "$out" | grep --line-buffered '"service":"Shop.Api"' |
-  grep --line-buffered -E '"op":"(SUM|HIST)"' | stdbuf -oL cut -c1-160 &
+  grep --line-buffered -E '"op":"(SUM|HIST)"' &
 follower=$!
 start=$(date +%s)
 build/examples/monitor-demo 8 | tee "$data/demo.out"
@@ -82,6 +84,12 @@ query() {
   build/console/monitorctl query --registry "$registry" --service Shop.Api --from "$first_minute" \
     --to "$((last_minute + 60))" "$@"
 }
+# Prints the whole command before running it, so it can be run again.
+show() {
+  echo "\$ $*"
+  "$@"
+}
+range=(--registry "$registry" --from "$first_minute" --to "$((last_minute + 60))")
 while [ "$(date +%s)" -lt "$minute_end" ]; do sleep 0.5; done
 stored=0
 for _ in $(seq 1 120); do  # polls from the minute's end: when does its total become queryable?
@@ -92,26 +100,30 @@ for _ in $(seq 1 120); do  # polls from the minute's end: when does its total be
 done
 queryable_after=$(python3 -c "import time; print(f'{time.time() - $minute_end:.1f}')")
 
-echo "== monitorctl query --service Shop.Api --attr Orders.Placed --op SUM (total over servers):"
-query --attr Orders.Placed --op SUM
-echo "== monitorctl query --service Shop.Api --attr Request.LatencyUs --op HIST_P99:"
-query --attr Request.LatencyUs --op HIST_P99
-echo "== monitorctl query --service Shop.Api --attr Checkout.Clicks --op SUM --server 2 (sent by statsd):"
-query --attr Checkout.Clicks --op SUM --server 2
-echo "== monitorctl query --service Monitor.Proxy --attr Reports.Forwarded --server 1 (Bonnie's own health):"
-build/console/monitorctl query --registry "$registry" --service Monitor.Proxy --attr Reports.Forwarded --server 1 \
-  --from "$first_minute" --to "$((last_minute + 60))"
-echo "== stopping; each part's last health line:"
-kill -TERM "$agent"
-wait "$agent" 2>/dev/null || true
-kill -TERM "${pids[@]}" 2>/dev/null || true
-for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+echo "== Orders.Placed, SUM over all servers:"
+show build/console/monitorctl query "${range[@]}" --service Shop.Api --attr Orders.Placed --op SUM
+echo "== Request.LatencyUs, p99:"
+show build/console/monitorctl query "${range[@]}" --service Shop.Api --attr Request.LatencyUs --op HIST_P99
+echo "== Checkout.Clicks of server 2 (sent by a statsd client):"
+show build/console/monitorctl query "${range[@]}" --service Shop.Api --attr Checkout.Clicks --op SUM --server 2
+echo "== Bonnie's own health (Monitor.Proxy Reports.Forwarded of server 1):"
+show build/console/monitorctl query "${range[@]}" --service Monitor.Proxy --attr Reports.Forwarded --server 1
+echo "== stopping in the order data flows (agent, Bonnie, judger); each part's last health line:"
+stop_part() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+stop_part "$agent"
+stop_part "$bonnie"
+stop_part "$judger"
 pids=()
 for part in agent bonnie judger; do
-  grep -h -E "health:|forwarder:" "$data/$part.log" | tail -n 1 | cut -c1-300
+  grep -h -E "health:|forwarder:" "$data/$part.log" | tail -n 1
 done
 
 echo "== Orders.Placed: the demo sent SUM = $sent; the judger's minutes hold $stored," \
   "queryable $queryable_after s after the minute's end"
-echo "== logs and data: $data"
+echo "== logs and data: $data. To query them again, start the judger on them and run any command above:"
+echo "   build/judger/monitor-judger --name judger-1 --listen 127.0.0.1:7300 --query-listen $judger_query \\"
+echo "     --data-dir $data/judger --registry $registry &"
 [ "$stored" = "$sent" ]

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, runs the unit, end-to-end
-# and install/consumer tests with ctest, then the line-parser fuzzer for a
-# short while when clang is present.
+# and install/consumer tests with ctest, then the line-parser and wire-decoder
+# fuzzers for a short while when clang is present. Prints "N passed, N failed"
+# whatever happened, and exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-(cd build && ctest --output-on-failure -j2) | tee build/ctest.log
-summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' build/ctest.log)
 
+set +e  # a failing test must still reach the summary below
+(cd build && ctest --output-on-failure -j2) 2>&1 | tee build/ctest.log
+ctest_rc=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' build/ctest.log || true)
+if [ -z "$summary" ]; then
+  echo "test.sh: ctest printed no summary (exit $ctest_rc)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+)/\1/')
+failed=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/')
+
+fuzz_failed=0
 if command -v clang++ >/dev/null; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
@@ -15,10 +28,15 @@ if command -v clang++ >/dev/null; then
   for fuzzer in line_parser wire_decoder; do
     mkdir -p "build-fuzz/corpus/$fuzzer"
     echo "fuzz: $fuzzer, 15 s" >&2
-    "build-fuzz/fuzz/${fuzzer}_fuzz" -max_total_time=15 -max_len=4096 -print_final_stats=1 \
-      "build-fuzz/corpus/$fuzzer" "fuzz/corpus/$fuzzer" 2>&1 | tail -n 3
+    if ! "build-fuzz/fuzz/${fuzzer}_fuzz" -max_total_time=15 -max_len=4096 -print_final_stats=1 \
+        "build-fuzz/corpus/$fuzzer" "fuzz/corpus/$fuzzer" > "build-fuzz/$fuzzer.log" 2>&1; then
+      tail -n 30 "build-fuzz/$fuzzer.log" >&2
+      fuzz_failed=$((fuzz_failed + 1))
+    else
+      tail -n 3 "build-fuzz/$fuzzer.log" >&2
+    fi
   done
 fi
-total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+)/\1/')
-failed=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/')
-echo "$((total - failed)) passed, $failed failed"
+
+echo "$((total - failed)) passed, $((failed + fuzz_failed)) failed"
+[ "$failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ] && [ "$ctest_rc" -eq 0 ]

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <thread>
@@ -264,6 +265,21 @@ TEST_CASE("monitorctl query finds the judger in the registry and prints the minu
                                        "--from", "-3x"},
                                       "", dir.file("time.err"));
   CHECK(bad_time.wait_for(10s) == 2);
+  // Issue 7, item 10: every bad value is named with the forms accepted (it said "stoll").
+  CHECK_THAT(read_file(dir.file("time.err")), Catch::Contains("--from -3x: use now, -30s"));
+  auto yesterday = ChildProcess::spawn({MONITORCTL_PATH, "query", "--service", "E2e.Test", "--attr", "Orders.Placed",
+                                        "--from", "yesterday"},
+                                       "", dir.file("yesterday.err"));
+  CHECK(yesterday.wait_for(10s) == 2);
+  CHECK_THAT(read_file(dir.file("yesterday.err")), Catch::Contains("--from yesterday: use now") &&
+                                                       !Catch::Contains("stoll"));
+  // A registry directory that does not exist is said so, and not created.
+  auto typo = ChildProcess::spawn({MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("no-such-registry"),
+                                   "--service", "E2e.Test", "--attr", "Orders.Placed"},
+                                  "", dir.file("typo.err"));
+  CHECK(typo.wait_for(10s) == 2);
+  CHECK_THAT(read_file(dir.file("typo.err")), Catch::Contains("no such directory"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("no-such-registry")));
   judger.process.signal(SIGTERM);
   REQUIRE(judger.process.wait_for(10s) == 0);
 }
