@@ -150,14 +150,48 @@ Agent::Agent(AgentConfig config)
   }
   if (output_ == nullptr) throw std::runtime_error("output is none and nothing to forward to: every aggregate would be lost");
   now_s_ = realtime_ns() / 1'000'000'000;
+  // Reports a previous agent left in the ring are not late because this one
+  // started after them: the first watermark is held before the oldest (within
+  // kMaxHeldSeconds), as flushable_second() holds it after a stall.
+  int64_t opened_s = now_s_;
+  const int64_t oldest = reader_->oldest_pending_ns([this](const ring::Slot& slot) {
+    return slot.time_is_tsc() ? tsc_.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
+  });
+  if (oldest != INT64_MAX) {
+    const int64_t oldest_second = oldest / 1'000'000'000;
+    if (oldest_second + config_.late_window_s < now_s_ && oldest_second >= now_s_ - kMaxHeldSeconds) {
+      opened_s = oldest_second + config_.late_window_s;
+      spdlog::info("the ring holds reports from {} s ago: seconds from then on stay open until they are drained",
+                   now_s_ - oldest_second);
+    }
+  }
   aggregator_ = std::make_unique<Aggregator>(
-      Aggregator::Options{config_.late_window_s, config_.future_window_s}, now_s_);
+      Aggregator::Options{config_.late_window_s, config_.future_window_s}, opened_s, kMaxHeldSeconds);
   ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
 }
 
 Agent::~Agent() = default;
+
+int64_t Agent::flushable_second(int64_t now_s) const {
+  const int64_t due = now_s - config_.late_window_s - 1;
+  if (due <= aggregator_->watermark()) return due;
+  // The watermark follows the clock, but never past a report still waiting in
+  // the ring: after a stall (SIGSTOP, an overloaded host, a slow restart) the
+  // ring holds seconds the clock has left behind, and they are not late.
+  auto slot_ns = [this](const ring::Slot& slot) {
+    return slot.time_is_tsc() ? tsc_.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
+  };
+  int64_t oldest = reader_->oldest_pending_ns(slot_ns);
+  if (retired_) oldest = std::min(oldest, retired_->reader.oldest_pending_ns(slot_ns));
+  if (oldest == INT64_MAX) return due;
+  const int64_t oldest_second = oldest / 1'000'000'000 - (oldest % 1'000'000'000 < 0 ? 1 : 0);
+  // A report far in the past (a back-fill with monitor_at) is late anyway:
+  // it must not hold every second back for longer than a stall can last.
+  if (oldest_second < due - kMaxHeldSeconds) return due;
+  return std::min(due, oldest_second - 1);
+}
 
 void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
   if (up_to_second <= aggregator_->watermark()) return;
@@ -341,7 +375,7 @@ int Agent::run() {
       every_second(now_ns);
       next_second_ns = (now_s_ + 1) * 1'000'000'000;
     }
-    flush_due(now_s_ - config_.late_window_s - 1);
+    flush_due(flushable_second(now_s_));
     if (work != 0) {
       idle_rounds = 0;
       continue;

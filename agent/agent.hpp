@@ -52,6 +52,12 @@ class Agent {
   void report_self(int64_t now_ns);
   size_t poll_once();
   void flush_due(int64_t up_to_second, bool keep_draining = true);
+  // The last second that may be written out now: late window behind the
+  // clock, and before the oldest report still in the ring.
+  int64_t flushable_second(int64_t now_s) const;
+  // How far the watermark may stay behind the clock for reports still in the
+  // ring (a stall of the agent); the aggregator keeps that many more seconds open.
+  static constexpr int64_t kMaxHeldSeconds = 60;
   void replace_ring_if_tampered(int64_t now_ns);
   void end_retired_ring(int64_t now_ns);
 

@@ -22,10 +22,15 @@ int64_t floor_div_second(int64_t time_ns) noexcept {
 }
 }  // namespace
 
-Aggregator::Aggregator(Options options, int64_t now_s)
+Aggregator::Aggregator(Options options, int64_t now_s, size_t extra_open_seconds)
     : options_(options),
       watermark_(now_s - options.late_window_s - 1),
-      tables_(static_cast<size_t>(options.late_window_s + options.future_window_s + 3)) {}
+      tables_(static_cast<size_t>(options.late_window_s + options.future_window_s + 3)),
+      max_tables_(tables_.size() + extra_open_seconds) {
+  // Tables are handed out by pointer (the cache, a flush in progress): they
+  // must never move, so the vector gets all the room it may need now.
+  tables_.reserve(max_tables_);
+}
 
 Aggregator::SecondTable* Aggregator::table_for(int64_t second) {
   // Free tables are a pool: a new second takes the free table with the most
@@ -36,7 +41,12 @@ Aggregator::SecondTable* Aggregator::table_for(int64_t second) {
     if (t.second == second) return &t;
     if (t.second == -1 && (free_table == nullptr || t.index.size() > free_table->index.size())) free_table = &t;
   }
-  if (free_table == nullptr) return nullptr;  // every table holds an open second: the caller's clock jumped
+  if (free_table == nullptr) {
+    // Every table holds an open second: the watermark is held back (a stall
+    // being caught up), or the caller's clock jumped. Grow, within the bound.
+    if (tables_.size() >= max_tables_) return nullptr;
+    free_table = &tables_.emplace_back();
+  }
   free_table->second = second;
   if (free_table->index.empty()) free_table->index.assign(kInitialIndex, 0);
   return free_table;

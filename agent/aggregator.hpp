@@ -44,7 +44,11 @@ class Aggregator {
   };
   static constexpr size_t kMaxBatch = 64;
 
-  Aggregator(Options options, int64_t now_s);
+  /// Keeps open at most late + future + 3 + `extra_open_seconds` seconds at
+  /// once: the extra ones are for a watermark held back while the agent
+  /// catches up after a stall. A report for a second beyond that is refused
+  /// as kFuture.
+  Aggregator(Options options, int64_t now_s, size_t extra_open_seconds = 0);
 
   AddResult add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
                 int64_t time_ns, int64_t now_s);
@@ -101,7 +105,8 @@ class Aggregator {
 
   const Options options_;
   int64_t watermark_;
-  std::vector<SecondTable> tables_;
+  std::vector<SecondTable> tables_;  // capacity max_tables_, reserved: pointers stay valid
+  const size_t max_tables_;
   std::vector<model::LogHistogram> hists_;
   std::vector<uint32_t> free_hists_;
   std::vector<uint32_t> order_;  // scratch for emit

@@ -26,36 +26,41 @@ bool tsc_is_reliable() noexcept {
   return constant && nonstop;
 }
 
-TscClock::Pair TscClock::sample() noexcept {
-  // Bracket the clock read with two tick reads and keep the tightest of a few
-  // tries, so a preemption between the reads does not skew the pair.
-  Pair best{};
+TscClock::Sample TscClock::sample() const noexcept {
+  // Bracket the clock reads with two tick reads and keep the tightest of a
+  // few tries, so a preemption between the reads does not skew the sample.
+  Sample best{};
   uint64_t best_width = ~uint64_t{0};
   for (int i = 0; i < 5; ++i) {
-    const uint64_t before = read_tsc();
-    const int64_t ns = realtime_ns();
-    const uint64_t after = read_tsc();
+    const uint64_t before = sources_.tsc();
+    const int64_t real = sources_.realtime();
+    const int64_t mono = sources_.monotonic();
+    const uint64_t after = sources_.tsc();
     if (after - before < best_width) {
       best_width = after - before;
-      best = {before + (after - before) / 2, ns};
+      best = {before + (after - before) / 2, real, mono};
     }
   }
   return best;
 }
 
-TscClock::TscClock(int warmup_ms) noexcept {
+TscClock::TscClock(int warmup_ms, Sources sources) noexcept : sources_(sources) {
   origin_ = sample();
-  timespec ts{0, static_cast<long>(warmup_ms) * 1000000L};
-  nanosleep(&ts, nullptr);
+  if (warmup_ms > 0) {
+    timespec ts{0, static_cast<long>(warmup_ms) * 1000000L};
+    nanosleep(&ts, nullptr);
+  }
   recalibrate();
 }
 
 void TscClock::recalibrate() noexcept {
-  const Pair now = sample();
+  const Sample now = sample();
   const double ticks = static_cast<double>(now.tsc - origin_.tsc);
-  if (ticks > 0 && now.ns > origin_.ns) ns_per_tick_ = static_cast<double>(now.ns - origin_.ns) / ticks;
+  if (ticks > 0 && now.monotonic_ns > origin_.monotonic_ns) {
+    ns_per_tick_ = static_cast<double>(now.monotonic_ns - origin_.monotonic_ns) / ticks;
+  }
   anchor_tsc_ = now.tsc;
-  anchor_ns_ = now.ns;
+  anchor_ns_ = now.realtime_ns;
 }
 
 }  // namespace monitor

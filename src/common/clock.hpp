@@ -28,13 +28,25 @@ inline uint64_t read_tsc() noexcept { return __rdtsc(); }
 /// Reads /proc and /sys; call once, not per report.
 bool tsc_is_reliable() noexcept;
 
-/// Converts TSC ticks to ns since the epoch. Calibrated against CLOCK_REALTIME
-/// over an ever longer baseline and re-anchored on every recalibrate(), so the
-/// error stays within a few microseconds. Not thread-safe: one owner.
+/// The clocks a TscClock reads; a seam for tests (a stepped wall clock cannot
+/// be provoked on a shared machine).
+struct TscSources {
+  uint64_t (*tsc)() noexcept = read_tsc;
+  int64_t (*realtime)() noexcept = realtime_ns;
+  int64_t (*monotonic)() noexcept = monotonic_ns;
+};
+
+/// Converts TSC ticks to ns since the epoch. The tick rate is measured against
+/// CLOCK_MONOTONIC over an ever longer baseline (a step of the wall clock, by
+/// an operator or NTP, must not skew it); the offset is re-anchored to
+/// CLOCK_REALTIME on every recalibrate(), so converted times follow the wall
+/// clock, steps included, within a few microseconds. Not thread-safe: one owner.
 class TscClock {
  public:
+  using Sources = TscSources;
+
   /// Takes the first anchor and measures the tick rate over `warmup_ms`.
-  explicit TscClock(int warmup_ms = 20) noexcept;
+  explicit TscClock(int warmup_ms = 20, Sources sources = {}) noexcept;
 
   /// Re-anchors to the current realtime clock and refines the rate. Cheap; call
   /// about once a second.
@@ -47,13 +59,15 @@ class TscClock {
   double ticks_per_second() const noexcept { return 1e9 / ns_per_tick_; }
 
  private:
-  struct Pair {
+  struct Sample {
     uint64_t tsc;
-    int64_t ns;
+    int64_t realtime_ns;
+    int64_t monotonic_ns;
   };
-  static Pair sample() noexcept;
+  Sample sample() const noexcept;
 
-  Pair origin_{};
+  const Sources sources_;
+  Sample origin_{};
   uint64_t anchor_tsc_ = 0;
   int64_t anchor_ns_ = 0;
   double ns_per_tick_ = 1.0;

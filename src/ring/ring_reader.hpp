@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -61,6 +62,24 @@ class RingReader {
       }
     }
     return total;
+  }
+
+  /// The time (ns, by `to_ns(const Slot&)`) of the oldest report published and
+  /// not yet drained, looking at each lane's next slot; INT64_MAX when every
+  /// lane is drained. Each lane is in time order for its writer, so its next
+  /// slot is its oldest. A lane's time is the writer's, input like any other:
+  /// it only holds back the agent's watermark, never an address.
+  template <class ToNs>
+  int64_t oldest_pending_ns(ToNs&& to_ns) const noexcept {
+    int64_t oldest = INT64_MAX;
+    for (uint32_t i = 0; i < tails_.size(); ++i) {
+      const Slot& slot = segment_.slots(i)[tails_[i] & mask_];
+      if (atomic_field(const_cast<uint32_t&>(slot.seq)).load(std::memory_order_acquire) != seq_ready(tails_[i])) {
+        continue;
+      }
+      oldest = std::min(oldest, to_ns(slot));
+    }
+    return oldest;
   }
 
   /// Frees lanes whose owner process is gone, stepping over a slot it left half

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -129,4 +130,47 @@ TEST_CASE("issue 7: a writer in another PID namespace keeps its lane while it li
   for (int i = 0; i < 3; ++i) {
     CHECK(steady_sum(got, 3 + i) == ok_count(agent.dir.file("other" + std::to_string(i) + ".out")));
   }
+}
+
+TEST_CASE("issue 7: an agent stopped for 5 s under load loses nothing that waited in the ring meanwhile",
+          "[e2e][issue7][failure]") {
+  Agent agent;
+  auto writer = agent.steady(agent.dir.file("writer.out"), 1, 1000, 9);
+  REQUIRE(monitor::test::wait_until([&] { return read_file(agent.output).find("Steady.Count") != std::string::npos; },
+                                    10s));
+  agent.process->signal(SIGSTOP);  // an overloaded host, a debugger, a paused container
+  const auto stopped = std::chrono::steady_clock::now();
+  // The stall itself is the condition: 5 s, over twice the late window.
+  REQUIRE(monitor::test::wait_until([&] { return std::chrono::steady_clock::now() - stopped >= 5s; }, 6s));
+  agent.process->signal(SIGCONT);
+  REQUIRE(writer.wait_for(20s) == 0);
+  const auto got = agent.stop();
+  CHECK(self_metric_sum(got, "Time.Late") == 0);
+  CHECK(steady_sum(got, 1) == ok_count(agent.dir.file("writer.out")));
+}
+
+TEST_CASE("issue 7: an agent restarted 5 s after the last one stopped reads what waited in the ring, not as late",
+          "[e2e][issue7][failure]") {
+  TempDir dir;
+  TempRing ring("slow-restart");
+  auto argv = std::vector<std::string>{MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output",
+                                       dir.file("out.jsonl"), "--server-id", "500"};
+  std::optional<ChildProcess> agent;
+  agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent1.log")));
+  REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("agent1.log")).find("late window") != std::string::npos; }, 10s));
+  auto writer = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "steady", "1", "1000", "9"}, dir.file("writer.out"), "",
+                                    {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+  REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("out.jsonl")).find("Steady.Count") != std::string::npos; }, 10s));
+  agent->signal(SIGTERM);
+  REQUIRE(agent->wait_for(20s) == 0);
+  const auto stopped = std::chrono::steady_clock::now();
+  REQUIRE(monitor::test::wait_until([&] { return std::chrono::steady_clock::now() - stopped >= 5s; }, 6s));
+  agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent2.log")));
+  REQUIRE(writer.wait_for(20s) == 0);
+  agent->signal(SIGTERM);
+  REQUIRE(agent->wait_for(20s) == 0);
+  const auto got = read_agent_output(dir.file("out.jsonl"));
+  INFO("second agent:\n" << read_file(dir.file("agent2.log")));
+  CHECK(self_metric_sum(got, "Time.Late") == 0);
+  CHECK(steady_sum(got, 1) == ok_count(dir.file("writer.out")));
 }

@@ -119,14 +119,18 @@ TEST_CASE("issue 7: writers and the reader survive a process rewriting the heade
 
   // Two writer processes report through the real SDK until the stop pipe closes.
   int stop[2];
+  int bound[2];
   REQUIRE(pipe(stop) == 0);
+  REQUIRE(pipe(bound) == 0);
   REQUIRE(fcntl(stop[0], F_SETFL, O_NONBLOCK) == 0);
   std::vector<ChildProcess> writers;
   for (int w = 0; w < 2; ++w) {
-    writers.push_back(ChildProcess::fork_run([&ring, &stop, w] {
+    writers.push_back(ChildProcess::fork_run([&ring, &stop, &bound, w] {
       close(stop[1]);
       if (monitor_init(ring.name().c_str()) != MONITOR_OK) return 10;
       const monitor::Attr attr("Shop.Api", "Orders.Placed");
+      (void)attr.report(w, 1, monitor::kSum);
+      (void)!write(bound[1], "b", 1);  // bound before the tampering starts
       for (int64_t i = 0;; ++i) {
         (void)attr.report(w, 1, monitor::kSum);
         (void)monitor::report("Shop.Api", "Orders.Failed", w, 1, monitor::kSum);
@@ -139,6 +143,12 @@ TEST_CASE("issue 7: writers and the reader survive a process rewriting the heade
     }));
   }
   close(stop[0]);
+  for (int w = 0; w < 2; ++w) {
+    char byte = 0;
+    REQUIRE(read(bound[0], &byte, 1) == 1);
+  }
+  close(bound[0]);
+  close(bound[1]);
   // A hostile process of the ring's group rewrites header fields and lane
   // words for a second while the reader keeps draining and sweeping.
   auto tamperer = ChildProcess::fork_run([&ring] {
