@@ -135,11 +135,18 @@ TEST_CASE("per-server minutes merge to the total and match all reports at once",
     const int64_t second = kBase + static_cast<int64_t>(rng() % 60);
     const auto value = static_cast<int64_t>(rng() % 1000) - 500;
     const uint8_t ops = static_cast<uint8_t>((rng() % 127) + 1);  // no HIST here
-    rollup.add(second_record("Mixed.Ops", second, server, ops, {value}), kBase);
+    // Distinct times, so FIRST and LAST have one right answer per server and in total.
+    const int64_t time = second * 1'000'000'000 + i;
+    PendingRecord p{g_names.intern("Shop.Api", "Mixed.Ops"), {}};
+    p.record.second = second;
+    p.record.server_id = server;
+    p.record.ops = ops;
+    p.record.stats.add(value, time);
+    rollup.add(p, kBase);
     for (uint32_t bit = 1; bit < 128; bit <<= 1) {
       if ((ops & bit) == 0) continue;
-      expected[{bit, server}].add(value, second * 1'000'000'000);
-      expected[{bit, -1}].add(value, second * 1'000'000'000);
+      expected[{bit, server}].add(value, time);
+      expected[{bit, -1}].add(value, time);
     }
   }
   const auto due = rollup.due(kBase + 70);
@@ -153,8 +160,10 @@ TEST_CASE("per-server minutes merge to the total and match all reports at once",
       case 2: CHECK(got == static_cast<double>(stats.max)); break;
       case 4: CHECK(got == static_cast<double>(stats.min)); break;
       case 8: CHECK(got == Approx(stats.average())); break;
+      case 16: CHECK(got == static_cast<double>(stats.first)); break;
+      case 32: CHECK(got == static_cast<double>(stats.last)); break;
       case 64: CHECK(got == static_cast<double>(stats.count)); break;
-      default: break;  // FIRST/LAST: ties in time between servers make the value ambiguous
+      default: FAIL("unexpected op " << op);
     }
   }
 }

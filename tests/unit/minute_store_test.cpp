@@ -202,6 +202,10 @@ TEST_CASE("archives keep the average, minimum and maximum of their minutes", "[s
   }
 }
 
+// Crashes the path the judger takes (points, archives, staged cells, then the
+// completion, each its own transaction), not finish_minute(): a minute whose
+// completion did not commit must be neither served nor have lost its pending
+// records.
 TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes only", "[store][crash]") {
   TempDir dir;
   std::mt19937_64 rng(Catch::rngSeed());
@@ -220,7 +224,16 @@ TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes onl
         if (!store.append_batch(1, seq, batch, kBase)) return 2;
         if (seq % 60 == 0) {
           const int64_t minute = second - 59;
-          if (!store.finish_minute(minute, {point(minute, static_cast<double>(seq))})) return 3;
+          const int64_t pending_through = store.last_pending_id();
+          const std::vector<MinutePoint> points = {point(minute, static_cast<double>(seq))};
+          monitor::model::Stats stats;
+          stats.add(static_cast<int64_t>(seq), minute * 1'000'000'000);
+          const std::vector<MinuteCell> cells = {MinuteCell{"Shop.Api", "Orders.Placed", 1, -1, stats, {}}};
+          if (!store.put_minute_points(points)) return 3;
+          const auto series_end = store.series_id_end();
+          if (!series_end || !store.put_minute_archives(minute, 0, *series_end)) return 5;
+          if (!store.stage_minute_cells(minute, cells, true)) return 6;
+          if (!store.complete_minute(minute, pending_through)) return 7;
         }
       }
     });

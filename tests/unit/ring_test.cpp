@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -223,13 +224,19 @@ TEST_CASE("a writer killed mid-write does not wedge the reader", "[ring][failure
         }
       }
     });
-    size_t before_kill = 0;
-    for (int i = 0; i < 200; ++i) {
-      before_kill += reader.drain([](const Slot&) {});
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+    // The reader keeps draining while the writer is killed, so the writer is
+    // killed while writing (not spinning on a full lane), at a random moment.
+    std::atomic<bool> draining{true};
+    std::atomic<size_t> before_kill{0};
+    std::thread drainer([&] {
+      while (draining) before_kill += reader.drain([](const Slot&) {});
+    });
+    std::mt19937 rng(std::random_device{}());
+    std::this_thread::sleep_for(std::chrono::microseconds(20'000 + rng() % 20'000));
     child.signal(SIGKILL);
     REQUIRE(child.wait_for(std::chrono::seconds(5)) == 128 + SIGKILL);
+    draining = false;
+    drainer.join();
     drain_values(reader);
     const SweepResult swept = reader.sweep(0);
     CHECK(swept.lanes_reclaimed == 1);

@@ -204,6 +204,12 @@ TEST_CASE("threads that exit give their lanes back, and extra threads use shared
                 failures += monitor_report("Shop.Api", "Orders.Placed", t, t, 1) != MONITOR_OK;
               }).join();
             }
+            // Leaked lanes would not fail a report (the shared lane takes it),
+            // so look: both exclusive lanes free again, the shared one unused.
+            auto seg = ShmSegment::open_or_create(ring.name(), Geometry{3, 1, 64, 64});
+            if (!seg) return 101;
+            for (uint32_t lane = 0; lane < 2; ++lane) failures += atomic_field(seg->lane(lane).owner).load() != 0;
+            failures += atomic_field(seg->lane(2).head).load() != 0;
             return failures;
           }) == 0);
   const auto drained = drain_all(ring);
