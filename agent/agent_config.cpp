@@ -1,5 +1,7 @@
 #include "agent/agent_config.hpp"
 
+#include "common/default_paths.hpp"
+
 #include <unistd.h>
 
 #include <bit>
@@ -80,21 +82,9 @@ std::string AgentConfig::effective_output() const {
   return forward.empty() && registry.empty() ? "-" : "none";
 }
 
-std::string AgentConfig::default_socket_path() {
-  if (geteuid() == 0) return "/run/monitor/agent.sock";
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime != nullptr && runtime[0] == '/') return fmt::format("{}/monitor/agent.sock", runtime);
-  return fmt::format("/tmp/monitor-{}/agent.sock", geteuid());
-}
+std::string AgentConfig::default_socket_path() { return default_runtime_dir() + "/agent.sock"; }
 
-std::string AgentConfig::default_state_dir() {
-  if (geteuid() == 0) return "/var/lib/monitor";
-  const char* state = std::getenv("XDG_STATE_HOME");
-  if (state != nullptr && state[0] == '/') return fmt::format("{}/monitor", state);
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && home[0] == '/') return fmt::format("{}/.local/state/monitor", home);
-  return fmt::format("/tmp/monitor-{}/state", geteuid());
-}
+std::string AgentConfig::default_state_dir() { return monitor::default_state_dir(); }
 
 std::string AgentConfig::ring_name() const {
   if (!ring.empty()) return ring;

@@ -13,6 +13,7 @@
 #include <cxxopts.hpp>
 #include <fmt/format.h>
 
+#include "common/default_paths.hpp"
 #include "common/registry/registry.hpp"
 #include "console/http_get.hpp"
 
@@ -119,7 +120,7 @@ int query_command(int argc, char** argv) {
       ("from", "start: -90m, -2h, -1d or Unix seconds", cxxopts::value<std::string>()->default_value("-1h"))
       ("to", "end: now or as --from", cxxopts::value<std::string>()->default_value("now"))
       ("step", "seconds per point (>= 60)", cxxopts::value<int>()->default_value("60"))
-      ("registry", "registry address", cxxopts::value<std::string>()->default_value("file:.data/registry"))
+      ("registry", "registry address", cxxopts::value<std::string>()->default_value(default_registry()))
       ("judger", "judger name in the registry (default: any live one)", cxxopts::value<std::string>())
       ("query-address", "host:port of a judger's query API (skips the registry)", cxxopts::value<std::string>())
       ("output", "table or json", cxxopts::value<std::string>()->default_value("table"))

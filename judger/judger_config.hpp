@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/default_paths.hpp"
+
 namespace monitor::judger {
 
 /// Everything monitor-judger can be told: defaults, then the JSON config file,
@@ -11,8 +13,8 @@ struct JudgerConfig {
   std::string name = "judger-1";
   std::string listen = "127.0.0.1:7300";  // batches from proxies
   std::string query_listen = "127.0.0.1:7301";  // the HTTP query API
-  std::string data_dir = ".data/judger";
-  std::string registry = "file:.data/registry";
+  std::string data_dir = default_state_dir() + "/judger";
+  std::string registry = default_registry();
   int grace_s = 7;  // the agent sends a second 2-3 s after it ends; a minute is queryable by its end + 8 s
   int late_window_s = 120;
   int idle_timeout_s = 60;  // a connection silent this long is closed

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/default_paths.hpp"
+
 namespace monitor::proxy {
 
 /// Everything monitor-proxy can be told: defaults, then the JSON config file,
@@ -12,8 +14,8 @@ struct ProxyConfig {
   std::string name = "proxy-1";           // in the registry and in HELLOs
   std::string listen = "127.0.0.1:7200";  // for agents (and, at a Bonnie, Clydes)
   std::string dc = "dc1";                 // agents of this data centre may pick it
-  std::string registry = "file:.data/registry";
-  std::string data_dir = ".data/proxy";   // spools under <data_dir>/spool/<next hop>
+  std::string registry = default_registry();
+  std::string data_dir = default_state_dir() + "/proxy";  // spools under <data_dir>/spool/<next hop>
   std::string bonnies_file;               // clyde: the Bonnie list, rewritten as it changes
   uint64_t spool_max_bytes = 256ull << 20;  // per next hop
   int heartbeat_interval_ms = 1000;
