@@ -175,7 +175,8 @@ void Judger::report_health() {
   health_.counter("Batches.Stored", counters_.batches_stored);
   health_.counter("Batches.Duplicate", counters_.batches_duplicate);
   health_.counter("Reports.Stored", counters_.records);
-  health_.counter("Reports.TooLate", rollup_->too_late());
+  health_.counter("Reports.TooLate", rollup_->too_late() + counters_.records_too_old);
+  health_.counter("Reports.Future", counters_.records_future);
   health_.counter("Frames.Bad", counters_.bad_frames);
   health_.counter("Minutes.Stored", counters_.minutes_stored);
   health_.counter("Store.Errors", counters_.store_errors);
@@ -291,7 +292,24 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         }
         std::vector<PendingRecord> records;
         records.reserve(batch.records.size());
+        // Seconds the store could not amend any more, or far ahead of this
+        // judger's clock (a sender's clock gone wrong), are refused before they
+        // are stored: kept, they would hold memory and pending rows forever.
+        const int64_t now_s = realtime_ns() / 1'000'000'000;
+        const int64_t oldest = now_s - Retention{}.minute_s;
+        const int64_t newest = now_s + config_.future_window_s;
         for (auto& record : batch.records) {
+          if (record.second < oldest || record.second > newest) {
+            ++(record.second < oldest ? counters_.records_too_old : counters_.records_future);
+            uint64_t suppressed = 0;
+            if (window_log_.allow(realtime_ns(), suppressed)) {
+              spdlog::warn("{}: refused a record of second {} from sender {}: outside [{}, {}] ({} too old, {} ahead "
+                           "so far)",
+                           peer, record.second, batch.sender_id, oldest, newest, counters_.records_too_old,
+                           counters_.records_future);
+            }
+            continue;
+          }
           const uint32_t name = name_ids[record.name_id];  // defined: decode_batch() checked
           records.push_back(PendingRecord{name, std::move(record)});
         }
@@ -309,7 +327,6 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         if (*stored == MinuteStore::AppendResult::kStored) {
           ++counters_.batches_stored;
           counters_.records += records.size();
-          const int64_t now_s = realtime_ns() / 1'000'000'000;
           for (const auto& record : records) rollup_->add(record, now_s);
         } else {
           ++counters_.batches_duplicate;
@@ -358,7 +375,8 @@ std::string Judger::health_json() const {
                              {"records", counters_.records},
                              {"bad_frames", counters_.bad_frames},
                              {"minutes_stored", counters_.minutes_stored},
-                             {"too_late", rollup_->too_late()},
+                             {"too_late", rollup_->too_late() + counters_.records_too_old},
+                             {"future", counters_.records_future},
                              {"store_errors", counters_.store_errors},
                              {"open_minutes", rollup_->open_minutes()}};
   return boost::json::serialize(health);

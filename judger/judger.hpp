@@ -12,6 +12,7 @@
 
 #include "common/registry/registry.hpp"
 #include "health/health_reporter.hpp"
+#include "common/log_throttle.hpp"
 #include "judger/judger_config.hpp"
 #include "judger/minute_rollup.hpp"
 #include "judger/minute_store.hpp"
@@ -29,6 +30,8 @@ struct JudgerCounters {
   uint64_t bad_frames = 0;
   uint64_t minutes_stored = 0;
   uint64_t store_errors = 0;
+  uint64_t records_too_old = 0;  // refused at ingest: older than the store can amend
+  uint64_t records_future = 0;   // refused at ingest: beyond the future window
 };
 
 /// The judger's ingest: accepts batches over TCP (docs/protocol.md), stores
@@ -77,6 +80,7 @@ class Judger {
   int64_t load_wall_ns_ = 0;
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
   std::map<int64_t, uint64_t> minute_store_failures_;  // minute -> failed tries, while it fails
+  LogThrottle window_log_;  // records refused for their time
   bool stopping_ = false;
 };
 

@@ -17,6 +17,7 @@ struct JudgerConfig {
   std::string registry = default_registry();
   int grace_s = 7;  // the agent sends a second 2-3 s after it ends; a minute is queryable by its end + 8 s
   int late_window_s = 120;
+  int future_window_s = 300;  // records of seconds further ahead of this judger's clock are refused
   int idle_timeout_s = 60;  // a connection silent this long is closed
   int64_t server_id = 0;     // for the Monitor.Judger health metrics
   bool self_metrics = true;  // report Monitor.Judger through the local agent, if one runs

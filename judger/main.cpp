@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
        cxxopts::value<int>())
       ("late-window", "seconds a final minute stays in memory for late data (default " +
        std::to_string(defaults.late_window_s) + ")", cxxopts::value<int>())
+      ("future-window", "seconds a record may be ahead of this judger's clock (default " +
+       std::to_string(defaults.future_window_s) + ")", cxxopts::value<int>())
       ("server-id", "server id of the Monitor.Judger health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Judger health metrics")
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("grace")) config.grace_s = args["grace"].as<int>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
+    if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
     if (args.count("no-self-metrics")) config.self_metrics = false;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();

@@ -283,3 +283,30 @@ TEST_CASE("monitorctl query finds the judger in the registry and prints the minu
   judger.process.signal(SIGTERM);
   REQUIRE(judger.process.wait_for(10s) == 0);
 }
+
+// Issue 7, item 5: input must not make the judger hold memory or rows forever.
+TEST_CASE("issue 7: records of seconds far ahead or older than the store can amend are refused and counted",
+          "[e2e][judger][issue7][failure]") {
+  TempDir dir;
+  const int port = monitor::test::free_port(), query_port = monitor::test::free_port();
+  auto judger = start_judger(dir, port, "judger.log", query_port);
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  {
+    WireClient client(port, 10s);
+    REQUIRE(hello(client, 11));
+    REQUIRE(client.send(batch_frame(11, 1, now_s - now_s % 60 + 86400)));  // a clock a day ahead
+    REQUIRE(acked(client, 1));
+    REQUIRE(client.send(batch_frame(11, 2, now_s - now_s % 60 - 30 * 86400)));  // a month ago
+    REQUIRE(acked(client, 2));
+  }
+  const std::string health = monitor::test::http_get(query_port, "/api/health").body;
+  INFO(health << "\n" << read_file(judger.log));
+  CHECK_THAT(health, Catch::Contains("\"future\":3"));
+  CHECK_THAT(health, Catch::Contains("\"too_late\":3"));
+  CHECK_THAT(read_file(judger.log), Catch::Contains("refused a record of second"));
+  // Nothing of them waits in the store to be rolled up.
+  CHECK_THAT(health, Catch::Contains("\"open_minutes\":0"));
+  judger.process.signal(SIGTERM);
+  REQUIRE(judger.process.wait_for(10s) == 0);
+}
