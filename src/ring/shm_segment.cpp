@@ -156,7 +156,6 @@ boost::system::result<ShmSegment> ShmSegment::open_or_create(std::string_view na
         geometry = errno_code(got < 0 ? errno : EIO);
         break;
       }
-      std::atomic_thread_fence(std::memory_order_acquire);
       if (copy.magic == kSegmentMagic) {
         geometry = validate_header(copy, static_cast<uint64_t>(st.st_size));
         break;

@@ -7,12 +7,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
 
@@ -22,6 +26,7 @@
 #include "monitor/monitor.h"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
 
 using namespace std::chrono_literals;
 using monitor::test::ChildProcess;
@@ -323,4 +328,74 @@ TEST_CASE("issue 7: a judger whose store fails across a minute's end stores that
   CHECK(query_sum(dir, kService, "Wide.Count", "SUM", "12345", wide_minute, wide_minute + 60) == 1);
   stop(agent, "agent");
   stop(judger, "judger");
+}
+
+TEST_CASE("issue 7: every Monitor.* health metric of agent, Bonnie and judger reaches the judger under its registered name",
+          "[e2e][issue7]") {
+  TempDir dir;
+  TempRing ring("health");
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const std::string registry = "file:" + dir.file("registry");
+  const std::vector<std::string> env = {std::string(MONITOR_RING_ENV) + "=" + ring.name()};
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output", "/dev/null",
+                                    "--registry", registry, "--dc", "dc1", "--spool-dir", dir.file("agent-spool"),
+                                    "--server-id", "1"},
+                                   "", dir.file("agent.log"));
+  REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("late window") != std::string::npos; }, 10s));
+  const int query_port = free_port();
+  auto judger = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(free_port()),
+                                     "--query-listen", "127.0.0.1:" + std::to_string(query_port), "--data-dir",
+                                     dir.file("judger"), "--registry", registry, "--grace", "1", "--late-window", "5",
+                                     "--server-id", "1"},
+                                    "", dir.file("judger.log"), env);
+  auto bonnie = ChildProcess::spawn({MONITOR_PROXY_PATH, "--role", "bonnie", "--name", "bonnie-1", "--listen",
+                                     "127.0.0.1:" + std::to_string(free_port()), "--dc", "dc1", "--registry", registry,
+                                     "--data-dir", dir.file("bonnie"), "--server-id", "1"},
+                                    "", dir.file("bonnie.log"), env);
+  // What each daemon reports is what the example registry declares.
+  std::map<std::string, std::set<std::string>> expected;
+  for (const char* service : {"Monitor.Agent", "Monitor.Proxy", "Monitor.Judger"}) {
+    const auto entry = boost::json::parse(read_file(dir.file(std::string("registry/services/") + service + ".json")));
+    for (const auto& attr : entry.at("value").at("attrs").as_object()) expected[service].insert(attr.key());
+  }
+  std::map<std::string, std::set<std::string>> stored;
+  std::string last_reply;
+  auto all_stored = [&] {
+    stored.clear();
+    const auto reply = monitor::test::http_get(query_port, "/api/services");
+    last_reply = reply.body;
+    try {
+      const auto body = boost::json::parse(reply.body);
+      for (const auto& [service, attrs] : body.at("services").as_object()) {
+        for (const auto& attr : attrs.as_array()) stored[std::string(service)].insert(std::string(attr.as_string()));
+      }
+    } catch (const std::exception&) {
+      return false;
+    }
+    for (const auto& [service, attrs] : expected) {
+      if (stored[service] != attrs) return false;
+    }
+    return true;
+  };
+  // A minute with every daemon's reports in it, final: at most two minutes.
+  const bool complete = wait_until(all_stored, 150s);
+  INFO("last /api/services: " << last_reply);
+  INFO("agent:\n" << read_file(dir.file("agent.log")) << "\nbonnie:\n" << read_file(dir.file("bonnie.log"))
+                   << "\njudger:\n" << read_file(dir.file("judger.log")));
+  for (const auto& [service, attrs] : expected) {
+    INFO(service);
+    std::vector<std::string> missing, unknown;
+    for (const auto& a : attrs) if (!stored[service].count(a)) missing.push_back(a);
+    for (const auto& a : stored[service]) if (!attrs.count(a)) unknown.push_back(a);
+    CHECK(missing == std::vector<std::string>{});
+    CHECK(unknown == std::vector<std::string>{});
+  }
+  CHECK(complete);
+  // None was refused by the SDK (a bad name) or dropped by Bonnie (not registered).
+  CHECK_THAT(read_file(dir.file("bonnie.log")), !Catch::Contains("not registered"));
+  stop(agent, "agent");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+  CHECK_THAT(read_file(dir.file("judger.log")), Catch::Contains(" 0 own health reports refused by the SDK"));
+  CHECK_THAT(read_file(dir.file("bonnie.log")), Catch::Contains(" 0 own health reports refused"));
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The sanitizer leg of scripts/test.sh: every unit test under ASan + UBSan
+# (build-asan/), and the tests of the lock-free ring, the spool and the
+# forwarder under TSan (build-tsan/). Optimised lightly and without debug
+# info, to keep the whole of .ci/run under 30 minutes on two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+configure() {  # configure DIR FLAGS
+  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF \
+    -DMONITOR_WERROR=ON -DCMAKE_CXX_FLAGS="$2" -DCMAKE_C_FLAGS="$2" \
+    -DCMAKE_EXE_LINKER_FLAGS="$2" -DCMAKE_SHARED_LINKER_FLAGS="$2" >/dev/null
+}
+
+echo "sanitize: unit tests under ASan + UBSan" >&2
+configure build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+cmake --build build-asan --target unit
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/tests/unit
+
+echo "sanitize: ring, spool and forwarder tests under TSan" >&2
+configure build-tsan "-fsanitize=thread"
+cmake --build build-tsan --target unit_concurrency
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/unit_concurrency
