@@ -60,7 +60,7 @@ echo "== running: monitor-agent -> monitor-proxy (bonnie-1, 127.0.0.1:7200) -> m
 echo "== per-second aggregates of Shop.Api at the agent, as they arrive:"
 # The follower stops once the demo's last second is out (8 s + the agent's 2 s late window).
 timeout 13 tail -n +1 -f "$out" | grep --line-buffered '"service":"Shop.Api"' |
-  grep --line-buffered -E '"op":"(SUM|HIST)"' &
+  grep --line-buffered -E '"op":"(SUM|HIST)"' | sed -u -E 's/,"buckets":\[[][0-9,]*\]//' &  # whole lines, less the buckets
 follower=$!
 start=$(date +%s)
 build/examples/monitor-demo 8 | tee "$data/demo.out"

@@ -2,14 +2,16 @@
 # The sanitizer leg of scripts/test.sh: every unit test under ASan + UBSan
 # (build-asan/), and the tests of the lock-free ring, the spool and the
 # forwarder under TSan (build-tsan/). Optimised lightly and without debug
-# info, to keep the whole of .ci/run under 30 minutes on two cores.
+# info, to keep the whole of .ci/run under 30 minutes on two cores. Warnings
+# are not errors here: Boost.Asio's own code warns under these flags (the
+# normal build keeps -Werror).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 configure() {  # configure DIR FLAGS
   cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
     -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF \
-    -DMONITOR_WERROR=ON -DCMAKE_CXX_FLAGS="$2" -DCMAKE_C_FLAGS="$2" \
+    -DMONITOR_WERROR=OFF -DCMAKE_CXX_FLAGS="$2" -DCMAKE_C_FLAGS="$2" \
     -DCMAKE_EXE_LINKER_FLAGS="$2" -DCMAKE_SHARED_LINKER_FLAGS="$2" >/dev/null
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, runs the unit, end-to-end
-# and install/consumer tests with ctest, then the line-parser and wire-decoder
-# fuzzers for a short while when clang is present. Prints "N passed, N failed"
-# whatever happened, and exits non-zero if anything failed.
+# and install/consumer tests with ctest, the sanitizer leg (scripts/sanitize.sh:
+# unit tests under ASan + UBSan, ring/spool/forwarder tests under TSan), then
+# the line-parser and wire-decoder fuzzers for a short while when clang is
+# present. Prints "N passed, N failed" whatever happened, and exits non-zero if
+# anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
@@ -19,6 +21,14 @@ if [ -z "$summary" ]; then
 fi
 total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+)/\1/')
 failed=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/')
+
+sanitize_failed=0
+if ! scripts/sanitize.sh > build/sanitize.log 2>&1; then
+  tail -n 60 build/sanitize.log >&2
+  sanitize_failed=1
+else
+  grep -E "^(All tests passed|test cases:)" build/sanitize.log >&2 || true
+fi
 
 fuzz_failed=0
 if command -v clang++ >/dev/null; then
@@ -38,5 +48,5 @@ if command -v clang++ >/dev/null; then
   done
 fi
 
-echo "$((total - failed)) passed, $((failed + fuzz_failed)) failed"
-[ "$failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ] && [ "$ctest_rc" -eq 0 ]
+echo "$((total - failed)) passed, $((failed + sanitize_failed + fuzz_failed)) failed"
+[ "$failed" -eq 0 ] && [ "$sanitize_failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ] && [ "$ctest_rc" -eq 0 ]
