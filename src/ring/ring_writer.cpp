@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include "common/spin_guard.hpp"
+
 namespace monitor::ring {
 
 namespace {
@@ -22,17 +24,6 @@ namespace {
 // otherwise race, the second dropping the first's lock. Claims and releases
 // are rare (once per thread), so one spin lock per process serialises them.
 std::atomic<bool> g_claiming{false};
-
-class ClaimLock {
- public:
-  ClaimLock() noexcept {
-    while (g_claiming.exchange(true, std::memory_order_acquire)) {
-    }
-  }
-  ~ClaimLock() { g_claiming.store(false, std::memory_order_release); }
-  ClaimLock(const ClaimLock&) = delete;
-  ClaimLock& operator=(const ClaimLock&) = delete;
-};
 }  // namespace
 
 void RingWriter::reset_after_fork() noexcept { g_claiming.store(false, std::memory_order_relaxed); }
@@ -57,7 +48,7 @@ bool RingWriter::acquire(WriterLane& out, uint64_t owner) const noexcept {
     const uint32_t index = (start + i) % exclusive;
     Lane& lane = segment_->lane(index);
     if (atomic_field(lane.owner).load(std::memory_order_relaxed) != 0) continue;
-    ClaimLock claiming;
+    SpinGuard claiming(g_claiming);
     // Under the claim lock no thread of this process can own the lane while
     // its owner word reads 0, so a failed claim below lost to another process
     // and may drop the lock it took.
@@ -77,7 +68,7 @@ bool RingWriter::acquire(WriterLane& out, uint64_t owner) const noexcept {
 void RingWriter::release(WriterLane& w) const noexcept {
   if (w.lane == nullptr) return;
   {
-    ClaimLock claiming;
+    SpinGuard claiming(g_claiming);
     segment_->unlock_lane(w.index);
     atomic_field(w.lane->owner).store(0, std::memory_order_release);
   }

@@ -17,6 +17,7 @@
 
 #include "common/clock.hpp"
 #include "common/process_info.hpp"
+#include "common/spin_guard.hpp"
 #include "monitor/monitor.h"
 #include "monitor/monitor.hpp"
 #include "ring/name_table.hpp"
@@ -345,21 +346,10 @@ inline int64_t lookup(Binding& b, const char* service, const char* attr) noexcep
   return id;
 }
 
-class HandleLock {
- public:
-  HandleLock() noexcept {
-    while (g_handle_lock.exchange(true, std::memory_order_acquire)) {
-    }
-  }
-  ~HandleLock() { g_handle_lock.store(false, std::memory_order_release); }
-  HandleLock(const HandleLock&) = delete;
-  HandleLock& operator=(const HandleLock&) = delete;
-};
-
 // Issues the handle of a (valid) pair, or the one it already has. Linear in
 // the number of handles: interning happens at start-up, not per report.
 int64_t issue_handle(std::string_view service, std::string_view attr) noexcept {
-  HandleLock locked;
+  SpinGuard locked(g_handle_lock);
   for (uint32_t h = 1; h <= g_handle_count; ++h) {
     const HandleNames* n = g_handle_names[h].load(std::memory_order_relaxed);
     if (n->service_len == service.size() && n->attr_len == attr.size() &&
