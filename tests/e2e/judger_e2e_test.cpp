@@ -253,6 +253,7 @@ TEST_CASE("monitorctl query finds the judger in the registry and prints the minu
                                          "", dir.file("unreachable.err"));
   CHECK(unreachable.wait_for(10s) == 3);
   CHECK_THAT(read_file(dir.file("unreachable.err")), Catch::Contains("judger at 127.0.0.1"));
+  std::filesystem::create_directories(dir.file("empty-registry"));  // exists, and no judger is live in it
   auto nobody = ChildProcess::spawn({MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("empty-registry"),
                                      "--service", "E2e.Test", "--attr", "Orders.Placed"},
                                     "", dir.file("nobody.err"));
