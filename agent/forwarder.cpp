@@ -175,7 +175,7 @@ void Forwarder::spool_second(int64_t second) {
       scratch_.clear();
       wire::ByteWriter w(scratch_);
       wire::encode_record(w, rec, local);
-      if (end > begin && bytes + scratch_.size() > kBudget) break;
+      if (end > begin && (bytes + scratch_.size() > kBudget || end - begin >= wire::kMaxBatchRecords)) break;
       bytes += scratch_.size();
       if (local_ids_[rec.name_id] == 0) {
         local_ids_[rec.name_id] = local;

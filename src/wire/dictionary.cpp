@@ -1,5 +1,7 @@
 #include "wire/dictionary.hpp"
 
+#include <algorithm>
+
 namespace monitor::wire {
 
 uint32_t SendDictionary::id_for(std::string_view service, std::string_view attr) {
@@ -20,6 +22,9 @@ void SendDictionary::flush(std::string& out) {
 }
 
 WireError ReceiveDictionary::define(const std::vector<DictEntry>& entries) {
+  if (entries.size() > kMaxNamesPerConnection - std::min(names_.size(), kMaxNamesPerConnection)) {
+    return WireError::kTooLarge;
+  }
   for (const auto& e : entries) {
     if (!names_.emplace(e.id, std::make_pair(e.service, e.attr)).second) return WireError::kBadPayload;
   }

@@ -30,10 +30,15 @@ class SendDictionary {
   std::string key_;
 };
 
+/// Names one connection may define at most; each costs its receiver ~200
+/// bytes for the connection's life. Past it the DICT is kTooLarge.
+inline constexpr size_t kMaxNamesPerConnection = size_t{1} << 18;
+
 /// Receiver side: what the peer defined. Not thread-safe.
 class ReceiveDictionary {
  public:
-  /// Adds a DICT's entries; redefining an id on one connection is kBadPayload.
+  /// Adds a DICT's entries; redefining an id on one connection is kBadPayload,
+  /// more than kMaxNamesPerConnection in all is kTooLarge.
   WireError define(const std::vector<DictEntry>& entries);
 
   /// The names of `id`, or false if this connection never defined it.

@@ -189,6 +189,7 @@ WireError decode(std::string_view payload, Batch& m) {
   const uint64_t count = r.varint();
   // A record is at least 5 bytes: second, name id, server id, ops, count.
   if (!r.plausible_count(count, 5)) return WireError::kBadPayload;
+  if (count > kMaxBatchRecords) return WireError::kTooLarge;
   m.records.clear();
   m.records.resize(count);
   for (auto& rec : m.records) {

@@ -56,6 +56,11 @@ struct BatchRecord {
   model::LogHistogram hist;   // HIST only
 };
 inline constexpr size_t kMaxHistBuckets = 8192;
+/// Records in one BATCH at most. A record decodes to ~150 bytes from as few as
+/// 5 on the wire: without this a 4 MiB frame could make a receiver allocate
+/// over 100 MiB. Senders cut batches at this count too (an agent's 1 MiB
+/// budget holds at most ~110 000 of its records).
+inline constexpr uint64_t kMaxBatchRecords = uint64_t{1} << 17;
 
 struct Batch {
   uint64_t sender_id = 0;

@@ -374,3 +374,38 @@ TEST_CASE("names travel once per connection and undefined ids are refused", "[wi
   batch.records[0].name_id = 77;
   CHECK(receive.check(batch) == WireError::kUnknownNameId);
 }
+
+// Issue 7, item 5: what a peer can make a receiver allocate has a bound.
+TEST_CASE("issue 7: a batch of more records than the cap is too large, however small each is", "[wire][issue7][failure]") {
+  Batch batch{1, 1, {}};
+  BatchRecord r;
+  r.second = 1;
+  r.name_id = 1;
+  r.ops = 64;
+  r.stats.add(1, 1'000'000'000);
+  batch.records.assign(kMaxBatchRecords, r);
+  std::string at_cap;
+  REQUIRE(encode(at_cap, batch) == WireError::kOk);
+  Batch decoded;
+  CHECK(decode(std::string_view(at_cap).substr(kHeaderBytes), decoded) == WireError::kOk);
+  CHECK(decoded.records.size() == kMaxBatchRecords);
+  batch.records.push_back(r);
+  std::string over;
+  REQUIRE(encode(over, batch) == WireError::kOk);  // well under 4 MiB on the wire
+  CHECK(over.size() < kMaxPayload);
+  CHECK(decode(std::string_view(over).substr(kHeaderBytes), decoded) == WireError::kTooLarge);
+}
+
+TEST_CASE("issue 7: a connection that defines more names than the cap is refused", "[wire][issue7][failure]") {
+  ReceiveDictionary dictionary;
+  std::vector<DictEntry> entries;
+  for (uint32_t id = 1; id <= kMaxNamesPerConnection; ++id) {
+    entries.push_back(DictEntry{id, "Shop.Api", "Orders.N" + std::to_string(id)});
+  }
+  CHECK(dictionary.define(entries) == WireError::kOk);
+  CHECK(dictionary.size() == kMaxNamesPerConnection);
+  const std::vector<DictEntry> one_more = {DictEntry{static_cast<uint32_t>(kMaxNamesPerConnection + 1), "Shop.Api",
+                                                     "Orders.Extra"}};
+  CHECK(dictionary.define(one_more) == WireError::kTooLarge);
+  CHECK(dictionary.size() == kMaxNamesPerConnection);
+}
