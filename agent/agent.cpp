@@ -26,13 +26,13 @@ extern "C" void on_stop_signal(int) { g_stop = 1; }
 
 constexpr std::string_view kSelfService = "Monitor.Agent";
 
-ring::ShmSegment open_ring(const AgentConfig& config) {
+ring::ShmSegment open_ring(const AgentConfig& config, bool recreate) {
   const std::string name = config.ring_name();
   const ring::Geometry geometry{config.ring_lanes, config.ring_shared_lanes, config.ring_slots_per_lane,
                                 config.ring_name_capacity};
-  if (config.recreate_ring) {
+  if (recreate) {
     if (auto ec = ring::ShmSegment::unlink(name)) throw std::runtime_error(ring::describe(ec, "unlink ring " + name));
-    spdlog::warn("removed ring {} as asked (--recreate-ring); writers still bound to it must restart", name);
+    spdlog::warn("removed ring {}; writers bound to it move to the new one within about a second", name);
   }
   auto segment = ring::ShmSegment::open_or_create(name, geometry, 500);
   if (!segment && segment.error() == ring::RingErrc::kNotReady) {
@@ -108,17 +108,21 @@ void Agent::install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+ring::RingReader Agent::open_reader(bool recreate) const {
+  const std::string name = config_.ring_name();
+  ring::ShmSegment segment = open_ring(config_, recreate);
+  apply_ring_access(segment, ring_group_, name);
+  auto reader = ring::RingReader::open(std::move(segment));
+  if (!reader) throw std::runtime_error(ring::describe(reader.error(), "read ring " + name));
+  return std::move(*reader);
+}
+
 Agent::Agent(AgentConfig config)
     : config_(std::move(config)), tsc_(20) {
   config_.validate();
   ring_group_ = resolve_group(config_.group);
-  auto segment = open_ring(config_);
-  apply_ring_access(segment, ring_group_, config_.ring_name());
-  auto reader = ring::RingReader::open(std::move(segment));
-  if (!reader) throw std::runtime_error(ring::describe(reader.error(), "read ring"));
-  reader_.emplace(std::move(*reader));
+  reader_.emplace(open_reader(config_.recreate_ring));
   ring_names_.emplace(reader_->segment());
-  rebinds_seen_ = 0;
 
   if (!config_.socket.empty()) {
     auto socket = SocketReceiver::bind(config_.socket, config_.socket_rcvbuf_bytes, ring_group_);
@@ -151,22 +155,14 @@ Agent::Agent(AgentConfig config)
   if (output_ == nullptr) throw std::runtime_error("output is none and nothing to forward to: every aggregate would be lost");
   now_s_ = realtime_ns() / 1'000'000'000;
   // Reports a previous agent left in the ring are not late because this one
-  // started after them: the first watermark is held before the oldest (within
-  // kMaxHeldSeconds), as flushable_second() holds it after a stall.
-  int64_t opened_s = now_s_;
-  const int64_t oldest = reader_->oldest_pending_ns([this](const ring::Slot& slot) {
-    return slot.time_is_tsc() ? tsc_.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
-  });
-  if (oldest != INT64_MAX) {
-    const int64_t oldest_second = oldest / 1'000'000'000;
-    if (oldest_second + config_.late_window_s < now_s_ && oldest_second >= now_s_ - kMaxHeldSeconds) {
-      opened_s = oldest_second + config_.late_window_s;
-      spdlog::info("the ring holds reports from {} s ago: seconds from then on stay open until they are drained",
-                   now_s_ - oldest_second);
-    }
+  // started after them: the first watermark is held as after a stall.
+  const int64_t first_watermark = flushable_second(now_s_);
+  if (first_watermark < now_s_ - config_.late_window_s - 1) {
+    spdlog::info("the ring holds reports from {} s ago: seconds from then on stay open until they are drained",
+                 now_s_ - first_watermark - 1);
   }
-  aggregator_ = std::make_unique<Aggregator>(
-      Aggregator::Options{config_.late_window_s, config_.future_window_s}, opened_s, kMaxHeldSeconds);
+  aggregator_ = std::make_unique<Aggregator>(Aggregator::Options{config_.late_window_s, config_.future_window_s},
+                                             first_watermark + config_.late_window_s + 1, kMaxHeldSeconds);
   ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
@@ -176,13 +172,11 @@ Agent::~Agent() = default;
 
 int64_t Agent::flushable_second(int64_t now_s) const {
   const int64_t due = now_s - config_.late_window_s - 1;
-  if (due <= aggregator_->watermark()) return due;
+  if (aggregator_ && due <= aggregator_->watermark()) return due;  // nothing to write out yet
   // The watermark follows the clock, but never past a report still waiting in
   // the ring: after a stall (SIGSTOP, an overloaded host, a slow restart) the
   // ring holds seconds the clock has left behind, and they are not late.
-  auto slot_ns = [this](const ring::Slot& slot) {
-    return slot.time_is_tsc() ? tsc_.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
-  };
+  auto slot_ns = [this](const ring::Slot& slot) { return slot_time_ns(slot, tsc_); };
   int64_t oldest = reader_->oldest_pending_ns(slot_ns);
   if (retired_) oldest = std::min(oldest, retired_->reader.oldest_pending_ns(slot_ns));
   if (oldest == INT64_MAX) return due;
@@ -285,18 +279,11 @@ void Agent::replace_ring_if_tampered(int64_t now_ns) {
                 "within about a second; the old one is drained for 5 s more",
                 name, counters.ring_retired);
   reader_->segment().retire();
-  if (auto ec = ring::ShmSegment::unlink(name)) spdlog::warn("{}", ring::describe(ec, "unlink ring " + name));
-  auto segment = ring::ShmSegment::open_or_create(name, ring::Geometry{config_.ring_lanes, config_.ring_shared_lanes,
-                                                                       config_.ring_slots_per_lane,
-                                                                       config_.ring_name_capacity});
-  if (!segment) {
-    spdlog::error("{}; still draining the old ring", ring::describe(segment.error(), "create ring " + name));
-    return;
-  }
-  apply_ring_access(*segment, ring_group_, name);
-  auto reader = ring::RingReader::open(std::move(*segment));
-  if (!reader) {
-    spdlog::error("{}; still draining the old ring", ring::describe(reader.error(), "read ring " + name));
+  std::optional<ring::RingReader> fresh;
+  try {
+    fresh.emplace(open_reader(true));
+  } catch (const std::exception& e) {
+    spdlog::error("{}; still draining the old ring", e.what());
     return;
   }
   ingest_->flush();
@@ -305,13 +292,10 @@ void Agent::replace_ring_if_tampered(int64_t now_ns) {
   retired_.emplace(RetiredRing{std::move(*reader_), old_names, nullptr, now_ns + 5'000'000'000});
   retired_->ingest = std::make_unique<Ingest>(*aggregator_, names_, &retired_->names, config_.server_id);
   retired_->ingest->set_now(now_s_);
-  reader_.emplace(std::move(*reader));
+  reader_.emplace(std::move(*fresh));
   ring_names_.emplace(reader_->segment());
+  ingest_->set_ring_names(&*ring_names_);
   rebinds_seen_ = 0;
-  AgentCounters kept = ingest_->counters();
-  ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
-  ingest_->counters() = kept;
-  ingest_->set_now(now_s_);
 }
 
 void Agent::end_retired_ring(int64_t now_ns) {

@@ -58,6 +58,9 @@ class Agent {
   // How far the watermark may stay behind the clock for reports still in the
   // ring (a stall of the agent); the aggregator keeps that many more seconds open.
   static constexpr int64_t kMaxHeldSeconds = 60;
+  // Opens (or, with `recreate`, removes and makes anew) the ring, gives it
+  // its mode and group, and reads it. Throws std::runtime_error with a reason.
+  ring::RingReader open_reader(bool recreate) const;
   void replace_ring_if_tampered(int64_t now_ns);
   void end_retired_ring(int64_t now_ns);
 

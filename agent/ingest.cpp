@@ -14,8 +14,13 @@ uint64_t AgentCounters::bad_lines_total() const noexcept {
 
 Ingest::Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
                int64_t default_server_id)
-    : aggregator_(aggregator), names_(names), ring_names_(ring_names), parser_(default_server_id) {
-  if (ring_names_ != nullptr) ring_ids_.assign(size_t{ring_names_->capacity()} + 1, 0);
+    : aggregator_(aggregator), names_(names), parser_(default_server_id) {
+  set_ring_names(ring_names);
+}
+
+void Ingest::set_ring_names(const ring::NameTable* ring_names) {
+  ring_names_ = ring_names;
+  ring_ids_.assign(ring_names_ != nullptr ? size_t{ring_names_->capacity()} + 1 : 0, 0);
 }
 
 uint32_t Ingest::resolve_ring_id(uint32_t ring_id) {

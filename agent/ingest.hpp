@@ -40,6 +40,12 @@ struct AgentCounters {
   }
 };
 
+/// When the report in `slot` happened, in ns since the epoch: the SDK's TSC
+/// stamp converted, or the ns it wrote.
+inline int64_t slot_time_ns(const ring::Slot& slot, const TscClock& tsc) noexcept {
+  return slot.time_is_tsc() ? tsc.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
+}
+
 /// Turns ring slots and socket datagrams into aggregator input: resolves
 /// names, converts timestamps, parses lines, counts and logs (rate-limited)
 /// everything it rejects. Not thread-safe: the agent's one thread.
@@ -49,14 +55,17 @@ class Ingest {
   Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
          int64_t default_server_id);
 
+  /// Reads ring slots' names from `ring_names` from now on (a new ring): the
+  /// ids learnt from the old one are forgotten.
+  void set_ring_names(const ring::NameTable* ring_names);
+
   /// The wall-clock second that bounds "future" reports; set once per loop.
   void set_now(int64_t now_s) noexcept { now_s_ = now_s; }
 
   void on_slot(const ring::Slot& slot, const TscClock& tsc) {
     const uint32_t ops = slot.ops();
     const uint32_t ring_id = slot.name_id();
-    const int64_t time_ns =
-        slot.time_is_tsc() ? tsc.to_ns(slot.time_value()) : static_cast<int64_t>(slot.time_value());
+    const int64_t time_ns = slot_time_ns(slot, tsc);
     uint32_t id = ring_id < ring_ids_.size() ? ring_ids_[ring_id] : 0;
     if (id == 0) id = resolve_ring_id(ring_id);
     if (id == 0 || ops == 0) {
