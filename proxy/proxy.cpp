@@ -219,6 +219,19 @@ void Proxy::refresh_catalogue() {
   spdlog::info("registry: {} services, Bonnies {}", catalogue_.services(), fmt::join(catalogue_.bonnies(), ", "));
 }
 
+void Proxy::refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t sequence, std::string_view why) {
+  // Acknowledging the batch would lose it. ACKs go in order, so the whole
+  // connection closes and its sender sends the batch again from its own
+  // spool; what reached a judger meanwhile is dropped there as a duplicate.
+  ++counters_.batches_refused;
+  // Never done, whatever its other parts report: no ACK can be owed for it.
+  if (index >= upstream.first_unacked) upstream.unacked[index - upstream.first_unacked].parts_left = SIZE_MAX;
+  if (!upstream.connection->open()) return;  // refused already, through another part
+  spdlog::error("{}: closing: batch {} of sender {} {}; the sender keeps it ({} refused so far)", upstream.peer,
+                sequence, sender, why, counters_.batches_refused);
+  upstream.connection->close();
+}
+
 void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
   Upstream& upstream = *from;
   ++counters_.batches_in;
@@ -246,14 +259,10 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
       route.version = catalogue_version_;
     }
     if (route.verdict == Catalogue::Verdict::kRoute && route.link == nullptr) {
-      // Its link cannot keep anything: refuse the whole batch (it was not
-      // acknowledged) and ask the link again for the next one.
+      // Its link cannot keep anything: refuse the whole batch and ask the
+      // link again for the next one.
       route.version = 0;
-      ++counters_.batches_refused;
-      spdlog::error("{}: closing: batch {} of sender {} has reports for a judger whose link cannot be opened; the "
-                    "sender keeps it",
-                    upstream.peer, batch.sequence, batch.sender_id);
-      upstream.connection->close();
+      refuse(upstream, index, batch.sender_id, batch.sequence, "has reports for a judger whose link cannot be opened");
       return;
     }
     switch (route.verdict) {
@@ -281,17 +290,7 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
         counters_.batches_acked += u->part_done(index);
         return;
       }
-      // Neither delivered nor on disk: acknowledging it would lose it. ACKs go
-      // in order, so the connection closes and its sender sends the batch
-      // again from its own spool; what reached a judger meanwhile is dropped
-      // there as a duplicate.
-      ++counters_.batches_refused;
-      if (u->connection->open()) {
-        spdlog::error("{}: closing: a part of batch {} of sender {} could be neither delivered nor spooled; the "
-                      "sender keeps it ({} refused so far)",
-                      u->peer, sequence, sender, counters_.batches_refused);
-        u->connection->close();
-      }
+      refuse(*u, index, sender, sequence, "has a part that could be neither delivered nor spooled");
     });
   }
   counters_.batches_acked += upstream.part_done(index);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -70,6 +71,9 @@ class Proxy {
   boost::asio::awaitable<void> session(std::shared_ptr<Upstream> upstream);
   boost::asio::awaitable<void> tick_loop();
   void route(const std::shared_ptr<Upstream>& from, wire::Batch batch);
+  // Closes `upstream` without acknowledging its batch number `index` (sender,
+  // sequence), counted and logged with `why`: a part of it could be kept nowhere.
+  void refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t sequence, std::string_view why);
   /// The link to `next_hop`, opened on first use; null when its spool cannot
   /// be opened (logged, at most once a minute per hop, and counted).
   Link* link_to(const std::string& next_hop);
