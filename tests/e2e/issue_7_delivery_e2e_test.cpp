@@ -23,6 +23,7 @@
 #include "e2e/judger_process.hpp"
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
+#include "e2e/steady_writer.hpp"
 #include "monitor/monitor.h"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
@@ -71,19 +72,6 @@ class SmallDisk {
   bool mounted_ = false;
 };
 
-ChildProcess spawn_steady(const TempRing& ring, const std::string& out, int64_t server, int rate, int seconds) {
-  return ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "steady", std::to_string(server), std::to_string(rate),
-                              std::to_string(seconds)},
-                             out, "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
-}
-
-long ok_count(const std::string& path) {
-  const std::string text = read_file(path);
-  const size_t at = text.find("ok=");
-  REQUIRE(at != std::string::npos);
-  return std::stol(text.substr(at + 3));
-}
-
 ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::string& log) {
   return ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--registry",
                               "file:" + dir.file("registry"), "--dc", "central", "--spool-dir",
@@ -116,7 +104,7 @@ TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges not
   auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
   auto agent = spawn_agent(dir, ring, "agent.log");
   const int64_t start = unix_now_s();
-  auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 6);
+  auto writer = spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 6);
   // The judger is not there: Bonnie must spool, cannot, and says so.
   REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("cannot spool") != std::string::npos; },
                      15s));
@@ -148,7 +136,7 @@ TEST_CASE("issue 7: Bonnie whose link to a judger cannot open its spool keeps se
   auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central");
   auto agent = spawn_agent(dir, ring, "agent.log");
   const int64_t start = unix_now_s();
-  auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 5);
+  auto writer = spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 5);
   REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("forwarding to 127") != std::string::npos; },
                      15s));
   // Bonnie's tick loop lives on: it keeps its registry entry fresh.
@@ -247,8 +235,8 @@ TEST_CASE("issue 7: an agent restarted three times under steady load loses and d
   std::optional<ChildProcess> agent;
   agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-0.log")));
   const int64_t start = unix_now_s();
-  auto writer1 = spawn_steady(ring, dir.file("writer1.out"), 1, 500, 10);
-  auto writer2 = spawn_steady(ring, dir.file("writer2.out"), 2, 500, 10);
+  auto writer1 = spawn_steady(ring.name(), dir.file("writer1.out"), 1, 500, 10);
+  auto writer2 = spawn_steady(ring.name(), dir.file("writer2.out"), 2, 500, 10);
   for (int restart = 1; restart <= 3; ++restart) {
     const std::string log = dir.file("agent-" + std::to_string(restart - 1) + ".log");
     // Each agent runs until it has forwarded something, then stops gracefully
@@ -284,7 +272,7 @@ TEST_CASE("issue 7: a judger whose store fails across a minute's end stores that
   auto agent = ChildProcess::spawn(agent_argv(dir, ring, "127.0.0.1:" + std::to_string(judger_port)), "",
                                    dir.file("agent.log"));
   const int64_t start = unix_now_s();
-  auto writer = spawn_steady(ring, dir.file("writer.out"), 1, 1000, 300);  // stopped below
+  auto writer = spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 300);  // stopped below
   // A minute with 20 000 series beside the steady one, sent early enough to
   // be ingested before the store starts failing.
   REQUIRE(wait_until([] { return unix_now_s() % 60 >= 40 && unix_now_s() % 60 < 45; }, 70s));

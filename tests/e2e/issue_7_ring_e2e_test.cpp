@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "e2e/agent_output.hpp"
+#include "e2e/steady_writer.hpp"
 #include "monitor/monitor.h"
 #include "support/catch_result.hpp"
 #include "ring/shm_segment.hpp"
@@ -54,22 +55,9 @@ struct Agent {
 
   ChildProcess steady(const std::string& out, int64_t server, int rate, int seconds,
                       std::vector<std::string> prefix = {}) const {
-    std::vector<std::string> argv = std::move(prefix);
-    for (const std::string& a : {std::string(MONITOR_E2E_WRITER_PATH), std::string("steady"), std::to_string(server),
-                                 std::to_string(rate), std::to_string(seconds)}) {
-      argv.push_back(a);
-    }
-    return ChildProcess::spawn(argv, out, "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+    return spawn_steady(ring.name(), out, server, rate, seconds, std::move(prefix));
   }
 };
-
-// "ok=N failed=M" from a steady writer's stdout.
-long ok_count(const std::string& path) {
-  const std::string text = read_file(path);
-  const size_t at = text.find("ok=");
-  REQUIRE(at != std::string::npos);
-  return std::stol(text.substr(at + 3));
-}
 
 int64_t steady_sum(const std::map<SeriesKey, MergedSeries>& got, int64_t server) {
   const auto it = got.find({"E2e.Test", "Steady.Count", server, "SUM"});
@@ -158,8 +146,7 @@ TEST_CASE("issue 7: an agent restarted 5 s after the last one stopped reads what
   std::optional<ChildProcess> agent;
   agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent1.log")));
   REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("agent1.log")).find("late window") != std::string::npos; }, 10s));
-  auto writer = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "steady", "1", "1000", "9"}, dir.file("writer.out"), "",
-                                    {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
+  auto writer = spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 9);
   REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("out.jsonl")).find("Steady.Count") != std::string::npos; }, 10s));
   agent->signal(SIGTERM);
   REQUIRE(agent->wait_for(20s) == 0);
