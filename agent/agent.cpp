@@ -182,8 +182,8 @@ int64_t Agent::flushable_second(int64_t now_s) const {
   if (oldest == INT64_MAX) return due;
   const int64_t oldest_second = oldest / 1'000'000'000 - (oldest % 1'000'000'000 < 0 ? 1 : 0);
   // A report far in the past (a back-fill with monitor_at) is late anyway:
-  // it must not hold every second back for longer than a stall can last.
-  if (oldest_second < due - kMaxHeldSeconds) return due;
+  // the watermark is held at most kMaxHeldSeconds behind the clock.
+  if (oldest_second < now_s - kMaxHeldSeconds) return due;
   return std::min(due, oldest_second - 1);
 }
 

@@ -48,8 +48,9 @@ struct RunningAgent {
                                      "--output", output, "--server-id", "500"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process.emplace(ChildProcess::spawn(argv, "", log));
-    struct stat st {};
-    REQUIRE(monitor::test::wait_until([&] { return stat(socket.c_str(), &st) == 0; }, 10s));
+    // Started once it says its windows: the socket is bound earlier, before
+    // the agent has looked at what waits in its ring.
+    REQUIRE(monitor::test::wait_until([&] { return read_file(log).find("late window") != std::string::npos; }, 10s));
   }
 
   /// SIGTERM, expect a clean exit, return the merged output.
