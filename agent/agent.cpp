@@ -123,6 +123,12 @@ Agent::Agent(AgentConfig config)
   ring_group_ = resolve_group(config_.group);
   reader_.emplace(open_reader(config_.recreate_ring));
   ring_names_.emplace(reader_->segment());
+  if (config_.effective_journal() != "none") {
+    recovered_ = RecoveryJournal::read(config_.effective_journal());
+    // Interned before anything else, so they get the ids they had: a second
+    // written out again then cuts into the same batches.
+    for (const auto& [service, attr] : recovered_->names) names_.intern(service, attr);
+  }
 
   if (!config_.socket.empty()) {
     auto socket = SocketReceiver::bind(config_.socket, config_.socket_rcvbuf_bytes, ring_group_);
@@ -161,14 +167,100 @@ Agent::Agent(AgentConfig config)
     spdlog::info("the ring holds reports from {} s ago: seconds from then on stay open until they are drained",
                  now_s_ - first_watermark - 1);
   }
+  int64_t watermark = first_watermark;
+  if (recovered_) {
+    // What a killed agent had not written out is aggregated again: open.
+    for (const auto& input : recovered_->inputs) {
+      watermark = std::min(watermark, RecoveryJournal::second_of(input.time_ns) - 1);
+    }
+  }
   aggregator_ = std::make_unique<Aggregator>(Aggregator::Options{config_.late_window_s, config_.future_window_s},
-                                             first_watermark + config_.late_window_s + 1, kMaxHeldSeconds);
+                                             watermark + config_.late_window_s + 1, kMaxHeldSeconds);
+  if (config_.series_per_service != 0) aggregator_->set_series_limit(config_.series_per_service, &names_.service_of_names());
   ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
+  if (recovered_) recover_and_start_journal(watermark);
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
 }
 
 Agent::~Agent() = default;
+
+void Agent::recover_and_start_journal(int64_t watermark) {
+  const std::string path = config_.effective_journal();
+  RecoveredJournal old = std::move(*recovered_);
+  recovered_.reset();
+  if (!old.problem.empty()) {
+    spdlog::error("journal {} of an earlier agent: {}; what it had drained and not written out is lost", path,
+                  old.problem);
+  }
+  const ring::ShmSegment& segment = reader_->segment();
+  const RingIdentity ring{static_cast<uint64_t>(segment.device()), static_cast<uint64_t>(segment.inode())};
+  try {
+    journal_ = std::make_unique<RecoveryJournal>(
+        path, RecoveryJournal::Options{config_.journal_max_bytes, 64ull << 20}, ring, segment.geometry().lane_count,
+        watermark);
+  } catch (const std::exception& e) {
+    spdlog::error("{}; running without a crash journal: a SIGKILL would lose the open seconds", e.what());
+  }
+  if (journal_) {
+    for (uint32_t id = 1; id <= names_.size(); ++id) journal_->add_name(names_.service(id), names_.attr(id));
+    names_.on_new_name([this](std::string_view service, std::string_view attr) { journal_->add_name(service, attr); });
+    aggregator_->set_journal(journal_.get());
+    journaling_ = std::make_unique<JournalingSink>(*output_, *journal_, forwarder_.get());
+    output_ = journaling_.get();
+  }
+
+  AgentCounters& counters = ingest_->counters();
+  uint64_t no_room = 0;
+  int64_t first = INT64_MAX, last = INT64_MIN;
+  for (const Aggregator::Input& input : old.inputs) {
+    // Ids were interned in the journal's order at start: they are the same.
+    if (aggregator_->add_recovered(input)) {
+      ++counters.recovered;
+      first = std::min(first, RecoveryJournal::second_of(input.time_ns));
+      last = std::max(last, RecoveryJournal::second_of(input.time_ns));
+    } else {
+      ++no_room;
+    }
+  }
+  // Positions in another ring object (recreated since) mean nothing here.
+  std::vector<ring::LanePosition> lanes;
+  if (old.ring == ring) {
+    for (uint32_t lane = 0; lane < old.lane_tails.size(); ++lane) {
+      if (old.lane_tails[lane] != 0) lanes.push_back(ring::LanePosition{lane, old.lane_tails[lane]});
+    }
+  }
+  if (old.unfinished_flush && forwarder_) {
+    forwarder_->reuse_sequences_for(old.unfinished_flush->first, old.unfinished_flush->second);
+  }
+  if (journal_) {
+    // The new journal holds all the old one did before it replaces it.
+    journal_->commit(lanes);
+    if (old.unfinished_flush) journal_->begin_flush(old.unfinished_flush->first, old.unfinished_flush->second);
+    journal_->publish();
+  } else if (old.found) {
+    ::unlink(path.c_str());  // replayed now: read again by a next agent it would count twice
+  }
+  uint32_t lanes_moved = 0;
+  for (const ring::LanePosition& lane : lanes) lanes_moved += reader_->skip_to(lane.lane, lane.tail) ? 1 : 0;
+
+  const bool lost_unjournaled = old.unjournaled != 0 && old.unjournaled_max_second > old.flushed_second;
+  counters.recovery_lost = no_room + old.corrupt + (lost_unjournaled ? old.unjournaled : 0);
+  if (counters.recovered != 0 || lanes_moved != 0 || old.unfinished_flush) {
+    spdlog::warn("recovered {} reports of seconds {}..{} that a killed agent had drained and not written out; "
+                 "{} ring lanes moved past what it had read{}",
+                 counters.recovered, first, last, lanes_moved,
+                 old.unfinished_flush ? fmt::format("; second {} is written out again from batch sequence {}",
+                                                    old.unfinished_flush->first, old.unfinished_flush->second)
+                                      : "");
+  }
+  if (counters.recovery_lost != 0) {
+    spdlog::error("{} reports the killed agent had drained are lost: {} did not fit its journal (full), {} did not "
+                  "check out, {} found no open second (counted as Recovery.Lost)",
+                  counters.recovery_lost, lost_unjournaled ? old.unjournaled : 0, old.corrupt, no_room);
+  }
+  spdlog::info("crash journal {} ({} MiB at most)", path, config_.journal_max_bytes >> 20);
+}
 
 int64_t Agent::flushable_second(int64_t now_s) const {
   const int64_t due = now_s - config_.late_window_s - 1;
@@ -189,6 +281,7 @@ int64_t Agent::flushable_second(int64_t now_s) const {
 
 void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
   if (up_to_second <= aggregator_->watermark()) return;
+  commit_journal();  // every report of a second is journaled before its write-out begins
   const int64_t start = monotonic_ns();
   // Keep draining while a large second is written out: a stall of tens of
   // milliseconds is enough for a busy writer to fill its lane. Not at the
@@ -199,6 +292,7 @@ void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
   } else {
     aggregator_->flush_until(up_to_second, *output_, {});
   }
+  if (journal_) journal_->end_flush(up_to_second);  // seconds without reports are written out too
   const int64_t took_ms = (monotonic_ns() - start) / 1'000'000;
   last_flush_ms_ = std::max(last_flush_ms_, took_ms);
   if (took_ms >= 500) spdlog::warn("writing out second {} took {} ms", up_to_second, took_ms);
@@ -206,17 +300,26 @@ void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
 
 size_t Agent::poll_once() {
   Ingest& ingest = *ingest_;
-  size_t work = reader_->drain([&](const ring::Slot& slot) { ingest.on_slot(slot, tsc_); });
-  ingest.flush();
+  // The slots read are journaled before the writers get them back.
+  size_t work = reader_->drain([&](const ring::Slot& slot) { ingest.on_slot(slot, tsc_); },
+                               [&](std::span<const ring::LanePosition> lanes) {
+                                 ingest.flush();
+                                 commit_journal(lanes);
+                               });
   if (retired_) {
+    // No next agent reads a retired ring: its positions are not journaled.
     Ingest& old = *retired_->ingest;
-    work += retired_->reader.drain([&](const ring::Slot& slot) { old.on_slot(slot, tsc_); });
-    old.flush();
+    work += retired_->reader.drain([&](const ring::Slot& slot) { old.on_slot(slot, tsc_); },
+                                   [&](std::span<const ring::LanePosition>) {
+                                     old.flush();
+                                     commit_journal();
+                                   });
   }
   if (socket_) {
     const int64_t received_ns = realtime_ns();
     work += socket_->receive(
         [&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated, received_ns); });
+    commit_journal();
   }
   return work;
 }
@@ -244,6 +347,14 @@ void Agent::report_self(int64_t now_ns) {
   report("Socket.BadLines", delta(c.bad_lines_total(), r.bad_lines_total()), kCounter);
   report("Time.Late", delta(c.late, r.late), kCounter);
   report("Time.Future", delta(c.future, r.future), kCounter);
+  report("Series.OverLimit", delta(c.series_over_limit, r.series_over_limit), kCounter);
+  report("Recovery.Reports", delta(c.recovered, r.recovered), kCounter);
+  report("Recovery.Lost", delta(c.recovery_lost, r.recovery_lost), kCounter);
+  if (journal_) {
+    report("Journal.Bytes", static_cast<int64_t>(journal_->live_bytes()), kGauge);
+    report("Journal.Unprotected", delta(journal_->unjournaled(), reported_unjournaled_), kCounter);
+    reported_unjournaled_ = journal_->unjournaled();
+  }
   report("Series.Live", static_cast<int64_t>(aggregator_->live_cells()), kGauge);
   report("Flush.Millis", last_flush_ms_, kGauge);
   last_flush_ms_ = 0;
@@ -267,6 +378,7 @@ void Agent::report_self(int64_t now_ns) {
     reported_forward_ = now;
   }
   reported_ = c;
+  commit_journal();
 }
 
 void Agent::replace_ring_if_tampered(int64_t now_ns) {
@@ -300,9 +412,12 @@ void Agent::replace_ring_if_tampered(int64_t now_ns) {
 
 void Agent::end_retired_ring(int64_t now_ns) {
   if (!retired_ || now_ns < retired_->drain_until_ns) return;
-  while (retired_->reader.drain([&](const ring::Slot& slot) { retired_->ingest->on_slot(slot, tsc_); }) != 0) {
+  auto keep = [&](std::span<const ring::LanePosition>) {
+    retired_->ingest->flush();
+    commit_journal();
+  };
+  while (retired_->reader.drain([&](const ring::Slot& slot) { retired_->ingest->on_slot(slot, tsc_); }, keep) != 0) {
   }
-  retired_->ingest->flush();
   const AgentCounters& old = retired_->ingest->counters();
   ingest_->counters().add_ring_counts(old);
   spdlog::info("stopped draining the retired ring: {} reports read from it, {} bad slots", old.ring_reports,
@@ -386,6 +501,9 @@ int Agent::run() {
     spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent.load(),
                  forwarder_->spooled());
   }
+  // Every second is written out and every slot read released: nothing for a
+  // next agent to recover.
+  if (journal_) journal_->remove();
   const AgentCounters& c = ingest_->counters();
   spdlog::info("stopped: {} ring reports, {} socket lines, {} bad lines, {} ring drops, {} abandoned slots, "
                "{} late, {} future, {} records written, {} records failed",

@@ -13,6 +13,8 @@
 #include "agent/forwarder.hpp"
 #include "agent/tee_sink.hpp"
 #include "agent/ingest.hpp"
+#include "agent/recovery_journal.hpp"
+#include "agent/journaling_sink.hpp"
 #include "agent/json_lines_sink.hpp"
 #include "agent/name_registry.hpp"
 #include "agent/socket_receiver.hpp"
@@ -62,6 +64,12 @@ class Agent {
   // its mode and group, and reads it. Throws std::runtime_error with a reason.
   ring::RingReader open_reader(bool recreate) const;
   void replace_ring_if_tampered(int64_t now_ns);
+  // Reads what a killed agent left in the journal, aggregates it again, starts
+  // this agent's journal and moves the ring past what the killed one had read.
+  void recover_and_start_journal(int64_t first_watermark);
+  void commit_journal(std::span<const ring::LanePosition> lanes = {}) {
+    if (journal_) journal_->commit(lanes);
+  }
   void end_retired_ring(int64_t now_ns);
 
   // A ring given up because its header was rewritten: drained for a few more
@@ -87,7 +95,10 @@ class Agent {
   std::unique_ptr<JsonLinesSink> sink_;
   std::unique_ptr<Forwarder> forwarder_;  // null unless forwarding
   std::unique_ptr<TeeSink> tee_;
-  AggregateSink* output_ = nullptr;        // sink_, or tee_ of sink_ and forwarder_
+  std::unique_ptr<RecoveryJournal> journal_;  // null: no journal
+  std::unique_ptr<JournalingSink> journaling_;
+  std::optional<RecoveredJournal> recovered_;  // read at start, before the aggregator exists
+  AggregateSink* output_ = nullptr;        // sink_, or tee_ of sink_ and forwarder_; behind journaling_
   struct ForwardTotals {
     uint64_t sent = 0;
     uint64_t connect_failures = 0;
@@ -98,6 +109,7 @@ class Agent {
   };
   ForwardTotals reported_forward_;  // forwarder totals as of the last self report
   AgentCounters reported_;  // ingest counters as of the last self report
+  uint64_t reported_unjournaled_ = 0;
   int64_t now_s_ = 0;
   int64_t last_flush_ms_ = 0;  // longest flush since the last self report
 };

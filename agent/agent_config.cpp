@@ -24,7 +24,8 @@ void AgentConfig::load_file(const std::string& path) {
       "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
       "recreate_ring", "socket", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
-      "sender_id"};
+      "sender_id", "journal", "journal_max_bytes",
+      "series_per_service"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -49,6 +50,9 @@ void AgentConfig::load_file(const std::string& path) {
     read_string(obj, "spool_dir", spool_dir);
     read_int(obj, "spool_max_bytes", spool_max_bytes);
     read_int(obj, "sender_id", sender_id);
+    read_string(obj, "journal", journal);
+    read_int(obj, "journal_max_bytes", journal_max_bytes);
+    read_int(obj, "series_per_service", series_per_service);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -71,6 +75,9 @@ void AgentConfig::validate() const {
   if (!forward.empty() && !net::parse_endpoint(forward)) throw std::runtime_error("forward must be a numeric host:port");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
   if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be >= 1 MiB");
+  if (journal_max_bytes < (1u << 20) || journal_max_bytes > (16ull << 30) || journal_max_bytes % 4096 != 0) {
+    throw std::runtime_error("journal_max_bytes must be a multiple of 4096 in [1 MiB, 16 GiB]");
+  }
   const std::string name = ring_name();
   if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200) {
     throw std::runtime_error(fmt::format("ring name \"{}\" must look like /name", name));
@@ -80,6 +87,11 @@ void AgentConfig::validate() const {
 std::string AgentConfig::effective_output() const {
   if (!output.empty()) return output;
   return forward.empty() && registry.empty() ? "-" : "none";
+}
+
+std::string AgentConfig::effective_journal() const {
+  if (!journal.empty()) return journal;
+  return "/dev/shm" + ring_name() + ".journal";
 }
 
 std::string AgentConfig::default_socket_path() { return default_runtime_dir() + "/agent.sock"; }

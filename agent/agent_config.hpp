@@ -30,6 +30,13 @@ struct AgentConfig {
   std::string spool_dir = default_state_dir() + "/agent-spool";
   uint64_t spool_max_bytes = 256ull << 20;
   uint64_t sender_id = 0;     // 0: derived from the host name and the ring
+  // Crash journal (docs/agent.md, "Crash story"): empty for /dev/shm/<ring>.journal,
+  // "none" for no journal (a SIGKILL then loses the open seconds).
+  std::string journal;
+  // Series cells (one per series and op mask) one service may open in one
+  // second; new ones past it are dropped and counted. 0: no limit.
+  uint32_t series_per_service = 500'000;
+  uint64_t journal_max_bytes = 256ull << 20;
   int late_window_s = 2;
   int future_window_s = 2;
   int64_t server_id = 0;  // for statsd lines without a server tag, and for Monitor.Agent
@@ -44,6 +51,9 @@ struct AgentConfig {
   void validate() const;
 
   std::string ring_name() const;
+
+  /// The journal's path after defaults are applied, or "none".
+  std::string effective_journal() const;
 
   /// Where aggregates go after defaults are applied: a path, "-", or "none".
   std::string effective_output() const;

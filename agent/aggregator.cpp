@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "agent/recovery_journal.hpp"
 #include "common/hash.hpp"
 #include "model/op.hpp"
 
@@ -67,8 +68,23 @@ Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64
   if (second > now_s + options_.future_window_s) return AddResult::kFuture;
   SecondTable* t = cached_table_for(second);
   if (t == nullptr) return AddResult::kFuture;
-  update(find_or_insert(*t, name_id, server_id, ops), value, ops, time_ns);
+  Cell* cell = find_or_insert(*t, name_id, server_id, ops);
+  if (cell == nullptr) return AddResult::kOverLimit;
+  update(*cell, value, ops, time_ns);
+  if (journal_ != nullptr) journal_->add(Input{name_id, ops, server_id, value, time_ns});
   return AddResult::kAccepted;
+}
+
+bool Aggregator::add_recovered(const Input& in) {
+  const int64_t second = floor_div_second(in.time_ns);
+  if (second <= watermark_) return true;  // written out already: nothing to do
+  SecondTable* t = cached_table_for(second);
+  if (t == nullptr) return false;
+  Cell* cell = find_or_insert(*t, in.name_id, in.server_id, in.ops);
+  if (cell == nullptr) return false;
+  update(*cell, in.value, in.ops, in.time_ns);
+  if (journal_ != nullptr) journal_->add(in);
+  return true;
 }
 
 Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t now_s) {
@@ -101,13 +117,19 @@ Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t no
   // nothing computed above is reused beyond the table pointer).
   for (size_t i = 0; i < n; ++i) {
     if (tables[i] == nullptr) continue;
-    update(find_or_insert(*tables[i], in[i].name_id, in[i].server_id, in[i].ops), in[i].value, in[i].ops,
-           in[i].time_ns);
+    Cell* cell = find_or_insert(*tables[i], in[i].name_id, in[i].server_id, in[i].ops);
+    if (cell == nullptr) {
+      ++rejected.over_limit;
+      rejected.over_limit_name = in[i].name_id;
+      continue;
+    }
+    update(*cell, in[i].value, in[i].ops, in[i].time_ns);
+    if (journal_ != nullptr) journal_->add(in[i]);
   }
   return rejected;
 }
 
-Aggregator::Cell& Aggregator::find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id,
+Aggregator::Cell* Aggregator::find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id,
                                              uint32_t ops) {
   size_t mask = t.index.size() - 1;
   size_t i = cell_hash(name_id, server_id, ops) & mask;
@@ -115,8 +137,14 @@ Aggregator::Cell& Aggregator::find_or_insert(SecondTable& t, uint32_t name_id, i
     const uint32_t n = t.index[i];
     if (n == 0) break;
     Cell& c = t.cells[n - 1];
-    if (c.name_id == name_id && c.server_id == server_id && c.ops == ops) return c;
+    if (c.name_id == name_id && c.server_id == server_id && c.ops == ops) return &c;
     i = (i + 1) & mask;
+  }
+  if (series_limit_ != 0) {
+    const uint32_t service = name_id < service_of_name_->size() ? (*service_of_name_)[name_id] : 0;
+    if (t.service_cells.size() <= service) t.service_cells.resize(service + 1, 0);
+    if (t.service_cells[service] >= series_limit_) return nullptr;
+    ++t.service_cells[service];
   }
   if ((t.cells.size() + 1) * 2 > t.index.size()) {
     grow(t);
@@ -126,7 +154,7 @@ Aggregator::Cell& Aggregator::find_or_insert(SecondTable& t, uint32_t name_id, i
   }
   t.cells.push_back(Cell{name_id, ops, server_id, model::Stats{}, 0});
   t.index[i] = static_cast<uint32_t>(t.cells.size());
-  return t.cells.back();
+  return &t.cells.back();
 }
 
 void Aggregator::grow(SecondTable& t) {
@@ -173,7 +201,11 @@ void Aggregator::emit(SecondTable& t, AggregateSink& sink, const std::function<v
   std::sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
     const Cell& x = t.cells[a];
     const Cell& y = t.cells[b];
-    return x.name_id != y.name_id ? x.name_id < y.name_id : x.server_id < y.server_id;
+    // A strict order (ops break the tie), so the same reports emit the same
+    // records in the same batches: a second written out again after a crash
+    // reuses its batch sequences exactly.
+    if (x.name_id != y.name_id) return x.name_id < y.name_id;
+    return x.server_id != y.server_id ? x.server_id < y.server_id : x.ops < y.ops;
   });
   if (between_chunks) between_chunks();  // the sort above takes milliseconds for 100 000 series
   model::Stats merged;
@@ -226,6 +258,7 @@ void Aggregator::emit(SecondTable& t, AggregateSink& sink, const std::function<v
   }
   t.cells.clear();
   std::fill(t.index.begin(), t.index.end(), 0);
+  std::fill(t.service_cells.begin(), t.service_cells.end(), 0);
   t.second = -1;
 }
 

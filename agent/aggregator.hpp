@@ -10,6 +10,8 @@
 
 namespace monitor::agent {
 
+class RecoveryJournal;
+
 /// Per-second aggregation by event time. Not thread-safe: one owner thread.
 ///
 /// A report for second S is accepted while S is newer than the last flushed
@@ -27,7 +29,7 @@ class Aggregator {
     int late_window_s = 2;
     int future_window_s = 2;
   };
-  enum class AddResult { kAccepted, kLate, kFuture };
+  enum class AddResult { kAccepted, kLate, kFuture, kOverLimit };
 
   /// One report waiting in a batch.
   struct Input {
@@ -41,6 +43,8 @@ class Aggregator {
   struct Rejected {
     uint64_t late = 0;
     uint64_t future = 0;
+    uint64_t over_limit = 0;   // new series of a service that had its limit's worth in that second
+    uint32_t over_limit_name = 0;  // the name of one of them, for the log
   };
   static constexpr size_t kMaxBatch = 64;
 
@@ -49,6 +53,24 @@ class Aggregator {
   /// catches up after a stall. A report for a second beyond that is refused
   /// as kFuture.
   Aggregator(Options options, int64_t now_s, size_t extra_open_seconds = 0);
+
+  /// At most `per_service` series cells (one per series and op mask) of one
+  /// service in one second; a report that would open one more is refused as
+  /// kOverLimit, so a server_id loop in one service cannot exhaust the host.
+  /// `service_of_name[name_id]` is the name's service index (dense, from 1);
+  /// it must outlive the aggregator and cover every name id passed in.
+  void set_series_limit(uint32_t per_service, const std::vector<uint32_t>* service_of_name) noexcept {
+    series_limit_ = per_service;
+    service_of_name_ = service_of_name;
+  }
+
+  /// Every report accepted from now on is also added to `journal` (null: none).
+  void set_journal(RecoveryJournal* journal) noexcept { journal_ = journal; }
+
+  /// A report a killed agent had accepted, read back from its journal: taken
+  /// for any second after the watermark, whatever the clock says now.
+  /// False when no table is free for its second.
+  bool add_recovered(const Input& input);
 
   AddResult add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
                 int64_t time_ns, int64_t now_s);
@@ -85,6 +107,7 @@ class Aggregator {
     int64_t second = -1;  // -1: unused
     std::vector<uint32_t> index;  // open addressing: 1-based cell numbers, 0 = empty
     std::vector<Cell> cells;
+    std::vector<uint32_t> service_cells;  // cells per service index, with a series limit
   };
 
   SecondTable* table_for(int64_t second);
@@ -98,12 +121,16 @@ class Aggregator {
     return t;
   }
   void update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns);
-  Cell& find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
+  // Null when the cell would be new and its service is at the series limit.
+  Cell* find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
   void grow(SecondTable& t);
   void emit(SecondTable& t, AggregateSink& sink, const std::function<void()>& between_chunks);
   uint32_t new_hist();
 
   const Options options_;
+  RecoveryJournal* journal_ = nullptr;
+  uint32_t series_limit_ = 0;  // 0: none
+  const std::vector<uint32_t>* service_of_name_ = nullptr;
   int64_t watermark_;
   std::vector<SecondTable> tables_;  // capacity max_tables_, reserved: pointers stay valid
   const size_t max_tables_;

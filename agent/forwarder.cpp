@@ -95,6 +95,7 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
   } else {
     next_sequence_ = 0;
   }
+  saved_next_ = next_sequence_;
   if (next_sequence_ == 0) {
     // No record of the sequences this sender used (a new host, or a lost spool
     // directory): start a new epoch above any it can have used before, so no
@@ -146,7 +147,20 @@ void Forwarder::end_second(int64_t second) {
   records_.clear();
 }
 
+uint64_t Forwarder::first_sequence_for(int64_t second) const {
+  std::lock_guard lock(mutex_);
+  return reuse_from_ != 0 && reuse_second_ == second ? reuse_from_ : next_sequence_;
+}
+
+void Forwarder::reuse_sequences_for(int64_t second, uint64_t first) {
+  std::lock_guard lock(mutex_);
+  reuse_second_ = second;
+  reuse_from_ = first;
+}
+
 bool Forwarder::save_next_sequence(uint64_t next) {
+  if (next <= saved_next_) return true;  // a reused sequence: the file already says more
+  saved_next_ = next;
   const std::string path = options_.spool_dir + "/next-sequence";
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "w");
@@ -159,6 +173,15 @@ bool Forwarder::save_next_sequence(uint64_t next) {
 void Forwarder::spool_second(int64_t second) {
   // A batch's payload is 16 bytes of sender and sequence, a count, records.
   constexpr size_t kBudget = wire::kBatchPayloadBudget - 32;
+  {
+    std::lock_guard lock(mutex_);
+    if (reuse_from_ != 0 && reuse_second_ == second) {
+      spdlog::info("second {}: written out again from batch sequence {}, as the killed agent began it ({} was next)",
+                   second, reuse_from_, next_sequence_);
+      next_sequence_ = reuse_from_;
+    }
+    reuse_from_ = 0;  // only ever for the one second
+  }
   size_t begin = 0;
   while (begin < records_.size()) {
     // Cut: records in order until the next would pass the budget, each named
@@ -212,6 +235,8 @@ void Forwarder::spool_second(int64_t second) {
     }
     begin = end;
   }
+  std::lock_guard lock(mutex_);
+  next_sequence_ = std::max(next_sequence_, saved_next_);
 }
 
 uint64_t Forwarder::spooled() const {

@@ -62,6 +62,15 @@ class Forwarder final : public AggregateSink {
   void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(0));
 
   const ForwardCounters& counters() const noexcept { return counters_; }
+
+  /// The sequence the first batch of `second` gets if it is written out next.
+  uint64_t first_sequence_for(int64_t second) const;
+  /// Second `second`, when written out next, starts at `first` again, not at
+  /// next_sequence(): it is one a killed agent had begun to write out, and
+  /// its batches, cut the same way, reuse the sequences they had, so a
+  /// receiver drops those it already has as duplicates. After it, sequences
+  /// go on above every one ever handed out.
+  void reuse_sequences_for(int64_t second, uint64_t first);
   /// Batches waiting in the spool, and batches the full spool dropped.
   uint64_t spooled() const;
   uint64_t spool_dropped() const;
@@ -91,6 +100,9 @@ class Forwarder final : public AggregateSink {
   std::unique_ptr<wire::Spool> spool_;
   // Dense: +1 per batch, kept in <spool_dir>/next-sequence across restarts.
   uint64_t next_sequence_ = 1;
+  uint64_t saved_next_ = 0;    // the highest next-sequence persisted: never lowered
+  uint64_t reuse_from_ = 0;    // nonzero: second reuse_second_ starts here (reuse_sequences_for)
+  int64_t reuse_second_ = 0;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -43,6 +43,18 @@ void Ingest::reject_slot(const ring::Slot& slot) {
 void Ingest::count_outside_window(Aggregator::Rejected rejected) {
   counters_.late += rejected.late;
   counters_.future += rejected.future;
+  if (rejected.over_limit != 0) {
+    counters_.series_over_limit += rejected.over_limit;
+    const uint32_t service = names_.service_of_names()[rejected.over_limit_name];
+    if (warned_services_.size() <= service) warned_services_.resize(service + 1, false);
+    if (!warned_services_[service]) {
+      warned_services_[service] = true;
+      spdlog::warn("service {} has more series in one second than series_per_service allows: new series are "
+                   "dropped and counted as Series.OverLimit (told once per service)",
+                   names_.service(rejected.over_limit_name));
+    }
+    if (rejected.late + rejected.future == 0) return;
+  }
   uint64_t suppressed = 0;
   if (window_log_.allow(realtime_ns(), suppressed)) {
     spdlog::warn("dropped a report outside the time window ({} late, {} future so far; window {} s back, {} s ahead)",
@@ -67,6 +79,7 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   ++counters_.socket_lines;
   const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : received_ns;
   const uint32_t id = names_.intern(parsed.service, parsed.attr);
+  last_name_ = id;
   count(aggregator_.add(id, parsed.server_id, parsed.value, parsed.ops, time_ns, now_s_));
 }
 

@@ -28,8 +28,11 @@ struct AgentCounters {
   uint64_t truncated_datagrams = 0;
   uint64_t late = 0;
   uint64_t future = 0;
+  uint64_t series_over_limit = 0;  // new series refused: their service had series_per_service in that second
   uint64_t ring_retired = 0;     // rings given up because their header was rewritten
   uint64_t writer_rebinds = 0;   // writer processes that moved to a recreated ring
+  uint64_t recovered = 0;        // reports a killed agent had drained, read back from its journal
+  uint64_t recovery_lost = 0;    // reports a killed agent had drained and could not journal (full), at most
   uint64_t bad_lines_total() const noexcept;
   /// Adds what an Ingest of a retired ring counted: its slots, rejects and window drops.
   void add_ring_counts(const AgentCounters& other) noexcept {
@@ -37,6 +40,7 @@ struct AgentCounters {
     bad_slots += other.bad_slots;
     late += other.late;
     future += other.future;
+    series_over_limit += other.series_over_limit;
   }
 };
 
@@ -83,7 +87,7 @@ class Ingest {
     if (pending_count_ == 0) return;
     const Aggregator::Rejected rejected = aggregator_.add_batch(pending_.data(), pending_count_, now_s_);
     pending_count_ = 0;
-    if (rejected.late + rejected.future != 0) count_outside_window(rejected);
+    if (rejected.late + rejected.future + rejected.over_limit != 0) count_outside_window(rejected);
   }
 
   /// `received_ns` stamps lines that carry no time of their own: one clock
@@ -100,6 +104,7 @@ class Ingest {
   void count(Aggregator::AddResult result) {
     if (result == Aggregator::AddResult::kLate) count_outside_window({1, 0});
     if (result == Aggregator::AddResult::kFuture) count_outside_window({0, 1});
+    if (result == Aggregator::AddResult::kOverLimit) count_outside_window({0, 0, 1, last_name_});
   }
   void count_outside_window(Aggregator::Rejected rejected);
 
@@ -115,6 +120,8 @@ class Ingest {
   LogThrottle bad_line_log_;
   LogThrottle bad_slot_log_;
   LogThrottle window_log_;
+  uint32_t last_name_ = 0;  // the name of the report add() was last given
+  std::vector<bool> warned_services_;  // services told about once that they are over the series limit
 };
 
 }  // namespace monitor::agent

@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
       ("dc", "this host's data centre (default dc1)", cxxopts::value<std::string>())
       ("spool-dir", "directory of the forwarding spool (default " + AgentConfig::default_state_dir() +
        "/agent-spool)", cxxopts::value<std::string>())
+      ("series-per-service", "series one service may open in one second, 0 for no limit (default 500000)",
+       cxxopts::value<uint32_t>())
+      ("journal", "crash journal file, none for no journal (default /dev/shm/<ring>.journal)",
+       cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
@@ -54,6 +58,8 @@ int main(int argc, char** argv) {
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("dc")) config.dc = args["dc"].as<std::string>();
     if (args.count("spool-dir")) config.spool_dir = args["spool-dir"].as<std::string>();
+    if (args.count("series-per-service")) config.series_per_service = args["series-per-service"].as<uint32_t>();
+    if (args.count("journal")) config.journal = args["journal"].as<std::string>();
     if (args.count("recreate-ring")) config.recreate_ring = true;
     if (args.count("no-self-metrics")) config.self_metrics = false;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();

@@ -10,6 +10,9 @@ uint32_t NameRegistry::intern_slow(std::string_view service, std::string_view at
   names_.emplace_back(std::string(service), std::string(attr));
   const auto id = static_cast<uint32_t>(names_.size());
   ids_.emplace(scratch_, id);
+  const auto service_id = service_ids_.try_emplace(std::string(service), static_cast<uint32_t>(service_ids_.size() + 1));
+  service_of_.push_back(service_id.first->second);
+  if (on_new_) on_new_(service, attr);
   return id;
 }
 

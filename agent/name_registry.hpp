@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,6 +31,14 @@ class NameRegistry {
   std::string_view service(uint32_t id) const noexcept { return names_[id - 1].first; }
   std::string_view attr(uint32_t id) const noexcept { return names_[id - 1].second; }
   size_t size() const noexcept { return names_.size(); }
+  /// Per name id, its service's index (dense from 1; [0] unused): what a
+  /// per-service limit counts by.
+  const std::vector<uint32_t>& service_of_names() const noexcept { return service_of_; }
+
+  /// Called with each new pair, in id order (the crash journal keeps them).
+  void on_new_name(std::function<void(std::string_view service, std::string_view attr)> callback) {
+    on_new_ = std::move(callback);
+  }
 
  private:
   struct CacheEntry {
@@ -43,7 +52,10 @@ class NameRegistry {
   std::vector<CacheEntry> cache_ = std::vector<CacheEntry>(kCacheSize);
   std::unordered_map<std::string, uint32_t> ids_;  // "service attr" -> id
   std::vector<std::pair<std::string, std::string>> names_;
+  std::vector<uint32_t> service_of_ = std::vector<uint32_t>(1, 0);
+  std::unordered_map<std::string, uint32_t> service_ids_;
   std::string scratch_;
+  std::function<void(std::string_view, std::string_view)> on_new_;
 };
 
 }  // namespace monitor::agent

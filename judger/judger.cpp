@@ -57,6 +57,7 @@ Judger::Judger(JudgerConfig config)
         }
         return std::move(*cells);
       });
+  series_limiter_ = std::make_unique<SeriesLimiter>(config_.series_per_service, store_->names());
   auto pending = store_->pending();
   if (!pending) throw std::runtime_error(fmt::format("read store: {}", pending.error().message()));
   const int64_t now_s = realtime_ns() / 1'000'000'000;
@@ -178,6 +179,10 @@ void Judger::report_health() {
   health_.counter("Reports.TooLate", rollup_->too_late() + counters_.records_too_old);
   health_.counter("Reports.Future", counters_.records_future);
   health_.counter("Frames.Bad", counters_.bad_frames);
+  health_.counter("Connections.Refused", counters_.connections_refused);
+  health_.counter("Names.Refused", counters_.names_refused);
+  health_.counter("Reports.NameRefused", counters_.records_name_refused);
+  health_.counter("Reports.OverLimit", counters_.series_over_limit);
   health_.counter("Minutes.Stored", counters_.minutes_stored);
   health_.counter("Store.Errors", counters_.store_errors);
   health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
@@ -202,6 +207,8 @@ asio::awaitable<void> Judger::tick_loop() {
     const int64_t now_s = realtime_ns() / 1'000'000'000;
     // One run at a time: parts of two runs for one minute must not interleave.
     if (!finishing_) net::spawn(io_, finish_due_minutes(now_s), "storing finished minutes");
+    // Minutes no longer open in the roll-up need no series count.
+    series_limiter_->forget_before(now_s - 60 - config_.grace_s - config_.late_window_s - 60);
     // Each step survives its own failure: a tick loop that died would stop
     // finishing minutes and registering without a word.
     if (ticks % 3 == 0) net::guarded("registering", [&] { register_self(); });
@@ -226,6 +233,10 @@ asio::awaitable<void> Judger::accept_loop() {
     if (ec) {
       if (stopping_) co_return;
       spdlog::warn("accept: {}", ec.message());
+      continue;
+    }
+    if (live_.size() >= config_.max_connections) {
+      refuse_connection(socket, "batch", config_.max_connections);
       continue;
     }
     ++counters_.connections;
@@ -275,7 +286,20 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         error = dictionary.define(read.payload, entries);
         if (error == wire::WireError::kOk) {
           for (const auto& entry : entries) {
-            name_ids[entry.id] = store_->names().intern(entry.service, entry.attr);
+            NameTable& names = store_->names();
+            if (names.size() >= config_.max_names && !names.contains(entry.service, entry.attr)) {
+              // Records naming it are refused below: a peer cannot grow the table without bound.
+              name_ids[entry.id] = kRefusedName;
+              ++counters_.names_refused;
+              uint64_t suppressed = 0;
+              if (limit_log_.allow(realtime_ns(), suppressed)) {
+                spdlog::warn("{}: refused name {} {}: the judger holds max_names ({}) names already; records "
+                             "naming it are refused ({} names refused so far)",
+                             peer, entry.service, entry.attr, config_.max_names, counters_.names_refused);
+              }
+              continue;
+            }
+            name_ids[entry.id] = names.intern(entry.service, entry.attr);
             services_.insert(entry.service);
           }
         }
@@ -311,6 +335,22 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
             continue;
           }
           const uint32_t name = name_ids[record.name_id];  // defined: decode_batch() checked
+          if (name == kRefusedName) {
+            ++counters_.records_name_refused;
+            continue;
+          }
+          if (!series_limiter_->admit(name, record.server_id, record.second - record.second % 60 -
+                                                                  (record.second % 60 < 0 ? 60 : 0))) {
+            ++counters_.series_over_limit;
+            const std::string& service = store_->names().service(name);
+            if (over_limit_services_.insert(service).second) {
+              spdlog::warn("{}: service {} has more series in one minute than series_per_service ({}) allows: "
+                           "records of new series are refused and counted as Reports.OverLimit (told once per "
+                           "service)",
+                           peer, service, config_.series_per_service);
+            }
+            continue;
+          }
           records.push_back(PendingRecord{name, std::move(record)});
         }
         // Stored before acknowledged: an ACK means the batch survives a kill -9.
@@ -377,6 +417,10 @@ std::string Judger::health_json() const {
                              {"minutes_stored", counters_.minutes_stored},
                              {"too_late", rollup_->too_late() + counters_.records_too_old},
                              {"future", counters_.records_future},
+                             {"connections_refused", counters_.connections_refused},
+                             {"names_refused", counters_.names_refused},
+                             {"records_name_refused", counters_.records_name_refused},
+                             {"series_over_limit", counters_.series_over_limit},
                              {"store_errors", counters_.store_errors},
                              {"open_minutes", rollup_->open_minutes()}};
   return boost::json::serialize(health);
@@ -389,12 +433,34 @@ asio::awaitable<void> Judger::http_accept_loop() {
       if (stopping_) co_return;
       continue;
     }
+    if (query_connections_ >= config_.max_query_connections) {
+      refuse_connection(socket, "query", config_.max_query_connections);
+      continue;
+    }
     net::spawn(io_, http_session(std::move(socket)), "an HTTP session");
+  }
+}
+
+void Judger::refuse_connection(tcp::socket& socket, std::string_view kind, uint32_t limit) {
+  ++counters_.connections_refused;
+  boost::system::error_code ignored;
+  const auto remote = socket.remote_endpoint(ignored);
+  socket.close(ignored);
+  uint64_t suppressed = 0;
+  if (limit_log_.allow(realtime_ns(), suppressed)) {
+    spdlog::warn("refused a {} connection from {}: {} are open, the limit ({} refused so far)", kind,
+                 remote.address().to_string(), limit, counters_.connections_refused);
   }
 }
 
 asio::awaitable<void> Judger::http_session(tcp::socket socket) {
   namespace http = boost::beast::http;
+  // Counted for the life of the coroutine, however it ends.
+  struct Running {
+    uint32_t& count;
+    explicit Running(uint32_t& c) : count(++c) {}
+    ~Running() { --count; }
+  } running(query_connections_);
   boost::beast::tcp_stream stream(std::move(socket));
   boost::beast::flat_buffer buffer;
   http::request<http::string_body> request;

@@ -17,6 +17,7 @@
 #include "judger/minute_rollup.hpp"
 #include "judger/minute_store.hpp"
 #include "judger/query_api.hpp"
+#include "judger/series_limiter.hpp"
 #include "net/frame_connection.hpp"
 
 namespace monitor::judger {
@@ -32,6 +33,10 @@ struct JudgerCounters {
   uint64_t store_errors = 0;
   uint64_t records_too_old = 0;  // refused at ingest: older than the store can amend
   uint64_t records_future = 0;   // refused at ingest: beyond the future window
+  uint64_t connections_refused = 0;  // over max_connections / max_query_connections, closed at accept
+  uint64_t names_refused = 0;        // DICT names past max_names, not interned
+  uint64_t records_name_refused = 0; // records of those names, refused
+  uint64_t series_over_limit = 0;    // records that would open a series past series_per_service
 };
 
 /// The judger's ingest: accepts batches over TCP (docs/protocol.md), stores
@@ -59,6 +64,8 @@ class Judger {
   std::string health_json() const;
   boost::asio::awaitable<void> finish_due_minutes(int64_t now_s);
   void register_self();
+  void refuse_connection(boost::asio::ip::tcp::socket& socket, std::string_view kind, uint32_t limit);
+  static constexpr uint32_t kRefusedName = UINT32_MAX;  // a peer's name past max_names
   void log_health();
   void report_health();
 
@@ -81,6 +88,10 @@ class Judger {
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
   std::map<int64_t, uint64_t> minute_store_failures_;  // minute -> failed tries, while it fails
   LogThrottle window_log_;  // records refused for their time
+  LogThrottle limit_log_;   // connections and names refused for a limit
+  std::unique_ptr<SeriesLimiter> series_limiter_;
+  std::set<std::string> over_limit_services_;  // warned about once each
+  uint32_t query_connections_ = 0;  // HTTP sessions running
   bool stopping_ = false;
 };
 

@@ -14,7 +14,8 @@ void JudgerConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
                                            "grace_s", "late_window_s", "future_window_s", "idle_timeout_s", "server_id",
-                                           "self_metrics", "log_level"};
+                                           "self_metrics", "log_level", "max_connections", "max_query_connections",
+                                           "max_names", "series_per_service"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -30,6 +31,10 @@ void JudgerConfig::load_file(const std::string& path) {
     read_int(obj, "server_id", server_id);
     read_bool(obj, "self_metrics", self_metrics);
     read_string(obj, "log_level", log_level);
+    read_int(obj, "max_connections", max_connections);
+    read_int(obj, "max_query_connections", max_query_connections);
+    read_int(obj, "max_names", max_names);
+    read_int(obj, "series_per_service", series_per_service);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -44,6 +49,10 @@ void JudgerConfig::validate() const {
   if (future_window_s < 0 || future_window_s > 86400) throw std::runtime_error("future_window_s must be in [0, 86400]");
   if (idle_timeout_s < 1) throw std::runtime_error("idle_timeout_s must be >= 1");
   if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
+  if (max_connections < 1 || max_query_connections < 1) {
+    throw std::runtime_error("max_connections and max_query_connections must be >= 1");
+  }
+  if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
 }
 
 }  // namespace monitor::judger

@@ -19,6 +19,11 @@ struct JudgerConfig {
   int late_window_s = 120;
   int future_window_s = 300;  // records of seconds further ahead of this judger's clock are refused
   int idle_timeout_s = 60;  // a connection silent this long is closed
+  // Bounds on what peers can make the judger hold (docs/judger.md, "Limits").
+  uint32_t max_connections = 1024;       // batch connections at once; more are closed at accept
+  uint32_t max_query_connections = 256;  // HTTP query connections at once
+  uint32_t max_names = 1'000'000;        // (service, attr) names interned; records of new ones past it refused
+  uint32_t series_per_service = 500'000; // series (attr, server) of one service in one minute; 0: no limit
   int64_t server_id = 0;     // for the Monitor.Judger health metrics
   bool self_metrics = true;  // report Monitor.Judger through the local agent, if one runs
   std::string log_level = "info";

@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
        std::to_string(defaults.late_window_s) + ")", cxxopts::value<int>())
       ("future-window", "seconds a record may be ahead of this judger's clock (default " +
        std::to_string(defaults.future_window_s) + ")", cxxopts::value<int>())
+      ("max-connections", "batch connections at once (default " + std::to_string(defaults.max_connections) + ")",
+       cxxopts::value<uint32_t>())
+      ("max-names", "service/attr names interned (default " + std::to_string(defaults.max_names) + ")",
+       cxxopts::value<uint32_t>())
+      ("series-per-service", "series of one service in one minute, 0 for no limit (default " +
+       std::to_string(defaults.series_per_service) + ")", cxxopts::value<uint32_t>())
       ("server-id", "server id of the Monitor.Judger health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Judger health metrics")
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
@@ -47,6 +53,9 @@ int main(int argc, char** argv) {
     if (args.count("grace")) config.grace_s = args["grace"].as<int>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
+    if (args.count("max-connections")) config.max_connections = args["max-connections"].as<uint32_t>();
+    if (args.count("max-names")) config.max_names = args["max-names"].as<uint32_t>();
+    if (args.count("series-per-service")) config.series_per_service = args["series-per-service"].as<uint32_t>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
     if (args.count("no-self-metrics")) config.self_metrics = false;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();

@@ -23,6 +23,12 @@ class NameTable {
     return it->second;
   }
 
+  /// The pair's id if it was interned.
+  bool contains(std::string_view service, std::string_view attr) {
+    key_.assign(service).append(1, ' ').append(attr);
+    return ids_.contains(key_);
+  }
+
   /// Names of an id returned by intern().
   const std::string& service(uint32_t id) const { return names_.at(id).first; }
   const std::string& attr(uint32_t id) const { return names_.at(id).second; }

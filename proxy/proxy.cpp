@@ -393,10 +393,21 @@ asio::awaitable<void> Proxy::accept_loop() {
       spdlog::warn("accept: {}", ec.message());
       continue;
     }
-    ++counters_.connections;
     boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
     const auto remote = socket.remote_endpoint(ignored);
+    if (live_.size() >= static_cast<size_t>(config_.max_connections)) {
+      // Each connection holds buffers and a session: a peer opening them
+      // without end must not exhaust the proxy's memory or descriptors.
+      ++counters_.connections_refused;
+      socket.close(ignored);
+      if (connection_log_.allow(realtime_ns(), suppressed_connections_)) {
+        spdlog::warn("refused a connection from {}: {} are open, max_connections ({} refused so far)",
+                     net::format_endpoint(remote), live_.size(), counters_.connections_refused);
+      }
+      continue;
+    }
+    ++counters_.connections;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
     auto upstream = std::make_shared<Upstream>(connection);
     upstream->peer = net::format_endpoint(remote);
@@ -433,6 +444,7 @@ void Proxy::report_health() {
   health_.counter("Frames.Bad", counters_.bad_frames);
   health_.counter("Spool.Dropped", spool_dropped + spool_corrupt);
   health_.counter("Batches.Refused", counters_.batches_refused);
+  health_.counter("Connections.Refused", counters_.connections_refused);
   health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
   health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
   health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));

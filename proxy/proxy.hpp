@@ -24,6 +24,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/log_throttle.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -52,6 +54,7 @@ struct ProxyCounters {
   uint64_t batches_refused = 0;
   uint64_t link_failures = 0;    // links that could not be opened (their spool)  // not acknowledged: a part could be neither delivered nor spooled
   uint64_t bonnie_list_updates = 0;
+  uint64_t connections_refused = 0;  // over max_connections, closed at accept
 };
 
 class Proxy {
@@ -100,6 +103,8 @@ class Proxy {
 
   std::unordered_map<std::string, int64_t> link_failure_log_;  // next_hop -> when to log its failure again
   std::set<std::shared_ptr<Upstream>> live_;
+  LogThrottle connection_log_;  // refused connections
+  uint64_t suppressed_connections_ = 0;
   ProxyCounters counters_;
   bool stopping_ = false;
 };

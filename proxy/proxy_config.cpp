@@ -24,7 +24,7 @@ void ProxyConfig::load_file(const std::string& path) {
                                            "heartbeat_interval_ms",
                                            "heartbeat_timeout_ms",
                                            "idle_timeout_s",
-                                           "max_unacked_batches",
+                                           "max_unacked_batches", "max_connections",
                                            "server_id",
                                            "self_metrics",
                                            "log_level"};
@@ -43,6 +43,7 @@ void ProxyConfig::load_file(const std::string& path) {
     read_int(obj, "heartbeat_timeout_ms", heartbeat_timeout_ms);
     read_int(obj, "idle_timeout_s", idle_timeout_s);
     read_int(obj, "max_unacked_batches", max_unacked_batches);
+    read_int(obj, "max_connections", max_connections);
     read_int(obj, "server_id", server_id);
     read_bool(obj, "self_metrics", self_metrics);
     read_string(obj, "log_level", log_level);
@@ -64,6 +65,7 @@ void ProxyConfig::validate() const {
   }
   if (idle_timeout_s < 1) throw std::runtime_error("idle_timeout_s must be >= 1");
   if (max_unacked_batches < 1) throw std::runtime_error("max_unacked_batches must be >= 1");
+  if (max_connections < 1) throw std::runtime_error("max_connections must be >= 1");
   if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
 }
 

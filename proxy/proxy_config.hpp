@@ -22,6 +22,7 @@ struct ProxyConfig {
   int heartbeat_timeout_ms = 5000;        // a next hop silent this long is dead
   int idle_timeout_s = 60;                // an upstream connection silent this long is closed
   int max_unacked_batches = 4096;         // per upstream connection, then it is not read
+  int max_connections = 10000;            // upstream connections at once; more are closed at accept
   int64_t server_id = 0;                  // for the Monitor.Proxy health metrics
   bool self_metrics = true;
   std::string log_level = "info";

@@ -24,6 +24,7 @@ RingReader::RingReader(ShmSegment segment) noexcept : segment_(std::move(segment
   seen_dropped_.resize(g.lane_count);
   suspect_owner_.resize(g.lane_count);
   suspect_head_.resize(g.lane_count);
+  moved_.reserve(g.lane_count);
   for (uint32_t i = 0; i < g.lane_count; ++i) {
     Lane& lane = segment_.lane(i);
     tails_[i] = atomic_field(lane.tail).load(std::memory_order_acquire);
@@ -32,6 +33,22 @@ RingReader::RingReader(ShmSegment segment) noexcept : segment_(std::move(segment
   seen_no_lane_ = atomic_field(segment_.header().no_lane_drops).load(std::memory_order_relaxed);
   seen_names_full_ = atomic_field(segment_.header().names_full_drops).load(std::memory_order_relaxed);
   atomic_field(segment_.header().reader_pid).store(static_cast<uint64_t>(getpid()), std::memory_order_relaxed);
+}
+
+bool RingReader::skip_to(uint32_t lane, uint64_t tail) noexcept {
+  if (lane >= tails_.size() || tail <= tails_[lane] || tail - tails_[lane] > mask_ + 1) return false;
+  // The slots a killed reader kept and never handed back are still published
+  // for their positions (no writer may reuse them): check each, so a journal
+  // that belongs to another ring cannot make us skip what was never read.
+  const Slot* const slots = segment_.slots(lane);
+  for (uint64_t p = tails_[lane]; p < tail; ++p) {
+    if (atomic_field(const_cast<uint32_t&>(slots[p & mask_].seq)).load(std::memory_order_acquire) != seq_ready(p)) {
+      return false;
+    }
+  }
+  tails_[lane] = tail;
+  atomic_field(segment_.lane(lane).tail).store(tail, std::memory_order_release);
+  return true;
 }
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include <boost/system/result.hpp>
@@ -9,6 +10,12 @@
 #include "ring/shm_segment.hpp"
 
 namespace monitor::ring {
+
+/// A lane and its read position.
+struct LanePosition {
+  uint32_t lane;
+  uint64_t tail;
+};
 
 /// Lane-full drops of one writer process since the last sweep.
 struct WriterDrops {
@@ -40,7 +47,17 @@ class RingReader {
   /// lane, in each lane's order. Returns how many slots it consumed.
   template <class OnSlot>
   size_t drain(OnSlot&& on_slot, uint32_t max_per_lane = 1024) noexcept {
+    return drain(on_slot, [](std::span<const LanePosition>) {}, max_per_lane);
+  }
+
+  /// As drain(on_slot), and calls before_release(std::span<const
+  /// LanePosition>) with the lanes it read and their new tails before it
+  /// hands any of those slots back to the writers: a caller that must keep
+  /// what it read (the agent's crash journal) makes it durable there.
+  template <class OnSlot, class BeforeRelease>
+  size_t drain(OnSlot&& on_slot, BeforeRelease&& before_release, uint32_t max_per_lane = 1024) noexcept {
     size_t total = 0;
+    moved_.clear();
     const uint32_t lanes = static_cast<uint32_t>(tails_.size());
     for (uint32_t i = 0; i < lanes; ++i) {
       Slot* const slots = segment_.slots(i);
@@ -57,12 +74,23 @@ class RingReader {
       }
       if (n != 0) {
         tails_[i] = tail;
-        atomic_field(segment_.lane(i).tail).store(tail, std::memory_order_release);
+        moved_.push_back(LanePosition{i, tail});
         total += n;
       }
     }
+    if (moved_.empty()) return 0;
+    before_release(std::span<const LanePosition>(moved_));
+    for (const LanePosition& m : moved_) {
+      atomic_field(segment_.lane(m.lane).tail).store(m.tail, std::memory_order_release);
+    }
     return total;
   }
+
+  /// Moves lane `lane`'s read position forward to `tail`, past slots a
+  /// previous reader consumed but did not hand back (it was killed between
+  /// keeping them and releasing them). Refuses a position before the current
+  /// one or beyond what writers have published. True when moved.
+  bool skip_to(uint32_t lane, uint64_t tail) noexcept;
 
   /// The time (ns, by `to_ns(const Slot&)`) of the oldest report published and
   /// not yet drained, looking at each lane's next slot; INT64_MAX when every
@@ -95,6 +123,7 @@ class RingReader {
   ShmSegment segment_;
   uint64_t mask_ = 0;
   std::vector<uint64_t> tails_;
+  std::vector<LanePosition> moved_;  // drain's scratch
   std::vector<uint64_t> seen_dropped_;
   // Shared lanes: owner word and head seen by the last sweep.
   std::vector<uint64_t> suspect_owner_;

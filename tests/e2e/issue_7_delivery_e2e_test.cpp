@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
 
+#include "e2e/agent_process.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
@@ -77,12 +78,6 @@ ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::st
                               "file:" + dir.file("registry"), "--dc", "central", "--spool-dir",
                               dir.file("agent-spool"), "--no-self-metrics"},
                              "", dir.file(log));
-}
-
-void stop(ChildProcess& process, const std::string& what) {
-  INFO(what);
-  process.signal(SIGTERM);
-  REQUIRE(process.wait_for(20s) == 0);
 }
 
 }  // namespace
@@ -203,23 +198,6 @@ TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie an
   stop(bonnie, "bonnie");
   stop(judger, "judger");
 }
-
-namespace {
-
-// The agent's command line, forwarding straight to a judger or through the
-// registry's proxies of data centre "central".
-std::vector<std::string> agent_argv(const TempDir& dir, const TempRing& ring, const std::string& forward) {
-  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--spool-dir",
-                                   dir.file("agent-spool"), "--no-self-metrics"};
-  if (forward.empty()) {
-    argv.insert(argv.end(), {"--registry", "file:" + dir.file("registry"), "--dc", "central"});
-  } else {
-    argv.insert(argv.end(), {"--forward", forward});
-  }
-  return argv;
-}
-
-}  // namespace
 
 TEST_CASE("issue 7: an agent restarted three times under steady load loses and doubles nothing", "[e2e][issue7][failure]") {
   TempDir dir;

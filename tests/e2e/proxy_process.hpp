@@ -18,10 +18,12 @@ namespace monitor::e2e {
 /// the registry under `dir`; heartbeats every 200 ms, a next hop silent for
 /// 1 s is dead. For a Clyde, `bonnies_file` lists its Bonnies.
 inline test::ChildProcess spawn_proxy(const test::TempDir& dir, const std::string& role, const std::string& name,
-                                      int port, const std::string& dc, const std::string& bonnies_file = {}) {
+                                      int port, const std::string& dc, const std::string& bonnies_file = {},
+                                      const boost::json::object& config_extra = {}) {
   const std::string config = dir.file(name + ".json");
   {
     boost::json::object c{{"heartbeat_interval_ms", 200}, {"heartbeat_timeout_ms", 1000}};
+    for (const auto& [key, value] : config_extra) c[key] = value;
     std::FILE* f = std::fopen(config.c_str(), "w");
     REQUIRE(f != nullptr);
     std::fputs(boost::json::serialize(c).c_str(), f);

@@ -20,7 +20,12 @@ TempRing::TempRing(const std::string& tag)
   shm_unlink(name_.c_str());
 }
 
-TempRing::~TempRing() { shm_unlink(name_.c_str()); }
+TempRing::~TempRing() {
+  shm_unlink(name_.c_str());
+  // The agent's crash journal beside it (left by a killed agent).
+  ::unlink(("/dev/shm" + name_ + ".journal").c_str());
+  ::unlink(("/dev/shm" + name_ + ".journal.new").c_str());
+}
 
 TempDir::TempDir() {
   std::string templ = "/tmp/monitor-test-XXXXXX";

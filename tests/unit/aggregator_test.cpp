@@ -175,3 +175,36 @@ TEST_CASE("per-second results merge to the all-at-once result", "[aggregator][pr
 
   }
 }
+
+TEST_CASE("issue 7: a service past its series limit in a second gets no new series, other services and open series do",
+          "[aggregator][issue7][failure]") {
+  // Names 1 and 2 belong to service 1, name 3 to service 2.
+  const std::vector<uint32_t> service_of = {0, 1, 1, 2};
+  Aggregator agg({2, 2}, kNow);
+  agg.set_series_limit(3, &service_of);
+  using R = Aggregator::AddResult;
+  CHECK(agg.add(1, 1, 1, monitor::kSum, kNow * kNs, kNow) == R::kAccepted);
+  CHECK(agg.add(1, 2, 1, monitor::kSum, kNow * kNs, kNow) == R::kAccepted);
+  CHECK(agg.add(2, 1, 1, monitor::kSum, kNow * kNs, kNow) == R::kAccepted);
+  CHECK(agg.add(2, 2, 1, monitor::kSum, kNow * kNs, kNow) == R::kOverLimit);  // a fourth series of service 1
+  CHECK(agg.add(1, 1, 5, monitor::kSum, kNow * kNs, kNow) == R::kAccepted);   // an open one
+  CHECK(agg.add(3, 9, 1, monitor::kSum, kNow * kNs, kNow) == R::kAccepted);   // service 2
+  // The batch path counts the same way and names one refused report.
+  const Aggregator::Input batch[] = {{2, monitor::kSum, 3, 1, kNow * kNs}, {1, monitor::kSum, 2, 1, kNow * kNs}};
+  const Aggregator::Rejected rejected = agg.add_batch(batch, 2, kNow);
+  CHECK(rejected.over_limit == 1);
+  CHECK(rejected.over_limit_name == 2);
+  // The next second has its own count.
+  CHECK(agg.add(2, 2, 1, monitor::kSum, (kNow + 1) * kNs, kNow) == R::kAccepted);
+  CollectingSink sink;
+  agg.flush_until(kNow + 1, sink);
+  CHECK(sink.find(kNow, 1, 1, monitor::kSum)->stats.sum == 6);
+  CHECK(sink.find(kNow, 1, 2, monitor::kSum)->stats.sum == 2);
+  CHECK(sink.find(kNow, 2, 2, monitor::kSum) == nullptr);
+  CHECK(sink.find(kNow, 2, 3, monitor::kSum) == nullptr);
+  CHECK(sink.find(kNow + 1, 2, 2, monitor::kSum)->stats.sum == 1);
+  // A flushed table starts from zero again when it is reused.
+  for (int64_t server = 0; server < 3; ++server) {
+    CHECK(agg.add(1, server, 1, monitor::kSum, (kNow + 2) * kNs, kNow + 2) == R::kAccepted);
+  }
+}

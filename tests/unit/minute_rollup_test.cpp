@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "judger/minute_rollup.hpp"
+#include "judger/series_limiter.hpp"
 #include "support/catch_result.hpp"
 #include "support/temp_names.hpp"
 
@@ -227,4 +228,25 @@ TEST_CASE("issue 7: a minute whose store fails stays due and in memory until it 
   CHECK(rollup.due(kBase + 502).empty());
   CHECK(rollup.open_minutes() == 0);  // stored and past its late window: forgotten now
   CHECK(store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 502)->at(0).value == 7);
+}
+
+TEST_CASE("issue 7: the judger's series limiter admits open series, counts new ones per service and minute, and forgets "
+          "old minutes",
+          "[judger][issue7][failure]") {
+  monitor::judger::NameTable names;
+  const uint32_t a = names.intern("Shop.Api", "Orders.Count");
+  const uint32_t b = names.intern("Shop.Api", "Latency.Ms");
+  const uint32_t other = names.intern("Shop.Web", "Orders.Count");
+  monitor::judger::SeriesLimiter limiter(2, names);
+  CHECK(limiter.admit(a, 1, 60));
+  CHECK(limiter.admit(b, 1, 60));
+  CHECK_FALSE(limiter.admit(a, 2, 60));  // a third series of Shop.Api in minute 60
+  CHECK(limiter.admit(a, 1, 60));        // open already
+  CHECK(limiter.admit(other, 5, 60));    // another service
+  CHECK(limiter.admit(a, 2, 120));       // another minute
+  limiter.forget_before(120);
+  CHECK(limiter.open_minutes() == 1);
+  CHECK(limiter.admit(a, 3, 60));  // forgotten: counted afresh
+  monitor::judger::SeriesLimiter unlimited(0, names);
+  for (int64_t server = 0; server < 1000; ++server) CHECK(unlimited.admit(a, server, 60));
 }

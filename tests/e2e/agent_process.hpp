@@ -1,0 +1,40 @@
+// A monitor-agent as end-to-end tests start it, and the graceful stop every
+// daemon of a test gets.
+#pragma once
+
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+
+namespace monitor::e2e {
+
+/// The agent's command line on `ring` with its spool under `dir`: forwarding
+/// straight to `forward` (host:port), or, when it is empty, through the
+/// registry's proxies of data centre "central".
+inline std::vector<std::string> agent_argv(const test::TempDir& dir, const test::TempRing& ring,
+                                           const std::string& forward) {
+  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--spool-dir",
+                                   dir.file("agent-spool"), "--no-self-metrics"};
+  if (forward.empty()) {
+    argv.insert(argv.end(), {"--registry", "file:" + dir.file("registry"), "--dc", "central"});
+  } else {
+    argv.insert(argv.end(), {"--forward", forward});
+  }
+  return argv;
+}
+
+/// SIGTERM, and a clean exit within 20 s.
+inline void stop(test::ChildProcess& process, const std::string& what) {
+  INFO(what);
+  process.signal(SIGTERM);
+  REQUIRE(process.wait_for(std::chrono::seconds(20)) == 0);
+}
+
+}  // namespace monitor::e2e
