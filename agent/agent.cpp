@@ -118,7 +118,7 @@ ring::RingReader Agent::open_reader(bool recreate) const {
 }
 
 Agent::Agent(AgentConfig config)
-    : config_(std::move(config)), tsc_(20) {
+    : config_(std::move(config)), names_(config_.max_names), tsc_(20) {
   config_.validate();
   ring_group_ = resolve_group(config_.group);
   reader_.emplace(open_reader(config_.recreate_ring));
@@ -329,6 +329,7 @@ void Agent::report_self(int64_t now_ns) {
   const int64_t server = config_.server_id;
   auto report = [&](std::string_view attr, int64_t value, uint32_t ops) {
     const uint32_t id = names_.intern(kSelfService, attr);
+    if (id == 0) return;  // the name table is full (and says so)
     aggregator_->add(id, server, value, ops, now_ns, now_s_);
   };
   auto delta = [](uint64_t now, uint64_t before) { return static_cast<int64_t>(now - before); };
@@ -348,6 +349,8 @@ void Agent::report_self(int64_t now_ns) {
   report("Time.Late", delta(c.late, r.late), kCounter);
   report("Time.Future", delta(c.future, r.future), kCounter);
   report("Series.OverLimit", delta(c.series_over_limit, r.series_over_limit), kCounter);
+  report("Names.Refused", static_cast<int64_t>(names_.refused() - reported_names_refused_), kCounter);
+  reported_names_refused_ = names_.refused();
   report("Recovery.Reports", delta(c.recovered, r.recovered), kCounter);
   report("Recovery.Lost", delta(c.recovery_lost, r.recovery_lost), kCounter);
   if (journal_) {

@@ -110,6 +110,7 @@ class Agent {
   ForwardTotals reported_forward_;  // forwarder totals as of the last self report
   AgentCounters reported_;  // ingest counters as of the last self report
   uint64_t reported_unjournaled_ = 0;
+  uint64_t reported_names_refused_ = 0;
   int64_t now_s_ = 0;
   int64_t last_flush_ms_ = 0;  // longest flush since the last self report
 };

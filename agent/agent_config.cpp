@@ -25,7 +25,7 @@ void AgentConfig::load_file(const std::string& path) {
       "recreate_ring", "socket", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id", "journal", "journal_max_bytes",
-      "series_per_service"};
+      "series_per_service", "max_names"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -53,6 +53,7 @@ void AgentConfig::load_file(const std::string& path) {
     read_string(obj, "journal", journal);
     read_int(obj, "journal_max_bytes", journal_max_bytes);
     read_int(obj, "series_per_service", series_per_service);
+    read_int(obj, "max_names", max_names);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -75,6 +76,7 @@ void AgentConfig::validate() const {
   if (!forward.empty() && !net::parse_endpoint(forward)) throw std::runtime_error("forward must be a numeric host:port");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
   if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be >= 1 MiB");
+  if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
   if (journal_max_bytes < (1u << 20) || journal_max_bytes > (16ull << 30) || journal_max_bytes % 4096 != 0) {
     throw std::runtime_error("journal_max_bytes must be a multiple of 4096 in [1 MiB, 16 GiB]");
   }

@@ -36,6 +36,9 @@ struct AgentConfig {
   // Series cells (one per series and op mask) one service may open in one
   // second; new ones past it are dropped and counted. 0: no limit.
   uint32_t series_per_service = 500'000;
+  // (service, attr) names the agent interns at most (they are never
+  // forgotten); reports of new names past it are dropped and counted.
+  uint32_t max_names = 1'000'000;
   uint64_t journal_max_bytes = 256ull << 20;
   int late_window_s = 2;
   int future_window_s = 2;

@@ -79,6 +79,15 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   ++counters_.socket_lines;
   const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : received_ns;
   const uint32_t id = names_.intern(parsed.service, parsed.attr);
+  if (id == 0) {
+    uint64_t suppressed = 0;
+    if (names_full_log_.allow(realtime_ns(), suppressed)) {
+      spdlog::warn("dropped a line of {} {}: the agent holds max_names ({}) names already ({} refused so far, "
+                   "counted as Names.Refused)",
+                   parsed.service, parsed.attr, names_.max_names(), names_.refused());
+    }
+    return;
+  }
   last_name_ = id;
   count(aggregator_.add(id, parsed.server_id, parsed.value, parsed.ops, time_ns, now_s_));
 }

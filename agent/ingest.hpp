@@ -120,6 +120,7 @@ class Ingest {
   LogThrottle bad_line_log_;
   LogThrottle bad_slot_log_;
   LogThrottle window_log_;
+  LogThrottle names_full_log_;
   uint32_t last_name_ = 0;  // the name of the report add() was last given
   std::vector<bool> warned_services_;  // services told about once that they are over the series limit
 };

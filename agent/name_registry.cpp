@@ -7,6 +7,10 @@ uint32_t NameRegistry::intern_slow(std::string_view service, std::string_view at
   scratch_ += ' ';  // cannot occur in a valid name
   scratch_ += attr;
   if (auto it = ids_.find(scratch_); it != ids_.end()) return it->second;
+  if (names_.size() >= max_names_) {
+    ++refused_;
+    return 0;
+  }
   names_.emplace_back(std::string(service), std::string(attr));
   const auto id = static_cast<uint32_t>(names_.size());
   ids_.emplace(scratch_, id);

@@ -15,7 +15,12 @@ namespace monitor::agent {
 /// (ring or socket). Ids are dense from 1 and never reused. Not thread-safe.
 class NameRegistry {
  public:
-  /// The id of the pair, added if new. A small direct-mapped cache in front of
+  /// Holds at most `max_names` pairs: input decides what is interned, and
+  /// names are never forgotten, so the table needs a bound.
+  explicit NameRegistry(size_t max_names = 1'000'000) : max_names_(max_names) {}
+
+  /// The id of the pair, added if new; 0 when it is new and the registry is
+  /// full (counted in refused()). A small direct-mapped cache in front of
   /// the map serves the pairs a host repeats on every line.
   uint32_t intern(std::string_view service, std::string_view attr) {
     const uint64_t hash = hash_name_pair(service, attr);
@@ -31,6 +36,9 @@ class NameRegistry {
   std::string_view service(uint32_t id) const noexcept { return names_[id - 1].first; }
   std::string_view attr(uint32_t id) const noexcept { return names_[id - 1].second; }
   size_t size() const noexcept { return names_.size(); }
+  size_t max_names() const noexcept { return max_names_; }
+  /// Interns refused because the registry was full, since start.
+  uint64_t refused() const noexcept { return refused_; }
   /// Per name id, its service's index (dense from 1; [0] unused): what a
   /// per-service limit counts by.
   const std::vector<uint32_t>& service_of_names() const noexcept { return service_of_; }
@@ -55,6 +63,8 @@ class NameRegistry {
   std::vector<uint32_t> service_of_ = std::vector<uint32_t>(1, 0);
   std::unordered_map<std::string, uint32_t> service_ids_;
   std::string scratch_;
+  size_t max_names_;
+  uint64_t refused_ = 0;
   std::function<void(std::string_view, std::string_view)> on_new_;
 };
 

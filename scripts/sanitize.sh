@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The sanitizer leg of scripts/test.sh: every unit test under ASan + UBSan
-# (build-asan/), and the tests of the lock-free ring, the spool and the
+# The sanitizer leg of scripts/test.sh: every unit test, and every end-to-end
+# test but the [slow] ones (those wait for minutes to end; they run in the
+# normal build), under ASan + UBSan (build-asan/) with the daemons they start
+# built the same way; and the tests of the lock-free ring, the spool and the
 # forwarder under TSan (build-tsan/). Optimised lightly and without debug
 # info, to keep the whole of .ci/run under 30 minutes on two cores. Warnings
 # are not errors here: Boost.Asio's own code warns under these flags (the
@@ -19,6 +21,12 @@ echo "sanitize: unit tests under ASan + UBSan" >&2
 configure build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 cmake --build build-asan --target unit
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/tests/unit
+
+echo "sanitize: end-to-end tests (all but [slow]) under ASan + UBSan, daemons included" >&2
+cmake --build build-asan --target e2e e2e_writer monitor-agent monitor-judger monitor-proxy monitorctl
+# The daemons inherit the options: a leak or an error in any of them fails its exit code, so the test.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  build-asan/tests/e2e "~[slow]"
 
 echo "sanitize: ring, spool and forwarder tests under TSan" >&2
 configure build-tsan "-fsanitize=thread"

@@ -99,8 +99,7 @@ TEST_CASE("2 writer processes x 2 threads through SDK and socket: the agent's ag
     REQUIRE(writers[static_cast<size_t>(p)].wait_for(60s) == 0);
     full_retries += parse_full_retries(read_file(agent.dir.file("writer" + std::to_string(p) + ".out")));
   }
-  // Let the agent drain the socket and ring before it is told to stop.
-  std::this_thread::sleep_for(300ms);
+  // A graceful stop drains the socket and the ring before it writes out the last seconds.
   const auto got = agent.stop();
 
   // What the agent must have produced, merged over all seconds.
@@ -167,8 +166,7 @@ TEST_CASE("bad lines are counted and logged while good ones in the same datagram
   agent.send("E2e.Test Good.Line 1 5 SUM 0\nnot a line\nE2e.Test Good.Line 1 7 SUM 0\n\x01\x02\xff\n");
   agent.send(std::string(70000, 'x'));  // larger than the agent's datagram buffer: truncated
   agent.send("e2e.test.hits.total:abc|c\nshop:1|s\nE2e.Test Good.Line 2 1 SUM 0");
-  std::this_thread::sleep_for(300ms);
-  const auto got = agent.stop();
+  const auto got = agent.stop();  // drains the socket first
   CHECK(got.at({"E2e.Test", "Good.Line", 1, "SUM"}).stats.sum == 12);
   CHECK(got.at({"E2e.Test", "Good.Line", 2, "SUM"}).stats.sum == 1);
   CHECK(self_metric_sum(got, "Socket.BadLines") == 5);  // 2 + truncated datagram + 2
@@ -178,8 +176,9 @@ TEST_CASE("bad lines are counted and logged while good ones in the same datagram
 
 TEST_CASE("a writer killed with SIGKILL does not stop the agent, and its lane is freed", "[e2e][failure][crash]") {
   RunningAgent agent;
-  auto doomed = agent.writer({"forever"});
-  std::this_thread::sleep_for(500ms);
+  auto doomed = agent.writer({"forever"}, agent.dir.file("doomed.out"));
+  // Killed once it holds a lane and reports flat out.
+  REQUIRE(monitor::test::wait_until([&] { return read_file(agent.dir.file("doomed.out")) == "reporting\n"; }, 10s));
   doomed.signal(SIGKILL);
   REQUIRE(doomed.wait_for(5s) == 128 + SIGKILL);
   // The agent's sweep runs once a second: wait for it to notice.
@@ -187,7 +186,6 @@ TEST_CASE("a writer killed with SIGKILL does not stop the agent, and its lane is
 
   auto survivor = agent.writer({"workload", "0", agent.socket, "1000"});
   REQUIRE(survivor.wait_for(30s) == 0);
-  std::this_thread::sleep_for(300ms);
   const auto got = agent.stop();
   CHECK(got.at({"E2e.Test", "Killed.Writer", 1, "SUM"}).stats.sum > 0);
   CHECK(self_metric_sum(got, "Ring.Abandoned") <= 1);
@@ -206,7 +204,6 @@ TEST_CASE("reports older than the late window are counted as late", "[e2e][failu
   RunningAgent agent;
   auto late = agent.writer({"late", "25"});
   REQUIRE(late.wait_for(10s) == 0);
-  std::this_thread::sleep_for(300ms);
   const auto got = agent.stop();
   CHECK(self_metric_sum(got, "Time.Late") == 25);
   CHECK(got.count({"E2e.Test", "Late.Report", 1, "SUM"}) == 0);
@@ -222,7 +219,10 @@ TEST_CASE("the agent restarts on a ring that already holds reports and drains th
   auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output",
                                     dir.file("out.jsonl"), "--late-window", "60", "--no-self-metrics"},
                                    "", dir.file("agent.log"));
-  std::this_thread::sleep_for(1500ms);
+  // Once started it drains what waits in the ring; a graceful stop drains the rest.
+  REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("agent.log")).find("late window") !=
+                                                 std::string::npos; },
+                                    10s));
   agent.signal(SIGTERM);
   REQUIRE(agent.wait_for(20s) == 0);
   const auto got = read_agent_output(dir.file("out.jsonl"));
@@ -287,7 +287,10 @@ TEST_CASE("a full output disk is counted and logged and the agent keeps running"
   auto writer = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "workload", "0", dir.file("agent.sock"), "2000"}, "",
                                     "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
   REQUIRE(writer.wait_for(30s) == 0);
-  std::this_thread::sleep_for(3500ms);  // past the late window: seconds are written (and fail)
+  // Past the late window seconds are written, and fail.
+  REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("agent.log")).find("writing aggregates failed") !=
+                                                 std::string::npos; },
+                                    10s));
   CHECK(agent.wait_for(0ms) == std::nullopt);  // still running
   agent.signal(SIGTERM);
   REQUIRE(agent.wait_for(20s) == 0);

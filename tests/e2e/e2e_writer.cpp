@@ -157,7 +157,11 @@ int main(int argc, char** argv) {
   if (mode == "workload" && argc == 5) return run_workload(std::atoi(argv[2]), argv[3], std::atoi(argv[4]));
   if (mode == "forever") {
     const monitor::Attr attr("E2e.Test", "Killed.Writer");
-    for (int64_t i = 0;; ++i) (void)attr.report(1, i, monitor::kSum);
+    while (attr.report(1, 0, monitor::kSum) != monitor::Errc::kOk) {
+    }
+    std::puts("reporting");  // the test kills it once it holds a lane
+    std::fflush(stdout);
+    for (int64_t i = 1;; ++i) (void)attr.report(1, i, monitor::kSum);
   }
   if (mode == "late" && argc == 3) {
     const auto minute_ago = std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -84,7 +84,7 @@ ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::st
 
 TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges nothing it cannot keep, exact once "
           "space is freed",
-          "[e2e][proxy][issue7][failure]") {
+          "[e2e][proxy][issue7][failure][slow]") {
   if (geteuid() != 0) {
     WARN("needs root to mount a small tmpfs; skipped");
     return;
@@ -119,7 +119,7 @@ TEST_CASE("issue 7: Bonnie with a full disk and its judger down acknowledges not
 }
 
 TEST_CASE("issue 7: Bonnie whose link to a judger cannot open its spool keeps serving, and loses nothing once it can",
-          "[e2e][proxy][issue7][failure]") {
+          "[e2e][proxy][issue7][failure][slow]") {
   TempDir dir;
   TempRing ring("link-spool");
   register_service(dir, kService, {kAttr});
@@ -151,7 +151,7 @@ TEST_CASE("issue 7: Bonnie whose link to a judger cannot open its spool keeps se
 }
 
 TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie and judger exactly, per server and in total",
-          "[e2e][proxy][issue7][failure]") {
+          "[e2e][proxy][issue7][failure][slow]") {
   constexpr int kServers = 300'000;
   TempDir dir;
   TempRing ring("wide");
@@ -199,12 +199,12 @@ TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie an
   stop(judger, "judger");
 }
 
-TEST_CASE("issue 7: an agent restarted three times under steady load loses and doubles nothing", "[e2e][issue7][failure]") {
+TEST_CASE("issue 7: an agent restarted three times under steady load loses and doubles nothing", "[e2e][issue7][failure][slow]") {
   TempDir dir;
   TempRing ring("restarts");
   register_service(dir, kService, {kAttr});
-  const int judger_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int judger_port = free_port(), query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
   std::optional<ChildProcess> bonnie;
   std::string forward;
   SECTION("straight to the judger") { forward = "127.0.0.1:" + std::to_string(judger_port); }
@@ -217,10 +217,11 @@ TEST_CASE("issue 7: an agent restarted three times under steady load loses and d
   auto writer2 = spawn_steady(ring.name(), dir.file("writer2.out"), 2, 500, 10);
   for (int restart = 1; restart <= 3; ++restart) {
     const std::string log = dir.file("agent-" + std::to_string(restart - 1) + ".log");
-    // Each agent runs until it has forwarded something, then stops gracefully
-    // and the next starts at once.
+    // Each agent runs until the judger has stored a batch more than before
+    // it started (it forwards), then stops gracefully and the next starts at once.
+    const int64_t stored_before = judger_health(query_port, "batches_stored");
     REQUIRE(wait_until([&] { return read_file(log).find("forwarding to") != std::string::npos; }, 10s));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // let it forward a few seconds (paced, not awaited)
+    REQUIRE(wait_until([&] { return judger_health(query_port, "batches_stored") > stored_before; }, 10s));
     agent->signal(SIGTERM);
     REQUIRE(agent->wait_for(20s) == 0);
     agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-" + std::to_string(restart) + ".log")));
@@ -241,7 +242,7 @@ TEST_CASE("issue 7: an agent restarted three times under steady load loses and d
 }
 
 TEST_CASE("issue 7: a judger whose store fails across a minute's end stores that minute once it can, exactly",
-          "[e2e][judger][issue7][failure]") {
+          "[e2e][judger][issue7][failure][slow]") {
   TempDir dir;
   TempRing ring("judger-store-fails");
   register_service(dir, kService, {kAttr, "Wide.Count"});
@@ -297,7 +298,7 @@ TEST_CASE("issue 7: a judger whose store fails across a minute's end stores that
 }
 
 TEST_CASE("issue 7: every Monitor.* health metric of agent, Bonnie and judger reaches the judger under its registered name",
-          "[e2e][issue7]") {
+          "[e2e][issue7][slow]") {
   TempDir dir;
   TempRing ring("health");
   std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);

@@ -1,6 +1,11 @@
 // Issue 7, item 5: what a peer can make a daemon hold is bounded. Past each
 // bound the daemon refuses, logs the reason and counts, and goes on serving.
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <chrono>
 #include <optional>
@@ -67,15 +72,6 @@ std::string batch(uint64_t sender, uint64_t sequence, int64_t second,
   return out;
 }
 
-int64_t health_field(int query_port, const char* field) {
-  const auto reply = monitor::test::http_get(query_port, "/api/health");
-  try {
-    return boost::json::parse(reply.body).at(field).to_number<int64_t>();
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
 }  // namespace
 
 TEST_CASE("issue 7: a judger at max_connections closes a further connection at accept, counts it, and serves again "
@@ -93,7 +89,7 @@ TEST_CASE("issue 7: a judger at max_connections closes a further connection at a
     CHECK_FALSE(hello(third, 3));
     CHECK(third.peer_closed());
   }
-  CHECK(health_field(query_port, "connections_refused") == 1);
+  CHECK(judger_health(query_port, "connections_refused") == 1);
   CHECK_THAT(read_file(dir.file("judger.log")), Catch::Contains("refused a batch connection from 127.0.0.1"));
   first.reset();
   // Once the judger has seen the first one go, a new one is served.
@@ -120,16 +116,16 @@ TEST_CASE("issue 7: a judger at max_names interns no more names and refuses thei
   out += batch(1, 1, now, series);
   REQUIRE(client.send(out));
   REQUIRE(acked(client, 1));
-  CHECK(health_field(query_port, "names_refused") == 36);
-  CHECK(health_field(query_port, "records_name_refused") == 36);
-  CHECK(health_field(query_port, "records") == 64);
+  CHECK(judger_health(query_port, "names_refused") == 36);
+  CHECK(judger_health(query_port, "records_name_refused") == 36);
+  CHECK(judger_health(query_port, "records") == 64);
   CHECK_THAT(read_file(dir.file("judger.log")), Catch::Contains("max_names (64)"));
   stop(judger, "judger");
 }
 
 TEST_CASE("issue 7: a judger refuses records that would open more series of a service in a minute than "
           "series_per_service, and keeps those of open series",
-          "[e2e][judger][issue7][failure]") {
+          "[e2e][judger][issue7][failure][slow]") {
   TempDir dir;
   const int port = free_port(), query_port = free_port();
   auto judger = spawn_judger(dir, port, dir.file("judger.log"), query_port, {"--series-per-service", "100"});
@@ -151,7 +147,7 @@ TEST_CASE("issue 7: a judger refuses records that would open more series of a se
   REQUIRE(acked(client, 1));
   REQUIRE(acked(client, 2));
   REQUIRE(acked(client, 3));
-  CHECK(health_field(query_port, "series_over_limit") == 50);
+  CHECK(judger_health(query_port, "series_over_limit") == 50);
   CHECK_THAT(read_file(dir.file("judger.log")), Catch::Contains("service E2e.Test has more series"));
   // The minute ended before the records came: final at the judger's next ticks.
   double total = -1;
@@ -208,4 +204,41 @@ TEST_CASE("issue 7: an agent drops the series of a service past series_per_servi
   count_servers();
   CHECK(servers.size() == 100);
   CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("service E2e.Test has more series in one second"));
+}
+
+TEST_CASE("issue 7: an agent at max_names drops reports of new names, counted and logged, and keeps the known ones",
+          "[e2e][agent][issue7][failure]") {
+  TempDir dir;
+  TempRing ring("max-names");
+  {
+    std::FILE* f = std::fopen(dir.file("agent.json").c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs("{\"max_names\": 64}", f);
+    std::fclose(f);
+  }
+  const std::string socket = dir.file("agent.sock");
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file("agent.json"), "--ring", ring.name(),
+                                    "--socket", socket, "--output", dir.file("out.jsonl"), "--no-self-metrics"},
+                                   "", dir.file("agent.log"));
+  REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("late window") != std::string::npos; }, 10s));
+  std::string lines;
+  for (int i = 0; i < 100; ++i) lines += "E2e.Test Attr.N" + std::to_string(i) + " 1 1 SUM 0\n";
+  lines += "E2e.Test Attr.N3 1 1 SUM 0\n";  // known: kept
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket.c_str());
+  REQUIRE(::sendto(fd, lines.data(), lines.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ==
+          static_cast<ssize_t>(lines.size()));
+  ::close(fd);
+  stop(agent, "agent");  // drains the socket and writes every second out
+  const std::string out = read_file(dir.file("out.jsonl"));
+  std::set<std::string> attrs;
+  for (size_t at = 0; (at = out.find("\"attr\":\"", at)) != std::string::npos; ++at) {
+    attrs.insert(out.substr(at + 8, out.find('"', at + 8) - at - 8));
+  }
+  CHECK(attrs.size() == 64);
+  CHECK(out.find("\"attr\":\"Attr.N64\"") == std::string::npos);
+  CHECK(out.find("\"attr\":\"Attr.N3\",\"server_id\":1,\"op\":\"SUM\",\"value\":2") != std::string::npos);
+  CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("max_names (64)"));
 }

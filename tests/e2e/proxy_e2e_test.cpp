@@ -17,6 +17,7 @@
 #include "e2e/exactness.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/proxy_process.hpp"
+#include "e2e/query_oracle.hpp"
 #include "e2e/workload.hpp"
 #include "monitor/monitor.h"
 #include "support/child_process.hpp"
@@ -95,13 +96,15 @@ wire::BatchRecord sum_record(uint32_t name_id, int64_t second, int64_t value) {
   return r;
 }
 
-// Every report of the writer processes is in the judger's store exactly once
-// (finished minutes and pending records together).
-void check_stored_exactly_once(const TempDir& dir, const std::vector<int>& processes, int64_t start) {
-  const int64_t end = now_s();
-  check_exact(expected_workload(processes, kPerThread),
-              stored_workload(dir.file("judger/judger.db"), start - start % 60 - 60, end - end % 60, nullptr));
+// Every report of the writer processes is served by the judger's query API
+// exactly once, waiting (bounded) until every minute is final and every
+// spool has been replayed.
+void check_served_exactly_once(int query_port, const std::vector<int>& processes, int64_t start) {
+  check_served_exactly(query_port, expected_workload(processes, kPerThread), start, now_s());
 }
+
+// True once the judger on `query_port` has stored a batch: reports are flowing.
+bool judger_storing(int query_port) { return judger_health(query_port, "batches_stored") > 0; }
 
 // True once the proxy closed the connection (frames it sent first, such as
 // the HELLO_ACK to a good HELLO, are read and ignored).
@@ -114,12 +117,12 @@ bool closed_by_peer(WireClient& client) {
 }  // namespace
 
 TEST_CASE("agent -> Clyde -> Bonnie -> judger: every op's minute per server and in total equals what was sent",
-          "[e2e][proxy]") {
+          "[e2e][proxy][slow]") {
   TempDir dir;
   TempRing ring("proxy-exact");
   register_service(dir, kService, kAttrs);
-  const int judger_port = free_port(), bonnie_port = free_port(), clyde_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int judger_port = free_port(), bonnie_port = free_port(), clyde_port = free_port(), query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
   auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
   write_file(dir.file("bonnies.txt"), address(bonnie_port) + "\n");
   auto clyde = spawn_proxy(dir, "clyde", "clyde-1", clyde_port, "remote", dir.file("bonnies.txt"));
@@ -129,38 +132,30 @@ TEST_CASE("agent -> Clyde -> Bonnie -> judger: every op's minute per server and 
   std::thread other([&] { run_writer(dir, ring, 1); });
   run_writer(dir, ring, 0);
   other.join();
-  const int64_t last_report = now_s();
-  std::this_thread::sleep_for(4s);  // past the agent's late window: every second sent
+  {
+    INFO("agent:\n" << read_file(dir.file("agent.log")) << "\nclyde:\n" << read_file(dir.file("clyde-1.log"))
+                    << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\njudger:\n"
+                    << read_file(dir.file("judger.log")));
+    check_served_exactly_once(query_port, {0, 1}, start);
+  }
   stop(agent, "agent");
-
-  // Every minute of the workload final (its end + the judger's 1 s grace), so
-  // the totals come from finished minutes, not pending records.
-  const int64_t last_minute = last_report - last_report % 60;
-  while (now_s() < last_minute + 60 + 3) std::this_thread::sleep_for(500ms);
   stop(clyde, "clyde");
   stop(bonnie, "bonnie");
   stop(judger, "judger");
-  INFO("agent:\n" << read_file(dir.file("agent.log")) << "\nclyde:\n" << read_file(dir.file("clyde-1.log"))
-                  << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\njudger:\n"
-                  << read_file(dir.file("judger.log")));
   CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("forwarding to " + address(clyde_port)));
   CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
   CHECK_THAT(read_file(dir.file("bonnie-1.log")),
              Catch::Contains("dropped 0 unknown service / 0 unknown attr / 0 unassigned"));
-
-  size_t pending = 0;
-  const auto got = stored_workload(dir.file("judger/judger.db"), start - start % 60, last_minute, &pending);
-  CHECK(pending == 0);
-  check_exact(expected_workload({0, 1}, kPerThread), got);
 }
 
 TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned from heartbeats, and nothing is lost",
-          "[e2e][proxy][crash]") {
+          "[e2e][proxy][crash][slow]") {
   TempDir dir;
   TempRing ring("proxy-failover");
   register_service(dir, kService, kAttrs);
   const int judger_port = free_port(), b1_port = free_port(), b2_port = free_port(), clyde_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
   auto b1 = spawn_proxy(dir, "bonnie", "bonnie-1", b1_port, "central");
   auto b2 = spawn_proxy(dir, "bonnie", "bonnie-2", b2_port, "central");
   // The Clyde is told only of the first; heartbeat replies carry both.
@@ -173,44 +168,51 @@ TEST_CASE("a Clyde whose Bonnie is killed fails over to the Bonnie it learned fr
 
   const int64_t start = now_s();
   run_writer(dir, ring, 0);
-  std::this_thread::sleep_for(2500ms);  // the agent's seconds are on their way through bonnie-1
+  // Killed while the agent's seconds flow through it to the judger.
+  REQUIRE(wait_until([&] { return judger_storing(query_port); }, 15s));
   b1.signal(SIGKILL);
   REQUIRE(b1.wait_for(5s) == 128 + SIGKILL);
   run_writer(dir, ring, 1);
-  std::this_thread::sleep_for(6s);  // failover (1 s heartbeat timeout), replay of the Clyde's spool
+  {
+    INFO("clyde:\n" << read_file(dir.file("clyde-1.log")) << "\nbonnie-2:\n" << read_file(dir.file("bonnie-2.log"))
+                    << "\njudger:\n" << read_file(dir.file("judger.log")));
+    check_served_exactly_once(query_port, {0, 1}, start);
+  }
   stop(agent, "agent");
-  std::this_thread::sleep_for(1s);
   stop(clyde, "clyde");
   stop(b2, "bonnie-2");
   stop(judger, "judger");
-
   const std::string clyde_log = read_file(dir.file("clyde-1.log"));
-  INFO("clyde:\n" << clyde_log << "\nbonnie-2:\n" << read_file(dir.file("bonnie-2.log")) << "\njudger:\n"
-                  << read_file(dir.file("judger.log")));
+  INFO("clyde:\n" << clyde_log);
   CHECK_THAT(clyde_log, Catch::Contains("Bonnie list changed"));
   CHECK_THAT(clyde_log, Catch::Contains("lost " + address(b1_port)));
   CHECK_THAT(clyde_log, Catch::Contains("connected to " + address(b2_port)));
   CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
-  check_stored_exactly_once(dir, {0, 1}, start);
 }
 
 TEST_CASE("an agent whose proxy is killed fails over to another live proxy of its data centre, and nothing is lost",
-          "[e2e][proxy][crash]") {
+          "[e2e][proxy][crash][slow]") {
   TempDir dir;
   TempRing ring("proxy-agent-failover");
   register_service(dir, kService, kAttrs);
-  const int judger_port = free_port(), b1_port = free_port(), b2_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int judger_port = free_port(), b1_port = free_port(), b2_port = free_port(), query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
   std::optional<ChildProcess> bonnies[2];
   bonnies[0].emplace(spawn_proxy(dir, "bonnie", "bonnie-1", b1_port, "central"));
   bonnies[1].emplace(spawn_proxy(dir, "bonnie", "bonnie-2", b2_port, "central"));
   auto other_dc = spawn_proxy(dir, "bonnie", "bonnie-far", free_port(), "elsewhere");  // never picked
-  std::this_thread::sleep_for(500ms);  // all three registered
+  // All three registered before the agent looks.
+  REQUIRE(wait_until([&] {
+    for (const char* name : {"bonnie-1", "bonnie-2", "bonnie-far"}) {
+      if (read_file(dir.file(std::string("registry/proxies/") + name + ".json")).empty()) return false;
+    }
+    return true;
+  }, 10s));
   auto agent = spawn_agent(dir, ring, "central", "agent.log");
   const int64_t start = now_s();
   run_writer(dir, ring, 0);
-  std::this_thread::sleep_for(2500ms);
-  // The agent picked one at random; kill that one.
+  // The agent picked one at random, and its reports reach the judger through it: kill that one.
+  REQUIRE(wait_until([&] { return judger_storing(query_port); }, 15s));
   const std::string first_log = read_file(dir.file("agent.log"));
   const bool on_first = first_log.find("forwarding to " + address(b1_port)) != std::string::npos;
   REQUIRE((on_first || first_log.find("forwarding to " + address(b2_port)) != std::string::npos));
@@ -219,7 +221,10 @@ TEST_CASE("an agent whose proxy is killed fails over to another live proxy of it
   bonnies[used]->signal(SIGKILL);
   REQUIRE(bonnies[used]->wait_for(5s) == 128 + SIGKILL);
   run_writer(dir, ring, 1);
-  std::this_thread::sleep_for(5s);
+  {
+    INFO("agent:\n" << read_file(dir.file("agent.log")));
+    check_served_exactly_once(query_port, {0, 1}, start);
+  }
   stop(agent, "agent");
   stop(*bonnies[1 - used], "the other bonnie");
   stop(other_dc, "bonnie of another dc");
@@ -229,52 +234,57 @@ TEST_CASE("an agent whose proxy is killed fails over to another live proxy of it
   CHECK_THAT(agent_log, Catch::Contains("forwarding to " + address(other_port)));
   CHECK_THAT(agent_log, Catch::Contains("0 waiting in the spool"));
   CHECK(read_file(dir.file("bonnie-far.log")).find(": agent ") == std::string::npos);  // no agent came
-  check_stored_exactly_once(dir, {0, 1}, start);
 }
 
 TEST_CASE("a judger killed with SIGKILL behind Bonnie: Bonnie spools, replays after its restart, nothing twice",
-          "[e2e][proxy][crash]") {
+          "[e2e][proxy][crash][slow]") {
   TempDir dir;
   TempRing ring("proxy-judger-kill");
   register_service(dir, kService, kAttrs);
-  const int judger_port = free_port(), bonnie_port = free_port();
+  const int judger_port = free_port(), bonnie_port = free_port(), query_port = free_port();
   std::optional<ChildProcess> judger;
-  judger.emplace(spawn_judger(dir, judger_port, dir.file("judger1.log")));
+  judger.emplace(spawn_judger(dir, judger_port, dir.file("judger1.log"), query_port));
   auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
   auto agent = spawn_agent(dir, ring, "central", "agent.log");
   const int64_t start = now_s();
   run_writer(dir, ring, 0);
-  std::this_thread::sleep_for(2500ms);  // seconds on their way through Bonnie to the judger
+  // Killed while seconds flow through Bonnie to it.
+  REQUIRE(wait_until([&] { return judger_storing(query_port); }, 15s));
   judger->signal(SIGKILL);
   REQUIRE(judger->wait_for(5s) == 128 + SIGKILL);
   run_writer(dir, ring, 1);
-  std::this_thread::sleep_for(4s);  // Bonnie acknowledges the agent and spools for the dead judger
+  // Bonnie acknowledges the agent and spools for the dead judger.
+  REQUIRE(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("link judger-1: lost") != std::string::npos; },
+                     15s));
   // Restarted on another port: Bonnie finds it through the registry.
-  judger.emplace(spawn_judger(dir, free_port(), dir.file("judger2.log")));
-  std::this_thread::sleep_for(6s);  // the old entry expires or is replaced; Bonnie replays its spool
+  judger.emplace(spawn_judger(dir, free_port(), dir.file("judger2.log"), query_port));
+  {
+    INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\njudger 2:\n" << read_file(dir.file("judger2.log")));
+    check_served_exactly_once(query_port, {0, 1}, start);
+  }
   stop(agent, "agent");
   stop(bonnie, "bonnie");
   stop(*judger, "judger");
   const std::string bonnie_log = read_file(dir.file("bonnie-1.log"));
-  INFO("bonnie:\n" << bonnie_log << "\njudger 2:\n" << read_file(dir.file("judger2.log")));
-  CHECK_THAT(bonnie_log, Catch::Contains("link judger-1: lost"));
+  INFO("bonnie:\n" << bonnie_log);
   CHECK_THAT(bonnie_log, Catch::Contains("0 spooled now"));
-  check_stored_exactly_once(dir, {0, 1}, start);
 }
 
 TEST_CASE("an agent killed with batches in its spool replays them through Bonnie after its restart",
-          "[e2e][proxy][crash]") {
+          "[e2e][proxy][crash][slow]") {
   TempDir dir;
   TempRing ring("proxy-spool");
   register_service(dir, kService, kAttrs);
-  const int judger_port = free_port(), bonnie_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int judger_port = free_port(), bonnie_port = free_port(), query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
   const int64_t start = now_s();
   {
     // No proxy is live in data centre "central" yet: every batch is spooled.
     auto agent = spawn_agent(dir, ring, "central", "agent1.log");
     run_writer(dir, ring, 0);
-    std::this_thread::sleep_for(4s);  // every second finished and spooled
+    // Killed with batches in its spool (the next sequence is saved as each is
+    // spooled); what it had not written out yet its crash journal keeps.
+    REQUIRE(wait_until([&] { return !read_file(dir.file("agent-spool/next-sequence")).empty(); }, 15s));
     agent.signal(SIGKILL);
     REQUIRE(agent.wait_for(5s) == 128 + SIGKILL);
   }
@@ -282,24 +292,27 @@ TEST_CASE("an agent killed with batches in its spool replays them through Bonnie
   CHECK_THAT(read_file(dir.file("agent1.log")), Catch::Contains("none live in the registry"));
   auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
   auto agent = spawn_agent(dir, ring, "central", "agent2.log");
-  std::this_thread::sleep_for(5s);
+  {
+    INFO("second agent:\n" << read_file(dir.file("agent2.log")) << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")));
+    check_served_exactly_once(query_port, {0}, start);
+  }
   stop(agent, "agent");
   stop(bonnie, "bonnie");
   stop(judger, "judger");
-  INFO("second agent:\n" << read_file(dir.file("agent2.log")) << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")));
   CHECK_THAT(read_file(dir.file("agent2.log")),
              Catch::Contains("replaying them first") && Catch::Contains("0 waiting in the spool"));
-  check_stored_exactly_once(dir, {0}, start);
 }
 
 TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, and routes the rest",
           "[e2e][proxy][validation]") {
   TempDir dir;
   register_service(dir, "Shop.Api", {"Orders.Placed"});
-  const int judger_port = free_port(), bonnie_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"));
+  const int judger_port = free_port(), bonnie_port = free_port(), query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
   auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
-  const int64_t second = now_s();
+  // In a minute that has ended, so it is final soon after it arrives.
+  const int64_t minute = now_s() - now_s() % 60 - 60;
+  const int64_t second = minute + 30;
   {
     WireClient client(bonnie_port, 10s);
     REQUIRE(client.send(hello_and_names(9, {{1, "Shop.Api", "Orders.Placed"},
@@ -320,12 +333,14 @@ TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, a
     REQUIRE(wire::decode(reply->payload, batch_ack) == wire::WireError::kOk);
     CHECK(batch_ack.sequence == 1);
   }
-  // Acknowledged means delivered or spooled: the judger gets it once it is known.
-  auto pending_at_judger = [&] {
-    auto store = monitor::judger::MinuteStore::open(dir.file("judger/judger.db"));
-    return store ? (*store)->pending()->size() : 0;
-  };
-  CHECK(wait_until([&] { return pending_at_judger() > 0; }, 10s));
+  // Acknowledged means delivered or spooled: the judger serves the one
+  // registered series once its minute is final, and stored nothing else.
+  double sum = -1;
+  CHECK(wait_until([&] { return (sum = query_sum(dir, "Shop.Api", "Orders.Placed", "SUM", "total", minute,
+                                                  minute + 60)) == 5; },
+                   30s));
+  CHECK(sum == 5);
+  CHECK(judger_health(query_port, "records") == 1);
   stop(bonnie, "bonnie");
   stop(judger, "judger");
   const std::string log = read_file(dir.file("bonnie-1.log"));
@@ -333,13 +348,6 @@ TEST_CASE("Bonnie drops and counts reports of unregistered services and attrs, a
   CHECK_THAT(log, Catch::Contains("dropped 3 unknown service / 2 unknown attr / 0 unassigned"));
   CHECK_THAT(log, Catch::Contains("Nobody.Knows Orders.Placed: service not registered"));
   CHECK_THAT(log, Catch::Contains("Shop.Api Orders.Unregistered: attr not registered"));
-  auto store = monitor::judger::MinuteStore::open(dir.file("judger/judger.db"));
-  REQUIRE(store.has_value());
-  const auto pending = *(*store)->pending();
-  REQUIRE(pending.size() == 1);
-  CHECK((*store)->names().service(pending[0].name) == "Shop.Api");
-  CHECK((*store)->names().attr(pending[0].name) == "Orders.Placed");
-  CHECK(pending[0].record.stats.sum == 5);
 }
 
 TEST_CASE("corrupt frames sent to a proxy close that connection with a logged reason and the proxy stays up",

@@ -13,6 +13,7 @@
 
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
 
 namespace monitor::e2e {
 
@@ -63,6 +64,16 @@ inline double query_sum_when_final(const test::TempDir& dir, const std::string& 
     sum = query_sum(dir, service, attr, op, server, from - from % 60, to);
     if (sum == expected || unix_now_s() >= give_up) return sum;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a poll interval, not a wait for an event
+  }
+}
+
+/// A counter of the judger's /api/health on `query_port`, or -1 when it does not answer.
+inline int64_t judger_health(int query_port, const char* field) {
+  const auto reply = test::http_get(query_port, "/api/health");
+  try {
+    return boost::json::parse(reply.body).at(field).to_number<int64_t>();
+  } catch (const std::exception&) {
+    return -1;
   }
 }
 
