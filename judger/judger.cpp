@@ -242,7 +242,7 @@ asio::awaitable<void> Judger::accept_loop() {
     ++counters_.connections;
     auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
     live_.insert(connection);
-    net::spawn(io_, connection->write_loop(10s), "a connection's writer");
+    net::spawn(io_, net::FrameConnection::write_loop(connection, 10s), "a connection's writer");
     net::spawn(io_, session(connection), "a batch session");
   }
 }

@@ -193,7 +193,7 @@ asio::awaitable<std::shared_ptr<net::FrameConnection>> Link::connect(const std::
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{64u << 20});
-  net::spawn(io_, connection->write_loop(10s), "link " + options_.name + " writer");
+  net::spawn(io_, net::FrameConnection::write_loop(connection, 10s), "link " + options_.name + " writer");
   std::string hello;
   wire::encode(hello, options_.hello);
   connection->send(std::move(hello));

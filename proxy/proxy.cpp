@@ -412,7 +412,7 @@ asio::awaitable<void> Proxy::accept_loop() {
     auto upstream = std::make_shared<Upstream>(connection);
     upstream->peer = net::format_endpoint(remote);
     live_.insert(upstream);
-    net::spawn(io_, connection->write_loop(10s), "a connection's writer");
+    net::spawn(io_, net::FrameConnection::write_loop(connection, 10s), "a connection's writer");
     net::spawn(io_, session(upstream), "an upstream session");
   }
 }

@@ -71,25 +71,27 @@ bool FrameConnection::send(std::string frames) {
   return true;
 }
 
-asio::awaitable<void> FrameConnection::write_loop(std::chrono::milliseconds timeout) {
-  asio::steady_timer deadline(socket_.get_executor());
-  while (!closed_) {
-    if (queue_.empty()) {
-      co_await wake_writer_.async_wait(kNoThrow);  // cancelled by send() or close()
+asio::awaitable<void> FrameConnection::write_loop(std::shared_ptr<FrameConnection> self,
+                                                  std::chrono::milliseconds timeout) {
+  FrameConnection& c = *self;
+  asio::steady_timer deadline(c.socket_.get_executor());
+  while (!c.closed_) {
+    if (c.queue_.empty()) {
+      co_await c.wake_writer_.async_wait(kNoThrow);  // cancelled by send() or close()
       continue;
     }
     // Write everything queued in one go: TCP hops must batch.
     std::string batch;
-    while (!queue_.empty()) {
-      batch += queue_.front();
-      queue_.pop_front();
+    while (!c.queue_.empty()) {
+      batch += c.queue_.front();
+      c.queue_.pop_front();
     }
     deadline.expires_after(timeout);
-    auto outcome = co_await (asio::async_write(socket_, asio::buffer(batch), kNoThrow) ||
+    auto outcome = co_await (asio::async_write(c.socket_, asio::buffer(batch), kNoThrow) ||
                              deadline.async_wait(kNoThrow));
-    queued_bytes_ -= std::min(queued_bytes_, batch.size());
+    c.queued_bytes_ -= std::min(c.queued_bytes_, batch.size());
     if (outcome.index() == 1 || std::get<0>(std::get<0>(outcome))) {
-      close();  // a peer that does not take our bytes in time is treated as gone
+      c.close();  // a peer that does not take our bytes in time is treated as gone
       co_return;
     }
   }

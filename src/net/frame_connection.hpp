@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -57,9 +58,12 @@ class FrameConnection {
   /// would exceed max_queued_bytes (the peer is not reading) or after close().
   bool send(std::string frames);
 
-  /// Writes queued frames until close(); each write must finish within
-  /// `timeout` or the connection is closed. Run it with co_spawn.
-  boost::asio::awaitable<void> write_loop(std::chrono::milliseconds timeout);
+  /// Writes queued frames of `self` until close(); each write must finish
+  /// within `timeout` or the connection is closed. Run it with co_spawn. It
+  /// holds `self`: it resumes once more after close(), when its owners may
+  /// have let the connection go.
+  static boost::asio::awaitable<void> write_loop(std::shared_ptr<FrameConnection> self,
+                                                 std::chrono::milliseconds timeout);
 
   /// Closes the socket; pending reads and writes end. Idempotent.
   void close();

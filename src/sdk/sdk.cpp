@@ -47,6 +47,7 @@ struct Binding {
   std::atomic<uint64_t> next_check;
   std::atomic<bool> retired{false};
   Binding* predecessor = nullptr;  // retired; its mapping is dropped at the next check
+  Binding* next_retired = nullptr;  // in g_retired once its mapping is dropped
   char shm_path[300];              // /dev/shm/<name>: stat()ed, never opened (see check_binding)
 
   Binding(ring::ShmSegment s, bool tsc, uint32_t gen, const char* name, uint64_t now) noexcept
@@ -77,6 +78,10 @@ struct Counters {
 };
 
 std::atomic<Binding*> g_binding{nullptr};
+// Bindings given up after a rebind. Never freed: a thread may still be inside
+// a call on one. Kept reachable (a few hundred bytes per ring recreation), so
+// they are held memory, not a leak.
+std::atomic<Binding*> g_retired{nullptr};
 Counters g_counters;
 // Init only. Threads racing the first call wait for the one mapping the ring
 // (a one-time cost of milliseconds) rather than fail; the wait is bounded.
@@ -244,6 +249,10 @@ void rebind(Binding& old) noexcept {
     // A check interval after the rebind every thread has seen the new binding.
     b.predecessor = nullptr;
     old->segment.drop_mapping();
+    old->next_retired = g_retired.load(std::memory_order_relaxed);
+    while (!g_retired.compare_exchange_weak(old->next_retired, old, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+    }
   }
   if (binding_is_stale(b)) rebind(b);
 }

@@ -1,4 +1,5 @@
 #include <chrono>
+#include <memory>
 #include <optional>
 
 #include <boost/asio.hpp>
@@ -19,15 +20,17 @@ namespace {
 // A connected pair of sockets on loopback.
 struct Pair {
   asio::io_context io;
-  std::optional<FrameConnection> server;
-  std::optional<FrameConnection> client;
+  std::shared_ptr<FrameConnection> server;
+  std::shared_ptr<FrameConnection> client;
 
   explicit Pair(FrameConnection::Limits limits = {}) {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     tcp::socket client_socket(io);
     client_socket.connect(acceptor.local_endpoint());
-    server.emplace(acceptor.accept(), limits);
-    client.emplace(std::move(client_socket), limits);
+    // Not make_shared: a weak_ptr would keep such an object's memory (only
+    // its destructor runs), hiding a use after destruction from ASan.
+    server.reset(new FrameConnection(acceptor.accept(), limits));
+    client.reset(new FrameConnection(std::move(client_socket), limits));
   }
   template <class F>
   void run(F&& coroutine) {
@@ -48,7 +51,7 @@ TEST_CASE("frames written by one side are read in order by the other", "[net]") 
   Pair pair;
   int read = 0;
   pair.run([&]() -> asio::awaitable<void> {
-    asio::co_spawn(pair.io, pair.client->write_loop(2s), asio::detached);
+    asio::co_spawn(pair.io, FrameConnection::write_loop(pair.client, 2s), asio::detached);
     for (uint64_t i = 1; i <= 1000; ++i) REQUIRE(pair.client->send(ack_frame(i)));
     for (uint64_t i = 1; i <= 1000; ++i) {
       ReadResult r = co_await pair.server->read_frame(5s);
@@ -95,7 +98,7 @@ TEST_CASE("a silent peer times out and a vanished one is seen as closed", "[net]
 TEST_CASE("a peer that stops reading fills the bounded queue, then the write deadline closes it", "[net][failure]") {
   Pair pair(FrameConnection::Limits{1 << 20});
   pair.run([&]() -> asio::awaitable<void> {
-    asio::co_spawn(pair.io, pair.client->write_loop(300ms), asio::detached);
+    asio::co_spawn(pair.io, FrameConnection::write_loop(pair.client, 300ms), asio::detached);
     const std::string frame(64 * 1024, 'x');  // bytes need not be frames for this: the server never reads
     int accepted = 0;
     for (int i = 0; i < 400 && pair.client->send(frame); ++i) {
@@ -110,4 +113,17 @@ TEST_CASE("a peer that stops reading fills the bounded queue, then the write dea
     CHECK_FALSE(pair.client->open());  // the writer gave up on the peer
     CHECK_FALSE(pair.client->send("more"));
   });
+}
+
+TEST_CASE("issue 7: a connection its owners let go right after close() outlives its write loop, which then ends",
+          "[net][issue7][failure]") {
+  Pair pair;
+  const std::weak_ptr<FrameConnection> weak = pair.client;
+  pair.run([&]() -> asio::awaitable<void> {
+    asio::co_spawn(pair.io, FrameConnection::write_loop(pair.client, 2s), asio::detached);
+    co_await asio::post(pair.io, asio::use_awaitable);  // the loop now waits for frames
+    pair.client->close();
+    pair.client.reset();  // as a session does when it ends: the loop resumes after this
+  });
+  CHECK(weak.expired());  // the loop ended and let it go (ASan: no use after free)
 }
