@@ -226,7 +226,8 @@ RecoveryJournal::RecoveryJournal(std::string path, Options options, RingIdentity
     ::unlink(writing_path_.c_str());
     throw std::runtime_error(fmt::format("journal {}: {}", writing_path_, std::strerror(err)));
   }
-  chunk_.resize(sizeof(ChunkHeader));
+  chunk_.resize(1 << 16);
+  chunk_size_ = sizeof(ChunkHeader);
   ring_ = ring;
   update_room();
   if (!write_header()) {
@@ -330,20 +331,28 @@ void RecoveryJournal::add_name(std::string_view service, std::string_view attr) 
   write_header();
 }
 
+void RecoveryJournal::grow_chunk(size_t more) {
+  chunk_.resize(std::max(chunk_.size() * 2, chunk_size_ + more));
+}
+
+void RecoveryJournal::append_chunk(const void* data, size_t size) {
+  if (chunk_size_ + size > chunk_.size()) grow_chunk(size);
+  std::memcpy(chunk_.data() + chunk_size_, data, size);
+  chunk_size_ += size;
+}
+
 void RecoveryJournal::commit(std::span<const ring::LanePosition> lanes) {
   if (chunk_inputs_ == 0 && lanes.empty()) return;
   for (const ring::LanePosition& lane : lanes) {
     const ChunkLane entry{lane.lane, 0, lane.tail};
-    const size_t at = chunk_.size();
-    chunk_.resize(at + sizeof entry);
-    std::memcpy(chunk_.data() + at, &entry, sizeof entry);
+    append_chunk(&entry, sizeof entry);
   }
   const ChunkHeader header{kChunkMagic, chunk_inputs_, static_cast<uint32_t>(lanes.size()), 0, chunk_max_second_,
-                           chunk_.size()};
+                           chunk_size_};
   std::memcpy(chunk_.data(), &header, sizeof header);
-  const bool fits = chunk_.size() <= log_bytes_ - (end_ - start_);
-  if (fits && write_log(end_, chunk_.data(), chunk_.size())) {
-    end_ += chunk_.size();
+  const bool fits = chunk_size_ <= log_bytes_ - (end_ - start_);
+  if (fits && write_log(end_, chunk_.data(), chunk_size_)) {
+    end_ += chunk_size_;
     chunks_.push_back(ChunkInfo{end_, chunk_max_second_});
     for (const ring::LanePosition& lane : lanes) {
       if (lane.lane < lane_tails_.size()) lane_tails_[lane.lane] = lane.tail;
@@ -354,7 +363,7 @@ void RecoveryJournal::commit(std::span<const ring::LanePosition> lanes) {
     unjournaled_max_second_ = std::max(unjournaled_max_second_, chunk_max_second_);
   }
   write_header();
-  chunk_.resize(sizeof(ChunkHeader));
+  chunk_size_ = sizeof(ChunkHeader);
   chunk_inputs_ = 0;
   chunk_max_second_ = INT64_MIN;
   update_room();

@@ -90,10 +90,10 @@ class RecoveryJournal {
 
   /// A report the aggregator accepted; journaled at the next commit().
   void add(const Aggregator::Input& input) {
-    if (chunk_.size() + kInputBytes > room_) return count_unjournaled(input);
-    const size_t at = chunk_.size();
-    chunk_.resize(at + kInputBytes);
-    std::memcpy(chunk_.data() + at, &input, kInputBytes);
+    if (chunk_size_ + kInputBytes > room_) return count_unjournaled(input);
+    if (chunk_size_ + kInputBytes > chunk_.size()) grow_chunk(kInputBytes);
+    std::memcpy(chunk_.data() + chunk_size_, &input, kInputBytes);
+    chunk_size_ += kInputBytes;
     chunk_max_second_ = std::max(chunk_max_second_, second_of(input.time_ns));
     ++chunk_inputs_;
   }
@@ -153,10 +153,13 @@ class RecoveryJournal {
     int64_t max_second;
   };
   std::deque<ChunkInfo> chunks_;  // committed and not reclaimed, oldest first
-  std::vector<uint8_t> chunk_;    // header room + inputs of the chunk being gathered
+  void grow_chunk(size_t more);
+  void append_chunk(const void* data, size_t size);
+  std::vector<uint8_t> chunk_;    // header room + inputs of the chunk being gathered, chunk_size_ bytes used
+  size_t chunk_size_ = 0;
   uint32_t chunk_inputs_ = 0;
   int64_t chunk_max_second_ = INT64_MIN;
-  size_t room_ = 0;  // bytes chunk_ may grow to
+  size_t room_ = 0;  // bytes chunk_size_ may grow to
   int64_t last_error_log_ns_ = INT64_MIN / 2;
 };
 
