@@ -226,7 +226,6 @@ RecoveryJournal::RecoveryJournal(std::string path, Options options, RingIdentity
     ::unlink(writing_path_.c_str());
     throw std::runtime_error(fmt::format("journal {}: {}", writing_path_, std::strerror(err)));
   }
-  chunk_.resize(1 << 16);
   chunk_size_ = sizeof(ChunkHeader);
   ring_ = ring;
   update_room();
@@ -331,13 +330,14 @@ void RecoveryJournal::add_name(std::string_view service, std::string_view attr) 
   write_header();
 }
 
-void RecoveryJournal::grow_chunk(size_t more) {
-  chunk_.resize(std::max(chunk_.size() * 2, chunk_size_ + more));
+void RecoveryJournal::spill() {
+  if (!spill_failed_ && !write_log(end_ + spilled_, chunk_.data(), chunk_size_ - spilled_)) spill_failed_ = true;
+  spilled_ = chunk_size_;
 }
 
 void RecoveryJournal::append_chunk(const void* data, size_t size) {
-  if (chunk_size_ + size > chunk_.size()) grow_chunk(size);
-  std::memcpy(chunk_.data() + chunk_size_, data, size);
+  if (chunk_size_ - spilled_ + size > kBufferBytes) spill();
+  std::memcpy(chunk_.data() + (chunk_size_ - spilled_), data, size);
   chunk_size_ += size;
 }
 
@@ -349,9 +349,13 @@ void RecoveryJournal::commit(std::span<const ring::LanePosition> lanes) {
   }
   const ChunkHeader header{kChunkMagic, chunk_inputs_, static_cast<uint32_t>(lanes.size()), 0, chunk_max_second_,
                            chunk_size_};
-  std::memcpy(chunk_.data(), &header, sizeof header);
+  // The header goes at the chunk's start: in the buffer if nothing was
+  // spilled yet, else written in place over the room left for it.
+  if (spilled_ == 0) std::memcpy(chunk_.data(), &header, sizeof header);
   const bool fits = chunk_size_ <= log_bytes_ - (end_ - start_);
-  if (fits && write_log(end_, chunk_.data(), chunk_size_)) {
+  const bool written = fits && !spill_failed_ && write_log(end_ + spilled_, chunk_.data(), chunk_size_ - spilled_) &&
+                       (spilled_ == 0 || write_log(end_, &header, sizeof header));
+  if (written) {
     end_ += chunk_size_;
     chunks_.push_back(ChunkInfo{end_, chunk_max_second_});
     for (const ring::LanePosition& lane : lanes) {
@@ -364,6 +368,8 @@ void RecoveryJournal::commit(std::span<const ring::LanePosition> lanes) {
   }
   write_header();
   chunk_size_ = sizeof(ChunkHeader);
+  spilled_ = 0;
+  spill_failed_ = false;
   chunk_inputs_ = 0;
   chunk_max_second_ = INT64_MIN;
   update_room();

@@ -91,8 +91,8 @@ class RecoveryJournal {
   /// A report the aggregator accepted; journaled at the next commit().
   void add(const Aggregator::Input& input) {
     if (chunk_size_ + kInputBytes > room_) return count_unjournaled(input);
-    if (chunk_size_ + kInputBytes > chunk_.size()) grow_chunk(kInputBytes);
-    std::memcpy(chunk_.data() + chunk_size_, &input, kInputBytes);
+    if (chunk_size_ - spilled_ + kInputBytes > kBufferBytes) spill();
+    std::memcpy(chunk_.data() + (chunk_size_ - spilled_), &input, kInputBytes);
     chunk_size_ += kInputBytes;
     chunk_max_second_ = std::max(chunk_max_second_, second_of(input.time_ns));
     ++chunk_inputs_;
@@ -153,10 +153,16 @@ class RecoveryJournal {
     int64_t max_second;
   };
   std::deque<ChunkInfo> chunks_;  // committed and not reclaimed, oldest first
-  void grow_chunk(size_t more);
+  // The chunk being gathered is written to its place in the log as the
+  // buffer fills (past log_end it does not count yet), so the buffer stays
+  // in cache however many reports one drain brings.
+  static constexpr size_t kBufferBytes = 64 << 10;
+  void spill();
   void append_chunk(const void* data, size_t size);
-  std::vector<uint8_t> chunk_;    // header room + inputs of the chunk being gathered, chunk_size_ bytes used
-  size_t chunk_size_ = 0;
+  std::vector<uint8_t> chunk_ = std::vector<uint8_t>(kBufferBytes);  // chunk bytes [spilled_, chunk_size_)
+  size_t chunk_size_ = 0;  // the chunk's length so far, header room included
+  size_t spilled_ = 0;     // bytes of it already written to the log
+  bool spill_failed_ = false;
   uint32_t chunk_inputs_ = 0;
   int64_t chunk_max_second_ = INT64_MIN;
   size_t room_ = 0;  // bytes chunk_size_ may grow to
