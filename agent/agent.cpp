@@ -171,7 +171,7 @@ Agent::Agent(AgentConfig config)
   if (recovered_) {
     // What a killed agent had not written out is aggregated again: open.
     for (const auto& input : recovered_->inputs) {
-      watermark = std::min(watermark, RecoveryJournal::second_of(input.time_ns) - 1);
+      watermark = std::min(watermark, second_of_ns(input.time_ns) - 1);
     }
   }
   aggregator_ = std::make_unique<Aggregator>(Aggregator::Options{config_.late_window_s, config_.future_window_s},
@@ -217,8 +217,8 @@ void Agent::recover_and_start_journal(int64_t watermark) {
     // Ids were interned in the journal's order at start: they are the same.
     if (aggregator_->add_recovered(input)) {
       ++counters.recovered;
-      first = std::min(first, RecoveryJournal::second_of(input.time_ns));
-      last = std::max(last, RecoveryJournal::second_of(input.time_ns));
+      first = std::min(first, second_of_ns(input.time_ns));
+      last = std::max(last, second_of_ns(input.time_ns));
     } else {
       ++no_room;
     }
@@ -272,7 +272,7 @@ int64_t Agent::flushable_second(int64_t now_s) const {
   int64_t oldest = reader_->oldest_pending_ns(slot_ns);
   if (retired_) oldest = std::min(oldest, retired_->reader.oldest_pending_ns(slot_ns));
   if (oldest == INT64_MAX) return due;
-  const int64_t oldest_second = oldest / 1'000'000'000 - (oldest % 1'000'000'000 < 0 ? 1 : 0);
+  const int64_t oldest_second = second_of_ns(oldest);
   // A report far in the past (a back-fill with monitor_at) is late anyway:
   // the watermark is held at most kMaxHeldSeconds behind the clock.
   if (oldest_second < now_s - kMaxHeldSeconds) return due;
@@ -349,7 +349,7 @@ void Agent::report_self(int64_t now_ns) {
   report("Time.Late", delta(c.late, r.late), kCounter);
   report("Time.Future", delta(c.future, r.future), kCounter);
   report("Series.OverLimit", delta(c.series_over_limit, r.series_over_limit), kCounter);
-  report("Names.Refused", static_cast<int64_t>(names_.refused() - reported_names_refused_), kCounter);
+  report("Names.Refused", delta(names_.refused(), reported_names_refused_), kCounter);
   reported_names_refused_ = names_.refused();
   report("Recovery.Reports", delta(c.recovered, r.recovered), kCounter);
   report("Recovery.Lost", delta(c.recovery_lost, r.recovery_lost), kCounter);

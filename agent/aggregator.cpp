@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agent/recovery_journal.hpp"
+#include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "model/op.hpp"
 
@@ -16,11 +17,6 @@ inline uint64_t cell_hash(uint32_t name_id, int64_t server_id, uint32_t ops) noe
                static_cast<uint64_t>(server_id) ^ 0xD6E8FEB86659FD93ULL);
 }
 
-int64_t floor_div_second(int64_t time_ns) noexcept {
-  int64_t s = time_ns / 1'000'000'000;
-  if (time_ns % 1'000'000'000 < 0) --s;
-  return s;
-}
 }  // namespace
 
 Aggregator::Aggregator(Options options, int64_t now_s, size_t extra_open_seconds)
@@ -63,28 +59,27 @@ void Aggregator::update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns
 
 Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
                                       int64_t time_ns, int64_t now_s) {
-  const int64_t second = floor_div_second(time_ns);
+  const int64_t second = second_of_ns(time_ns);
   if (second <= watermark_) return AddResult::kLate;
   if (second > now_s + options_.future_window_s) return AddResult::kFuture;
   SecondTable* t = cached_table_for(second);
   if (t == nullptr) return AddResult::kFuture;
-  Cell* cell = find_or_insert(*t, name_id, server_id, ops);
-  if (cell == nullptr) return AddResult::kOverLimit;
-  update(*cell, value, ops, time_ns);
-  if (journal_ != nullptr) journal_->add(Input{name_id, ops, server_id, value, time_ns});
-  return AddResult::kAccepted;
+  return place(*t, Input{name_id, ops, server_id, value, time_ns}) ? AddResult::kAccepted : AddResult::kOverLimit;
 }
 
-bool Aggregator::add_recovered(const Input& in) {
-  const int64_t second = floor_div_second(in.time_ns);
-  if (second <= watermark_) return true;  // written out already: nothing to do
-  SecondTable* t = cached_table_for(second);
-  if (t == nullptr) return false;
-  Cell* cell = find_or_insert(*t, in.name_id, in.server_id, in.ops);
+bool Aggregator::place(SecondTable& t, const Input& in) {
+  Cell* cell = find_or_insert(t, in.name_id, in.server_id, in.ops);
   if (cell == nullptr) return false;
   update(*cell, in.value, in.ops, in.time_ns);
   if (journal_ != nullptr) journal_->add(in);
   return true;
+}
+
+bool Aggregator::add_recovered(const Input& in) {
+  const int64_t second = second_of_ns(in.time_ns);
+  if (second <= watermark_) return true;  // written out already: nothing to do
+  SecondTable* t = cached_table_for(second);
+  return t != nullptr && place(*t, in);
 }
 
 Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t now_s) {
@@ -94,7 +89,7 @@ Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t no
   n = std::min(n, kMaxBatch);
   // Pass 1: place each report and prefetch its hash slot.
   for (size_t i = 0; i < n; ++i) {
-    const int64_t second = floor_div_second(in[i].time_ns);
+    const int64_t second = second_of_ns(in[i].time_ns);
     SecondTable* t = nullptr;
     if (second <= watermark_) {
       ++rejected.late;
@@ -117,14 +112,10 @@ Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t no
   // nothing computed above is reused beyond the table pointer).
   for (size_t i = 0; i < n; ++i) {
     if (tables[i] == nullptr) continue;
-    Cell* cell = find_or_insert(*tables[i], in[i].name_id, in[i].server_id, in[i].ops);
-    if (cell == nullptr) {
+    if (!place(*tables[i], in[i])) {
       ++rejected.over_limit;
       rejected.over_limit_name = in[i].name_id;
-      continue;
     }
-    update(*cell, in[i].value, in[i].ops, in[i].time_ns);
-    if (journal_ != nullptr) journal_->add(in[i]);
   }
   return rejected;
 }

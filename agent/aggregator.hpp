@@ -121,6 +121,9 @@ class Aggregator {
     return t;
   }
   void update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns);
+  // Merges the report into its cell of `t` and journals it; false when the
+  // cell would be new and its service is at the series limit.
+  bool place(SecondTable& t, const Input& in);
   // Null when the cell would be new and its service is at the series limit.
   Cell* find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
   void grow(SecondTable& t);

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
+#include "common/read_exact.hpp"
 #include "monitor/monitor.hpp"
 
 namespace monitor::agent {
@@ -82,18 +83,6 @@ Layout layout_for(uint32_t lane_count, uint64_t name_bytes, uint64_t log_bytes) 
   return l;
 }
 
-bool read_exact(int fd, uint64_t offset, void* data, size_t size) {
-  auto* out = static_cast<uint8_t*>(data);
-  while (size != 0) {
-    const ssize_t n = ::pread(fd, out, size, static_cast<off_t>(offset));
-    if (n <= 0) return false;
-    out += n;
-    offset += static_cast<uint64_t>(n);
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 RecoveredJournal RecoveryJournal::read(const std::string& path) {
@@ -112,7 +101,7 @@ RecoveredJournal RecoveryJournal::read(const std::string& path) {
   } closer{fd};
   struct stat st {};
   JournalHeader h{};
-  if (::fstat(fd, &st) != 0 || !read_exact(fd, 0, &h, sizeof h)) {
+  if (::fstat(fd, &st) != 0 || !read_exact(fd, &h, sizeof h, 0)) {
     out.problem = "cannot read its header";
     return out;
   }
@@ -138,8 +127,8 @@ RecoveredJournal RecoveryJournal::read(const std::string& path) {
 
   std::vector<uint8_t> names(h.names_end);
   out.lane_tails.assign(h.lane_count, 0);
-  if (!read_exact(fd, l.names_offset, names.data(), names.size()) ||
-      !read_exact(fd, l.lanes_offset, out.lane_tails.data(), out.lane_tails.size() * 8)) {
+  if (!read_exact(fd, names.data(), names.size(), l.names_offset) ||
+      !read_exact(fd, out.lane_tails.data(), out.lane_tails.size() * 8, l.lanes_offset)) {
     out.problem = "cannot read its names or lanes";
     return out;
   }
@@ -162,8 +151,8 @@ RecoveredJournal RecoveryJournal::read(const std::string& path) {
   std::vector<uint8_t> log(h.log_end - h.log_start);
   const uint64_t first = h.log_start % h.log_bytes;
   const uint64_t head_part = std::min<uint64_t>(log.size(), h.log_bytes - first);
-  if (!read_exact(fd, l.log_offset + first, log.data(), head_part) ||
-      !read_exact(fd, l.log_offset, log.data() + head_part, log.size() - head_part)) {
+  if (!read_exact(fd, log.data(), head_part, l.log_offset + first) ||
+      !read_exact(fd, log.data() + head_part, log.size() - head_part, l.log_offset)) {
     out.problem = "cannot read its log";
     return out;
   }
@@ -187,7 +176,7 @@ RecoveredJournal RecoveryJournal::read(const std::string& path) {
         ++out.corrupt;
         continue;
       }
-      if (second_of(in.time_ns) > out.flushed_second) out.inputs.push_back(in);
+      if (second_of_ns(in.time_ns) > out.flushed_second) out.inputs.push_back(in);
     }
     for (uint32_t i = 0; i < c.lanes; ++i, p += sizeof(ChunkLane)) {
       ChunkLane lane{};
@@ -300,7 +289,7 @@ void RecoveryJournal::update_room() noexcept {
 
 void RecoveryJournal::count_unjournaled(const Aggregator::Input& input) {
   ++unjournaled_;
-  unjournaled_max_second_ = std::max(unjournaled_max_second_, second_of(input.time_ns));
+  unjournaled_max_second_ = std::max(unjournaled_max_second_, second_of_ns(input.time_ns));
   const int64_t now = monotonic_ns();
   if (now - last_error_log_ns_ >= 1'000'000'000) {
     last_error_log_ns_ = now;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/aggregator.hpp"
+#include "common/clock.hpp"
 #include "ring/ring_reader.hpp"
 
 namespace monitor::agent {
@@ -94,7 +95,7 @@ class RecoveryJournal {
     if (chunk_size_ - spilled_ + kInputBytes > kBufferBytes) spill();
     std::memcpy(chunk_.data() + (chunk_size_ - spilled_), &input, kInputBytes);
     chunk_size_ += kInputBytes;
-    chunk_max_second_ = std::max(chunk_max_second_, second_of(input.time_ns));
+    chunk_max_second_ = std::max(chunk_max_second_, second_of_ns(input.time_ns));
     ++chunk_inputs_;
   }
 
@@ -114,9 +115,6 @@ class RecoveryJournal {
   uint64_t write_errors() const noexcept { return write_errors_; }
 
   static constexpr size_t kInputBytes = sizeof(Aggregator::Input);
-  static int64_t second_of(int64_t time_ns) noexcept {
-    return time_ns / 1'000'000'000 - (time_ns % 1'000'000'000 < 0 ? 1 : 0);
-  }
 
  private:
   void count_unjournaled(const Aggregator::Input& input);

@@ -339,8 +339,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
             ++counters_.records_name_refused;
             continue;
           }
-          if (!series_limiter_->admit(name, record.server_id, record.second - record.second % 60 -
-                                                                  (record.second % 60 < 0 ? 60 : 0))) {
+          if (!series_limiter_->admit(name, record.server_id, minute_of(record.second))) {
             ++counters_.series_over_limit;
             const std::string& service = store_->names().service(name);
             if (over_limit_services_.insert(service).second) {

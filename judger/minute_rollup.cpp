@@ -1,5 +1,6 @@
 #include "judger/minute_rollup.hpp"
 
+#include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "model/op.hpp"
 
@@ -35,10 +36,6 @@ MinuteRollup::Minute* MinuteRollup::open_minute(int64_t minute, int64_t now_s) {
   m.dirty = true;
   return &m;
 }
-
-namespace {
-int64_t minute_of(int64_t second) { return second - ((second % 60) + 60) % 60; }
-}  // namespace
 
 MinuteRollup::AddResult MinuteRollup::add(const PendingRecord& p, int64_t now_s) {
   const auto& r = p.record;

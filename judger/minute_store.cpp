@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "common/clock.hpp"
 #include "wire/byte_io.hpp"
 
 namespace monitor::judger {
@@ -171,8 +172,6 @@ bool decode_pending(wire::ByteReader& r, size_t names, PendingRecord& p) {
   p.name = p.record.name_id - 1;
   return true;
 }
-
-int64_t minute_of(int64_t second) { return second - ((second % 60) + 60) % 60; }
 
 }  // namespace
 

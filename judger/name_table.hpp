@@ -17,17 +17,13 @@ class NameTable {
  public:
   /// The pair's id, from 0 in order of first use.
   uint32_t intern(std::string_view service, std::string_view attr) {
-    key_.assign(service).append(1, ' ').append(attr);
-    const auto [it, fresh] = ids_.try_emplace(key_, static_cast<uint32_t>(names_.size()));
+    const auto [it, fresh] = ids_.try_emplace(key(service, attr), static_cast<uint32_t>(names_.size()));
     if (fresh) names_.emplace_back(service, attr);
     return it->second;
   }
 
-  /// The pair's id if it was interned.
-  bool contains(std::string_view service, std::string_view attr) {
-    key_.assign(service).append(1, ' ').append(attr);
-    return ids_.contains(key_);
-  }
+  /// True when the pair was interned.
+  bool contains(std::string_view service, std::string_view attr) { return ids_.contains(key(service, attr)); }
 
   /// Names of an id returned by intern().
   const std::string& service(uint32_t id) const { return names_.at(id).first; }
@@ -38,6 +34,11 @@ class NameTable {
   std::vector<std::pair<std::string, std::string>> names_;
   std::unordered_map<std::string, uint32_t> ids_;  // "service attr"
   std::string key_;
+
+  // "service attr": a space cannot occur in a valid name.
+  const std::string& key(std::string_view service, std::string_view attr) {
+    return key_.assign(service).append(1, ' ').append(attr);
+  }
 };
 
 }  // namespace monitor::judger

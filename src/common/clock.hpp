@@ -10,6 +10,15 @@
 
 namespace monitor {
 
+/// The Unix second that `time_ns` (ns since the epoch) falls in, rounding
+/// down for times before the epoch too.
+constexpr int64_t second_of_ns(int64_t time_ns) noexcept {
+  return time_ns / 1'000'000'000 - (time_ns % 1'000'000'000 < 0 ? 1 : 0);
+}
+
+/// The first second of the minute that `second` falls in.
+constexpr int64_t minute_of(int64_t second) noexcept { return second - ((second % 60) + 60) % 60; }
+
 inline int64_t realtime_ns() noexcept {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "common/read_exact.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/crc32c.hpp"
 
@@ -23,18 +24,6 @@ constexpr uint64_t kRecordHeader = 8;
 constexpr uint32_t kMaxRecord = 64u << 20;
 
 error_code errno_code(int err) { return {err, boost::system::system_category()}; }
-
-bool read_exact(int fd, void* buf, size_t n, uint64_t offset) {
-  auto* p = static_cast<char*>(buf);
-  while (n > 0) {
-    const ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
-    if (got <= 0) return false;
-    p += got;
-    n -= static_cast<size_t>(got);
-    offset += static_cast<uint64_t>(got);
-  }
-  return true;
-}
 
 // Reads the record at `offset`: its total size, or nullopt if the bytes there
 // are not a whole record with a matching CRC.

@@ -34,6 +34,12 @@ Aggregator::Input input(uint32_t name, int64_t second, int64_t value) {
 
 RecoveryJournal::Options small() { return RecoveryJournal::Options{1 << 20, 1 << 16}; }
 
+// Makes `j` the journal at its path, with name 1 = Shop.Api Orders.Count.
+void publish_with_name_1(RecoveryJournal& j) {
+  j.publish();
+  j.add_name("Shop.Api", "Orders.Count");
+}
+
 }  // namespace
 
 TEST_CASE("journal: committed reports and names come back in order, uncommitted ones do not", "[journal][issue7]") {
@@ -41,8 +47,7 @@ TEST_CASE("journal: committed reports and names come back in order, uncommitted 
   const std::string path = dir.file("j");
   {
     RecoveryJournal j(path, small(), kRing, 4, 99);
-    j.publish();
-    j.add_name("Shop.Api", "Orders.Count");
+    publish_with_name_1(j);
     j.add_name("Shop.Api", "Latency.Ms");
     j.add(input(1, 100, 10));
     j.add(input(2, 101, 20));
@@ -70,8 +75,7 @@ TEST_CASE("journal: seconds written out are not replayed, and a write-out cut of
   TempDir dir;
   const std::string path = dir.file("j");
   RecoveryJournal j(path, small(), kRing, 1, 99);
-  j.publish();
-  j.add_name("Shop.Api", "Orders.Count");
+  publish_with_name_1(j);
   for (int64_t s = 100; s <= 103; ++s) j.add(input(1, s, s));
   j.commit();
   j.begin_flush(100, 500);
@@ -91,8 +95,7 @@ TEST_CASE("journal: written-out chunks are reclaimed, and a log that wrapped man
   TempDir dir;
   const std::string path = dir.file("j");
   RecoveryJournal j(path, small(), kRing, 2, 99);
-  j.publish();
-  j.add_name("Shop.Api", "Orders.Count");
+  publish_with_name_1(j);
   // 1 MiB of log, ~200 KiB per second: it wraps every five seconds.
   uint64_t tail = 0;
   for (int64_t s = 100; s < 160; ++s) {
@@ -108,7 +111,7 @@ TEST_CASE("journal: written-out chunks are reclaimed, and a log that wrapped man
   CHECK(r.corrupt == 0);
   CHECK(r.flushed_second == 157);
   REQUIRE(r.inputs.size() == 2 * 6400);
-  CHECK(RecoveryJournal::second_of(r.inputs.front().time_ns) == 158);
+  CHECK(monitor::second_of_ns(r.inputs.front().time_ns) == 158);
   CHECK(r.inputs.back().value == 6399);
   CHECK(r.lane_tails[1] == tail);  // the last chunk's
 }
@@ -117,8 +120,7 @@ TEST_CASE("journal: lane tails of reclaimed chunks survive in the lane region", 
   TempDir dir;
   const std::string path = dir.file("j");
   RecoveryJournal j(path, small(), kRing, 2, 99);
-  j.publish();
-  j.add_name("Shop.Api", "Orders.Count");
+  publish_with_name_1(j);
   j.add(input(1, 100, 1));
   const LanePosition lanes[] = {{0, 9}};
   j.commit(lanes);
@@ -131,8 +133,7 @@ TEST_CASE("journal: a full journal counts what it could not keep, and the reader
   TempDir dir;
   const std::string path = dir.file("j");
   RecoveryJournal j(path, small(), kRing, 1, 99);
-  j.publish();
-  j.add_name("Shop.Api", "Orders.Count");
+  publish_with_name_1(j);
   const uint64_t fits = (1 << 20) / 32;
   for (uint64_t i = 0; i < fits + 1000; ++i) j.add(input(1, 100, 1));
   j.commit();
@@ -160,8 +161,7 @@ TEST_CASE("journal: garbage, a cut file or a torn chunk is refused or skipped, n
   SECTION("header fields rewritten") {
     {
       RecoveryJournal j(path, small(), kRing, 1, 99);
-      j.publish();
-      j.add_name("Shop.Api", "Orders.Count");
+      publish_with_name_1(j);
       j.add(input(1, 100, 1));
       j.commit();
     }
@@ -179,8 +179,7 @@ TEST_CASE("journal: garbage, a cut file or a torn chunk is refused or skipped, n
   SECTION("a chunk whose bytes were rewritten") {
     {
       RecoveryJournal j(path, small(), kRing, 1, 99);
-      j.publish();
-      j.add_name("Shop.Api", "Orders.Count");
+      publish_with_name_1(j);
       j.add(input(1, 100, 1));
       j.commit();
       j.add(input(1, 100, 2));
