@@ -400,7 +400,8 @@ asio::awaitable<void> Proxy::accept_loop() {
       // without end must not exhaust the proxy's memory or descriptors.
       ++counters_.connections_refused;
       socket.close(ignored);
-      if (connection_log_.allow(realtime_ns(), suppressed_connections_)) {
+      uint64_t suppressed = 0;
+      if (connection_log_.allow(realtime_ns(), suppressed)) {
         spdlog::warn("refused a connection from {}: {} are open, max_connections ({} refused so far)",
                      net::format_endpoint(remote), live_.size(), counters_.connections_refused);
       }

@@ -104,7 +104,6 @@ class Proxy {
   std::unordered_map<std::string, int64_t> link_failure_log_;  // next_hop -> when to log its failure again
   std::set<std::shared_ptr<Upstream>> live_;
   LogThrottle connection_log_;  // refused connections
-  uint64_t suppressed_connections_ = 0;
   ProxyCounters counters_;
   bool stopping_ = false;
 };

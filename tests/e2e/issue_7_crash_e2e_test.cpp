@@ -16,6 +16,7 @@
 
 #include "agent/recovery_journal.hpp"
 #include "e2e/agent_process.hpp"
+#include "e2e/agent_restarts.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
@@ -47,49 +48,17 @@ TEST_CASE("issue 7: an agent killed with SIGKILL three times under steady load l
           "[e2e][issue7][failure][slow]") {
   TempDir dir;
   TempRing ring("sigkill");
-  register_service(dir, kService, {kAttr});
-  const int judger_port = free_port(), query_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
-  std::optional<ChildProcess> bonnie;
-  std::string forward;
-  SECTION("straight to the judger") { forward = "127.0.0.1:" + std::to_string(judger_port); }
-  SECTION("through Bonnie") { bonnie.emplace(spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central")); }
-  const auto argv = agent_argv(dir, ring, forward);
-  std::optional<ChildProcess> agent;
-  agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-0.log")));
-  const int64_t start = unix_now_s();
-  auto writer1 = spawn_steady(ring.name(), dir.file("writer1.out"), 1, 500, 12);
-  auto writer2 = spawn_steady(ring.name(), dir.file("writer2.out"), 2, 500, 12);
-  for (int kill = 1; kill <= 3; ++kill) {
-    const std::string log = dir.file("agent-" + std::to_string(kill - 1) + ".log");
-    const int64_t stored_before = judger_health(query_port, "batches_stored");
-    REQUIRE(wait_until([&] { return read_file(log).find("crash journal") != std::string::npos; }, 10s));
-    // Killed once it has forwarded (the judger stored a batch more), while it
-    // holds reports of seconds not yet written out: the ones a kill lost
-    // before the journal.
-    REQUIRE(wait_until([&] { return judger_health(query_port, "batches_stored") > stored_before; }, 10s));
+  replace_agent_under_load(dir, ring, 12, [&](ChildProcess& agent) {
+    // Killed while it holds reports of seconds not yet written out: the ones
+    // a kill lost before the journal.
     REQUIRE(wait_until([&] { return !RecoveryJournal::read(journal_of(ring)).inputs.empty(); }, 5s));
-    agent->signal(SIGKILL);
-    agent->wait_for(10s);
-    agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-" + std::to_string(kill) + ".log")));
-  }
-  REQUIRE(writer1.wait_for(30s) == 0);
-  REQUIRE(writer2.wait_for(30s) == 0);
-  const int64_t last = unix_now_s();
+    agent.signal(SIGKILL);
+    agent.wait_for(10s);
+  });
   for (int kill = 1; kill <= 3; ++kill) {
     INFO("agent " << kill << ":\n" << read_file(dir.file("agent-" + std::to_string(kill) + ".log")));
     CHECK_THAT(read_file(dir.file("agent-" + std::to_string(kill) + ".log")), Catch::Contains("recovered"));
   }
-  for (const int64_t server : {1, 2}) {
-    const double expected = static_cast<double>(ok_count(dir.file("writer" + std::to_string(server) + ".out")));
-    const double got = query_sum_when_final(dir, kService, kAttr, "SUM", std::to_string(server), start, last, expected);
-    INFO("server " << server << "\njudger:\n" << read_file(dir.file("judger.log")) << "\nlast agent:\n"
-                   << read_file(dir.file("agent-3.log")));
-    CHECK(got == expected);
-  }
-  stop(*agent, "agent");
-  if (bonnie) stop(*bonnie, "bonnie");
-  stop(judger, "judger");
   CHECK(access(journal_of(ring).c_str(), F_OK) != 0);  // a graceful stop leaves nothing to recover
 }
 

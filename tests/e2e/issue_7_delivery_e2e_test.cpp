@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "e2e/agent_process.hpp"
+#include "e2e/agent_restarts.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
@@ -202,43 +203,11 @@ TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie an
 TEST_CASE("issue 7: an agent restarted three times under steady load loses and doubles nothing", "[e2e][issue7][failure][slow]") {
   TempDir dir;
   TempRing ring("restarts");
-  register_service(dir, kService, {kAttr});
-  const int judger_port = free_port(), query_port = free_port();
-  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port);
-  std::optional<ChildProcess> bonnie;
-  std::string forward;
-  SECTION("straight to the judger") { forward = "127.0.0.1:" + std::to_string(judger_port); }
-  SECTION("through Bonnie") { bonnie.emplace(spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central")); }
-  const auto argv = agent_argv(dir, ring, forward);
-  std::optional<ChildProcess> agent;
-  agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-0.log")));
-  const int64_t start = unix_now_s();
-  auto writer1 = spawn_steady(ring.name(), dir.file("writer1.out"), 1, 500, 10);
-  auto writer2 = spawn_steady(ring.name(), dir.file("writer2.out"), 2, 500, 10);
-  for (int restart = 1; restart <= 3; ++restart) {
-    const std::string log = dir.file("agent-" + std::to_string(restart - 1) + ".log");
-    // Each agent runs until the judger has stored a batch more than before
-    // it started (it forwards), then stops gracefully and the next starts at once.
-    const int64_t stored_before = judger_health(query_port, "batches_stored");
-    REQUIRE(wait_until([&] { return read_file(log).find("forwarding to") != std::string::npos; }, 10s));
-    REQUIRE(wait_until([&] { return judger_health(query_port, "batches_stored") > stored_before; }, 10s));
-    agent->signal(SIGTERM);
-    REQUIRE(agent->wait_for(20s) == 0);
-    agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent-" + std::to_string(restart) + ".log")));
-  }
-  REQUIRE(writer1.wait_for(30s) == 0);
-  REQUIRE(writer2.wait_for(30s) == 0);
-  const int64_t last = unix_now_s();
-  for (const int64_t server : {1, 2}) {
-    const double expected = static_cast<double>(ok_count(dir.file("writer" + std::to_string(server) + ".out")));
-    const double got = query_sum_when_final(dir, kService, kAttr, "SUM", std::to_string(server), start, last, expected);
-    INFO("server " << server << "\njudger:\n" << read_file(dir.file("judger.log")) << "\nlast agent:\n"
-                   << read_file(dir.file("agent-3.log")));
-    CHECK(got == expected);
-  }
-  stop(*agent, "agent");
-  if (bonnie) stop(*bonnie, "bonnie");
-  stop(judger, "judger");
+  // Each one stops gracefully and the next starts at once.
+  replace_agent_under_load(dir, ring, 10, [](ChildProcess& agent) {
+    agent.signal(SIGTERM);
+    REQUIRE(agent.wait_for(20s) == 0);
+  });
 }
 
 TEST_CASE("issue 7: a judger whose store fails across a minute's end stores that minute once it can, exactly",
