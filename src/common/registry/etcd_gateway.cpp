@@ -1,0 +1,284 @@
+#include "common/registry/etcd_gateway.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include "common/registry/registry.hpp"
+
+namespace monitor::registry {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+// A reply larger than this is not one etcd would send us: refuse, do not grow.
+constexpr size_t kMaxReplyBytes = 64u << 20;
+
+RegistryErrc classify(std::string_view message) {
+  if (message.find("permission denied") != std::string_view::npos) return RegistryErrc::kPermissionDenied;
+  if (message.find("authentication failed") != std::string_view::npos ||
+      message.find("user name is empty") != std::string_view::npos ||
+      message.find("user name not found") != std::string_view::npos ||
+      message.find("authentication is not enabled") != std::string_view::npos) {
+    return RegistryErrc::kAuthFailed;
+  }
+  return RegistryErrc::kProtocol;
+}
+
+}  // namespace
+
+std::string b64(std::string_view bytes) {
+  std::string out(beast::detail::base64::encoded_size(bytes.size()), '\0');
+  out.resize(beast::detail::base64::encode(out.data(), bytes.data(), bytes.size()));
+  return out;
+}
+
+std::optional<std::string> unb64(std::string_view text) {
+  size_t padding = 0;
+  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
+  std::string out(beast::detail::base64::decoded_size(text.size()), '\0');
+  const auto [written, read] = beast::detail::base64::decode(out.data(), text.data(), text.size());
+  // decode() stops at the padding or at the first character not of base64.
+  if (read != text.size() - padding) return std::nullopt;
+  out.resize(written);
+  return out;
+}
+
+int64_t gateway_int(const boost::json::object& obj, std::string_view field) {
+  const auto* v = obj.if_contains(field);
+  if (v == nullptr) return 0;
+  if (v->is_string()) {
+    try {
+      return std::stoll(std::string(v->as_string()));
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
+  return 0;
+}
+
+struct EtcdGateway::Connection {
+  asio::io_context io;
+  beast::tcp_stream stream{io};
+  beast::flat_buffer buffer;
+  bool connected = false;
+  size_t endpoint = 0;  // the one we use; the next on failure
+
+  void close() {
+    error_code ignored;
+    stream.socket().close(ignored);
+    buffer.clear();
+    connected = false;
+  }
+};
+
+EtcdGateway::EtcdGateway(GatewayOptions options)
+    : options_(std::move(options)),
+      connection_(std::make_unique<Connection>()),
+      streaming_(std::make_unique<Connection>()) {}
+
+EtcdGateway::~EtcdGateway() = default;
+
+namespace {
+
+// Runs one asynchronous operation on `c` under the deadline; returns its error.
+template <class Start>
+error_code run_with_deadline(asio::io_context& io, beast::tcp_stream& stream, std::chrono::milliseconds deadline,
+                             const std::atomic<bool>& interrupted, Start start) {
+  error_code result = asio::error::would_block;
+  stream.expires_after(deadline);
+  start([&](error_code ec, auto&&...) { result = ec; });
+  io.restart();
+  if (interrupted.load()) {
+    stream.socket().close(result);
+    io.run();  // lets the cancelled operation finish
+    return asio::error::operation_aborted;
+  }
+  io.run();
+  return result;
+}
+
+error_code connect(asio::io_context& io, beast::tcp_stream& stream, const std::string& address,
+                   std::chrono::milliseconds deadline, const std::atomic<bool>& interrupted) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return asio::error::invalid_argument;
+  asio::ip::tcp::resolver resolver(io);
+  error_code ec;
+  const auto results = resolver.resolve(address.substr(0, colon), address.substr(colon + 1), ec);
+  if (ec) return ec;
+  return run_with_deadline(io, stream, deadline, interrupted,
+                           [&](auto handler) { stream.async_connect(results, handler); });
+}
+
+http::request<http::string_body> make_request(std::string_view path, const std::string& host,
+                                              const std::string& token, std::string body) {
+  http::request<http::string_body> request(http::verb::post, std::string(path), 11);
+  request.set(http::field::host, host);
+  request.set(http::field::content_type, "application/json");
+  if (!token.empty()) request.set(http::field::authorization, token);
+  request.keep_alive(true);
+  request.body() = std::move(body);
+  request.prepare_payload();
+  return request;
+}
+
+}  // namespace
+
+boost::system::result<boost::json::object> EtcdGateway::call_once(Connection& c, std::string_view path,
+                                                                  const boost::json::object& body,
+                                                                  bool& retry_auth) {
+  const std::string& host = options_.endpoints[c.endpoint];
+  auto request = make_request(path, host, token_, boost::json::serialize(body));
+  error_code ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                                    [&](auto handler) { http::async_write(c.stream, request, handler); });
+  if (ec) return ec;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxReplyBytes);
+  ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                         [&](auto handler) { http::async_read(c.stream, c.buffer, parser, handler); });
+  if (ec) return ec;
+  const auto& response = parser.get();
+  if (!response.keep_alive()) c.close();
+  error_code parse_ec;
+  boost::json::value reply = boost::json::parse(response.body(), parse_ec);
+  const boost::json::object* obj = parse_ec ? nullptr : reply.if_object();
+  if (response.result() != http::status::ok || obj == nullptr || obj->contains("error")) {
+    std::string message = response.body().substr(0, 512);
+    if (obj != nullptr) {
+      if (const auto* m = obj->if_contains("message"); m != nullptr && m->is_string()) message = m->as_string();
+      else if (const auto* e = obj->if_contains("error"); e != nullptr && e->is_string()) message = e->as_string();
+    }
+    if (message.find("invalid auth token") != std::string::npos && !options_.user.empty()) retry_auth = true;
+    {
+      std::lock_guard lock(error_mutex_);
+      last_error_ = message;
+    }
+    return error_code(classify(message));
+  }
+  return std::move(reply.as_object());
+}
+
+boost::system::result<void> EtcdGateway::authenticate(Connection& c) {
+  token_.clear();
+  bool ignored = false;
+  auto reply = call_once(c, "/v3/auth/authenticate",
+                         boost::json::object{{"name", options_.user}, {"password", options_.password}}, ignored);
+  if (!reply) return reply.error();
+  const auto* token = reply->if_contains("token");
+  if (token == nullptr || !token->is_string()) return error_code(RegistryErrc::kProtocol);
+  token_ = token->as_string();
+  return {};
+}
+
+boost::system::result<boost::json::object> EtcdGateway::call(std::string_view path, const boost::json::object& body) {
+  std::lock_guard lock(mutex_);
+  Connection& c = *connection_;
+  // Each endpoint once, plus once more for a kept-alive connection the
+  // server closed while idle.
+  for (size_t attempt = 0; attempt <= options_.endpoints.size(); ++attempt) {
+    if (!c.connected) {
+      if (attempt > 0) c.endpoint = (c.endpoint + 1) % options_.endpoints.size();
+      c.close();
+      if (connect(c.io, c.stream, options_.endpoints[c.endpoint], options_.timeout, interrupted_)) continue;
+      c.connected = true;
+      if (!options_.user.empty() && token_.empty()) {
+        if (auto r = authenticate(c); !r) {
+          if (r.error() == RegistryErrc::kAuthFailed || r.error() == RegistryErrc::kProtocol) return r.error();
+          c.close();
+          continue;
+        }
+      }
+    }
+    bool retry_auth = false;
+    auto reply = call_once(c, path, body, retry_auth);
+    if (reply) return reply;
+    if (retry_auth) {  // tokens expire (etcd's simple tokens after 5 minutes idle)
+      if (auto r = authenticate(c); !r) return r.error();
+      reply = call_once(c, path, body, retry_auth);
+      if (reply || reply.error().category() == registry_category()) return reply;
+    }
+    if (reply.error().category() == registry_category()) return reply.error();
+    c.close();  // a transport error: the next endpoint (or this one again)
+  }
+  return error_code(RegistryErrc::kUnreachable);
+}
+
+boost::system::result<void> EtcdGateway::stream(std::string_view path, const boost::json::object& body,
+                                                std::chrono::milliseconds idle,
+                                                const std::function<bool(const boost::json::object&)>& on_message) {
+  Connection& c = *streaming_;
+  c.close();
+  std::string token;
+  if (!options_.user.empty()) {
+    // The watch needs a token too: take it from the request connection.
+    auto r = call("/v3/maintenance/status", {});
+    if (!r) return r.error();
+    std::lock_guard lock(mutex_);
+    token = token_;
+  }
+  bool connected = false;
+  for (size_t i = 0; i < options_.endpoints.size() && !connected; ++i) {
+    c.endpoint = (c.endpoint + (i > 0 ? 1 : 0)) % options_.endpoints.size();
+    if (!connect(c.io, c.stream, options_.endpoints[c.endpoint], options_.timeout, interrupted_)) connected = true;
+    else c.close();
+    if (interrupted_) return error_code(asio::error::operation_aborted);
+  }
+  if (!connected) return error_code(RegistryErrc::kUnreachable);
+  auto request = make_request(path, options_.endpoints[c.endpoint], token, boost::json::serialize(body));
+  request.keep_alive(false);
+  error_code ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                                    [&](auto handler) { http::async_write(c.stream, request, handler); });
+  if (ec) return ec;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(boost::none);  // bounded below: we keep at most one message
+  ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                         [&](auto handler) { http::async_read_header(c.stream, c.buffer, parser, handler); });
+  if (ec) return ec;
+  if (parser.get().result() != http::status::ok) return error_code(RegistryErrc::kProtocol);
+  while (!parser.is_done()) {
+    ec = run_with_deadline(c.io, c.stream, idle, interrupted_,
+                           [&](auto handler) { http::async_read_some(c.stream, c.buffer, parser, handler); });
+    if (ec) return ec;
+    std::string& text = parser.get().body();
+    size_t start = 0;
+    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+      error_code parse_ec;
+      boost::json::value message = boost::json::parse(std::string_view(text).substr(start, nl - start), parse_ec);
+      if (parse_ec || !message.is_object()) return error_code(RegistryErrc::kProtocol);
+      const auto& obj = message.as_object();
+      if (const auto* err = obj.if_contains("error"); err != nullptr) {
+        std::lock_guard lock(error_mutex_);
+        last_error_ = boost::json::serialize(*err);
+        return error_code(RegistryErrc::kProtocol);
+      }
+      const auto* result = obj.if_contains("result");
+      if (result == nullptr || !result->is_object()) return error_code(RegistryErrc::kProtocol);
+      if (!on_message(result->as_object())) return {};
+    }
+    text.erase(0, start);
+    if (text.size() > kMaxReplyBytes) return error_code(RegistryErrc::kProtocol);
+  }
+  return {};
+}
+
+void EtcdGateway::interrupt() {
+  interrupted_ = true;
+  streaming_->io.stop();
+  connection_->io.stop();
+}
+
+std::string EtcdGateway::last_error() const {
+  std::lock_guard lock(error_mutex_);
+  return last_error_;
+}
+
+}  // namespace monitor::registry

@@ -1,0 +1,73 @@
+// etcd v3's JSON gateway (/v3/...) over HTTP/1.1 with Boost.Beast: one
+// request at a time on a kept-alive connection, a deadline on each, fail-over
+// across the cluster's endpoints, and the token of etcd's authentication when
+// a user is given. Keys and values travel base64-encoded (b64()/unb64()).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/system/result.hpp>
+
+namespace monitor::registry {
+
+std::string b64(std::string_view bytes);
+/// nullopt if `text` is not base64.
+std::optional<std::string> unb64(std::string_view text);
+
+/// A JSON integer field the gateway sends as a string ("revision": "12"), or 0.
+int64_t gateway_int(const boost::json::object& obj, std::string_view field);
+
+struct GatewayOptions {
+  std::vector<std::string> endpoints;  // host:port
+  std::string user, password;          // empty user: no authentication
+  std::chrono::milliseconds timeout{3000};
+};
+
+class EtcdGateway {
+ public:
+  explicit EtcdGateway(GatewayOptions options);
+  ~EtcdGateway();
+
+  /// POSTs `body` to `path` (e.g. "/v3/kv/range") and returns the reply
+  /// object. kUnreachable if no endpoint answered; kPermissionDenied,
+  /// kAuthFailed or kProtocol from etcd's error reply, whose text
+  /// last_error() keeps.
+  boost::system::result<boost::json::object> call(std::string_view path, const boost::json::object& body);
+
+  /// Streams a long reply (a watch): calls `on_message` for each
+  /// newline-delimited {"result": ...} object until it returns false, the
+  /// stream ends, fails, or `stop` is set. Blocks; `idle` bounds the wait for
+  /// the next byte. Its own connection; interrupt() ends it from any thread.
+  boost::system::result<void> stream(std::string_view path, const boost::json::object& body,
+                                     std::chrono::milliseconds idle,
+                                     const std::function<bool(const boost::json::object&)>& on_message);
+  void interrupt();
+
+  /// etcd's own words for the last error reply (e.g. "etcdserver: permission denied").
+  std::string last_error() const;
+
+ private:
+  struct Connection;
+  boost::system::result<boost::json::object> call_once(Connection& c, std::string_view path,
+                                                       const boost::json::object& body, bool& retry_auth);
+  boost::system::result<void> authenticate(Connection& c);
+
+  const GatewayOptions options_;
+  std::mutex mutex_;  // one request at a time on the kept-alive connection
+  std::unique_ptr<Connection> connection_;
+  std::unique_ptr<Connection> streaming_;
+  std::atomic<bool> interrupted_{false};
+  std::string token_;  // GUARDED_BY(mutex_)
+  mutable std::mutex error_mutex_;
+  std::string last_error_;
+};
+
+}  // namespace monitor::registry
