@@ -1,28 +1,64 @@
 // monitorctl: the console. One file per subcommand group.
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
+#include "console/access_commands.hpp"
+#include "console/cluster_commands.hpp"
+#include "console/console_context.hpp"
 #include "console/query_command.hpp"
+#include "console/service_commands.hpp"
 
 namespace {
+
 void usage() {
   std::puts(
-      "Usage: monitorctl <command> [options]\n"
+      "Usage: monitorctl <command> [verb] [options]\n"
       "\n"
       "Commands:\n"
-      "  query    print a series from a judger (table and sparkline, or --output json)\n"
+      "  service    add|list|show|rm|assign   services, their ids and judgers\n"
+      "  attr       add|list|rm               attrs of a service and their ids\n"
+      "  judger     list|add|rm               judgers with their load\n"
+      "  placement  [auto|manual]             automatic placement of a dead judger's services\n"
+      "  status                               every part, live or gone\n"
+      "  role       add|list|rm               roles and the services they own\n"
+      "  user       add|list|rm|grant|passwd  users and their roles\n"
+      "  auth       enable                    turn etcd's authentication on\n"
+      "  query                                print a series from the judger that owns it\n"
       "\n"
+      "Every command takes --registry file:DIR|etcd:HOST:PORT[,...] (or $MONITOR_REGISTRY, or\n"
+      "~/.config/monitor/monitorctl.json), --user/--password, --output table|json.\n"
+      "Exit codes: 0 done, 2 bad input, 3 registry or judger unreachable, 4 refused.\n"
       "Run 'monitorctl <command> --help' for a command's options.");
 }
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace monitor::console;
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     usage();
-    return argc < 2 ? 2 : 0;
+    return argc < 2 ? kExitBadInput : 0;
   }
-  if (std::strcmp(argv[1], "query") == 0) return monitor::console::query_command(argc - 1, argv + 1);
+  const std::string_view command = argv[1];
+  try {
+    if (command == "service") return service_command(argc - 1, argv + 1);
+    if (command == "attr") return attr_command(argc - 1, argv + 1);
+    if (command == "judger") return judger_command(argc - 1, argv + 1);
+    if (command == "placement") return placement_command(argc - 1, argv + 1);
+    if (command == "status") return status_command(argc - 1, argv + 1);
+    if (command == "role") return role_command(argc - 1, argv + 1);
+    if (command == "user") return user_command(argc - 1, argv + 1);
+    if (command == "auth") return auth_command(argc - 1, argv + 1);
+    if (command == "query") return query_command(argc - 1, argv + 1);
+  } catch (const ConsoleError& e) {
+    std::fprintf(stderr, "monitorctl %s: %s\n", argv[1], e.what());
+    return e.code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "monitorctl %s: %s\n", argv[1], e.what());
+    return kExitUnreachable;
+  }
   std::fprintf(stderr, "monitorctl: unknown command '%s'\n", argv[1]);
   usage();
-  return 2;
+  return kExitBadInput;
 }

@@ -15,6 +15,7 @@
 
 #include "common/default_paths.hpp"
 #include "common/registry/registry.hpp"
+#include "console/console_context.hpp"
 #include "console/http_get.hpp"
 
 namespace monitor::console {
@@ -57,30 +58,32 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
-// The judger's query address: given, or from its live registry entry.
-std::string find_judger(const cxxopts::ParseResult& args) {
+// The query address of the judger that owns the service (or of --judger):
+// from its live registry entry.
+std::string find_judger(const cxxopts::ParseResult& args, const std::string& service) {
   if (args.count("query-address")) return args["query-address"].as<std::string>();
-  const std::string address = args["registry"].as<std::string>();
-  // A reader must not create the directory it was pointed at: a typo would
-  // read as an empty registry.
-  if (address.starts_with("file:") && !std::filesystem::is_directory(address.substr(5))) {
-    throw std::runtime_error(fmt::format("registry {}: no such directory (the parts create it when started with "
-                                         "--registry {})",
-                                         address, address));
+  Console console(args);
+  std::string wanted;
+  if (args.count("judger")) {
+    wanted = args["judger"].as<std::string>();
+  } else {
+    auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
+    const auto* obj = assignment ? assignment->value.if_object() : nullptr;
+    const auto* judger = obj != nullptr ? obj->if_contains("judger") : nullptr;
+    if (judger == nullptr || !judger->is_string()) {
+      throw ConsoleError(kExitBadInput, fmt::format("service {} has no judger in {} (monitorctl service show {})",
+                                                    service, console.address(), service));
+    }
+    wanted = judger->as_string();
   }
-  auto registry = registry::open_registry(address);
-  if (!registry) throw std::runtime_error(fmt::format("registry {}: {}", address, registry.error().message()));
-  auto judgers = (*registry)->list("judgers");
-  if (!judgers) throw std::runtime_error(fmt::format("registry {}: {}", address, judgers.error().message()));
-  const std::string wanted = args.count("judger") ? args["judger"].as<std::string>() : "";
-  for (const auto& entry : *judgers) {
-    if (!wanted.empty() && entry.name != wanted) continue;
-    const auto* obj = entry.value.if_object();
-    const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
-    if (query != nullptr && query->is_string()) return std::string(query->as_string());
+  auto entry = console.check(console.registry().get("judgers", wanted), "reading judger " + wanted);
+  const auto* obj = entry ? entry->value.if_object() : nullptr;
+  const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
+  if (query == nullptr || !query->is_string()) {
+    throw ConsoleError(kExitUnreachable, fmt::format("judger {} (owner of {}) is not live in {}", wanted, service,
+                                                     console.address()));
   }
-  throw std::runtime_error(wanted.empty() ? fmt::format("no live judger in {}", address)
-                                          : fmt::format("judger {} is not live in {}", wanted, address));
+  return std::string(query->as_string());
 }
 
 std::string sparkline(const std::vector<double>& values) {
@@ -120,11 +123,9 @@ int query_command(int argc, char** argv) {
       ("from", "start: -90m, -2h, -1d or Unix seconds", cxxopts::value<std::string>()->default_value("-1h"))
       ("to", "end: now or as --from", cxxopts::value<std::string>()->default_value("now"))
       ("step", "seconds per point (>= 60)", cxxopts::value<int>()->default_value("60"))
-      ("registry", "registry address", cxxopts::value<std::string>()->default_value(default_registry()))
-      ("judger", "judger name in the registry (default: any live one)", cxxopts::value<std::string>())
-      ("query-address", "host:port of a judger's query API (skips the registry)", cxxopts::value<std::string>())
-      ("output", "table or json", cxxopts::value<std::string>()->default_value("table"))
-      ("h,help", "print this help");
+      ("judger", "judger name in the registry (default: the one that owns the service)", cxxopts::value<std::string>())
+      ("query-address", "host:port of a judger's query API (skips the registry)", cxxopts::value<std::string>());
+  add_common_options(options);
   try {
     const auto args = options.parse(argc, argv);
     if (args.count("help")) {
@@ -138,7 +139,7 @@ int query_command(int argc, char** argv) {
     const int64_t from = parse_time("--from", args["from"].as<std::string>(), now);
     const int64_t to = parse_time("--to", args["to"].as<std::string>(), now);
     if (from >= to) throw std::invalid_argument(fmt::format("--from must be before --to ({} >= {})", from, to));
-    const std::string judger = find_judger(args);
+    const std::string judger = find_judger(args, args["service"].as<std::string>());
     const std::string target = fmt::format(
         "/api/series?service={}&attr={}&op={}&server={}&from={}&to={}&step={}",
         url_escape(args["service"].as<std::string>()), url_escape(args["attr"].as<std::string>()),
@@ -175,6 +176,8 @@ int query_command(int argc, char** argv) {
     }
     std::printf("%s\n", sparkline(values).c_str());
     return 0;
+  } catch (const ConsoleError&) {
+    throw;  // main() prints it with its own exit code
   } catch (const std::exception& e) {
     std::fprintf(stderr, "monitorctl query: %s\n", e.what());
     return 2;

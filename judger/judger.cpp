@@ -40,7 +40,8 @@ Judger::Judger(JudgerConfig config)
     : config_(std::move(config)),
       acceptor_(io_),
       http_acceptor_(io_),
-      health_("Monitor.Judger", config_.server_id, config_.self_metrics) {
+      health_("Monitor.Judger", config_.server_id, config_.self_metrics),
+      registry_health_("Monitor.Registry", config_.server_id, config_.self_metrics) {
   config_.validate();
   std::error_code fs_ec;
   std::filesystem::create_directories(config_.data_dir, fs_ec);
@@ -83,6 +84,9 @@ Judger::Judger(JudgerConfig config)
   listen_on(acceptor_, config_.listen);
   listen_on(http_acceptor_, config_.query_listen);
   query_api_ = std::make_unique<QueryApi>(*store_, [this] { return health_json(); });
+  registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "judger", "judgers", config_.name,
+                                                               kRegistryTtl);
+  if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
   spdlog::info("judger {} listening on {} (batches) and {} (HTTP queries)", config_.name, config_.listen,
                config_.query_listen);
 }
@@ -109,13 +113,12 @@ void Judger::register_self() {
                            {"rss_bytes", rss.anon_bytes + rss.file_bytes},
                            {"reports_per_s", std::round(reports_per_s)},
                            {"services", services_.size()},
+                           {"series", series_limiter_->open_series()},
                            {"open_minutes", rollup_->open_minutes()}};
   boost::json::object value{{"address", bound(acceptor_, config_.listen)},
                             {"query", bound(http_acceptor_, config_.query_listen)},
                             {"load", load}};
-  if (auto r = registry_->put_live("judgers", config_.name, value, kRegistryTtl); !r) {
-    spdlog::warn("registry: cannot refresh judgers/{}: {}", config_.name, r.error().message());
-  }
+  registration_->update(std::move(value));
 }
 
 asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
@@ -190,6 +193,20 @@ void Judger::report_health() {
   health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
+  health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
+  health_.counter("Registry.Failures", registration_->failures());
+  if (placer_) {
+    // One judger speaks for the registry, so the system's view of its parts is counted once.
+    const Placer::Figures f = placer_->figures();
+    if (f.leader) {
+      registry_health_.gauge("Parts.Live", f.parts_live);
+      registry_health_.gauge("Parts.Gone", f.parts_gone);
+      registry_health_.gauge("Judgers.Live", f.judgers_live);
+      registry_health_.gauge("Judgers.Gone", f.judgers_gone);
+      registry_health_.gauge("Services.Unassigned", f.services_unassigned);
+      registry_health_.counter("Placement.Moves", f.moves);
+    }
+  }
 }
 
 void Judger::log_health() {
@@ -500,7 +517,8 @@ int Judger::run() {
   net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
   // Unfinished minutes stay pending in the store and are rebuilt at the next start.
-  if (auto r = registry_->remove("judgers", config_.name); !r) spdlog::warn("registry: {}", r.error().message());
+  placer_.reset();
+  registration_.reset();  // the entry goes at once: automatic placement moves our services now
   log_health();
   return 0;
 }

@@ -10,7 +10,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
+#include "judger/placer.hpp"
 #include "health/health_reporter.hpp"
 #include "common/log_throttle.hpp"
 #include "judger/judger_config.hpp"
@@ -75,11 +77,14 @@ class Judger {
   boost::asio::ip::tcp::acceptor http_acceptor_;
   std::unique_ptr<MinuteStore> store_;
   std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<registry::LiveRegistration> registration_;  // after registry_: removes the entry first
+  std::unique_ptr<Placer> placer_;
   std::unique_ptr<MinuteRollup> rollup_;  // after store_: it reads the store's names
   std::unique_ptr<QueryApi> query_api_;
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;
   health::HealthReporter health_;
+  health::HealthReporter registry_health_;  // Monitor.Registry, reported by the placement leader
   std::set<std::string> services_;  // every service a batch named, for the load in the registry
   // The load: records and CPU time at the last registry refresh.
   uint64_t load_records_ = 0;

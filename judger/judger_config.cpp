@@ -15,7 +15,7 @@ void JudgerConfig::load_file(const std::string& path) {
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
                                            "grace_s", "late_window_s", "future_window_s", "idle_timeout_s", "server_id",
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
-                                           "max_names", "series_per_service"};
+                                           "max_names", "series_per_service", "placement"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -35,6 +35,7 @@ void JudgerConfig::load_file(const std::string& path) {
     read_int(obj, "max_query_connections", max_query_connections);
     read_int(obj, "max_names", max_names);
     read_int(obj, "series_per_service", series_per_service);
+    read_bool(obj, "placement", placement);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }

@@ -26,6 +26,7 @@ struct JudgerConfig {
   uint32_t series_per_service = 500'000; // series (attr, server) of one service in one minute; 0: no limit
   int64_t server_id = 0;     // for the Monitor.Judger health metrics
   bool self_metrics = true;  // report Monitor.Judger through the local agent, if one runs
+  bool placement = true;     // take part in automatic placement (acts when leader and the registry says auto)
   std::string log_level = "info";
 
   /// Throws std::runtime_error naming the file and the problem.

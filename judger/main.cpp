@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
        std::to_string(defaults.series_per_service) + ")", cxxopts::value<uint32_t>())
       ("server-id", "server id of the Monitor.Judger health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Judger health metrics")
+      ("no-placement", "never move services (automatic placement; monitorctl placement manual turns it off for all)")
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
     if (args.count("series-per-service")) config.series_per_service = args["series-per-service"].as<uint32_t>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
     if (args.count("no-self-metrics")) config.self_metrics = false;
+    if (args.count("no-placement")) config.placement = false;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
     spdlog::set_default_logger(spdlog::stderr_color_mt("judger"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

@@ -4,6 +4,7 @@
 // agents that each stay under their own limit, cannot exhaust a judger.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <unordered_map>
@@ -40,6 +41,13 @@ class SeriesLimiter {
   void forget_before(int64_t minute) { minutes_.erase(minutes_.begin(), minutes_.lower_bound(minute)); }
 
   size_t open_minutes() const noexcept { return minutes_.size(); }
+
+  /// Series of the busiest open minute (0 when there is no limit: then none are counted).
+  size_t open_series() const noexcept {
+    size_t most = 0;
+    for (const auto& [minute, m] : minutes_) most = std::max(most, m.series.size());
+    return most;
+  }
 
  private:
   struct Minute {

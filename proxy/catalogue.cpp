@@ -16,11 +16,30 @@ const boost::json::string* string_field(const boost::json::value& value, const c
 
 }  // namespace
 
+const std::vector<std::string>& Catalogue::kinds() {
+  static const std::vector<std::string> kKinds{"services", "assignments", "judgers", "proxies"};
+  return kKinds;
+}
+
 boost::system::result<Catalogue> Catalogue::load(registry::Registry& registry, std::vector<std::string>& problems) {
+  std::map<std::string, std::vector<registry::Entry>> by_kind;
+  for (const auto& kind : kinds()) {
+    auto entries = registry.list(kind);
+    if (!entries) return entries.error();
+    by_kind[kind] = std::move(*entries);
+  }
+  return build(by_kind, problems);
+}
+
+Catalogue Catalogue::build(const std::map<std::string, std::vector<registry::Entry>>& by_kind,
+                           std::vector<std::string>& problems) {
+  static const std::vector<registry::Entry> kNone;
+  auto of = [&](const char* kind) -> const std::vector<registry::Entry>& {
+    const auto it = by_kind.find(kind);
+    return it == by_kind.end() ? kNone : it->second;
+  };
   Catalogue c;
-  auto services = registry.list("services");
-  if (!services) return services.error();
-  for (const auto& entry : *services) {
+  for (const auto& entry : of("services")) {
     const auto* obj = entry.value.if_object();
     const auto* attrs = obj == nullptr ? nullptr : obj->if_contains("attrs");
     if (attrs == nullptr || !attrs->is_object()) {
@@ -30,9 +49,7 @@ boost::system::result<Catalogue> Catalogue::load(registry::Registry& registry, s
     auto& known = c.attrs_[entry.name];
     for (const auto& attr : attrs->as_object()) known.emplace(attr.key());
   }
-  auto assignments = registry.list("assignments");
-  if (!assignments) return assignments.error();
-  for (const auto& entry : *assignments) {
+  for (const auto& entry : of("assignments")) {
     const auto* judger = string_field(entry.value, "judger");
     if (judger == nullptr) {
       problems.push_back(fmt::format("assignments/{}: no \"judger\" string", entry.name));
@@ -47,14 +64,10 @@ boost::system::result<Catalogue> Catalogue::load(registry::Registry& registry, s
     }
     c.judger_of_[entry.name] = std::string(*judger);
   }
-  auto judgers = registry.list("judgers");
-  if (!judgers) return judgers.error();
-  for (const auto& entry : *judgers) {
+  for (const auto& entry : of("judgers")) {
     if (const auto* address = string_field(entry.value, "address")) c.judger_addresses_[entry.name] = std::string(*address);
   }
-  auto proxies = registry.list("proxies");
-  if (!proxies) return proxies.error();
-  for (const auto& entry : *proxies) {
+  for (const auto& entry : of("proxies")) {
     const auto* role = string_field(entry.value, "role");
     const auto* address = string_field(entry.value, "address");
     if (role != nullptr && *role == "bonnie" && address != nullptr) c.bonnies_.emplace_back(*address);

@@ -19,9 +19,16 @@ class Catalogue {
  public:
   enum class Verdict { kRoute, kUnknownService, kUnknownAttr, kUnassigned };
 
-  /// Reads the kinds `services`, `assignments`, `judgers` and `proxies`.
+  /// The kinds a Catalogue is built from.
+  static const std::vector<std::string>& kinds();
+
+  /// Reads the kinds() from the registry.
   /// Entries of the wrong shape are skipped and described in `problems`.
   static boost::system::result<Catalogue> load(registry::Registry& registry, std::vector<std::string>& problems);
+
+  /// Builds it from entries already read (by a watch), by kind.
+  static Catalogue build(const std::map<std::string, std::vector<registry::Entry>>& by_kind,
+                         std::vector<std::string>& problems);
 
   /// Whether a report of (service, attr) is routed, and to which judger.
   Verdict judge(std::string_view service, std::string_view attr, std::string& judger) const;

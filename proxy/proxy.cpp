@@ -115,7 +115,33 @@ Proxy::Proxy(ProxyConfig config)
     bonnie_index_ = std::random_device{}() % bonnies_.size();
     if (link_to("bonnie") == nullptr) throw std::runtime_error("cannot open the spool of the link to the Bonnies");
   } else {
-    refresh_catalogue();
+    // Routes follow the registry as it changes, pushed by the watch; the
+    // first read is waited for (bounded) so the first batches are routed.
+    catalogue_watch_ = registry_->watch(
+        Catalogue::kinds(),
+        [this](const std::string& kind, const std::vector<registry::Entry>& entries) {
+          bool complete = false;
+          {
+            std::lock_guard lock(watched_mutex_);
+            watched_[kind] = entries;
+            complete = watched_.size() == Catalogue::kinds().size();
+          }
+          if (complete) asio::post(io_, [this] { apply_catalogue(); });
+        },
+        [](bool up) {
+          if (up) spdlog::info("registry: reachable again; routes follow it again");
+          else spdlog::warn("registry: unreachable; routing on the last known view until it answers");
+        });
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    {
+      auto waiting = asio::make_work_guard(io_);  // run_for() waits, not returns, while nothing is queued
+      while (!catalogue_loaded_ && std::chrono::steady_clock::now() < deadline) io_.run_for(50ms);
+    }
+    io_.restart();
+    if (!catalogue_loaded_) {
+      spdlog::warn("registry {}: not read within 5 s; batches are refused (their senders keep them) until it is",
+                   config_.registry);
+    }
   }
   const tcp::endpoint endpoint = *net::parse_endpoint(config_.listen);
   boost::system::error_code ec;
@@ -126,6 +152,8 @@ Proxy::Proxy(ProxyConfig config)
   if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
   spdlog::info("{} {} listening on {} (dc {})", config_.role, config_.name, net::format_endpoint(acceptor_.local_endpoint()),
                config_.dc);
+  registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "proxy", "proxies", config_.name,
+                                                               kRegistryTtl);
 }
 
 Proxy::~Proxy() = default;
@@ -203,16 +231,19 @@ void Proxy::update_bonnie_list(const std::vector<std::string>& members) {
   spdlog::info("Bonnie list changed: {} (written to {})", fmt::join(bonnies_, ", "), config_.bonnies_file);
 }
 
-void Proxy::refresh_catalogue() {
-  std::vector<std::string> problems;
-  auto loaded = Catalogue::load(*registry_, problems);
-  if (!loaded) {
-    spdlog::warn("registry: {}; keeping what was known", loaded.error().message());
-    return;
+void Proxy::apply_catalogue() {
+  std::map<std::string, std::vector<registry::Entry>> watched;
+  {
+    std::lock_guard lock(watched_mutex_);
+    watched = watched_;
   }
-  if (*loaded == catalogue_) return;
+  std::vector<std::string> problems;
+  Catalogue loaded = Catalogue::build(watched, problems);
+  const bool first = !catalogue_loaded_;
+  catalogue_loaded_ = true;
+  if (!first && loaded == catalogue_) return;
   for (const auto& problem : problems) spdlog::warn("registry: {}", problem);
-  catalogue_ = std::move(*loaded);
+  catalogue_ = std::move(loaded);
   ++catalogue_version_;  // every upstream's routes are judged again
   // Connected before the first report needs them (a judger name is a registry key: a safe directory name).
   for (const auto& judger : catalogue_.assigned_judgers()) link_to(judger);
@@ -238,6 +269,10 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
   counters_.records_in += batch.records.size();
   const uint64_t index = upstream.first_unacked + upstream.unacked.size();
   upstream.unacked.push_back({batch.sender_id, batch.sequence, 0});
+  if (!config_.is_clyde() && !catalogue_loaded_) {
+    refuse(upstream, index, batch.sender_id, batch.sequence, "arrived before the registry could be read");
+    return;
+  }
   std::vector<std::pair<Link*, wire::Batch>> parts;  // few: one per judger the batch touches
   for (auto& record : batch.records) {
     Upstream::Route& route = upstream.routes[record.name_id];
@@ -425,9 +460,7 @@ void Proxy::register_self() {
                             {"role", config_.role},
                             {"dc", config_.dc},
                             {"records_in", counters_.records_in}};
-  if (auto r = registry_->put_live("proxies", config_.name, value, kRegistryTtl); !r) {
-    spdlog::warn("registry: cannot refresh proxies/{}: {}", config_.name, r.error().message());
-  }
+  registration_->update(std::move(value));
 }
 
 void Proxy::report_health() {
@@ -451,6 +484,8 @@ void Proxy::report_health() {
   health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
+  health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
+  health_.counter("Registry.Failures", registration_->failures());
 }
 
 void Proxy::log_health() {
@@ -475,8 +510,7 @@ asio::awaitable<void> Proxy::tick_loop() {
   asio::steady_timer timer(io_);
   for (int ticks = 0; !stopping_; ++ticks) {
     // Each step survives its own failure: a tick loop that died would stop
-    // re-registering and refreshing the catalogue without a word.
-    if (!config_.is_clyde()) net::guarded("refreshing the catalogue", [&] { refresh_catalogue(); });
+    // re-registering and reporting without a word.
     if (ticks % 3 == 0) net::guarded("registering", [&] { register_self(); });
     if (ticks % 5 == 0) net::guarded("reporting health", [&] { report_health(); });
     if (ticks % 60 == 59) net::guarded("logging health", [&] { log_health(); });
@@ -501,7 +535,8 @@ int Proxy::run() {
   net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
   // Unacknowledged batches are resent by their senders; spooled parts wait on disk.
-  if (auto r = registry_->remove("proxies", config_.name); !r) spdlog::warn("registry: {}", r.error().message());
+  catalogue_watch_.reset();
+  registration_.reset();  // removes our entry: agents and Clydes stop picking us
   log_health();
   return 0;
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <set>
@@ -30,6 +31,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
 #include "health/health_reporter.hpp"
 #include "net/frame_connection.hpp"
@@ -82,7 +84,8 @@ class Proxy {
   Link* link_to(const std::string& next_hop);
   std::string next_bonnie(bool last_failed);
   void update_bonnie_list(const std::vector<std::string>& members);
-  void refresh_catalogue();
+  // On the event loop: the catalogue from the latest entries the watch brought.
+  void apply_catalogue();
   void register_self();
   void report_health();
   void log_health();
@@ -106,6 +109,14 @@ class Proxy {
   LogThrottle connection_log_;  // refused connections
   ProxyCounters counters_;
   bool stopping_ = false;
+  bool catalogue_loaded_ = false;  // Bonnie: refuses batches until the registry was read once
+
+  // Filled by the watch's thread, applied on the event loop.
+  std::mutex watched_mutex_;
+  std::map<std::string, std::vector<registry::Entry>> watched_;  // GUARDED_BY(watched_mutex_)
+  // Last: stopped before anything they call into is destroyed.
+  std::unique_ptr<registry::LiveRegistration> registration_;
+  std::unique_ptr<registry::Watch> catalogue_watch_;
 };
 
 }  // namespace monitor::proxy

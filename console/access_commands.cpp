@@ -1,0 +1,329 @@
+// Users and roles. A role owns service name patterns ("Shop.*", "Shop.Api",
+// "*"); a user holds roles. Both are recorded in the registry (kinds `roles`
+// and `users`, which the dashboard reads). On etcd they are also etcd's own
+// users and roles, with key-prefix permissions, so etcd itself refuses a
+// change outside a user's roles once authentication is on (`auth enable`).
+// On file: the records are all there is: the directory's Unix permissions
+// decide who may write (docs/registry.md says what that can and cannot enforce).
+#include "console/access_commands.hpp"
+
+#include <crypt.h>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "common/registry/etcd_registry.hpp"
+#include "console/console_context.hpp"
+#include "monitor/monitor.hpp"
+
+namespace monitor::console {
+namespace {
+
+using registry::b64;
+using registry::EtcdRegistry;
+
+// "Shop.*" -> prefix "Shop."; "Shop.Api" -> exact; "*" -> every service.
+struct Pattern {
+  std::string text, prefix;
+  bool exact = false;
+};
+
+Pattern parse_pattern(const std::string& text) {
+  if (text == "*") return {text, "", false};
+  if (text.ends_with(".*")) {
+    const std::string stem = text.substr(0, text.size() - 2);
+    // The stem must be a name's first parts: valid once another part is added.
+    if (is_valid_name(stem + ".X") && stem.size() < 62) return {text, stem + ".", false};
+  } else if (is_valid_name(text)) {
+    return {text, text, true};
+  }
+  throw ConsoleError(kExitBadInput, fmt::format("pattern \"{}\": use a service name (Shop.Api), a prefix of name "
+                                                "parts followed by .* (Shop.*), or * for every service",
+                                                text));
+}
+
+void check_key(const std::string& what, const std::string& name) {
+  if (!registry::is_valid_key(name)) {
+    throw ConsoleError(kExitBadInput, fmt::format("{} name \"{}\": use 1-128 of [A-Za-z0-9._-], not starting with '.'",
+                                                  what, name));
+  }
+}
+
+EtcdRegistry* etcd_of(Console& console) { return dynamic_cast<EtcdRegistry*>(&console.registry()); }
+
+void etcd_call(Console& console, const std::string& path, const boost::json::object& body, const std::string& doing) {
+  auto* etcd = etcd_of(console);
+  if (etcd == nullptr) return;
+  auto r = etcd->gateway().call(path, body);
+  if (!r) console.fail(r.error(), doing);
+}
+
+boost::json::object etcd_perm(const char* type, const std::string& key, bool prefix) {
+  boost::json::object perm{{"permType", type}, {"key", b64(key)}};
+  if (prefix) perm["range_end"] = b64(registry::prefix_end(key));
+  return perm;
+}
+
+std::string hash_password(const std::string& password) {
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (crypt_gensalt_rn("$6$", 0, nullptr, 0, salt, sizeof salt) == nullptr) {
+    throw ConsoleError(kExitUnreachable, "cannot make a password salt (no random source?)");
+  }
+  crypt_data data{};
+  const char* hashed = crypt_r(password.c_str(), salt, &data);
+  if (hashed == nullptr || hashed[0] == '*') throw ConsoleError(kExitUnreachable, "cannot hash the password");
+  return hashed;
+}
+
+std::string require_password(const cxxopts::ParseResult& args, const char* flag) {
+  if (!args.count(flag) || args[flag].as<std::string>().empty()) {
+    throw ConsoleError(kExitBadInput, fmt::format("--{} is required", flag));
+  }
+  return args[flag].as<std::string>();
+}
+
+std::vector<std::string> strings_of(const boost::json::value& v, std::string_view key) {
+  std::vector<std::string> out;
+  const auto* obj = v.if_object();
+  const auto* arr = obj != nullptr ? obj->if_contains(key) : nullptr;
+  if (arr == nullptr || !arr->is_array()) return out;
+  for (const auto& s : arr->as_array()) {
+    if (s.is_string()) out.emplace_back(s.as_string());
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+  return out.empty() ? "-" : out;
+}
+
+int role_add(int argc, char** argv) {
+  auto options = make_options("role add", "Adds a role that owns services by name pattern (Shop.* or Shop.Api or *).");
+  options.add_options()("name", "role name", cxxopts::value<std::string>())
+      ("patterns", "service name patterns", cxxopts::value<std::vector<std::string>>());
+  options.parse_positional({"name", "patterns"});
+  options.positional_help("ROLE PATTERN [PATTERN...]");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_key("role", name);
+  if (name == "root") throw ConsoleError(kExitBadInput, "role root is etcd's own: pick another name");
+  if (!args->count("patterns")) throw ConsoleError(kExitBadInput, "name at least one service pattern (see --help)");
+  std::vector<Pattern> patterns;
+  boost::json::array texts;
+  for (const auto& p : (*args)["patterns"].as<std::vector<std::string>>()) {
+    patterns.push_back(parse_pattern(p));
+    texts.push_back(boost::json::value(p));
+  }
+  Console console(*args);
+  if (console.check(console.registry().get("roles", name), "reading role " + name)) {
+    throw ConsoleError(kExitBadInput, fmt::format("role {} already exists", name));
+  }
+  if (etcd_of(console) != nullptr) {
+    const std::string root(EtcdRegistry::kRoot);
+    etcd_call(console, "/v3/auth/role/add", {{"name", name}}, "adding role " + name);
+    // Everyone reads the registry; changes need the key of what changes.
+    etcd_call(console, "/v3/auth/role/grant", {{"name", name}, {"perm", etcd_perm("READ", root, true)}},
+              "granting role " + name);
+    etcd_call(console, "/v3/auth/role/grant",
+              {{"name", name}, {"perm", etcd_perm("READWRITE", EtcdRegistry::key_of("counters", "service-ids"), false)}},
+              "granting role " + name);
+    for (const auto& p : patterns) {
+      for (const char* kind : {"services", "assignments"}) {
+        etcd_call(console, "/v3/auth/role/grant",
+                  {{"name", name},
+                   {"perm", etcd_perm("READWRITE", EtcdRegistry::kind_prefix(kind) + p.prefix, !p.exact)}},
+                  "granting role " + name);
+      }
+    }
+  }
+  console.check(console.registry().put("roles", name, boost::json::object{{"patterns", texts}}), "recording role " + name);
+  console.print_done(fmt::format("role {} owns {}", name, boost::json::serialize(texts)), {{"role", name}});
+  return 0;
+}
+
+int role_list(int argc, char** argv) {
+  auto options = make_options("role list", "Lists the roles and the service patterns each owns.");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : console.check(console.registry().list("roles"), "listing roles")) {
+    rows.push_back({r.name, joined(strings_of(r.value, "patterns"))});
+  }
+  console.print_table({"role", "patterns"}, rows);
+  return 0;
+}
+
+int role_rm(int argc, char** argv) {
+  auto options = make_options("role rm", "Removes a role (its users lose what it granted).");
+  options.add_options()("name", "role name", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("ROLE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_key("role", name);
+  Console console(*args);
+  if (!console.check(console.registry().get("roles", name), "reading role " + name)) {
+    throw ConsoleError(kExitBadInput, fmt::format("no role {}", name));
+  }
+  etcd_call(console, "/v3/auth/role/delete", {{"role", name}}, "removing role " + name);
+  console.check(console.registry().remove("roles", name), "removing role " + name);
+  console.print_done(fmt::format("role {} removed", name), {{"role", name}});
+  return 0;
+}
+
+registry::Entry must_get_user(Console& console, const std::string& name) {
+  auto user = console.check(console.registry().get("users", name), "reading user " + name);
+  if (!user) throw ConsoleError(kExitBadInput, fmt::format("no user {} (monitorctl user list shows them)", name));
+  return std::move(*user);
+}
+
+void must_have_role(Console& console, const std::string& role) {
+  if (!console.check(console.registry().get("roles", role), "reading role " + role)) {
+    throw ConsoleError(kExitBadInput, fmt::format("no role {} (monitorctl role list shows them)", role));
+  }
+}
+
+int user_add(int argc, char** argv) {
+  auto options = make_options("user add", "Adds a user, optionally with roles.");
+  options.add_options()("name", "user name", cxxopts::value<std::string>())
+      ("new-password", "the user's password", cxxopts::value<std::string>())
+      ("role", "a role to grant (repeatable)", cxxopts::value<std::vector<std::string>>());
+  options.parse_positional({"name"});
+  options.positional_help("USER --new-password P [--role R...]");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_key("user", name);
+  const std::string password = require_password(*args, "new-password");
+  const auto roles = args->count("role") ? (*args)["role"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  Console console(*args);
+  if (console.check(console.registry().get("users", name), "reading user " + name)) {
+    throw ConsoleError(kExitBadInput, fmt::format("user {} already exists", name));
+  }
+  for (const auto& r : roles) must_have_role(console, r);
+  etcd_call(console, "/v3/auth/user/add", {{"name", name}, {"password", password}}, "adding user " + name);
+  for (const auto& r : roles) etcd_call(console, "/v3/auth/user/grant", {{"user", name}, {"role", r}}, "granting " + r);
+  boost::json::object record{{"roles", boost::json::value_from(roles)}};
+  // On etcd, etcd keeps the password; on file: a salted SHA-512 crypt(3) hash.
+  if (!console.is_etcd()) record["password_hash"] = hash_password(password);
+  console.check(console.registry().put("users", name, record), "recording user " + name);
+  console.print_done(fmt::format("user {} added with roles {}", name, joined(roles)), {{"user", name}});
+  return 0;
+}
+
+int user_list(int argc, char** argv) {
+  auto options = make_options("user list", "Lists the users and their roles.");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& u : console.check(console.registry().list("users"), "listing users")) {
+    rows.push_back({u.name, joined(strings_of(u.value, "roles"))});
+  }
+  console.print_table({"user", "roles"}, rows);
+  return 0;
+}
+
+int user_rm(int argc, char** argv) {
+  auto options = make_options("user rm", "Removes a user.");
+  options.add_options()("name", "user name", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("USER");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_key("user", name);
+  Console console(*args);
+  must_get_user(console, name);
+  etcd_call(console, "/v3/auth/user/delete", {{"name", name}}, "removing user " + name);
+  console.check(console.registry().remove("users", name), "removing user " + name);
+  console.print_done(fmt::format("user {} removed", name), {{"user", name}});
+  return 0;
+}
+
+int user_grant(int argc, char** argv) {
+  auto options = make_options("user grant", "Grants a role to a user.");
+  options.add_options()("name", "user name", cxxopts::value<std::string>())("role", "role", cxxopts::value<std::string>());
+  options.parse_positional({"name", "role"});
+  options.positional_help("USER ROLE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name"), role = positional(*args, "role");
+  Console console(*args);
+  auto user = must_get_user(console, name);
+  must_have_role(console, role);
+  auto roles = strings_of(user.value, "roles");
+  if (std::find(roles.begin(), roles.end(), role) != roles.end()) {
+    throw ConsoleError(kExitBadInput, fmt::format("user {} has role {} already", name, role));
+  }
+  etcd_call(console, "/v3/auth/user/grant", {{"user", name}, {"role", role}}, "granting " + role);
+  roles.push_back(role);
+  boost::json::object record = user.value.is_object() ? user.value.as_object() : boost::json::object{};
+  record["roles"] = boost::json::value_from(roles);
+  console.check(console.registry().put("users", name, record), "recording user " + name);
+  console.print_done(fmt::format("user {} now has roles {}", name, joined(roles)), {{"user", name}});
+  return 0;
+}
+
+int user_passwd(int argc, char** argv) {
+  auto options = make_options("user passwd", "Sets a user's password.");
+  options.add_options()("name", "user name", cxxopts::value<std::string>())
+      ("new-password", "the new password", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("USER --new-password P");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  const std::string password = require_password(*args, "new-password");
+  Console console(*args);
+  auto user = must_get_user(console, name);
+  etcd_call(console, "/v3/auth/user/changepw", {{"name", name}, {"password", password}}, "changing the password");
+  if (!console.is_etcd()) {
+    boost::json::object record = user.value.is_object() ? user.value.as_object() : boost::json::object{};
+    record["password_hash"] = hash_password(password);
+    console.check(console.registry().put("users", name, record), "recording user " + name);
+  }
+  console.print_done(fmt::format("password of {} changed", name), {{"user", name}});
+  return 0;
+}
+
+int auth_enable(int argc, char** argv) {
+  auto options = make_options("auth enable", "Turns etcd's authentication on: creates user root with role root, "
+                                             "then every change needs a user whose roles allow it.");
+  options.add_options()("root-password", "password for etcd's root user", cxxopts::value<std::string>());
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string password = require_password(*args, "root-password");
+  Console console(*args);
+  if (!console.is_etcd()) {
+    throw ConsoleError(kExitBadInput, "authentication is etcd's: on file: the directory's permissions decide who writes");
+  }
+  etcd_call(console, "/v3/auth/role/add", {{"name", "root"}}, "adding role root");
+  etcd_call(console, "/v3/auth/user/add", {{"name", "root"}, {"password", password}}, "adding user root");
+  etcd_call(console, "/v3/auth/user/grant", {{"user", "root"}, {"role", "root"}}, "granting root");
+  etcd_call(console, "/v3/auth/enable", {}, "enabling authentication");
+  console.print_done("etcd authentication is on: daemons and consoles now need --user/--password "
+                     "(or MONITOR_REGISTRY_USER/_PASSWORD)");
+  return 0;
+}
+
+}  // namespace
+
+int role_command(int argc, char** argv) {
+  return dispatch_verbs("role", argc, argv, {{"add", role_add}, {"list", role_list}, {"rm", role_rm}});
+}
+
+int user_command(int argc, char** argv) {
+  return dispatch_verbs("user", argc, argv,
+                        {{"add", user_add}, {"list", user_list}, {"rm", user_rm}, {"grant", user_grant},
+                         {"passwd", user_passwd}});
+}
+
+int auth_command(int argc, char** argv) { return dispatch_verbs("auth", argc, argv, {{"enable", auth_enable}}); }
+
+}  // namespace monitor::console

@@ -1,0 +1,231 @@
+#include "console/console_context.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "common/default_paths.hpp"
+#include "common/registry/etcd_registry.hpp"
+#include "monitor/monitor.hpp"
+
+namespace monitor::console {
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// ~/.config/monitor/monitorctl.json, or --config, or $MONITOR_CONFIG:
+// {"registry": "...", "user": "...", "password": "..."}; absent is fine
+// unless named explicitly.
+boost::json::object read_config(const cxxopts::ParseResult& args) {
+  std::string path = args.count("config") ? args["config"].as<std::string>() : env("MONITOR_CONFIG");
+  const bool named = !path.empty();
+  if (!named) {
+    const std::string home = env("HOME");
+    if (home.empty()) return {};
+    path = home + "/.config/monitor/monitorctl.json";
+  }
+  std::ifstream in(path);
+  if (!in) {
+    if (named) throw ConsoleError(kExitBadInput, fmt::format("config {}: cannot read it", path));
+    return {};
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(text.str(), ec);
+  if (ec || !doc.is_object()) {
+    throw ConsoleError(kExitBadInput, fmt::format("config {}: not a JSON object ({})", path,
+                                                  ec ? ec.message() : "wrong shape"));
+  }
+  for (const auto& [key, value] : doc.as_object()) {
+    if ((key != "registry" && key != "user" && key != "password") || !value.is_string()) {
+      throw ConsoleError(kExitBadInput, fmt::format("config {}: unknown or non-string key \"{}\" (allowed: registry, "
+                                                    "user, password)",
+                                                    path, std::string_view(key)));
+    }
+  }
+  return doc.as_object();
+}
+
+std::string pick(const cxxopts::ParseResult& args, const char* flag, const char* env_name,
+                 const boost::json::object& config, const char* key, std::string fallback) {
+  if (args.count(flag)) return args[flag].as<std::string>();
+  if (std::string v = env(env_name); !v.empty()) return v;
+  if (const auto* v = config.if_contains(key); v != nullptr) return std::string(v->as_string());
+  return fallback;
+}
+
+}  // namespace
+
+void add_common_options(cxxopts::Options& options) {
+  options.add_options("common")
+      ("registry", "file:DIR or etcd:HOST:PORT[,HOST:PORT...] (default: $MONITOR_REGISTRY, the config file, or " +
+                       default_registry() + ")", cxxopts::value<std::string>())
+      ("user", "registry user, when etcd has authentication on (or $MONITOR_REGISTRY_USER)", cxxopts::value<std::string>())
+      ("password", "its password (or $MONITOR_REGISTRY_PASSWORD)", cxxopts::value<std::string>())
+      ("config", "config file (default $MONITOR_CONFIG or ~/.config/monitor/monitorctl.json)", cxxopts::value<std::string>())
+      ("output", "table or json", cxxopts::value<std::string>()->default_value("table"))
+      ("h,help", "print this help");
+}
+
+std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv) {
+  try {
+    auto args = options.parse(argc, argv);
+    if (args.count("help")) {
+      std::puts(options.help().c_str());
+      return std::nullopt;
+    }
+    const std::string output = args["output"].as<std::string>();
+    if (output != "table" && output != "json") throw ConsoleError(kExitBadInput, "--output must be table or json");
+    return args;
+  } catch (const cxxopts::exceptions::exception& e) {
+    throw ConsoleError(kExitBadInput, e.what());
+  }
+}
+
+std::string positional(const cxxopts::ParseResult& args, const std::string& name) {
+  if (!args.count(name)) throw ConsoleError(kExitBadInput, fmt::format("{} is required (see --help)", name));
+  return args[name].as<std::string>();
+}
+
+void check_name(const std::string& what, const std::string& name) {
+  if (!is_valid_name(name)) {
+    throw ConsoleError(kExitBadInput,
+                       fmt::format("{} name \"{}\" is not valid: it must be dot-separated parts that each start "
+                                   "with a capital letter followed by letters and digits, at least two parts, at "
+                                   "most 64 bytes (e.g. Shop.Api)",
+                                   what, name));
+  }
+}
+
+Console::Console(const cxxopts::ParseResult& args) {
+  const auto config = read_config(args);
+  address_ = pick(args, "registry", "MONITOR_REGISTRY", config, "registry", default_registry());
+  user_ = pick(args, "user", "MONITOR_REGISTRY_USER", config, "user", "");
+  const std::string password = pick(args, "password", "MONITOR_REGISTRY_PASSWORD", config, "password", "");
+  json_ = args["output"].as<std::string>() == "json";
+  // A console must not create the directory it was pointed at: a typo would
+  // read as an empty registry.
+  if (address_.starts_with("file:") && !std::filesystem::is_directory(address_.substr(5))) {
+    throw ConsoleError(kExitUnreachable,
+                       fmt::format("registry {}: no such directory (the parts create it when started with "
+                                   "--registry {}, or create it yourself)",
+                                   address_, address_));
+  }
+  auto opened = registry::open_registry(address_, user_, password);
+  if (!opened) {
+    throw ConsoleError(kExitBadInput, fmt::format("registry {}: {} (use file:DIR or etcd:HOST:PORT[,HOST:PORT...])",
+                                                  address_, opened.error().message()));
+  }
+  registry_ = std::move(*opened);
+}
+
+void Console::fail(const boost::system::error_code& ec, const std::string& doing) {
+  using registry::RegistryErrc;
+  std::string etcd_says;
+  if (auto* etcd = dynamic_cast<registry::EtcdRegistry*>(registry_.get())) etcd_says = etcd->last_error();
+  if (ec == RegistryErrc::kUnreachable) {
+    throw ConsoleError(kExitUnreachable, fmt::format("{}: the registry {} cannot be reached (is etcd running and "
+                                                     "listening there?)",
+                                                     doing, address_));
+  }
+  if (ec == RegistryErrc::kPermissionDenied) {
+    throw ConsoleError(kExitRefused, fmt::format("{}: refused by etcd: user \"{}\" has no role that may change "
+                                                 "this (etcd says \"{}\")",
+                                                 doing, user_.empty() ? "(none)" : user_, etcd_says));
+  }
+  if (ec == RegistryErrc::kAuthFailed) {
+    throw ConsoleError(kExitRefused, fmt::format("{}: etcd refused user \"{}\": wrong user name or password, or no "
+                                                 "user given while authentication is on (etcd says \"{}\")",
+                                                 doing, user_, etcd_says));
+  }
+  throw ConsoleError(kExitUnreachable, fmt::format("{}: {}{}", doing, ec.message(),
+                                                   etcd_says.empty() ? "" : " (etcd says \"" + etcd_says + "\")"));
+}
+
+void Console::print_table(const std::vector<std::string>& columns, const std::vector<std::vector<std::string>>& rows) {
+  if (json_) {
+    boost::json::array out;
+    for (const auto& row : rows) {
+      boost::json::object obj;
+      for (size_t i = 0; i < columns.size() && i < row.size(); ++i) obj[columns[i]] = row[i];
+      out.push_back(std::move(obj));
+    }
+    std::puts(boost::json::serialize(out).c_str());
+    return;
+  }
+  std::vector<size_t> width(columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) width[i] = columns[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < columns.size() && i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const std::string& cell = i < row.size() ? row[i] : "";
+      line += cell;
+      if (i + 1 < columns.size()) line += std::string(width[i] - cell.size() + 2, ' ');
+    }
+    std::puts(line.c_str());
+  };
+  std::vector<std::string> header;
+  for (const auto& c : columns) {
+    std::string upper = c;
+    for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    header.push_back(upper);
+  }
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+}
+
+void Console::print_object(const boost::json::object& obj) {
+  if (json_) {
+    std::puts(boost::json::serialize(obj).c_str());
+    return;
+  }
+  for (const auto& [key, value] : obj) {
+    const std::string text = value.is_string() ? std::string(value.as_string()) : boost::json::serialize(value);
+    std::printf("%s: %s\n", std::string(key).c_str(), text.c_str());
+  }
+}
+
+void Console::print_done(const std::string& message, boost::json::object details) {
+  if (json_) {
+    details["ok"] = true;
+    details["message"] = message;
+    std::puts(boost::json::serialize(details).c_str());
+    return;
+  }
+  std::puts(message.c_str());
+}
+
+cxxopts::Options make_options(const std::string& command, const std::string& description) {
+  cxxopts::Options options("monitorctl " + command, description);
+  add_common_options(options);
+  return options;
+}
+
+int dispatch_verbs(const char* group, int argc, char** argv,
+             const std::vector<std::pair<std::string, int (*)(int, char**)>>& verbs) {
+  std::string names;
+  for (const auto& [verb, fn] : verbs) names += (names.empty() ? "" : "|") + verb;
+  if (argc < 2 || std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h") {
+    std::printf("Usage: monitorctl %s %s [options]\nRun 'monitorctl %s <verb> --help' for a verb's options.\n", group,
+                names.c_str(), group);
+    return argc < 2 ? kExitBadInput : 0;
+  }
+  for (const auto& [verb, fn] : verbs) {
+    if (verb == argv[1]) return fn(argc - 1, argv + 1);
+  }
+  throw ConsoleError(kExitBadInput, fmt::format("unknown verb '{}': use {} {}", argv[1], group, names));
+}
+
+}  // namespace monitor::console

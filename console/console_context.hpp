@@ -1,0 +1,89 @@
+// What every monitorctl subcommand shares: the registry it talks to (from
+// --registry, $MONITOR_REGISTRY, the config file, or the default), who it is
+// (--user/--password or $MONITOR_REGISTRY_USER/_PASSWORD), how it prints
+// (--output table|json), and how a failure becomes a message and an exit code.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+#include <cxxopts.hpp>
+
+#include "common/registry/registry.hpp"
+
+namespace monitor::console {
+
+/// Exit codes: 2 bad input (usage, names, unknown or duplicate entries),
+/// 3 the registry or a judger cannot be reached, 4 refused (permission, password).
+enum ExitCode { kExitOk = 0, kExitBadInput = 2, kExitUnreachable = 3, kExitRefused = 4 };
+
+/// A failure to report to the person: message and exit code.
+class ConsoleError : public std::runtime_error {
+ public:
+  ConsoleError(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ExitCode code() const noexcept { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+/// Adds --registry, --user, --password, --config, --output and --help.
+void add_common_options(cxxopts::Options& options);
+
+class Console {
+ public:
+  /// Opens the registry the options name. Throws ConsoleError.
+  explicit Console(const cxxopts::ParseResult& args);
+
+  registry::Registry& registry() { return *registry_; }
+  const std::string& address() const noexcept { return address_; }
+  const std::string& user() const noexcept { return user_; }
+  bool is_etcd() const noexcept { return address_.starts_with("etcd:"); }
+  bool json() const noexcept { return json_; }
+
+  /// The value of a result, or a ConsoleError that says what `doing` failed
+  /// and why, in words (permission refused by etcd, unreachable, ...).
+  template <class T>
+  T check(boost::system::result<T> r, const std::string& doing) {
+    if (!r) fail(r.error(), doing);
+    return std::move(*r);
+  }
+  void check(boost::system::result<void> r, const std::string& doing) {
+    if (!r) fail(r.error(), doing);
+  }
+  [[noreturn]] void fail(const boost::system::error_code& ec, const std::string& doing);
+
+  /// Prints rows as an aligned table, or as a JSON array of objects.
+  void print_table(const std::vector<std::string>& columns, const std::vector<std::vector<std::string>>& rows);
+  /// Prints one object: "key: value" lines, or JSON.
+  void print_object(const boost::json::object& obj);
+  /// A one-line confirmation (or {"ok": true, ...} in JSON).
+  void print_done(const std::string& message, boost::json::object details = {});
+
+ private:
+  std::string address_, user_;
+  bool json_ = false;
+  std::unique_ptr<registry::Registry> registry_;
+};
+
+/// Parses a subcommand's arguments; prints help and returns nullopt on --help.
+/// Throws ConsoleError on bad flags.
+std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);
+
+/// A required positional argument, or a ConsoleError naming it.
+std::string positional(const cxxopts::ParseResult& args, const std::string& name);
+
+/// Checks a service or attr name (DESIGN.md section 1); throws ConsoleError.
+void check_name(const std::string& what, const std::string& name);
+
+/// Options of "monitorctl <command>" with the common ones added.
+cxxopts::Options make_options(const std::string& command, const std::string& description);
+
+/// Runs the verb argv[1] of a command group ("service add ..."), or prints the group's usage.
+int dispatch_verbs(const char* group, int argc, char** argv,
+                   const std::vector<std::pair<std::string, int (*)(int, char**)>>& verbs);
+
+}  // namespace monitor::console

@@ -1,0 +1,352 @@
+// Services and attrs: their numeric ids are handed out by compare-and-set
+// commits on the registry, so two consoles racing never hand out one id twice,
+// and a removed id is never reused (the counters only grow).
+#include "console/service_commands.hpp"
+
+#include <cstdio>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "common/registry/placement.hpp"
+#include "console/console_context.hpp"
+
+namespace monitor::console {
+namespace {
+
+using registry::Entry;
+constexpr int kAttempts = 50;  // compare-and-set rounds before giving up under contention
+constexpr const char* kServiceCounter = "service-ids";
+
+int64_t int_field(const boost::json::value& v, std::string_view key, int64_t fallback) {
+  const auto* obj = v.if_object();
+  const auto* field = obj != nullptr ? obj->if_contains(key) : nullptr;
+  return field != nullptr && field->is_int64() ? field->as_int64() : fallback;
+}
+
+std::string judger_of(Console& console, const std::string& service) {
+  auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
+  if (!assignment) return "";
+  const auto* obj = assignment->value.if_object();
+  const auto* judger = obj != nullptr ? obj->if_contains("judger") : nullptr;
+  return judger != nullptr && judger->is_string() ? std::string(judger->as_string()) : "";
+}
+
+Entry must_get_service(Console& console, const std::string& service) {
+  auto entry = console.check(console.registry().get("services", service), "reading service " + service);
+  if (!entry) throw ConsoleError(kExitBadInput, fmt::format("no service {} (monitorctl service list shows them)", service));
+  return std::move(*entry);
+}
+
+const registry::JudgerInfo* find_judger(const std::vector<registry::JudgerInfo>& judgers, const std::string& name) {
+  for (const auto& j : judgers) {
+    if (j.name == name && (j.live || j.declared)) return &j;
+  }
+  return nullptr;
+}
+
+std::string judger_state(const std::vector<registry::JudgerInfo>& judgers, const std::string& name) {
+  if (name.empty()) return "-";
+  for (const auto& j : judgers) {
+    if (j.name == name) return j.live ? "live" : "gone";
+  }
+  return "unknown";
+}
+
+int service_add(int argc, char** argv) {
+  auto options = make_options("service add", "Registers a service and assigns its numeric id; places it on the "
+                                             "least-loaded live judger unless --judger names one.");
+  options.add_options()("name", "service name, e.g. Shop.Api", cxxopts::value<std::string>())
+      ("judger", "judger to own it (default: the least-loaded live one)", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("NAME");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_name("service", name);
+  Console console(*args);
+  auto& reg = console.registry();
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (auto existing = console.check(reg.get("services", name), "reading service " + name)) {
+      throw ConsoleError(kExitBadInput, fmt::format("service {} already exists (id {})", name,
+                                                    int_field(existing->value, "id", 0)));
+    }
+    const auto judgers = console.check(registry::read_judgers(reg), "reading the judgers");
+    std::string judger;
+    if (args->count("judger")) {
+      judger = (*args)["judger"].as<std::string>();
+      if (find_judger(judgers, judger) == nullptr) {
+        throw ConsoleError(kExitBadInput, fmt::format("no judger {} (monitorctl judger list shows them; judger add "
+                                                      "declares one ahead of its start)",
+                                                      judger));
+      }
+    } else if (auto least = registry::least_loaded(judgers)) {
+      judger = *least;
+    }
+    auto counter = console.check(reg.get("counters", kServiceCounter), "reading the service id counter");
+    const int64_t id = counter ? int_field(counter->value, "next", 1) : 1;
+    std::vector<registry::Write> writes{
+        {"counters", kServiceCounter, boost::json::object{{"next", id + 1}}},
+        {"services", name, boost::json::object{{"id", id}, {"attrs", boost::json::object{}}, {"next_attr_id", 1}}}};
+    if (!judger.empty()) writes.push_back({"assignments", name, boost::json::object{{"judger", judger}}});
+    const bool done = console.check(
+        reg.commit({{"counters", kServiceCounter, counter ? counter->version : 0}, {"services", name, 0}}, writes),
+        "adding service " + name);
+    if (!done) continue;  // another console took the id or the name meanwhile: read again
+    console.print_done(judger.empty() ? fmt::format("service {} added with id {}; no live judger to own it yet (automatic "
+                                                    "placement gives it one when a judger starts)",
+                                                    name, id)
+                                      : fmt::format("service {} added with id {}, owned by judger {}", name, id, judger),
+                       {{"service", name}, {"id", id}, {"judger", judger}});
+    return 0;
+  }
+  throw ConsoleError(kExitUnreachable, fmt::format("service {}: gave up after {} attempts: the registry changed under "
+                                                   "every one (too many consoles at once?)",
+                                                   name, kAttempts));
+}
+
+int service_list(int argc, char** argv) {
+  auto options = make_options("service list", "Lists the services with their ids, attr counts and judgers.");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const auto services = console.check(console.registry().list("services"), "listing services");
+  const auto judgers = console.check(registry::read_judgers(console.registry()), "reading the judgers");
+  const auto assignments = console.check(console.registry().list("assignments"), "reading the assignments");
+  std::map<std::string, std::string> owner;
+  for (const auto& a : assignments) {
+    if (const auto* obj = a.value.if_object(); obj != nullptr && obj->contains("judger") && obj->at("judger").is_string()) {
+      owner[a.name] = std::string(obj->at("judger").as_string());
+    }
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : services) {
+    const auto* attrs = s.value.is_object() ? s.value.as_object().if_contains("attrs") : nullptr;
+    const std::string judger = owner.count(s.name) ? owner[s.name] : "";
+    rows.push_back({s.name, std::to_string(int_field(s.value, "id", 0)),
+                    std::to_string(attrs != nullptr && attrs->is_object() ? attrs->as_object().size() : 0),
+                    judger.empty() ? "-" : judger, judger_state(judgers, judger)});
+  }
+  console.print_table({"service", "id", "attrs", "judger", "judger_state"}, rows);
+  return 0;
+}
+
+int service_show(int argc, char** argv) {
+  auto options = make_options("service show", "Shows a service: id, owning judger, attrs with their ids.");
+  options.add_options()("name", "service name", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("NAME");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_name("service", name);
+  Console console(*args);
+  const Entry service = must_get_service(console, name);
+  const std::string judger = judger_of(console, name);
+  const auto judgers = console.check(registry::read_judgers(console.registry()), "reading the judgers");
+  boost::json::object attrs;
+  if (const auto* a = service.value.is_object() ? service.value.as_object().if_contains("attrs") : nullptr;
+      a != nullptr && a->is_object()) {
+    attrs = a->as_object();
+  }
+  if (console.json()) {
+    console.print_object({{"service", name}, {"id", int_field(service.value, "id", 0)}, {"judger", judger},
+                          {"judger_state", judger_state(judgers, judger)}, {"attrs", attrs}});
+    return 0;
+  }
+  std::printf("service: %s\nid: %lld\njudger: %s (%s)\n", name.c_str(),
+              static_cast<long long>(int_field(service.value, "id", 0)), judger.empty() ? "-" : judger.c_str(),
+              judger_state(judgers, judger).c_str());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [attr, id] : attrs) rows.push_back({std::string(attr), boost::json::serialize(id)});
+  console.print_table({"attr", "id"}, rows);
+  return 0;
+}
+
+int service_rm(int argc, char** argv) {
+  auto options = make_options("service rm", "Removes a service and its assignment. Its id is never handed out again.");
+  options.add_options()("name", "service name", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("NAME");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  check_name("service", name);
+  Console console(*args);
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const Entry service = must_get_service(console, name);
+    const bool done = console.check(console.registry().commit({{"services", name, service.version}},
+                                                              {{"services", name, std::nullopt},
+                                                               {"assignments", name, std::nullopt}}),
+                                    "removing service " + name);
+    if (!done) continue;
+    console.print_done(fmt::format("service {} removed (id {} stays retired)", name, int_field(service.value, "id", 0)),
+                       {{"service", name}});
+    return 0;
+  }
+  throw ConsoleError(kExitUnreachable, "gave up: the service changed under every attempt");
+}
+
+int service_assign(int argc, char** argv) {
+  auto options = make_options("service assign", "Gives a service to a judger; Bonnie routes its reports there "
+                                                "within seconds.");
+  options.add_options()("name", "service name", cxxopts::value<std::string>())
+      ("judger", "judger name", cxxopts::value<std::string>());
+  options.parse_positional({"name", "judger"});
+  options.positional_help("SERVICE JUDGER");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string name = positional(*args, "name");
+  const std::string judger = positional(*args, "judger");
+  check_name("service", name);
+  Console console(*args);
+  const auto judgers = console.check(registry::read_judgers(console.registry()), "reading the judgers");
+  if (find_judger(judgers, judger) == nullptr) {
+    throw ConsoleError(kExitBadInput, fmt::format("no judger {} (monitorctl judger list shows them)", judger));
+  }
+  const Entry service = must_get_service(console, name);
+  const bool done = console.check(
+      console.registry().commit({{"services", name, service.version}},
+                                {{"assignments", name, boost::json::object{{"judger", judger}}}}),
+      "assigning service " + name);
+  if (!done) throw ConsoleError(kExitUnreachable, fmt::format("service {} changed meanwhile; try again", name));
+  console.print_done(fmt::format("service {} assigned to judger {}", name, judger), {{"service", name}, {"judger", judger}});
+  return 0;
+}
+
+int attr_add(int argc, char** argv) {
+  auto options = make_options("attr add", "Registers attrs of a service and assigns their ids.");
+  options.add_options()("service", "service name", cxxopts::value<std::string>())
+      ("attrs", "attr names", cxxopts::value<std::vector<std::string>>());
+  options.parse_positional({"service", "attrs"});
+  options.positional_help("SERVICE ATTR [ATTR...]");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string service = positional(*args, "service");
+  check_name("service", service);
+  if (!args->count("attrs")) throw ConsoleError(kExitBadInput, "name at least one attr (see --help)");
+  const auto names = (*args)["attrs"].as<std::vector<std::string>>();
+  for (const auto& n : names) check_name("attr", n);
+  Console console(*args);
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const Entry entry = must_get_service(console, service);
+    boost::json::object value = entry.value.is_object() ? entry.value.as_object() : boost::json::object{};
+    if (!value["attrs"].is_object()) value["attrs"] = boost::json::object{};
+    auto& attrs = value["attrs"].as_object();
+    int64_t next = int_field(value, "next_attr_id", 0);
+    for (const auto& [attr, id] : attrs) next = std::max(next, (id.is_int64() ? id.as_int64() : 0) + 1);
+    boost::json::object added;
+    for (const auto& n : names) {
+      if (attrs.contains(n)) {
+        throw ConsoleError(kExitBadInput, fmt::format("attr {} of {} already exists (id {})", n, service,
+                                                      boost::json::serialize(attrs.at(n))));
+      }
+      if (added.contains(n)) throw ConsoleError(kExitBadInput, fmt::format("attr {} named twice", n));
+      added[n] = next;
+      attrs[n] = next++;
+    }
+    value["next_attr_id"] = next;
+    const bool done = console.check(
+        console.registry().commit({{"services", service, entry.version}}, {{"services", service, value}}),
+        "adding attrs to " + service);
+    if (!done) continue;
+    std::string list;
+    for (const auto& [n, id] : added) list += fmt::format("{}{}={}", list.empty() ? "" : ", ", std::string_view(n),
+                                                          boost::json::serialize(id));
+    console.print_done(fmt::format("{}: added {}", service, list), {{"service", service}, {"attrs", added}});
+    return 0;
+  }
+  throw ConsoleError(kExitUnreachable, "gave up: the service changed under every attempt");
+}
+
+int attr_list(int argc, char** argv) {
+  auto options = make_options("attr list", "Lists the attrs of a service with their ids.");
+  options.add_options()("service", "service name", cxxopts::value<std::string>());
+  options.parse_positional({"service"});
+  options.positional_help("SERVICE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string service = positional(*args, "service");
+  check_name("service", service);
+  Console console(*args);
+  const Entry entry = must_get_service(console, service);
+  std::vector<std::vector<std::string>> rows;
+  if (const auto* a = entry.value.is_object() ? entry.value.as_object().if_contains("attrs") : nullptr;
+      a != nullptr && a->is_object()) {
+    for (const auto& [attr, id] : a->as_object()) rows.push_back({std::string(attr), boost::json::serialize(id)});
+  }
+  console.print_table({"attr", "id"}, rows);
+  return 0;
+}
+
+int attr_rm(int argc, char** argv) {
+  auto options = make_options("attr rm", "Removes attrs of a service. Their ids are never handed out again.");
+  options.add_options()("service", "service name", cxxopts::value<std::string>())
+      ("attrs", "attr names", cxxopts::value<std::vector<std::string>>());
+  options.parse_positional({"service", "attrs"});
+  options.positional_help("SERVICE ATTR [ATTR...]");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string service = positional(*args, "service");
+  check_name("service", service);
+  if (!args->count("attrs")) throw ConsoleError(kExitBadInput, "name at least one attr (see --help)");
+  const auto names = (*args)["attrs"].as<std::vector<std::string>>();
+  for (const auto& n : names) check_name("attr", n);
+  Console console(*args);
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const Entry entry = must_get_service(console, service);
+    boost::json::object value = entry.value.is_object() ? entry.value.as_object() : boost::json::object{};
+    if (!value["attrs"].is_object()) value["attrs"] = boost::json::object{};
+    auto& attrs = value["attrs"].as_object();
+    int64_t next = int_field(value, "next_attr_id", 1);
+    for (const auto& n : names) {
+      if (!attrs.contains(n)) throw ConsoleError(kExitBadInput, fmt::format("{} has no attr {}", service, n));
+      next = std::max(next, (attrs.at(n).is_int64() ? attrs.at(n).as_int64() : 0) + 1);  // retired for good
+      attrs.erase(n);
+    }
+    value["next_attr_id"] = next;
+    const bool done = console.check(
+        console.registry().commit({{"services", service, entry.version}}, {{"services", service, value}}),
+        "removing attrs of " + service);
+    if (!done) continue;
+    console.print_done(fmt::format("{}: removed {} attr(s)", service, names.size()), {{"service", service}});
+    return 0;
+  }
+  throw ConsoleError(kExitUnreachable, "gave up: the service changed under every attempt");
+}
+
+}  // namespace
+
+int service_command(int argc, char** argv) {
+  return dispatch_verbs("service", argc, argv,
+                  {{"add", service_add}, {"list", service_list}, {"show", service_show}, {"rm", service_rm},
+                   {"assign", service_assign}});
+}
+
+int attr_command(int argc, char** argv) {
+  return dispatch_verbs("attr", argc, argv, {{"add", attr_add}, {"list", attr_list}, {"rm", attr_rm}});
+}
+
+int placement_command(int argc, char** argv) {
+  auto options = make_options("placement", "Shows or sets placement: auto (default) moves the services of a judger "
+                                           "whose lease expired to the live ones; manual leaves them.");
+  options.add_options()("mode", "auto or manual", cxxopts::value<std::string>());
+  options.parse_positional({"mode"});
+  options.positional_help("[auto|manual]");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  if (!args->count("mode")) {
+    const bool on = registry::auto_placement(console.registry());
+    console.print_object({{"placement", on ? "auto" : "manual"}});
+    return 0;
+  }
+  const std::string mode = (*args)["mode"].as<std::string>();
+  if (mode != "auto" && mode != "manual") throw ConsoleError(kExitBadInput, "placement must be auto or manual");
+  console.check(console.registry().put("settings", "placement", boost::json::object{{"mode", mode}}),
+                "setting placement");
+  console.print_done("placement: " + mode, {{"placement", mode}});
+  return 0;
+}
+
+}  // namespace monitor::console

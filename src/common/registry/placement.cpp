@@ -1,0 +1,84 @@
+#include "common/registry/placement.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+namespace monitor::registry {
+namespace {
+
+double number(const boost::json::object& obj, std::string_view key) {
+  const auto* v = obj.if_contains(key);
+  return v != nullptr && v->is_number() ? v->to_number<double>() : 0;
+}
+
+std::string text(const boost::json::object& obj, std::string_view key) {
+  const auto* v = obj.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+}  // namespace
+
+boost::system::result<std::vector<JudgerInfo>> read_judgers(Registry& registry) {
+  std::map<std::string, JudgerInfo> by_name;
+  auto parts = registry.list(kPartsKind);
+  if (!parts) return parts.error();
+  for (const auto& entry : *parts) {
+    if (!entry.name.starts_with("judger.")) continue;
+    JudgerInfo& j = by_name[entry.name.substr(7)];
+    j.name = entry.name.substr(7);
+    j.declared = true;
+  }
+  auto live = registry.list("judgers");
+  if (!live) return live.error();
+  for (const auto& entry : *live) {
+    JudgerInfo& j = by_name[entry.name];
+    j.name = entry.name;
+    j.live = true;
+    if (const auto* obj = entry.value.if_object()) {
+      j.address = text(*obj, "address");
+      j.query = text(*obj, "query");
+      if (const auto* load = obj->if_contains("load"); load != nullptr && load->is_object()) {
+        const auto& l = load->as_object();
+        j.cpu_percent = number(l, "cpu_percent");
+        j.reports_per_s = number(l, "reports_per_s");
+        j.rss_bytes = static_cast<int64_t>(number(l, "rss_bytes"));
+        j.series = static_cast<int64_t>(number(l, "series"));
+        j.open_minutes = static_cast<int64_t>(number(l, "open_minutes"));
+      }
+    }
+  }
+  auto assignments = registry.list("assignments");
+  if (!assignments) return assignments.error();
+  for (const auto& entry : *assignments) {
+    const auto* obj = entry.value.if_object();
+    const std::string judger = obj != nullptr ? text(*obj, "judger") : "";
+    if (judger.empty() || !is_valid_key(judger)) continue;
+    JudgerInfo& j = by_name[judger];
+    j.name = judger;
+    ++j.services;
+  }
+  std::vector<JudgerInfo> out;
+  for (auto& [name, j] : by_name) out.push_back(std::move(j));
+  return out;
+}
+
+std::optional<std::string> least_loaded(const std::vector<JudgerInfo>& judgers) {
+  const JudgerInfo* best = nullptr;
+  for (const auto& j : judgers) {
+    if (!j.live) continue;
+    if (best == nullptr || std::tie(j.services, j.reports_per_s, j.name) <
+                               std::tie(best->services, best->reports_per_s, best->name)) {
+      best = &j;
+    }
+  }
+  return best != nullptr ? std::optional<std::string>(best->name) : std::nullopt;
+}
+
+bool auto_placement(Registry& registry) {
+  auto setting = registry.get("settings", "placement");
+  if (!setting || !*setting) return true;
+  const auto* obj = (*setting)->value.if_object();
+  return obj == nullptr || text(*obj, "mode") != "manual";
+}
+
+}  // namespace monitor::registry

@@ -1,0 +1,40 @@
+// Which judger takes a service: the live judgers with their load, and the
+// least loaded of them. Shared by monitorctl (a service added without a
+// judger) and the judgers' automatic placement (a dead judger's services).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/registry/registry.hpp"
+
+namespace monitor::registry {
+
+struct JudgerInfo {
+  std::string name;
+  bool live = false;      // its lease is current
+  bool declared = false;  // added with `monitorctl judger add` (or seen registered once)
+  std::string address, query;
+  double cpu_percent = 0, reports_per_s = 0;
+  int64_t rss_bytes = 0, series = 0, open_minutes = 0;
+  size_t services = 0;  // assigned to it in the registry
+};
+
+/// Every judger that is live, declared, or owns a service; by name.
+[[nodiscard]] boost::system::result<std::vector<JudgerInfo>> read_judgers(Registry& registry);
+
+/// The live judger with the fewest assigned services (then the fewest
+/// reports/s, then by name); nullopt if none is live.
+std::optional<std::string> least_loaded(const std::vector<JudgerInfo>& judgers);
+
+/// The registry's placement mode: true (auto, the default) unless
+/// settings/placement says {"mode": "manual"}.
+bool auto_placement(Registry& registry);
+
+/// The kind where parts leave a static trace of themselves, so one that is
+/// gone (lease expired) is still known: "<role>.<name>" -> {"role", "name", ...}.
+inline constexpr std::string_view kPartsKind = "parts";
+
+}  // namespace monitor::registry
