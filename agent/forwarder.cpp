@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -112,6 +114,17 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
     auto reg = registry::open_registry(options_.registry);
     if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", options_.registry, reg.error().message()));
     registry_ = std::move(*reg);
+    // The agent's own live entry: `monitorctl status` lists it, and marks it
+    // gone when it stops refreshing. Host name + sender id: unique per agent.
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::string name = fmt::format("{}-{:08x}", host, options_.sender_id & 0xFFFFFFFFu);
+    for (char& c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+    }
+    if (!registry::is_valid_key(name)) name = fmt::format("agent-{:016x}", options_.sender_id);
+    registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "agent", "agents", name,
+                                                                 std::chrono::seconds(10));
   }
   if (spool_->records() != 0) {
     spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spool_->records());
@@ -141,6 +154,11 @@ void Forwarder::write(const AggregateRecord& r) {
 }
 
 void Forwarder::end_second(int64_t second) {
+  if (registration_) {
+    registration_->update(boost::json::object{{"dc", options_.dc},
+                                              {"batches_sent", counters_.batches_sent.load()},
+                                              {"spooled", spooled()}});
+  }
   if (records_.empty()) return;
   spool_second(second);
   wake_.notify_all();

@@ -12,6 +12,7 @@
 
 #include "agent/aggregate_record.hpp"
 #include "agent/name_registry.hpp"
+#include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
 #include "wire/messages.hpp"
 #include "wire/spool.hpp"
@@ -82,7 +83,8 @@ class Forwarder final : public AggregateSink {
 
   const Options options_;
   const NameRegistry& names_;
-  std::unique_ptr<registry::Registry> registry_;  // sender thread only
+  std::unique_ptr<registry::Registry> registry_;  // thread-safe: the sender thread and the registration use it
+  std::unique_ptr<registry::LiveRegistration> registration_;  // agents/<host>-<sender>, with the registry
   ForwardCounters counters_;
 
   // Cuts the collected second into batches under kBatchPayloadBudget and

@@ -23,12 +23,13 @@ int judger_list(int argc, char** argv) {
   const auto judgers = console.check(registry::read_judgers(console.registry()), "reading the judgers");
   std::vector<std::vector<std::string>> rows;
   for (const auto& j : judgers) {
-    rows.push_back({j.name, j.live ? "live" : (j.declared ? "gone" : "unknown"), j.address.empty() ? "-" : j.address,
+    rows.push_back({j.name, j.live ? "live" : (j.ran ? "gone" : j.declared ? "declared" : "unknown"),
+                    j.address.empty() ? "-" : j.address, j.query.empty() ? "-" : j.query,
                     j.live ? fmt::format("{:.1f}", j.cpu_percent) : "-", j.live ? mib(j.rss_bytes) : "-",
                     j.live ? fmt::format("{:.0f}", j.reports_per_s) : "-", j.live ? std::to_string(j.series) : "-",
                     std::to_string(j.services)});
   }
-  console.print_table({"judger", "state", "address", "cpu_percent", "rss", "reports_per_s", "series", "services"}, rows);
+  console.print_table({"judger", "state", "address", "query", "cpu_percent", "rss", "reports_per_s", "series", "services"}, rows);
   return 0;
 }
 

@@ -115,7 +115,7 @@ Console::Console(const cxxopts::ParseResult& args) {
   // A console must not create the directory it was pointed at: a typo would
   // read as an empty registry.
   if (address_.starts_with("file:") && !std::filesystem::is_directory(address_.substr(5))) {
-    throw ConsoleError(kExitUnreachable,
+    throw ConsoleError(kExitBadInput,
                        fmt::format("registry {}: no such directory (the parts create it when started with "
                                    "--registry {}, or create it yourself)",
                                    address_, address_));

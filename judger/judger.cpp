@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
+#include "common/hash.hpp"
 #include "common/process_info.hpp"
 #include "net/endpoint.hpp"
 #include "net/spawn.hpp"
@@ -32,6 +33,11 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 
 constexpr auto kRegistryTtl = 10s;
+
+// The origin a service's records of a batch are deduplicated under.
+uint64_t origin_of(uint64_t sender_id, std::string_view service) {
+  return mix64(sender_id, hash_bytes(service.data(), service.size(), 0x6f726967696e));
+}
 constexpr uint64_t kJudgerId = 0;  // judgers do not send batches yet
 
 }  // namespace
@@ -178,6 +184,7 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
 void Judger::report_health() {
   health_.counter("Batches.Stored", counters_.batches_stored);
   health_.counter("Batches.Duplicate", counters_.batches_duplicate);
+  health_.counter("Parts.Duplicate", counters_.parts_duplicate);
   health_.counter("Reports.Stored", counters_.records);
   health_.counter("Reports.TooLate", rollup_->too_late() + counters_.records_too_old);
   health_.counter("Reports.Future", counters_.records_future);
@@ -369,9 +376,24 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
           }
           records.push_back(PendingRecord{name, std::move(record)});
         }
+        // Deduplicated per (sender, service): a batch split across judgers
+        // before a service moved, replayed whole after, stores exactly the
+        // services this judger has not stored for that origin. The part with
+        // no records keeps the sender's own sequences (the HELLO_ACK's skip).
+        std::vector<MinuteStore::OriginPart> parts{{batch.sender_id, {}}};
+        std::unordered_map<uint32_t, size_t> part_of_name;
+        for (auto& record : records) {
+          auto [at, fresh] = part_of_name.try_emplace(record.name, 0);
+          if (fresh) {
+            const uint64_t origin = origin_of(batch.sender_id, store_->names().service(record.name));
+            const auto same = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.origin == origin; });
+            at->second = static_cast<size_t>(same - parts.begin());
+            if (same == parts.end()) parts.push_back({origin, {}});
+          }
+          parts[at->second].records.push_back(std::move(record));
+        }
         // Stored before acknowledged: an ACK means the batch survives a kill -9.
-        const auto stored =
-            store_->append_batch(batch.sender_id, batch.sequence, records, realtime_ns() / 1'000'000'000);
+        const auto stored = store_->append_parts(batch.sequence, parts, realtime_ns() / 1'000'000'000);
         if (!stored) {
           ++counters_.store_errors;
           spdlog::error("{}: storing batch {} of sender {}: {}", peer, batch.sequence, batch.sender_id,
@@ -380,13 +402,22 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
           connection->close();  // no ACK: the sender replays it
           break;
         }
-        if (*stored == MinuteStore::AppendResult::kStored) {
+        size_t stored_records = 0, duplicate_parts = 0;
+        for (size_t i = 0; i < parts.size(); ++i) {
+          if (!(*stored)[i]) {
+            duplicate_parts += parts[i].records.empty() ? 0 : 1;
+            continue;
+          }
+          stored_records += parts[i].records.size();
+          for (const auto& record : parts[i].records) rollup_->add(record, now_s);
+        }
+        if (std::find(stored->begin(), stored->end(), true) != stored->end()) {
           ++counters_.batches_stored;
-          counters_.records += records.size();
-          for (const auto& record : records) rollup_->add(record, now_s);
+          counters_.records += stored_records;
         } else {
           ++counters_.batches_duplicate;
         }
+        counters_.parts_duplicate += duplicate_parts;
         std::string out;
         wire::encode(out, wire::Ack{batch.sender_id, batch.sequence});
         connection->send(std::move(out));
@@ -428,6 +459,7 @@ std::string Judger::health_json() const {
                              {"connections", counters_.connections},
                              {"batches_stored", counters_.batches_stored},
                              {"batches_duplicate", counters_.batches_duplicate},
+                             {"parts_duplicate", counters_.parts_duplicate},
                              {"records", counters_.records},
                              {"bad_frames", counters_.bad_frames},
                              {"minutes_stored", counters_.minutes_stored},

@@ -29,6 +29,7 @@ struct JudgerCounters {
   uint64_t connections = 0;
   uint64_t batches_stored = 0;
   uint64_t batches_duplicate = 0;
+  uint64_t parts_duplicate = 0;  // one service's records of a batch stored before (a replay after a move)
   uint64_t records = 0;
   uint64_t bad_frames = 0;
   uint64_t minutes_stored = 0;

@@ -266,8 +266,28 @@ boost::system::result<void> MinuteStore::load_seen() {
 boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint64_t sender_id, uint64_t sequence,
                                                                            const std::vector<PendingRecord>& records,
                                                                            int64_t now_s) {
-  const auto change = seen_.plan_add(sender_id, sequence, now_s);
-  if (!change) return AppendResult::kDuplicate;
+  auto stored = append_parts(sequence, {OriginPart{sender_id, records}}, now_s);
+  if (!stored) return stored.error();
+  return stored->front() ? AppendResult::kStored : AppendResult::kDuplicate;
+}
+
+boost::system::result<std::vector<bool>> MinuteStore::append_parts(uint64_t sequence,
+                                                                    const std::vector<OriginPart>& parts,
+                                                                    int64_t now_s) {
+  std::vector<bool> stored(parts.size(), false);
+  std::vector<std::pair<uint64_t, SeenSequences::Change>> changes;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto change = seen_.plan_add(parts[i].origin, sequence, now_s);
+    if (!change) continue;
+    // A second part of one origin in one batch shares the first's fate (and change).
+    if (std::any_of(changes.begin(), changes.end(), [&](const auto& c) { return c.first == parts[i].origin; })) {
+      stored[i] = true;
+      continue;
+    }
+    changes.emplace_back(parts[i].origin, std::move(*change));
+    stored[i] = true;
+  }
+  if (changes.empty()) return stored;
   Transaction txn(db_);
   if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
 
@@ -275,12 +295,15 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   // One row per minute the batch touches (an agent's batch is one second), so
   // finishing a minute deletes exactly its records.
   std::vector<std::pair<int64_t, std::string>> bodies;
-  for (const auto& p : records) {
-    const int64_t minute = minute_of(p.record.second);
-    auto body = std::find_if(bodies.begin(), bodies.end(), [&](const auto& b) { return b.first == minute; });
-    if (body == bodies.end()) body = bodies.insert(bodies.end(), {minute, std::string()});
-    wire::ByteWriter w(body->second);
-    encode_pending(w, p);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!stored[i]) continue;
+    for (const auto& p : parts[i].records) {
+      const int64_t minute = minute_of(p.record.second);
+      auto body = std::find_if(bodies.begin(), bodies.end(), [&](const auto& b) { return b.first == minute; });
+      if (body == bodies.end()) body = bodies.insert(bodies.end(), {minute, std::string()});
+      wire::ByteWriter w(body->second);
+      encode_pending(w, p);
+    }
   }
   // Names interned since the last commit are stored with this batch.
   const size_t names_now = names_.size();
@@ -299,23 +322,25 @@ boost::system::result<MinuteStore::AppendResult> MinuteStore::append_batch(uint6
   }
   const int64_t last_row = sqlite3_last_insert_rowid(db_);
   Statement& merged = append_->merged;
-  for (const uint64_t first : change->removed) {
-    merged.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(first));
-    if (const int rc = merged.step(); rc != SQLITE_DONE) return sqlite_error(rc);
-    merged.reset();
-  }
   Statement& seen = append_->seen;
-  seen.reset();
-  seen.bind(1, static_cast<int64_t>(sender_id)).bind(2, static_cast<int64_t>(change->upsert.first));
-  seen.bind(3, static_cast<int64_t>(change->upsert.last)).bind(4, change->upsert.updated_s);
-  const int seen_rc = seen.step();
-  seen.reset();
-  if (seen_rc != SQLITE_DONE) return sqlite_error(seen_rc);
+  for (const auto& [origin, change] : changes) {
+    for (const uint64_t first : change.removed) {
+      merged.bind(1, static_cast<int64_t>(origin)).bind(2, static_cast<int64_t>(first));
+      if (const int rc = merged.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+      merged.reset();
+    }
+    seen.reset();
+    seen.bind(1, static_cast<int64_t>(origin)).bind(2, static_cast<int64_t>(change.upsert.first));
+    seen.bind(3, static_cast<int64_t>(change.upsert.last)).bind(4, change.upsert.updated_s);
+    const int seen_rc = seen.step();
+    seen.reset();
+    if (seen_rc != SQLITE_DONE) return sqlite_error(seen_rc);
+  }
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   persisted_names_ = names_now;
   if (!bodies.empty()) last_pending_id_ = last_row;
-  seen_.apply(*change);
-  return AppendResult::kStored;
+  for (const auto& [origin, change] : changes) seen_.apply(change);
+  return stored;
 }
 
 boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {

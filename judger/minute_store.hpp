@@ -92,6 +92,20 @@ class MinuteStore {
                                                                  const std::vector<PendingRecord>& records,
                                                                  int64_t now_s);
 
+  /// One part of a batch with an origin of its own: the judger keys each
+  /// service's records of a batch by (sender, service), so a batch that was
+  /// split across judgers before a service moved, and replayed whole after,
+  /// stores exactly the services not stored before (docs/judger.md).
+  struct OriginPart {
+    uint64_t origin = 0;
+    std::vector<PendingRecord> records;
+  };
+  /// Stores the parts whose (origin, sequence) was not stored before, in one
+  /// transaction; for each part, whether it was stored (false: a duplicate).
+  [[nodiscard]] boost::system::result<std::vector<bool>> append_parts(uint64_t sequence,
+                                                                      const std::vector<OriginPart>& parts,
+                                                                      int64_t now_s);
+
   /// The highest sequence stored for a sender (0 if none).
   uint64_t last_sequence(uint64_t sender_id) const;
   /// Intervals of stored sequences held, over all senders (a health figure).

@@ -9,7 +9,7 @@ packages=(
   libfmt-dev libspdlog-dev libcxxopts-dev
   catch2 libbenchmark-dev prometheus-cpp-dev libsqlite3-dev
   clang libclang-rt-14-dev python3
-  etcd-server
+  etcd-server etcd-client
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/child_process.hpp"
+#include "e2e/registry_address.hpp"
 #include "support/temp_names.hpp"
 
 namespace monitor::e2e {
@@ -23,7 +24,7 @@ inline std::vector<std::string> agent_argv(const test::TempDir& dir, const test:
   std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--spool-dir",
                                    dir.file("agent-spool"), "--no-self-metrics"};
   if (forward.empty()) {
-    argv.insert(argv.end(), {"--registry", "file:" + dir.file("registry"), "--dc", "central"});
+    argv.insert(argv.end(), {"--registry", registry_address(dir), "--dc", "central"});
   } else {
     argv.insert(argv.end(), {"--forward", forward});
   }

@@ -129,6 +129,8 @@ TEST_CASE("issue 7: a judger refuses records that would open more series of a se
   TempDir dir;
   const int port = free_port(), query_port = free_port();
   auto judger = spawn_judger(dir, port, dir.file("judger.log"), query_port, {"--series-per-service", "100"});
+  register_service(dir, "E2e.Test", {"Loop.Count"});  // monitorctl query asks the owner
+  register_service(dir, "E2e.Other", {"Loop.Count"});
   WireClient client(port, 10s);
   REQUIRE(hello(client, 1));
   std::string out;

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "common/registry/registry.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/query_oracle.hpp"
 #include "support/child_process.hpp"
@@ -180,6 +181,10 @@ TEST_CASE("monitorctl query finds the judger in the registry and prints the minu
   }
   // Stored by one of the next ticks (the minute has ended).
   REQUIRE(wait_until([&] { return judger_health(query_port, "minutes_stored") >= 1; }, 10s));
+  // monitorctl asks the judger that owns the service.
+  auto registry = monitor::registry::open_registry("file:" + dir.file("registry"));
+  REQUIRE(registry.has_value());
+  REQUIRE((*registry)->put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}));
   const std::vector<std::string> base = {MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("registry"),
                                          "--service", "E2e.Test", "--attr", "Orders.Placed", "--op", "SUM",
                                          "--from", std::to_string(minute), "--to", std::to_string(minute + 60)};
@@ -209,7 +214,7 @@ TEST_CASE("monitorctl query finds the judger in the registry and prints the minu
                                      "--service", "E2e.Test", "--attr", "Orders.Placed"},
                                     "", dir.file("nobody.err"));
   CHECK(nobody.wait_for(10s) == 2);
-  CHECK_THAT(read_file(dir.file("nobody.err")), Catch::Contains("no live judger"));
+  CHECK_THAT(read_file(dir.file("nobody.err")), Catch::Contains("service E2e.Test has no judger"));
   auto missing = ChildProcess::spawn({MONITORCTL_PATH, "query", "--attr", "Orders.Placed"}, "", dir.file("missing.err"));
   CHECK(missing.wait_for(10s) == 2);
   CHECK_THAT(read_file(dir.file("missing.err")), Catch::Contains("--service and --attr are required"));

@@ -6,6 +6,7 @@
 
 #include "monitor/monitor.h"
 #include "support/child_process.hpp"
+#include "e2e/registry_address.hpp"
 #include "support/temp_names.hpp"
 #include "support/wire_client.hpp"
 
@@ -26,7 +27,7 @@ inline test::ChildProcess spawn_judger(const test::TempDir& dir, int port, const
   if (query_port == 0) query_port = test::free_port();
   std::vector<std::string> argv = {MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port),
                                    "--query-listen", "127.0.0.1:" + std::to_string(query_port), "--data-dir",
-                                   dir.file("judger"), "--registry", "file:" + dir.file("registry"), "--grace", "1",
+                                   dir.file("judger"), "--registry", registry_address(dir), "--grace", "1",
                                    "--late-window", "5"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return test::ChildProcess::spawn(argv, "", log_path, {std::string(MONITOR_RING_ENV) + "=" + private_ring(dir)});

@@ -10,6 +10,7 @@
 
 #include "common/registry/registry.hpp"
 #include "support/child_process.hpp"
+#include "e2e/registry_address.hpp"
 #include "support/temp_names.hpp"
 
 namespace monitor::e2e {
@@ -31,7 +32,7 @@ inline test::ChildProcess spawn_proxy(const test::TempDir& dir, const std::strin
   }
   std::vector<std::string> argv = {MONITOR_PROXY_PATH, "--config", config, "--role", role, "--name", name,
                                    "--listen", "127.0.0.1:" + std::to_string(port), "--dc", dc,
-                                   "--registry", "file:" + dir.file("registry"), "--data-dir", dir.file(name),
+                                   "--registry", registry_address(dir), "--data-dir", dir.file(name),
                                    "--no-self-metrics"};
   if (!bonnies_file.empty()) {
     argv.push_back("--bonnies-file");
@@ -43,7 +44,7 @@ inline test::ChildProcess spawn_proxy(const test::TempDir& dir, const std::strin
 /// Registers `service` with `attrs` and assigns it to `judger`, as monitorctl will.
 inline void register_service(const test::TempDir& dir, const std::string& service,
                              const std::vector<std::string>& attrs, const std::string& judger = "judger-1") {
-  auto registry = registry::open_registry("file:" + dir.file("registry"));
+  auto registry = registry::open_registry(registry_address(dir));
   REQUIRE(registry.has_value());
   boost::json::object ids;
   int64_t id = 1;

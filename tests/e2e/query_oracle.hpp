@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/child_process.hpp"
+#include "e2e/registry_address.hpp"
 #include "support/temp_names.hpp"
 #include "support/wire_client.hpp"
 
@@ -27,7 +28,7 @@ inline int64_t unix_now_s() {
 inline double query_sum(const test::TempDir& dir, const std::string& service, const std::string& attr,
                         const std::string& op, const std::string& server, int64_t from, int64_t to) {
   const std::string out = dir.file("query.json");
-  auto query = test::ChildProcess::spawn({MONITORCTL_PATH, "query", "--registry", "file:" + dir.file("registry"),
+  auto query = test::ChildProcess::spawn({MONITORCTL_PATH, "query", "--registry", registry_address(dir),
                                           "--service", service, "--attr", attr, "--op", op, "--server", server,
                                           "--from", std::to_string(from), "--to", std::to_string(to), "--output",
                                           "json"},

@@ -27,6 +27,8 @@ boost::system::result<std::vector<JudgerInfo>> read_judgers(Registry& registry) 
     JudgerInfo& j = by_name[entry.name.substr(7)];
     j.name = entry.name.substr(7);
     j.declared = true;
+    const auto* obj = entry.value.if_object();
+    j.ran = obj != nullptr && obj->contains("registered");
   }
   auto live = registry.list("judgers");
   if (!live) return live.error();

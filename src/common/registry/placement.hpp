@@ -15,7 +15,8 @@ namespace monitor::registry {
 struct JudgerInfo {
   std::string name;
   bool live = false;      // its lease is current
-  bool declared = false;  // added with `monitorctl judger add` (or seen registered once)
+  bool declared = false;  // known in parts/: added with `monitorctl judger add`, or registered once
+  bool ran = false;       // registered itself at least once
   std::string address, query;
   double cpu_percent = 0, reports_per_s = 0;
   int64_t rss_bytes = 0, series = 0, open_minutes = 0;
