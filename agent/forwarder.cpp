@@ -125,6 +125,7 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
     if (!registry::is_valid_key(name)) name = fmt::format("agent-{:016x}", options_.sender_id);
     registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "agent", "agents", name,
                                                                  std::chrono::seconds(10));
+    registration_->update(boost::json::object{{"dc", options_.dc}, {"batches_sent", 0}, {"spooled", 0}});
   }
   if (spool_->records() != 0) {
     spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spool_->records());

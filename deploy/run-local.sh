@@ -49,7 +49,7 @@ etcd --name multihost --data-dir "$data/etcd" --listen-client-urls "http://127.0
   --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "multihost=http://127.0.0.1:$peer_port" \
   --logger zap --log-level error 2> "$data/etcd.log" &
 pids+=($!)
-await 20 ctl service list || fail "etcd did not answer"
+await 20 ctl service list || fail "etcd did not answer"  # a command: run afresh each try
 
 echo "== judgers, Bonnies, a Clyde"
 for j in 1 2; do
@@ -71,8 +71,10 @@ printf '%s\n' "${bonnies[@]}" > "$data/bonnies"
   --registry "$registry" --data-dir "$data/clyde-1" --bonnies-file "$data/bonnies" --no-self-metrics \
   2> "$data/clyde-1.log" &
 pids+=($!)
-live() { ctl status | grep -c " live " || true; }
-await 20 test "$(ctl judger list | grep -c ' live ')" = 2 || fail "the judgers did not register"
+# Conditions for await: evaluated afresh on every try.
+judgers_live() { test "$(ctl judger list --output json | grep -o '"state":"live"' | wc -l)" = "$1"; }
+parts_live() { test "$(ctl status --output json | grep -o '"state":"live"' | wc -l)" = "$1"; }
+await 20 judgers_live 2 || fail "the judgers did not register"
 
 echo "== Shop.Api registered (monitorctl places it on the least-loaded judger)"
 ctl service add Shop.Api
@@ -90,7 +92,7 @@ for dc in central remote; do
     --spool-dir "$data/agent-$dc" --journal none --no-self-metrics 2> "$data/agent-$dc.log" &
   pids+=($!)
 done
-await 20 test "$(ctl status | grep -c ' live ')" = 7 || fail "not every part is live: $(ctl status)"
+await 20 parts_live 7 || fail "not every part is live: $(ctl status)"
 ctl status
 
 # Reports the owner stored so far, from its query API's health (what monitorctl query reads from).
@@ -101,7 +103,8 @@ echo "== the demo app through each agent (3 s each); the owner's stored reports 
 for dc in central remote; do
   before=$(stored)
   MONITOR_RING="/monitor-multihost-$dc-$$" "$build/examples/monitor-demo" 3 > "$data/demo-$dc.out"
-  await 20 test "$(stored)" -gt "$before" || fail "reports sent through the $dc agent did not reach $owner"
+  grew() { test "$(stored)" -gt "$before"; }
+  await 20 grew || fail "reports sent through the $dc agent did not reach $owner"
   echo "   through the $dc agent: $owner has stored $(stored) reports"
 done
 ctl judger list
