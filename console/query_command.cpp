@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -16,7 +17,9 @@
 #include "common/default_paths.hpp"
 #include "common/registry/registry.hpp"
 #include "console/console_context.hpp"
+#include "common/registry/placement.hpp"
 #include "console/http_get.hpp"
+#include "console/series_merge.hpp"
 
 namespace monitor::console {
 namespace {
@@ -58,32 +61,36 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
-// The query address of the judger that owns the service (or of --judger):
-// from its live registry entry.
-std::string find_judger(const cxxopts::ParseResult& args, const std::string& service) {
-  if (args.count("query-address")) return args["query-address"].as<std::string>();
+// The judgers to ask: --query-address, or --judger, or the service's judger
+// and those it left within the range (a service that moved); each with its
+// query address, empty when it is not live.
+std::vector<std::pair<std::string, std::string>> find_judgers(const cxxopts::ParseResult& args,
+                                                              const std::string& service, int64_t from) {
+  if (args.count("query-address")) return {{"", args["query-address"].as<std::string>()}};
   Console console(args);
-  std::string wanted;
+  std::vector<std::string> names;
   if (args.count("judger")) {
-    wanted = args["judger"].as<std::string>();
+    names.push_back(args["judger"].as<std::string>());
   } else {
     auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
-    const auto* obj = assignment ? assignment->value.if_object() : nullptr;
-    const auto* judger = obj != nullptr ? obj->if_contains("judger") : nullptr;
-    if (judger == nullptr || !judger->is_string()) {
+    if (assignment) names = registry::judgers_holding(assignment->value, from);
+    if (names.empty()) {
       throw ConsoleError(kExitBadInput, fmt::format("service {} has no judger in {} (monitorctl service show {})",
                                                     service, console.address(), service));
     }
-    wanted = judger->as_string();
   }
-  auto entry = console.check(console.registry().get("judgers", wanted), "reading judger " + wanted);
-  const auto* obj = entry ? entry->value.if_object() : nullptr;
-  const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
-  if (query == nullptr || !query->is_string()) {
-    throw ConsoleError(kExitUnreachable, fmt::format("judger {} (owner of {}) is not live in {}", wanted, service,
-                                                     console.address()));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& name : names) {
+    auto entry = console.check(console.registry().get("judgers", name), "reading judger " + name);
+    const auto* obj = entry ? entry->value.if_object() : nullptr;
+    const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
+    out.emplace_back(name, query != nullptr && query->is_string() ? std::string(query->as_string()) : "");
   }
-  return std::string(query->as_string());
+  if (out.size() == 1 && out[0].second.empty()) {
+    throw ConsoleError(kExitUnreachable, fmt::format("judger {} (owner of {}) is not live in {}", out[0].first,
+                                                     service, console.address()));
+  }
+  return out;
 }
 
 std::string sparkline(const std::vector<double>& values) {
@@ -139,27 +146,71 @@ int query_command(int argc, char** argv) {
     const int64_t from = parse_time("--from", args["from"].as<std::string>(), now);
     const int64_t to = parse_time("--to", args["to"].as<std::string>(), now);
     if (from >= to) throw std::invalid_argument(fmt::format("--from must be before --to ({} >= {})", from, to));
-    const std::string judger = find_judger(args, args["service"].as<std::string>());
-    const std::string target = fmt::format(
-        "/api/series?service={}&attr={}&op={}&server={}&from={}&to={}&step={}",
-        url_escape(args["service"].as<std::string>()), url_escape(args["attr"].as<std::string>()),
-        url_escape(args["op"].as<std::string>()), url_escape(args["server"].as<std::string>()), from, to,
-        args["step"].as<int>());
-    auto response = http_get(judger, target, std::chrono::seconds(10));
-    if (!response) {
-      std::fprintf(stderr, "monitorctl query: judger at %s: %s\n", judger.c_str(), response.error().message().c_str());
-      return 3;
-    }
-    if (response->status != 200) {
-      std::fprintf(stderr, "monitorctl query: judger at %s answered %u: %s\n", judger.c_str(), response->status,
-                   response->body.c_str());
-      return response->status == 400 ? 2 : 3;
+    const std::string service = args["service"].as<std::string>();
+    const auto judgers = find_judgers(args, service, from);
+    const std::string params = fmt::format(
+        "service={}&attr={}&op={}&server={}&from={}&to={}&step={}", url_escape(service),
+        url_escape(args["attr"].as<std::string>()), url_escape(args["op"].as<std::string>()),
+        url_escape(args["server"].as<std::string>()), from, to, args["step"].as<int>());
+    // GETs `endpoint` of a judger; the body, or the exit code of its failure.
+    auto ask = [&](const std::string& address, const char* endpoint) -> std::variant<std::string, int> {
+      auto response = http_get(address, fmt::format("{}?{}", endpoint, params), std::chrono::seconds(10));
+      if (!response) {
+        std::fprintf(stderr, "monitorctl query: judger at %s: %s\n", address.c_str(), response.error().message().c_str());
+        return 3;
+      }
+      if (response->status != 200) {
+        std::fprintf(stderr, "monitorctl query: judger at %s answered %u: %s\n", address.c_str(), response->status,
+                     response->body.c_str());
+        return response->status == 400 ? 2 : 3;
+      }
+      return std::move(response->body);
+    };
+    std::string body_text;
+    if (judgers.size() == 1) {
+      auto got = ask(judgers[0].second, "/api/series");
+      if (auto* rc = std::get_if<int>(&got)) return *rc;
+      body_text = std::get<std::string>(std::move(got));
+    } else {
+      // The service moved within the range: its minutes may be split across
+      // these judgers. Merge their mergeable state, minute by minute.
+      std::vector<boost::json::value> replies;
+      boost::json::array asked, missing;
+      for (const auto& [name, address] : judgers) {
+        if (address.empty()) {
+          missing.push_back(boost::json::value(name));
+          std::fprintf(stderr, "monitorctl query: judger %s held %s within the range and is not live: minutes it "
+                               "holds are missing\n", name.c_str(), service.c_str());
+          continue;
+        }
+        auto got = ask(address, "/api/cells");
+        if (auto* rc = std::get_if<int>(&got)) return *rc;
+        boost::system::error_code ec;
+        replies.push_back(boost::json::parse(std::get<std::string>(got), ec));
+        if (ec) throw std::runtime_error(fmt::format("judger {} sent cells that do not parse", name));
+        asked.push_back(boost::json::value(name));
+      }
+      if (replies.empty()) {
+        throw ConsoleError(kExitUnreachable, fmt::format("no judger that held {} in the range is live", service));
+      }
+      std::string error;
+      auto merged = merge_cells(replies, args["op"].as<std::string>(), std::max(60, args["step"].as<int>()), error);
+      if (!merged) throw std::runtime_error(error);
+      (*merged)["service"] = service;
+      (*merged)["attr"] = args["attr"].as<std::string>();
+      (*merged)["op"] = args["op"].as<std::string>();
+      (*merged)["server"] = args["server"].as<std::string>();
+      (*merged)["from"] = from;
+      (*merged)["to"] = to;
+      (*merged)["judgers"] = std::move(asked);
+      (*merged)["missing"] = std::move(missing);
+      body_text = boost::json::serialize(*merged);
     }
     if (output == "json") {
-      std::puts(response->body.c_str());
+      std::puts(body_text.c_str());
       return 0;
     }
-    const auto body = boost::json::parse(response->body);
+    const auto body = boost::json::parse(body_text);
     const auto& points = body.at("points").as_array();
     std::printf("%s %s %s server=%s, %zu points, step %lld s\n", args["service"].as<std::string>().c_str(),
                 args["attr"].as<std::string>().c_str(), args["op"].as<std::string>().c_str(),

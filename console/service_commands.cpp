@@ -3,6 +3,7 @@
 // and a removed id is never reused (the counters only grow).
 #include "console/service_commands.hpp"
 
+#include <chrono>
 #include <cstdio>
 
 #include <boost/json.hpp>
@@ -205,9 +206,14 @@ int service_assign(int argc, char** argv) {
     throw ConsoleError(kExitBadInput, fmt::format("no judger {} (monitorctl judger list shows them)", judger));
   }
   const Entry service = must_get_service(console, name);
+  auto current = console.check(console.registry().get("assignments", name), "reading the assignment");
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
   const bool done = console.check(
-      console.registry().commit({{"services", name, service.version}},
-                                {{"assignments", name, boost::json::object{{"judger", judger}}}}),
+      console.registry().commit(
+          {{"services", name, service.version}, {"assignments", name, current ? current->version : 0}},
+          {{"assignments", name,
+            registry::moved_assignment(current ? current->value : boost::json::value(), judger, now_s)}}),
       "assigning service " + name);
   if (!done) throw ConsoleError(kExitUnreachable, fmt::format("service {} changed meanwhile; try again", name));
   console.print_done(fmt::format("service {} assigned to judger {}", name, judger), {{"service", name}, {"judger", judger}});

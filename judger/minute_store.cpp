@@ -540,6 +540,25 @@ boost::system::result<std::vector<StoredPoint>> MinuteStore::query(const std::st
   return out;
 }
 
+boost::system::result<std::vector<std::pair<int64_t, MinuteCell>>> MinuteStore::series_cells(
+    const std::string& service, const std::string& attr, uint32_t op, int64_t server_id, int64_t from, int64_t to) {
+  Statement st(db_,
+               "SELECT c.minute, count, sum, min, max, first, first_time, last, last_time, hist FROM minute_cells c "
+               "JOIN completed_minutes d ON d.minute = c.minute "
+               "WHERE c.minute >= ? AND c.minute < ? AND service = ? AND attr = ? AND op = ? AND server_id = ? "
+               "ORDER BY c.minute");
+  st.bind(1, from).bind(2, to).bind(3, service).bind(4, attr).bind(5, static_cast<int64_t>(op)).bind(6, server_id);
+  std::vector<std::pair<int64_t, MinuteCell>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    MinuteCell c{service, attr, op, server_id, read_stats(st, 1), {}};
+    decode_hist(st.blob(9), c.hist);
+    out.emplace_back(st.int64(0), std::move(c));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  return out;
+}
+
 boost::system::result<std::vector<MinuteCell>> MinuteStore::minute_cells(int64_t minute) {
   Statement st(db_,
                "SELECT service, attr, op, server_id, count, sum, min, max, first, first_time, last, last_time, hist "

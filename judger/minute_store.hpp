@@ -148,6 +148,11 @@ class MinuteStore {
   /// The id of the last pending row stored (0 if none yet).
   int64_t last_pending_id() const noexcept { return last_pending_id_; }
 
+  /// The mergeable state of one series (op one bit; HIST: 128) in the
+  /// finished minutes of [from, to), by minute.
+  [[nodiscard]] boost::system::result<std::vector<std::pair<int64_t, MinuteCell>>> series_cells(
+      const std::string& service, const std::string& attr, uint32_t op, int64_t server_id, int64_t from, int64_t to);
+
   /// The mergeable state stored for a finished minute (empty if none).
   [[nodiscard]] boost::system::result<std::vector<MinuteCell>> minute_cells(int64_t minute);
 

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.hpp"
 #include "common/registry/placement.hpp"
 
 namespace monitor::judger {
@@ -103,8 +104,10 @@ void Placer::place() {
       });
       const auto found = assignment_of.find(service);
       const int64_t version = found != assignment_of.end() ? found->second->version : 0;
-      auto done = registry_.commit({{"assignments", service, version}},
-                                   {{"assignments", service, boost::json::object{{"judger", target->first}}}});
+      const boost::json::value before = found != assignment_of.end() ? found->second->value : boost::json::value();
+      auto done = registry_.commit(
+          {{"assignments", service, version}},
+          {{"assignments", service, registry::moved_assignment(before, target->first, realtime_ns() / 1'000'000'000)}});
       if (!done) {
         spdlog::warn("placement: cannot move {}: {}; trying again at the next change", service, done.error().message());
         continue;

@@ -1,6 +1,7 @@
 #include "judger/query_api.hpp"
 
 #include <charconv>
+#include <variant>
 
 #include <boost/json.hpp>
 
@@ -85,12 +86,22 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     return error(400, "malformed query string");
   }
   if (path == "/api/series") return series(params, now_s);
+  if (path == "/api/cells") return cells(params, now_s);
   if (path == "/api/services") return services();
   if (path == "/api/health") return {200, health_()};
-  return error(404, "no such endpoint; try /api/series, /api/services, /api/health");
+  return error(404, "no such endpoint; try /api/series, /api/cells, /api/services, /api/health");
 }
 
-QueryResponse QueryApi::series(const std::map<std::string, std::string>& params, int64_t now_s) {
+namespace {
+
+struct SeriesQuery {
+  std::string service, attr, op_name;
+  uint32_t op = 0;
+  int64_t server = -1, from = 0, to = 0, step = 60;
+};
+
+// The series and range a query names, or the error that says what is wrong.
+std::variant<SeriesQuery, QueryResponse> parse_query(const std::map<std::string, std::string>& params, int64_t now_s) {
   auto get = [&](const char* key) -> const std::string* {
     auto it = params.find(key);
     return it == params.end() ? nullptr : &it->second;
@@ -121,15 +132,53 @@ QueryResponse QueryApi::series(const std::map<std::string, std::string>& params,
     return error(400, "step must be seconds in [60, 2678400]");
   }
   if (from >= to || to - from > int64_t{400} * 86400) return error(400, "need from < to within 400 days");
-  const auto points = store_.query(*service, *attr, op, server, from, to, step, now_s);
+  return SeriesQuery{*service, *attr, *op_name, op, server, from, to, step};
+}
+
+}  // namespace
+
+QueryResponse QueryApi::series(const std::map<std::string, std::string>& params, int64_t now_s) {
+  auto parsed = parse_query(params, now_s);
+  if (auto* bad = std::get_if<QueryResponse>(&parsed)) return *bad;
+  const SeriesQuery& q = std::get<SeriesQuery>(parsed);
+  const auto points = store_.query(q.service, q.attr, q.op, q.server, q.from, q.to, q.step, now_s);
   if (!points) return error(500, points.error().message());
   boost::json::array rows;
   for (const auto& p : *points) rows.push_back(boost::json::array{p.time, p.value, p.min, p.max, p.minutes});
-  boost::json::object body{{"service", *service},        {"attr", *attr},  {"op", *op_name},
-                           {"server", server < 0 ? boost::json::value("total") : boost::json::value(server)},
-                           {"from", from},               {"to", to},       {"step", step},
+  boost::json::object body{{"service", q.service},      {"attr", q.attr}, {"op", q.op_name},
+                           {"server", q.server < 0 ? boost::json::value("total") : boost::json::value(q.server)},
+                           {"from", q.from},             {"to", q.to},     {"step", q.step},
                            {"columns", boost::json::array{"time", "value", "min", "max", "minutes"}},
                            {"points", std::move(rows)}};
+  return {200, boost::json::serialize(body)};
+}
+
+QueryResponse QueryApi::cells(const std::map<std::string, std::string>& params, int64_t now_s) {
+  auto parsed = parse_query(params, now_s);
+  if (auto* bad = std::get_if<QueryResponse>(&parsed)) return *bad;
+  const SeriesQuery& q = std::get<SeriesQuery>(parsed);
+  // A quantile is computed from the HIST cell.
+  const uint32_t cell_op = q.op >= kOpHistP50 ? 128u : q.op;
+  const auto cells = store_.series_cells(q.service, q.attr, cell_op, q.server, q.from, q.to);
+  if (!cells) return error(500, cells.error().message());
+  boost::json::array rows;
+  for (const auto& [minute, c] : *cells) {
+    boost::json::array hist;
+    c.hist.for_each([&](int32_t key, uint64_t count) { hist.push_back(boost::json::array{key, count}); });
+    rows.push_back(boost::json::object{{"minute", minute},
+                                       {"count", c.stats.count},
+                                       {"sum", c.stats.sum},
+                                       {"min", c.stats.min},
+                                       {"max", c.stats.max},
+                                       {"first", c.stats.first},
+                                       {"first_time", c.stats.first_time},
+                                       {"last", c.stats.last},
+                                       {"last_time", c.stats.last_time},
+                                       {"hist", std::move(hist)}});
+  }
+  boost::json::object body{{"service", q.service}, {"attr", q.attr}, {"op", q.op_name},
+                           {"server", q.server < 0 ? boost::json::value("total") : boost::json::value(q.server)},
+                           {"from", q.from}, {"to", q.to}, {"cells", std::move(rows)}};
   return {200, boost::json::serialize(body)};
 }
 

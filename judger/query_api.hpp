@@ -36,6 +36,9 @@ class QueryApi {
  private:
   QueryResponse series(const std::map<std::string, std::string>& params, int64_t now_s);
   QueryResponse services();
+  // The mergeable state of each stored minute of a series, for merging a
+  // minute whose data two judgers hold (a service that moved).
+  QueryResponse cells(const std::map<std::string, std::string>& params, int64_t now_s);
 
   MinuteStore& store_;
   const HealthFn health_;

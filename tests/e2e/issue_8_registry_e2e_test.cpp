@@ -392,3 +392,58 @@ TEST_CASE("issue 8: a batch replayed whole after a service moved stores exactly 
   CHECK(monitor::e2e::judger_health(query_port, "parts_duplicate") == 1);
   monitor::e2e::stop(judger, "judger");
 }
+
+TEST_CASE("issue 8: on etcd a service moved twice while data flows reads exactly through monitorctl query, its "
+          "minutes merged across both judgers",
+          "[e2e][issue8][placement][slow]") {
+  EtcdServer etcd;
+  TempDir dir, dir2;
+  const std::string reg = etcd.address();
+  monitor::e2e::UseRegistry use(reg);
+  const int q1 = free_port(), q2 = free_port();
+  auto judger1 = monitor::e2e::spawn_judger(dir, free_port(), dir.file("judger-1.log"), q1, {"--name", "judger-1"});
+  auto judger2 = monitor::e2e::spawn_judger(dir2, free_port(), dir2.file("judger-2.log"), q2, {"--name", "judger-2"});
+  REQUIRE(wait_until([&] { return part_state(dir, reg, "judger-1") == "live" && part_state(dir, reg, "judger-2") == "live"; },
+                     15s));
+  REQUIRE(monitorctl(dir, reg, {"service", "add", "E2e.Test", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, reg, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
+  auto bonnie = monitor::e2e::spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central");
+  TempRing ring("issue8-split");
+  auto agent = ChildProcess::spawn(monitor::e2e::agent_argv(dir, ring, ""), "", dir.file("agent.log"));
+  const int64_t start = monitor::e2e::unix_now_s();
+  auto writer = monitor::e2e::spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 20);
+  auto records = [](int port) { return monitor::e2e::judger_health(port, "records"); };
+  REQUIRE(wait_until([&] { return records(q1) > 0; }, 20s));
+  // Moved while reports flow: minutes end up split across the judgers.
+  REQUIRE(monitorctl(dir, reg, {"service", "assign", "E2e.Test", "judger-2"}).rc == 0);
+  REQUIRE(wait_until([&] { return records(q2) > 0; }, 15s));
+  const int64_t on_one = records(q1);
+  REQUIRE(monitorctl(dir, reg, {"service", "assign", "E2e.Test", "judger-1"}).rc == 0);
+  REQUIRE(wait_until([&] { return records(q1) > on_one; }, 15s));
+  REQUIRE(writer.wait_for(40s) == 0);
+  const int64_t last = monitor::e2e::unix_now_s();
+  const double expected = static_cast<double>(monitor::e2e::ok_count(dir.file("writer.out")));
+  INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nquery:\n" << read_file(dir.file("query.err")));
+  CHECK(monitor::e2e::query_sum_when_final(dir, "E2e.Test", "Steady.Count", "SUM", "total", start, last, expected) ==
+        expected);
+  CHECK(monitor::e2e::query_sum_when_final(dir, "E2e.Test", "Steady.Count", "SUM", "1", start, last, expected) ==
+        expected);
+  // Each judger alone holds only part of it.
+  auto alone = [&](int port) {
+    const auto reply = monitor::test::http_get(
+        port, "/api/series?service=E2e.Test&attr=Steady.Count&op=SUM&server=total&from=" +
+                  std::to_string(start - start % 60) + "&to=" + std::to_string(last - last % 60 + 60));
+    const boost::json::value body = boost::json::parse(reply.body);
+    double total = 0;
+    for (const auto& p : body.at("points").as_array()) total += p.as_array().at(1).to_number<double>();
+    return total;
+  };
+  const double one = alone(q1), two = alone(q2);
+  CHECK(one > 0);
+  CHECK(two > 0);
+  CHECK(one + two == expected);
+  monitor::e2e::stop(agent, "agent");
+  monitor::e2e::stop(bonnie, "bonnie");
+  monitor::e2e::stop(judger1, "judger-1");
+  monitor::e2e::stop(judger2, "judger-2");
+}

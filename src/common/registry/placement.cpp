@@ -83,4 +83,36 @@ bool auto_placement(Registry& registry) {
   return obj == nullptr || text(*obj, "mode") != "manual";
 }
 
+boost::json::object moved_assignment(const boost::json::value& old, const std::string& to, int64_t now_s) {
+  constexpr size_t kHistory = 16;
+  boost::json::array history;
+  std::string from;
+  if (const auto* obj = old.if_object()) {
+    from = text(*obj, "judger");
+    if (const auto* h = obj->if_contains("history"); h != nullptr && h->is_array()) history = h->as_array();
+  }
+  if (!from.empty() && from != to) history.push_back(boost::json::object{{"judger", from}, {"until_s", now_s}});
+  while (history.size() > kHistory) history.erase(history.begin());
+  boost::json::object out{{"judger", to}};
+  if (!history.empty()) out["history"] = std::move(history);
+  return out;
+}
+
+std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s) {
+  std::vector<std::string> out;
+  const auto* obj = assignment.if_object();
+  if (obj == nullptr) return out;
+  if (std::string now = text(*obj, "judger"); !now.empty()) out.push_back(std::move(now));
+  const auto* h = obj->if_contains("history");
+  if (h == nullptr || !h->is_array()) return out;
+  for (auto it = h->as_array().rbegin(); it != h->as_array().rend(); ++it) {
+    const auto* move = it->if_object();
+    if (move == nullptr) continue;
+    const std::string judger = text(*move, "judger");
+    if (judger.empty() || number(*move, "until_s") < static_cast<double>(from_s)) continue;
+    if (std::find(out.begin(), out.end(), judger) == out.end()) out.push_back(judger);
+  }
+  return out;
+}
+
 }  // namespace monitor::registry

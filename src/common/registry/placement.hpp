@@ -34,6 +34,15 @@ std::optional<std::string> least_loaded(const std::vector<JudgerInfo>& judgers);
 /// settings/placement says {"mode": "manual"}.
 bool auto_placement(Registry& registry);
 
+/// The assignment value after moving a service to `to`: the judger it leaves
+/// joins the history ({"judger", "until_s"}, the last 16 moves), so a query
+/// knows which judgers hold minutes of the service from before a move.
+boost::json::object moved_assignment(const boost::json::value& old, const std::string& to, int64_t now_s);
+
+/// The judgers that may hold minutes of a service from `from_s` on: its judger
+/// now, and those it left at or after `from_s` (most recent first).
+std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s);
+
 /// The kind where parts leave a static trace of themselves, so one that is
 /// gone (lease expired) is still known: "<role>.<name>" -> {"role", "name", ...}.
 inline constexpr std::string_view kPartsKind = "parts";
