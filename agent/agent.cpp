@@ -378,6 +378,7 @@ void Agent::report_self(int64_t now_ns) {
     // Batches the full spool dropped, or that did not parse when read back.
     report("Forward.Dropped", delta(now.spool_dropped + now.corrupt, was.spool_dropped + was.corrupt), kCounter);
     report("Forward.Waiting", static_cast<int64_t>(forwarder_->spooled()), kGauge);
+    if (const auto reachable = forwarder_->registry_reachable()) report("Registry.Reachable", *reachable ? 1 : 0, kGauge);
     reported_forward_ = now;
   }
   reported_ = c;

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -74,6 +75,10 @@ class Forwarder final : public AggregateSink {
   void reuse_sequences_for(int64_t second, uint64_t first);
   /// Batches waiting in the spool, and batches the full spool dropped.
   uint64_t spooled() const;
+  /// Whether the registry answered the agent's last refresh; nullopt without a registry.
+  std::optional<bool> registry_reachable() const {
+    return registration_ ? std::optional<bool>(registration_->reachable()) : std::nullopt;
+  }
   uint64_t spool_dropped() const;
 
  private:

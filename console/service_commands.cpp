@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
+#include "console/http_get.hpp"
 
 namespace monitor::console {
 namespace {
@@ -150,14 +152,35 @@ int service_show(int argc, char** argv) {
       a != nullptr && a->is_object()) {
     attrs = a->as_object();
   }
+  // The last minute the owner stored, from its query API (0: none, or it is not live).
+  int64_t last_minute = 0;
+  for (const auto& j : judgers) {
+    if (j.name != judger || !j.live || j.query.empty()) continue;
+    auto reply = http_get(j.query, "/api/services?service=" + name, std::chrono::seconds(5));
+    boost::system::error_code ec;
+    const auto body = reply && reply->status == 200 ? boost::json::parse(reply->body, ec) : boost::json::value();
+    if (!ec && body.is_object() && body.as_object().contains("last_minute") && body.at("last_minute").is_int64()) {
+      last_minute = body.at("last_minute").as_int64();
+    }
+  }
   if (console.json()) {
     console.print_object({{"service", name}, {"id", int_field(service.value, "id", 0)}, {"judger", judger},
-                          {"judger_state", judger_state(judgers, judger)}, {"attrs", attrs}});
+                          {"judger_state", judger_state(judgers, judger)}, {"last_minute", last_minute},
+                          {"attrs", attrs}});
     return 0;
   }
-  std::printf("service: %s\nid: %lld\njudger: %s (%s)\n", name.c_str(),
+  std::string last_seen = "-";
+  if (last_minute > 0) {
+    const std::time_t t = static_cast<std::time_t>(last_minute);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+    last_seen = buf;
+  }
+  std::printf("service: %s\nid: %lld\njudger: %s (%s)\nlast minute: %s\n", name.c_str(),
               static_cast<long long>(int_field(service.value, "id", 0)), judger.empty() ? "-" : judger.c_str(),
-              judger_state(judgers, judger).c_str());
+              judger_state(judgers, judger).c_str(), last_seen.c_str());
   std::vector<std::vector<std::string>> rows;
   for (const auto& [attr, id] : attrs) rows.push_back({std::string(attr), boost::json::serialize(id)});
   console.print_table({"attr", "id"}, rows);

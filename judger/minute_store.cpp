@@ -618,4 +618,14 @@ boost::system::result<std::vector<std::pair<std::string, std::string>>> MinuteSt
   return out;
 }
 
+boost::system::result<int64_t> MinuteStore::last_minute(const std::string& service) {
+  // Through the primary key, series by series: never a scan of all points.
+  Statement st(db_,
+               "SELECT coalesce(max(p.ts), 0) FROM series s, points p "
+               "WHERE s.service = ? AND p.series = s.id AND p.resolution = 60");
+  st.bind(1, service);
+  if (const int rc = st.step(); rc != SQLITE_ROW) return sqlite_error(st.prepare_rc() != SQLITE_OK ? st.prepare_rc() : rc);
+  return st.int64(0);
+}
+
 }  // namespace monitor::judger

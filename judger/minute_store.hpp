@@ -168,6 +168,9 @@ class MinuteStore {
   /// Deletes points older than their resolution's retention, as of `now_s`.
   [[nodiscard]] boost::system::result<int64_t> apply_retention(int64_t now_s);
 
+  /// The newest finished minute stored of a service, 0 if none.
+  [[nodiscard]] boost::system::result<int64_t> last_minute(const std::string& service);
+
   /// (service, attr) pairs and servers with stored points, for the query API.
   [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, std::string>>> list_series();
 

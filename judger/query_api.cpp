@@ -87,7 +87,15 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
   }
   if (path == "/api/series") return series(params, now_s);
   if (path == "/api/cells") return cells(params, now_s);
-  if (path == "/api/services") return services();
+  if (path == "/api/services") {
+    if (const auto it = params.find("service"); it != params.end()) {
+      if (!is_valid_name(it->second)) return error(400, "service must be a name like Shop.Api");
+      const auto last = store_.last_minute(it->second);
+      if (!last) return error(500, last.error().message());
+      return {200, boost::json::serialize(boost::json::object{{"service", it->second}, {"last_minute", *last}})};
+    }
+    return services();
+  }
   if (path == "/api/health") return {200, health_()};
   return error(404, "no such endpoint; try /api/series, /api/cells, /api/services, /api/health");
 }

@@ -290,7 +290,7 @@ TEST_CASE("issue 7: every Monitor.* health metric of agent, Bonnie and judger re
                                     "", dir.file("bonnie.log"), env);
   // What each daemon reports is what the example registry declares.
   std::map<std::string, std::set<std::string>> expected;
-  for (const char* service : {"Monitor.Agent", "Monitor.Proxy", "Monitor.Judger"}) {
+  for (const char* service : {"Monitor.Agent", "Monitor.Proxy", "Monitor.Judger", "Monitor.Registry"}) {
     const auto entry = boost::json::parse(read_file(dir.file(std::string("registry/services/") + service + ".json")));
     for (const auto& attr : entry.at("value").at("attrs").as_object()) expected[service].insert(attr.key());
   }

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -393,15 +394,17 @@ TEST_CASE("issue 8: a batch replayed whole after a service moved stores exactly 
   monitor::e2e::stop(judger, "judger");
 }
 
-TEST_CASE("issue 8: on etcd a service moved twice while data flows reads exactly through monitorctl query, its "
-          "minutes merged across both judgers",
+TEST_CASE("issue 8: on etcd a service moved by hand twice, then off a killed judger by placement, while data "
+          "flows, reads exactly through monitorctl query, its minutes merged across both judgers",
           "[e2e][issue8][placement][slow]") {
   EtcdServer etcd;
   TempDir dir, dir2;
   const std::string reg = etcd.address();
   monitor::e2e::UseRegistry use(reg);
   const int q1 = free_port(), q2 = free_port();
-  auto judger1 = monitor::e2e::spawn_judger(dir, free_port(), dir.file("judger-1.log"), q1, {"--name", "judger-1"});
+  const int port1 = free_port();
+  std::optional<ChildProcess> judger1;
+  judger1.emplace(monitor::e2e::spawn_judger(dir, port1, dir.file("judger-1.log"), q1, {"--name", "judger-1"}));
   auto judger2 = monitor::e2e::spawn_judger(dir2, free_port(), dir2.file("judger-2.log"), q2, {"--name", "judger-2"});
   REQUIRE(wait_until([&] { return part_state(dir, reg, "judger-1") == "live" && part_state(dir, reg, "judger-2") == "live"; },
                      15s));
@@ -411,7 +414,7 @@ TEST_CASE("issue 8: on etcd a service moved twice while data flows reads exactly
   TempRing ring("issue8-split");
   auto agent = ChildProcess::spawn(monitor::e2e::agent_argv(dir, ring, ""), "", dir.file("agent.log"));
   const int64_t start = monitor::e2e::unix_now_s();
-  auto writer = monitor::e2e::spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 20);
+  auto writer = monitor::e2e::spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 45);
   auto records = [](int port) { return monitor::e2e::judger_health(port, "records"); };
   REQUIRE(wait_until([&] { return records(q1) > 0; }, 20s));
   // Moved while reports flow: minutes end up split across the judgers.
@@ -420,7 +423,16 @@ TEST_CASE("issue 8: on etcd a service moved twice while data flows reads exactly
   const int64_t on_one = records(q1);
   REQUIRE(monitorctl(dir, reg, {"service", "assign", "E2e.Test", "judger-1"}).rc == 0);
   REQUIRE(wait_until([&] { return records(q1) > on_one; }, 15s));
-  REQUIRE(writer.wait_for(40s) == 0);
+  // judger-1 is killed: placement gives the service back to judger-2 within
+  // the lease time; what Bonnie could not deliver to judger-1 waits in its
+  // spool, and judger-1 finishes its minutes when it comes back.
+  judger1->signal(SIGKILL);
+  REQUIRE(judger1->wait_for(5s) == 128 + SIGKILL);
+  const int64_t on_two = records(q2);
+  REQUIRE(wait_until([&] { return owner_of(dir, reg, "E2e.Test") == "judger-2"; }, 15s));
+  REQUIRE(wait_until([&] { return records(q2) > on_two; }, 15s));
+  judger1.emplace(monitor::e2e::spawn_judger(dir, port1, dir.file("judger-1b.log"), q1, {"--name", "judger-1"}));
+  REQUIRE(writer.wait_for(60s) == 0);
   const int64_t last = monitor::e2e::unix_now_s();
   const double expected = static_cast<double>(monitor::e2e::ok_count(dir.file("writer.out")));
   INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nquery:\n" << read_file(dir.file("query.err")));
@@ -442,8 +454,12 @@ TEST_CASE("issue 8: on etcd a service moved twice while data flows reads exactly
   CHECK(one > 0);
   CHECK(two > 0);
   CHECK(one + two == expected);
+  // `service show` names the owner's last stored minute.
+  const auto shown = json_of(monitorctl(dir, reg, {"service", "show", "E2e.Test", "--output", "json"}));
+  CHECK(shown.at("judger").as_string() == "judger-2");
+  CHECK(shown.at("last_minute").as_int64() >= last - last % 60 - 60);
   monitor::e2e::stop(agent, "agent");
   monitor::e2e::stop(bonnie, "bonnie");
-  monitor::e2e::stop(judger1, "judger-1");
+  monitor::e2e::stop(*judger1, "judger-1");
   monitor::e2e::stop(judger2, "judger-2");
 }
