@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
+#include <optional>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -243,49 +245,77 @@ int service_assign(int argc, char** argv) {
   return 0;
 }
 
-int attr_add(int argc, char** argv) {
-  auto options = make_options("attr add", "Registers attrs of a service and assigns their ids.");
+// attr add/rm's command line: SERVICE ATTR [ATTR...], every name checked.
+struct AttrArgs {
+  cxxopts::ParseResult args;
+  std::string service;
+  std::vector<std::string> names;
+};
+
+std::optional<AttrArgs> parse_attr_args(const std::string& verb, const std::string& description, int argc,
+                                        char** argv) {
+  auto options = make_options("attr " + verb, description);
   options.add_options()("service", "service name", cxxopts::value<std::string>())
       ("attrs", "attr names", cxxopts::value<std::vector<std::string>>());
   options.parse_positional({"service", "attrs"});
   options.positional_help("SERVICE ATTR [ATTR...]");
   auto args = parse(options, argc, argv);
-  if (!args) return 0;
-  const std::string service = positional(*args, "service");
-  check_name("service", service);
+  if (!args) return std::nullopt;
+  AttrArgs out{*args, positional(*args, "service"), {}};
+  check_name("service", out.service);
   if (!args->count("attrs")) throw ConsoleError(kExitBadInput, "name at least one attr (see --help)");
-  const auto names = (*args)["attrs"].as<std::vector<std::string>>();
-  for (const auto& n : names) check_name("attr", n);
-  Console console(*args);
+  out.names = (*args)["attrs"].as<std::vector<std::string>>();
+  for (const auto& n : out.names) check_name("attr", n);
+  return out;
+}
+
+// Changes a service's attrs and its next attr id by compare-and-set, reading
+// again when another console wrote first. `change` throws on bad input.
+void update_attrs(Console& console, const std::string& service, const std::string& doing,
+                  const std::function<void(boost::json::object& attrs, int64_t& next)>& change) {
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     const Entry entry = must_get_service(console, service);
     boost::json::object value = entry.value.is_object() ? entry.value.as_object() : boost::json::object{};
     if (!value["attrs"].is_object()) value["attrs"] = boost::json::object{};
     auto& attrs = value["attrs"].as_object();
-    int64_t next = int_field(value, "next_attr_id", 0);
+    // Past every id ever handed out: removed ids are retired for good.
+    int64_t next = int_field(value, "next_attr_id", 1);
     for (const auto& [attr, id] : attrs) next = std::max(next, (id.is_int64() ? id.as_int64() : 0) + 1);
-    boost::json::object added;
-    for (const auto& n : names) {
+    change(attrs, next);
+    value["next_attr_id"] = next;
+    if (console.check(console.registry().commit({{"services", service, entry.version}}, {{"services", service, value}}),
+                      doing)) {
+      return;
+    }
+  }
+  throw ConsoleError(kExitUnreachable, fmt::format("{}: gave up after {} attempts: the service changed under every "
+                                                   "one",
+                                                   doing, kAttempts));
+}
+
+int attr_add(int argc, char** argv) {
+  auto in = parse_attr_args("add", "Registers attrs of a service and assigns their ids.", argc, argv);
+  if (!in) return 0;
+  Console console(in->args);
+  boost::json::object added;
+  update_attrs(console, in->service, "adding attrs to " + in->service, [&](boost::json::object& attrs, int64_t& next) {
+    added.clear();
+    for (const auto& n : in->names) {
+      if (added.contains(n)) throw ConsoleError(kExitBadInput, fmt::format("attr {} named twice", n));
       if (attrs.contains(n)) {
-        throw ConsoleError(kExitBadInput, fmt::format("attr {} of {} already exists (id {})", n, service,
+        throw ConsoleError(kExitBadInput, fmt::format("attr {} of {} already exists (id {})", n, in->service,
                                                       boost::json::serialize(attrs.at(n))));
       }
-      if (added.contains(n)) throw ConsoleError(kExitBadInput, fmt::format("attr {} named twice", n));
       added[n] = next;
       attrs[n] = next++;
     }
-    value["next_attr_id"] = next;
-    const bool done = console.check(
-        console.registry().commit({{"services", service, entry.version}}, {{"services", service, value}}),
-        "adding attrs to " + service);
-    if (!done) continue;
-    std::string list;
-    for (const auto& [n, id] : added) list += fmt::format("{}{}={}", list.empty() ? "" : ", ", std::string_view(n),
-                                                          boost::json::serialize(id));
-    console.print_done(fmt::format("{}: added {}", service, list), {{"service", service}, {"attrs", added}});
-    return 0;
+  });
+  std::string list;
+  for (const auto& [n, id] : added) {
+    list += fmt::format("{}{}={}", list.empty() ? "" : ", ", std::string_view(n), boost::json::serialize(id));
   }
-  throw ConsoleError(kExitUnreachable, "gave up: the service changed under every attempt");
+  console.print_done(fmt::format("{}: added {}", in->service, list), {{"service", in->service}, {"attrs", added}});
+  return 0;
 }
 
 int attr_list(int argc, char** argv) {
@@ -309,39 +339,17 @@ int attr_list(int argc, char** argv) {
 }
 
 int attr_rm(int argc, char** argv) {
-  auto options = make_options("attr rm", "Removes attrs of a service. Their ids are never handed out again.");
-  options.add_options()("service", "service name", cxxopts::value<std::string>())
-      ("attrs", "attr names", cxxopts::value<std::vector<std::string>>());
-  options.parse_positional({"service", "attrs"});
-  options.positional_help("SERVICE ATTR [ATTR...]");
-  auto args = parse(options, argc, argv);
-  if (!args) return 0;
-  const std::string service = positional(*args, "service");
-  check_name("service", service);
-  if (!args->count("attrs")) throw ConsoleError(kExitBadInput, "name at least one attr (see --help)");
-  const auto names = (*args)["attrs"].as<std::vector<std::string>>();
-  for (const auto& n : names) check_name("attr", n);
-  Console console(*args);
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    const Entry entry = must_get_service(console, service);
-    boost::json::object value = entry.value.is_object() ? entry.value.as_object() : boost::json::object{};
-    if (!value["attrs"].is_object()) value["attrs"] = boost::json::object{};
-    auto& attrs = value["attrs"].as_object();
-    int64_t next = int_field(value, "next_attr_id", 1);
-    for (const auto& n : names) {
-      if (!attrs.contains(n)) throw ConsoleError(kExitBadInput, fmt::format("{} has no attr {}", service, n));
-      next = std::max(next, (attrs.at(n).is_int64() ? attrs.at(n).as_int64() : 0) + 1);  // retired for good
+  auto in = parse_attr_args("rm", "Removes attrs of a service. Their ids are never handed out again.", argc, argv);
+  if (!in) return 0;
+  Console console(in->args);
+  update_attrs(console, in->service, "removing attrs of " + in->service, [&](boost::json::object& attrs, int64_t&) {
+    for (const auto& n : in->names) {
+      if (!attrs.contains(n)) throw ConsoleError(kExitBadInput, fmt::format("{} has no attr {}", in->service, n));
       attrs.erase(n);
     }
-    value["next_attr_id"] = next;
-    const bool done = console.check(
-        console.registry().commit({{"services", service, entry.version}}, {{"services", service, value}}),
-        "removing attrs of " + service);
-    if (!done) continue;
-    console.print_done(fmt::format("{}: removed {} attr(s)", service, names.size()), {{"service", service}});
-    return 0;
-  }
-  throw ConsoleError(kExitUnreachable, "gave up: the service changed under every attempt");
+  });
+  console.print_done(fmt::format("{}: removed {} attr(s)", in->service, in->names.size()), {{"service", in->service}});
+  return 0;
 }
 
 }  // namespace
