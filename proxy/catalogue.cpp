@@ -17,7 +17,7 @@ const boost::json::string* string_field(const boost::json::value& value, const c
 }  // namespace
 
 const std::vector<std::string>& Catalogue::kinds() {
-  static const std::vector<std::string> kKinds{"services", "assignments", "judgers", "proxies"};
+  static const std::vector<std::string> kKinds{"services", "assignments", "judgers", "proxies", "parts"};
   return kKinds;
 }
 
@@ -73,7 +73,18 @@ Catalogue Catalogue::build(const std::map<std::string, std::vector<registry::Ent
     if (role != nullptr && *role == "bonnie" && address != nullptr) c.bonnies_.emplace_back(*address);
   }
   std::sort(c.bonnies_.begin(), c.bonnies_.end());
+  for (const auto& entry : of("parts")) {
+    if (entry.name.starts_with("judger.")) c.known_judgers_.insert(entry.name.substr(7));
+  }
   return c;
+}
+
+bool Catalogue::judger_retired(const std::string& judger) const {
+  if (judger_addresses_.contains(judger) || known_judgers_.contains(judger)) return false;
+  for (const auto& [service, owner] : judger_of_) {
+    if (owner == judger) return false;
+  }
+  return true;
 }
 
 Catalogue::Verdict Catalogue::judge(std::string_view service, std::string_view attr, std::string& judger) const {

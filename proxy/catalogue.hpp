@@ -36,6 +36,11 @@ class Catalogue {
   /// The judger's batch address, or empty if it is not live.
   std::string judger_address(const std::string& judger) const;
 
+  /// A judger gone for good: not live, not known in parts/ (removed with
+  /// `monitorctl judger rm`), and owning no service. What Bonnie spooled for
+  /// it is handed to the services' judgers now.
+  bool judger_retired(const std::string& judger) const;
+
   /// Addresses of the live Bonnies, sorted.
   const std::vector<std::string>& bonnies() const noexcept { return bonnies_; }
 
@@ -50,6 +55,7 @@ class Catalogue {
   std::unordered_map<std::string, std::string> judger_of_;                  // service -> judger
   std::map<std::string, std::string> judger_addresses_;                     // judger -> address
   std::vector<std::string> bonnies_;
+  std::set<std::string> known_judgers_;  // in parts/: declared, or registered once
 };
 
 }  // namespace monitor::proxy

@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -159,6 +160,50 @@ void Link::pump() {
     }
     entry.body.clear();
     spool_front_ = std::move(entry);
+  }
+}
+
+void Link::hand_over(Take take) {
+  if (handing_over_) return;
+  stop();
+  if (connection_) lost();  // in-flight parts go to the spool first: all of them are handed over
+  handing_over_ = true;
+  spdlog::info("link {}: its next hop is gone for good: handing over {} spooled parts", options_.name,
+               spool_->records());
+  hand_over_next(std::make_shared<Take>(std::move(take)));
+}
+
+void Link::hand_over_next(std::shared_ptr<Take> take) {
+  while (true) {
+    auto front = spool_->front();
+    if (!front || !*front) {
+      if (!front) spdlog::error("link {}: reading spool to hand it over: {}", options_.name, front.error().message());
+      else spdlog::info("link {}: spool handed over", options_.name);
+      handing_over_ = false;
+      return;
+    }
+    auto entry = std::make_shared<wire::Spool::Entry>(std::move(**front));
+    wire::SpoolRecord record;
+    if (!wire::decode_spool_record(entry->body, record)) {
+      ++counters_.spool_corrupt;
+      spdlog::error("link {}: dropping a spooled part that does not parse ({} so far)", options_.name,
+                    counters_.spool_corrupt);
+      (void)spool_->pop(*entry);
+      continue;
+    }
+    (*take)(std::move(record), [this, take, entry](bool kept) {
+      if (!kept) {
+        spool_->unsent(*entry);
+        handing_over_ = false;
+        spdlog::warn("link {}: a spooled part could not be kept elsewhere: the hand-over stops; it stays here",
+                     options_.name);
+        return;
+      }
+      (void)spool_->pop(*entry);
+      // Not from inside the taker's callback: the next part starts afresh on the loop.
+      asio::post(io_, [this, take] { hand_over_next(take); });
+    });
+    return;
   }
 }
 

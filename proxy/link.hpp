@@ -33,6 +33,7 @@
 #include "net/frame_connection.hpp"
 #include "wire/messages.hpp"
 #include "wire/spool.hpp"
+#include "wire/spool_record.hpp"
 
 namespace monitor::proxy {
 
@@ -89,6 +90,17 @@ class Link {
   /// it could be neither (a full spool disk while the next hop is down).
   void submit(wire::Batch part, Done done);
 
+  /// Hands the spooled parts over, oldest first, to `take`, for a next hop
+  /// that is gone for good (a judger removed from the registry): stops the
+  /// link, then for each part calls take(part, finished); the part leaves
+  /// this spool only once finished(true) says it is kept elsewhere, so a
+  /// crash in between sends it again rather than losing it. finished(false)
+  /// stops the hand-over (the part stays). Runs on the event loop.
+  using Finished = std::function<void(bool kept)>;
+  using Take = std::function<void(wire::SpoolRecord part, Finished finished)>;
+  void hand_over(Take take);
+  bool handing_over() const noexcept { return handing_over_; }
+
   /// Called with the member list of each heartbeat reply.
   void on_members(MembersHandler handler) { on_members_ = std::move(handler); }
 
@@ -140,6 +152,8 @@ class Link {
   size_t unacked_bytes_ = 0;
   boost::asio::steady_timer retry_;
   bool stopping_ = false;
+  bool handing_over_ = false;
+  void hand_over_next(std::shared_ptr<Take> take);
   LinkCounters counters_;
 };
 

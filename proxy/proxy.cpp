@@ -248,6 +248,60 @@ void Proxy::apply_catalogue() {
   // Connected before the first report needs them (a judger name is a registry key: a safe directory name).
   for (const auto& judger : catalogue_.assigned_judgers()) link_to(judger);
   spdlog::info("registry: {} services, Bonnies {}", catalogue_.services(), fmt::join(catalogue_.bonnies(), ", "));
+  hand_over_retired();
+}
+
+void Proxy::hand_over_retired() {
+  if (config_.is_clyde()) return;
+  for (auto& [name, link] : links_) {
+    if (link->handing_over() || link->spooled() == 0 || !catalogue_.judger_retired(name)) continue;
+    link->hand_over([this, from = name](wire::SpoolRecord part, Link::Finished finished) {
+      reroute(from, std::move(part), std::move(finished));
+    });
+  }
+}
+
+void Proxy::reroute(const std::string& from, wire::SpoolRecord spooled, Link::Finished finished) {
+  // The part keeps its origin (sender, sequence): a judger that already has
+  // some service's records of it drops those as duplicates.
+  std::vector<std::pair<Link*, wire::Batch>> parts;
+  for (auto& record : spooled.batch.records) {
+    const auto& names = spooled.names[record.name_id - 1];  // checked by decode_spool_record()
+    std::string judger;
+    const auto verdict = catalogue_.judge(names.service, names.attr, judger);
+    if (verdict != Catalogue::Verdict::kRoute || judger == from) {
+      ++(verdict == Catalogue::Verdict::kUnknownService ? counters_.dropped_unknown_service
+         : verdict == Catalogue::Verdict::kUnknownAttr  ? counters_.dropped_unknown_attr
+                                                        : counters_.dropped_unassigned);
+      continue;
+    }
+    Link* link = link_to(judger);
+    if (link == nullptr) {
+      finished(false);  // stays in the old spool; tried again at the next registry change
+      return;
+    }
+    record.name_id = link->name_id(names.service, names.attr);
+    auto part = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.first == link; });
+    if (part == parts.end()) {
+      parts.emplace_back(link, wire::Batch{spooled.batch.sender_id, spooled.batch.sequence, {}});
+      part = std::prev(parts.end());
+    }
+    part->second.records.push_back(std::move(record));
+  }
+  if (parts.empty()) {
+    finished(true);
+    return;
+  }
+  auto left = std::make_shared<size_t>(parts.size());
+  auto all_kept = std::make_shared<bool>(true);
+  auto finish = std::make_shared<Link::Finished>(std::move(finished));
+  for (auto& [link, part] : parts) {
+    counters_.records_handed_over += part.records.size();
+    link->submit(std::move(part), [left, all_kept, finish](bool kept) {
+      *all_kept = *all_kept && kept;
+      if (--*left == 0) (*finish)(*all_kept);
+    });
+  }
 }
 
 void Proxy::refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t sequence, std::string_view why) {
@@ -479,6 +533,7 @@ void Proxy::report_health() {
   health_.counter("Spool.Dropped", spool_dropped + spool_corrupt);
   health_.counter("Batches.Refused", counters_.batches_refused);
   health_.counter("Connections.Refused", counters_.connections_refused);
+  health_.counter("Reports.HandedOver", counters_.records_handed_over);
   health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
   health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
   health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
@@ -512,6 +567,7 @@ asio::awaitable<void> Proxy::tick_loop() {
     // Each step survives its own failure: a tick loop that died would stop
     // re-registering and reporting without a word.
     if (ticks % 3 == 0) net::guarded("registering", [&] { register_self(); });
+    if (ticks % 5 == 0) net::guarded("handing over retired spools", [&] { hand_over_retired(); });
     if (ticks % 5 == 0) net::guarded("reporting health", [&] { report_health(); });
     if (ticks % 60 == 59) net::guarded("logging health", [&] { log_health(); });
     timer.expires_after(1s);

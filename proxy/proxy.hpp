@@ -57,6 +57,7 @@ struct ProxyCounters {
   uint64_t link_failures = 0;    // links that could not be opened (their spool)  // not acknowledged: a part could be neither delivered nor spooled
   uint64_t bonnie_list_updates = 0;
   uint64_t connections_refused = 0;  // over max_connections, closed at accept
+  uint64_t records_handed_over = 0;  // from the spool of a judger gone for good to their services' judgers now
 };
 
 class Proxy {
@@ -86,6 +87,9 @@ class Proxy {
   void update_bonnie_list(const std::vector<std::string>& members);
   // On the event loop: the catalogue from the latest entries the watch brought.
   void apply_catalogue();
+  // Hands what was spooled for judgers gone for good to their services' judgers now.
+  void hand_over_retired();
+  void reroute(const std::string& from, wire::SpoolRecord part, Link::Finished finished);
   void register_self();
   void report_health();
   void log_health();

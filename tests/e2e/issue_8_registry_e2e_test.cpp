@@ -463,3 +463,45 @@ TEST_CASE("issue 8: on etcd a service moved by hand twice, then off a killed jud
   monitor::e2e::stop(*judger1, "judger-1");
   monitor::e2e::stop(judger2, "judger-2");
 }
+
+TEST_CASE("issue 8: on etcd, what Bonnie spooled for a judger that died goes to the service's new judger once the "
+          "dead one is removed: every report once",
+          "[e2e][issue8][placement][slow]") {
+  EtcdServer etcd;
+  TempDir dir, dir2;
+  const std::string reg = etcd.address();
+  monitor::e2e::UseRegistry use(reg);
+  const int q2 = free_port();
+  auto judger1 = monitor::e2e::spawn_judger(dir, free_port(), dir.file("judger-1.log"), free_port(), {"--name", "judger-1"});
+  auto judger2 = monitor::e2e::spawn_judger(dir2, free_port(), dir2.file("judger-2.log"), q2, {"--name", "judger-2"});
+  REQUIRE(wait_until([&] { return part_state(dir, reg, "judger-1") == "live" && part_state(dir, reg, "judger-2") == "live"; },
+                     15s));
+  REQUIRE(monitorctl(dir, reg, {"service", "add", "E2e.Test", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, reg, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
+  // judger-1 dies before any report: until placement moves the service,
+  // Bonnie keeps the service's reports in judger-1's spool.
+  judger1.signal(SIGKILL);
+  REQUIRE(judger1.wait_for(5s) == 128 + SIGKILL);
+  auto bonnie = monitor::e2e::spawn_proxy(dir, "bonnie", "bonnie-1", free_port(), "central");
+  TempRing ring("issue8-handover");
+  auto agent = ChildProcess::spawn(monitor::e2e::agent_argv(dir, ring, ""), "", dir.file("agent.log"));
+  const int64_t start = monitor::e2e::unix_now_s();
+  auto writer = monitor::e2e::spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 25);
+  REQUIRE(wait_until([&] { return owner_of(dir, reg, "E2e.Test") == "judger-2"; }, 20s));
+  REQUIRE(wait_until([&] { return monitor::e2e::judger_health(q2, "records") > 0; }, 15s));
+  // The operator says judger-1 is gone for good: Bonnie hands its spool over.
+  const Run removed = monitorctl(dir, reg, {"judger", "rm", "judger-1"});
+  INFO(removed.err);
+  REQUIRE(removed.rc == 0);
+  CHECK(wait_until([&] { return read_file(dir.file("bonnie-1.log")).find("spool handed over") != std::string::npos; },
+                   15s));
+  REQUIRE(writer.wait_for(40s) == 0);
+  const int64_t last = monitor::e2e::unix_now_s();
+  const double expected = static_cast<double>(monitor::e2e::ok_count(dir.file("writer.out")));
+  INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nquery:\n" << read_file(dir.file("query.err")));
+  CHECK(monitor::e2e::query_sum_when_final(dir, "E2e.Test", "Steady.Count", "SUM", "total", start, last, expected) ==
+        expected);
+  monitor::e2e::stop(agent, "agent");
+  monitor::e2e::stop(bonnie, "bonnie");
+  monitor::e2e::stop(judger2, "judger-2");
+}
