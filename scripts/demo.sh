@@ -108,6 +108,9 @@ echo "== Checkout.Clicks of server 2 (sent by a statsd client):"
 show build/console/monitorctl query "${range[@]}" --service Shop.Api --attr Checkout.Clicks --op SUM --server 2
 echo "== Bonnie's own health (Monitor.Proxy Reports.Forwarded of server 1):"
 show build/console/monitorctl query "${range[@]}" --service Monitor.Proxy --attr Reports.Forwarded --server 1
+echo "== the services and the parts, as the console sees them:"
+show build/console/monitorctl service list --registry "$registry"
+show build/console/monitorctl status --registry "$registry"
 echo "== stopping in the order data flows (agent, Bonnie, judger); each part's last health line:"
 stop_part() {
   kill -TERM "$1" 2>/dev/null || true
