@@ -29,6 +29,13 @@ int64_t int_field(const boost::json::value& v, std::string_view key, int64_t fal
   return field != nullptr && field->is_int64() ? field->as_int64() : fallback;
 }
 
+// A service's attrs (name -> id), or null when its value has none.
+const boost::json::object* attrs_of(const boost::json::value& service) {
+  const auto* obj = service.if_object();
+  const auto* attrs = obj != nullptr ? obj->if_contains("attrs") : nullptr;
+  return attrs != nullptr ? attrs->if_object() : nullptr;
+}
+
 std::string judger_of(Console& console, const std::string& service) {
   auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
   if (!assignment) return "";
@@ -126,10 +133,10 @@ int service_list(int argc, char** argv) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& s : services) {
-    const auto* attrs = s.value.is_object() ? s.value.as_object().if_contains("attrs") : nullptr;
+    const auto* attrs = attrs_of(s.value);
     const std::string judger = owner.count(s.name) ? owner[s.name] : "";
     rows.push_back({s.name, std::to_string(int_field(s.value, "id", 0)),
-                    std::to_string(attrs != nullptr && attrs->is_object() ? attrs->as_object().size() : 0),
+                    std::to_string(attrs != nullptr ? attrs->size() : 0),
                     judger.empty() ? "-" : judger, judger_state(judgers, judger)});
   }
   console.print_table({"service", "id", "attrs", "judger", "judger_state"}, rows);
@@ -150,10 +157,7 @@ int service_show(int argc, char** argv) {
   const std::string judger = judger_of(console, name);
   const auto judgers = console.check(registry::read_judgers(console.registry()), "reading the judgers");
   boost::json::object attrs;
-  if (const auto* a = service.value.is_object() ? service.value.as_object().if_contains("attrs") : nullptr;
-      a != nullptr && a->is_object()) {
-    attrs = a->as_object();
-  }
+  if (const auto* a = attrs_of(service.value)) attrs = *a;
   // The last minute the owner stored, from its query API (0: none, or it is not live).
   int64_t last_minute = 0;
   for (const auto& j : judgers) {
@@ -330,9 +334,8 @@ int attr_list(int argc, char** argv) {
   Console console(*args);
   const Entry entry = must_get_service(console, service);
   std::vector<std::vector<std::string>> rows;
-  if (const auto* a = entry.value.is_object() ? entry.value.as_object().if_contains("attrs") : nullptr;
-      a != nullptr && a->is_object()) {
-    for (const auto& [attr, id] : a->as_object()) rows.push_back({std::string(attr), boost::json::serialize(id)});
+  if (const auto* attrs = attrs_of(entry.value)) {
+    for (const auto& [attr, id] : *attrs) rows.push_back({std::string(attr), boost::json::serialize(id)});
   }
   console.print_table({"attr", "id"}, rows);
   return 0;

@@ -18,11 +18,6 @@ namespace {
 
 using boost::system::error_code;
 
-error_code check_keys(std::string_view kind, std::string_view name) {
-  if (!is_valid_key(kind) || !is_valid_key(name)) return RegistryErrc::kBadName;
-  return {};
-}
-
 const boost::json::array* kvs_of(const boost::json::object& reply) {
   const auto* kvs = reply.if_contains("kvs");
   return kvs != nullptr && kvs->is_array() ? &kvs->as_array() : nullptr;

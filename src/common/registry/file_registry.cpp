@@ -25,11 +25,6 @@ namespace fs = std::filesystem;
 
 error_code errno_code(int err) { return {err, boost::system::system_category()}; }
 
-error_code check_keys(std::string_view kind, std::string_view name) {
-  if (!is_valid_key(kind) || !is_valid_key(name)) return RegistryErrc::kBadName;
-  return {};
-}
-
 fs::path entry_path(const fs::path& dir, std::string_view kind, std::string_view name) {
   return dir / std::string(kind) / (std::string(name) + ".json");
 }

@@ -43,6 +43,11 @@ bool is_valid_key(std::string_view s) noexcept {
   return true;
 }
 
+boost::system::error_code check_keys(std::string_view kind, std::string_view name) noexcept {
+  if (!is_valid_key(kind) || !is_valid_key(name)) return RegistryErrc::kBadName;
+  return {};
+}
+
 boost::system::result<std::unique_ptr<Registry>> open_registry(std::string_view address) {
   const char* user = std::getenv("MONITOR_REGISTRY_USER");
   const char* password = std::getenv("MONITOR_REGISTRY_PASSWORD");

@@ -45,6 +45,8 @@ inline boost::system::result<bool> failed(boost::system::error_code ec) {
 
 /// True if `s` may be a kind or a name.
 bool is_valid_key(std::string_view s) noexcept;
+/// kBadName unless both may be a kind and a name: every backend's first check.
+boost::system::error_code check_keys(std::string_view kind, std::string_view name) noexcept;
 
 /// commit() writes only if each named entry is at `version` (0: absent).
 struct Precondition {
