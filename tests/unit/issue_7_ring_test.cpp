@@ -296,6 +296,9 @@ TEST_CASE("issue 7: a writer whose ring was removed and made anew moves to the n
   TempRing ring("rebind");
   int step[2];
   REQUIRE(pipe(step) == 0);
+  // Before the fork: a child that reads the pipe before the parent made it
+  // non-blocking would wait there instead of reporting into the new ring.
+  REQUIRE(fcntl(step[0], F_SETFL, O_NONBLOCK) == 0);
   auto child = ChildProcess::fork_run([&] {
     if (monitor_init(ring.name().c_str()) != MONITOR_OK) return 10;
     const monitor::Attr attr("Shop.Api", "Orders.Placed");
@@ -311,7 +314,6 @@ TEST_CASE("issue 7: a writer whose ring was removed and made anew moves to the n
     monitor_get_stats(&stats);
     return stats.rebinds >= 1 ? 0 : 30;
   });
-  REQUIRE(fcntl(step[0], F_SETFL, O_NONBLOCK) == 0);
   // The child binds to the first ring; then it is removed and a new one made,
   // as an agent with --recreate-ring does.
   {
