@@ -13,15 +13,15 @@
 #include "judger/minute_store.hpp"
 #include "judger/name_table.hpp"
 #include "model/log_histogram.hpp"
+#include "model/op.hpp"
 #include "model/stats.hpp"
 
 namespace monitor::judger {
 
-/// HIST minutes are stored as four series, one per quantile, under these op codes.
-inline constexpr uint32_t kOpHistP50 = 1280;
-inline constexpr uint32_t kOpHistP90 = 1281;
-inline constexpr uint32_t kOpHistP99 = 1282;
-inline constexpr uint32_t kOpHistP999 = 1283;
+using model::kOpHistP50;
+using model::kOpHistP90;
+using model::kOpHistP99;
+using model::kOpHistP999;
 
 /// A minute ready to store: new, or amended by late data.
 struct FinishedMinute {

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 
 set +e  # a failing test must still reach the summary below
-(cd build && ctest --output-on-failure -j2) 2>&1 | tee build/ctest.log
+(cd build && ctest --output-on-failure -j4) 2>&1 | tee build/ctest.log
 ctest_rc=${PIPESTATUS[0]}
 set -e
 summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' build/ctest.log || true)

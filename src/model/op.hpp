@@ -19,6 +19,12 @@ inline constexpr std::array<OpInfo, 8> kOps{{
 }};
 inline constexpr uint32_t kAllOps = 0xFF;
 
+/// HIST minutes are stored as four series, one per quantile, under these op codes.
+inline constexpr uint32_t kOpHistP50 = 1280;
+inline constexpr uint32_t kOpHistP90 = 1281;
+inline constexpr uint32_t kOpHistP99 = 1282;
+inline constexpr uint32_t kOpHistP999 = 1283;
+
 /// The name of a single op bit ("SUM"), or "" for anything else.
 constexpr std::string_view op_name(uint32_t bit) noexcept {
   for (const auto& op : kOps) {
