@@ -89,7 +89,25 @@ Judger::Judger(JudgerConfig config)
   };
   listen_on(acceptor_, config_.listen);
   listen_on(http_acceptor_, config_.query_listen);
-  query_api_ = std::make_unique<QueryApi>(*store_, [this] { return health_json(); });
+  notifier_ = std::make_unique<Notifier>(
+      config_.data_dir, NotifierOptions{config_.smtp_url, config_.mail_from, config_.notify_tries,
+                                        config_.notify_backoff_ms, config_.command_timeout_s,
+                                        config_.command_max_running});
+  query_api_ = std::make_unique<QueryApi>(
+      *store_, [this] { return health_json(); },
+      [this](const std::string& rule, int64_t from, int64_t to, size_t limit) {
+        return notifier_->history(rule, from, to, limit);
+      });
+  alarms_ = std::make_unique<AlarmEngine>(*registry_, config_.name, *notifier_);
+  alarms_->load_rules();
+  // The minutes the rules read, from the store: a restarted judger evaluates
+  // windows and no-data as if it had never stopped.
+  for (const auto& [service, attr, op, span] : alarms_->wanted_series()) {
+    const int64_t to = (now_s / 60 + 1) * 60;
+    auto points = store_->minute_points(service, attr, op, to - (span + 1) * 60, to);
+    if (points) alarms_->minute_stored(*points);
+    else spdlog::warn("alarms: reading stored minutes of {} {}: {}", service, attr, points.error().message());
+  }
   registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "judger", "judgers", config_.name,
                                                                kRegistryTtl);
   if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
@@ -174,10 +192,15 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
       minute_store_failures_.erase(failed);
     }
     rollup_->stored(minute.minute);
+    alarms_->minute_stored(minute.points);
     ++counters_.minutes_stored;
     spdlog::debug("stored minute {} ({} points{})", minute.minute, minute.points.size(),
                   minute.amended ? ", amended" : "");
   }
+  // Minutes before this are final; one that could not be stored holds evaluation back.
+  int64_t final_before = (now_s - config_.grace_s) / 60 * 60;
+  if (!minute_store_failures_.empty()) final_before = std::min(final_before, minute_store_failures_.begin()->first);
+  alarms_->final_before(final_before);
   finishing_ = false;
 }
 
@@ -200,6 +223,17 @@ void Judger::report_health() {
   health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
+  const AlarmEngine::Figures alarms = alarms_->figures();
+  const NotifierCounters notices = notifier_->counters();
+  health_.gauge("Alarms.Rules", static_cast<int64_t>(alarms.rules));
+  health_.gauge("Alarms.Firing", static_cast<int64_t>(alarms.firing));
+  health_.gauge("Alarms.Pending", static_cast<int64_t>(alarms.pending));
+  health_.counter("Alarms.StateWriteFailures", alarms.state_write_failures);
+  health_.gauge("Rules.Bad", static_cast<int64_t>(alarms.bad_rules));
+  health_.counter("Notifications.Sent", notices.sent);
+  health_.counter("Notifications.Retried", notices.retried);
+  health_.counter("Notifications.Failed", notices.failed);
+  health_.gauge("Notifications.Pending", static_cast<int64_t>(notifier_->pending()));
   health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
   health_.counter("Registry.Failures", registration_->failures());
   if (placer_) {

@@ -12,6 +12,8 @@
 
 #include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
+#include "judger/alarm_engine.hpp"
+#include "judger/notifier.hpp"
 #include "judger/placer.hpp"
 #include "health/health_reporter.hpp"
 #include "common/log_throttle.hpp"
@@ -82,6 +84,8 @@ class Judger {
   std::unique_ptr<Placer> placer_;
   std::unique_ptr<MinuteRollup> rollup_;  // after store_: it reads the store's names
   std::unique_ptr<QueryApi> query_api_;
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;
   health::HealthReporter health_;

@@ -15,7 +15,8 @@ void JudgerConfig::load_file(const std::string& path) {
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
                                            "grace_s", "late_window_s", "future_window_s", "idle_timeout_s", "server_id",
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
-                                           "max_names", "series_per_service", "placement"};
+                                           "max_names", "series_per_service", "placement", "smtp_url", "mail_from",
+                                           "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -36,6 +37,12 @@ void JudgerConfig::load_file(const std::string& path) {
     read_int(obj, "max_names", max_names);
     read_int(obj, "series_per_service", series_per_service);
     read_bool(obj, "placement", placement);
+    read_string(obj, "smtp_url", smtp_url);
+    read_string(obj, "mail_from", mail_from);
+    read_int(obj, "notify_tries", notify_tries);
+    read_int(obj, "notify_backoff_ms", notify_backoff_ms);
+    read_int(obj, "command_timeout_s", command_timeout_s);
+    read_int(obj, "command_max_running", command_max_running);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -54,6 +61,9 @@ void JudgerConfig::validate() const {
     throw std::runtime_error("max_connections and max_query_connections must be >= 1");
   }
   if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
+  if (notify_tries < 1 || notify_tries > 100) throw std::runtime_error("notify_tries must be in [1, 100]");
+  if (notify_backoff_ms < 10 || notify_backoff_ms > 300000) throw std::runtime_error("notify_backoff_ms must be in [10, 300000]");
+  if (command_timeout_s < 1 || command_max_running < 1) throw std::runtime_error("command_timeout_s and command_max_running must be >= 1");
 }
 
 }  // namespace monitor::judger

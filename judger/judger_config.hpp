@@ -28,6 +28,13 @@ struct JudgerConfig {
   bool self_metrics = true;  // report Monitor.Judger through the local agent, if one runs
   bool placement = true;     // take part in automatic placement (acts when leader and the registry says auto)
   std::string log_level = "info";
+  // Alarms (docs/rules.md, "Notifications").
+  std::string smtp_url = "smtp://127.0.0.1:25";
+  std::string mail_from = "monitor@localhost";
+  int notify_tries = 6;          // deliveries tried before one is recorded as failed
+  int notify_backoff_ms = 5000;  // before the second try; doubles per try, at most 5 min
+  int command_timeout_s = 10;
+  int command_max_running = 4;
 
   /// Throws std::runtime_error naming the file and the problem.
   void load_file(const std::string& path);

@@ -36,6 +36,14 @@ int main(int argc, char** argv) {
       ("server-id", "server id of the Monitor.Judger health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Judger health metrics")
       ("no-placement", "never move services (automatic placement; monitorctl placement manual turns it off for all)")
+      ("smtp-url", "SMTP server for alarm mail (default " + defaults.smtp_url + ")", cxxopts::value<std::string>())
+      ("mail-from", "sender of alarm mail (default " + defaults.mail_from + ")", cxxopts::value<std::string>())
+      ("notify-tries", "deliveries of a notification tried before it is recorded as failed (default " +
+       std::to_string(defaults.notify_tries) + ")", cxxopts::value<int>())
+      ("notify-backoff-ms", "wait before the second try, doubling per try (default " +
+       std::to_string(defaults.notify_backoff_ms) + ")", cxxopts::value<int>())
+      ("command-timeout", "seconds a notification command may run (default " +
+       std::to_string(defaults.command_timeout_s) + ")", cxxopts::value<int>())
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -60,6 +68,11 @@ int main(int argc, char** argv) {
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
     if (args.count("no-self-metrics")) config.self_metrics = false;
     if (args.count("no-placement")) config.placement = false;
+    if (args.count("smtp-url")) config.smtp_url = args["smtp-url"].as<std::string>();
+    if (args.count("mail-from")) config.mail_from = args["mail-from"].as<std::string>();
+    if (args.count("notify-tries")) config.notify_tries = args["notify-tries"].as<int>();
+    if (args.count("notify-backoff-ms")) config.notify_backoff_ms = args["notify-backoff-ms"].as<int>();
+    if (args.count("command-timeout")) config.command_timeout_s = args["command-timeout"].as<int>();
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
     spdlog::set_default_logger(spdlog::stderr_color_mt("judger"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

@@ -168,6 +168,12 @@ class MinuteStore {
   /// Deletes points older than their resolution's retention, as of `now_s`.
   [[nodiscard]] boost::system::result<int64_t> apply_retention(int64_t now_s);
 
+  /// Every server's (and the total's) minute points of a series in [from, to):
+  /// what the alarm engine evaluates rules on after a restart.
+  [[nodiscard]] boost::system::result<std::vector<MinutePoint>> minute_points(const std::string& service,
+                                                                              const std::string& attr, uint32_t op,
+                                                                              int64_t from, int64_t to);
+
   /// The newest finished minute stored of a service, 0 if none.
   [[nodiscard]] boost::system::result<int64_t> last_minute(const std::string& service);
 

@@ -1,5 +1,7 @@
 #include "judger/query_api.hpp"
 
+#include <algorithm>
+
 #include <charconv>
 #include <variant>
 
@@ -97,7 +99,21 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     return services();
   }
   if (path == "/api/health") return {200, health_()};
-  return error(404, "no such endpoint; try /api/series, /api/cells, /api/services, /api/health");
+  if (path == "/api/alarms/history" && history_) {
+    const std::string rule = params.count("rule") ? params.at("rule") : "";
+    if (!rule.empty() && !is_valid_name(rule)) return error(400, "rule must be a name like Shop.Api.OrdersLow");
+    int64_t from = now_s - 86400, to = now_s + 1;
+    int64_t limit = 1000;
+    try {
+      if (params.count("from")) from = std::stoll(params.at("from"));
+      if (params.count("to")) to = std::stoll(params.at("to"));
+      if (params.count("limit")) limit = std::clamp<int64_t>(std::stoll(params.at("limit")), 1, 10000);
+    } catch (const std::exception&) {
+      return error(400, "from, to and limit are integers (Unix seconds, a count)");
+    }
+    return {200, boost::json::serialize(boost::json::object{{"history", history_(rule, from, to, static_cast<size_t>(limit))}})};
+  }
+  return error(404, "no such endpoint; try /api/series, /api/cells, /api/services, /api/health, /api/alarms/history");
 }
 
 namespace {

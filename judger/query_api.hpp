@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include <boost/json.hpp>
+
 #include "judger/minute_store.hpp"
 
 namespace monitor::judger {
@@ -23,13 +25,18 @@ bool parse_query_string(std::string_view query, std::map<std::string, std::strin
 ///   GET /api/series?service=S&attr=A&op=SUM|MAX|...|HIST_P99&server=N|total&from=T&to=T&step=S
 ///   GET /api/services
 ///   GET /api/health
+///   GET /api/alarms/history?rule=R&from=T&to=T&limit=N   (the judger's alarm history, newest first)
 /// Times are Unix seconds; `from` defaults to an hour before `to`, `to` to
 /// now, `step` to 60. Bad parameters get 400 with {"error": "..."}.
 class QueryApi {
  public:
   using HealthFn = std::function<std::string()>;  // JSON object text
 
-  QueryApi(MinuteStore& store, HealthFn health) : store_(store), health_(std::move(health)) {}
+  /// Rows of the alarm history (rule "" for all), newest first.
+  using HistoryFn = std::function<boost::json::array(const std::string& rule, int64_t from, int64_t to, size_t limit)>;
+
+  QueryApi(MinuteStore& store, HealthFn health, HistoryFn history = {})
+      : store_(store), health_(std::move(health)), history_(std::move(history)) {}
 
   QueryResponse handle(std::string_view target, int64_t now_s);
 
@@ -42,6 +49,7 @@ class QueryApi {
 
   MinuteStore& store_;
   const HealthFn health_;
+  const HistoryFn history_;
 };
 
 }  // namespace monitor::judger

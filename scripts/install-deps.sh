@@ -10,6 +10,7 @@ packages=(
   catch2 libbenchmark-dev prometheus-cpp-dev libsqlite3-dev
   clang libclang-rt-14-dev python3
   etcd-server etcd-client
+  libcurl4-openssl-dev python3-aiosmtpd
 )
 
 missing=()

@@ -1,0 +1,514 @@
+// Alarm rules, alarms and silences (docs/rules.md): rules and silences are
+// registry entries; alarm states are what the evaluating judgers wrote there;
+// the history is each judger's own, merged here.
+#include "console/alarm_commands.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "alarm/records.hpp"
+#include "alarm/replay.hpp"
+#include "alarm/rule.hpp"
+#include "common/registry/placement.hpp"
+#include "console/console_context.hpp"
+#include "console/http_get.hpp"
+
+namespace monitor::console {
+namespace {
+
+namespace json = boost::json;
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw ConsoleError(kExitBadInput, fmt::format("cannot read {}", path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+alarm::RuleFile parse_file_or_fail(const std::string& text, const std::string& where) {
+  auto parsed = alarm::parse_rule_file(text);
+  if (parsed.error) throw ConsoleError(kExitBadInput, fmt::format("{}, {}", where, parsed.error->text()));
+  return std::move(parsed.file);
+}
+
+// The service, attr and op a rule names must exist.
+void check_against_registry(Console& console, const alarm::Rule& rule) {
+  auto service = console.check(console.registry().get("services", rule.service), "reading service " + rule.service);
+  if (!service) {
+    throw ConsoleError(kExitBadInput, fmt::format("rule {}: no service {} (monitorctl service add)", rule.name, rule.service));
+  }
+  const auto* obj = service->value.if_object();
+  const auto* attrs = obj != nullptr ? obj->if_contains("attrs") : nullptr;
+  if (attrs == nullptr || !attrs->is_object() || !attrs->as_object().contains(rule.attr)) {
+    throw ConsoleError(kExitBadInput, fmt::format("rule {}: service {} has no attr {} (monitorctl attr add)", rule.name,
+                                                  rule.service, rule.attr));
+  }
+}
+
+std::vector<alarm::Rule> stored_rules(Console& console) {
+  std::vector<alarm::Rule> out;
+  for (const auto& e : console.check(console.registry().list(alarm::kRulesKind), "reading the rules")) {
+    std::string error;
+    if (auto r = alarm::rule_from_value(e.value, error)) out.push_back(std::move(*r));
+    else std::fprintf(stderr, "rule %s does not parse: %s\n", e.name.c_str(), error.c_str());
+  }
+  return out;
+}
+
+alarm::Rule must_get_rule(Console& console, const std::string& name) {
+  auto entry = console.check(console.registry().get(alarm::kRulesKind, name), "reading rule " + name);
+  if (!entry) throw ConsoleError(kExitBadInput, fmt::format("no rule {} (monitorctl rule list)", name));
+  std::string error;
+  auto rule = alarm::rule_from_value(entry->value, error);
+  if (!rule) throw ConsoleError(kExitBadInput, fmt::format("rule {} does not parse: {}", name, error));
+  return std::move(*rule);
+}
+
+std::string time_text(int64_t s) {
+  if (s <= 0) return "-";
+  const std::time_t t = s;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int rule_add(int argc, char** argv) {
+  auto options = make_options("rule add", "Adds (or with --replace, changes) the rules of a file after checking them "
+                                           "and running its test cases.");
+  options.add_options()("file", "rule file (docs/rules.md); - for stdin", cxxopts::value<std::string>())
+      ("replace", "replace rules of the same names");
+  options.parse_positional({"file"});
+  options.positional_help("FILE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string path = positional(*args, "file");
+  const std::string text = path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_text(path);
+  const auto file = parse_file_or_fail(text, path);
+  if (file.rules.empty()) throw ConsoleError(kExitBadInput, path + " holds no rule");
+  for (const auto& outcome : alarm::run_tests(file)) {
+    if (!outcome.problems.empty()) {
+      throw ConsoleError(kExitBadInput, fmt::format("{}, line {}: test \"{}\" fails: {}", path, outcome.line, outcome.name,
+                                                    outcome.problems.front()));
+    }
+  }
+  Console console(*args);
+  std::vector<registry::Precondition> pre;
+  std::vector<registry::Write> writes;
+  for (const auto& rule : file.rules) {
+    check_against_registry(console, rule);
+    auto existing = console.check(console.registry().get(alarm::kRulesKind, rule.name), "reading rule " + rule.name);
+    if (existing && !args->count("replace")) {
+      throw ConsoleError(kExitBadInput, fmt::format("rule {} exists (--replace changes it)", rule.name));
+    }
+    pre.push_back({std::string(alarm::kRulesKind), rule.name, existing ? existing->version : 0});
+    writes.push_back({std::string(alarm::kRulesKind), rule.name, alarm::rule_value(rule, rule.enabled)});
+  }
+  if (!console.check(console.registry().commit(pre, writes), "storing the rules")) {
+    throw ConsoleError(kExitBadInput, "a rule changed meanwhile; run it again");
+  }
+  std::vector<std::string> names;
+  for (const auto& r : file.rules) names.push_back(r.name);
+  console.print_done(fmt::format("{} rule(s) stored: {}", names.size(), fmt::join(names, ", ")));
+  return 0;
+}
+
+int rule_list(int argc, char** argv) {
+  auto options = make_options("rule list", "Lists the rules.");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : stored_rules(console)) {
+    rows.push_back({r.name, r.enabled ? "enabled" : "disabled", std::string(alarm::severity_name(r.severity)), r.service,
+                    r.attr, alarm::rule_op_name(r.op), r.per_server ? "server" : "total", r.when_text});
+  }
+  console.print_table({"rule", "state", "severity", "service", "attr", "op", "per", "when"}, rows);
+  return 0;
+}
+
+int rule_show(int argc, char** argv) {
+  auto options = make_options("rule show", "Prints a rule as stored.");
+  options.add_options()("name", "rule", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("RULE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const auto rule = must_get_rule(console, positional(*args, "name"));
+  if (console.json()) {
+    console.print_object({{"rule", rule.name}, {"enabled", rule.enabled}, {"text", rule.source}});
+  } else {
+    std::printf("%s\n# %s\n", rule.source.c_str(), rule.enabled ? "enabled" : "disabled");
+  }
+  return 0;
+}
+
+int rule_rm(int argc, char** argv) {
+  auto options = make_options("rule rm", "Removes a rule and its alarms' states.");
+  options.add_options()("name", "rule", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("RULE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const std::string name = positional(*args, "name");
+  must_get_rule(console, name);
+  console.check(console.registry().remove(alarm::kRulesKind, name), "removing rule " + name);
+  console.check(console.registry().remove(alarm::kAlarmsKind, name), "removing the alarms of " + name);
+  console.print_done(fmt::format("rule {} removed", name));
+  return 0;
+}
+
+int rule_switch(int argc, char** argv, bool enable) {
+  auto options = make_options(enable ? "rule enable" : "rule disable",
+                              enable ? "Evaluates a rule again." : "Stops evaluating a rule (its alarms keep their state).");
+  options.add_options()("name", "rule", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("RULE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const std::string name = positional(*args, "name");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto entry = console.check(console.registry().get(alarm::kRulesKind, name), "reading rule " + name);
+    if (!entry) throw ConsoleError(kExitBadInput, fmt::format("no rule {}", name));
+    json::value value = entry->value;
+    if (auto* o = value.if_object()) (*o)["enabled"] = enable;
+    if (console.check(console.registry().commit({{std::string(alarm::kRulesKind), name, entry->version}},
+                                                {{std::string(alarm::kRulesKind), name, value}}),
+                      "storing rule " + name)) {
+      console.print_done(fmt::format("rule {} {}", name, enable ? "enabled" : "disabled"));
+      return 0;
+    }
+  }
+  throw ConsoleError(kExitUnreachable, "rule " + name + " keeps changing; try again");
+}
+int rule_enable(int argc, char** argv) { return rule_switch(argc, argv, true); }
+int rule_disable(int argc, char** argv) { return rule_switch(argc, argv, false); }
+
+int rule_check(int argc, char** argv) {
+  auto options = make_options("rule check", "Checks a rule file offline and runs its test cases.");
+  options.add_options()("file", "rule file", cxxopts::value<std::string>());
+  options.parse_positional({"file"});
+  options.positional_help("FILE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string path = positional(*args, "file");
+  const auto file = parse_file_or_fail(read_text(path), path);
+  int failed = 0;
+  const auto outcomes = alarm::run_tests(file);
+  for (const auto& o : outcomes) {
+    if (o.problems.empty()) {
+      std::printf("ok    test \"%s\" (line %d)\n", o.name.c_str(), o.line);
+      continue;
+    }
+    ++failed;
+    std::printf("FAIL  test \"%s\" (line %d)\n", o.name.c_str(), o.line);
+    for (const auto& p : o.problems) std::printf("        %s\n", p.c_str());
+  }
+  std::printf("%zu rule(s), %zu test(s), %d failed\n", file.rules.size(), outcomes.size(), failed);
+  return failed == 0 ? 0 : kExitBadInput;
+}
+
+// The judgers' query addresses, live ones first.
+std::vector<std::pair<std::string, std::string>> judger_queries(Console& console) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& j : console.check(registry::read_judgers(console.registry()), "reading the judgers")) {
+    if (j.live && !j.query.empty()) out.emplace_back(j.name, j.query);
+  }
+  return out;
+}
+
+json::array history_of(Console& console, const std::string& rule, int64_t from, int64_t to) {
+  std::vector<json::object> rows;
+  for (const auto& [name, query] : judger_queries(console)) {
+    const std::string target = fmt::format("/api/alarms/history?from={}&to={}{}", from, to, rule.empty() ? "" : "&rule=" + rule);
+    auto r = http_get(query, target, std::chrono::seconds(5));
+    if (!r || r->status != 200) {
+      std::fprintf(stderr, "judger %s did not answer; its history is missing here\n", name.c_str());
+      continue;
+    }
+    boost::system::error_code ec;
+    const auto v = json::parse(r->body, ec);
+    const auto* h = !ec && v.is_object() ? v.as_object().if_contains("history") : nullptr;
+    if (h == nullptr || !h->is_array()) continue;
+    for (const auto& row : h->as_array()) {
+      if (!row.is_object()) continue;
+      json::object o = row.as_object();
+      o["judger"] = name;
+      rows.push_back(std::move(o));
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const json::object& a, const json::object& b) {
+    return a.at("time").to_number<int64_t>() > b.at("time").to_number<int64_t>();
+  });
+  json::array out;
+  for (auto& r : rows) out.push_back(std::move(r));
+  return out;
+}
+
+int alarm_list(int argc, char** argv) {
+  auto options = make_options("alarm list", "Lists alarms that are not ok: pending, firing, recently resolved.");
+  options.add_options()("all", "also alarms that are ok");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : console.check(console.registry().list(alarm::kAlarmsKind), "reading the alarms")) {
+    const auto r = alarm::alarms_from_value(e.value);
+    for (const auto& [server, a] : r.alarms) {
+      if (a.state == alarm::State::kOk && !args->count("all")) continue;
+      rows.push_back({e.name, server < 0 ? "total" : std::to_string(server), std::string(alarm::state_name(a.state)),
+                      time_text(a.since * 60), a.value ? fmt::format("{:g}", *a.value) : "-",
+                      std::to_string(a.notifications), a.acked_at != 0 ? a.acked_by : "-"});
+    }
+  }
+  console.print_table({"rule", "series", "state", "since", "value", "notifications", "acked_by"}, rows);
+  return 0;
+}
+
+int alarm_show(int argc, char** argv) {
+  auto options = make_options("alarm show", "Shows a rule's alarms, its recent history and failed notifications.");
+  options.add_options()("name", "rule", cxxopts::value<std::string>())
+      ("since", "history since, in hours", cxxopts::value<int>()->default_value("24"));
+  options.parse_positional({"name"});
+  options.positional_help("RULE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const std::string name = positional(*args, "name");
+  const auto rule = must_get_rule(console, name);
+  auto entry = console.check(console.registry().get(alarm::kAlarmsKind, name), "reading the alarms of " + name);
+  const auto state = entry ? alarm::alarms_from_value(entry->value) : alarm::RuleAlarms{};
+  json::array alarms;
+  for (const auto& [server, a] : state.alarms) {
+    alarms.push_back(json::object{{"series", server < 0 ? "total" : std::to_string(server)},
+                                  {"state", alarm::state_name(a.state)}, {"since", time_text(a.since * 60)},
+                                  {"value", a.value ? json::value(*a.value) : json::value(nullptr)},
+                                  {"notifications", a.notifications}, {"acked_by", a.acked_by}});
+  }
+  const int64_t now = now_s();
+  const auto history = history_of(console, name, now - int64_t{args->operator[]("since").as<int>()} * 3600, now + 1);
+  json::array failures;
+  for (const auto& h : history) {
+    if (h.as_object().at("event").as_string() == "notify_failed") failures.push_back(h);
+  }
+  if (console.json()) {
+    console.print_object({{"rule", name}, {"enabled", rule.enabled}, {"when", rule.when_text},
+                          {"evaluated_through", state.evaluated * 60}, {"alarms", alarms}, {"failed_notifications", failures},
+                          {"history", history}});
+    return 0;
+  }
+  std::printf("rule: %s (%s)\nwhen: %s\nevaluated through: %s\n\nalarms:\n", name.c_str(),
+              rule.enabled ? "enabled" : "disabled", rule.when_text.c_str(), time_text(state.evaluated * 60).c_str());
+  for (const auto& a : alarms) std::printf("  %s\n", json::serialize(a).c_str());
+  std::printf("\nfailed notifications: %zu\n", failures.size());
+  for (const auto& f : failures) std::printf("  %s  %s\n", time_text(f.as_object().at("time").to_number<int64_t>()).c_str(),
+                                             std::string(f.as_object().at("detail").as_string()).c_str());
+  std::printf("\nhistory:\n");
+  for (const auto& h : history) {
+    const auto& o = h.as_object();
+    const int64_t server = o.at("server").to_number<int64_t>();
+    std::printf("  %s  %-14s %-8s %s\n", time_text(o.at("time").to_number<int64_t>()).c_str(),
+                std::string(o.at("event").as_string()).c_str(), server < 0 ? "" : std::to_string(server).c_str(),
+                std::string(o.at("detail").as_string()).c_str());
+  }
+  return 0;
+}
+
+int alarm_ack(int argc, char** argv) {
+  auto options = make_options("alarm ack", "Acknowledges a rule's firing alarms: no repeats, no escalation.");
+  options.add_options()("name", "rule", cxxopts::value<std::string>())
+      ("server", "only this server's alarm (total: the total's)", cxxopts::value<std::string>())
+      ("by", "who acknowledges (default: the user, or $USER)", cxxopts::value<std::string>());
+  options.parse_positional({"name"});
+  options.positional_help("RULE");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const std::string name = positional(*args, "name");
+  std::optional<int64_t> only;
+  if (args->count("server")) {
+    const std::string s = (*args)["server"].as<std::string>();
+    try {
+      only = s == "total" ? -1 : std::stoll(s);
+    } catch (const std::exception&) {
+      throw ConsoleError(kExitBadInput, "--server takes a server id or total");
+    }
+  }
+  const char* env_user = std::getenv("USER");
+  const std::string by = args->count("by") ? (*args)["by"].as<std::string>()
+                         : !console.user().empty() ? console.user() : env_user != nullptr ? env_user : "someone";
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto entry = console.check(console.registry().get(alarm::kAlarmsKind, name), "reading the alarms of " + name);
+    if (!entry) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no alarms", name));
+    auto state = alarm::alarms_from_value(entry->value);
+    int acked = 0;
+    for (auto& [server, a] : state.alarms) {
+      if (a.state != alarm::State::kFiring || a.acked_at != 0 || (only && *only != server)) continue;
+      a.acked_at = now_s() / 60;
+      a.acked_by = by;
+      ++acked;
+    }
+    if (acked == 0) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no unacknowledged firing alarm", name));
+    if (console.check(console.registry().commit({{std::string(alarm::kAlarmsKind), name, entry->version}},
+                                                {{std::string(alarm::kAlarmsKind), name, alarm::alarms_value(state)}}),
+                      "acknowledging")) {
+      console.print_done(fmt::format("{} alarm(s) of {} acknowledged by {}", acked, name, by));
+      return 0;
+    }
+  }
+  throw ConsoleError(kExitUnreachable, "the alarms of " + name + " keep changing; try again");
+}
+
+int alarm_history(int argc, char** argv) {
+  auto options = make_options("alarm history", "The alarm history of every live judger, newest first.");
+  options.add_options()("rule", "only this rule", cxxopts::value<std::string>())
+      ("since", "hours back", cxxopts::value<int>()->default_value("24"));
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const int64_t now = now_s();
+  const auto history = history_of(console, args->count("rule") ? (*args)["rule"].as<std::string>() : "",
+                                  now - int64_t{(*args)["since"].as<int>()} * 3600, now + 1);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& h : history) {
+    const auto& o = h.as_object();
+    const int64_t server = o.at("server").to_number<int64_t>();
+    rows.push_back({time_text(o.at("time").to_number<int64_t>()), std::string(o.at("rule").as_string()),
+                    server < 0 ? "-" : std::to_string(server), std::string(o.at("event").as_string()),
+                    std::string(o.at("detail").as_string()), std::string(o.at("judger").as_string())});
+  }
+  console.print_table({"time", "rule", "server", "event", "detail", "judger"}, rows);
+  return 0;
+}
+
+int64_t parse_when(const std::string& text, int64_t now) {
+  // "now", "+2h", "-30m", or Unix seconds.
+  if (text == "now") return now;
+  const bool rel = text.starts_with("+") || text.starts_with("-");
+  std::string body = rel ? text.substr(1) : text;
+  int64_t unit = 1;
+  if (!body.empty() && std::string("smhd").find(body.back()) != std::string::npos) {
+    unit = body.back() == 's' ? 1 : body.back() == 'm' ? 60 : body.back() == 'h' ? 3600 : 86400;
+    body.pop_back();
+  }
+  try {
+    size_t used = 0;
+    const int64_t n = std::stoll(body, &used);
+    if (used != body.size()) throw std::invalid_argument(text);
+    if (!rel) return n * unit;
+    return text[0] == '+' ? now + n * unit : now - n * unit;
+  } catch (const std::exception&) {
+    throw ConsoleError(kExitBadInput, fmt::format("'{}' is not a time (now, +2h, -30m, Unix seconds)", text));
+  }
+}
+
+int silence_add(int argc, char** argv) {
+  auto options = make_options("silence add", "Silences notifications of matching alarms from --start until --end.");
+  options.add_options()("rule", "match this rule", cxxopts::value<std::string>())
+      ("service", "match this service", cxxopts::value<std::string>())
+      ("attr", "match this attr", cxxopts::value<std::string>())
+      ("server", "match this server id", cxxopts::value<int64_t>())
+      ("start", "from (now, +1h, Unix seconds)", cxxopts::value<std::string>()->default_value("now"))
+      ("end", "until (+2h, Unix seconds)", cxxopts::value<std::string>()->default_value("+1h"))
+      ("comment", "why", cxxopts::value<std::string>()->default_value(""));
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  alarm::Silence s;
+  if (args->count("rule")) s.rule = (*args)["rule"].as<std::string>();
+  if (args->count("service")) s.service = (*args)["service"].as<std::string>();
+  if (args->count("attr")) s.attr = (*args)["attr"].as<std::string>();
+  if (args->count("server")) s.server = (*args)["server"].as<int64_t>();
+  if (s.rule.empty() && s.service.empty() && s.attr.empty() && s.server == -2) {
+    throw ConsoleError(kExitBadInput, "a silence matches at least one of --rule, --service, --attr, --server");
+  }
+  if (!s.service.empty()) check_name("service", s.service);
+  if (!s.attr.empty()) check_name("attr", s.attr);
+  const int64_t now = now_s();
+  s.start_s = parse_when((*args)["start"].as<std::string>(), now);
+  s.end_s = parse_when((*args)["end"].as<std::string>(), now);
+  if (s.end_s <= s.start_s) throw ConsoleError(kExitBadInput, "--end must be after --start");
+  s.comment = (*args)["comment"].as<std::string>();
+  Console console(*args);
+  const char* env_user = std::getenv("USER");
+  s.by = !console.user().empty() ? console.user() : env_user != nullptr ? env_user : "";
+  s.id = fmt::format("s{}", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count());
+  if (!console.check(console.registry().commit({{std::string(alarm::kSilencesKind), s.id, 0}},
+                                               {{std::string(alarm::kSilencesKind), s.id, alarm::silence_value(s)}}),
+                     "storing the silence")) {
+    throw ConsoleError(kExitBadInput, "a silence with this id exists; try again");
+  }
+  console.print_done(fmt::format("silence {} until {}", s.id, time_text(s.end_s)), {{"id", s.id}});
+  return 0;
+}
+
+int silence_list(int argc, char** argv) {
+  auto options = make_options("silence list", "Lists silences, expired ones too.");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const int64_t now = now_s();
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& e : console.check(console.registry().list(alarm::kSilencesKind), "reading the silences")) {
+    const auto s = alarm::silence_from_value(e.name, e.value);
+    if (!s) continue;
+    rows.push_back({s->id, s->rule.empty() ? "*" : s->rule, s->service.empty() ? "*" : s->service,
+                    s->attr.empty() ? "*" : s->attr, s->server == -2 ? "*" : std::to_string(s->server),
+                    time_text(s->start_s), time_text(s->end_s),
+                    now >= s->end_s ? "expired" : now < s->start_s ? "waiting" : "active", s->comment});
+  }
+  console.print_table({"id", "rule", "service", "attr", "server", "start", "end", "state", "comment"}, rows);
+  return 0;
+}
+
+int silence_rm(int argc, char** argv) {
+  auto options = make_options("silence rm", "Removes a silence.");
+  options.add_options()("id", "silence id", cxxopts::value<std::string>());
+  options.parse_positional({"id"});
+  options.positional_help("ID");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string id = positional(*args, "id");
+  if (!registry::is_valid_key(id)) throw ConsoleError(kExitBadInput, "not a silence id: " + id);
+  Console console(*args);
+  if (!console.check(console.registry().get(alarm::kSilencesKind, id), "reading silence " + id)) {
+    throw ConsoleError(kExitBadInput, "no silence " + id);
+  }
+  console.check(console.registry().remove(alarm::kSilencesKind, id), "removing silence " + id);
+  console.print_done("silence " + id + " removed");
+  return 0;
+}
+
+}  // namespace
+
+int rule_command(int argc, char** argv) {
+  return dispatch_verbs("rule", argc, argv,
+                        {{"add", rule_add}, {"list", rule_list}, {"show", rule_show}, {"rm", rule_rm},
+                         {"enable", rule_enable}, {"disable", rule_disable}, {"check", rule_check}});
+}
+
+int alarm_command(int argc, char** argv) {
+  return dispatch_verbs("alarm", argc, argv,
+                        {{"list", alarm_list}, {"show", alarm_show}, {"ack", alarm_ack}, {"history", alarm_history}});
+}
+
+int silence_command(int argc, char** argv) {
+  return dispatch_verbs("silence", argc, argv, {{"add", silence_add}, {"list", silence_list}, {"rm", silence_rm}});
+}
+
+}  // namespace monitor::console

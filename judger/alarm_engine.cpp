@@ -1,0 +1,430 @@
+#include "judger/alarm_engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
+#include "common/hash.hpp"
+
+namespace monitor::judger {
+namespace {
+
+namespace json = boost::json;
+using alarm::Notice;
+
+constexpr int64_t kCatchUpMinutes = 60;  // after a long stop, only the last hour is evaluated
+constexpr int kRecentMinutes = 10;       // shown in a message
+
+std::string sparkline(const std::vector<std::optional<double>>& values) {
+  static const char* kBars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& v : values) {
+    if (v) lo = std::min(lo, *v), hi = std::max(hi, *v);
+  }
+  std::string out;
+  for (const auto& v : values) {
+    if (!v) {
+      out += " ";
+      continue;
+    }
+    const int i = hi > lo ? static_cast<int>((*v - lo) / (hi - lo) * 7.0 + 0.5) : 3;
+    out += kBars[std::clamp(i, 0, 7)];
+  }
+  return out;
+}
+
+std::string number(std::optional<double> v) {
+  if (!v) return "no data";
+  return fmt::format("{:g}", *v);
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+AlarmEngine::AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier)
+    : registry_(registry), self_(std::move(self)), notifier_(notifier) {}
+
+AlarmEngine::~AlarmEngine() {
+  watch_.reset();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void AlarmEngine::load_rules() {
+  for (const char* kind : {"rules", "assignments", "silences"}) {
+    if (auto entries = registry_.list(kind)) on_change(kind, *entries);
+    else spdlog::warn("alarms: reading {} from the registry: {}; the watch reads them when it can", kind, entries.error().message());
+  }
+  watch_ = registry_.watch({"rules", "assignments", "silences"},
+                           [this](const std::string& kind, const std::vector<registry::Entry>& entries) {
+                             on_change(kind, entries);
+                           });
+  thread_ = std::thread([this] { run(); });
+}
+
+void AlarmEngine::on_change(const std::string& kind, const std::vector<registry::Entry>& entries) {
+  std::lock_guard lock(mutex_);
+  if (kind == "rules") {
+    rules_.clear();
+    figures_.bad_rules = 0;
+    for (const auto& e : entries) {
+      std::string error;
+      auto rule = alarm::rule_from_value(e.value, error);
+      if (!rule) {
+        ++figures_.bad_rules;
+        spdlog::warn("alarms: rule {} in the registry does not parse, skipped: {}", e.name, error);
+        continue;
+      }
+      rules_.emplace(rule->name, std::move(*rule));
+    }
+  } else if (kind == "assignments") {
+    owners_.clear();
+    for (const auto& e : entries) {
+      const auto* o = e.value.if_object();
+      const auto* j = o != nullptr ? o->if_contains("judger") : nullptr;
+      if (j != nullptr && j->is_string()) owners_[e.name] = std::string(j->as_string());
+    }
+  } else if (kind == "silences") {
+    silences_.clear();
+    for (const auto& e : entries) {
+      if (auto s = alarm::silence_from_value(e.name, e.value)) silences_.push_back(std::move(*s));
+    }
+  }
+  wanted_services_.clear();
+  for (const auto& [name, rule] : rules_) {
+    const auto owner = owners_.find(rule.service);
+    if (owner != owners_.end() && owner->second == self_) wanted_services_.insert(rule.service);
+  }
+  wake_.notify_all();
+}
+
+std::vector<std::tuple<std::string, std::string, uint32_t, int64_t>> AlarmEngine::wanted_series() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::tuple<std::string, std::string, uint32_t, int64_t>> out;
+  for (const auto& [name, rule] : rules_) {
+    if (wanted_services_.contains(rule.service)) out.emplace_back(rule.service, rule.attr, rule.op, rule.span() + 1);
+  }
+  return out;
+}
+
+void AlarmEngine::minute_stored(const std::vector<MinutePoint>& points) {
+  std::vector<MinutePoint> wanted;
+  {
+    std::lock_guard lock(mutex_);
+    if (wanted_services_.empty()) return;
+    for (const auto& p : points) {
+      if (wanted_services_.contains(p.service)) wanted.push_back(p);
+    }
+    if (wanted.empty()) return;
+    points_queue_.push_back(std::move(wanted));
+  }
+  wake_.notify_all();
+}
+
+void AlarmEngine::final_before(int64_t end_s) {
+  {
+    std::lock_guard lock(mutex_);
+    final_before_s_ = std::max(final_before_s_, end_s);
+  }
+  wake_.notify_all();
+}
+
+AlarmEngine::Figures AlarmEngine::figures() const {
+  std::lock_guard lock(mutex_);
+  return figures_;
+}
+
+void AlarmEngine::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || !points_queue_.empty() || final_before_s_ / 60 - 1 > evaluated_through_; });
+    if (stopping_) return;
+    // Points first: a minute is evaluated only after its points arrived.
+    while (!points_queue_.empty()) {
+      std::vector<MinutePoint> points = std::move(points_queue_.front());
+      points_queue_.pop_front();
+      for (const auto& p : points) {
+        // Widened to what the rules read; a series no rule reads is not kept.
+        int64_t span = 0;
+        for (const auto& [name, rule] : rules_) {
+          if (rule.service == p.service && rule.attr == p.attr && rule.op == p.op) span = std::max(span, rule.span() + 1);
+        }
+        if (span == 0) continue;
+        auto& s = series_[{p.service, p.attr, p.op}].try_emplace(p.server_id, span).first->second;
+        s.widen(span);
+        s.put(p.minute / 60, p.value);
+      }
+    }
+    const int64_t last_final = final_before_s_ / 60 - 1;
+    if (last_final <= evaluated_through_) continue;
+    // After a restart, minutes a rule's stored state has not seen are caught up (the last hour at most).
+    const int64_t from = std::max(evaluated_through_ + 1, last_final - kCatchUpMinutes);
+    newest_final_ = last_final;
+    for (int64_t minute = from; minute <= last_final && !stopping_; ++minute) {
+      // The registry's answers may take a while: the io thread must be able to queue meanwhile.
+      lock.unlock();
+      evaluate(minute);
+      lock.lock();
+      evaluated_through_ = minute;
+    }
+  }
+}
+
+void AlarmEngine::evaluate(int64_t minute) {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mutex_);
+    // Rules of services that moved away stop here (their state stays in the registry for the new owner).
+    for (auto it = owned_.begin(); it != owned_.end();) {
+      const auto rule = rules_.find(it->first);
+      const bool still = rule != rules_.end() && wanted_services_.contains(rule->second.service);
+      it = still ? std::next(it) : owned_.erase(it);
+    }
+    for (const auto& [name, rule] : rules_) {
+      if (!wanted_services_.contains(rule.service)) continue;
+      auto [it, fresh] = owned_.try_emplace(name);
+      it->second.rule = rule;  // a changed rule takes effect at the next minute
+      names.push_back(name);
+    }
+  }
+  const int64_t now_s = realtime_ns() / 1'000'000'000;
+  uint64_t firing = 0, pending = 0;
+  for (const auto& name : names) {
+    OwnedRule& owned = owned_.at(name);
+    if (owned.rule.enabled) evaluate_rule(owned, minute, now_s);
+    for (const auto& [server, a] : owned.state.alarms) {
+      firing += a.state == alarm::State::kFiring;
+      pending += a.state == alarm::State::kPending;
+    }
+  }
+  std::lock_guard lock(mutex_);
+  figures_.rules = names.size();
+  figures_.firing = firing;
+  figures_.pending = pending;
+}
+
+bool AlarmEngine::read_state(OwnedRule& owned) {
+  auto entry = registry_.get(alarm::kAlarmsKind, owned.rule.name);
+  if (!entry) return false;
+  if (!*entry) {
+    owned.version = 0;
+    return true;
+  }
+  alarm::RuleAlarms stored = alarm::alarms_from_value((*entry)->value);
+  if (owned.version == -1) {
+    owned.state = std::move(stored);
+    if (owned.state.evaluated > 0) {
+      spdlog::info("alarms: rule {}: state read from the registry, evaluated through minute {}", owned.rule.name,
+                   owned.state.evaluated * 60);
+    }
+  } else {
+    // Only acknowledgements come from elsewhere (monitorctl alarm ack).
+    for (auto& [server, a] : owned.state.alarms) {
+      const auto it = stored.alarms.find(server);
+      if (it != stored.alarms.end() && it->second.fired_at == a.fired_at && it->second.acked_at != 0) {
+        a.acked_at = it->second.acked_at;
+        a.acked_by = it->second.acked_by;
+      }
+    }
+  }
+  owned.version = (*entry)->version;
+  return true;
+}
+
+void AlarmEngine::write_state(OwnedRule& owned) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto done = registry_.commit({{std::string(alarm::kAlarmsKind), owned.rule.name, owned.version}},
+                                 {{std::string(alarm::kAlarmsKind), owned.rule.name, alarm::alarms_value(owned.state)}});
+    if (done && *done) {
+      ++owned.version;
+      return;
+    }
+    if (!done) break;
+    read_state(owned);  // an ack came in meanwhile: keep it and write again
+  }
+  std::lock_guard lock(mutex_);
+  ++figures_.state_write_failures;
+  spdlog::warn("alarms: rule {}: could not write its state to the registry; kept here and written at the next minute",
+               owned.rule.name);
+  owned.version = -2;  // re-read before the next write
+}
+
+bool AlarmEngine::muted(const alarm::Rule& rule, int64_t server, int64_t now_s) const {
+  for (const auto& s : silences_) {
+    if (s.matches(rule, server, now_s)) return true;
+  }
+  // Inhibition: while a rule of the whole service says it stopped reporting,
+  // its servers' no-data alarms say nothing new.
+  if (server >= 0 && rule.when->uses_nodata()) {
+    for (const auto& [name, other] : owned_) {
+      if (other.rule.service != rule.service || other.rule.per_server || !other.rule.when->uses_nodata()) continue;
+      const auto it = other.state.alarms.find(-1);
+      if (it != other.state.alarms.end() && it->second.state == alarm::State::kFiring) return true;
+    }
+  }
+  return false;
+}
+
+void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s) {
+  const alarm::Rule& rule = owned.rule;
+  if (owned.version < 0) {
+    const bool first = owned.version == -1;  // -2: a failed write, state kept here
+    if (!read_state(owned)) return;  // the registry is out of reach: evaluated when it answers
+    // A rule new to the registry starts at the newest final minute, not an hour back.
+    if (first && owned.state.evaluated == 0) owned.state.evaluated = newest_final_ - 1;
+  } else if (std::any_of(owned.state.alarms.begin(), owned.state.alarms.end(),
+                         [](const auto& a) { return a.second.state == alarm::State::kFiring && a.second.acked_at == 0; })) {
+    read_state(owned);  // for acknowledgements
+  }
+  if (minute <= owned.state.evaluated) return;
+  auto& by_server = series_[{rule.service, rule.attr, rule.op}];
+  std::vector<int64_t> servers;
+  if (rule.per_server) {
+    for (const auto& [server, s] : by_server) {
+      if (server >= 0 && !s.empty() && minute - s.newest() <= alarm::kForgetServerAfter) servers.push_back(server);
+    }
+    for (const auto& [server, a] : owned.state.alarms) {
+      if (a.state != alarm::State::kOk && !std::count(servers.begin(), servers.end(), server)) servers.push_back(server);
+    }
+  } else {
+    servers.push_back(-1);
+  }
+  const alarm::MinuteSeries empty;
+  std::vector<alarm::Transition> transitions;
+  for (const int64_t server : servers) {
+    const auto it = by_server.find(server);
+    const alarm::MinuteSeries& s = it != by_server.end() ? it->second : empty;
+    if (auto t = alarm::step(rule, owned.state.alarms[server], server, minute, s)) transitions.push_back(*t);
+  }
+  // Alarms back to ok for a day, and servers no longer watched, are forgotten.
+  for (auto it = owned.state.alarms.begin(); it != owned.state.alarms.end();) {
+    const auto& a = it->second;
+    const bool quiet = a.state == alarm::State::kOk || a.state == alarm::State::kResolved;
+    const bool watched = std::count(servers.begin(), servers.end(), it->first) > 0;
+    it = quiet && (!watched || minute - a.since > alarm::kForgetServerAfter) && it->first >= 0 ? owned.state.alarms.erase(it)
+                                                                                                 : std::next(it);
+  }
+  owned.state.evaluated = minute;
+  std::vector<Notice> notices;
+  {
+    std::lock_guard lock(mutex_);
+    notices = alarm::plan_notices(rule, owned.state.alarms, transitions, minute,
+                                  [&](int64_t server) { return muted(rule, server, now_s); });
+    figures_.evaluations += servers.size();
+    figures_.transitions += transitions.size();
+    figures_.notices += notices.size();
+  }
+  for (const auto& t : transitions) {
+    notifier_.record(t.minute * 60, rule.name, t.server, std::string(alarm::event_name(t.kind)),
+                     fmt::format("value {} ({})", number(t.value), t.kind == alarm::EventKind::kFiring ? rule.when_text
+                                                                                                       : "recovered"));
+    spdlog::info("alarms: {} {} for {} at minute {} (value {})", rule.name, alarm::event_name(t.kind),
+                 t.server < 0 ? std::string("the total") : fmt::format("server {}", t.server), t.minute * 60,
+                 number(t.value));
+  }
+  // Queued before the state is written: a crash in between queues the same
+  // keys again after the restart, which the outbox ignores.
+  for (const auto& n : notices) notify(owned, n);
+  write_state(owned);
+}
+
+void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
+  const alarm::Rule& rule = owned.rule;
+  const auto& by_server = series_[{rule.service, rule.attr, rule.op}];
+  const std::string kind(alarm::notice_name(notice.kind));
+  std::string upper = kind;
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  const std::string op = alarm::rule_op_name(rule.op);
+  const std::string query = fmt::format("monitorctl query --service {} --attr {} --op {}{} --from -1h", rule.service,
+                                        rule.attr, op, rule.per_server ? " --server <N>" : "");
+  json::array alarms;
+  std::string text = fmt::format("{} {} ({}): {}\n{}\n\n", upper, rule.name, alarm::severity_name(rule.severity),
+                                 rule.summary.empty() ? rule.when_text : rule.summary, rule.description);
+  text += fmt::format("{} {} {} per {}, when {}\n\n", rule.service, rule.attr, op, rule.per_server ? "server" : "total",
+                      rule.when_text);
+  std::string html = fmt::format("<h3>{} {} <small>({})</small></h3><p>{}</p><p>{}</p><p><code>{} {} {} per {}: when {}</code></p>"
+                                 "<table border=\"1\" cellpadding=\"3\"><tr><th>series</th><th>value</th><th>last {} minutes</th></tr>",
+                                 upper, html_escape(rule.name), alarm::severity_name(rule.severity),
+                                 html_escape(rule.summary), html_escape(rule.description), rule.service, rule.attr, op,
+                                 rule.per_server ? "server" : "total", html_escape(rule.when_text), kRecentMinutes);
+  for (const int64_t server : notice.servers) {
+    const auto a = owned.state.alarms.find(server);
+    const auto s = by_server.find(server);
+    std::vector<std::optional<double>> recent;
+    json::array recent_json;
+    for (int64_t m = notice.minute - kRecentMinutes + 1; m <= notice.minute; ++m) {
+      const auto v = s != by_server.end() ? s->second.at(m) : std::nullopt;
+      recent.push_back(v);
+      recent_json.push_back(json::object{{"minute", m * 60}, {"value", v ? json::value(*v) : json::value(nullptr)}});
+    }
+    const std::optional<double> value = a != owned.state.alarms.end() ? a->second.value : std::nullopt;
+    const std::string series = server < 0 ? "total" : fmt::format("server {}", server);
+    std::string table;
+    for (const auto& v : recent) table += fmt::format(" {}", v ? fmt::format("{:g}", *v) : "-");
+    text += fmt::format("  {}: {} now   {}   last {} minutes:{}\n", series, number(value), sparkline(recent),
+                        kRecentMinutes, table);
+    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{} &nbsp; {}</td></tr>", series, number(value),
+                        sparkline(recent), table);
+    json::object item{{"server", server < 0 ? json::value(nullptr) : json::value(server)},
+                      {"value", value ? json::value(*value) : json::value(nullptr)},
+                      {"recent", std::move(recent_json)}};
+    if (a != owned.state.alarms.end()) {
+      item["state"] = alarm::state_name(a->second.state);
+      item["fired_at"] = a->second.fired_at * 60;
+    }
+    alarms.push_back(std::move(item));
+  }
+  text += fmt::format("\nMore: {}\n", query);
+  html += fmt::format("</table><p>More: <code>{}</code></p>", html_escape(query));
+  json::object labels;
+  for (const auto& [k, v] : rule.labels) labels[k] = v;
+  const std::string subject = fmt::format("[{}] {}: {} series", upper, rule.name, notice.servers.size());
+
+  std::vector<alarm::Target> targets = rule.notify;
+  if (notice.kind == Notice::Kind::kEscalation) targets = {*rule.escalate_to};
+  for (size_t i = 0; i < targets.size(); ++i) {
+    // The key names the rule, the kind, the minute and the target: the same
+    // evaluation gives the same key, on this judger or the service's next.
+    const std::string target = targets[i].text();
+    const std::string key = fmt::format("{}-{}-{}-{:016x}", rule.name, kind, notice.minute * 60,
+                                        hash_bytes(target.data(), target.size(), 0x6e6f74696679));
+    Notification n;
+    n.key = key;
+    n.rule = rule.name;
+    n.target = target;
+    n.subject = subject;
+    n.text = text;
+    n.html = html;
+    n.body = json::object{{"version", 1}, {"key", key}, {"kind", kind}, {"rule", rule.name},
+                          {"severity", alarm::severity_name(rule.severity)}, {"summary", rule.summary},
+                          {"description", rule.description}, {"labels", labels}, {"service", rule.service},
+                          {"attr", rule.attr}, {"op", op}, {"per", rule.per_server ? "server" : "total"},
+                          {"condition", rule.when_text}, {"minute", notice.minute * 60}, {"alarms", alarms},
+                          {"text", text}, {"query", query}};
+    if (notifier_.enqueue(n)) {
+      notifier_.record(notice.minute * 60, rule.name, -1, "notice_" + kind, fmt::format("{} series to {}", notice.servers.size(), target));
+    }
+  }
+}
+
+}  // namespace monitor::judger

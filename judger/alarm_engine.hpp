@@ -1,0 +1,98 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "alarm/evaluator.hpp"
+#include "alarm/records.hpp"
+#include "alarm/rule.hpp"
+#include "common/registry/registry.hpp"
+#include "judger/minute_store.hpp"
+#include "judger/notifier.hpp"
+
+namespace monitor::judger {
+
+/// Evaluates the rules of the services this judger owns as each minute
+/// becomes final (docs/rules.md, "Evaluation"): one thread of its own, fed
+/// by the judger's io thread, so a slow registry or a large rule set never
+/// holds ingest. Alarm states live in the registry (alarms/<rule>), where a
+/// restarted judger or a service's new owner finds them; notifications go
+/// through the Notifier's durable outbox under keys derived from the state,
+/// so a replayed minute queues nothing twice.
+class AlarmEngine {
+ public:
+  struct Figures {
+    uint64_t rules = 0, firing = 0, pending = 0, evaluations = 0, transitions = 0, notices = 0;
+    uint64_t state_write_failures = 0, bad_rules = 0;
+  };
+
+  AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier);
+  ~AlarmEngine();
+
+  /// The rules of owned services as the registry has them now (blocking: call
+  /// before the io thread starts, then the watch keeps them).
+  void load_rules();
+  /// The (service, attr, op) series the owned rules read, and how many minutes back.
+  std::vector<std::tuple<std::string, std::string, uint32_t, int64_t>> wanted_series() const;
+
+  /// From the io thread: the points of a minute just stored (any service).
+  void minute_stored(const std::vector<MinutePoint>& points);
+  /// From the io thread: every minute before `end_s` (Unix seconds) is final.
+  void final_before(int64_t end_s);
+
+  Figures figures() const;
+
+ private:
+  struct SeriesKey {
+    std::string service, attr;
+    uint32_t op;
+    auto operator<=>(const SeriesKey&) const = default;
+  };
+  struct OwnedRule {
+    alarm::Rule rule;
+    alarm::RuleAlarms state;
+    int64_t version = -1;  // of alarms/<rule> in the registry; -1: not read yet
+  };
+  void run();
+  void on_change(const std::string& kind, const std::vector<registry::Entry>& entries);
+  void evaluate(int64_t minute);
+  void evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s);
+  bool read_state(OwnedRule& owned);
+  void write_state(OwnedRule& owned);
+  void notify(const OwnedRule& owned, const alarm::Notice& notice);
+  bool muted(const alarm::Rule& rule, int64_t server, int64_t now_s) const;
+
+  registry::Registry& registry_;
+  const std::string self_;
+  Notifier& notifier_;
+
+  mutable std::mutex mutex_;  // everything below
+  std::condition_variable wake_;
+  std::deque<std::vector<MinutePoint>> points_queue_;
+  int64_t final_before_s_ = 0;
+  bool stopping_ = false;
+  std::map<std::string, alarm::Rule> rules_;            // every rule in the registry, by name
+  std::map<std::string, std::string> owners_;           // service -> judger
+  std::vector<alarm::Silence> silences_;
+  std::set<std::string> wanted_services_;
+  Figures figures_;
+
+  // The engine thread's own.
+  std::map<std::string, OwnedRule> owned_;  // rules evaluated here, by name
+  std::map<SeriesKey, std::map<int64_t, alarm::MinuteSeries>> series_;
+  int64_t evaluated_through_ = 0;  // minute index
+  int64_t newest_final_ = 0;       // minute index
+  std::unique_ptr<registry::Watch> watch_;
+  std::thread thread_;
+};
+
+}  // namespace monitor::judger

@@ -1,0 +1,414 @@
+#include "judger/notifier.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include "common/clock.hpp"
+
+extern char** environ;
+
+namespace monitor::judger {
+namespace {
+
+int64_t now_ms() { return realtime_ns() / 1'000'000; }
+
+// A prepared statement that finalises itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return st_ != nullptr; }
+  Stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  int step() { return st_ != nullptr ? sqlite3_step(st_) : SQLITE_ERROR; }
+  int64_t i64(int c) const { return sqlite3_column_int64(st_, c); }
+  std::string text(int c) const {
+    const auto* p = sqlite3_column_text(st_, c);
+    return p != nullptr ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st_, c)))
+                        : std::string();
+  }
+
+ private:
+  sqlite3_stmt* st_ = nullptr;
+};
+
+size_t collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+struct Upload {
+  const std::string* data;
+  size_t offset = 0;
+};
+
+size_t feed(char* buffer, size_t size, size_t n, void* in) {
+  auto* u = static_cast<Upload*>(in);
+  const size_t len = std::min(size * n, u->data->size() - u->offset);
+  std::memcpy(buffer, u->data->data() + u->offset, len);
+  u->offset += len;
+  return len;
+}
+
+std::string mail_header_safe(std::string s) {
+  for (char& c : s) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  return s;
+}
+
+struct RunningCommand {
+  pid_t pid;
+  std::string key, rule, target;
+  int64_t deadline_ms;
+  std::string stdin_path;
+};
+
+}  // namespace
+
+Notifier::Notifier(const std::string& data_dir, NotifierOptions options) : options_(std::move(options)) {
+  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!curl_ready) throw std::runtime_error("libcurl did not initialise");
+  const std::string path = (std::filesystem::path(data_dir) / "alarms.db").string();
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error(fmt::format("open {}: {}", path, message));
+  }
+  const char* schema = R"(
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+CREATE TABLE IF NOT EXISTS outbox (
+  key TEXT PRIMARY KEY, rule TEXT NOT NULL, target TEXT NOT NULL, subject TEXT NOT NULL, text TEXT NOT NULL,
+  html TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', tries INTEGER NOT NULL DEFAULT 0,
+  next_try_ms INTEGER NOT NULL, created_s INTEGER NOT NULL, error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_try_ms);
+CREATE TABLE IF NOT EXISTS history (
+  id INTEGER PRIMARY KEY, time_s INTEGER NOT NULL, rule TEXT NOT NULL, server INTEGER NOT NULL,
+  event TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_rule ON history (rule, time_s);
+)";
+  char* error = nullptr;
+  if (sqlite3_exec(db_, schema, nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error != nullptr ? error : "?";
+    sqlite3_free(error);
+    sqlite3_close(db_);
+    throw std::runtime_error(fmt::format("prepare {}: {}", path, message));
+  }
+  {
+    Stmt st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
+    if (st.step() == SQLITE_ROW && st.i64(0) > 0) {
+      spdlog::info("alarms: {} notifications waiting in the outbox since before the restart", st.i64(0));
+    }
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+Notifier::~Notifier() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  sqlite3_close(db_);
+}
+
+bool Notifier::enqueue(const Notification& n) {
+  std::lock_guard lock(mutex_);
+  Stmt st(db_,
+          "INSERT OR IGNORE INTO outbox (key, rule, target, subject, text, html, body, next_try_ms, created_s) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  st.bind(1, n.key).bind(2, n.rule).bind(3, n.target).bind(4, n.subject).bind(5, n.text).bind(6, n.html);
+  st.bind(7, boost::json::serialize(n.body)).bind(8, now_ms()).bind(9, now_ms() / 1000);
+  if (st.step() != SQLITE_DONE) {
+    spdlog::error("alarms: could not queue notification {} to {}: {}", n.key, n.target, sqlite3_errmsg(db_));
+    return false;
+  }
+  if (sqlite3_changes(db_) > 0) ++counters_.queued;
+  wake_.notify_all();
+  return true;
+}
+
+void Notifier::record(int64_t time_s, const std::string& rule, int64_t server, const std::string& event,
+                      const std::string& detail) {
+  std::lock_guard lock(mutex_);
+  Stmt st(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, ?, ?, ?)");
+  st.bind(1, time_s).bind(2, rule).bind(3, server).bind(4, event).bind(5, detail);
+  if (st.step() != SQLITE_DONE) spdlog::error("alarms: could not record {} of {}: {}", event, rule, sqlite3_errmsg(db_));
+}
+
+boost::json::array Notifier::history(const std::string& rule, int64_t from_s, int64_t to_s, size_t limit) {
+  std::lock_guard lock(mutex_);
+  Stmt st(db_,
+          "SELECT time_s, rule, server, event, detail FROM history WHERE (? = '' OR rule = ?) AND time_s >= ? "
+          "AND time_s < ? ORDER BY time_s DESC, id DESC LIMIT ?");
+  st.bind(1, rule).bind(2, rule).bind(3, from_s).bind(4, to_s).bind(5, static_cast<int64_t>(limit));
+  boost::json::array out;
+  while (st.step() == SQLITE_ROW) {
+    out.push_back(boost::json::object{{"time", st.i64(0)}, {"rule", st.text(1)}, {"server", st.i64(2)},
+                                      {"event", st.text(3)}, {"detail", st.text(4)}});
+  }
+  return out;
+}
+
+NotifierCounters Notifier::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
+}
+
+uint64_t Notifier::pending() const {
+  std::lock_guard lock(mutex_);
+  Stmt st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
+  return st.step() == SQLITE_ROW ? static_cast<uint64_t>(st.i64(0)) : 0;
+}
+
+void Notifier::run() {
+  std::map<pid_t, RunningCommand> running;
+  const std::filesystem::path stdin_dir = std::filesystem::path(sqlite3_db_filename(db_, "main")).parent_path() / "command-input";
+  std::error_code fs_ec;
+  std::filesystem::create_directories(stdin_dir, fs_ec);
+
+  // One try's outcome: delivered, or tried again later, or failed for good.
+  auto settle = [&](const std::string& key, const std::string& rule, const std::string& target, bool ok,
+                    const std::string& error) {
+    std::lock_guard lock(mutex_);
+    if (ok) {
+      Stmt st(db_, "UPDATE outbox SET state = 'sent', tries = tries + 1, error = '' WHERE key = ?");
+      st.bind(1, key).step();
+      ++counters_.sent;
+      Stmt h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'delivered', ?)");
+      h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, target).step();
+      spdlog::info("alarms: {} delivered to {} ({})", rule, target, key);
+      return;
+    }
+    Stmt q(db_, "SELECT tries FROM outbox WHERE key = ?");
+    q.bind(1, key);
+    const int64_t tries = (q.step() == SQLITE_ROW ? q.i64(0) : 0) + 1;
+    if (tries >= options_.tries) {
+      Stmt st(db_, "UPDATE outbox SET state = 'failed', tries = ?, error = ? WHERE key = ?");
+      st.bind(1, tries).bind(2, error).bind(3, key).step();
+      ++counters_.failed;
+      Stmt h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'notify_failed', ?)");
+      h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, fmt::format("{}: {} (after {} tries)", target, error, tries)).step();
+      spdlog::error("alarms: notification {} of {} to {} failed after {} tries: {}", key, rule, target, tries, error);
+      return;
+    }
+    const int64_t backoff = std::min<int64_t>(int64_t{options_.backoff_ms} << std::min<int64_t>(tries - 1, 20), 300'000);
+    Stmt st(db_, "UPDATE outbox SET tries = ?, next_try_ms = ?, error = ? WHERE key = ?");
+    st.bind(1, tries).bind(2, now_ms() + backoff).bind(3, error).bind(4, key).step();
+    ++counters_.retried;
+    spdlog::warn("alarms: notification {} to {} failed (try {} of {}), again in {} ms: {}", key, target, tries,
+                 options_.tries, backoff, error);
+  };
+
+  for (;;) {
+    struct Due {
+      std::string key, rule, target, subject, text, html, body;
+    };
+    std::vector<Due> due;
+    {
+      std::unique_lock lock(mutex_);
+      if (stopping_) break;
+      int64_t next_ms = now_ms() + (running.empty() ? 1000 : 50);
+      Stmt st(db_,
+              "SELECT key, rule, target, subject, text, html, body, next_try_ms FROM outbox WHERE state = 'pending' "
+              "ORDER BY next_try_ms LIMIT 32");
+      while (st.step() == SQLITE_ROW) {
+        const int64_t at = st.i64(7);
+        const std::string key = st.text(0);
+        bool busy = false;
+        for (const auto& [pid, c] : running) busy = busy || c.key == key;
+        if (busy) continue;
+        if (at <= now_ms()) {
+          due.push_back({key, st.text(1), st.text(2), st.text(3), st.text(4), st.text(5), st.text(6)});
+        } else {
+          next_ms = std::min(next_ms, at);
+        }
+      }
+      if (due.empty()) {
+        wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_ms - now_ms())));
+      }
+      if (stopping_) break;
+    }
+    for (const Due& d : due) {
+      std::string error;
+      if (d.target.starts_with("command:")) {
+        if (running.size() >= static_cast<size_t>(options_.command_max_running)) continue;  // waits its turn
+        // Without a shell: the program and its arguments as the rule wrote them.
+        std::vector<std::string> words;
+        const std::string spec = d.target.substr(8);
+        for (size_t i = 0; i < spec.size();) {
+          const size_t j = std::min(spec.find(' ', i), spec.size());
+          if (j > i) words.push_back(spec.substr(i, j - i));
+          i = j + 1;
+        }
+        const std::string input = (stdin_dir / (d.key + ".json")).string();
+        {
+          std::ofstream f(input, std::ios::trunc);
+          f << d.body;
+          if (!f) {
+            settle(d.key, d.rule, d.target, false, "cannot write the command's input");
+            continue;
+          }
+        }
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 0, input.c_str(), O_RDONLY, 0);
+        std::vector<char*> argv;
+        for (auto& w : words) argv.push_back(w.data());
+        argv.push_back(nullptr);
+        pid_t pid = 0;
+        const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        if (rc != 0) {
+          std::filesystem::remove(input, fs_ec);
+          settle(d.key, d.rule, d.target, false, fmt::format("cannot run {}: {}", words[0], std::strerror(rc)));
+          continue;
+        }
+        running[pid] = {pid, d.key, d.rule, d.target, now_ms() + options_.command_timeout_s * 1000LL, input};
+        continue;
+      }
+      const bool ok = deliver(d.target, d.key, d.subject, d.text, d.html, d.body, error);
+      settle(d.key, d.rule, d.target, ok, error);
+    }
+    for (auto it = running.begin(); it != running.end();) {
+      RunningCommand& c = it->second;
+      int status = 0;
+      pid_t done = waitpid(c.pid, &status, WNOHANG);
+      std::string error;
+      if (done == 0 && now_ms() >= c.deadline_ms) {
+        kill(c.pid, SIGKILL);
+        waitpid(c.pid, &status, 0);
+        error = fmt::format("still running after {} s: killed", options_.command_timeout_s);
+        done = c.pid;
+      } else if (done == c.pid) {
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          error = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
+                                    : fmt::format("killed by signal {}", WTERMSIG(status));
+        }
+      }
+      if (done == 0) {
+        ++it;
+        continue;
+      }
+      std::filesystem::remove(c.stdin_path, fs_ec);
+      settle(c.key, c.rule, c.target, error.empty(), error);
+      it = running.erase(it);
+    }
+  }
+  for (auto& [pid, c] : running) {
+    // Still pending in the outbox: run again after the restart.
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+  }
+}
+
+bool Notifier::deliver(const std::string& target, const std::string& key, const std::string& subject,
+                       const std::string& text, const std::string& html, const std::string& body, std::string& error) {
+  if (target.starts_with("webhook:")) return post_webhook(target.substr(8), key, body, error);
+  if (target.starts_with("email:")) return send_mail(target.substr(6), key, subject, text, html, error);
+  error = "unknown target";
+  return false;
+}
+
+bool Notifier::post_webhook(const std::string& url, const std::string& key, const std::string& body,
+                            std::string& error) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) {
+    error = "libcurl: no handle";
+    return false;
+  }
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  headers = curl_slist_append(headers, ("Idempotency-Key: " + key).c_str());
+  std::string response;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POST, 1L);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout_s));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    error = curl_easy_strerror(rc);
+    return false;
+  }
+  if (status < 200 || status >= 300) {
+    error = fmt::format("HTTP {}", status);
+    return false;
+  }
+  return true;
+}
+
+bool Notifier::send_mail(const std::string& to, const std::string& key, const std::string& subject,
+                         const std::string& text, const std::string& html, std::string& error) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) {
+    error = "libcurl: no handle";
+    return false;
+  }
+  const std::string boundary = "monitor-" + key;
+  // The Message-ID is the idempotency key: a retried delivery is recognisable.
+  std::string message = fmt::format(
+      "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <{}@monitor>\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/alternative; boundary=\"{}\"\r\n\r\n"
+      "--{}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n"
+      "--{}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{}\r\n--{}--\r\n",
+      mail_header_safe(options_.mail_from), mail_header_safe(to), mail_header_safe(subject), key, boundary, boundary,
+      text, boundary, html, boundary);
+  Upload upload{&message};
+  curl_slist* rcpt = curl_slist_append(nullptr, ("<" + to + ">").c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, options_.smtp_url.c_str());
+  curl_easy_setopt(curl, CURLOPT_MAIL_FROM, ("<" + options_.mail_from + ">").c_str());
+  curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, rcpt);
+  curl_easy_setopt(curl, CURLOPT_READFUNCTION, feed);
+  curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
+  curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout_s));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(rcpt);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    error = curl_easy_strerror(rc);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace monitor::judger
