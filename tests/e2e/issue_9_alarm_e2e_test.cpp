@@ -1,0 +1,233 @@
+// Issue 9: alarms end to end. A real judger evaluates rules stored with
+// monitorctl; a webhook receiver and an SMTP sink (Debian's python3-aiosmtpd)
+// run on loopback; what is checked is what a person receives and what
+// monitorctl shows.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "e2e/judger_process.hpp"
+#include "e2e/registry_address.hpp"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
+#include "wire/messages.hpp"
+
+using namespace std::chrono_literals;
+using monitor::test::ChildProcess;
+using monitor::test::free_port;
+using monitor::test::read_file;
+using monitor::test::TempDir;
+using monitor::test::wait_until;
+using monitor::test::WireClient;
+namespace wire = monitor::wire;
+namespace json = boost::json;
+
+namespace {
+
+struct Run {
+  int rc = -1;
+  std::string out, err;
+};
+
+Run monitorctl(const TempDir& dir, std::vector<std::string> args) {
+  static int n = 0;
+  const std::string out = dir.file("ctl-" + std::to_string(++n) + ".out");
+  const std::string err = dir.file("ctl-" + std::to_string(n) + ".err");
+  args.insert(args.begin(), MONITORCTL_PATH);
+  args.insert(args.end(), {"--registry", monitor::e2e::registry_address(dir)});
+  auto process = ChildProcess::spawn(args, out, err);
+  const auto rc = process.wait_for(30s);
+  return Run{rc.value_or(-1), read_file(out), read_file(err)};
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Sends `value` as the SUM of Alarm.Test Orders.Placed, server 1, at `second`.
+void report(int port, uint64_t sender, uint64_t& seq, int64_t second, int64_t value) {
+  WireClient client(port, 10s);
+  std::string out;
+  wire::encode(out, wire::Hello{sender, wire::Role::kAgent, "alarm-test"});
+  wire::encode(out, std::vector<wire::DictEntry>{{1, "Alarm.Test", "Orders.Placed"}});
+  REQUIRE(client.send(out));
+  auto reply = client.read_frame(10s);
+  REQUIRE((reply && reply->type == wire::FrameType::kHelloAck));
+  wire::Batch batch{sender, ++seq, {}};
+  wire::BatchRecord r;
+  r.second = second;
+  r.name_id = 1;
+  r.server_id = 1;
+  r.ops = 1;
+  r.stats.add(value, second * 1'000'000'000);
+  batch.records.push_back(r);
+  out.clear();
+  REQUIRE(wire::encode(out, batch) == wire::WireError::kOk);
+  REQUIRE(client.send(out));
+  reply = client.read_frame(10s);
+  REQUIRE((reply && reply->type == wire::FrameType::kAck));
+}
+
+// The webhook requests received so far on `path`.
+std::vector<json::object> received(const std::string& file, const std::string& path) {
+  std::vector<json::object> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    json::object o = json::parse(line).as_object();
+    if (o.at("path").as_string() != path) continue;
+    json::object body = json::parse(o.at("body").as_string()).as_object();
+    body["idempotency_key"] = o.at("key");
+    out.push_back(std::move(body));
+  }
+  return out;
+}
+
+size_t count_kind(const std::vector<json::object>& got, std::string_view kind) {
+  return static_cast<size_t>(std::count_if(got.begin(), got.end(), [&](const json::object& o) { return o.at("kind").as_string() == kind; }));
+}
+
+std::vector<std::string> mails(const std::string& maildir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(maildir + "/new", ec)) out.push_back(read_file(e.path().string()));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence and failing targets are kept, a judger "
+          "killed while firing neither loses nor repeats it, and the alarm resolves when the fault ends",
+          "[e2e][issue9][alarms][slow]") {
+  TempDir dir;
+  const int port = free_port(), query_port = free_port(), hook_port = free_port(), smtp_port = free_port();
+  const std::string hooks = dir.file("hooks.jsonl"), maildir = dir.file("maildir");
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/support/webhook_sink.py",
+                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto smtp = ChildProcess::spawn({"/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port),
+                                   "-c", "aiosmtpd.handlers.Mailbox", maildir}, "", dir.file("smtp.log"));
+  const std::vector<std::string> judger_flags = {"--smtp-url", "smtp://127.0.0.1:" + std::to_string(smtp_port),
+                                                 "--notify-tries", "2", "--notify-backoff-ms", "200",
+                                                 "--command-timeout", "1", "--no-self-metrics"};
+  const std::string log1 = dir.file("judger1.log");
+  auto judger = monitor::e2e::spawn_judger(dir, port, log1, query_port, judger_flags);
+  REQUIRE(wait_until([&] { return monitorctl(dir, {"judger", "list", "--output", "json"}).out.find("\"live\"") != std::string::npos; }, 20s));
+  REQUIRE(monitorctl(dir, {"service", "add", "Alarm.Test", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"attr", "add", "Alarm.Test", "Orders.Placed"}).rc == 0);
+
+  const std::string hook = "http://127.0.0.1:" + std::to_string(hook_port);
+  const std::string rules = dir.file("alarm.rules");
+  std::ofstream(rules) << "rule Alarm.Test.High\n  service Alarm.Test\n  attr Orders.Placed\n  op SUM\n  per total\n"
+                          "  when value > 1000\n  summary \"Too many orders\"\n  repeat 0\n"
+                          "  notify webhook:" << hook << "/high\n  notify email:ops@example.com\n"
+                          "rule Alarm.Test.Failing\n  service Alarm.Test\n  attr Orders.Placed\n  op SUM\n  per total\n"
+                          "  when value > 1000\n  repeat 0\n  notify webhook:" << hook << "/fail\n"
+                          "  notify webhook:http://127.0.0.1:" << free_port() << "/nobody\n"
+                          "  notify command:/bin/sleep 30\n"
+                          "rule Alarm.Test.Silenced\n  service Alarm.Test\n  attr Orders.Placed\n  op SUM\n  per total\n"
+                          "  when value > 1000\n  repeat 0\n  notify webhook:" << hook << "/silenced\n";
+  const Run added = monitorctl(dir, {"rule", "add", rules});
+  INFO(added.out << added.err);
+  REQUIRE(added.rc == 0);
+  REQUIRE(monitorctl(dir, {"silence", "add", "--rule", "Alarm.Test.Silenced", "--end", "+1h"}).rc == 0);
+
+  // The fault: a whole minute far above the threshold. Sent early enough in
+  // the minute to be in it before it is final.
+  REQUIRE(wait_until([] { return unix_now() % 60 < 45; }, 20s));
+  const int64_t faulty = unix_now() / 60 * 60;
+  uint64_t seq = 0;
+  report(port, 901, seq, faulty + 5, 5000);
+
+  REQUIRE(wait_until([&] { return count_kind(received(hooks, "/high"), "firing") >= 1; }, 90s));
+  auto high = received(hooks, "/high");
+  REQUIRE(high.size() == 1);
+  CHECK(high[0].at("rule").as_string() == "Alarm.Test.High");
+  CHECK(high[0].at("minute").as_int64() == faulty);
+  CHECK(high[0].at("alarms").as_array().at(0).at("value").as_double() == 5000);
+  CHECK(high[0].at("idempotency_key") == high[0].at("key"));
+  CHECK_THAT(std::string(high[0].at("text").as_string()), Catch::Contains("monitorctl query --service Alarm.Test"));
+  REQUIRE(wait_until([&] { return !mails(maildir).empty(); }, 30s));
+  CHECK_THAT(mails(maildir).at(0), Catch::Contains("Subject: [FIRING] Alarm.Test.High"));
+  CHECK_THAT(mails(maildir).at(0), Catch::Contains("text/html"));
+
+  // Failing targets are tried again, then recorded as failed: visible in alarm show.
+  auto failures = [&] {
+    const Run shown = monitorctl(dir, {"alarm", "show", "Alarm.Test.Failing", "--output", "json"});
+    return shown.rc == 0 ? json::parse(shown.out).at("failed_notifications").as_array().size() : 0;
+  };
+  REQUIRE(wait_until([&] { return failures() == 3; }, 30s));
+  const std::string failing = monitorctl(dir, {"alarm", "show", "Alarm.Test.Failing"}).out;
+  CHECK_THAT(failing, Catch::Contains("HTTP 500"));
+  CHECK_THAT(failing, Catch::Contains("killed"));
+  CHECK(received(hooks, "/fail").size() == 2);  // two tries
+
+  // The silenced rule fired (alarm list says so) but sent nothing.
+  const Run listed = monitorctl(dir, {"alarm", "list", "--output", "json"});
+  REQUIRE(listed.rc == 0);
+  CHECK_THAT(listed.out, Catch::Contains("Alarm.Test.Silenced"));
+  CHECK(received(hooks, "/silenced").empty());
+
+  // Killed while firing: after the restart nothing is sent again.
+  judger.signal(SIGKILL);
+  REQUIRE(judger.wait_for(5s) == 128 + SIGKILL);
+  const std::string log2 = dir.file("judger2.log");
+  auto restarted = monitor::e2e::spawn_judger(dir, port, log2, query_port, judger_flags);
+  // The fault ends: the next minute is normal.
+  REQUIRE(wait_until([&] { return unix_now() / 60 * 60 > faulty; }, 70s));
+  report(port, 902, seq, unix_now() / 60 * 60 + 1, 10);
+  REQUIRE(wait_until([&] { return count_kind(received(hooks, "/high"), "resolved") >= 1; }, 90s));
+  high = received(hooks, "/high");
+  INFO("judger logs:\n" << read_file(log1) << read_file(log2));
+  CHECK(count_kind(high, "firing") == 1);
+  CHECK(count_kind(high, "resolved") == 1);
+  REQUIRE(wait_until([&] { return mails(maildir).size() >= 2; }, 30s));
+  CHECK(mails(maildir).size() == 2);
+  CHECK(received(hooks, "/silenced").empty());
+  const Run history = monitorctl(dir, {"alarm", "history", "--rule", "Alarm.Test.High"});
+  CHECK_THAT(history.out, Catch::Contains("firing"));
+  CHECK_THAT(history.out, Catch::Contains("resolved"));
+  CHECK_THAT(history.out, Catch::Contains("delivered"));
+  restarted.signal(SIGTERM);
+  CHECK(restarted.wait_for(10s) == 0);
+}
+
+TEST_CASE("issue 9: malformed rules are refused with position and reason, and nothing is stored",
+          "[e2e][issue9][alarms][failure]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("registry"));
+  REQUIRE(monitorctl(dir, {"judger", "add", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"service", "add", "Alarm.Test", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"attr", "add", "Alarm.Test", "Orders.Placed"}).rc == 0);
+  struct Bad {
+    std::string text, says;
+  };
+  const std::vector<Bad> bad = {
+      {"rule Alarm.Test.X\n  service Alarm.Test\n  attr Orders.Placed\n  when value >> 3\n",
+       "line 4, column 15: expected a number, found '>'"},
+      {"rule Alarm.Test.X\n  service Alarm.Test\n  attr Orders.Placed\n  when sometimes(3) > 1\n",
+       "line 4, column 8: unknown term 'sometimes'"},
+      {"rule Alarm.Test.X\n  service Alarm.Nope\n  attr Orders.Placed\n  when value > 1\n", "no service Alarm.Nope"},
+      {"rule Alarm.Test.X\n  service Alarm.Test\n  attr Orders.Nope\n  when value > 1\n", "has no attr Orders.Nope"},
+      {"rule Alarm.Test.X\n  service Alarm.Test\n  attr Orders.Placed\n  when value > 1\n"
+       "test \"t\"\n  rule Alarm.Test.X\n  series total 5\n  expect firing minute=2\n", "fails: expected firing minute=2"},
+  };
+  for (const auto& b : bad) {
+    const std::string file = dir.file("bad.rules");
+    std::ofstream(file) << b.text;
+    const Run r = monitorctl(dir, {"rule", "add", file});
+    INFO(b.text << "\n" << r.out << r.err);
+    CHECK(r.rc == 2);
+    CHECK_THAT(r.err, Catch::Contains(b.says));
+  }
+  const Run list = monitorctl(dir, {"rule", "list", "--output", "json"});
+  REQUIRE(list.rc == 0);
+  CHECK(json::parse(list.out).as_array().empty());
+}

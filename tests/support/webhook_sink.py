@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""An HTTP receiver for the alarm tests: appends every POST as one JSON line
+(path, Idempotency-Key, body) to OUT and answers 200, or 500 on paths under
+/fail. Usage: webhook_sink.py PORT OUT"""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length).decode("utf-8", "replace")
+        with open(sys.argv[2], "a", encoding="utf-8") as out:
+            out.write(json.dumps({"path": self.path, "key": self.headers.get("Idempotency-Key", ""),
+                                  "body": body}) + "\n")
+        self.send_response(500 if self.path.startswith("/fail") else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
