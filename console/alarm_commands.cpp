@@ -24,10 +24,6 @@ namespace {
 
 namespace json = boost::json;
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw ConsoleError(kExitBadInput, fmt::format("cannot read {}", path));
@@ -300,7 +296,7 @@ int alarm_show(int argc, char** argv) {
                                   {"value", a.value ? json::value(*a.value) : json::value(nullptr)},
                                   {"notifications", a.notifications}, {"acked_by", a.acked_by}});
   }
-  const int64_t now = now_s();
+  const int64_t now = unix_now();
   const auto history = history_of(console, name, now - int64_t{args->operator[]("since").as<int>()} * 3600, now + 1);
   json::array failures;
   for (const auto& h : history) {
@@ -359,7 +355,7 @@ int alarm_ack(int argc, char** argv) {
     int acked = 0;
     for (auto& [server, a] : state.alarms) {
       if (a.state != alarm::State::kFiring || a.acked_at != 0 || (only && *only != server)) continue;
-      a.acked_at = now_s() / 60;
+      a.acked_at = unix_now() / 60;
       a.acked_by = by;
       ++acked;
     }
@@ -381,7 +377,7 @@ int alarm_history(int argc, char** argv) {
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   Console console(*args);
-  const int64_t now = now_s();
+  const int64_t now = unix_now();
   const auto history = history_of(console, args->count("rule") ? (*args)["rule"].as<std::string>() : "",
                                   now - int64_t{(*args)["since"].as<int>()} * 3600, now + 1);
   std::vector<std::vector<std::string>> rows;
@@ -394,27 +390,6 @@ int alarm_history(int argc, char** argv) {
   }
   console.print_table({"time", "rule", "server", "event", "detail", "judger"}, rows);
   return 0;
-}
-
-int64_t parse_when(const std::string& text, int64_t now) {
-  // "now", "+2h", "-30m", or Unix seconds.
-  if (text == "now") return now;
-  const bool rel = text.starts_with("+") || text.starts_with("-");
-  std::string body = rel ? text.substr(1) : text;
-  int64_t unit = 1;
-  if (!body.empty() && std::string("smhd").find(body.back()) != std::string::npos) {
-    unit = body.back() == 's' ? 1 : body.back() == 'm' ? 60 : body.back() == 'h' ? 3600 : 86400;
-    body.pop_back();
-  }
-  try {
-    size_t used = 0;
-    const int64_t n = std::stoll(body, &used);
-    if (used != body.size()) throw std::invalid_argument(text);
-    if (!rel) return n * unit;
-    return text[0] == '+' ? now + n * unit : now - n * unit;
-  } catch (const std::exception&) {
-    throw ConsoleError(kExitBadInput, fmt::format("'{}' is not a time (now, +2h, -30m, Unix seconds)", text));
-  }
 }
 
 int silence_add(int argc, char** argv) {
@@ -438,9 +413,9 @@ int silence_add(int argc, char** argv) {
   }
   if (!s.service.empty()) check_name("service", s.service);
   if (!s.attr.empty()) check_name("attr", s.attr);
-  const int64_t now = now_s();
-  s.start_s = parse_when((*args)["start"].as<std::string>(), now);
-  s.end_s = parse_when((*args)["end"].as<std::string>(), now);
+  const int64_t now = unix_now();
+  s.start_s = parse_time("--start", (*args)["start"].as<std::string>(), now, true);
+  s.end_s = parse_time("--end", (*args)["end"].as<std::string>(), now, true);
   if (s.end_s <= s.start_s) throw ConsoleError(kExitBadInput, "--end must be after --start");
   s.comment = (*args)["comment"].as<std::string>();
   Console console(*args);
@@ -462,7 +437,7 @@ int silence_list(int argc, char** argv) {
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   Console console(*args);
-  const int64_t now = now_s();
+  const int64_t now = unix_now();
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : console.check(console.registry().list(alarm::kSilencesKind), "reading the silences")) {
     const auto s = alarm::silence_from_value(e.name, e.value);

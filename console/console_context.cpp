@@ -1,5 +1,6 @@
 #include "console/console_context.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "common/clock.hpp"
 #include "common/default_paths.hpp"
 #include "common/registry/etcd_registry.hpp"
 #include "monitor/monitor.hpp"
@@ -226,6 +228,30 @@ int dispatch_verbs(const char* group, int argc, char** argv,
     if (verb == argv[1]) return fn(argc - 1, argv + 1);
   }
   throw ConsoleError(kExitBadInput, fmt::format("unknown verb '{}': use {} {}", argv[1], group, names));
+}
+
+int64_t unix_now() { return realtime_ns() / 1'000'000'000; }
+
+int64_t parse_time(const std::string& option, const std::string& text, int64_t now, bool future) {
+  const auto bad = [&] {
+    return ConsoleError(kExitBadInput, fmt::format("{} {}: use now, {}-30s, -90m, -2h, -1d or Unix seconds", option,
+                                                   text.empty() ? "\"\"" : text, future ? "+2h, " : ""));
+  };
+  if (text == "now") return now;
+  const bool relative = !text.empty() && (text[0] == '-' || (future && text[0] == '+'));
+  const char* begin = text.data() + (relative ? 1 : 0);
+  const char* end = text.data() + text.size();
+  int64_t n = 0;
+  const auto [rest, ec] = std::from_chars(begin, end, n);
+  if (ec != std::errc{} || rest == begin || n < 0) throw bad();
+  if (!relative) {
+    if (rest != end) throw bad();
+    return n;
+  }
+  const std::string_view unit(rest, static_cast<size_t>(end - rest));
+  const int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  if (scale == 0 || n > (int64_t{1} << 40)) throw bad();
+  return text[0] == '+' ? now + n * scale : now - n * scale;
 }
 
 }  // namespace monitor::console

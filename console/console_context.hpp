@@ -79,6 +79,13 @@ std::string positional(const cxxopts::ParseResult& args, const std::string& name
 /// Checks a service or attr name (DESIGN.md section 1); throws ConsoleError.
 void check_name(const std::string& what, const std::string& name);
 
+/// The current Unix second.
+int64_t unix_now();
+
+/// "now", "-30s", "-90m", "-2h", "-1d" (with `future`, also "+2h"), or
+/// absolute Unix seconds; anything else is a ConsoleError naming `option`.
+int64_t parse_time(const std::string& option, const std::string& text, int64_t now, bool future = false);
+
 /// Options of "monitorctl <command>" with the common ones added.
 cxxopts::Options make_options(const std::string& command, const std::string& description);
 

@@ -24,34 +24,6 @@
 namespace monitor::console {
 namespace {
 
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// "-90m", "-2h", "-1d", "-30s" relative to now, "now", or absolute Unix
-// seconds; anything else is an error naming `option` and the accepted forms.
-int64_t parse_time(const std::string& option, const std::string& text, int64_t now) {
-  const auto bad = [&] {
-    return std::invalid_argument(fmt::format("{} {}: use now, -30s, -90m, -2h, -1d or Unix seconds", option,
-                                             text.empty() ? "\"\"" : text));
-  };
-  if (text == "now") return now;
-  const bool relative = !text.empty() && text[0] == '-';
-  const char* begin = text.data() + (relative ? 1 : 0);
-  const char* end = text.data() + text.size();
-  int64_t n = 0;
-  const auto [rest, ec] = std::from_chars(begin, end, n);
-  if (ec != std::errc{} || rest == begin || n < 0) throw bad();
-  if (!relative) {
-    if (rest != end) throw bad();
-    return n;
-  }
-  const std::string_view unit(rest, static_cast<size_t>(end - rest));
-  const int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
-  if (scale == 0 || n > (int64_t{1} << 40)) throw bad();
-  return now - n * scale;
-}
-
 std::string url_escape(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
@@ -142,7 +114,7 @@ int query_command(int argc, char** argv) {
     if (!args.count("service") || !args.count("attr")) throw std::invalid_argument("--service and --attr are required");
     const std::string output = args["output"].as<std::string>();
     if (output != "table" && output != "json") throw std::invalid_argument("--output must be table or json");
-    const int64_t now = now_s();
+    const int64_t now = unix_now();
     const int64_t from = parse_time("--from", args["from"].as<std::string>(), now);
     const int64_t to = parse_time("--to", args["to"].as<std::string>(), now);
     if (from >= to) throw std::invalid_argument(fmt::format("--from must be before --to ({} >= {})", from, to));

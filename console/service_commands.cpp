@@ -236,8 +236,7 @@ int service_assign(int argc, char** argv) {
   }
   const Entry service = must_get_service(console, name);
   auto current = console.check(console.registry().get("assignments", name), "reading the assignment");
-  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const int64_t now_s = unix_now();
   const bool done = console.check(
       console.registry().commit(
           {{"services", name, service.version}, {"assignments", name, current ? current->version : 0}},
