@@ -110,10 +110,15 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
       if (auto s = alarm::silence_from_value(e.name, e.value)) silences_.push_back(std::move(*s));
     }
   }
+  // What the rules of owned services read: which services, and how many minutes of each series.
   wanted_services_.clear();
+  spans_.clear();
   for (const auto& [name, rule] : rules_) {
     const auto owner = owners_.find(rule.service);
-    if (owner != owners_.end() && owner->second == self_) wanted_services_.insert(rule.service);
+    if (owner == owners_.end() || owner->second != self_) continue;
+    wanted_services_.insert(rule.service);
+    int64_t& span = spans_[{rule.service, rule.attr, rule.op}];
+    span = std::max(span, rule.span() + 1);
   }
   wake_.notify_all();
 }
@@ -121,9 +126,7 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
 std::vector<std::tuple<std::string, std::string, uint32_t, int64_t>> AlarmEngine::wanted_series() const {
   std::lock_guard lock(mutex_);
   std::vector<std::tuple<std::string, std::string, uint32_t, int64_t>> out;
-  for (const auto& [name, rule] : rules_) {
-    if (wanted_services_.contains(rule.service)) out.emplace_back(rule.service, rule.attr, rule.op, rule.span() + 1);
-  }
+  for (const auto& [key, span] : spans_) out.emplace_back(key.service, key.attr, key.op, span);
   return out;
 }
 
@@ -165,12 +168,11 @@ void AlarmEngine::run() {
       points_queue_.pop_front();
       for (const auto& p : points) {
         // Widened to what the rules read; a series no rule reads is not kept.
-        int64_t span = 0;
-        for (const auto& [name, rule] : rules_) {
-          if (rule.service == p.service && rule.attr == p.attr && rule.op == p.op) span = std::max(span, rule.span() + 1);
-        }
-        if (span == 0) continue;
-        auto& s = series_[{p.service, p.attr, p.op}].try_emplace(p.server_id, span).first->second;
+        SeriesKey key{p.service, p.attr, p.op};
+        const auto wanted = spans_.find(key);
+        if (wanted == spans_.end()) continue;
+        const int64_t span = wanted->second;
+        auto& s = series_[std::move(key)].try_emplace(p.server_id, span).first->second;
         s.widen(span);
         s.put(p.minute / 60, p.value);
       }

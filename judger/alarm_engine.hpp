@@ -84,6 +84,7 @@ class AlarmEngine {
   std::map<std::string, std::string> owners_;           // service -> judger
   std::vector<alarm::Silence> silences_;
   std::set<std::string> wanted_services_;
+  std::map<SeriesKey, int64_t> spans_;  // minutes kept of each series the owned rules read
   Figures figures_;
 
   // The engine thread's own.
