@@ -15,6 +15,7 @@
 
 #include "e2e/agent_process.hpp"
 #include "e2e/judger_process.hpp"
+#include "e2e/monitorctl_run.hpp"
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
 #include "e2e/registry_address.hpp"
@@ -34,26 +35,10 @@ using monitor::test::read_file;
 using monitor::test::TempDir;
 using monitor::test::TempRing;
 using monitor::test::wait_until;
+using monitor::e2e::monitorctl;
+using monitor::e2e::Run;
 
 namespace {
-
-struct Run {
-  int rc = -1;
-  std::string out, err;
-};
-
-// monitorctl with `args` against `registry`; its exit code, stdout and stderr.
-Run monitorctl(const TempDir& dir, const std::string& registry, std::vector<std::string> args,
-               const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  const std::string out = dir.file("ctl-" + std::to_string(++n) + ".out");
-  const std::string err = dir.file("ctl-" + std::to_string(n) + ".err");
-  args.insert(args.begin(), MONITORCTL_PATH);
-  if (!registry.empty()) args.insert(args.end(), {"--registry", registry});
-  auto process = ChildProcess::spawn(args, out, err, env);
-  const auto rc = process.wait_for(30s);
-  return Run{rc.value_or(-1), read_file(out), read_file(err)};
-}
 
 boost::json::value json_of(const Run& run) {
   INFO(run.out << run.err);

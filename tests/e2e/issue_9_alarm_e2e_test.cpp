@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include "e2e/judger_process.hpp"
+#include "e2e/monitorctl_run.hpp"
 #include "e2e/registry_address.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
@@ -27,25 +28,15 @@ using monitor::test::read_file;
 using monitor::test::TempDir;
 using monitor::test::wait_until;
 using monitor::test::WireClient;
+using monitor::e2e::Run;
 namespace wire = monitor::wire;
 namespace json = boost::json;
 
 namespace {
 
-struct Run {
-  int rc = -1;
-  std::string out, err;
-};
-
+// monitorctl against the test's registry.
 Run monitorctl(const TempDir& dir, std::vector<std::string> args) {
-  static int n = 0;
-  const std::string out = dir.file("ctl-" + std::to_string(++n) + ".out");
-  const std::string err = dir.file("ctl-" + std::to_string(n) + ".err");
-  args.insert(args.begin(), MONITORCTL_PATH);
-  args.insert(args.end(), {"--registry", monitor::e2e::registry_address(dir)});
-  auto process = ChildProcess::spawn(args, out, err);
-  const auto rc = process.wait_for(30s);
-  return Run{rc.value_or(-1), read_file(out), read_file(err)};
+  return monitor::e2e::monitorctl(dir, monitor::e2e::registry_address(dir), std::move(args));
 }
 
 int64_t unix_now() {
