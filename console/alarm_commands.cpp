@@ -18,6 +18,7 @@
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
 #include "console/http_get.hpp"
+#include "console/series_merge.hpp"
 
 namespace monitor::console {
 namespace {
@@ -217,6 +218,166 @@ int rule_check(int argc, char** argv) {
   }
   std::printf("%zu rule(s), %zu test(s), %d failed\n", file.rules.size(), outcomes.size(), failed);
   return failed == 0 ? 0 : kExitBadInput;
+}
+
+// A rule's series over [from, to) as the judgers that held its service store
+// them: every server (and the total) -> minute -> value. A minute that two
+// judgers hold (the service moved during it) is merged from their cells, as
+// `monitorctl query` does, so it reads exactly. Also the newest finished minute.
+struct StoredHistory {
+  alarm::History history;
+  int64_t last_minute_s = 0;
+  std::vector<std::string> judgers, missing;
+};
+
+StoredHistory stored_history(Console& console, const alarm::Rule& rule, int64_t from_s, int64_t to_s) {
+  StoredHistory out;
+  const std::string op = alarm::rule_op_name(rule.op);
+  const std::string series = fmt::format("service={}&attr={}&op={}", rule.service, rule.attr, op);
+  auto get_json = [](const HoldingJudger& judger, const std::string& target) {
+    auto r = http_get(judger.query, target, std::chrono::seconds(60));
+    if (!r) throw ConsoleError(kExitUnreachable, fmt::format("judger {}: {}", judger.name, r.error().message()));
+    if (r->status != 200) {
+      throw ConsoleError(r->status == 400 || r->status == 413 ? kExitBadInput : kExitUnreachable,
+                         fmt::format("judger {} answered {}: {}", judger.name, r->status, r->body));
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    if (ec || !v.is_object()) throw ConsoleError(kExitUnreachable, fmt::format("judger {} sent what does not parse", judger.name));
+    return v;
+  };
+  const auto judgers = holding_judgers(console, rule.service, from_s);
+  // (server, minute) read from more than one judger, by server: the range to merge.
+  std::map<int64_t, std::pair<int64_t, int64_t>> shared;
+  for (const auto& judger : judgers) {
+    if (judger.query.empty()) {
+      std::fprintf(stderr, "judger %s held %s within the range and is not live: minutes it holds are missing\n",
+                   judger.name.c_str(), rule.service.c_str());
+      out.missing.push_back(judger.name);
+      continue;
+    }
+    out.judgers.push_back(judger.name);
+    const auto body = get_json(judger, fmt::format("/api/points?{}&from={}&to={}", series, from_s, to_s));
+    out.last_minute_s = std::max(out.last_minute_s, body.at("last_minute").to_number<int64_t>());
+    for (const auto& [key, rows] : body.at("servers").as_object()) {
+      const int64_t server = key == "total" ? -1 : std::stoll(std::string(key));
+      auto& minutes = out.history[server];
+      for (const auto& row : rows.as_array()) {
+        const int64_t minute = row.as_array().at(0).to_number<int64_t>() / 60;
+        const auto [it, fresh] = minutes.emplace(minute, row.as_array().at(1).to_number<double>());
+        if (fresh) continue;
+        auto [range, first] = shared.try_emplace(server, minute, minute);
+        range->second.first = std::min(range->second.first, minute);
+        range->second.second = std::max(range->second.second, minute);
+      }
+    }
+  }
+  for (const auto& [server, range] : shared) {
+    std::vector<json::value> replies;
+    for (const auto& judger : judgers) {
+      if (judger.query.empty()) continue;
+      replies.push_back(get_json(judger, fmt::format("/api/cells?{}&server={}&from={}&to={}", series,
+                                                     server < 0 ? std::string("total") : std::to_string(server),
+                                                     range.first * 60, (range.second + 1) * 60)));
+    }
+    std::string error;
+    const auto merged = merge_cells(replies, op, 60, error);
+    if (!merged) throw ConsoleError(kExitUnreachable, error);
+    for (const auto& p : merged->at("points").as_array()) {
+      out.history[server][p.as_array().at(0).to_number<int64_t>() / 60] = p.as_array().at(1).to_number<double>();
+    }
+  }
+  return out;
+}
+
+int rule_test(int argc, char** argv) {
+  auto options = make_options("rule test", "Replays stored minutes through a rule, stored or from --file: when it would "
+                                           "have fired and resolved, and the notifications it would have sent.");
+  options.add_options()("name", "rule (may be left out when --file holds one rule)", cxxopts::value<std::string>())
+      ("file", "a rule file to take the rule from instead of the registry", cxxopts::value<std::string>())
+      ("since", "how far back: 7d, 12h, 90m or Unix seconds", cxxopts::value<std::string>()->default_value("7d"))
+      ("to", "until: now, -1h, ... or Unix seconds", cxxopts::value<std::string>()->default_value("now"));
+  options.parse_positional({"name"});
+  options.positional_help("[RULE]");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
+  const std::string name = args->count("name") ? (*args)["name"].as<std::string>() : "";
+  alarm::Rule rule;
+  if (args->count("file")) {
+    const std::string path = (*args)["file"].as<std::string>();
+    const auto file = parse_file_or_fail(read_text(path), path);
+    const auto it = std::find_if(file.rules.begin(), file.rules.end(), [&](const auto& r) { return r.name == name; });
+    if (it != file.rules.end()) rule = *it;
+    else if (name.empty() && file.rules.size() == 1) rule = file.rules.front();
+    else throw ConsoleError(kExitBadInput, fmt::format("{} holds {} rule(s); name the one to test", path, file.rules.size()));
+    check_against_registry(console, rule);
+  } else {
+    if (name.empty()) throw ConsoleError(kExitBadInput, "name a stored rule, or give --file");
+    rule = must_get_rule(console, name);
+  }
+  const int64_t now = unix_now();
+  std::string since = (*args)["since"].as<std::string>();
+  if (!since.empty() && since.back() >= 'a' && since.back() <= 'z' && since[0] != '-') since = "-" + since;
+  const int64_t from_s = parse_time("--since", since, now) / 60 * 60;
+  const int64_t to_s = parse_time("--to", (*args)["to"].as<std::string>(), now) / 60 * 60;
+  if (from_s >= to_s) throw ConsoleError(kExitBadInput, "--since must be before --to");
+  // The windows of the first minutes reach back `span` minutes before it.
+  const StoredHistory stored = stored_history(console, rule, from_s - rule.span() * 60, to_s);
+  // Minutes after the newest finished one are not final: a replay through
+  // them would see every series stop.
+  const int64_t last = std::min(to_s / 60 - 1, stored.last_minute_s / 60);
+  const auto result = last >= from_s / 60 ? alarm::replay(rule, stored.history, from_s / 60, last) : alarm::ReplayResult{};
+  std::map<std::string, int> sent;
+  for (const auto& n : result.notices) ++sent[std::string(alarm::notice_name(n.kind))];
+  int fired = 0, resolved = 0;
+  std::map<int64_t, bool> firing_at_end;
+  json::array transitions;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : result.transitions) {
+    const bool fires = t.kind == alarm::EventKind::kFiring;
+    (fires ? fired : resolved) += 1;
+    firing_at_end[t.server] = fires;
+    const std::string series_name = t.server < 0 ? "total" : fmt::format("server {}", t.server);
+    const std::string value = t.value ? fmt::format("{:g}", *t.value) : "no data";
+    rows.push_back({time_text(t.minute * 60), series_name, std::string(alarm::event_name(t.kind)), value});
+    transitions.push_back(json::object{{"minute", t.minute * 60},
+                                       {"server", t.server < 0 ? json::value("total") : json::value(t.server)},
+                                       {"event", alarm::event_name(t.kind)},
+                                       {"value", t.value ? json::value(*t.value) : json::value(nullptr)}});
+  }
+  int still_firing = 0;
+  for (const auto& [server, firing] : firing_at_end) still_firing += firing ? 1 : 0;
+  size_t series_count = 0;
+  for (const auto& [server, minutes] : stored.history) series_count += rule.per_server == (server >= 0) ? 1 : 0;
+  if (console.json()) {
+    json::object notifications;
+    for (const auto& [kind, n] : sent) notifications[kind] = n;
+    std::puts(json::serialize(json::object{{"rule", rule.name}, {"from", from_s}, {"to", (last + 1) * 60},
+                                           {"minutes", result.minutes}, {"series", series_count},
+                                           {"transitions", transitions}, {"fired", fired}, {"resolved", resolved},
+                                           {"firing_at_end", still_firing}, {"notifications", notifications},
+                                           {"notifications_total", result.notices.size()},
+                                           {"judgers", json::value_from(stored.judgers)},
+                                           {"missing", json::value_from(stored.missing)}})
+                  .c_str());
+    return 0;
+  }
+  std::printf("rule %s: %s, when %s\n", rule.name.c_str(), rule.per_server ? "per server" : "total", rule.when_text.c_str());
+  std::printf("replayed %lld minute(s) of %zu series, %s .. %s, from judger(s) %s\n\n",
+              static_cast<long long>(result.minutes), series_count, time_text(from_s).c_str(),
+              time_text((last + 1) * 60).c_str(), fmt::format("{}", fmt::join(stored.judgers, ", ")).c_str());
+  if (rows.empty()) std::printf("it would not have fired\n\n");
+  else {
+    console.print_table({"minute", "series", "event", "value"}, rows);
+    std::printf("\n");
+  }
+  std::vector<std::string> parts;
+  for (const auto& [kind, n] : sent) parts.push_back(fmt::format("{} {}", n, kind));
+  std::printf("fired %d time(s), resolved %d, %d still firing at the end; would have sent %zu notification(s)%s\n", fired,
+              resolved, still_firing, result.notices.size(),
+              parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", ")).c_str());
+  return 0;
 }
 
 // The judgers' query addresses, live ones first.
@@ -474,7 +635,7 @@ int silence_rm(int argc, char** argv) {
 int rule_command(int argc, char** argv) {
   return dispatch_verbs("rule", argc, argv,
                         {{"add", rule_add}, {"list", rule_list}, {"show", rule_show}, {"rm", rule_rm},
-                         {"enable", rule_enable}, {"disable", rule_disable}, {"check", rule_check}});
+                         {"enable", rule_enable}, {"disable", rule_disable}, {"check", rule_check}, {"test", rule_test}});
 }
 
 int alarm_command(int argc, char** argv) {

@@ -13,6 +13,7 @@
 #include "common/clock.hpp"
 #include "common/default_paths.hpp"
 #include "common/registry/etcd_registry.hpp"
+#include "common/registry/placement.hpp"
 #include "monitor/monitor.hpp"
 
 namespace monitor::console {
@@ -231,6 +232,27 @@ int dispatch_verbs(const char* group, int argc, char** argv,
 }
 
 int64_t unix_now() { return realtime_ns() / 1'000'000'000; }
+
+std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& service, int64_t from_s) {
+  auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
+  const auto names = assignment ? registry::judgers_holding(assignment->value, from_s) : std::vector<std::string>{};
+  if (names.empty()) {
+    throw ConsoleError(kExitBadInput, fmt::format("service {} has no judger in {} (monitorctl service show {})", service,
+                                                  console.address(), service));
+  }
+  std::vector<HoldingJudger> out;
+  for (const auto& name : names) {
+    auto entry = console.check(console.registry().get("judgers", name), "reading judger " + name);
+    const auto* obj = entry ? entry->value.if_object() : nullptr;
+    const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
+    out.push_back({name, query != nullptr && query->is_string() ? std::string(query->as_string()) : ""});
+  }
+  if (out.size() == 1 && out[0].query.empty()) {
+    throw ConsoleError(kExitUnreachable,
+                       fmt::format("judger {} (owner of {}) is not live in {}", out[0].name, service, console.address()));
+  }
+  return out;
+}
 
 int64_t parse_time(const std::string& option, const std::string& text, int64_t now, bool future) {
   const auto bad = [&] {

@@ -69,6 +69,16 @@ class Console {
   std::unique_ptr<registry::Registry> registry_;
 };
 
+/// A judger that held a service: its name and query address ("" when it is not live).
+struct HoldingJudger {
+  std::string name, query;
+};
+
+/// The judgers that may hold minutes of `service` from `from_s` on (its judger
+/// now and those it left since, DESIGN.md section 4). Throws ConsoleError when
+/// the service has no judger, or its only one is not live.
+std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& service, int64_t from_s);
+
 /// Parses a subcommand's arguments; prints help and returns nullopt on --help.
 /// Throws ConsoleError on bad flags.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);

@@ -36,33 +36,18 @@ std::string url_escape(const std::string& s) {
 // The judgers to ask: --query-address, or --judger, or the service's judger
 // and those it left within the range (a service that moved); each with its
 // query address, empty when it is not live.
-std::vector<std::pair<std::string, std::string>> find_judgers(const cxxopts::ParseResult& args,
-                                                              const std::string& service, int64_t from) {
+std::vector<HoldingJudger> find_judgers(const cxxopts::ParseResult& args, const std::string& service, int64_t from) {
   if (args.count("query-address")) return {{"", args["query-address"].as<std::string>()}};
   Console console(args);
-  std::vector<std::string> names;
-  if (args.count("judger")) {
-    names.push_back(args["judger"].as<std::string>());
-  } else {
-    auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
-    if (assignment) names = registry::judgers_holding(assignment->value, from);
-    if (names.empty()) {
-      throw ConsoleError(kExitBadInput, fmt::format("service {} has no judger in {} (monitorctl service show {})",
-                                                    service, console.address(), service));
-    }
+  if (!args.count("judger")) return holding_judgers(console, service, from);
+  const std::string name = args["judger"].as<std::string>();
+  auto entry = console.check(console.registry().get("judgers", name), "reading judger " + name);
+  const auto* obj = entry ? entry->value.if_object() : nullptr;
+  const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
+  if (query == nullptr || !query->is_string() || query->as_string().empty()) {
+    throw ConsoleError(kExitUnreachable, fmt::format("judger {} is not live in {}", name, console.address()));
   }
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& name : names) {
-    auto entry = console.check(console.registry().get("judgers", name), "reading judger " + name);
-    const auto* obj = entry ? entry->value.if_object() : nullptr;
-    const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
-    out.emplace_back(name, query != nullptr && query->is_string() ? std::string(query->as_string()) : "");
-  }
-  if (out.size() == 1 && out[0].second.empty()) {
-    throw ConsoleError(kExitUnreachable, fmt::format("judger {} (owner of {}) is not live in {}", out[0].first,
-                                                     service, console.address()));
-  }
-  return out;
+  return {{name, std::string(query->as_string())}};
 }
 
 std::string sparkline(const std::vector<double>& values) {
@@ -140,7 +125,7 @@ int query_command(int argc, char** argv) {
     };
     std::string body_text;
     if (judgers.size() == 1) {
-      auto got = ask(judgers[0].second, "/api/series");
+      auto got = ask(judgers[0].query, "/api/series");
       if (auto* rc = std::get_if<int>(&got)) return *rc;
       body_text = std::get<std::string>(std::move(got));
     } else {

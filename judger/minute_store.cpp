@@ -630,16 +630,18 @@ boost::system::result<int64_t> MinuteStore::last_minute(const std::string& servi
 
 boost::system::result<std::vector<MinutePoint>> MinuteStore::minute_points(const std::string& service,
                                                                          const std::string& attr, uint32_t op,
-                                                                         int64_t from, int64_t to) {
+                                                                         int64_t from, int64_t to, size_t limit) {
   Statement st(db_,
                "SELECT s.server_id, p.ts, p.value FROM series s JOIN points p ON p.series = s.id "
                "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND p.resolution = 60 AND p.ts >= ? AND p.ts < ? "
                "AND p.ts IN (SELECT minute FROM completed_minutes) ORDER BY p.ts");
   st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from).bind(5, to);
   std::vector<MinutePoint> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) out.push_back({service, attr, op, st.int64(0), st.int64(1), st.real(2)});
-  if (rc != SQLITE_DONE) return sqlite_error(rc);
+  int rc = SQLITE_DONE;
+  while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
+    out.push_back({service, attr, op, st.int64(0), st.int64(1), st.real(2)});
+  }
+  if (out.size() < limit && rc != SQLITE_DONE) return sqlite_error(rc);
   return out;
 }
 

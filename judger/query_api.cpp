@@ -89,6 +89,7 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
   }
   if (path == "/api/series") return series(params, now_s);
   if (path == "/api/cells") return cells(params, now_s);
+  if (path == "/api/points") return points(params, now_s);
   if (path == "/api/services") {
     if (const auto it = params.find("service"); it != params.end()) {
       if (!is_valid_name(it->second)) return error(400, "service must be a name like Shop.Api");
@@ -113,7 +114,8 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     }
     return {200, boost::json::serialize(boost::json::object{{"history", history_(rule, from, to, static_cast<size_t>(limit))}})};
   }
-  return error(404, "no such endpoint; try /api/series, /api/cells, /api/services, /api/health, /api/alarms/history");
+  return error(404, "no such endpoint; try /api/series, /api/cells, /api/points, /api/services, /api/health, "
+                    "/api/alarms/history");
 }
 
 namespace {
@@ -203,6 +205,27 @@ QueryResponse QueryApi::cells(const std::map<std::string, std::string>& params, 
   boost::json::object body{{"service", q.service}, {"attr", q.attr}, {"op", q.op_name},
                            {"server", q.server < 0 ? boost::json::value("total") : boost::json::value(q.server)},
                            {"from", q.from}, {"to", q.to}, {"cells", std::move(rows)}};
+  return {200, boost::json::serialize(body)};
+}
+
+QueryResponse QueryApi::points(const std::map<std::string, std::string>& params, int64_t now_s) {
+  auto parsed = parse_query(params, now_s);
+  if (auto* bad = std::get_if<QueryResponse>(&parsed)) return *bad;
+  const SeriesQuery& q = std::get<SeriesQuery>(parsed);
+  // A query string must not make the judger build an answer of any size: a
+  // rule test over 7 days of 100 servers with a week's look-back is 2 M points.
+  constexpr size_t kMaxPoints = 4'000'000;
+  const auto points = store_.minute_points(q.service, q.attr, q.op, q.from, q.to, kMaxPoints + 1);
+  if (!points) return error(500, points.error().message());
+  if (points->size() > kMaxPoints) return error(413, "more than 4000000 points; ask for a shorter range");
+  std::map<int64_t, boost::json::array> by_server;
+  for (const auto& p : *points) by_server[p.server_id].push_back(boost::json::array{p.minute, p.value});
+  boost::json::object servers;
+  for (auto& [server, rows] : by_server) servers[server < 0 ? "total" : std::to_string(server)] = std::move(rows);
+  const auto last = store_.last_minute(q.service);
+  if (!last) return error(500, last.error().message());
+  boost::json::object body{{"service", q.service}, {"attr", q.attr}, {"op", q.op_name}, {"from", q.from},
+                           {"to", q.to},           {"last_minute", *last}, {"servers", std::move(servers)}};
   return {200, boost::json::serialize(body)};
 }
 

@@ -23,6 +23,7 @@ bool parse_query_string(std::string_view query, std::map<std::string, std::strin
 
 /// The judger's query API, independent of HTTP so it can be tested directly:
 ///   GET /api/series?service=S&attr=A&op=SUM|MAX|...|HIST_P99&server=N|total&from=T&to=T&step=S
+///   GET /api/points?service=S&attr=A&op=O&from=T&to=T   (every server's and the total's finished minutes)
 ///   GET /api/services
 ///   GET /api/health
 ///   GET /api/alarms/history?rule=R&from=T&to=T&limit=N   (the judger's alarm history, newest first)
@@ -43,6 +44,8 @@ class QueryApi {
  private:
   QueryResponse series(const std::map<std::string, std::string>& params, int64_t now_s);
   QueryResponse services();
+  // Every server's minutes of a series: what `monitorctl rule test` replays.
+  QueryResponse points(const std::map<std::string, std::string>& params, int64_t now_s);
   // The mergeable state of each stored minute of a series, for merging a
   // minute whose data two judgers hold (a service that moved).
   QueryResponse cells(const std::map<std::string, std::string>& params, int64_t now_s);

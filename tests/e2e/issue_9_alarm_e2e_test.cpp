@@ -186,6 +186,35 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   CHECK_THAT(history.out, Catch::Contains("firing"));
   CHECK_THAT(history.out, Catch::Contains("resolved"));
   CHECK_THAT(history.out, Catch::Contains("delivered"));
+
+  // The same history replayed through the stored rule, and through others
+  // from a file, as a person tunes a threshold before it pages anyone.
+  auto tried = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"rule", "test"});
+    args.insert(args.end(), {"--since", "1h", "--output", "json"});
+    const Run r = monitorctl(dir, args);
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    return json::parse(r.out).as_object();
+  };
+  auto stored = tried({"Alarm.Test.High"});
+  CHECK(stored.at("fired").as_int64() == 1);
+  CHECK(stored.at("resolved").as_int64() == 1);
+  CHECK(stored.at("notifications_total").as_int64() == 2);
+  CHECK(stored.at("transitions").at(0).at("minute").as_int64() == faulty);
+  CHECK(stored.at("transitions").at(0).at("value").as_double() == 5000);
+  const std::string tuned = dir.file("tuned.rules");
+  std::ofstream(tuned) << "rule Alarm.Test.Higher\n  service Alarm.Test\n  attr Orders.Placed\n  op SUM\n  per total\n"
+                          "  when value > 9000\n"
+                          "rule Alarm.Test.Lower\n  service Alarm.Test\n  attr Orders.Placed\n  op SUM\n  per total\n"
+                          "  when value > 5\n  repeat 0\n";
+  CHECK(tried({"Alarm.Test.Higher", "--file", tuned}).at("fired").as_int64() == 0);
+  auto lower = tried({"Alarm.Test.Lower", "--file", tuned});
+  CHECK(lower.at("fired").as_int64() == 1);
+  CHECK(lower.at("firing_at_end").as_int64() == 1);  // 10 orders a minute is above 5: still firing
+  const Run table = monitorctl(dir, {"rule", "test", "Alarm.Test.High", "--since", "1h"});
+  CHECK_THAT(table.out, Catch::Contains("fired 1 time(s), resolved 1"));
+  CHECK(monitorctl(dir, {"rule", "test", "Alarm.Test.Nope"}).rc == 2);
   restarted.signal(SIGTERM);
   CHECK(restarted.wait_for(10s) == 0);
 }

@@ -48,6 +48,13 @@ TEST_CASE("the query API answers series, services and health, and 400s bad param
   CHECK_THAT(r.body, Catch::Contains("2.5E2"));
   CHECK_THAT(api.handle("/api/services", now).body, Catch::Contains(R"("Shop.Api":["Latency.Us","Orders.Placed"])"));
   CHECK(api.handle("/api/health", now).body == R"({"ok":true})");
+  // Every server's finished minutes at once, as `monitorctl rule test` reads them.
+  r = api.handle("/api/points?service=Shop.Api&attr=Orders.Placed&op=SUM&from=" + std::to_string(kBase + 60) +
+                     "&to=" + std::to_string(kBase + 600),
+                 now);
+  CHECK(r.status == 200);
+  CHECK_THAT(r.body, Catch::Contains(R"("servers":{"4":[[1732176060,1.1E1],[1732176120,1.2E1]]})") &&
+                         Catch::Contains(R"("last_minute":1732176120)"));
 
   for (const char* bad : {"/api/series", "/api/series?service=Shop.Api&attr=Orders.Placed",
                           "/api/series?service=shop&attr=Orders.Placed&op=SUM",
