@@ -244,6 +244,8 @@ void Judger::report_health() {
       registry_health_.gauge("Parts.Gone", f.parts_gone);
       registry_health_.gauge("Judgers.Live", f.judgers_live);
       registry_health_.gauge("Judgers.Gone", f.judgers_gone);
+      registry_health_.gauge("Proxies.Gone", f.proxies_gone);
+      registry_health_.gauge("Agents.Gone", f.agents_gone);
       registry_health_.gauge("Services.Unassigned", f.services_unassigned);
       registry_health_.counter("Placement.Moves", f.moves);
     }

@@ -53,7 +53,8 @@ void Placer::place() {
   for (const auto& [role, kind] : kind_of_role) {
     for (const auto& e : known_[kind]) live_by_kind[kind].insert(e.name);
   }
-  int64_t parts_live = 0, parts_gone = 0, judgers_gone = 0;
+  int64_t parts_live = 0, parts_gone = 0;
+  std::map<std::string, int64_t> gone_by_role;
   for (const auto& e : known_["parts"]) {
     const auto* obj = e.value.if_object();
     const bool registered = obj != nullptr && obj->contains("registered");
@@ -65,7 +66,7 @@ void Placer::place() {
     if (!registered || kind == kind_of_role.end()) continue;
     const bool is_live = live_by_kind[kind->second].contains(name);
     (is_live ? parts_live : parts_gone) += 1;
-    if (role == "judger" && !is_live) ++judgers_gone;
+    if (!is_live) ++gone_by_role[role];
   }
 
   bool automatic = true;
@@ -123,7 +124,9 @@ void Placer::place() {
   std::lock_guard lock(figures_mutex_);
   figures_.leader = leader;
   figures_.judgers_live = static_cast<int64_t>(live.size());
-  figures_.judgers_gone = judgers_gone;
+  figures_.judgers_gone = gone_by_role["judger"];
+  figures_.proxies_gone = gone_by_role["proxy"];
+  figures_.agents_gone = gone_by_role["agent"];
   figures_.parts_live = parts_live;
   figures_.parts_gone = parts_gone;
   figures_.services_unassigned = unassigned;

@@ -24,6 +24,7 @@ class Placer {
   /// What the leader reports as Monitor.Registry (the system's own view of its parts).
   struct Figures {
     int64_t parts_live = 0, parts_gone = 0, judgers_live = 0, judgers_gone = 0, services_unassigned = 0;
+    int64_t proxies_gone = 0, agents_gone = 0;
     uint64_t moves = 0;
     bool leader = false;
   };

@@ -101,7 +101,7 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   TempDir dir;
   const int port = free_port(), query_port = free_port(), hook_port = free_port(), smtp_port = free_port();
   const std::string hooks = dir.file("hooks.jsonl"), maildir = dir.file("maildir");
-  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/support/webhook_sink.py",
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
                                    std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
   auto smtp = ChildProcess::spawn({"/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port),
                                    "-c", "aiosmtpd.handlers.Mailbox", maildir}, "", dir.file("smtp.log"));
@@ -250,4 +250,82 @@ TEST_CASE("issue 9: malformed rules are refused with position and reason, and no
   const Run list = monitorctl(dir, {"rule", "list", "--output", "json"});
   REQUIRE(list.rc == 0);
   CHECK(json::parse(list.out).as_array().empty());
+}
+
+TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent gone, evaluated by the judger that "
+          "survives, also when the one that died led and evaluated them",
+          "[e2e][issue9][alarms][watchdog][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("watchdog"), ring2("watchdog2");
+  // The example registry: Monitor.* registered and assigned to judger-1.
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const std::string registry = "file:" + dir.file("registry");
+  const std::vector<std::string> env = {std::string(MONITOR_RING_ENV) + "=" + ring.name()};
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output", "/dev/null",
+                                    "--registry", registry, "--dc", "dc1", "--spool-dir", dir.file("agent-spool"),
+                                    "--server-id", "1"},
+                                   "", dir.file("agent.log"));
+  auto doomed_agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring2.name(), "--socket", "", "--output",
+                                           "/dev/null", "--registry", registry, "--dc", "dc1", "--spool-dir",
+                                           dir.file("agent2-spool"), "--server-id", "2", "--no-self-metrics"},
+                                          "", dir.file("agent2.log"));
+  auto judger = [&](int n) {
+    return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
+                                "127.0.0.1:" + std::to_string(free_port()), "--query-listen",
+                                "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
+                                dir.file("judger-" + std::to_string(n)), "--registry", registry, "--grace", "1",
+                                "--late-window", "5", "--server-id", std::to_string(n)},
+                               "", dir.file("judger-" + std::to_string(n) + ".log"), env);
+  };
+  auto leader = judger(1);  // the smallest name leads placement, and owns Monitor.Registry
+  auto survivor = judger(2);
+  auto bonnie = ChildProcess::spawn({MONITOR_PROXY_PATH, "--role", "bonnie", "--name", "bonnie-1", "--listen",
+                                     "127.0.0.1:" + std::to_string(free_port()), "--dc", "dc1", "--registry", registry,
+                                     "--data-dir", dir.file("bonnie"), "--server-id", "1"},
+                                    "", dir.file("bonnie.log"), env);
+  const Run added = monitor::e2e::monitorctl(dir, registry,
+                                             {"rule", "add", std::string(MONITOR_TESTS_DIR) + "/../examples/rules/monitor.rules"});
+  INFO(added.out << added.err);
+  REQUIRE(added.rc == 0);
+  // Every part registered and live: two judgers, two agents, Bonnie.
+  auto live_parts = [&] {
+    const Run s = monitor::e2e::monitorctl(dir, registry, {"status", "--output", "json"});
+    if (s.rc != 0) return size_t{0};
+    const json::value parsed = json::parse(s.out);
+    const json::array& rows = parsed.as_array();
+    return static_cast<size_t>(std::count_if(rows.begin(), rows.end(), [](const json::value& r) {
+      return r.at("state").as_string() == "live";
+    }));
+  };
+  REQUIRE(wait_until([&] { return live_parts() == 5; }, 30s));
+
+  // What `alarm list` says of a rule's total: its state, or "".
+  auto state_of = [&](const std::string& rule) -> std::string {
+    const Run r = monitor::e2e::monitorctl(dir, registry, {"alarm", "list", "--output", "json"});
+    if (r.rc != 0) return "";
+    const json::value rows = json::parse(r.out);
+    for (const auto& row : rows.as_array()) {
+      if (row.at("rule").as_string() == rule && row.at("series").as_string() == "total") {
+        return std::string(row.at("state").as_string());
+      }
+    }
+    return "";
+  };
+  // The leader and evaluator of Monitor.Registry, and an agent, die at once.
+  leader.signal(SIGKILL);
+  doomed_agent.signal(SIGKILL);
+  REQUIRE(leader.wait_for(5s) == 128 + SIGKILL);
+  REQUIRE(doomed_agent.wait_for(5s) == 128 + SIGKILL);
+  const bool fired = wait_until([&] {
+    return state_of("Monitor.Registry.JudgerGone") == "firing" && state_of("Monitor.Registry.AgentGone") == "firing";
+  }, 150s);
+  INFO("judger-2:\n" << read_file(dir.file("judger-2.log")) << "\nbonnie:\n" << read_file(dir.file("bonnie.log")));
+  INFO("alarm list:\n" << monitor::e2e::monitorctl(dir, registry, {"alarm", "list"}).out);
+  REQUIRE(fired);
+  CHECK(state_of("Monitor.Registry.ProxyGone").empty());
+  const Run shown = monitor::e2e::monitorctl(dir, registry, {"service", "show", "Monitor.Registry"});
+  CHECK_THAT(shown.out, Catch::Contains("judger-2"));
+  CHECK_THAT(read_file(dir.file("judger-2.log")), Catch::Contains("Monitor.Registry"));
+  for (auto* p : {&agent, &bonnie, &survivor}) p->signal(SIGTERM);
+  for (auto* p : {&agent, &bonnie, &survivor}) CHECK(p->wait_for(20s) == 0);
 }

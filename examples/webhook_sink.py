@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""An HTTP receiver for the alarm tests: appends every POST as one JSON line
-(path, Idempotency-Key, body) to OUT and answers 200, or 500 on paths under
-/fail. Usage: webhook_sink.py PORT OUT"""
+"""A webhook receiver for the demo and the alarm tests: appends every POST as
+one JSON line (path, Idempotency-Key, body) to OUT and answers 200, or 500 on
+paths under /fail (so a test can see retries). Usage: webhook_sink.py PORT OUT"""
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
