@@ -5,7 +5,11 @@
 #   monitor-agent (finds bonnie-1 in the registry),
 # runs examples/monitor-demo against it, and shows the demo's first minute
 # through `monitorctl query` once the judger has closed it, checking that its
-# total is what the demo says it sent.
+# total is what the demo says it sent. Then an alarm: the rules of
+# examples/rules/ are added, the demo app runs a minute with a fault (--slow),
+# the webhook receiver (examples/webhook_sink.py) gets the firing
+# notification, a healthy minute resolves it, and `monitorctl rule test`
+# replays the rule (and a tuned one) on what was stored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== building (the first run takes a couple of minutes)"
@@ -54,6 +58,13 @@ build/proxy/monitor-proxy --role bonnie --name bonnie-1 --listen 127.0.0.1:7200 
 pids+=($!)
 bonnie=$!
 await_entry proxies/bonnie-1 "$data/bonnie.log"
+hooks="$data/notifications.jsonl"
+python3 examples/webhook_sink.py 7302 "$hooks" 2> "$data/webhook.log" &
+pids+=($!)
+sink=$!
+echo "== alarm rules: the system's own (examples/rules/monitor.rules) and the demo's (examples/rules/shop.rules)"
+build/console/monitorctl rule add examples/rules/monitor.rules --registry "$registry"
+build/console/monitorctl rule add examples/rules/shop.rules --registry "$registry"
 echo "== running: monitor-agent -> monitor-proxy (bonnie-1, 127.0.0.1:7200) -> monitor-judger (judger-1," \
   "queries on $judger_query); registry $data/registry"
 
@@ -111,6 +122,44 @@ show build/console/monitorctl query "${range[@]}" --service Monitor.Proxy --attr
 echo "== the services and the parts, as the console sees them:"
 show build/console/monitorctl service list --registry "$registry"
 show build/console/monitorctl status --registry "$registry"
+echo "== an alarm: the demo app runs 8 s with a fault (--slow: requests 20 times slower)"
+# Prints the text of the first notification of kind $1 to arrive within 100 s; fails if none does.
+await_notification() {
+  for _ in $(seq 1 500); do
+    if [ -f "$hooks" ] && python3 - "$hooks" "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    body = json.loads(json.loads(line)["body"])
+    if body["kind"] == sys.argv[2]:
+        print(body["text"])
+        sys.exit(0)
+sys.exit(1)
+PY
+    then return 0; fi
+    sleep 0.2
+  done
+  echo "!! no $1 notification within 100 s; the judger's log:" >&2
+  tail -n 20 "$data/judger.log" >&2
+  exit 1
+}
+build/examples/monitor-demo 8 --slow
+fault_end=$(date +%s)
+fault_minute_end=$((fault_end - fault_end % 60 + 60))
+echo "== waiting for the faulty minute to close (its end + 7 s grace); the webhook receives:"
+await_notification firing | sed 's/^/   | /'
+echo "   (received $(python3 -c "import time; print(f'{time.time() - $fault_minute_end:.1f}')") s after the faulty minute's end)"
+show build/console/monitorctl alarm list --registry "$registry"
+echo "== the fault ends: a healthy minute"
+while [ "$(date +%s)" -lt "$fault_minute_end" ]; do sleep 0.5; done
+build/examples/monitor-demo 8
+await_notification resolved | sed 's/^/   | /'
+show build/console/monitorctl alarm history --registry "$registry" --rule Shop.Api.SlowRequests
+echo "== trying rules on what was stored: the rule as it is, and a tuned threshold from a file"
+show build/console/monitorctl rule test Shop.Api.SlowRequests --since 1h --registry "$registry"
+sed -e 's/value > 5000/value > 50000/' -e '/^test/,$d' examples/rules/shop.rules > "$data/tuned.rules"
+show build/console/monitorctl rule test Shop.Api.SlowRequests --file "$data/tuned.rules" --since 1h \
+  --registry "$registry"
+
 echo "== stopping in the order data flows (agent, Bonnie, judger); each part's last health line:"
 stop_part() {
   kill -TERM "$1" 2>/dev/null || true
@@ -119,6 +168,7 @@ stop_part() {
 stop_part "$agent"
 stop_part "$bonnie"
 stop_part "$judger"
+stop_part "$sink"
 pids=()
 for part in agent bonnie judger; do
   grep -h -E "health:|forwarder:" "$data/$part.log" | tail -n 1
