@@ -628,6 +628,22 @@ boost::system::result<int64_t> MinuteStore::last_minute(const std::string& servi
   return st.int64(0);
 }
 
+boost::system::result<std::vector<std::pair<std::string, int64_t>>> MinuteStore::reports_by_service(int64_t from,
+                                                                                                     int64_t to) {
+  // Each op of a series has its own cell with the count of the reports that
+  // asked for it; the most of them is the series' reports.
+  Statement st(db_,
+               "SELECT service, sum(n) FROM (SELECT service, max(count) AS n FROM minute_cells "
+               "WHERE minute >= ? AND minute < ? AND server_id >= 0 GROUP BY minute, service, attr, server_id) "
+               "GROUP BY service ORDER BY 2 DESC");
+  st.bind(1, from).bind(2, to);
+  std::vector<std::pair<std::string, int64_t>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.int64(1));
+  if (rc != SQLITE_DONE) return sqlite_error(st.prepare_rc() != SQLITE_OK ? st.prepare_rc() : rc);
+  return out;
+}
+
 boost::system::result<std::vector<MinutePoint>> MinuteStore::minute_points(const std::string& service,
                                                                          const std::string& attr, uint32_t op,
                                                                          int64_t from, int64_t to, size_t limit) {

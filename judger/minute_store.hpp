@@ -176,6 +176,12 @@ class MinuteStore {
                                                                               int64_t from, int64_t to,
                                                                               size_t limit = SIZE_MAX);
 
+  /// Reports per service in the finished minutes of [from, to), from the
+  /// minutes' mergeable state (kept as long as minute points): a series
+  /// reported with several ops counts its reports once.
+  [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, int64_t>>> reports_by_service(int64_t from,
+                                                                                                        int64_t to);
+
   /// The newest finished minute stored of a service, 0 if none.
   [[nodiscard]] boost::system::result<int64_t> last_minute(const std::string& service);
 

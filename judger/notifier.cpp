@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "common/clock.hpp"
+#include "mail/smtp_mail.hpp"
 
 extern char** environ;
 
@@ -60,26 +61,6 @@ class Stmt {
 size_t collect(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
   return size * n;
-}
-
-struct Upload {
-  const std::string* data;
-  size_t offset = 0;
-};
-
-size_t feed(char* buffer, size_t size, size_t n, void* in) {
-  auto* u = static_cast<Upload*>(in);
-  const size_t len = std::min(size * n, u->data->size() - u->offset);
-  std::memcpy(buffer, u->data->data() + u->offset, len);
-  u->offset += len;
-  return len;
-}
-
-std::string mail_header_safe(std::string s) {
-  for (char& c : s) {
-    if (c == '\r' || c == '\n') c = ' ';
-  }
-  return s;
 }
 
 struct RunningCommand {
@@ -377,38 +358,9 @@ bool Notifier::post_webhook(const std::string& url, const std::string& key, cons
 
 bool Notifier::send_mail(const std::string& to, const std::string& key, const std::string& subject,
                          const std::string& text, const std::string& html, std::string& error) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) {
-    error = "libcurl: no handle";
-    return false;
-  }
-  const std::string boundary = "monitor-" + key;
   // The Message-ID is the idempotency key: a retried delivery is recognisable.
-  std::string message = fmt::format(
-      "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <{}@monitor>\r\nMIME-Version: 1.0\r\n"
-      "Content-Type: multipart/alternative; boundary=\"{}\"\r\n\r\n"
-      "--{}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n"
-      "--{}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{}\r\n--{}--\r\n",
-      mail_header_safe(options_.mail_from), mail_header_safe(to), mail_header_safe(subject), key, boundary, boundary,
-      text, boundary, html, boundary);
-  Upload upload{&message};
-  curl_slist* rcpt = curl_slist_append(nullptr, ("<" + to + ">").c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, options_.smtp_url.c_str());
-  curl_easy_setopt(curl, CURLOPT_MAIL_FROM, ("<" + options_.mail_from + ">").c_str());
-  curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, rcpt);
-  curl_easy_setopt(curl, CURLOPT_READFUNCTION, feed);
-  curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
-  curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout_s));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  const CURLcode rc = curl_easy_perform(curl);
-  curl_slist_free_all(rcpt);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
-    error = curl_easy_strerror(rc);
-    return false;
-  }
-  return true;
+  return mail::send(options_.smtp_url, {options_.mail_from, to, subject, key, text, html},
+                    static_cast<long>(options_.timeout_s), error);
 }
 
 }  // namespace monitor::judger

@@ -100,6 +100,17 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     return services();
   }
   if (path == "/api/health") return {200, health_()};
+  if (path == "/api/reports") {
+    int64_t from = now_s - 86400, to = now_s;
+    if ((params.count("from") && !parse_int(params.at("from"), from)) || (params.count("to") && !parse_int(params.at("to"), to))) {
+      return error(400, "from and to are Unix seconds");
+    }
+    const auto reports = store_.reports_by_service(from, to);
+    if (!reports) return error(500, reports.error().message());
+    boost::json::object by_service;
+    for (const auto& [service, n] : *reports) by_service[service] = n;
+    return {200, boost::json::serialize(boost::json::object{{"from", from}, {"to", to}, {"services", std::move(by_service)}})};
+  }
   if (path == "/api/alarms/history" && history_) {
     const std::string rule = params.count("rule") ? params.at("rule") : "";
     if (!rule.empty() && !is_valid_name(rule)) return error(400, "rule must be a name like Shop.Api.OrdersLow");
@@ -114,8 +125,8 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     }
     return {200, boost::json::serialize(boost::json::object{{"history", history_(rule, from, to, static_cast<size_t>(limit))}})};
   }
-  return error(404, "no such endpoint; try /api/series, /api/cells, /api/points, /api/services, /api/health, "
-                    "/api/alarms/history");
+  return error(404, "no such endpoint; try /api/series, /api/cells, /api/points, /api/services, /api/reports, "
+                    "/api/health, /api/alarms/history");
 }
 
 namespace {

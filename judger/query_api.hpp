@@ -25,6 +25,7 @@ bool parse_query_string(std::string_view query, std::map<std::string, std::strin
 ///   GET /api/series?service=S&attr=A&op=SUM|MAX|...|HIST_P99&server=N|total&from=T&to=T&step=S
 ///   GET /api/points?service=S&attr=A&op=O&from=T&to=T   (every server's and the total's finished minutes)
 ///   GET /api/services
+///   GET /api/reports?from=T&to=T   (reports per service in the finished minutes of the range; default the last day)
 ///   GET /api/health
 ///   GET /api/alarms/history?rule=R&from=T&to=T&limit=N   (the judger's alarm history, newest first)
 /// Times are Unix seconds; `from` defaults to an hour before `to`, `to` to

@@ -43,12 +43,13 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Sends `value` as the SUM of Alarm.Test Orders.Placed, server 1, at `second`.
-void report(int port, uint64_t sender, uint64_t& seq, int64_t second, int64_t value) {
+// Sends `value` as the SUM of `service` Orders.Placed of `server` at `second`.
+void report(int port, uint64_t sender, uint64_t& seq, int64_t second, int64_t value,
+            const std::string& service = "Alarm.Test", int64_t server = 1) {
   WireClient client(port, 10s);
   std::string out;
   wire::encode(out, wire::Hello{sender, wire::Role::kAgent, "alarm-test"});
-  wire::encode(out, std::vector<wire::DictEntry>{{1, "Alarm.Test", "Orders.Placed"}});
+  wire::encode(out, std::vector<wire::DictEntry>{{1, service, "Orders.Placed"}});
   REQUIRE(client.send(out));
   auto reply = client.read_frame(10s);
   REQUIRE((reply && reply->type == wire::FrameType::kHelloAck));
@@ -56,7 +57,7 @@ void report(int port, uint64_t sender, uint64_t& seq, int64_t second, int64_t va
   wire::BatchRecord r;
   r.second = second;
   r.name_id = 1;
-  r.server_id = 1;
+  r.server_id = server;
   r.ops = 1;
   r.stats.add(value, second * 1'000'000'000);
   batch.records.push_back(r);
@@ -328,4 +329,89 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
   CHECK_THAT(read_file(dir.file("judger-2.log")), Catch::Contains("Monitor.Registry"));
   for (auto* p : {&agent, &bonnie, &survivor}) p->signal(SIGTERM);
   for (auto* p : {&agent, &bonnie, &survivor}) CHECK(p->wait_for(20s) == 0);
+}
+
+TEST_CASE("issue 9: an ack stops repeats, an unacknowledged alarm escalates once, no-data fires and resolves per "
+          "server, and a service moved to another judger while firing is neither notified again nor lost",
+          "[e2e][issue9][alarms][slow]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("registry"));
+  const int hook_port = free_port();
+  const std::string hooks = dir.file("hooks.jsonl");
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
+                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  const int port1 = free_port(), port2 = free_port();
+  auto judger = [&](int n, int port) {
+    return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
+                                "127.0.0.1:" + std::to_string(port), "--query-listen",
+                                "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
+                                dir.file("judger-" + std::to_string(n)), "--registry",
+                                monitor::e2e::registry_address(dir), "--grace", "1", "--late-window", "5",
+                                "--no-self-metrics"},
+                               "", dir.file("judger-" + std::to_string(n) + ".log"));
+  };
+  auto judger1 = judger(1, port1);
+  auto judger2 = judger(2, port2);
+  REQUIRE(wait_until([&] {
+    const std::string out = monitorctl(dir, {"judger", "list"}).out;
+    return out.find("judger-1") != std::string::npos && out.find("judger-2") != std::string::npos;
+  }, 20s));
+  REQUIRE(monitorctl(dir, {"service", "add", "Alarm.Move", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"attr", "add", "Alarm.Move", "Orders.Placed"}).rc == 0);
+  const std::string hook = "http://127.0.0.1:" + std::to_string(hook_port);
+  const std::string rules = dir.file("move.rules");
+  auto rule = [&](const std::string& name, const std::string& per, const std::string& when) {
+    return "rule Alarm.Move." + name + "\n  service Alarm.Move\n  attr Orders.Placed\n  op SUM\n  per " + per +
+           "\n  when " + when + "\n";
+  };
+  std::ofstream(rules) << rule("Acked", "total", "value > 1000") << "  repeat 1\n  notify webhook:" << hook << "/acked\n"
+                       << rule("Escalated", "total", "value > 1000") << "  repeat 0\n  notify webhook:" << hook
+                       << "/escalated\n  escalate 1m webhook:" << hook << "/lead\n"
+                       << rule("Silent", "server", "nodata(1)") << "  repeat 0\n  notify webhook:" << hook << "/silent\n";
+  const Run added = monitorctl(dir, {"rule", "add", rules});
+  INFO(added.out << added.err);
+  REQUIRE(added.rc == 0);
+  auto kinds = [&](const std::string& path, std::string_view kind) { return count_kind(received(hooks, path), kind); };
+  uint64_t seq = 0;
+
+  // Minute 0: the fault (server 1 far above the threshold), server 2 reporting.
+  REQUIRE(wait_until([] { return unix_now() % 60 < 40; }, 25s));
+  const int64_t m0 = unix_now() / 60 * 60;
+  report(port1, 950, seq, unix_now(), 5000, "Alarm.Move", 1);
+  report(port1, 950, seq, unix_now(), 10, "Alarm.Move", 2);
+  REQUIRE(wait_until([&] { return kinds("/acked", "firing") == 1 && kinds("/escalated", "firing") == 1; }, 90s));
+
+  // Minute 1: the fault goes on, server 2 is silent.
+  report(port1, 950, seq, std::max(unix_now(), m0 + 60), 5000, "Alarm.Move", 1);
+  REQUIRE(wait_until([&] {
+    return kinds("/acked", "repeat") == 1 && kinds("/lead", "escalation") == 1 && kinds("/silent", "firing") == 1;
+  }, 90s));
+  CHECK(received(hooks, "/silent").at(0).at("alarms").at(0).at("server").as_int64() == 2);
+  // Acknowledged, and the service moves to judger-2 while its alarms fire.
+  REQUIRE(monitorctl(dir, {"alarm", "ack", "Alarm.Move.Acked"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"service", "assign", "Alarm.Move", "judger-2"}).rc == 0);
+
+  // Minute 2, at judger-2: the fault goes on, server 2 is back.
+  const int64_t m2 = m0 + 120;
+  REQUIRE(wait_until([&] { return unix_now() >= m2; }, 70s));
+  report(port2, 950, seq, unix_now(), 5000, "Alarm.Move", 1);
+  report(port2, 950, seq, unix_now(), 10, "Alarm.Move", 2);
+  REQUIRE(wait_until([&] { return kinds("/silent", "resolved") == 1; }, 90s));
+
+  // Minute 3: the fault ends; judger-2 resolves what judger-1 fired.
+  REQUIRE(wait_until([&] { return unix_now() >= m2 + 60; }, 70s));
+  report(port2, 950, seq, unix_now(), 10, "Alarm.Move", 1);
+  REQUIRE(wait_until([&] { return kinds("/acked", "resolved") == 1 && kinds("/escalated", "resolved") == 1; }, 90s));
+  INFO("judger-1:\n" << read_file(dir.file("judger-1.log")) << "\njudger-2:\n" << read_file(dir.file("judger-2.log")));
+  CHECK(kinds("/acked", "firing") == 1);
+  CHECK(kinds("/acked", "repeat") == 1);  // none after the ack, at judger-1 or judger-2
+  CHECK(kinds("/escalated", "firing") == 1);
+  CHECK(kinds("/lead", "escalation") == 1);
+  CHECK(received(hooks, "/lead").size() == 1);
+  CHECK(kinds("/silent", "firing") == 1);
+  CHECK(received(hooks, "/silent").size() == 2);
+  const Run history = monitorctl(dir, {"alarm", "history", "--rule", "Alarm.Move.Acked", "--output", "json"});
+  CHECK_THAT(history.out, Catch::Contains("judger-1") && Catch::Contains("judger-2"));
+  for (auto* p : {&judger1, &judger2}) p->signal(SIGTERM);
+  for (auto* p : {&judger1, &judger2}) CHECK(p->wait_for(20s) == 0);
 }

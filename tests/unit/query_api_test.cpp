@@ -48,6 +48,20 @@ TEST_CASE("the query API answers series, services and health, and 400s bad param
   CHECK_THAT(r.body, Catch::Contains("2.5E2"));
   CHECK_THAT(api.handle("/api/services", now).body, Catch::Contains(R"("Shop.Api":["Latency.Us","Orders.Placed"])"));
   CHECK(api.handle("/api/health", now).body == R"({"ok":true})");
+  // Reports per service, from the minutes' cells: a series with two ops
+  // counts its reports once, and the total is not counted again.
+  monitor::model::Stats five, two;
+  for (int i = 0; i < 5; ++i) five.add(i, kBase * 1'000'000'000);
+  for (int i = 0; i < 2; ++i) two.add(i, kBase * 1'000'000'000);
+  REQUIRE(store->finish_minute(kBase + 180, {}, {MinuteCell{"Shop.Api", "Orders.Placed", 1, 4, five, {}},
+                                                 MinuteCell{"Shop.Api", "Orders.Placed", 2, 4, five, {}},
+                                                 MinuteCell{"Shop.Api", "Orders.Placed", 1, -1, five, {}},
+                                                 MinuteCell{"Shop.Web", "Hits.Count", 1, 1, two, {}}}));
+  CHECK(api.handle("/api/reports?from=0&to=" + std::to_string(now + 60), now).body ==
+        R"({"from":0,"to":1732176260,"services":{"Shop.Api":5,"Shop.Web":2}})");
+  CHECK(api.handle("/api/reports?from=0&to=" + std::to_string(kBase + 180), now).body ==
+        R"({"from":0,"to":1732176180,"services":{}})");
+  CHECK(api.handle("/api/reports?from=x", now).status == 400);
   // Every server's finished minutes at once, as `monitorctl rule test` reads them.
   r = api.handle("/api/points?service=Shop.Api&attr=Orders.Placed&op=SUM&from=" + std::to_string(kBase + 60) +
                      "&to=" + std::to_string(kBase + 600),
