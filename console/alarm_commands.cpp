@@ -380,6 +380,8 @@ int rule_test(int argc, char** argv) {
   return 0;
 }
 
+}  // namespace
+
 // The judgers' query addresses, live ones first.
 std::vector<std::pair<std::string, std::string>> judger_queries(Console& console) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -416,6 +418,8 @@ json::array history_of(Console& console, const std::string& rule, int64_t from, 
   for (auto& r : rows) out.push_back(std::move(r));
   return out;
 }
+
+namespace {
 
 int alarm_list(int argc, char** argv) {
   auto options = make_options("alarm list", "Lists alarms that are not ok: pending, firing, recently resolved.");

@@ -113,20 +113,12 @@ int judger_command(int argc, char** argv) {
   return dispatch_verbs("judger", argc, argv, {{"list", judger_list}, {"add", judger_add}, {"rm", judger_rm}});
 }
 
-int status_command(int argc, char** argv) {
-  auto options = make_options("status", "Every agent, proxy and judger the registry knows: live with its health, or "
-                                        "gone (its lease expired).");
-  auto args = parse(options, argc, argv);
-  if (!args) return 0;
-  Console console(*args);
-  struct Row {
-    std::string role, name, state = "gone", address = "-", health = "-";
-  };
-  std::map<std::string, Row> rows;  // by "role.name"
+std::vector<PartState> part_states(Console& console) {
+  std::map<std::string, PartState> rows;  // by "role.name"
   for (const auto& part : console.check(console.registry().list(registry::kPartsKind), "reading the parts")) {
     const size_t dot = part.name.find('.');
     if (dot == std::string::npos) continue;
-    Row& row = rows[part.name];
+    PartState& row = rows[part.name];
     row.role = part.name.substr(0, dot);
     row.name = part.name.substr(dot + 1);
     const auto* obj = part.value.if_object();
@@ -135,7 +127,7 @@ int status_command(int argc, char** argv) {
   for (const auto& [role, kind] : std::vector<std::pair<std::string, std::string>>{
            {"agent", "agents"}, {"proxy", "proxies"}, {"judger", "judgers"}}) {
     for (const auto& entry : console.check(console.registry().list(kind), "reading " + kind)) {
-      Row& row = rows[role + "." + entry.name];
+      PartState& row = rows[role + "." + entry.name];
       row.role = role;
       row.name = entry.name;
       row.state = "live";
@@ -146,9 +138,20 @@ int status_command(int argc, char** argv) {
       row.health = health_of(role, entry.value);
     }
   }
+  std::vector<PartState> out;
+  for (auto& [key, row] : rows) out.push_back(std::move(row));
+  return out;
+}
+
+int status_command(int argc, char** argv) {
+  auto options = make_options("status", "Every agent, proxy and judger the registry knows: live with its health, or "
+                                        "gone (its lease expired).");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  Console console(*args);
   std::vector<std::vector<std::string>> table;
   size_t gone = 0;
-  for (const auto& [key, row] : rows) {
+  for (const auto& row : part_states(console)) {
     table.push_back({row.role, row.name, row.state, row.address, row.health});
     gone += row.state == "gone" ? 1 : 0;
   }

@@ -8,6 +8,7 @@
 #include "console/cluster_commands.hpp"
 #include "console/console_context.hpp"
 #include "console/query_command.hpp"
+#include "console/report_command.hpp"
 #include "console/service_commands.hpp"
 
 namespace {
@@ -26,9 +27,10 @@ void usage() {
       "  user       add|list|rm|grant|passwd  users and their roles\n"
       "  auth       enable                    turn etcd's authentication on\n"
       "  query                                print a series from the judger that owns it\n"
-      "  rule       add|list|show|rm|enable|disable|check   alarm rules (docs/rules.md)\n"
+      "  rule       add|list|show|rm|enable|disable|check|test   alarm rules (docs/rules.md)\n"
       "  alarm      list|show|ack|history     alarms and their history\n"
       "  silence    add|list|rm               silences of notifications\n"
+      "  report     daily                     the day's alarms, top services, the system's health\n"
       "\n"
       "Every command takes --registry file:DIR|etcd:HOST:PORT[,...] (or $MONITOR_REGISTRY, or\n"
       "~/.config/monitor/monitorctl.json), --user/--password, --output table|json.\n"
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "rule") return rule_command(argc - 1, argv + 1);
     if (command == "alarm") return alarm_command(argc - 1, argv + 1);
     if (command == "silence") return silence_command(argc - 1, argv + 1);
+    if (command == "report") return report_command(argc - 1, argv + 1);
   } catch (const ConsoleError& e) {
     std::fprintf(stderr, "monitorctl %s: %s\n", argv[1], e.what());
     return e.code();

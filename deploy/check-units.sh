@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Verifies deploy/systemd/*.service with systemd-analyze, the binaries of the
+# Verifies deploy/systemd/*.service and *.timer with systemd-analyze, the binaries of the
 # build tree standing in for /usr/local/bin. Skips (exit 0, saying so) where
 # systemd-analyze is not installed.
 set -euo pipefail
@@ -11,10 +11,12 @@ trap 'rm -rf "$dir"' EXIT
 for unit in deploy/systemd/*.service; do
   sed -e "s|/usr/local/bin/monitor-agent|$build/agent/monitor-agent|" \
       -e "s|/usr/local/bin/monitor-proxy|$build/proxy/monitor-proxy|" \
-      -e "s|/usr/local/bin/monitor-judger|$build/judger/monitor-judger|" "$unit" > "$dir/$(basename "$unit")"
+      -e "s|/usr/local/bin/monitor-judger|$build/judger/monitor-judger|" \
+      -e "s|/usr/local/bin/monitorctl|$build/console/monitorctl|" "$unit" > "$dir/$(basename "$unit")"
 done
+cp deploy/systemd/*.timer "$dir/"
 status=0
-for unit in "$dir"/*.service; do
+for unit in "$dir"/*.service "$dir"/*.timer; do
   name=$(basename "$unit")
   [[ "$name" == *@.service ]] && { cp "$unit" "$dir/${name/@./@check.}"; unit="$dir/${name/@./@check.}"; }
   # Complaints about the user not existing here are the host's, not the unit's.

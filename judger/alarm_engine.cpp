@@ -8,6 +8,7 @@
 
 #include "common/clock.hpp"
 #include "common/hash.hpp"
+#include "mail/smtp_mail.hpp"
 
 namespace monitor::judger {
 namespace {
@@ -39,20 +40,6 @@ std::string sparkline(const std::vector<std::optional<double>>& values) {
 std::string number(std::optional<double> v) {
   if (!v) return "no data";
   return fmt::format("{:g}", *v);
-}
-
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -366,9 +353,9 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
                       rule.when_text);
   std::string html = fmt::format("<h3>{} {} <small>({})</small></h3><p>{}</p><p>{}</p><p><code>{} {} {} per {}: when {}</code></p>"
                                  "<table border=\"1\" cellpadding=\"3\"><tr><th>series</th><th>value</th><th>last {} minutes</th></tr>",
-                                 upper, html_escape(rule.name), alarm::severity_name(rule.severity),
-                                 html_escape(rule.summary), html_escape(rule.description), rule.service, rule.attr, op,
-                                 rule.per_server ? "server" : "total", html_escape(rule.when_text), kRecentMinutes);
+                                 upper, mail::html_escape(rule.name), alarm::severity_name(rule.severity),
+                                 mail::html_escape(rule.summary), mail::html_escape(rule.description), rule.service, rule.attr, op,
+                                 rule.per_server ? "server" : "total", mail::html_escape(rule.when_text), kRecentMinutes);
   for (const int64_t server : notice.servers) {
     const auto a = owned.state.alarms.find(server);
     const auto s = by_server.find(server);
@@ -397,7 +384,7 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
     alarms.push_back(std::move(item));
   }
   text += fmt::format("\nMore: {}\n", query);
-  html += fmt::format("</table><p>More: <code>{}</code></p>", html_escape(query));
+  html += fmt::format("</table><p>More: <code>{}</code></p>", mail::html_escape(query));
   json::object labels;
   for (const auto& [k, v] : rule.labels) labels[k] = v;
   const std::string subject = fmt::format("[{}] {}: {} series", upper, rule.name, notice.servers.size());

@@ -209,7 +209,30 @@ void Notifier::run() {
                  options_.tries, backoff, error);
   };
 
+  // The history is kept 30 days (the daily report and `alarm history` read
+  // it); a settled outbox row 2 days, far longer than a restart's catch-up
+  // (60 minutes) during which its key keeps a replay from queueing it again.
+  constexpr int64_t kHistoryKeepS = 30 * 86400, kSettledKeepS = 2 * 86400;
+  int64_t next_prune_s = 0;
+  auto prune = [&] {
+    const int64_t now_s = now_ms() / 1000;
+    if (now_s < next_prune_s) return;
+    next_prune_s = now_s + 3600;
+    std::lock_guard lock(mutex_);
+    Stmt h(db_, "DELETE FROM history WHERE time_s < ?");
+    h.bind(1, now_s - kHistoryKeepS).step();
+    const int history_rows = sqlite3_changes(db_);
+    Stmt o(db_, "DELETE FROM outbox WHERE state != 'pending' AND created_s < ?");
+    o.bind(1, now_s - kSettledKeepS).step();
+    const int outbox_rows = sqlite3_changes(db_);
+    if (history_rows + outbox_rows > 0) {
+      spdlog::info("alarms: pruned {} history row(s) older than 30 days and {} settled notification(s) older than 2 days",
+                   history_rows, outbox_rows);
+    }
+  };
+
   for (;;) {
+    prune();
     struct Due {
       std::string key, rule, target, subject, text, html, body;
     };

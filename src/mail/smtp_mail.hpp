@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace monitor::mail {
 
@@ -16,5 +17,8 @@ struct Mail {
 /// `timeout_s`. False with `error` in words on failure. Header fields are
 /// cleaned of line breaks, so no value can add a header.
 bool send(const std::string& smtp_url, const Mail& mail, long timeout_s, std::string& error);
+
+/// Text made safe inside HTML (the HTML part of a mail).
+std::string html_escape(std::string_view s);
 
 }  // namespace monitor::mail

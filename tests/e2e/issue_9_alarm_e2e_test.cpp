@@ -216,6 +216,31 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   const Run table = monitorctl(dir, {"rule", "test", "Alarm.Test.High", "--since", "1h"});
   CHECK_THAT(table.out, Catch::Contains("fired 1 time(s), resolved 1"));
   CHECK(monitorctl(dir, {"rule", "test", "Alarm.Test.Nope"}).rc == 2);
+
+  // The daily report: what fired, who reported (two reports of Alarm.Test), the parts.
+  const Run report = monitorctl(dir, {"report", "daily", "--output", "json"});
+  INFO(report.out << report.err);
+  REQUIRE(report.rc == 0);
+  const json::value figures = json::parse(report.out);
+  CHECK(figures.at("alarms_fired").as_int64() == 3);  // High, Failing and the silenced one
+  CHECK(figures.at("rules").at("Alarm.Test.High").at("fired").as_int64() == 1);
+  CHECK(figures.at("rules").at("Alarm.Test.Failing").at("notifications_failed").as_int64() == 3);
+  CHECK(figures.at("top_services").at(0).at("service").as_string() == "Alarm.Test");
+  CHECK(figures.at("top_services").at(0).at("reports").as_int64() == 2);
+  const size_t mails_before = mails(maildir).size();
+  const Run mailed = monitorctl(dir, {"report", "daily", "--mail-to", "ops@example.com", "--smtp-url",
+                                      "smtp://127.0.0.1:" + std::to_string(smtp_port), "--mail-from", "monitor@test"});
+  INFO(mailed.out << mailed.err);
+  CHECK(mailed.rc == 0);
+  REQUIRE(wait_until([&] { return mails(maildir).size() == mails_before + 1; }, 20s));
+  std::string daily;
+  for (const auto& m : mails(maildir)) {
+    if (m.find("daily report") != std::string::npos) daily = m;
+  }
+  CHECK_THAT(daily, Catch::Contains("3 alarm(s) fired") && Catch::Contains("Alarm.Test.High") &&
+                        Catch::Contains("text/html") && Catch::Contains("judger-1"));
+  CHECK(monitorctl(dir, {"report", "daily", "--mail-to", "ops@example.com", "--smtp-url",
+                         "smtp://127.0.0.1:" + std::to_string(free_port())}).rc == 3);
   restarted.signal(SIGTERM);
   CHECK(restarted.wait_for(10s) == 0);
 }
