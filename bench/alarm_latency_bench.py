@@ -26,38 +26,15 @@ import tempfile
 import threading
 import time
 
+from bench_processes import Processes, free_port
+
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 grace = 7
 here = os.path.dirname(os.path.abspath(__file__))
 tmp = tempfile.mkdtemp(prefix="monitor-alarm-latency.")
-procs = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start(args, log, env=None):
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, log), "w"), env=env)
-    procs.append(p)
-    return p
-
-
-def await_true(fn, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if fn():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"alarm_latency_bench: {what} did not happen within {timeout} s (logs in {tmp})")
+processes = Processes("alarm_latency_bench", tmp)
+start, await_true = processes.start, processes.await_true
 
 
 registry = f"file:{tmp}/registry"
@@ -140,10 +117,7 @@ try:
     print("  (Prometheus + Alertmanager defaults: a 1 min rule interval, then group_wait 30 s before the first notification)")
 finally:
     stop.set()
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait()
+    processes.stop_all()
     try:
         os.unlink(f"/dev/shm{ring}")
     except Exception:

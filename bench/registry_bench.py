@@ -15,7 +15,6 @@ its peer measured in the same run:
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,36 +22,12 @@ import tempfile
 import time
 import urllib.request
 
+from bench_processes import Processes, free_port
+
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 tmp = tempfile.mkdtemp(prefix="monitor-registry-bench.")
-procs = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start(args, log):
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, log), "w"))
-    procs.append(p)
-    return p
-
-
-def await_true(fn, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if fn():
-                return
-        except Exception:
-            pass
-        time.sleep(0.01)
-    raise SystemExit(f"registry_bench: {what} did not happen within {timeout} s (logs in {tmp})")
-
+processes = Processes("registry_bench", tmp)
+start, await_true = processes.start, processes.await_true
 
 etcd_port, peer_port = free_port(), free_port()
 registry = f"etcd:127.0.0.1:{etcd_port}"
@@ -115,7 +90,7 @@ try:
     time.sleep(0.5)
     demo = subprocess.Popen([f"{build}/examples/monitor-demo", "300"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=dict(os.environ, MONITOR_RING=ring))
-    procs.append(demo)
+    processes.procs.append(demo)
     await_true(lambda: health(queries["judger-1"], "records") > 0, 20, "reports reaching judger-1")
 
     # 2. assign -> routed, 10 moves back and forth.
@@ -136,7 +111,7 @@ try:
 
     # 3. kill the owner: placed elsewhere and flowing within the lease TTL + 2 s.
     survivor = "judger-2" if owner == "judger-1" else "judger-1"
-    victim = procs[1] if owner == "judger-1" else procs[2]
+    victim = processes.procs[1] if owner == "judger-1" else processes.procs[2]
     before = health(queries[survivor], "records")
     t0 = time.perf_counter()
     victim.send_signal(signal.SIGKILL)
@@ -154,11 +129,4 @@ try:
     print(f"  judger killed -> placed         {placed:7.1f} s    lease TTL 10 s   ratio {placed / 10:4.2f}")
     print(f"  judger killed -> data flowing   {flowing:7.1f} s    goal <= TTL + 2 s = 12 s")
 finally:
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    processes.stop_all()

@@ -17,10 +17,12 @@
 #include "alarm/rule.hpp"
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
-#include "console/http_get.hpp"
+#include "net/http_get.hpp"
 #include "console/series_merge.hpp"
 
 namespace monitor::console {
+
+using net::http_get;
 namespace {
 
 namespace json = boost::json;

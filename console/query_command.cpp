@@ -18,10 +18,12 @@
 #include "common/registry/registry.hpp"
 #include "console/console_context.hpp"
 #include "common/registry/placement.hpp"
-#include "console/http_get.hpp"
+#include "net/http_get.hpp"
 #include "console/series_merge.hpp"
 
 namespace monitor::console {
+
+using net::http_get;
 namespace {
 
 std::string url_escape(const std::string& s) {

@@ -19,10 +19,12 @@
 #include "console/alarm_commands.hpp"
 #include "console/cluster_commands.hpp"
 #include "console/console_context.hpp"
-#include "console/http_get.hpp"
+#include "net/http_get.hpp"
 #include "mail/smtp_mail.hpp"
 
 namespace monitor::console {
+
+using net::http_get;
 namespace {
 
 namespace json = boost::json;

@@ -14,9 +14,11 @@
 
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
-#include "console/http_get.hpp"
+#include "net/http_get.hpp"
 
 namespace monitor::console {
+
+using net::http_get;
 namespace {
 
 using registry::Entry;

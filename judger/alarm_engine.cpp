@@ -1,6 +1,7 @@
 #include "judger/alarm_engine.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -8,7 +9,9 @@
 
 #include "common/clock.hpp"
 #include "common/hash.hpp"
+#include "common/registry/placement.hpp"
 #include "mail/smtp_mail.hpp"
+#include "net/http_get.hpp"
 
 namespace monitor::judger {
 namespace {
@@ -86,7 +89,9 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
     }
   } else if (kind == "assignments") {
     owners_.clear();
+    assignments_.clear();
     for (const auto& e : entries) {
+      assignments_[e.name] = e.value;
       const auto* o = e.value.if_object();
       const auto* j = o != nullptr ? o->if_contains("judger") : nullptr;
       if (j != nullptr && j->is_string()) owners_[e.name] = std::string(j->as_string());
@@ -180,7 +185,9 @@ void AlarmEngine::run() {
 }
 
 void AlarmEngine::evaluate(int64_t minute) {
-  std::vector<std::string> names;
+  std::vector<std::string> names, gone_rules;
+  std::map<std::string, boost::json::value> gained;  // services whose rules are new here, with their assignments
+  bool reads_nodata = false;
   {
     std::lock_guard lock(mutex_);
     // Rules of services that moved away stop here (their state stays in the registry for the new owner).
@@ -192,13 +199,31 @@ void AlarmEngine::evaluate(int64_t minute) {
     for (const auto& [name, rule] : rules_) {
       if (!wanted_services_.contains(rule.service)) continue;
       auto [it, fresh] = owned_.try_emplace(name);
+      if (fresh && assignments_.count(rule.service)) gained.emplace(rule.service, assignments_.at(rule.service));
       it->second.rule = rule;  // a changed rule takes effect at the next minute
       names.push_back(name);
+      reads_nodata = reads_nodata || (rule.when->uses_nodata() && !rule.service.starts_with("Monitor."));
+    }
+    for (const auto& [name, rule] : rules_) {
+      if (rule.service == "Monitor.Registry" && rule.attr.ends_with(".Gone")) gone_rules.push_back(name);
     }
   }
+  for (const auto& [service, assignment] : gained) read_moved_windows(service, assignment, minute);
+  // The gone rules this judger evaluates go first, so a part found gone in
+  // the same minute as the silence it causes already holds that silence's
+  // notifications back.
+  auto is_gone_rule = [&](const std::string& name) {
+    return std::find(gone_rules.begin(), gone_rules.end(), name) != gone_rules.end();
+  };
+  std::stable_partition(names.begin(), names.end(), is_gone_rule);
+  bool inhibition_read = false;
   const int64_t now_s = realtime_ns() / 1'000'000'000;
   uint64_t firing = 0, pending = 0;
   for (const auto& name : names) {
+    if (!inhibition_read && !is_gone_rule(name)) {
+      part_gone_ = reads_nodata && any_part_gone(gone_rules);
+      inhibition_read = true;
+    }
     OwnedRule& owned = owned_.at(name);
     if (owned.rule.enabled) evaluate_rule(owned, minute, now_s);
     for (const auto& [server, a] : owned.state.alarms) {
@@ -258,12 +283,88 @@ void AlarmEngine::write_state(OwnedRule& owned) {
   owned.version = -2;  // re-read before the next write
 }
 
+// A service that moved here has its recent minutes on the judger it left:
+// without them a window (avg(5), count(3)) would start empty and a server
+// that stopped just before the move would never be missed (nodata). They are
+// read from that judger's query API while it is live; one that died keeps
+// them until it returns, and the rules start from what this judger has.
+void AlarmEngine::read_moved_windows(const std::string& service, const boost::json::value& assignment, int64_t minute) {
+  std::vector<std::pair<SeriesKey, int64_t>> wanted;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, span] : spans_) {
+      if (key.service == service) wanted.emplace_back(key, span);
+    }
+  }
+  for (const auto& [key, span] : wanted) {
+    const int64_t from_s = (minute - span) * 60, to_s = (minute + 1) * 60;
+    for (const auto& judger : registry::judgers_holding(assignment, from_s)) {
+      if (judger == self_) continue;
+      auto entry = registry_.get("judgers", judger);
+      const auto* obj = entry && *entry ? (*entry)->value.if_object() : nullptr;
+      const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
+      if (query == nullptr || !query->is_string()) {
+        spdlog::warn("alarms: {} moved here from judger {}, which is not live: its rules start without that judger's "
+                     "minutes", service, judger);
+        continue;
+      }
+      const std::string target = fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", key.service, key.attr,
+                                             alarm::rule_op_name(key.op), from_s, to_s);
+      auto reply = net::http_get(std::string(query->as_string()), target, std::chrono::seconds(5), size_t{64} << 20);
+      boost::system::error_code ec;
+      const auto body = reply && reply->status == 200 ? boost::json::parse(reply->body, ec) : boost::json::value();
+      const auto* servers = !ec && body.is_object() ? body.as_object().if_contains("servers") : nullptr;
+      if (servers == nullptr || !servers->is_object()) {
+        spdlog::warn("alarms: reading the minutes of {} {} from judger {} (which it moved from) failed: {}", service,
+                     key.attr, judger, reply ? fmt::format("HTTP {}", reply->status) : reply.error().message());
+        continue;
+      }
+      size_t added = 0;
+      auto& by_server = series_[key];
+      for (const auto& [server_key, rows] : servers->as_object()) {
+        int64_t server = -1;
+        if (server_key != "total") {
+          const auto [end, parse_ec] = std::from_chars(server_key.data(), server_key.data() + server_key.size(), server);
+          if (parse_ec != std::errc{} || end != server_key.data() + server_key.size() || server < 0) continue;
+        }
+        if (!rows.is_array()) continue;
+        auto& s = by_server.try_emplace(server, span).first->second;
+        for (const auto& row : rows.as_array()) {
+          const auto* pair = row.if_array();
+          if (pair == nullptr || pair->size() != 2 || !pair->at(0).is_int64() || !pair->at(1).is_number()) continue;
+          const int64_t m = pair->at(0).as_int64() / 60;
+          if (s.at(m)) continue;  // this judger's own minute stands
+          s.put(m, pair->at(1).to_number<double>());
+          ++added;
+        }
+      }
+      spdlog::info("alarms: {} moved here: read {} minute value(s) of {} from judger {}", service, added, key.attr, judger);
+    }
+  }
+}
+
+// Whichever judger evaluates the gone rules, their state is in the registry.
+bool AlarmEngine::any_part_gone(const std::vector<std::string>& gone_rules) {
+  for (const auto& name : gone_rules) {
+    auto entry = registry_.get(alarm::kAlarmsKind, name);
+    if (!entry || !*entry) continue;
+    for (const auto& [server, a] : alarm::alarms_from_value((*entry)->value).alarms) {
+      if (a.state == alarm::State::kFiring) return true;
+    }
+  }
+  return false;
+}
+
 bool AlarmEngine::muted(const alarm::Rule& rule, int64_t server, int64_t now_s) const {
   for (const auto& s : silences_) {
     if (s.matches(rule, server, now_s)) return true;
   }
-  // Inhibition: while a rule of the whole service says it stopped reporting,
-  // its servers' no-data alarms say nothing new.
+  // Inhibition: while a judger, proxy or agent is gone, the silence it causes
+  // downstream is not news: no-data alarms of the services say nothing new
+  // (the gone alarm does). The system's own rules still speak.
+  if (part_gone_ && rule.when->uses_nodata() && !rule.service.starts_with("Monitor.")) return true;
+  // And while a rule of the whole service says it stopped reporting, its
+  // servers' no-data alarms say nothing new.
   if (server >= 0 && rule.when->uses_nodata()) {
     for (const auto& [name, other] : owned_) {
       if (other.rule.service != rule.service || other.rule.per_server || !other.rule.when->uses_nodata()) continue;

@@ -70,6 +70,8 @@ class AlarmEngine {
   void write_state(OwnedRule& owned);
   void notify(const OwnedRule& owned, const alarm::Notice& notice);
   bool muted(const alarm::Rule& rule, int64_t server, int64_t now_s) const;
+  bool any_part_gone(const std::vector<std::string>& gone_rules);
+  void read_moved_windows(const std::string& service, const boost::json::value& assignment, int64_t minute);
 
   registry::Registry& registry_;
   const std::string self_;
@@ -82,6 +84,7 @@ class AlarmEngine {
   bool stopping_ = false;
   std::map<std::string, alarm::Rule> rules_;            // every rule in the registry, by name
   std::map<std::string, std::string> owners_;           // service -> judger
+  std::map<std::string, boost::json::value> assignments_;  // service -> its assignment (with the judgers it left)
   std::vector<alarm::Silence> silences_;
   std::set<std::string> wanted_services_;
   std::map<SeriesKey, int64_t> spans_;  // minutes kept of each series the owned rules read
@@ -92,6 +95,7 @@ class AlarmEngine {
   std::map<SeriesKey, std::map<int64_t, alarm::MinuteSeries>> series_;
   int64_t evaluated_through_ = 0;  // minute index
   int64_t newest_final_ = 0;       // minute index
+  bool part_gone_ = false;         // a Monitor.Registry.*Gone alarm fires (read at each minute)
   std::unique_ptr<registry::Watch> watch_;
   std::thread thread_;
 };

@@ -647,13 +647,32 @@ boost::system::result<std::vector<std::pair<std::string, int64_t>>> MinuteStore:
 boost::system::result<std::vector<MinutePoint>> MinuteStore::minute_points(const std::string& service,
                                                                          const std::string& attr, uint32_t op,
                                                                          int64_t from, int64_t to, size_t limit) {
+  std::vector<MinutePoint> out;
+  // Minutes older than the minute retention live on as 5-minute averages,
+  // each standing for its five minutes, so windows that reach a day or a week
+  // back (1d, 1w) and `rule test --since 7d` still read values. Only before
+  // the oldest minute still kept: a gap within the kept minutes stays a gap.
+  Statement horizon(db_, "SELECT coalesce(min(minute), 0) FROM completed_minutes");
+  if (const int rc = horizon.step(); rc != SQLITE_ROW) return sqlite_error(horizon.prepare_rc() != SQLITE_OK ? horizon.prepare_rc() : rc);
+  const int64_t kept_from = horizon.int64(0);
+  Statement coarse(db_,
+                   "SELECT s.server_id, p.ts, p.value FROM series s JOIN points p ON p.series = s.id "
+                   "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND p.resolution = 300 AND p.ts > ? AND p.ts < ? "
+                   "AND p.ts + 300 <= ? ORDER BY p.ts");
+  coarse.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from - 300).bind(5, to).bind(6, kept_from);
+  int rc = SQLITE_DONE;
+  while (out.size() < limit && (rc = coarse.step()) == SQLITE_ROW) {
+    for (int64_t m = coarse.int64(1); m < coarse.int64(1) + 300 && out.size() < limit; m += 60) {
+      if (m >= from && m < to) out.push_back({service, attr, op, coarse.int64(0), m, coarse.real(2)});
+    }
+  }
+  if (out.size() < limit && rc != SQLITE_DONE) return sqlite_error(coarse.prepare_rc() != SQLITE_OK ? coarse.prepare_rc() : rc);
   Statement st(db_,
                "SELECT s.server_id, p.ts, p.value FROM series s JOIN points p ON p.series = s.id "
                "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND p.resolution = 60 AND p.ts >= ? AND p.ts < ? "
                "AND p.ts IN (SELECT minute FROM completed_minutes) ORDER BY p.ts");
   st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from).bind(5, to);
-  std::vector<MinutePoint> out;
-  int rc = SQLITE_DONE;
+  rc = SQLITE_DONE;
   while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
     out.push_back({service, attr, op, st.int64(0), st.int64(1), st.real(2)});
   }

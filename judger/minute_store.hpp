@@ -169,8 +169,10 @@ class MinuteStore {
   [[nodiscard]] boost::system::result<int64_t> apply_retention(int64_t now_s);
 
   /// Every server's (and the total's) minute points of a series in [from, to):
-  /// what the alarm engine evaluates rules on after a restart. At most
-  /// `limit` points are read: a caller that gets `limit` knows there are more.
+  /// what the alarm engine evaluates rules on after a restart, and `rule
+  /// test` replays. Minutes older than the minute retention are their
+  /// 5-minute average, once per minute. At most `limit` points are read: a
+  /// caller that gets `limit` knows there are more.
   [[nodiscard]] boost::system::result<std::vector<MinutePoint>> minute_points(const std::string& service,
                                                                               const std::string& attr, uint32_t op,
                                                                               int64_t from, int64_t to,

@@ -31,6 +31,18 @@ inline std::vector<std::string> agent_argv(const test::TempDir& dir, const test:
   return argv;
 }
 
+/// An agent on `ring` that sends through the proxies of data centre dc1 in
+/// `registry` and reports its own health as server `server_id`; output
+/// discarded, spool and log under `dir` named after `name`.
+inline test::ChildProcess spawn_dc1_agent(const test::TempDir& dir, const std::string& ring, const std::string& registry,
+                                          const std::string& name, int server_id, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring, "--socket", "", "--output", "/dev/null",
+                                   "--registry", registry, "--dc", "dc1", "--spool-dir", dir.file(name + "-spool"),
+                                   "--server-id", std::to_string(server_id)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return test::ChildProcess::spawn(argv, "", dir.file(name + ".log"));
+}
+
 /// SIGTERM, and a clean exit within 20 s.
 inline void stop(test::ChildProcess& process, const std::string& what) {
   INFO(what);

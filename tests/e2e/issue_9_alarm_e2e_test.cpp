@@ -13,10 +13,13 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include "e2e/agent_process.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/monitorctl_run.hpp"
 #include "e2e/registry_address.hpp"
+#include "e2e/steady_writer.hpp"
 #include "support/child_process.hpp"
+#include "support/etcd_server.hpp"
 #include "support/temp_names.hpp"
 #include "support/wire_client.hpp"
 #include "wire/messages.hpp"
@@ -279,7 +282,8 @@ TEST_CASE("issue 9: malformed rules are refused with position and reason, and no
 }
 
 TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent gone, evaluated by the judger that "
-          "survives, also when the one that died led and evaluated them",
+          "survives, also when the one that died led and evaluated them; the no-data alarm the gone agent causes "
+          "fires but notifies nobody",
           "[e2e][issue9][alarms][watchdog][slow]") {
   TempDir dir;
   monitor::test::TempRing ring("watchdog"), ring2("watchdog2");
@@ -287,14 +291,8 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
   std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
   const std::string registry = "file:" + dir.file("registry");
   const std::vector<std::string> env = {std::string(MONITOR_RING_ENV) + "=" + ring.name()};
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output", "/dev/null",
-                                    "--registry", registry, "--dc", "dc1", "--spool-dir", dir.file("agent-spool"),
-                                    "--server-id", "1"},
-                                   "", dir.file("agent.log"));
-  auto doomed_agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring2.name(), "--socket", "", "--output",
-                                           "/dev/null", "--registry", registry, "--dc", "dc1", "--spool-dir",
-                                           dir.file("agent2-spool"), "--server-id", "2", "--no-self-metrics"},
-                                          "", dir.file("agent2.log"));
+  auto agent = monitor::e2e::spawn_dc1_agent(dir, ring.name(), registry, "agent", 1);
+  auto doomed_agent = monitor::e2e::spawn_dc1_agent(dir, ring2.name(), registry, "agent2", 2, {"--no-self-metrics"});
   auto judger = [&](int n) {
     return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
                                 "127.0.0.1:" + std::to_string(free_port()), "--query-listen",
@@ -313,6 +311,10 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
                                              {"rule", "add", std::string(MONITOR_TESTS_DIR) + "/../examples/rules/monitor.rules"});
   INFO(added.out << added.err);
   REQUIRE(added.rc == 0);
+  // A service behind the agent that will die, evaluated by the judger that survives.
+  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"service", "add", "E2e.Test", "--judger", "judger-2"}).rc == 0);
+  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
+  auto writer = monitor::e2e::spawn_steady(ring2.name(), dir.file("writer.out"), 5, 50, 900);
   // Every part registered and live: two judgers, two agents, Bonnie.
   auto live_parts = [&] {
     const Run s = monitor::e2e::monitorctl(dir, registry, {"status", "--output", "json"});
@@ -324,6 +326,17 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
     }));
   };
   REQUIRE(wait_until([&] { return live_parts() == 5; }, 30s));
+  // The no-data rule goes in once the service's minutes are stored (a new
+  // rule on a service without data would rightly fire at once).
+  REQUIRE(wait_until([&] {
+    const Run q = monitor::e2e::monitorctl(dir, registry, {"query", "--service", "E2e.Test", "--attr", "Steady.Count",
+                                                           "--from", "-10m", "--output", "json"});
+    return q.rc == 0 && json::parse(q.out).at("points").as_array().size() > 0;
+  }, 150s));
+  const std::string silent = dir.file("silent.rules");
+  std::ofstream(silent) << "rule E2e.Test.Silent\n  service E2e.Test\n  attr Steady.Count\n  op SUM\n  per total\n"
+                           "  when nodata(2)\n  notify webhook:http://127.0.0.1:" << free_port() << "/silent\n";
+  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"rule", "add", silent}).rc == 0);
 
   // What `alarm list` says of a rule's total: its state, or "".
   auto state_of = [&](const std::string& rule) -> std::string {
@@ -349,6 +362,15 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
   INFO("alarm list:\n" << monitor::e2e::monitorctl(dir, registry, {"alarm", "list"}).out);
   REQUIRE(fired);
   CHECK(state_of("Monitor.Registry.ProxyGone").empty());
+  // The writer's reports stopped with its agent: no data, and the gone agent's alarm holds its notifications.
+  const bool silenced = wait_until([&] { return state_of("E2e.Test.Silent") == "firing"; }, 200s);
+  INFO("judger-2:\n" << read_file(dir.file("judger-2.log")));
+  REQUIRE(silenced);
+  const Run history = monitor::e2e::monitorctl(dir, registry, {"alarm", "history", "--rule", "E2e.Test.Silent"});
+  CHECK_THAT(history.out, Catch::Contains("firing"));
+  CHECK_THAT(history.out, !Catch::Contains("notice_firing"));
+  writer.signal(SIGTERM);
+  writer.wait_for(20s);
   const Run shown = monitor::e2e::monitorctl(dir, registry, {"service", "show", "Monitor.Registry"});
   CHECK_THAT(shown.out, Catch::Contains("judger-2"));
   CHECK_THAT(read_file(dir.file("judger-2.log")), Catch::Contains("Monitor.Registry"));
@@ -356,9 +378,10 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
   for (auto* p : {&agent, &bonnie, &survivor}) CHECK(p->wait_for(20s) == 0);
 }
 
-TEST_CASE("issue 9: an ack stops repeats, an unacknowledged alarm escalates once, no-data fires and resolves per "
-          "server, and a service moved to another judger while firing is neither notified again nor lost",
-          "[e2e][issue9][alarms][slow]") {
+namespace {
+
+// On whichever registry the helpers point at (file: or, with UseRegistry, etcd).
+void ack_escalation_nodata_move() {
   TempDir dir;
   std::filesystem::create_directories(dir.file("registry"));
   const int hook_port = free_port();
@@ -392,7 +415,9 @@ TEST_CASE("issue 9: an ack stops repeats, an unacknowledged alarm escalates once
   std::ofstream(rules) << rule("Acked", "total", "value > 1000") << "  repeat 1\n  notify webhook:" << hook << "/acked\n"
                        << rule("Escalated", "total", "value > 1000") << "  repeat 0\n  notify webhook:" << hook
                        << "/escalated\n  escalate 1m webhook:" << hook << "/lead\n"
-                       << rule("Silent", "server", "nodata(1)") << "  repeat 0\n  notify webhook:" << hook << "/silent\n";
+                       << rule("Silent", "server", "nodata(1)") << "  repeat 0\n  notify webhook:" << hook << "/silent\n"
+                       // Holds only with the minutes before the move, which are on judger-1.
+                       << rule("Steady", "total", "count(3) >= 3") << "  repeat 0\n  notify webhook:" << hook << "/steady\n";
   const Run added = monitorctl(dir, {"rule", "add", rules});
   INFO(added.out << added.err);
   REQUIRE(added.rc == 0);
@@ -422,10 +447,14 @@ TEST_CASE("issue 9: an ack stops repeats, an unacknowledged alarm escalates once
   report(port2, 950, seq, unix_now(), 5000, "Alarm.Move", 1);
   report(port2, 950, seq, unix_now(), 10, "Alarm.Move", 2);
   REQUIRE(wait_until([&] { return kinds("/silent", "resolved") == 1; }, 90s));
+  // Minutes 0 and 1 were read from judger-1: three minutes of data in a row.
+  REQUIRE(wait_until([&] { return kinds("/steady", "firing") == 1; }, 30s));
+  CHECK(received(hooks, "/steady").at(0).at("minute").as_int64() == m2);
 
   // Minute 3: the fault ends; judger-2 resolves what judger-1 fired.
   REQUIRE(wait_until([&] { return unix_now() >= m2 + 60; }, 70s));
   report(port2, 950, seq, unix_now(), 10, "Alarm.Move", 1);
+  report(port2, 950, seq, unix_now(), 10, "Alarm.Move", 2);
   REQUIRE(wait_until([&] { return kinds("/acked", "resolved") == 1 && kinds("/escalated", "resolved") == 1; }, 90s));
   INFO("judger-1:\n" << read_file(dir.file("judger-1.log")) << "\njudger-2:\n" << read_file(dir.file("judger-2.log")));
   CHECK(kinds("/acked", "firing") == 1);
@@ -439,4 +468,19 @@ TEST_CASE("issue 9: an ack stops repeats, an unacknowledged alarm escalates once
   CHECK_THAT(history.out, Catch::Contains("judger-1") && Catch::Contains("judger-2"));
   for (auto* p : {&judger1, &judger2}) p->signal(SIGTERM);
   for (auto* p : {&judger1, &judger2}) CHECK(p->wait_for(20s) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("issue 9: an ack stops repeats, an unacknowledged alarm escalates once, no-data fires and resolves per "
+          "server, and a service moved to another judger while firing is neither notified again nor lost",
+          "[e2e][issue9][alarms][slow]") {
+  ack_escalation_nodata_move();
+}
+
+TEST_CASE("issue 9 on etcd: acks, escalation, no-data and a service moved while firing, the alarm states in etcd",
+          "[e2e][issue9][alarms][etcd][slow]") {
+  monitor::test::EtcdServer etcd;
+  monitor::e2e::UseRegistry use(etcd.address());
+  ack_escalation_nodata_move();
 }

@@ -269,3 +269,28 @@ TEST_CASE("a store that cannot be opened is an error, not a crash", "[store][fai
   { std::ofstream(dir.file("junk.db")) << std::string(4096, 'j'); }
   CHECK_FALSE(MinuteStore::open(dir.file("junk.db")).has_value());
 }
+
+TEST_CASE("minute points older than the minute retention are read as their 5-minute averages, gaps in kept minutes "
+          "stay gaps", "[store][alarms]") {
+  monitor::test::TempDir dir;
+  Retention retention;
+  retention.minute_s = 600;  // ten minutes of minutes
+  auto store = *MinuteStore::open(dir.file("j.db"), retention);
+  for (int m = 0; m < 30; ++m) {
+    if (m == 25) continue;  // no data in minute 25
+    REQUIRE(store->finish_minute(kBase + 60 * m, {MinutePoint{"Shop.Api", "Orders.Placed", 1, 4, kBase + 60 * m, 1.0 * m}}));
+  }
+  REQUIRE(store->apply_retention(kBase + 30 * 60));  // keeps minutes 20 .. 29
+  const auto points = store->minute_points("Shop.Api", "Orders.Placed", 1, kBase + 60, kBase + 1800);
+  REQUIRE(points);
+  std::map<int64_t, double> by_minute;
+  for (const auto& p : *points) by_minute[(p.minute - kBase) / 60] = p.value;
+  CHECK(by_minute.size() == 28);  // minutes 1 .. 29 less minute 25
+  CHECK(by_minute.at(1) == 2);    // the average of minutes 0 .. 4
+  CHECK(by_minute.at(4) == 2);
+  CHECK(by_minute.at(5) == 7);    // of 5 .. 9
+  CHECK(by_minute.at(19) == 17);  // of 15 .. 19
+  CHECK(by_minute.at(20) == 20);  // kept: the minute itself
+  CHECK(by_minute.count(25) == 0);
+  CHECK(by_minute.at(29) == 29);
+}

@@ -1,4 +1,4 @@
-#include "console/http_get.hpp"
+#include "net/http_get.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -6,10 +6,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-namespace monitor::console {
+namespace monitor::net {
 
 boost::system::result<HttpResponse> http_get(const std::string& address, const std::string& target,
-                                             std::chrono::seconds timeout) {
+                                             std::chrono::seconds timeout, size_t max_body) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   const size_t colon = address.rfind(':');
@@ -39,14 +39,15 @@ boost::system::result<HttpResponse> http_get(const std::string& address, const s
           return;
         }
         auto buffer = std::make_shared<boost::beast::flat_buffer>();
-        auto response = std::make_shared<http::response<http::string_body>>();
-        http::async_read(stream, *buffer, *response, [&, buffer, response](auto rec2, size_t) {
+        auto parser = std::make_shared<http::response_parser<http::string_body>>();
+        parser->body_limit(max_body);
+        http::async_read(stream, *buffer, *parser, [&, buffer, parser](auto rec2, size_t) {
           if (rec2) {
             ec = rec2;
             return;
           }
-          out.status = response->result_int();
-          out.body = std::move(response->body());
+          out.status = parser->get().result_int();
+          out.body = std::move(parser->get().body());
         });
       });
     });
@@ -56,4 +57,4 @@ boost::system::result<HttpResponse> http_get(const std::string& address, const s
   return out;
 }
 
-}  // namespace monitor::console
+}  // namespace monitor::net
