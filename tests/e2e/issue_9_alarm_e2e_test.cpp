@@ -248,6 +248,65 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   CHECK(restarted.wait_for(10s) == 0);
 }
 
+TEST_CASE("issue 9: the demo app injects a fault; the webhook and the mail arrive once, and the alarm resolves when the "
+          "fault ends", "[e2e][issue9][alarms][demo][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("demo-fault");
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const int port = free_port(), hook_port = free_port(), smtp_port = free_port();
+  const std::string hooks = dir.file("hooks.jsonl"), maildir = dir.file("maildir");
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
+                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto smtp = ChildProcess::spawn({"/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port),
+                                   "-c", "aiosmtpd.handlers.Mailbox", maildir}, "", dir.file("smtp.log"));
+  auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), 0,
+                                           {"--name", "judger-1", "--smtp-url", "smtp://127.0.0.1:" + std::to_string(smtp_port),
+                                            "--no-self-metrics"});
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output", "/dev/null",
+                                    "--forward", "127.0.0.1:" + std::to_string(port), "--spool-dir",
+                                    dir.file("agent-spool"), "--no-self-metrics"},
+                                   "", dir.file("agent.log"));
+  // The demo's rule (examples/rules/shop.rules), with this test's targets.
+  std::string text = read_file(std::string(MONITOR_TESTS_DIR) + "/../examples/rules/shop.rules");
+  const std::string demo_hook = "webhook:http://127.0.0.1:7302/shop";
+  REQUIRE(text.find(demo_hook) != std::string::npos);
+  text.replace(text.find(demo_hook), demo_hook.size(),
+               "webhook:http://127.0.0.1:" + std::to_string(hook_port) + "/shop\n  notify email:shop@example.com");
+  std::ofstream(dir.file("shop.rules")) << text;
+  const Run added = monitorctl(dir, {"rule", "add", dir.file("shop.rules")});
+  INFO(added.out << added.err);
+  REQUIRE(added.rc == 0);
+  const std::vector<std::string> env = {std::string(MONITOR_RING_ENV) + "=" + ring.name()};
+  auto run_demo = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), MONITOR_DEMO_PATH);
+    auto demo = ChildProcess::spawn(args, dir.file("demo.out"), "", env);
+    REQUIRE(demo.wait_for(30s) == 0);
+  };
+  // The fault: 8 s of slow requests, early enough to stay in one minute.
+  REQUIRE(wait_until([] { return unix_now() % 60 < 45; }, 20s));
+  const int64_t faulty = unix_now() / 60 * 60;
+  run_demo({"8", "--slow"});
+  REQUIRE(wait_until([&] { return count_kind(received(hooks, "/shop"), "firing") >= 1 && !mails(maildir).empty(); }, 90s));
+  const auto fired = received(hooks, "/shop");
+  CHECK(fired.size() == 1);
+  CHECK(fired.at(0).at("minute").as_int64() == faulty);
+  CHECK(fired.at(0).at("alarms").at(0).at("value").as_double() > 5000);
+  CHECK_THAT(std::string(fired.at(0).at("text").as_string()), Catch::Contains("Requests are slow"));
+  CHECK_THAT(mails(maildir).at(0), Catch::Contains("Subject: [FIRING] Shop.Api.SlowRequests"));
+  // The fault ends: a healthy minute.
+  REQUIRE(wait_until([&] { return unix_now() >= faulty + 60; }, 70s));
+  run_demo({"8"});
+  REQUIRE(wait_until([&] { return count_kind(received(hooks, "/shop"), "resolved") >= 1 && mails(maildir).size() >= 2; }, 90s));
+  INFO("judger:\n" << read_file(dir.file("judger.log")));
+  CHECK(count_kind(received(hooks, "/shop"), "firing") == 1);
+  CHECK(count_kind(received(hooks, "/shop"), "resolved") == 1);
+  CHECK(mails(maildir).size() == 2);
+  agent.signal(SIGTERM);
+  CHECK(agent.wait_for(20s) == 0);
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
+}
+
 TEST_CASE("issue 9: malformed rules are refused with position and reason, and nothing is stored",
           "[e2e][issue9][alarms][failure]") {
   TempDir dir;
