@@ -329,7 +329,11 @@ int rule_test(int argc, char** argv) {
   // Minutes after the newest finished one are not final: a replay through
   // them would see every series stop.
   const int64_t last = std::min(to_s / 60 - 1, stored.last_minute_s / 60);
-  const auto result = last >= from_s / 60 ? alarm::replay(rule, stored.history, from_s / 60, last) : alarm::ReplayResult{};
+  if (last < from_s / 60) {
+    throw ConsoleError(kExitBadInput, fmt::format("no finished minute of {} is stored from {} on (judgers {})", rule.service,
+                                                  time_text(from_s), fmt::join(stored.judgers, ", ")));
+  }
+  const auto result = alarm::replay(rule, stored.history, from_s / 60, last);
   std::map<std::string, int> sent;
   for (const auto& n : result.notices) ++sent[std::string(alarm::notice_name(n.kind))];
   int fired = 0, resolved = 0;

@@ -173,6 +173,7 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
         if (auto r = store_->stage_minute_cells(minute.minute, part, i == 0); !r) co_return r;
         co_await asio::post(io_, asio::use_awaitable);
       }
+      if (auto r = store_->put_service_reports(minute.minute, cells); !r) co_return r;
       co_return store_->complete_minute(minute.minute, pending_through);
     };
     if (auto r = co_await stored(); !r) {

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <map>
 #include <string_view>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -115,6 +116,8 @@ CREATE TABLE IF NOT EXISTS minute_cells (
   first_time INTEGER NOT NULL, last INTEGER NOT NULL, last_time INTEGER NOT NULL, hist BLOB,
   PRIMARY KEY (minute, service, attr, op, server_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS completed_minutes (minute INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS service_reports (
+  minute INTEGER NOT NULL, service TEXT NOT NULL, reports INTEGER NOT NULL, PRIMARY KEY (minute, service)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minute_cells_staging (
   minute INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
   count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
@@ -436,6 +439,7 @@ boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std
   Transaction txn(db_);
   if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
   if (auto r = write_cells("minute_cells", minute, cells); !r) return r;
+  if (auto r = write_service_reports(minute, cells); !r) return r;
   if (auto r = write_points(points); !r) return r;
   if (auto r = write_archives(minute, 0, INT64_MAX); !r) return r;
   if (auto r = write_completion(minute, INT64_MAX); !r) return r;
@@ -594,6 +598,9 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement completed(db_, "DELETE FROM completed_minutes WHERE minute < ?");
   completed.bind(1, now_s - retention_.minute_s);
   if (const int rc = completed.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  Statement reports(db_, "DELETE FROM service_reports WHERE minute < ?");
+  reports.bind(1, now_s - retention_.minute_s);
+  if (const int rc = reports.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   // Mergeable state lives as long as the minute points it can amend.
   Statement cells(db_, "DELETE FROM minute_cells WHERE minute < ?");
   cells.bind(1, now_s - retention_.minute_s);
@@ -628,14 +635,43 @@ boost::system::result<int64_t> MinuteStore::last_minute(const std::string& servi
   return st.int64(0);
 }
 
+boost::system::result<void> MinuteStore::write_service_reports(int64_t minute, std::span<const MinuteCell> cells) {
+  // Each op of a series has its own cell, counting the reports that asked
+  // for it; the most of them is the series' reports. The total (-1) is not
+  // counted again.
+  std::map<std::tuple<std::string_view, std::string_view, int64_t>, uint64_t> per_series;
+  for (const auto& c : cells) {
+    if (c.server_id < 0) continue;
+    uint64_t& n = per_series[{c.service, c.attr, c.server_id}];
+    n = std::max(n, c.stats.count);
+  }
+  std::map<std::string_view, int64_t> per_service;
+  for (const auto& [key, n] : per_series) per_service[std::get<0>(key)] += static_cast<int64_t>(n);
+  Statement clear(db_, "DELETE FROM service_reports WHERE minute = ?");
+  clear.bind(1, minute);
+  if (const int rc = clear.step(); rc != SQLITE_DONE) return sqlite_error(clear.prepare_rc() != SQLITE_OK ? clear.prepare_rc() : rc);
+  Statement put(db_, "INSERT INTO service_reports (minute, service, reports) VALUES (?, ?, ?)");
+  for (const auto& [service, n] : per_service) {
+    put.reset();
+    put.bind(1, minute).bind(2, std::string(service)).bind(3, n);
+    if (const int rc = put.step(); rc != SQLITE_DONE) return sqlite_error(put.prepare_rc() != SQLITE_OK ? put.prepare_rc() : rc);
+  }
+  return {};
+}
+
+boost::system::result<void> MinuteStore::put_service_reports(int64_t minute, std::span<const MinuteCell> cells) {
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return sqlite_error(txn.begin_rc());
+  if (auto r = write_service_reports(minute, cells); !r) return r;
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
+  return {};
+}
+
 boost::system::result<std::vector<std::pair<std::string, int64_t>>> MinuteStore::reports_by_service(int64_t from,
                                                                                                      int64_t to) {
-  // Each op of a series has its own cell with the count of the reports that
-  // asked for it; the most of them is the series' reports.
   Statement st(db_,
-               "SELECT service, sum(n) FROM (SELECT service, max(count) AS n FROM minute_cells "
-               "WHERE minute >= ? AND minute < ? AND server_id >= 0 GROUP BY minute, service, attr, server_id) "
-               "GROUP BY service ORDER BY 2 DESC");
+               "SELECT service, sum(reports) FROM service_reports WHERE minute >= ? AND minute < ? "
+               "AND minute IN (SELECT minute FROM completed_minutes) GROUP BY service ORDER BY 2 DESC");
   st.bind(1, from).bind(2, to);
   std::vector<std::pair<std::string, int64_t>> out;
   int rc;

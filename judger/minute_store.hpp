@@ -178,9 +178,14 @@ class MinuteStore {
                                                                               int64_t from, int64_t to,
                                                                               size_t limit = SIZE_MAX);
 
-  /// Reports per service in the finished minutes of [from, to), from the
-  /// minutes' mergeable state (kept as long as minute points): a series
-  /// reported with several ops counts its reports once.
+  /// Records a finished minute's reports per service, from its cells (a
+  /// series reported with several ops counts its reports once), so a day's
+  /// reports per service read a few rows, not every cell. finish_minute()
+  /// does it itself; a minute stored in parts calls it before completing.
+  [[nodiscard]] boost::system::result<void> put_service_reports(int64_t minute, std::span<const MinuteCell> cells);
+
+  /// Reports per service in the finished minutes of [from, to), most first;
+  /// kept as long as minute points.
   [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, int64_t>>> reports_by_service(int64_t from,
                                                                                                         int64_t to);
 
@@ -199,6 +204,7 @@ class MinuteStore {
   boost::system::result<void> write_points(std::span<const MinutePoint> points);
   boost::system::result<void> write_archives(int64_t minute, int64_t series_from, int64_t series_to);
   boost::system::result<void> write_completion(int64_t minute, int64_t pending_through);
+  boost::system::result<void> write_service_reports(int64_t minute, std::span<const MinuteCell> cells);
 
   sqlite3* db_;
   const Retention retention_;

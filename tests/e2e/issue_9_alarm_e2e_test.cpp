@@ -248,7 +248,7 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   CHECK(restarted.wait_for(10s) == 0);
 }
 
-TEST_CASE("issue 9: the demo app injects a fault; the webhook and the mail arrive once, and the alarm resolves when the "
+TEST_CASE("issue 9: the demo app injects a fault: the webhook and the mail arrive once, and the alarm resolves when the "
           "fault ends", "[e2e][issue9][alarms][demo][slow]") {
   TempDir dir;
   monitor::test::TempRing ring("demo-fault");
@@ -341,7 +341,7 @@ TEST_CASE("issue 9: malformed rules are refused with position and reason, and no
 }
 
 TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent gone, evaluated by the judger that "
-          "survives, also when the one that died led and evaluated them; the no-data alarm the gone agent causes "
+          "survives, also when the one that died led and evaluated them, and the no-data alarm the gone agent causes "
           "fires but notifies nobody",
           "[e2e][issue9][alarms][watchdog][slow]") {
   TempDir dir;

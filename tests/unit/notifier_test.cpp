@@ -1,11 +1,15 @@
-// The notifier's alarm history is bounded: rows older than 30 days go.
+// The notifier: a notification pending when the judger stops is delivered
+// after the restart, once; the alarm history is bounded.
 #include <chrono>
+#include <fstream>
+#include <string>
 
 #include <catch2/catch.hpp>
 
 #include "judger/notifier.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
 
 using namespace std::chrono_literals;
 using monitor::judger::Notifier;
@@ -28,4 +32,37 @@ TEST_CASE("the alarm history keeps 30 days: older rows are pruned when the notif
   };
   REQUIRE(monitor::test::wait_until([&] { return rules().size() == 1; }, 5s));
   CHECK(rules() == std::vector<std::string>{"Shop.Api.Recent"});
+}
+
+TEST_CASE("a notification still pending when the notifier stops is delivered after the restart, once",
+          "[alarms][notifier]") {
+  monitor::test::TempDir dir;
+  const int port = monitor::test::free_port();
+  monitor::judger::NotifierOptions options;
+  options.tries = 5;
+  options.backoff_ms = 1500;
+  monitor::judger::Notification n;
+  n.key = "Shop.Api.Slow-firing-1796000000-0123456789abcdef";
+  n.rule = "Shop.Api.Slow";
+  n.target = "webhook:http://127.0.0.1:" + std::to_string(port) + "/hook";
+  n.subject = "FIRING Shop.Api.Slow";
+  n.text = "slow";
+  n.body = {{"kind", "firing"}, {"rule", "Shop.Api.Slow"}};
+  {
+    Notifier notifier(dir.path(), options);
+    REQUIRE(notifier.enqueue(n));
+    // Nothing listens yet: the first try fails and the next is 1.5 s away when it stops.
+    REQUIRE(monitor::test::wait_until([&] { return notifier.counters().retried == 1; }, 5s));
+    CHECK(notifier.pending() == 1);
+  }
+  const std::string hooks = dir.file("hooks.jsonl");
+  auto sink = monitor::test::ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_EXAMPLES_DIR) + "/webhook_sink.py",
+                                                  std::to_string(port), hooks}, "", dir.file("sink.log"));
+  Notifier notifier(dir.path(), options);
+  CHECK(notifier.enqueue(n));  // a replay of the same notice after the restart: queued once only
+  REQUIRE(monitor::test::wait_until([&] { return notifier.counters().sent == 1; }, 15s));
+  CHECK(notifier.pending() == 0);
+  const std::string received = monitor::test::read_file(hooks);
+  CHECK(std::count(received.begin(), received.end(), '\n') == 1);
+  CHECK_THAT(received, Catch::Contains(n.key));
 }
