@@ -120,6 +120,10 @@ ring::RingReader Agent::open_reader(bool recreate) const {
 Agent::Agent(AgentConfig config)
     : config_(std::move(config)), names_(config_.max_names), tsc_(20) {
   config_.validate();
+  if (!config_.metrics_listen.empty()) {
+    metrics_server_ = std::make_unique<net::MetricsServer>(config_.metrics_listen, [this] { return metrics_.text(); });
+    spdlog::info("metrics: GET /metrics on {}", metrics_server_->address());
+  }
   ring_group_ = resolve_group(config_.group);
   reader_.emplace(open_reader(config_.recreate_ring));
   ring_names_.emplace(reader_->segment());
@@ -325,9 +329,10 @@ size_t Agent::poll_once() {
 }
 
 void Agent::report_self(int64_t now_ns) {
-  if (!config_.self_metrics) return;
   const int64_t server = config_.server_id;
+  // Every figure goes to /metrics; to the agent's own aggregates (Monitor.Agent) unless switched off.
   auto report = [&](std::string_view attr, int64_t value, uint32_t ops) {
+    if (!config_.self_metrics) return;
     const uint32_t id = names_.intern(kSelfService, attr);
     if (id == 0) return;  // the name table is full (and says so)
     aggregator_->add(id, server, value, ops, now_ns, now_s_);
@@ -335,50 +340,56 @@ void Agent::report_self(int64_t now_ns) {
   auto delta = [](uint64_t now, uint64_t before) { return static_cast<int64_t>(now - before); };
   const AgentCounters& c = ingest_->counters();
   const AgentCounters& r = reported_;
-  constexpr uint32_t kCounter = MONITOR_OP_SUM;
-  constexpr uint32_t kGauge = MONITOR_OP_LAST | MONITOR_OP_MAX;
-  report("Reports.Ring", delta(c.ring_reports, r.ring_reports), kCounter);
-  report("Reports.Socket", delta(c.socket_lines, r.socket_lines), kCounter);
-  report("Ring.Dropped", delta(c.ring_dropped, r.ring_dropped), kCounter);
-  report("Ring.Abandoned", delta(c.ring_abandoned, r.ring_abandoned), kCounter);
-  report("Ring.NamesFull", delta(c.ring_names_full, r.ring_names_full), kCounter);
-  report("Ring.BadSlots", delta(c.bad_slots, r.bad_slots), kCounter);
-  report("Ring.Retired", delta(c.ring_retired, r.ring_retired), kCounter);
-  report("Ring.WriterRebinds", delta(c.writer_rebinds, r.writer_rebinds), kCounter);
-  report("Socket.BadLines", delta(c.bad_lines_total(), r.bad_lines_total()), kCounter);
-  report("Time.Late", delta(c.late, r.late), kCounter);
-  report("Time.Future", delta(c.future, r.future), kCounter);
-  report("Series.OverLimit", delta(c.series_over_limit, r.series_over_limit), kCounter);
-  report("Names.Refused", delta(names_.refused(), reported_names_refused_), kCounter);
+  auto counter = [&](std::string_view attr, uint64_t total, uint64_t reported) {
+    metrics_.counter(attr, total);
+    report(attr, delta(total, reported), MONITOR_OP_SUM);
+  };
+  auto gauge = [&](std::string_view attr, int64_t value) {
+    metrics_.gauge(attr, static_cast<double>(value));
+    report(attr, value, MONITOR_OP_LAST | MONITOR_OP_MAX);
+  };
+  counter("Reports.Ring", c.ring_reports, r.ring_reports);
+  counter("Reports.Socket", c.socket_lines, r.socket_lines);
+  counter("Ring.Dropped", c.ring_dropped, r.ring_dropped);
+  counter("Ring.Abandoned", c.ring_abandoned, r.ring_abandoned);
+  counter("Ring.NamesFull", c.ring_names_full, r.ring_names_full);
+  counter("Ring.BadSlots", c.bad_slots, r.bad_slots);
+  counter("Ring.Retired", c.ring_retired, r.ring_retired);
+  counter("Ring.WriterRebinds", c.writer_rebinds, r.writer_rebinds);
+  counter("Socket.BadLines", c.bad_lines_total(), r.bad_lines_total());
+  counter("Time.Late", c.late, r.late);
+  counter("Time.Future", c.future, r.future);
+  counter("Series.OverLimit", c.series_over_limit, r.series_over_limit);
+  counter("Names.Refused", names_.refused(), reported_names_refused_);
   reported_names_refused_ = names_.refused();
-  report("Recovery.Reports", delta(c.recovered, r.recovered), kCounter);
-  report("Recovery.Lost", delta(c.recovery_lost, r.recovery_lost), kCounter);
+  counter("Recovery.Reports", c.recovered, r.recovered);
+  counter("Recovery.Lost", c.recovery_lost, r.recovery_lost);
   if (journal_) {
-    report("Journal.Bytes", static_cast<int64_t>(journal_->live_bytes()), kGauge);
-    report("Journal.Unprotected", delta(journal_->unjournaled(), reported_unjournaled_), kCounter);
+    gauge("Journal.Bytes", static_cast<int64_t>(journal_->live_bytes()));
+    counter("Journal.Unprotected", journal_->unjournaled(), reported_unjournaled_);
     reported_unjournaled_ = journal_->unjournaled();
   }
-  report("Series.Live", static_cast<int64_t>(aggregator_->live_cells()), kGauge);
-  report("Flush.Millis", last_flush_ms_, kGauge);
+  gauge("Series.Live", static_cast<int64_t>(aggregator_->live_cells()));
+  gauge("Flush.Millis", last_flush_ms_);
   last_flush_ms_ = 0;
-  if (sink_) report("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()), kGauge);
+  if (sink_) gauge("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()));
   const RssInfo rss = read_rss();
-  report("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes), kGauge);
+  gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
   if (forwarder_) {
     const ForwardCounters& f = forwarder_->counters();
     const ForwardTotals now{f.batches_sent.load(), f.connect_failures.load(), f.spool_failures.load(),
                             f.batches_skipped.load(), f.spool_corrupt.load(), forwarder_->spool_dropped()};
     const ForwardTotals& was = reported_forward_;
-    report("Forward.Sent", delta(now.sent, was.sent), kCounter);
-    report("Forward.ConnectFailures", delta(now.connect_failures, was.connect_failures), kCounter);
+    counter("Forward.Sent", now.sent, was.sent);
+    counter("Forward.ConnectFailures", now.connect_failures, was.connect_failures);
     // Seconds not written to the spool (full disk): lost, and counted here.
-    report("Forward.SpoolFailures", delta(now.spool_failures, was.spool_failures), kCounter);
+    counter("Forward.SpoolFailures", now.spool_failures, was.spool_failures);
     // Batches the receiver said it already had (HELLO_ACK): not sent again.
-    report("Forward.Skipped", delta(now.skipped, was.skipped), kCounter);
+    counter("Forward.Skipped", now.skipped, was.skipped);
     // Batches the full spool dropped, or that did not parse when read back.
-    report("Forward.Dropped", delta(now.spool_dropped + now.corrupt, was.spool_dropped + was.corrupt), kCounter);
-    report("Forward.Waiting", static_cast<int64_t>(forwarder_->spooled()), kGauge);
-    if (const auto reachable = forwarder_->registry_reachable()) report("Registry.Reachable", *reachable ? 1 : 0, kGauge);
+    counter("Forward.Dropped", now.spool_dropped + now.corrupt, was.spool_dropped + was.corrupt);
+    gauge("Forward.Waiting", static_cast<int64_t>(forwarder_->spooled()));
+    if (const auto reachable = forwarder_->registry_reachable()) gauge("Registry.Reachable", *reachable ? 1 : 0);
     reported_forward_ = now;
   }
   reported_ = c;

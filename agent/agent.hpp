@@ -19,6 +19,8 @@
 #include "agent/name_registry.hpp"
 #include "agent/socket_receiver.hpp"
 #include "common/clock.hpp"
+#include "health/metrics.hpp"
+#include "net/metrics_server.hpp"
 #include "ring/name_table.hpp"
 #include "ring/ring_reader.hpp"
 
@@ -113,6 +115,8 @@ class Agent {
   uint64_t reported_names_refused_ = 0;
   int64_t now_s_ = 0;
   int64_t last_flush_ms_ = 0;  // longest flush since the last self report
+  health::Metrics metrics_{"agent"};
+  std::unique_ptr<net::MetricsServer> metrics_server_;  // last: stopped before what it reads
 };
 
 }  // namespace monitor::agent

@@ -14,6 +14,7 @@
 #include "common/json_fields.hpp"
 #include "common/registry/registry.hpp"
 #include "net/endpoint.hpp"
+#include "net/endpoint.hpp"
 #include "monitor/monitor.h"
 
 namespace monitor::agent {
@@ -23,7 +24,7 @@ void AgentConfig::load_file(const std::string& path) {
   static constexpr const char* kKnown[] = {
       "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
       "recreate_ring", "socket", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
-      "future_window_s", "server_id", "self_metrics", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
+      "future_window_s", "server_id", "self_metrics", "metrics_listen", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id", "journal", "journal_max_bytes",
       "series_per_service", "max_names"};
   try {
@@ -43,6 +44,7 @@ void AgentConfig::load_file(const std::string& path) {
     read_int(obj, "future_window_s", future_window_s);
     read_int(obj, "server_id", server_id);
     read_bool(obj, "self_metrics", self_metrics);
+    read_string(obj, "metrics_listen", metrics_listen);
     read_string(obj, "log_level", log_level);
     read_string(obj, "forward", forward);
     read_string(obj, "registry", registry);
@@ -60,6 +62,9 @@ void AgentConfig::load_file(const std::string& path) {
 }
 
 void AgentConfig::validate() const {
+  if (!metrics_listen.empty() && !net::parse_endpoint(metrics_listen)) {
+    throw std::runtime_error("metrics_listen must be a numeric host:port");
+  }
   if (!std::has_single_bit(ring_slots_per_lane) || ring_slots_per_lane < 64) {
     throw std::runtime_error("ring_slots_per_lane must be a power of two >= 64");
   }

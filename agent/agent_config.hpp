@@ -44,6 +44,7 @@ struct AgentConfig {
   int future_window_s = 2;
   int64_t server_id = 0;  // for statsd lines without a server tag, and for Monitor.Agent
   bool self_metrics = true;
+  std::string metrics_listen;  // host:port serving GET /metrics (Prometheus text); empty: none
   std::string log_level = "info";
 
   /// Reads a JSON config file over the current values. Throws

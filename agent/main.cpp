@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
+      ("metrics-listen", "host:port serving GET /metrics, its health as Prometheus text (default: none)",
+       cxxopts::value<std::string>())
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -62,6 +64,7 @@ int main(int argc, char** argv) {
     if (args.count("journal")) config.journal = args["journal"].as<std::string>();
     if (args.count("recreate-ring")) config.recreate_ring = true;
     if (args.count("no-self-metrics")) config.self_metrics = false;
+    if (args.count("metrics-listen")) config.metrics_listen = args["metrics-listen"].as<std::string>();
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
 
     spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));

@@ -49,6 +49,8 @@ Judger::Judger(JudgerConfig config)
       health_("Monitor.Judger", config_.server_id, config_.self_metrics),
       registry_health_("Monitor.Registry", config_.server_id, config_.self_metrics) {
   config_.validate();
+  health_.expose(&metrics_);
+  registry_health_.expose(&registry_metrics_);
   std::error_code fs_ec;
   std::filesystem::create_directories(config_.data_dir, fs_ec);
   auto store = MinuteStore::open(std::filesystem::path(config_.data_dir) / "judger.db");
@@ -97,7 +99,8 @@ Judger::Judger(JudgerConfig config)
       *store_, [this] { return health_json(); },
       [this](const std::string& rule, int64_t from, int64_t to, size_t limit) {
         return notifier_->history(rule, from, to, limit);
-      });
+      },
+      [this] { return metrics_.text() + registry_metrics_.text(); });
   alarms_ = std::make_unique<AlarmEngine>(*registry_, config_.name, *notifier_);
   alarms_->load_rules();
   // The minutes the rules read, from the store: a restarted judger evaluates
@@ -560,7 +563,7 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
                                 realtime_ns() / 1'000'000'000);
   }
   http::response<http::string_body> response{static_cast<http::status>(answer.status), request.version()};
-  response.set(http::field::content_type, "application/json");
+  response.set(http::field::content_type, answer.content_type);
   response.keep_alive(false);
   response.body() = std::move(answer.body);
   response.prepare_payload();

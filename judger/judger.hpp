@@ -88,6 +88,7 @@ class Judger {
   std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;
+  health::Metrics metrics_{"judger"}, registry_metrics_{"registry"};  // served as /metrics
   health::HealthReporter health_;
   health::HealthReporter registry_health_;  // Monitor.Registry, reported by the placement leader
   std::set<std::string> services_;  // every service a batch named, for the load in the registry

@@ -100,6 +100,7 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     return services();
   }
   if (path == "/api/health") return {200, health_()};
+  if (path == "/metrics" && metrics_) return {200, metrics_(), "text/plain; version=0.0.4; charset=utf-8"};
   if (path == "/api/reports") {
     int64_t from = now_s - 86400, to = now_s;
     if ((params.count("from") && !parse_int(params.at("from"), from)) || (params.count("to") && !parse_int(params.at("to"), to))) {
@@ -126,7 +127,7 @@ QueryResponse QueryApi::handle(std::string_view target, int64_t now_s) {
     return {200, boost::json::serialize(boost::json::object{{"history", history_(rule, from, to, static_cast<size_t>(limit))}})};
   }
   return error(404, "no such endpoint; try /api/series, /api/cells, /api/points, /api/services, /api/reports, "
-                    "/api/health, /api/alarms/history");
+                    "/api/health, /api/alarms/history, /metrics");
 }
 
 namespace {

@@ -16,6 +16,7 @@ namespace monitor::judger {
 struct QueryResponse {
   unsigned status = 200;
   std::string body;
+  std::string content_type = "application/json";
 };
 
 /// Parses "a=1&b=x%20y" into a map; false on a malformed escape.
@@ -27,6 +28,7 @@ bool parse_query_string(std::string_view query, std::map<std::string, std::strin
 ///   GET /api/services
 ///   GET /api/reports?from=T&to=T   (reports per service in the finished minutes of the range; default the last day)
 ///   GET /api/health
+///   GET /metrics   (the judger's health as Prometheus text)
 ///   GET /api/alarms/history?rule=R&from=T&to=T&limit=N   (the judger's alarm history, newest first)
 /// Times are Unix seconds; `from` defaults to an hour before `to`, `to` to
 /// now, `step` to 60. Bad parameters get 400 with {"error": "..."}.
@@ -37,8 +39,10 @@ class QueryApi {
   /// Rows of the alarm history (rule "" for all), newest first.
   using HistoryFn = std::function<boost::json::array(const std::string& rule, int64_t from, int64_t to, size_t limit)>;
 
-  QueryApi(MinuteStore& store, HealthFn health, HistoryFn history = {})
-      : store_(store), health_(std::move(health)), history_(std::move(history)) {}
+  using MetricsFn = std::function<std::string()>;  // Prometheus text
+
+  QueryApi(MinuteStore& store, HealthFn health, HistoryFn history = {}, MetricsFn metrics = {})
+      : store_(store), health_(std::move(health)), history_(std::move(history)), metrics_(std::move(metrics)) {}
 
   QueryResponse handle(std::string_view target, int64_t now_s);
 
@@ -54,6 +58,7 @@ class QueryApi {
   MinuteStore& store_;
   const HealthFn health_;
   const HistoryFn history_;
+  const MetricsFn metrics_;
 };
 
 }  // namespace monitor::judger

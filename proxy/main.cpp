@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("server-id", "server id of the Monitor.Proxy health metrics (default 0)", cxxopts::value<int64_t>())
       ("no-self-metrics", "do not report Monitor.Proxy health metrics")
+      ("metrics-listen", "host:port serving GET /metrics, its health as Prometheus text (default: none)",
+       cxxopts::value<std::string>())
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     if (args.count("bonnies-file")) config.bonnies_file = args["bonnies-file"].as<std::string>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();
     if (args.count("no-self-metrics")) config.self_metrics = false;
+    if (args.count("metrics-listen")) config.metrics_listen = args["metrics-listen"].as<std::string>();
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
     spdlog::set_default_logger(spdlog::stderr_color_mt("proxy"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

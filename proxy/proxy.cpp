@@ -107,6 +107,11 @@ Proxy::Proxy(ProxyConfig config)
       acceptor_(io_),
       health_("Monitor.Proxy", config_.server_id, config_.self_metrics) {
   config_.validate();
+  health_.expose(&metrics_);
+  if (!config_.metrics_listen.empty()) {
+    metrics_server_ = std::make_unique<net::MetricsServer>(config_.metrics_listen, [this] { return metrics_.text(); });
+    spdlog::info("metrics: GET /metrics on {}", metrics_server_->address());
+  }
   auto reg = registry::open_registry(config_.registry);
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
   registry_ = std::move(*reg);

@@ -35,6 +35,7 @@
 #include "common/registry/registry.hpp"
 #include "health/health_reporter.hpp"
 #include "net/frame_connection.hpp"
+#include "net/metrics_server.hpp"
 #include "proxy/catalogue.hpp"
 #include "proxy/link.hpp"
 #include "proxy/proxy_config.hpp"
@@ -99,7 +100,9 @@ class Proxy {
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<registry::Registry> registry_;
+  health::Metrics metrics_{"proxy"};
   health::HealthReporter health_;
+  std::unique_ptr<net::MetricsServer> metrics_server_;
 
   Catalogue catalogue_;  // Bonnie
   uint64_t catalogue_version_ = 1;

@@ -27,6 +27,7 @@ void ProxyConfig::load_file(const std::string& path) {
                                            "max_unacked_batches", "max_connections",
                                            "server_id",
                                            "self_metrics",
+                                           "metrics_listen",
                                            "log_level"};
   try {
     using namespace json_fields;
@@ -46,6 +47,7 @@ void ProxyConfig::load_file(const std::string& path) {
     read_int(obj, "max_connections", max_connections);
     read_int(obj, "server_id", server_id);
     read_bool(obj, "self_metrics", self_metrics);
+    read_string(obj, "metrics_listen", metrics_listen);
     read_string(obj, "log_level", log_level);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
@@ -57,6 +59,9 @@ void ProxyConfig::validate() const {
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
   if (!net::parse_endpoint(listen)) throw std::runtime_error("listen must be a numeric host:port");
+  if (!metrics_listen.empty() && !net::parse_endpoint(metrics_listen)) {
+    throw std::runtime_error("metrics_listen must be a numeric host:port");
+  }
   if (is_clyde() && bonnies_file.empty()) throw std::runtime_error("a clyde needs bonnies_file (its Bonnie list)");
   if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be at least 1 MiB");
   if (heartbeat_interval_ms < 10) throw std::runtime_error("heartbeat_interval_ms must be >= 10");

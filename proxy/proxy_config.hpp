@@ -25,6 +25,7 @@ struct ProxyConfig {
   int max_connections = 10000;            // upstream connections at once; more are closed at accept
   int64_t server_id = 0;                  // for the Monitor.Proxy health metrics
   bool self_metrics = true;
+  std::string metrics_listen;             // host:port serving GET /metrics (Prometheus text); empty: none
   std::string log_level = "info";
 
   bool is_clyde() const noexcept { return role == "clyde"; }

@@ -32,6 +32,7 @@ void HealthReporter::send(monitor::Name attr, int64_t value, int32_t ops) {
 }
 
 void HealthReporter::counter(monitor::Name attr, uint64_t total) {
+  if (metrics_ != nullptr) metrics_->counter(attr.view(), total);
   uint64_t& last = last_totals_[std::string(attr.view())];
   const uint64_t delta = total >= last ? total - last : total;
   last = total;
@@ -39,6 +40,7 @@ void HealthReporter::counter(monitor::Name attr, uint64_t total) {
 }
 
 void HealthReporter::gauge(monitor::Name attr, int64_t value) {
+  if (metrics_ != nullptr) metrics_->gauge(attr.view(), static_cast<double>(value));
   send(attr, value, MONITOR_OP_LAST | MONITOR_OP_MAX | MONITOR_OP_MIN);
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "health/metrics.hpp"
 #include "monitor/monitor.hpp"
 
 namespace monitor::health {
@@ -19,6 +20,10 @@ class HealthReporter {
   /// Reports nothing unless `enabled` and an agent's ring exists: a daemon
   /// must not create a ring nobody drains.
   HealthReporter(monitor::Name service, int64_t server_id, bool enabled);
+
+  /// Every value reported also goes to `metrics` (served as /metrics),
+  /// whether or not an agent takes the reports.
+  void expose(Metrics* metrics) noexcept { metrics_ = metrics; }
 
   /// A monotonic counter: the increase since the last call is reported (SUM).
   void counter(monitor::Name attr, uint64_t total);
@@ -39,6 +44,7 @@ class HealthReporter {
   int64_t next_try_ns_ = 0;
   std::unordered_map<std::string, uint64_t> last_totals_;
   uint64_t failures_ = 0;
+  Metrics* metrics_ = nullptr;
 };
 
 }  // namespace monitor::health
