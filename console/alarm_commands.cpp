@@ -74,15 +74,7 @@ alarm::Rule must_get_rule(Console& console, const std::string& name) {
   return std::move(*rule);
 }
 
-std::string time_text(int64_t s) {
-  if (s <= 0) return "-";
-  const std::time_t t = s;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string time_text(int64_t s) { return s <= 0 ? "-" : utc_text(s); }
 
 int rule_add(int argc, char** argv) {
   auto options = make_options("rule add", "Adds (or with --replace, changes) the rules of a file after checking them "
@@ -260,14 +252,18 @@ StoredHistory stored_history(Console& console, const alarm::Rule& rule, int64_t 
     }
     out.judgers.push_back(judger.name);
     const auto body = get_json(judger, fmt::format("/api/points?{}&from={}&to={}", series, from_s, to_s));
-    out.last_minute_s = std::max(out.last_minute_s, body.at("last_minute").to_number<int64_t>());
-    for (const auto& [key, rows] : body.at("servers").as_object()) {
-      const int64_t server = key == "total" ? -1 : std::stoll(std::string(key));
-      auto& minutes = out.history[server];
-      for (const auto& row : rows.as_array()) {
-        const int64_t minute = row.as_array().at(0).to_number<int64_t>() / 60;
-        const auto [it, fresh] = minutes.emplace(minute, row.as_array().at(1).to_number<double>());
-        if (fresh) continue;
+    const auto* last = body.as_object().if_contains("last_minute");
+    alarm::History held;
+    size_t skipped = 0;
+    if (last == nullptr || !last->is_int64() || !alarm::add_points_reply(body, held, skipped) || skipped > 0) {
+      throw ConsoleError(kExitUnreachable, fmt::format("judger {} sent minutes that do not have the shape of /api/points "
+                                                       "(docs/judger.md)", judger.name));
+    }
+    out.last_minute_s = std::max(out.last_minute_s, last->as_int64());
+    for (const auto& [server, minutes] : held) {
+      auto& into = out.history[server];
+      for (const auto& [minute, value] : minutes) {
+        if (into.emplace(minute, value).second) continue;
         auto [range, first] = shared.try_emplace(server, minute, minute);
         range->second.first = std::min(range->second.first, minute);
         range->second.second = std::max(range->second.second, minute);

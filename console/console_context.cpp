@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -233,6 +234,15 @@ int dispatch_verbs(const char* group, int argc, char** argv,
 
 int64_t unix_now() { return realtime_ns() / 1'000'000'000; }
 
+std::string utc_text(int64_t s, const char* format) {
+  const std::time_t t = static_cast<std::time_t>(s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
 std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& service, int64_t from_s) {
   auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
   const auto names = assignment ? registry::judgers_holding(assignment->value, from_s) : std::vector<std::string>{};
@@ -242,10 +252,7 @@ std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& 
   }
   std::vector<HoldingJudger> out;
   for (const auto& name : names) {
-    auto entry = console.check(console.registry().get("judgers", name), "reading judger " + name);
-    const auto* obj = entry ? entry->value.if_object() : nullptr;
-    const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
-    out.push_back({name, query != nullptr && query->is_string() ? std::string(query->as_string()) : ""});
+    out.push_back({name, console.check(registry::judger_query(console.registry(), name), "reading judger " + name)});
   }
   if (out.size() == 1 && out[0].query.empty()) {
     throw ConsoleError(kExitUnreachable,

@@ -92,6 +92,9 @@ void check_name(const std::string& what, const std::string& name);
 /// The current Unix second.
 int64_t unix_now();
 
+/// Unix seconds as UTC text in a strftime `format` (default ISO 8601, "Z").
+std::string utc_text(int64_t s, const char* format = "%Y-%m-%dT%H:%M:%SZ");
+
 /// "now", "-30s", "-90m", "-2h", "-1d" (with `future`, also "+2h"), or
 /// absolute Unix seconds; anything else is a ConsoleError naming `option`.
 int64_t parse_time(const std::string& option, const std::string& text, int64_t now, bool future = false);

@@ -3,7 +3,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -15,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common/default_paths.hpp"
+#include "common/sparkline.hpp"
 #include "common/registry/registry.hpp"
 #include "console/console_context.hpp"
 #include "common/registry/placement.hpp"
@@ -43,38 +43,9 @@ std::vector<HoldingJudger> find_judgers(const cxxopts::ParseResult& args, const 
   Console console(args);
   if (!args.count("judger")) return holding_judgers(console, service, from);
   const std::string name = args["judger"].as<std::string>();
-  auto entry = console.check(console.registry().get("judgers", name), "reading judger " + name);
-  const auto* obj = entry ? entry->value.if_object() : nullptr;
-  const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
-  if (query == nullptr || !query->is_string() || query->as_string().empty()) {
-    throw ConsoleError(kExitUnreachable, fmt::format("judger {} is not live in {}", name, console.address()));
-  }
-  return {{name, std::string(query->as_string())}};
-}
-
-std::string sparkline(const std::vector<double>& values) {
-  static const char* kBars[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
-  if (values.empty()) return "";
-  double lo = values[0], hi = values[0];
-  for (double v : values) {
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
-  std::string out;
-  for (double v : values) {
-    const int level = hi > lo ? static_cast<int>((v - lo) / (hi - lo) * 7.0 + 0.5) : 3;
-    out += kBars[level];
-  }
-  return out;
-}
-
-std::string utc(int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-  return buf;
+  const std::string query = console.check(registry::judger_query(console.registry(), name), "reading judger " + name);
+  if (query.empty()) throw ConsoleError(kExitUnreachable, fmt::format("judger {} is not live in {}", name, console.address()));
+  return {{name, query}};
 }
 
 }  // namespace
@@ -176,12 +147,12 @@ int query_command(int argc, char** argv) {
                 args["server"].as<std::string>().c_str(), points.size(),
                 static_cast<long long>(body.at("step").to_number<int64_t>()));
     std::printf("%-18s %16s %16s %16s\n", "time (UTC)", "value", "min", "max");
-    std::vector<double> values;
+    std::vector<std::optional<double>> values;
     for (const auto& p : points) {
       const auto& row = p.as_array();
       const double value = row.at(1).to_number<double>();
       values.push_back(value);
-      std::printf("%-18s %16.6g %16.6g %16.6g\n", utc(row.at(0).to_number<int64_t>()).c_str(), value,
+      std::printf("%-18s %16.6g %16.6g %16.6g\n", utc_text(row.at(0).to_number<int64_t>(), "%Y-%m-%d %H:%M").c_str(), value,
                   row.at(2).to_number<double>(), row.at(3).to_number<double>());
     }
     std::printf("%s\n", sparkline(values).c_str());

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <map>
 
 #include <boost/json.hpp>
@@ -28,15 +27,6 @@ using net::http_get;
 namespace {
 
 namespace json = boost::json;
-
-std::string day_text(int64_t s, const char* format) {
-  const std::time_t t = s;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
 
 struct RuleLine {
   int fired = 0, resolved = 0, failed = 0;
@@ -105,13 +95,13 @@ int fired_total(const Report& r) {
 }
 
 std::string subject_of(const Report& r) {
-  return fmt::format("[monitor] daily report {}: {} alarm(s) fired, {} part(s) gone", day_text(r.to - 1, "%Y-%m-%d"),
+  return fmt::format("[monitor] daily report {}: {} alarm(s) fired, {} part(s) gone", utc_text(r.to - 1, "%Y-%m-%d"),
                      fired_total(r), count_state(r, "gone"));
 }
 
 std::string text_of(const Report& r) {
-  std::string out = fmt::format("monitor daily report, {} .. {} UTC\n\n", day_text(r.from, "%Y-%m-%d %H:%M"),
-                                day_text(r.to, "%Y-%m-%d %H:%M"));
+  std::string out = fmt::format("monitor daily report, {} .. {} UTC\n\n", utc_text(r.from, "%Y-%m-%d %H:%M"),
+                                utc_text(r.to, "%Y-%m-%d %H:%M"));
   if (r.no_judger) out += "NO JUDGER IS LIVE: the alarm history and the reports below are missing\n\n";
   out += fmt::format("ALARMS: {} fired\n", fired_total(r));
   if (r.rules.empty()) out += "  none\n";
@@ -132,8 +122,8 @@ std::string text_of(const Report& r) {
 
 std::string html_of(const Report& r) {
   using mail::html_escape;
-  std::string out = fmt::format("<h2>monitor daily report</h2><p>{} .. {} UTC</p>", day_text(r.from, "%Y-%m-%d %H:%M"),
-                                day_text(r.to, "%Y-%m-%d %H:%M"));
+  std::string out = fmt::format("<h2>monitor daily report</h2><p>{} .. {} UTC</p>", utc_text(r.from, "%Y-%m-%d %H:%M"),
+                                utc_text(r.to, "%Y-%m-%d %H:%M"));
   if (r.no_judger) out += "<p><b>No judger is live: the alarm history and the reports below are missing.</b></p>";
   out += fmt::format("<h3>Alarms: {} fired</h3><table border=\"1\" cellpadding=\"4\"><tr><th>rule</th><th>fired</th>"
                      "<th>resolved</th><th>now</th><th>failed notifications</th></tr>",

@@ -40,10 +40,7 @@ const boost::json::object* attrs_of(const boost::json::value& service) {
 
 std::string judger_of(Console& console, const std::string& service) {
   auto assignment = console.check(console.registry().get("assignments", service), "reading the assignment");
-  if (!assignment) return "";
-  const auto* obj = assignment->value.if_object();
-  const auto* judger = obj != nullptr ? obj->if_contains("judger") : nullptr;
-  return judger != nullptr && judger->is_string() ? std::string(judger->as_string()) : "";
+  return assignment ? registry::assigned_judger(assignment->value) : "";
 }
 
 Entry must_get_service(Console& console, const std::string& service) {

@@ -1,15 +1,15 @@
 #include "judger/alarm_engine.hpp"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "alarm/replay.hpp"
 #include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "common/registry/placement.hpp"
+#include "common/sparkline.hpp"
 #include "mail/smtp_mail.hpp"
 #include "net/http_get.hpp"
 
@@ -21,24 +21,6 @@ using alarm::Notice;
 
 constexpr int64_t kCatchUpMinutes = 60;  // after a long stop, only the last hour is evaluated
 constexpr int kRecentMinutes = 10;       // shown in a message
-
-std::string sparkline(const std::vector<std::optional<double>>& values) {
-  static const char* kBars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
-  double lo = INFINITY, hi = -INFINITY;
-  for (const auto& v : values) {
-    if (v) lo = std::min(lo, *v), hi = std::max(hi, *v);
-  }
-  std::string out;
-  for (const auto& v : values) {
-    if (!v) {
-      out += " ";
-      continue;
-    }
-    const int i = hi > lo ? static_cast<int>((*v - lo) / (hi - lo) * 7.0 + 0.5) : 3;
-    out += kBars[std::clamp(i, 0, 7)];
-  }
-  return out;
-}
 
 std::string number(std::optional<double> v) {
   if (!v) return "no data";
@@ -88,14 +70,8 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
       rules_.emplace(rule->name, std::move(*rule));
     }
   } else if (kind == "assignments") {
-    owners_.clear();
     assignments_.clear();
-    for (const auto& e : entries) {
-      assignments_[e.name] = e.value;
-      const auto* o = e.value.if_object();
-      const auto* j = o != nullptr ? o->if_contains("judger") : nullptr;
-      if (j != nullptr && j->is_string()) owners_[e.name] = std::string(j->as_string());
-    }
+    for (const auto& e : entries) assignments_[e.name] = e.value;
   } else if (kind == "silences") {
     silences_.clear();
     for (const auto& e : entries) {
@@ -106,8 +82,8 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
   wanted_services_.clear();
   spans_.clear();
   for (const auto& [name, rule] : rules_) {
-    const auto owner = owners_.find(rule.service);
-    if (owner == owners_.end() || owner->second != self_) continue;
+    const auto assignment = assignments_.find(rule.service);
+    if (assignment == assignments_.end() || registry::assigned_judger(assignment->second) != self_) continue;
     wanted_services_.insert(rule.service);
     int64_t& span = spans_[{rule.service, rule.attr, rule.op}];
     span = std::max(span, rule.span() + 1);
@@ -300,41 +276,32 @@ void AlarmEngine::read_moved_windows(const std::string& service, const boost::js
     const int64_t from_s = (minute - span) * 60, to_s = (minute + 1) * 60;
     for (const auto& judger : registry::judgers_holding(assignment, from_s)) {
       if (judger == self_) continue;
-      auto entry = registry_.get("judgers", judger);
-      const auto* obj = entry && *entry ? (*entry)->value.if_object() : nullptr;
-      const auto* query = obj != nullptr ? obj->if_contains("query") : nullptr;
-      if (query == nullptr || !query->is_string()) {
+      const auto query = registry::judger_query(registry_, judger);
+      if (!query || query->empty()) {
         spdlog::warn("alarms: {} moved here from judger {}, which is not live: its rules start without that judger's "
                      "minutes", service, judger);
         continue;
       }
       const std::string target = fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", key.service, key.attr,
                                              alarm::rule_op_name(key.op), from_s, to_s);
-      auto reply = net::http_get(std::string(query->as_string()), target, std::chrono::seconds(5), size_t{64} << 20);
+      auto reply = net::http_get(*query, target, std::chrono::seconds(5), size_t{64} << 20);
       boost::system::error_code ec;
       const auto body = reply && reply->status == 200 ? boost::json::parse(reply->body, ec) : boost::json::value();
-      const auto* servers = !ec && body.is_object() ? body.as_object().if_contains("servers") : nullptr;
-      if (servers == nullptr || !servers->is_object()) {
+      alarm::History held;
+      size_t skipped = 0;
+      if (ec || !alarm::add_points_reply(body, held, skipped)) {
         spdlog::warn("alarms: reading the minutes of {} {} from judger {} (which it moved from) failed: {}", service,
                      key.attr, judger, reply ? fmt::format("HTTP {}", reply->status) : reply.error().message());
         continue;
       }
+      if (skipped > 0) spdlog::warn("alarms: judger {} sent {} malformed row(s) of {} {}; skipped", judger, skipped, service, key.attr);
       size_t added = 0;
       auto& by_server = series_[key];
-      for (const auto& [server_key, rows] : servers->as_object()) {
-        int64_t server = -1;
-        if (server_key != "total") {
-          const auto [end, parse_ec] = std::from_chars(server_key.data(), server_key.data() + server_key.size(), server);
-          if (parse_ec != std::errc{} || end != server_key.data() + server_key.size() || server < 0) continue;
-        }
-        if (!rows.is_array()) continue;
+      for (const auto& [server, minutes] : held) {
         auto& s = by_server.try_emplace(server, span).first->second;
-        for (const auto& row : rows.as_array()) {
-          const auto* pair = row.if_array();
-          if (pair == nullptr || pair->size() != 2 || !pair->at(0).is_int64() || !pair->at(1).is_number()) continue;
-          const int64_t m = pair->at(0).as_int64() / 60;
+        for (const auto& [m, value] : minutes) {
           if (s.at(m)) continue;  // this judger's own minute stands
-          s.put(m, pair->at(1).to_number<double>());
+          s.put(m, value);
           ++added;
         }
       }

@@ -83,8 +83,7 @@ class AlarmEngine {
   int64_t final_before_s_ = 0;
   bool stopping_ = false;
   std::map<std::string, alarm::Rule> rules_;            // every rule in the registry, by name
-  std::map<std::string, std::string> owners_;           // service -> judger
-  std::map<std::string, boost::json::value> assignments_;  // service -> its assignment (with the judgers it left)
+  std::map<std::string, boost::json::value> assignments_;  // service -> its assignment: its judger, and those it left
   std::vector<alarm::Silence> silences_;
   std::set<std::string> wanted_services_;
   std::map<SeriesKey, int64_t> spans_;  // minutes kept of each series the owned rules read

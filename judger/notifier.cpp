@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "common/clock.hpp"
+#include "judger/sqlite_statement.hpp"
 #include "mail/smtp_mail.hpp"
 
 extern char** environ;
@@ -28,35 +29,6 @@ namespace {
 
 int64_t now_ms() { return realtime_ns() / 1'000'000; }
 
-// A prepared statement that finalises itself.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
-  }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return st_ != nullptr; }
-  Stmt& bind(int i, const std::string& s) {
-    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  int step() { return st_ != nullptr ? sqlite3_step(st_) : SQLITE_ERROR; }
-  int64_t i64(int c) const { return sqlite3_column_int64(st_, c); }
-  std::string text(int c) const {
-    const auto* p = sqlite3_column_text(st_, c);
-    return p != nullptr ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st_, c)))
-                        : std::string();
-  }
-
- private:
-  sqlite3_stmt* st_ = nullptr;
-};
 
 size_t collect(char* data, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(data, size * n);
@@ -103,9 +75,9 @@ CREATE INDEX IF NOT EXISTS history_rule ON history (rule, time_s);
     throw std::runtime_error(fmt::format("prepare {}: {}", path, message));
   }
   {
-    Stmt st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
-    if (st.step() == SQLITE_ROW && st.i64(0) > 0) {
-      spdlog::info("alarms: {} notifications waiting in the outbox since before the restart", st.i64(0));
+    Statement st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
+    if (st.step() == SQLITE_ROW && st.int64(0) > 0) {
+      spdlog::info("alarms: {} notifications waiting in the outbox since before the restart", st.int64(0));
     }
   }
   thread_ = std::thread([this] { run(); });
@@ -123,7 +95,7 @@ Notifier::~Notifier() {
 
 bool Notifier::enqueue(const Notification& n) {
   std::lock_guard lock(mutex_);
-  Stmt st(db_,
+  Statement st(db_,
           "INSERT OR IGNORE INTO outbox (key, rule, target, subject, text, html, body, next_try_ms, created_s) "
           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   st.bind(1, n.key).bind(2, n.rule).bind(3, n.target).bind(4, n.subject).bind(5, n.text).bind(6, n.html);
@@ -140,20 +112,20 @@ bool Notifier::enqueue(const Notification& n) {
 void Notifier::record(int64_t time_s, const std::string& rule, int64_t server, const std::string& event,
                       const std::string& detail) {
   std::lock_guard lock(mutex_);
-  Stmt st(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, ?, ?, ?)");
+  Statement st(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, ?, ?, ?)");
   st.bind(1, time_s).bind(2, rule).bind(3, server).bind(4, event).bind(5, detail);
   if (st.step() != SQLITE_DONE) spdlog::error("alarms: could not record {} of {}: {}", event, rule, sqlite3_errmsg(db_));
 }
 
 boost::json::array Notifier::history(const std::string& rule, int64_t from_s, int64_t to_s, size_t limit) {
   std::lock_guard lock(mutex_);
-  Stmt st(db_,
+  Statement st(db_,
           "SELECT time_s, rule, server, event, detail FROM history WHERE (? = '' OR rule = ?) AND time_s >= ? "
           "AND time_s < ? ORDER BY time_s DESC, id DESC LIMIT ?");
   st.bind(1, rule).bind(2, rule).bind(3, from_s).bind(4, to_s).bind(5, static_cast<int64_t>(limit));
   boost::json::array out;
   while (st.step() == SQLITE_ROW) {
-    out.push_back(boost::json::object{{"time", st.i64(0)}, {"rule", st.text(1)}, {"server", st.i64(2)},
+    out.push_back(boost::json::object{{"time", st.int64(0)}, {"rule", st.text(1)}, {"server", st.int64(2)},
                                       {"event", st.text(3)}, {"detail", st.text(4)}});
   }
   return out;
@@ -166,8 +138,8 @@ NotifierCounters Notifier::counters() const {
 
 uint64_t Notifier::pending() const {
   std::lock_guard lock(mutex_);
-  Stmt st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
-  return st.step() == SQLITE_ROW ? static_cast<uint64_t>(st.i64(0)) : 0;
+  Statement st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
+  return st.step() == SQLITE_ROW ? static_cast<uint64_t>(st.int64(0)) : 0;
 }
 
 void Notifier::run() {
@@ -181,28 +153,28 @@ void Notifier::run() {
                     const std::string& error) {
     std::lock_guard lock(mutex_);
     if (ok) {
-      Stmt st(db_, "UPDATE outbox SET state = 'sent', tries = tries + 1, error = '' WHERE key = ?");
+      Statement st(db_, "UPDATE outbox SET state = 'sent', tries = tries + 1, error = '' WHERE key = ?");
       st.bind(1, key).step();
       ++counters_.sent;
-      Stmt h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'delivered', ?)");
+      Statement h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'delivered', ?)");
       h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, target).step();
       spdlog::info("alarms: {} delivered to {} ({})", rule, target, key);
       return;
     }
-    Stmt q(db_, "SELECT tries FROM outbox WHERE key = ?");
+    Statement q(db_, "SELECT tries FROM outbox WHERE key = ?");
     q.bind(1, key);
-    const int64_t tries = (q.step() == SQLITE_ROW ? q.i64(0) : 0) + 1;
+    const int64_t tries = (q.step() == SQLITE_ROW ? q.int64(0) : 0) + 1;
     if (tries >= options_.tries) {
-      Stmt st(db_, "UPDATE outbox SET state = 'failed', tries = ?, error = ? WHERE key = ?");
+      Statement st(db_, "UPDATE outbox SET state = 'failed', tries = ?, error = ? WHERE key = ?");
       st.bind(1, tries).bind(2, error).bind(3, key).step();
       ++counters_.failed;
-      Stmt h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'notify_failed', ?)");
+      Statement h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'notify_failed', ?)");
       h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, fmt::format("{}: {} (after {} tries)", target, error, tries)).step();
       spdlog::error("alarms: notification {} of {} to {} failed after {} tries: {}", key, rule, target, tries, error);
       return;
     }
     const int64_t backoff = std::min<int64_t>(int64_t{options_.backoff_ms} << std::min<int64_t>(tries - 1, 20), 300'000);
-    Stmt st(db_, "UPDATE outbox SET tries = ?, next_try_ms = ?, error = ? WHERE key = ?");
+    Statement st(db_, "UPDATE outbox SET tries = ?, next_try_ms = ?, error = ? WHERE key = ?");
     st.bind(1, tries).bind(2, now_ms() + backoff).bind(3, error).bind(4, key).step();
     ++counters_.retried;
     spdlog::warn("alarms: notification {} to {} failed (try {} of {}), again in {} ms: {}", key, target, tries,
@@ -219,10 +191,10 @@ void Notifier::run() {
     if (now_s < next_prune_s) return;
     next_prune_s = now_s + 3600;
     std::lock_guard lock(mutex_);
-    Stmt h(db_, "DELETE FROM history WHERE time_s < ?");
+    Statement h(db_, "DELETE FROM history WHERE time_s < ?");
     h.bind(1, now_s - kHistoryKeepS).step();
     const int history_rows = sqlite3_changes(db_);
-    Stmt o(db_, "DELETE FROM outbox WHERE state != 'pending' AND created_s < ?");
+    Statement o(db_, "DELETE FROM outbox WHERE state != 'pending' AND created_s < ?");
     o.bind(1, now_s - kSettledKeepS).step();
     const int outbox_rows = sqlite3_changes(db_);
     if (history_rows + outbox_rows > 0) {
@@ -241,11 +213,11 @@ void Notifier::run() {
       std::unique_lock lock(mutex_);
       if (stopping_) break;
       int64_t next_ms = now_ms() + (running.empty() ? 1000 : 50);
-      Stmt st(db_,
+      Statement st(db_,
               "SELECT key, rule, target, subject, text, html, body, next_try_ms FROM outbox WHERE state = 'pending' "
               "ORDER BY next_try_ms LIMIT 32");
       while (st.step() == SQLITE_ROW) {
-        const int64_t at = st.i64(7);
+        const int64_t at = st.int64(7);
         const std::string key = st.text(0);
         bool busy = false;
         for (const auto& [pid, c] : running) busy = busy || c.key == key;

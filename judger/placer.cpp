@@ -14,12 +14,6 @@ namespace {
 
 constexpr const char* kKinds[] = {"judgers", "proxies", "agents", "assignments", "services", "parts", "settings"};
 
-std::string judger_field(const boost::json::value& v) {
-  const auto* obj = v.if_object();
-  const auto* j = obj != nullptr ? obj->if_contains("judger") : nullptr;
-  return j != nullptr && j->is_string() ? std::string(j->as_string()) : "";
-}
-
 }  // namespace
 
 Placer::Placer(registry::Registry& registry, std::string self, std::chrono::milliseconds grace)
@@ -87,7 +81,7 @@ void Placer::place() {
   int64_t unassigned = 0;
   for (const auto& s : known_["services"]) {
     const auto found = assignment_of.find(s.name);
-    const std::string judger = found != assignment_of.end() ? judger_field(found->second->value) : "";
+    const std::string judger = found != assignment_of.end() ? registry::assigned_judger(found->second->value) : "";
     if (!judger.empty() && live.contains(judger)) {
       ++owned[judger];
       continue;

@@ -1,10 +1,41 @@
 #include "alarm/replay.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 
 namespace monitor::alarm {
+
+bool add_points_reply(const boost::json::value& reply, History& out, size_t& skipped) {
+  const auto* obj = reply.if_object();
+  const auto* servers = obj != nullptr ? obj->if_contains("servers") : nullptr;
+  if (servers == nullptr || !servers->is_object()) return false;
+  for (const auto& [key, rows] : servers->as_object()) {
+    int64_t server = -1;
+    if (key != "total") {
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), server);
+      if (ec != std::errc{} || end != key.data() + key.size() || server < 0) {
+        ++skipped;
+        continue;
+      }
+    }
+    if (!rows.is_array()) {
+      ++skipped;
+      continue;
+    }
+    auto& minutes = out[server];
+    for (const auto& row : rows.as_array()) {
+      const auto* pair = row.if_array();
+      if (pair == nullptr || pair->size() != 2 || !pair->at(0).is_int64() || !pair->at(1).is_number()) {
+        ++skipped;
+        continue;
+      }
+      minutes.emplace(pair->at(0).as_int64() / 60, pair->at(1).to_number<double>());
+    }
+  }
+  return true;
+}
 
 ReplayResult replay(const Rule& rule, const History& history, int64_t from, int64_t to) {
   ReplayResult result;

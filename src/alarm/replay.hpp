@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/value.hpp>
+
 #include "alarm/evaluator.hpp"
 #include "alarm/rule.hpp"
 
@@ -15,6 +17,12 @@ namespace monitor::alarm {
 /// Every minute of every series a replay reads: server (-1: the total) ->
 /// minute -> value.
 using History = std::map<int64_t, std::map<int64_t, double>>;
+
+/// A judger's `/api/points` reply ({"servers": {"total"|"<id>": [[minute_s,
+/// value], ...]}}) added to `out`, minutes as Unix minutes; a minute `out`
+/// holds already stands. Rows that do not have that shape are skipped and
+/// counted in `skipped`; false when the reply has no "servers" object.
+bool add_points_reply(const boost::json::value& reply, History& out, size_t& skipped);
 
 struct ReplayResult {
   std::vector<Transition> transitions;  // in order of minute, then server

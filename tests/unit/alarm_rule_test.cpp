@@ -1,5 +1,6 @@
 // The rule language: each function against hand-computed values, the life
 // cycle on flapping series, and refusals with their position and reason.
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -358,4 +359,17 @@ rule Shop.Api.Errors   # trailing comment
   const auto again = parse_ok(r.source);
   CHECK(again.rules.at(0).when_text == r.when_text);
   CHECK(again.rules.at(0).source == r.source);
+}
+
+TEST_CASE("a judger's /api/points reply becomes a history, malformed rows are counted, a minute held stands",
+          "[alarms][replay]") {
+  monitor::alarm::History history{{3, {{29'000'001, 7.0}}}};
+  size_t skipped = 0;
+  const auto reply = boost::json::parse(
+      R"({"servers":{"total":[[1740000000,5],[1740000060,6.5]],"3":[[1740000060,1],["x",2],[1740000120]],"-4":[],"q":[]}})");
+  REQUIRE(monitor::alarm::add_points_reply(reply, history, skipped));
+  CHECK(skipped == 4);  // two rows without a minute and a value, two servers that are not ids
+  CHECK(history.at(-1) == std::map<int64_t, double>{{29'000'000, 5.0}, {29'000'001, 6.5}});
+  CHECK(history.at(3) == std::map<int64_t, double>{{29'000'001, 7.0}});  // held before: stands
+  CHECK_FALSE(monitor::alarm::add_points_reply(boost::json::parse(R"({"points":[]})"), history, skipped));
 }

@@ -98,6 +98,18 @@ boost::json::object moved_assignment(const boost::json::value& old, const std::s
   return out;
 }
 
+std::string assigned_judger(const boost::json::value& assignment) {
+  const auto* obj = assignment.if_object();
+  return obj != nullptr ? text(*obj, "judger") : std::string();
+}
+
+boost::system::result<std::string> judger_query(Registry& registry, const std::string& judger) {
+  auto entry = registry.get("judgers", judger);
+  if (!entry) return entry.error();
+  const auto* obj = *entry ? (*entry)->value.if_object() : nullptr;
+  return obj != nullptr ? text(*obj, "query") : std::string();
+}
+
 std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s) {
   std::vector<std::string> out;
   const auto* obj = assignment.if_object();

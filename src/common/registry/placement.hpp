@@ -39,6 +39,13 @@ bool auto_placement(Registry& registry);
 /// knows which judgers hold minutes of the service from before a move.
 boost::json::object moved_assignment(const boost::json::value& old, const std::string& to, int64_t now_s);
 
+/// The judger an assignment value names; "" when it names none.
+std::string assigned_judger(const boost::json::value& assignment);
+
+/// The query address (host:port) of a judger, from its live entry; "" when
+/// it is not live (or registered none).
+[[nodiscard]] boost::system::result<std::string> judger_query(Registry& registry, const std::string& judger);
+
 /// The judgers that may hold minutes of a service from `from_s` on: its judger
 /// now, and those it left at or after `from_s` (most recent first).
 std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s);
