@@ -370,10 +370,6 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
                                              {"rule", "add", std::string(MONITOR_TESTS_DIR) + "/../examples/rules/monitor.rules"});
   INFO(added.out << added.err);
   REQUIRE(added.rc == 0);
-  // A service behind the agent that will die, evaluated by the judger that survives.
-  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"service", "add", "E2e.Test", "--judger", "judger-2"}).rc == 0);
-  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
-  auto writer = monitor::e2e::spawn_steady(ring2.name(), dir.file("writer.out"), 5, 50, 900);
   // Every part registered and live: two judgers, two agents, Bonnie.
   auto live_parts = [&] {
     const Run s = monitor::e2e::monitorctl(dir, registry, {"status", "--output", "json"});
@@ -385,6 +381,11 @@ TEST_CASE("issue 9: the default rules raise an alarm for a judger and an agent g
     }));
   };
   REQUIRE(wait_until([&] { return live_parts() == 5; }, 30s));
+  // A service behind the agent that will die, evaluated by the judger that
+  // survives (added once judger-2 is registered: a judger must be known).
+  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"service", "add", "E2e.Test", "--judger", "judger-2"}).rc == 0);
+  REQUIRE(monitor::e2e::monitorctl(dir, registry, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
+  auto writer = monitor::e2e::spawn_steady(ring2.name(), dir.file("writer.out"), 5, 50, 900);
   // The no-data rule goes in once the service's minutes are stored (a new
   // rule on a service without data would rightly fire at once).
   REQUIRE(wait_until([&] {
