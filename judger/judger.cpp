@@ -111,6 +111,10 @@ Judger::Judger(JudgerConfig config)
     if (points) alarms_->minute_stored(*points);
     else spdlog::warn("alarms: reading stored minutes of {} {}: {}", service, attr, points.error().message());
   }
+  if (!config_.export_targets.empty()) {
+    exporter_ = std::make_unique<Exporter>(config_.data_dir, std::filesystem::path(config_.data_dir) / "judger.db",
+                                           ExportOptions{config_.export_targets, config_.export_backlog_minutes});
+  }
   registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "judger", "judgers", config_.name,
                                                                kRegistryTtl);
   if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
@@ -196,6 +200,7 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
       minute_store_failures_.erase(failed);
     }
     rollup_->stored(minute.minute);
+    if (exporter_) exporter_->minute_queued();
     alarms_->minute_stored(minute.points);
     ++counters_.minutes_stored;
     spdlog::debug("stored minute {} ({} points{})", minute.minute, minute.points.size(),
@@ -239,6 +244,24 @@ void Judger::report_health() {
   health_.counter("Notifications.Failed", notices.failed);
   health_.gauge("Notifications.Pending", static_cast<int64_t>(notifier_->pending()));
   health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
+  if (exporter_) {
+    // Summed over targets, the lag and backlog of the one furthest behind.
+    ExportFigures all;
+    for (const ExportFigures& f : exporter_->figures()) {
+      all.minutes += f.minutes;
+      all.points += f.points;
+      all.failures += f.failures;
+      all.dropped += f.dropped;
+      all.backlog = std::max(all.backlog, f.backlog);
+      all.lag_ms = std::max(all.lag_ms, f.lag_ms);
+    }
+    health_.counter("Export.Minutes", all.minutes);
+    health_.counter("Export.Points", all.points);
+    health_.counter("Export.Failures", all.failures);
+    health_.counter("Export.Dropped", all.dropped);
+    health_.gauge("Export.Backlog", all.backlog);
+    health_.gauge("Export.LagMillis", all.lag_ms);
+  }
   health_.counter("Registry.Failures", registration_->failures());
   if (placer_) {
     // One judger speaks for the registry, so the system's view of its parts is counted once.
@@ -511,6 +534,20 @@ std::string Judger::health_json() const {
                              {"series_over_limit", counters_.series_over_limit},
                              {"store_errors", counters_.store_errors},
                              {"open_minutes", rollup_->open_minutes()}};
+  if (exporter_) {
+    boost::json::array targets;
+    for (const ExportFigures& f : exporter_->figures()) {
+      targets.push_back({{"target", f.target},
+                         {"minutes", f.minutes},
+                         {"points", f.points},
+                         {"failures", f.failures},
+                         {"dropped", f.dropped},
+                         {"backlog", f.backlog},
+                         {"lag_ms", f.lag_ms},
+                         {"last_delivery_ms", f.last_delivery_ms}});
+    }
+    health["export"] = std::move(targets);
+  }
   return boost::json::serialize(health);
 }
 

@@ -13,6 +13,7 @@
 #include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
 #include "judger/alarm_engine.hpp"
+#include "judger/exporter.hpp"
 #include "judger/notifier.hpp"
 #include "judger/placer.hpp"
 #include "health/health_reporter.hpp"
@@ -86,6 +87,7 @@ class Judger {
   std::unique_ptr<QueryApi> query_api_;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
+  std::unique_ptr<Exporter> exporter_;   // none without targets
   std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
   JudgerCounters counters_;
   health::Metrics metrics_{"judger"}, registry_metrics_{"registry"};  // served as /metrics

@@ -7,6 +7,7 @@
 
 #include "common/json_fields.hpp"
 #include "common/registry/registry.hpp"
+#include "judger/minute_store.hpp"
 
 namespace monitor::judger {
 
@@ -16,7 +17,8 @@ void JudgerConfig::load_file(const std::string& path) {
                                            "grace_s", "late_window_s", "future_window_s", "idle_timeout_s", "server_id",
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
                                            "max_names", "series_per_service", "placement", "smtp_url", "mail_from",
-                                           "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running"};
+                                           "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running",
+                                           "export", "export_backlog_minutes"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -43,9 +45,50 @@ void JudgerConfig::load_file(const std::string& path) {
     read_int(obj, "notify_backoff_ms", notify_backoff_ms);
     read_int(obj, "command_timeout_s", command_timeout_s);
     read_int(obj, "command_max_running", command_max_running);
+    read_int(obj, "export_backlog_minutes", export_backlog_minutes);
+    if (const auto* list = obj.if_contains("export")) {
+      if (!list->is_array()) throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
+      for (const auto& item : list->as_array()) {
+        if (!item.is_object()) throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
+        static constexpr const char* kTargetKnown[] = {"name", "kind", "url"};
+        check_known(item.as_object(), kTargetKnown);
+        std::string target_name, kind, url;
+        read_string(item.as_object(), "name", target_name);
+        read_string(item.as_object(), "kind", kind);
+        read_string(item.as_object(), "url", url);
+        export_targets.push_back(parse_export_target(target_name + "=" + kind + ":" + url));
+      }
+    }
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
+}
+
+ExportTarget JudgerConfig::parse_export_target(const std::string& text) {
+  const size_t equals = text.find('=');
+  const size_t colon = text.find(':', equals == std::string::npos ? 0 : equals);
+  if (equals == std::string::npos || colon == std::string::npos) {
+    throw std::runtime_error(fmt::format("export target \"{}\": expected NAME=KIND:URL", text));
+  }
+  ExportTarget target;
+  target.name = text.substr(0, equals);
+  const std::string kind = text.substr(equals + 1, colon - equals - 1);
+  target.url = text.substr(colon + 1);
+  if (!registry::is_valid_key(target.name)) {
+    throw std::runtime_error(fmt::format("export target \"{}\": name must be 1-128 bytes of [A-Za-z0-9._-]", text));
+  }
+  if (kind == "victoriametrics") {
+    target.kind = ExportTarget::Kind::kVictoriaMetrics;
+  } else if (kind == "influxdb") {
+    target.kind = ExportTarget::Kind::kInfluxDb;
+  } else {
+    throw std::runtime_error(
+        fmt::format("export target \"{}\": kind must be victoriametrics or influxdb, not \"{}\"", text, kind));
+  }
+  if (!target.url.starts_with("http://") && !target.url.starts_with("https://")) {
+    throw std::runtime_error(fmt::format("export target \"{}\": the URL must start with http:// or https://", text));
+  }
+  return target;
 }
 
 void JudgerConfig::validate() const {
@@ -63,6 +106,17 @@ void JudgerConfig::validate() const {
   if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
   if (notify_tries < 1 || notify_tries > 100) throw std::runtime_error("notify_tries must be in [1, 100]");
   if (notify_backoff_ms < 10 || notify_backoff_ms > 300000) throw std::runtime_error("notify_backoff_ms must be in [10, 300000]");
+  if (export_backlog_minutes < 1 || export_backlog_minutes > Retention{}.minute_s / 60) {
+    throw std::runtime_error(fmt::format("export_backlog_minutes must be in [1, {}] (the minute retention)",
+                                         Retention{}.minute_s / 60));
+  }
+  for (size_t i = 0; i < export_targets.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (export_targets[i].name == export_targets[j].name) {
+        throw std::runtime_error(fmt::format("export target name \"{}\" is used twice", export_targets[i].name));
+      }
+    }
+  }
   if (command_timeout_s < 1 || command_max_running < 1) throw std::runtime_error("command_timeout_s and command_max_running must be >= 1");
 }
 

@@ -2,8 +2,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/default_paths.hpp"
+#include "judger/exporter.hpp"
 
 namespace monitor::judger {
 
@@ -35,6 +37,12 @@ struct JudgerConfig {
   int notify_backoff_ms = 5000;  // before the second try; doubles per try, at most 5 min
   int command_timeout_s = 10;
   int command_max_running = 4;
+  // Export of finished minutes (docs/export.md); none by default.
+  std::vector<ExportTarget> export_targets;
+  int64_t export_backlog_minutes = 1440;
+
+  /// Parses "NAME=KIND:URL" (KIND victoriametrics or influxdb), as --export takes it.
+  static ExportTarget parse_export_target(const std::string& text);
 
   /// Throws std::runtime_error naming the file and the problem.
   void load_file(const std::string& path);

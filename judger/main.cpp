@@ -44,6 +44,10 @@ int main(int argc, char** argv) {
        std::to_string(defaults.notify_backoff_ms) + ")", cxxopts::value<int>())
       ("command-timeout", "seconds a notification command may run (default " +
        std::to_string(defaults.command_timeout_s) + ")", cxxopts::value<int>())
+      ("export", "export finished minutes to NAME=KIND:URL, KIND victoriametrics or influxdb; repeatable "
+       "(docs/export.md; default none)", cxxopts::value<std::vector<std::string>>())
+      ("export-backlog", "minutes a target that was down still receives (default " +
+       std::to_string(defaults.export_backlog_minutes) + ")", cxxopts::value<int64_t>())
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -73,6 +77,13 @@ int main(int argc, char** argv) {
     if (args.count("notify-tries")) config.notify_tries = args["notify-tries"].as<int>();
     if (args.count("notify-backoff-ms")) config.notify_backoff_ms = args["notify-backoff-ms"].as<int>();
     if (args.count("command-timeout")) config.command_timeout_s = args["command-timeout"].as<int>();
+    if (args.count("export")) {
+      config.export_targets.clear();  // the flags replace the config file's list
+      for (const auto& text : args["export"].as<std::vector<std::string>>()) {
+        config.export_targets.push_back(monitor::judger::JudgerConfig::parse_export_target(text));
+      }
+    }
+    if (args.count("export-backlog")) config.export_backlog_minutes = args["export-backlog"].as<int64_t>();
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
     spdlog::set_default_logger(spdlog::stderr_color_mt("judger"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

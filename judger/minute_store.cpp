@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS minute_cells (
 CREATE TABLE IF NOT EXISTS completed_minutes (minute INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS service_reports (
   minute INTEGER NOT NULL, service TEXT NOT NULL, reports INTEGER NOT NULL, PRIMARY KEY (minute, service)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS export_queue (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, minute INTEGER NOT NULL, version INTEGER NOT NULL, queued_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS export_queue_minute ON export_queue (minute);
 CREATE TABLE IF NOT EXISTS minute_cells_staging (
   minute INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
   count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
@@ -386,6 +389,13 @@ boost::system::result<void> MinuteStore::write_completion(int64_t minute, int64_
   Statement completed(db_, "INSERT OR IGNORE INTO completed_minutes (minute) VALUES (?)");
   completed.bind(1, minute);
   if (const int rc = completed.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  // In the same transaction as the points it announces: every stored version
+  // of a minute is exported, and none before it is whole (judger/exporter.hpp).
+  Statement queued(db_,
+                   "INSERT INTO export_queue (minute, version, queued_ms) "
+                   "SELECT ?1, coalesce(max(version), 0) + 1, ?2 FROM export_queue WHERE minute = ?1");
+  queued.bind(1, minute).bind(2, realtime_ns() / 1'000'000);
+  if (const int rc = queued.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   return {};
 }
 
@@ -553,6 +563,10 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement completed(db_, "DELETE FROM completed_minutes WHERE minute < ?");
   completed.bind(1, now_s - retention_.minute_s);
   if (const int rc = completed.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  // An exporter still behind these counts them as dropped (judger/exporter.hpp).
+  Statement queue(db_, "DELETE FROM export_queue WHERE minute < ?");
+  queue.bind(1, now_s - retention_.minute_s);
+  if (const int rc = queue.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   Statement reports(db_, "DELETE FROM service_reports WHERE minute < ?");
   reports.bind(1, now_s - retention_.minute_s);
   if (const int rc = reports.step(); rc != SQLITE_DONE) return sqlite_error(rc);

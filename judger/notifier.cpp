@@ -13,7 +13,6 @@
 #include <map>
 #include <stdexcept>
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -21,6 +20,7 @@
 #include "common/clock.hpp"
 #include "judger/sqlite_statement.hpp"
 #include "mail/smtp_mail.hpp"
+#include "net/http_post.hpp"
 
 extern char** environ;
 
@@ -28,12 +28,6 @@ namespace monitor::judger {
 namespace {
 
 int64_t now_ms() { return realtime_ns() / 1'000'000; }
-
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
 
 struct RunningCommand {
   pid_t pid;
@@ -45,8 +39,6 @@ struct RunningCommand {
 }  // namespace
 
 Notifier::Notifier(const std::string& data_dir, NotifierOptions options) : options_(std::move(options)) {
-  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!curl_ready) throw std::runtime_error("libcurl did not initialise");
   const std::string path = (std::filesystem::path(data_dir) / "alarms.db").string();
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
       SQLITE_OK) {
@@ -317,38 +309,11 @@ bool Notifier::deliver(const std::string& target, const std::string& key, const 
 
 bool Notifier::post_webhook(const std::string& url, const std::string& key, const std::string& body,
                             std::string& error) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) {
-    error = "libcurl: no handle";
-    return false;
-  }
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Content-Type: application/json");
-  headers = curl_slist_append(headers, ("Idempotency-Key: " + key).c_str());
-  std::string response;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout_s));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
-  const CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
-    error = curl_easy_strerror(rc);
-    return false;
-  }
-  if (status < 200 || status >= 300) {
-    error = fmt::format("HTTP {}", status);
-    return false;
-  }
-  return true;
+  net::HttpPoster poster;
+  const net::PostReply reply = poster.post(url, body, {"Content-Type: application/json", "Idempotency-Key: " + key},
+                                           static_cast<long>(options_.timeout_s));
+  error = reply.error;
+  return reply.ok();
 }
 
 bool Notifier::send_mail(const std::string& to, const std::string& key, const std::string& subject,

@@ -11,7 +11,7 @@ packages=(
   clang libclang-rt-14-dev python3
   etcd-server etcd-client
   libcurl4-openssl-dev python3-aiosmtpd
-  prometheus
+  prometheus victoria-metrics influxdb
 )
 
 missing=()

@@ -1,0 +1,357 @@
+#include "judger/exporter.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.hpp"
+#include "common/log_throttle.hpp"
+#include "judger/sqlite_statement.hpp"
+#include "model/op.hpp"
+#include "net/http_post.hpp"
+
+namespace monitor::judger {
+namespace {
+
+int64_t now_ms() { return realtime_ns() / 1'000'000; }
+
+// Line protocol escapes in tag keys and values: comma, space, equals sign.
+// The model's names hold none of them; escaped anyway, so no name can break a line.
+void append_tag_value(std::string& out, std::string_view value) {
+  for (char c : value) {
+    if (c == ',' || c == ' ' || c == '=' || c == '\\') out += '\\';
+    out += c;
+  }
+}
+
+// The field of a stored op code: the op's name in lower case, HIST as its quantiles.
+std::string_view field_of(uint32_t op) {
+  switch (op) {
+    case 1: return "sum";
+    case 2: return "max";
+    case 4: return "min";
+    case 8: return "avg";
+    case 16: return "first";
+    case 32: return "last";
+    case 64: return "count";
+    case model::kOpHistP50: return "p50";
+    case model::kOpHistP90: return "p90";
+    case model::kOpHistP99: return "p99";
+    case model::kOpHistP999: return "p999";
+    default: return {};
+  }
+}
+
+struct QueuedMinute {
+  int64_t id = 0;
+  int64_t minute = 0;
+  int64_t version = 0;
+  int64_t queued_ms = 0;
+};
+
+sqlite3* open_db(const std::filesystem::path& file, int flags, std::string& error) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    error = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return nullptr;
+  }
+  // The judger's thread writes the store while this one reads it (WAL).
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close(db); }
+};
+using Db = std::unique_ptr<sqlite3, DbCloser>;
+
+}  // namespace
+
+std::string export_line(std::string_view service, std::string_view attr, int64_t server_id,
+                        const std::vector<std::pair<std::string_view, double>>& fields, int64_t timestamp) {
+  std::string line = "monitor,service=";
+  append_tag_value(line, service);
+  line += ",attr=";
+  append_tag_value(line, attr);
+  line += ",server=";
+  line += server_id < 0 ? std::string("total") : std::to_string(server_id);
+  char separator = ' ';
+  for (const auto& [field, value] : fields) {
+    line += separator;
+    fmt::format_to(std::back_inserter(line), "{}={}", field, value);
+    separator = ',';
+  }
+  fmt::format_to(std::back_inserter(line), " {}\n", timestamp);
+  return line;
+}
+
+struct Exporter::Target {
+  explicit Target(ExportTarget target) : config(std::move(target)) { figures.target = config.name; }
+  const ExportTarget config;
+  mutable std::mutex mutex;
+  ExportFigures figures;  // GUARDED_BY(mutex)
+  LogThrottle drop_log{60'000'000'000};
+};
+
+Exporter::Exporter(const std::filesystem::path& data_dir, const std::filesystem::path& store_file,
+                   ExportOptions options)
+    : state_file_(data_dir / "export.db"), store_file_(store_file), options_(std::move(options)) {
+  std::string error;
+  Db state(open_db(state_file_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error));
+  if (!state) throw std::runtime_error(fmt::format("open {}: {}", state_file_.string(), error));
+  char* message = nullptr;
+  if (sqlite3_exec(state.get(),
+                   "PRAGMA journal_mode = WAL;"
+                   "CREATE TABLE IF NOT EXISTS positions (target TEXT PRIMARY KEY, queue_id INTEGER NOT NULL, "
+                   "minute INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
+                   nullptr, nullptr, &message) != SQLITE_OK) {
+    const std::string text = message != nullptr ? message : "unknown error";
+    sqlite3_free(message);
+    throw std::runtime_error(fmt::format("prepare {}: {}", state_file_.string(), text));
+  }
+  for (const ExportTarget& t : options_.targets) targets_.push_back(std::make_unique<Target>(t));
+  for (auto& t : targets_) threads_.emplace_back([this, target = t.get()] { run(*target); });
+}
+
+Exporter::~Exporter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void Exporter::minute_queued() {
+  {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+  }
+  wake_.notify_all();
+}
+
+std::vector<ExportFigures> Exporter::figures() const {
+  std::vector<ExportFigures> out;
+  for (const auto& t : targets_) {
+    std::lock_guard lock(t->mutex);
+    out.push_back(t->figures);
+  }
+  return out;
+}
+
+void Exporter::run(Target& target) {
+  const ExportTarget& config = target.config;
+  const bool victoria = config.kind == ExportTarget::Kind::kVictoriaMetrics;
+  const std::string url =
+      config.url + (config.url.find('?') == std::string::npos ? "?" : "&") + (victoria ? "precision=ms" : "precision=s");
+  const int64_t backlog_s = options_.backlog_minutes * 60;
+
+  // Waits up to `timeout` for a queued minute or the stop; false when stopping.
+  uint64_t seen_generation = 0;
+  auto wait = [&](std::chrono::milliseconds timeout, bool for_new_minute) {
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, timeout, [&] { return stopping_ || (for_new_minute && generation_ != seen_generation); });
+    seen_generation = generation_;
+    return !stopping_;
+  };
+
+  std::string error;
+  Db store, state;
+  while (!store || !state) {
+    store.reset(open_db(store_file_, SQLITE_OPEN_READONLY, error));
+    if (store) state.reset(open_db(state_file_, SQLITE_OPEN_READWRITE, error));
+    if (store && state) break;
+    spdlog::error("export to {}: open its databases: {}; trying again in 5 s", config.name, error);
+    if (!wait(std::chrono::seconds(5), false)) return;
+  }
+
+  Statement read_position(state.get(), "SELECT queue_id FROM positions WHERE target = ?");
+  Statement write_position(state.get(),
+                           "INSERT OR REPLACE INTO positions (target, queue_id, minute, updated_ms) VALUES (?,?,?,?)");
+  Statement next_rows(store.get(),
+                      "SELECT id, minute, version, queued_ms FROM export_queue WHERE id > ? ORDER BY id LIMIT 256");
+  Statement behind(store.get(), "SELECT count(*), coalesce(min(queued_ms), 0) FROM export_queue WHERE id > ?");
+  Statement start_at(store.get(), "SELECT coalesce(max(id), 0) FROM export_queue WHERE minute < ?");
+  Statement points(store.get(),
+                   "SELECT s.service, s.attr, s.server_id, s.op, p.value FROM points p JOIN series s ON s.id = p.series "
+                   "WHERE p.resolution = 60 AND p.ts = ? ORDER BY s.service, s.attr, s.server_id");
+
+  auto save_position = [&](int64_t queue_id, int64_t minute) {
+    write_position.bind(1, config.name).bind(2, queue_id).bind(3, minute).bind(4, now_ms());
+    const int rc = write_position.step();
+    write_position.reset();
+    // Not fatal: the minutes are sent again after a restart and overwrite themselves.
+    if (rc != SQLITE_DONE) spdlog::warn("export to {}: saving position: {}", config.name, sqlite3_errstr(rc));
+  };
+
+  int64_t position = 0;
+  read_position.bind(1, config.name);
+  if (read_position.step() == SQLITE_ROW) {
+    position = read_position.int64(0);
+    spdlog::info("export to {} ({}) resumes after queued minute {}", config.name, config.url, position);
+  } else {
+    // A new target receives the backlog's minutes, not the whole store.
+    start_at.bind(1, realtime_ns() / 1'000'000'000 - backlog_s);
+    if (start_at.step() == SQLITE_ROW) position = start_at.int64(0);
+    start_at.reset();
+    save_position(position, 0);
+    spdlog::info("export to {} ({}) starts with the minutes of the last {} min", config.name, config.url,
+                 options_.backlog_minutes);
+  }
+
+  auto refresh_backlog = [&] {
+    behind.bind(1, position);
+    if (behind.step() == SQLITE_ROW) {
+      std::lock_guard lock(target.mutex);
+      target.figures.backlog = behind.int64(0);
+      target.figures.lag_ms = behind.int64(0) > 0 ? std::max<int64_t>(0, now_ms() - behind.int64(1)) : 0;
+    }
+    behind.reset();
+  };
+
+  net::HttpPoster poster;
+  uint64_t failures_in_row = 0;
+  // Posts until delivered; false when stopping first.
+  auto post = [&](const std::string& body) {
+    auto backoff = std::chrono::milliseconds(1000);
+    while (true) {
+      const net::PostReply reply = poster.post(url, body, {"Content-Type: text/plain; charset=utf-8"}, options_.timeout_s);
+      if (reply.ok()) {
+        if (failures_in_row > 0) {
+          spdlog::info("export to {}: delivering again after {} failed posts", config.name, failures_in_row);
+        }
+        failures_in_row = 0;
+        return true;
+      }
+      {
+        std::lock_guard lock(target.mutex);
+        ++target.figures.failures;
+      }
+      if (failures_in_row++ % 10 == 0) {
+        spdlog::warn("export to {}: post failed: {}{}{}; kept and tried again (backoff up to 10 s)", config.name,
+                     reply.error, reply.body.empty() ? "" : ": ", reply.body.substr(0, 200));
+      }
+      if (!wait(backoff, false)) return false;
+      refresh_backlog();  // minutes queue up while the target is away
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    }
+  };
+
+  while (true) {
+    refresh_backlog();
+
+    std::vector<QueuedMinute> rows;
+    next_rows.bind(1, position);
+    int rc;
+    while ((rc = next_rows.step()) == SQLITE_ROW) {
+      rows.push_back({next_rows.int64(0), next_rows.int64(1), next_rows.int64(2), next_rows.int64(3)});
+    }
+    next_rows.reset();
+    if (rc != SQLITE_DONE) spdlog::warn("export to {}: reading the queue: {}", config.name, sqlite3_errstr(rc));
+    if (rows.empty()) {
+      if (!wait(std::chrono::seconds(1), true)) return;
+      continue;
+    }
+    const int64_t now_s = realtime_ns() / 1'000'000'000;
+    // Counted when found, not when delivered: a target that stays away shows them at once.
+    auto count_dropped = [&](uint64_t n) {
+      std::lock_guard lock(target.mutex);
+      target.figures.dropped += n;
+    };
+    if (rows.front().id > position + 1) {
+      const auto removed = static_cast<uint64_t>(rows.front().id - position - 1);
+      count_dropped(removed);
+      spdlog::warn("export to {}: {} queued minutes were removed by retention before delivery", config.name, removed);
+    }
+    // A minute queued again later in this read is sent once, as its newest version.
+    std::map<int64_t, size_t> newest;
+    for (size_t i = 0; i < rows.size(); ++i) newest[rows[i].minute] = i;
+
+    std::string body;
+    size_t lines = 0;
+    uint64_t values = 0;
+    int64_t through = position, through_minute = 0;
+    std::vector<int64_t> delivering;  // queued_ms of the minutes whose every line is in `body`
+    auto flush = [&]() {
+      if (!body.empty() && !post(body)) return false;
+      {
+        std::lock_guard lock(target.mutex);
+        target.figures.points += values;
+        target.figures.minutes += delivering.size();
+        if (!delivering.empty()) target.figures.last_delivery_ms = now_ms() - delivering.back();
+      }
+      if (through != position) save_position(through, through_minute);
+      position = through;
+      body.clear();
+      lines = 0;
+      values = 0;
+      delivering.clear();
+      return true;
+    };
+    bool stopped = false;
+    for (size_t i = 0; i < rows.size() && !stopped; ++i) {
+      const QueuedMinute& row = rows[i];
+      if (row.minute < now_s - backlog_s) {
+        count_dropped(1);
+        uint64_t suppressed = 0;
+        if (target.drop_log.allow(realtime_ns(), suppressed)) {
+          spdlog::warn("export to {}: minute {} fell off the {} min backlog before delivery ({} more not logged)",
+                       config.name, row.minute, options_.backlog_minutes, suppressed);
+        }
+      } else if (newest[row.minute] == i) {
+        const int64_t timestamp = victoria ? row.minute * 1000 + std::min<int64_t>(row.version, 59'999) : row.minute;
+        std::string service, attr;
+        int64_t server = 0;
+        std::vector<std::pair<std::string_view, double>> fields;
+        auto end_line = [&] {
+          if (fields.empty()) return;
+          body += export_line(service, attr, server, fields, timestamp);
+          values += fields.size();
+          fields.clear();
+          ++lines;
+        };
+        points.bind(1, row.minute);
+        while ((rc = points.step()) == SQLITE_ROW) {
+          const std::string next_service = points.text(0), next_attr = points.text(1);
+          const int64_t next_server = points.int64(2);
+          if (next_service != service || next_attr != attr || next_server != server) {
+            end_line();
+            if (lines >= options_.lines_per_post && !flush()) {
+              stopped = true;
+              break;
+            }
+            service = next_service;
+            attr = next_attr;
+            server = next_server;
+          }
+          const std::string_view field = field_of(static_cast<uint32_t>(points.int64(3)));
+          const double value = points.real(4);
+          if (!field.empty() && std::isfinite(value)) fields.emplace_back(field, value);
+        }
+        if (!stopped) end_line();
+        points.reset();
+        if (stopped) break;
+        if (rc != SQLITE_DONE) {
+          // Read again from this minute on the next round.
+          spdlog::warn("export to {}: reading minute {}: {}", config.name, row.minute, sqlite3_errstr(rc));
+          break;
+        }
+        delivering.push_back(row.queued_ms);
+      }
+      through = row.id;
+      through_minute = row.minute;
+      if (lines >= options_.lines_per_post && !flush()) stopped = true;
+    }
+    if (stopped || !flush()) return;
+  }
+}
+
+}  // namespace monitor::judger
