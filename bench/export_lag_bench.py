@@ -55,7 +55,7 @@ stop = threading.Event()
 try:
     vm_port = free_port()
     start(["/usr/bin/victoria-metrics", f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{vm_port}",
-           "-retentionPeriod=100y", "-dedup.minScrapeInterval=1m", "-loggerLevel=ERROR"], "victoria-metrics.log")
+           "-retentionPeriod=100y", "-dedup.minScrapeInterval=1s", "-loggerLevel=ERROR"], "victoria-metrics.log")
     await_true(lambda: get(vm_port, "/health") is not None, 30, "victoria-metrics answering")
     judger_port, query_port = free_port(), free_port()
     start([f"{build}/judger/monitor-judger", "--name", "judger-1", "--listen", f"127.0.0.1:{judger_port}",

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
+#include <tuple>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -13,6 +15,8 @@
 
 #include "common/clock.hpp"
 #include "common/log_throttle.hpp"
+#include "judger/minute_store.hpp"
+#include "judger/op_values.hpp"
 #include "judger/sqlite_statement.hpp"
 #include "model/op.hpp"
 #include "net/http_post.hpp"
@@ -75,9 +79,11 @@ using Db = std::unique_ptr<sqlite3, DbCloser>;
 
 }  // namespace
 
-std::string export_line(std::string_view service, std::string_view attr, int64_t server_id,
-                        const std::vector<std::pair<std::string_view, double>>& fields, int64_t timestamp) {
-  std::string line = "monitor,service=";
+std::string export_line(std::string_view measurement, std::string_view service, std::string_view attr,
+                        int64_t server_id, const std::vector<std::pair<std::string_view, double>>& fields,
+                        int64_t timestamp) {
+  std::string line(measurement);
+  line += ",service=";
   append_tag_value(line, service);
   line += ",attr=";
   append_tag_value(line, attr);
@@ -153,6 +159,11 @@ void Exporter::run(Target& target) {
   const std::string url =
       config.url + (config.url.find('?') == std::string::npos ? "?" : "&") + (victoria ? "precision=ms" : "precision=s");
   const int64_t backlog_s = options_.backlog_minutes * 60;
+  // VictoriaMetrics: version v of a point is written v ms after its time, so
+  // deduplication per second keeps the newest (docs/export.md).
+  auto stamp = [&](int64_t time_s, int64_t version) {
+    return victoria ? time_s * 1000 + std::clamp<int64_t>(version, 1, 999) : time_s;
+  };
 
   // Waits up to `timeout` for a queued minute or the stop; false when stopping.
   uint64_t seen_generation = 0;
@@ -183,6 +194,17 @@ void Exporter::run(Target& target) {
   Statement points(store.get(),
                    "SELECT s.service, s.attr, s.server_id, s.op, p.value FROM points p JOIN series s ON s.id = p.series "
                    "WHERE p.resolution = 60 AND p.ts = ? ORDER BY s.service, s.attr, s.server_id");
+
+  Statement kept_seconds(store.get(), "SELECT version, body FROM export_seconds WHERE minute = ?");
+  Statement read_names(store.get(), "SELECT id, service, attr FROM names WHERE id >= ? ORDER BY id");
+  std::vector<std::pair<std::string, std::string>> names;  // (service, attr) by the store's name id
+  auto load_names = [&] {
+    read_names.bind(1, static_cast<int64_t>(names.size()));
+    while (read_names.step() == SQLITE_ROW && read_names.int64(0) == static_cast<int64_t>(names.size())) {
+      names.emplace_back(read_names.text(1), read_names.text(2));
+    }
+    read_names.reset();
+  };
 
   auto save_position = [&](int64_t queue_id, int64_t minute) {
     write_position.bind(1, config.name).bind(2, queue_id).bind(3, minute).bind(4, now_ms());
@@ -307,13 +329,13 @@ void Exporter::run(Target& target) {
                        config.name, row.minute, options_.backlog_minutes, suppressed);
         }
       } else if (newest[row.minute] == i) {
-        const int64_t timestamp = victoria ? row.minute * 1000 + std::min<int64_t>(row.version, 59'999) : row.minute;
+        const int64_t timestamp = stamp(row.minute, row.version);
         std::string service, attr;
         int64_t server = 0;
         std::vector<std::pair<std::string_view, double>> fields;
         auto end_line = [&] {
           if (fields.empty()) return;
-          body += export_line(service, attr, server, fields, timestamp);
+          body += export_line("monitor", service, attr, server, fields, timestamp);
           values += fields.size();
           fields.clear();
           ++lines;
@@ -343,6 +365,79 @@ void Exporter::run(Target& target) {
           // Read again from this minute on the next round.
           spdlog::warn("export to {}: reading minute {}: {}", config.name, row.minute, sqlite3_errstr(rc));
           break;
+        }
+        if (options_.seconds) {
+          // Every kept version's records of the minute, merged per second,
+          // server and op, and over servers: an amended second is sent whole.
+          std::vector<PendingRecord> records;
+          std::set<int64_t> versions;
+          bool readable = true;
+          kept_seconds.bind(1, row.minute);
+          while ((rc = kept_seconds.step()) == SQLITE_ROW) {
+            versions.insert(kept_seconds.int64(0));
+            const std::string_view kept_body = kept_seconds.blob(1);
+            std::vector<PendingRecord> decoded;
+            if (!MinuteStore::decode_records(kept_body, names.size(), decoded)) {
+              load_names();  // a name newer than those read so far
+              decoded.clear();
+              if (!MinuteStore::decode_records(kept_body, names.size(), decoded)) readable = false;
+            }
+            records.insert(records.end(), decoded.begin(), decoded.end());
+          }
+          kept_seconds.reset();
+          bool whole = readable && rc == SQLITE_DONE;
+          for (int64_t v = 1; whole && v <= row.version; ++v) whole = versions.count(v) > 0;
+          if (!whole) {
+            // Sending part of a second would overwrite the whole of it.
+            {
+              std::lock_guard lock(target.mutex);
+              ++target.figures.seconds_dropped;
+            }
+            spdlog::warn("export to {}: the seconds of minute {} (version {}) are not all kept{}; its minute is sent, "
+                         "its seconds are not",
+                         config.name, row.minute, row.version, readable ? "" : " (a record did not decode)");
+          } else {
+            struct SecondCell {
+              model::Stats stats;
+              model::LogHistogram hist;
+            };
+            // (name, server, second, op bit): ordered so one line's fields are adjacent.
+            std::map<std::tuple<uint32_t, int64_t, int64_t, uint32_t>, SecondCell> cells;
+            for (const PendingRecord& p : records) {
+              for (const auto& op : model::kOps) {
+                if ((p.record.ops & op.bit) == 0) continue;
+                for (const int64_t cell_server : {p.record.server_id, int64_t{-1}}) {
+                  SecondCell& cell = cells[{p.name, cell_server, p.record.second, op.bit}];
+                  cell.stats.merge(p.record.stats);
+                  if (op.bit == 128u) cell.hist.merge(p.record.hist);
+                }
+              }
+            }
+            std::vector<std::pair<std::string_view, double>> second_fields;
+            for (auto it = cells.begin(); it != cells.end();) {
+              const auto [name, line_server, second, first_bit] = it->first;
+              for (; it != cells.end() && std::get<0>(it->first) == name && std::get<1>(it->first) == line_server &&
+                     std::get<2>(it->first) == second;
+                   ++it) {
+                for_each_op_value(std::get<3>(it->first), it->second.stats, it->second.hist, [&](uint32_t code, double v) {
+                  const std::string_view field = field_of(code);
+                  if (!field.empty() && std::isfinite(v)) second_fields.emplace_back(field, v);
+                });
+              }
+              if (!second_fields.empty()) {
+                body += export_line("monitor_second", names[name].first, names[name].second, line_server, second_fields,
+                                    stamp(second, row.version));
+                values += second_fields.size();
+                ++lines;
+                second_fields.clear();
+              }
+              if (lines >= options_.lines_per_post && !flush()) {
+                stopped = true;
+                break;
+              }
+            }
+            if (stopped) break;
+          }
         }
         delivering.push_back(row.queued_ms);
       }

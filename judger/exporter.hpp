@@ -9,6 +9,10 @@
 // posting, which overwrites the same points. A target that is down keeps its
 // position; when it returns it receives every minute of the last
 // `backlog_minutes`, and what fell off is counted and logged.
+//
+// Per-second data (off by default): the store keeps each version's records of
+// a minute (export_seconds); a version's seconds are every kept version's
+// records merged, so an amended second is sent whole and overwrites.
 #pragma once
 
 #include <atomic>
@@ -36,6 +40,7 @@ struct ExportTarget {
 struct ExportOptions {
   std::vector<ExportTarget> targets;
   int64_t backlog_minutes = 1440;  // minutes a target that was down still receives
+  bool seconds = false;  // also each second's aggregates, as measurement monitor_second
   size_t lines_per_post = 5000;
   long timeout_s = 10;
 };
@@ -50,11 +55,13 @@ struct ExportFigures {
   int64_t backlog = 0;    // queued minutes not yet delivered
   int64_t lag_ms = 0;     // age of the oldest of those (0 when none)
   int64_t last_delivery_ms = 0;  // time from a minute's queueing to its delivery, the last one delivered
+  uint64_t seconds_dropped = 0;  // versions of minutes whose seconds were no longer all kept: not sent
 };
 
 /// The line protocol text of one point: exposed for the unit test.
-std::string export_line(std::string_view service, std::string_view attr, int64_t server_id,
-                        const std::vector<std::pair<std::string_view, double>>& fields, int64_t timestamp);
+std::string export_line(std::string_view measurement, std::string_view service, std::string_view attr,
+                        int64_t server_id, const std::vector<std::pair<std::string_view, double>>& fields,
+                        int64_t timestamp);
 
 class Exporter {
  public:

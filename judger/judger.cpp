@@ -112,8 +112,11 @@ Judger::Judger(JudgerConfig config)
     else spdlog::warn("alarms: reading stored minutes of {} {}: {}", service, attr, points.error().message());
   }
   if (!config_.export_targets.empty()) {
-    exporter_ = std::make_unique<Exporter>(config_.data_dir, std::filesystem::path(config_.data_dir) / "judger.db",
-                                           ExportOptions{config_.export_targets, config_.export_backlog_minutes});
+    // A target away for the whole backlog receives the seconds too.
+    if (config_.export_seconds) store_->keep_seconds_for_export(config_.export_backlog_minutes * 60 + 3600);
+    exporter_ = std::make_unique<Exporter>(
+        config_.data_dir, std::filesystem::path(config_.data_dir) / "judger.db",
+        ExportOptions{config_.export_targets, config_.export_backlog_minutes, config_.export_seconds});
   }
   registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "judger", "judgers", config_.name,
                                                                kRegistryTtl);
@@ -252,6 +255,7 @@ void Judger::report_health() {
       all.points += f.points;
       all.failures += f.failures;
       all.dropped += f.dropped;
+      all.seconds_dropped += f.seconds_dropped;
       all.backlog = std::max(all.backlog, f.backlog);
       all.lag_ms = std::max(all.lag_ms, f.lag_ms);
     }
@@ -259,6 +263,7 @@ void Judger::report_health() {
     health_.counter("Export.Points", all.points);
     health_.counter("Export.Failures", all.failures);
     health_.counter("Export.Dropped", all.dropped);
+    health_.counter("Export.SecondsDropped", all.seconds_dropped);
     health_.gauge("Export.Backlog", all.backlog);
     health_.gauge("Export.LagMillis", all.lag_ms);
   }
@@ -542,6 +547,7 @@ std::string Judger::health_json() const {
                          {"points", f.points},
                          {"failures", f.failures},
                          {"dropped", f.dropped},
+                         {"seconds_dropped", f.seconds_dropped},
                          {"backlog", f.backlog},
                          {"lag_ms", f.lag_ms},
                          {"last_delivery_ms", f.last_delivery_ms}});

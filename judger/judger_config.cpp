@@ -18,7 +18,7 @@ void JudgerConfig::load_file(const std::string& path) {
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
                                            "max_names", "series_per_service", "placement", "smtp_url", "mail_from",
                                            "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running",
-                                           "export", "export_backlog_minutes"};
+                                           "export", "export_backlog_minutes", "export_seconds"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -46,6 +46,7 @@ void JudgerConfig::load_file(const std::string& path) {
     read_int(obj, "command_timeout_s", command_timeout_s);
     read_int(obj, "command_max_running", command_max_running);
     read_int(obj, "export_backlog_minutes", export_backlog_minutes);
+    read_bool(obj, "export_seconds", export_seconds);
     if (const auto* list = obj.if_contains("export")) {
       if (!list->is_array()) throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
       for (const auto& item : list->as_array()) {

@@ -40,6 +40,7 @@ struct JudgerConfig {
   // Export of finished minutes (docs/export.md); none by default.
   std::vector<ExportTarget> export_targets;
   int64_t export_backlog_minutes = 1440;
+  bool export_seconds = false;  // also per-second aggregates (kept for the backlog's length)
 
   /// Parses "NAME=KIND:URL" (KIND victoriametrics or influxdb), as --export takes it.
   static ExportTarget parse_export_target(const std::string& text);

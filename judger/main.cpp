@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
        "(docs/export.md; default none)", cxxopts::value<std::vector<std::string>>())
       ("export-backlog", "minutes a target that was down still receives (default " +
        std::to_string(defaults.export_backlog_minutes) + ")", cxxopts::value<int64_t>())
+      ("export-seconds", "export each second's aggregates too (measurement monitor_second; default off)")
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
       ("h,help", "print this help");
   try {
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
       }
     }
     if (args.count("export-backlog")) config.export_backlog_minutes = args["export-backlog"].as<int64_t>();
+    if (args.count("export-seconds")) config.export_seconds = true;
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
     spdlog::set_default_logger(spdlog::stderr_color_mt("judger"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

@@ -2,6 +2,7 @@
 
 #include "common/clock.hpp"
 #include "common/hash.hpp"
+#include "judger/op_values.hpp"
 #include "model/op.hpp"
 
 namespace monitor::judger {
@@ -55,24 +56,8 @@ void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cel
   const std::string& attr = names_.attr(key.name);
   const uint32_t op = key.ops;
   const int64_t server = key.server;
-  const model::Stats& s = cell.stats;
   auto emit = [&](uint32_t code, double value) { out.push_back(MinutePoint{service, attr, code, server, minute, value}); };
-  switch (op) {
-    case 1: emit(op, static_cast<double>(s.sum)); break;
-    case 2: emit(op, static_cast<double>(s.max)); break;
-    case 4: emit(op, static_cast<double>(s.min)); break;
-    case 8: emit(op, s.average()); break;
-    case 16: emit(op, static_cast<double>(s.first)); break;
-    case 32: emit(op, static_cast<double>(s.last)); break;
-    case 64: emit(op, static_cast<double>(s.count)); break;
-    case 128:
-      emit(kOpHistP50, static_cast<double>(cell.hist.quantile(0.5, s.min, s.max)));
-      emit(kOpHistP90, static_cast<double>(cell.hist.quantile(0.9, s.min, s.max)));
-      emit(kOpHistP99, static_cast<double>(cell.hist.quantile(0.99, s.min, s.max)));
-      emit(kOpHistP999, static_cast<double>(cell.hist.quantile(0.999, s.min, s.max)));
-      break;
-    default: break;
-  }
+  for_each_op_value(op, cell.stats, cell.hist, emit);
 }
 
 std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {

@@ -76,6 +76,8 @@ CREATE TABLE IF NOT EXISTS service_reports (
 CREATE TABLE IF NOT EXISTS export_queue (
   id INTEGER PRIMARY KEY AUTOINCREMENT, minute INTEGER NOT NULL, version INTEGER NOT NULL, queued_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS export_queue_minute ON export_queue (minute);
+CREATE TABLE IF NOT EXISTS export_seconds (minute INTEGER NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS export_seconds_minute ON export_seconds (minute);
 CREATE TABLE IF NOT EXISTS minute_cells_staging (
   minute INTEGER NOT NULL, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
   count INTEGER NOT NULL, sum INTEGER NOT NULL, min INTEGER NOT NULL, max INTEGER NOT NULL, first INTEGER NOT NULL,
@@ -304,18 +306,23 @@ boost::system::result<std::vector<bool>> MinuteStore::append_parts(uint64_t sequ
   return stored;
 }
 
+bool MinuteStore::decode_records(std::string_view body, size_t names, std::vector<PendingRecord>& out) {
+  wire::ByteReader r(body);
+  while (r.remaining() > 0) {
+    PendingRecord p;
+    if (!decode_pending(r, names, p)) return false;
+    out.push_back(std::move(p));
+  }
+  return true;
+}
+
 boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
   Statement st(db_, "SELECT body FROM pending_records ORDER BY id");
   if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
   std::vector<PendingRecord> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
-    wire::ByteReader r(st.blob(0));
-    while (r.remaining() > 0) {
-      PendingRecord p;
-      if (!decode_pending(r, persisted_names_, p)) return sqlite_error(SQLITE_CORRUPT);
-      out.push_back(std::move(p));
-    }
+    if (!decode_records(st.blob(0), persisted_names_, out)) return sqlite_error(SQLITE_CORRUPT);
   }
   if (rc != SQLITE_DONE) return sqlite_error(rc);
   return out;
@@ -382,6 +389,18 @@ boost::system::result<void> MinuteStore::write_archives(int64_t minute, int64_t 
 }
 
 boost::system::result<void> MinuteStore::write_completion(int64_t minute, int64_t pending_through) {
+  Statement next_version(db_, "SELECT coalesce(max(version), 0) + 1 FROM export_queue WHERE minute = ?");
+  next_version.bind(1, minute);
+  if (const int rc = next_version.step(); rc != SQLITE_ROW) return sqlite_error(rc);
+  const int64_t version = next_version.int64(0);
+  if (seconds_kept_s_ > 0) {
+    // This version's records, before they go: the exporter merges every version's (judger/exporter.hpp).
+    Statement keep(db_,
+                   "INSERT INTO export_seconds (minute, version, body) "
+                   "SELECT minute, ?3, body FROM pending_records WHERE minute = ?1 AND id <= ?2");
+    keep.bind(1, minute).bind(2, pending_through).bind(3, version);
+    if (const int rc = keep.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  }
   Statement done(db_, "DELETE FROM pending_records WHERE minute = ? AND id <= ?");
   done.bind(1, minute).bind(2, pending_through);
   if (const int rc = done.step(); rc != SQLITE_DONE) return sqlite_error(rc);
@@ -391,10 +410,8 @@ boost::system::result<void> MinuteStore::write_completion(int64_t minute, int64_
   if (const int rc = completed.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   // In the same transaction as the points it announces: every stored version
   // of a minute is exported, and none before it is whole (judger/exporter.hpp).
-  Statement queued(db_,
-                   "INSERT INTO export_queue (minute, version, queued_ms) "
-                   "SELECT ?1, coalesce(max(version), 0) + 1, ?2 FROM export_queue WHERE minute = ?1");
-  queued.bind(1, minute).bind(2, realtime_ns() / 1'000'000);
+  Statement queued(db_, "INSERT INTO export_queue (minute, version, queued_ms) VALUES (?, ?, ?)");
+  queued.bind(1, minute).bind(2, version).bind(3, realtime_ns() / 1'000'000);
   if (const int rc = queued.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   return {};
 }
@@ -567,6 +584,9 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement queue(db_, "DELETE FROM export_queue WHERE minute < ?");
   queue.bind(1, now_s - retention_.minute_s);
   if (const int rc = queue.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  Statement seconds(db_, "DELETE FROM export_seconds WHERE minute < ?");
+  seconds.bind(1, now_s - std::max<int64_t>(seconds_kept_s_, 0));
+  if (const int rc = seconds.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   Statement reports(db_, "DELETE FROM service_reports WHERE minute < ?");
   reports.bind(1, now_s - retention_.minute_s);
   if (const int rc = reports.step(); rc != SQLITE_DONE) return sqlite_error(rc);

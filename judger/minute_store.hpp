@@ -192,6 +192,15 @@ class MinuteStore {
   /// The newest finished minute stored of a service, 0 if none.
   [[nodiscard]] boost::system::result<int64_t> last_minute(const std::string& service);
 
+  /// With export of per-second data on (docs/export.md), completing a minute
+  /// also keeps its pending records, as they are, in table export_seconds for
+  /// `seconds_kept_s`, so the exporter can merge every version's seconds.
+  void keep_seconds_for_export(int64_t seconds_kept_s) noexcept { seconds_kept_s_ = seconds_kept_s; }
+
+  /// Decodes one stored body of pending records (pending_records,
+  /// export_seconds) naming ids below `names`; false when it does not decode.
+  static bool decode_records(std::string_view body, size_t names, std::vector<PendingRecord>& out);
+
   /// (service, attr) pairs and servers with stored points, for the query API.
   [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, std::string>>> list_series();
 
@@ -214,6 +223,7 @@ class MinuteStore {
   NameTable names_;
   size_t persisted_names_ = 0;
   int64_t last_pending_id_ = 0;  // names_ ids below this are in table `names`
+  int64_t seconds_kept_s_ = 0;   // 0: per-second data is not kept for export
 };
 
 }  // namespace monitor::judger

@@ -58,13 +58,16 @@ Minutes judger_minutes(int query_port, const std::string& attr, const std::strin
   return out;
 }
 
-// What VictoriaMetrics exports of monitor_<field>: per minute the newest
-// sample (an amended minute's versions are 1 ms apart); `samples` counts all.
+// What VictoriaMetrics exports of <measurement>_<field>: per minute (or
+// second) the newest sample (an amended minute's versions are 1 ms apart);
+// `samples` counts all.
 Minutes victoria_minutes(const monitor::test::VictoriaMetricsServer& vm, const std::string& attr,
-                         const std::string& field, size_t* samples = nullptr) {
+                         const std::string& field, size_t* samples = nullptr,
+                         const std::string& measurement = "monitor", int64_t period_ms = 60000) {
   Minutes out;
   std::map<std::pair<std::string, int64_t>, int64_t> newest;
-  const std::string match = "{__name__=\"monitor_" + field + "\",service=\"" + kService + "\",attr=\"" + attr + "\"}";
+  const std::string match =
+      "{__name__=\"" + measurement + "_" + field + "\",service=\"" + kService + "\",attr=\"" + attr + "\"}";
   std::istringstream lines(vm.get("/api/v1/export?match[]=" + url_encode(match)));
   if (samples != nullptr) *samples = 0;
   for (std::string line; std::getline(lines, line);) {
@@ -75,7 +78,7 @@ Minutes victoria_minutes(const monitor::test::VictoriaMetricsServer& vm, const s
     const auto& times = series.at("timestamps").as_array();
     for (size_t i = 0; i < values.size(); ++i) {
       const int64_t ms = times.at(i).to_number<int64_t>();
-      const std::pair<std::string, int64_t> key{server, ms / 60000 * 60};
+      const std::pair<std::string, int64_t> key{server, ms / period_ms * period_ms / 1000};
       if (samples != nullptr) ++*samples;
       if (auto it = newest.find(key); it == newest.end() || it->second < ms) {
         newest[key] = ms;
@@ -88,10 +91,10 @@ Minutes victoria_minutes(const monitor::test::VictoriaMetricsServer& vm, const s
 
 // What InfluxDB answers to SELECT; `rows` counts the points it holds.
 Minutes influx_minutes(const monitor::test::InfluxDbServer& influx, const std::string& attr, const std::string& field,
-                       size_t* rows = nullptr) {
+                       size_t* rows = nullptr, const std::string& measurement = "monitor") {
   Minutes out;
-  const std::string reply = influx.query("SELECT \"" + field + "\", server FROM monitor WHERE service = '" +
-                                         kService + "' AND attr = '" + attr + "'");
+  const std::string reply = influx.query("SELECT \"" + field + "\", server FROM " + measurement +
+                                         " WHERE service = '" + kService + "' AND attr = '" + attr + "'");
   if (rows != nullptr) *rows = 0;
   if (reply.empty()) return out;
   const auto body = boost::json::parse(reply);
@@ -148,6 +151,15 @@ class Sender {
     REQUIRE(client_.send(out));
     const auto reply = client_.read_frame(10s);
     REQUIRE((reply && reply->type == wire::FrameType::kHelloAck));
+  }
+
+  void send(std::vector<wire::BatchRecord> records) {
+    wire::Batch batch{id_, ++sequence_, std::move(records)};
+    std::string out;
+    REQUIRE(wire::encode(out, batch) == wire::WireError::kOk);
+    REQUIRE(client_.send(out));
+    const auto reply = client_.read_frame(10s);
+    REQUIRE((reply && reply->type == wire::FrameType::kAck));
   }
 
   // One batch: for servers 1..3, five seconds of `minute` with orders
@@ -209,7 +221,7 @@ void check_equal(int query_port, const monitor::test::VictoriaMetricsServer& vm,
     // VictoriaMetrics makes what it was sent searchable within a second or so.
     CHECK(wait_until([&] { return close_enough(judger, victoria_minutes(vm, c.attr, c.field, &vm_samples)); }, 15s));
     INFO("victoria: " << describe(victoria_minutes(vm, c.attr, c.field)));
-    // Deduplicated per minute (-dedup.minScrapeInterval=1m): one sample per minute, the newest version.
+    // Deduplicated per second (-dedup.minScrapeInterval=1s): one sample per minute, the newest version.
     CHECK(vm_samples == judger.size());
     const Minutes from_influx = influx_minutes(influx, c.attr, c.field, &influx_rows);
     INFO("influx:   " << describe(from_influx));
@@ -358,4 +370,70 @@ TEST_CASE("issue 10: the export backlog is bounded - a minute older than it when
     CHECK(refused.wait_for(10s) == 2);
     CHECK_THAT(read_file(dir.file("bad.log")), Catch::Contains(message));
   }
+}
+
+TEST_CASE("issue 10: with --export-seconds each second's aggregates per server and in total are exported too, "
+          "merged over batches, and an amended second overwrites its point whole",
+          "[e2e][issue10][export]") {
+  monitor::test::VictoriaMetricsServer vm;
+  monitor::test::InfluxDbServer influx;
+  TempDir dir;
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const int port = free_port(), query_port = free_port();
+  auto judger = monitor::e2e::spawn_judger(
+      dir, port, dir.file("judger.log"), query_port,
+      {"--name", "judger-z", "--no-self-metrics", "--no-placement", "--export-seconds", "--export",
+       "vm=victoriametrics:" + vm.write_url(), "--export", "influx=influxdb:" + influx.write_url()});
+  const int64_t now = monitor::e2e::unix_now_s();
+  const int64_t minute = now - now % 60 - 5 * 60, second = minute + 17;
+  auto record = [&](int64_t server, int64_t value, int64_t at = 0) {
+    wire::BatchRecord r;
+    r.second = at == 0 ? second : at;
+    r.name_id = 1;
+    r.server_id = server;
+    r.ops = 1 | 2 | 64;  // SUM, MAX, COUNT
+    r.stats.add(value, r.second * 1'000'000'000);
+    return r;
+  };
+  auto both_equal = [&](const std::string& field, const Minutes& expected) {
+    return close_enough(expected, victoria_minutes(vm, "Orders.Placed", field, nullptr, "monitor_second", 1000)) &&
+           close_enough(expected, influx_minutes(influx, "Orders.Placed", field, nullptr, "monitor_second"));
+  };
+  {
+    // Second 17 of server 1 arrives in two batches (an agent's late ring
+    // data): its point is their merge; server 2 and second 30 once.
+    Sender sender(port, 701);
+    sender.send({record(1, 5), record(2, 3)});
+    sender.send({record(1, 7), record(2, 4, minute + 30)});
+  }
+  const bool first_sent = wait_until([&] {
+    return both_equal("sum", {{{"1", second}, 12}, {{"2", second}, 3}, {{"total", second}, 15},
+                              {{"2", minute + 30}, 4}, {{"total", minute + 30}, 4}}) &&
+           both_equal("count", {{{"1", second}, 2}, {{"2", second}, 1}, {{"total", second}, 3},
+                                {{"2", minute + 30}, 1}, {{"total", minute + 30}, 1}});
+  }, 30s);
+  INFO("judger:\n" << read_file(dir.file("judger.log")) << "\nhealth: "
+                   << monitor::test::http_get(query_port, "/api/health").body << "\nvictoria sum: "
+                   << describe(victoria_minutes(vm, "Orders.Placed", "sum", nullptr, "monitor_second", 1000))
+                   << "\ninflux sum: " << describe(influx_minutes(influx, "Orders.Placed", "sum", nullptr, "monitor_second")));
+  REQUIRE(first_sent);
+  CHECK(both_equal("max", {{{"1", second}, 7}, {{"2", second}, 3}, {{"total", second}, 7},
+                           {{"2", minute + 30}, 4}, {{"total", minute + 30}, 4}}));
+
+  {
+    // Late data for the stored minute: the second's point is the merge of all three.
+    Sender sender(port, 702);
+    sender.send({record(1, 10)});
+  }
+  CHECK(wait_until([&] {
+    return both_equal("sum", {{{"1", second}, 22}, {{"2", second}, 3}, {{"total", second}, 25},
+                              {{"2", minute + 30}, 4}, {{"total", minute + 30}, 4}}) &&
+           both_equal("max", {{{"1", second}, 10}, {{"2", second}, 3}, {{"total", second}, 10},
+                              {{"2", minute + 30}, 4}, {{"total", minute + 30}, 4}});
+  }, 30s));
+  // The minutes go on as before, beside the seconds.
+  CHECK(influx_minutes(influx, "Orders.Placed", "sum").at({"total", minute}) == 29);
+  CHECK(figure(query_port, "vm", "seconds_dropped") == 0);
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
 }

@@ -44,11 +44,11 @@ std::string VictoriaMetricsServer::write_url() const { return fmt::format("http:
 void VictoriaMetricsServer::start() {
   kill();
   const std::string log = dir_.file(fmt::format("victoria-metrics-{}.log", ++starts_));
-  // Deduplication per minute keeps the newest version of an amended minute,
-  // as docs/export.md tells users to run it.
+  // Deduplication per second keeps the newest version of an amended minute
+  // or second, as docs/export.md tells users to run it.
   process_.emplace(ChildProcess::spawn({"/usr/bin/victoria-metrics", "-storageDataPath=" + dir_.file("data"),
                                         fmt::format("-httpListenAddr=127.0.0.1:{}", port_), "-retentionPeriod=100y",
-                                        "-dedup.minScrapeInterval=1m", "-loggerLevel=ERROR"},
+                                        "-dedup.minScrapeInterval=1s", "-loggerLevel=ERROR"},
                                        "", log));
   if (!wait_until([&] { return http_get(port_, "/health").status == 200; }, kStartTimeout)) {
     throw std::runtime_error("victoria-metrics did not answer within 30 s (is Debian's victoria-metrics installed?): " +

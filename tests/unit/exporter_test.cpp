@@ -10,15 +10,15 @@ using monitor::judger::ExportTarget;
 using monitor::judger::JudgerConfig;
 
 TEST_CASE("an exported line carries the series as tags, one field per op and the minute", "[unit][export]") {
-  CHECK(export_line("Shop.Api", "Orders.Placed", 12, {{"sum", 31}, {"max", 4}, {"count", 9}}, 1796019660) ==
+  CHECK(export_line("monitor", "Shop.Api", "Orders.Placed", 12, {{"sum", 31}, {"max", 4}, {"count", 9}}, 1796019660) ==
         "monitor,service=Shop.Api,attr=Orders.Placed,server=12 sum=31,max=4,count=9 1796019660\n");
-  CHECK(export_line("Shop.Api", "Orders.Placed", -1, {{"avg", 0.1}}, 1796019660001) ==
-        "monitor,service=Shop.Api,attr=Orders.Placed,server=total avg=0.1 1796019660001\n");
+  CHECK(export_line("monitor_second", "Shop.Api", "Orders.Placed", -1, {{"avg", 0.1}}, 1796019660001) ==
+        "monitor_second,service=Shop.Api,attr=Orders.Placed,server=total avg=0.1 1796019660001\n");
   // Values keep every digit a double has: InfluxDB stores what the judger stores.
-  CHECK(export_line("A.B", "C.D", 0, {{"p99", 1234.5678901234567}}, 60) ==
+  CHECK(export_line("monitor", "A.B", "C.D", 0, {{"p99", 1234.5678901234567}}, 60) ==
         "monitor,service=A.B,attr=C.D,server=0 p99=1234.5678901234567 60\n");
   // No valid name holds these, but nothing can break a line.
-  CHECK(export_line("A B", "C,D=E", 1, {{"sum", 1}}, 60) ==
+  CHECK(export_line("monitor", "A B", "C,D=E", 1, {{"sum", 1}}, 60) ==
         "monitor,service=A\\ B,attr=C\\,D\\=E,server=1 sum=1 60\n");
 }
 
