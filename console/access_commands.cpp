@@ -7,11 +7,11 @@
 // decide who may write (docs/registry.md says what that can and cannot enforce).
 #include "console/access_commands.hpp"
 
-#include <crypt.h>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "common/registry/access.hpp"
 #include "common/registry/etcd_registry.hpp"
 #include "console/console_context.hpp"
 #include "monitor/monitor.hpp"
@@ -22,21 +22,10 @@ namespace {
 using registry::b64;
 using registry::EtcdRegistry;
 
-// "Shop.*" -> prefix "Shop."; "Shop.Api" -> exact; "*" -> every service.
-struct Pattern {
-  std::string text, prefix;
-  bool exact = false;
-};
+using registry::ServicePattern;
 
-Pattern parse_pattern(const std::string& text) {
-  if (text == "*") return {text, "", false};
-  if (text.ends_with(".*")) {
-    const std::string stem = text.substr(0, text.size() - 2);
-    // The stem must be a name's first parts: valid once another part is added.
-    if (is_valid_name(stem + ".X") && stem.size() < 62) return {text, stem + ".", false};
-  } else if (is_valid_name(text)) {
-    return {text, text, true};
-  }
+ServicePattern parse_pattern(const std::string& text) {
+  if (auto pattern = registry::parse_service_pattern(text)) return *pattern;
   throw ConsoleError(kExitBadInput, fmt::format("pattern \"{}\": use a service name (Shop.Api), a prefix of name "
                                                 "parts followed by .* (Shop.*), or * for every service",
                                                 text));
@@ -65,13 +54,8 @@ boost::json::object etcd_perm(const char* type, const std::string& key, bool pre
 }
 
 std::string hash_password(const std::string& password) {
-  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn("$6$", 0, nullptr, 0, salt, sizeof salt) == nullptr) {
-    throw ConsoleError(kExitUnreachable, "cannot make a password salt (no random source?)");
-  }
-  crypt_data data{};
-  const char* hashed = crypt_r(password.c_str(), salt, &data);
-  if (hashed == nullptr || hashed[0] == '*') throw ConsoleError(kExitUnreachable, "cannot hash the password");
+  std::string hashed = registry::hash_password(password);
+  if (hashed.empty()) throw ConsoleError(kExitUnreachable, "cannot hash the password (no random source?)");
   return hashed;
 }
 
@@ -82,16 +66,7 @@ std::string require_password(const cxxopts::ParseResult& args, const char* flag)
   return args[flag].as<std::string>();
 }
 
-std::vector<std::string> strings_of(const boost::json::value& v, std::string_view key) {
-  std::vector<std::string> out;
-  const auto* obj = v.if_object();
-  const auto* arr = obj != nullptr ? obj->if_contains(key) : nullptr;
-  if (arr == nullptr || !arr->is_array()) return out;
-  for (const auto& s : arr->as_array()) {
-    if (s.is_string()) out.emplace_back(s.as_string());
-  }
-  return out;
-}
+using registry::strings_of;
 
 std::string joined(const std::vector<std::string>& items) {
   std::string out;
@@ -111,7 +86,7 @@ int role_add(int argc, char** argv) {
   check_key("role", name);
   if (name == "root") throw ConsoleError(kExitBadInput, "role root is etcd's own: pick another name");
   if (!args->count("patterns")) throw ConsoleError(kExitBadInput, "name at least one service pattern (see --help)");
-  std::vector<Pattern> patterns;
+  std::vector<ServicePattern> patterns;
   boost::json::array texts;
   for (const auto& p : (*args)["patterns"].as<std::vector<std::string>>()) {
     patterns.push_back(parse_pattern(p));

@@ -18,7 +18,7 @@
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
 #include "net/http_get.hpp"
-#include "console/series_merge.hpp"
+#include "query/series_merge.hpp"
 
 namespace monitor::console {
 

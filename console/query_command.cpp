@@ -19,7 +19,7 @@
 #include "console/console_context.hpp"
 #include "common/registry/placement.hpp"
 #include "net/http_get.hpp"
-#include "console/series_merge.hpp"
+#include "query/series_merge.hpp"
 
 namespace monitor::console {
 

@@ -2,11 +2,11 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "console/series_merge.hpp"
+#include "query/series_merge.hpp"
 #include "model/log_histogram.hpp"
 #include "model/stats.hpp"
 
-using monitor::console::merge_cells;
+using monitor::query::merge_cells;
 
 namespace {
 

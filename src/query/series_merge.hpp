@@ -11,7 +11,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
-namespace monitor::console {
+namespace monitor::query {
 
 /// Merges the /api/cells replies of several judgers into an /api/series-like
 /// body ({"points": [[time, value, min, max, minutes], ...], ...}), buckets of
@@ -21,4 +21,4 @@ namespace monitor::console {
 std::optional<boost::json::object> merge_cells(const std::vector<boost::json::value>& replies, const std::string& op,
                                                int64_t step, std::string& error);
 
-}  // namespace monitor::console
+}  // namespace monitor::query

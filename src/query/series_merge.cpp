@@ -1,4 +1,4 @@
-#include "console/series_merge.hpp"
+#include "query/series_merge.hpp"
 
 #include <limits>
 #include <map>
@@ -9,7 +9,7 @@
 #include "model/log_histogram.hpp"
 #include "model/stats.hpp"
 
-namespace monitor::console {
+namespace monitor::query {
 namespace {
 
 constexpr size_t kMaxBuckets = 8192;  // a judger's histogram never has more (wire::kMaxHistBuckets)
@@ -127,4 +127,4 @@ std::optional<boost::json::object> merge_cells(const std::vector<boost::json::va
                              {"points", std::move(points)}};
 }
 
-}  // namespace monitor::console
+}  // namespace monitor::query

@@ -1,0 +1,71 @@
+#include "common/registry/access.hpp"
+
+#include <crypt.h>
+
+#include <cerrno>
+
+#include "monitor/monitor.hpp"
+
+namespace monitor::registry {
+
+std::optional<ServicePattern> parse_service_pattern(const std::string& text) {
+  if (text == "*") return ServicePattern{text, "", false};
+  if (text.ends_with(".*")) {
+    const std::string stem = text.substr(0, text.size() - 2);
+    // The stem must be a name's first parts: valid once another part is added.
+    if (is_valid_name(stem + ".X") && stem.size() < 62) return ServicePattern{text, stem + ".", false};
+  } else if (is_valid_name(text)) {
+    return ServicePattern{text, text, true};
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> strings_of(const boost::json::value& value, std::string_view key) {
+  std::vector<std::string> out;
+  const auto* obj = value.if_object();
+  const auto* arr = obj != nullptr ? obj->if_contains(key) : nullptr;
+  if (arr == nullptr || !arr->is_array()) return out;
+  for (const auto& s : arr->as_array()) {
+    if (s.is_string()) out.emplace_back(s.as_string());
+  }
+  return out;
+}
+
+boost::system::result<UserAccess> read_user_access(Registry& registry, const std::string& user) {
+  auto entry = registry.get("users", user);
+  if (!entry) return entry.error();
+  if (!*entry) return boost::system::error_code(ENOENT, boost::system::system_category());
+  UserAccess access{user, strings_of((*entry)->value, "roles"), {}};
+  for (const std::string& role : access.roles) {
+    auto role_entry = registry.get("roles", role);
+    if (!role_entry) return role_entry.error();
+    if (!*role_entry) continue;  // a role removed since it was granted grants nothing
+    for (const std::string& text : strings_of((*role_entry)->value, "patterns")) {
+      if (auto pattern = parse_service_pattern(text)) access.patterns.push_back(*pattern);
+    }
+  }
+  return access;
+}
+
+std::string hash_password(const std::string& password) {
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (crypt_gensalt_rn("$6$", 0, nullptr, 0, salt, sizeof salt) == nullptr) return "";
+  crypt_data data{};
+  const char* hashed = crypt_r(password.c_str(), salt, &data);
+  if (hashed == nullptr || hashed[0] == '*') return "";
+  return hashed;
+}
+
+bool password_matches(const std::string& password, const std::string& hash) {
+  if (hash.empty() || hash[0] != '$') return false;
+  crypt_data data{};
+  const char* hashed = crypt_r(password.c_str(), hash.c_str(), &data);
+  if (hashed == nullptr) return false;
+  const std::string_view computed(hashed);
+  if (computed.size() != hash.size()) return false;
+  unsigned char differ = 0;
+  for (size_t i = 0; i < hash.size(); ++i) differ |= static_cast<unsigned char>(computed[i] ^ hash[i]);
+  return differ == 0;
+}
+
+}  // namespace monitor::registry
