@@ -23,6 +23,7 @@
 namespace monitor::console {
 
 using net::http_get;
+using query::merge_cells;
 namespace {
 
 namespace json = boost::json;

@@ -24,6 +24,7 @@
 namespace monitor::console {
 
 using net::http_get;
+using query::merge_cells;
 namespace {
 
 std::string url_escape(const std::string& s) {
