@@ -84,29 +84,6 @@ int judger_rm(int argc, char** argv) {
   return 0;
 }
 
-std::string health_of(const std::string& role, const boost::json::value& value) {
-  const auto* obj = value.if_object();
-  if (obj == nullptr) return "-";
-  auto num = [&](const boost::json::object& o, const char* key) {
-    const auto* v = o.if_contains(key);
-    return v != nullptr && v->is_number() ? v->to_number<double>() : 0.0;
-  };
-  if (role == "judger") {
-    const auto* load = obj->if_contains("load");
-    if (load == nullptr || !load->is_object()) return "-";
-    const auto& l = load->as_object();
-    return fmt::format("cpu {:.1f}%, rss {}, {:.0f} reports/s, {:.0f} series, {:.0f} services", num(l, "cpu_percent"),
-                       mib(static_cast<int64_t>(num(l, "rss_bytes"))), num(l, "reports_per_s"), num(l, "series"),
-                       num(l, "services"));
-  }
-  std::string out;
-  for (const auto& [key, v] : *obj) {
-    if (key == "address" || key == "query" || !v.is_number()) continue;
-    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", std::string_view(key), boost::json::serialize(v));
-  }
-  return out.empty() ? "-" : out;
-}
-
 }  // namespace
 
 int judger_command(int argc, char** argv) {
@@ -114,33 +91,7 @@ int judger_command(int argc, char** argv) {
 }
 
 std::vector<PartState> part_states(Console& console) {
-  std::map<std::string, PartState> rows;  // by "role.name"
-  for (const auto& part : console.check(console.registry().list(registry::kPartsKind), "reading the parts")) {
-    const size_t dot = part.name.find('.');
-    if (dot == std::string::npos) continue;
-    PartState& row = rows[part.name];
-    row.role = part.name.substr(0, dot);
-    row.name = part.name.substr(dot + 1);
-    const auto* obj = part.value.if_object();
-    if (obj != nullptr && obj->contains("declared") && !obj->contains("registered")) row.state = "declared";
-  }
-  for (const auto& [role, kind] : std::vector<std::pair<std::string, std::string>>{
-           {"agent", "agents"}, {"proxy", "proxies"}, {"judger", "judgers"}}) {
-    for (const auto& entry : console.check(console.registry().list(kind), "reading " + kind)) {
-      PartState& row = rows[role + "." + entry.name];
-      row.role = role;
-      row.name = entry.name;
-      row.state = "live";
-      if (const auto* obj = entry.value.if_object()) {
-        if (const auto* a = obj->if_contains("address"); a != nullptr && a->is_string()) row.address = a->as_string();
-        if (const auto* r = obj->if_contains("role"); r != nullptr && r->is_string()) row.role = r->as_string();
-      }
-      row.health = health_of(role, entry.value);
-    }
-  }
-  std::vector<PartState> out;
-  for (auto& [key, row] : rows) out.push_back(std::move(row));
-  return out;
+  return console.check(registry::read_part_states(console.registry()), "reading the parts");
 }
 
 int status_command(int argc, char** argv) {

@@ -3,15 +3,14 @@
 #include <string>
 #include <vector>
 
+#include "common/registry/parts.hpp"
+
 namespace monitor::console {
 
 class Console;
 
-/// A part the registry knows: live (with its address and health in words),
-/// gone (its lease expired) or declared (never ran).
-struct PartState {
-  std::string role, name, state = "gone", address = "-", health = "-";
-};
+using registry::PartState;
+/// registry::read_part_states(), or a ConsoleError.
 std::vector<PartState> part_states(Console& console);
 
 /// monitorctl judger list|add|rm
