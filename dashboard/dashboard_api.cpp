@@ -1,0 +1,833 @@
+#include "dashboard/dashboard_api.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "alarm/records.hpp"
+#include "common/clock.hpp"
+#include "common/registry/etcd_gateway.hpp"
+#include "common/registry/parts.hpp"
+#include "common/registry/placement.hpp"
+#include "monitor/monitor.hpp"
+#include "net/http_get.hpp"
+#include "query/series_merge.hpp"
+
+namespace monitor::dashboard {
+namespace json = boost::json;
+namespace {
+
+constexpr const char* kCookie = "monitor_session";
+constexpr size_t kMaxSeries = 200;               // servers x shifts of one chart
+constexpr int64_t kMaxPointsPerSeries = 20'000;  // (to - from) / step
+constexpr int64_t kLatest = 4'102'444'800;       // 2100-01-01
+
+int64_t now_s() { return realtime_ns() / 1'000'000'000; }
+
+ApiResponse error(int status, const std::string& message) {
+  return {status, json::serialize(json::object{{"error", message}}), ""};
+}
+ApiResponse ok(const json::value& body) { return {200, json::serialize(body), ""}; }
+
+std::string random_token() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n <= 0) return "";
+    got += static_cast<size_t>(n);
+  }
+  std::string out;
+  for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
+  return out;
+}
+
+bool parse_int(const std::string& text, int64_t& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc{} && end == text.data() + text.size();
+}
+
+// "1d", "7d", "3h", "90m" or seconds.
+bool parse_duration(const std::string& text, int64_t& out) {
+  if (text.empty()) return false;
+  const char unit = text.back();
+  const int64_t scale = unit == 'd' ? 86400 : unit == 'h' ? 3600 : unit == 'm' ? 60 : unit == 's' ? 1 : 0;
+  const std::string digits = scale == 0 ? text : text.substr(0, text.size() - 1);
+  if (!parse_int(digits, out) || out < 0 || out > 400 * 86400) return false;
+  out *= scale == 0 ? 1 : scale;
+  return out <= 400 * 86400;
+}
+
+std::vector<std::string> split(const std::string& text, char by) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(by, start), text.size());
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+const std::set<std::string>& op_names() {
+  static const std::set<std::string> names{"SUM", "MAX", "MIN", "AVG", "FIRST", "LAST", "COUNT",
+                                           "HIST_P50", "HIST_P90", "HIST_P99", "HIST_P999"};
+  return names;
+}
+
+std::optional<json::value> parse_json(const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return std::nullopt;
+  return v;
+}
+
+std::string string_field(const json::object& o, const char* key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+}  // namespace
+
+DashboardApi::DashboardApi(registry::Registry& registry, ApiOptions options)
+    : registry_(registry), options_(std::move(options)) {}
+
+size_t DashboardApi::sessions() const {
+  std::lock_guard lock(sessions_mutex_);
+  return sessions_.size();
+}
+
+ApiResponse DashboardApi::handle(const ApiRequest& request) {
+  ++counters_.requests;
+  const std::string& path = request.path;
+  if (path == "/api/login" && request.method == "POST") return sign_in(request);
+  if (path == "/api/logout" && request.method == "POST") return sign_out(request);
+  const auto access = signed_in(request);
+  if (!access) {
+    ++counters_.refused;
+    return error(401, "sign in first (POST /api/login)");
+  }
+  try {
+    if (request.method == "GET") {
+      if (path == "/api/me") {
+        json::array patterns;
+        for (const auto& p : access->patterns) patterns.push_back(json::value(p.text));
+        return ok(json::object{{"user", access->user}, {"roles", json::value_from(access->roles)},
+                               {"patterns", patterns}});
+      }
+      if (path == "/api/services") return services(*access);
+      if (path == "/api/series") return series(*access, request);
+      if (path == "/api/top") return top(*access, request);
+      if (path == "/api/judgers") return judgers();
+      if (path == "/api/parts") return parts();
+      if (path == "/api/alarms") return alarms(*access);
+      if (path == "/api/alarms/history") return alarm_history(*access, request);
+      if (path == "/api/silences") return silences(*access);
+    } else if (request.method == "POST") {
+      if (path == "/api/alarms/ack") return ack(*access, request);
+      if (path == "/api/silences") return add_silence(*access, request);
+    } else if (request.method == "DELETE" && path.starts_with("/api/silences/")) {
+      return remove_silence(*access, path.substr(std::string_view("/api/silences/").size()));
+    }
+  } catch (const std::exception& e) {
+    // The registry's JSON accessors throw on entries of an unexpected shape.
+    spdlog::warn("{} {}: {}", request.method, path, e.what());
+    return error(500, std::string("internal error: ") + e.what());
+  }
+  ++counters_.bad_requests;
+  return error(404, "no such endpoint: " + request.method + " " + path + " (docs/dashboard.md lists them)");
+}
+
+// ---- sign-in -------------------------------------------------------------
+
+bool DashboardApi::password_ok(const std::string& user, const std::string& password, std::string& why) {
+  std::optional<registry::Entry> entry;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto got = registry_.get("users", user);
+    if (!got) {
+      why = "the registry cannot be read: " + got.error().message();
+      return false;
+    }
+    entry = *got;
+  }
+  if (!entry) return false;
+  const auto* obj = entry->value.if_object();
+  const std::string hash = obj != nullptr ? string_field(*obj, "password_hash") : "";
+  if (!hash.empty()) return registry::password_matches(password, hash);
+  if (!options_.registry_address.starts_with("etcd:")) return false;
+  // On etcd, etcd keeps the password: it says whether it is right.
+  registry::GatewayOptions gateway;
+  gateway.endpoints = split(options_.registry_address.substr(5), ',');
+  gateway.user = user;
+  gateway.password = password;
+  gateway.timeout = std::chrono::milliseconds(options_.judger_timeout_s * 1000);
+  registry::EtcdGateway etcd(gateway);
+  auto reply = etcd.call("/v3/maintenance/status", {});
+  if (!reply && reply.error() != registry::RegistryErrc::kAuthFailed) {
+    why = "etcd cannot be reached to check the password: " + reply.error().message();
+  }
+  return reply.has_value();
+}
+
+ApiResponse DashboardApi::sign_in(const ApiRequest& request) {
+  const auto body = parse_json(request.body);
+  if (!body || !body->is_object()) return error(400, "send {\"user\": …, \"password\": …} as JSON");
+  const std::string user = string_field(body->as_object(), "user");
+  const std::string password = string_field(body->as_object(), "password");
+  if (user.empty() || password.empty() || !registry::is_valid_key(user)) {
+    ++counters_.sign_ins_failed;
+    return error(401, "wrong user or password");
+  }
+  std::string why;
+  if (!password_ok(user, password, why)) {
+    ++counters_.sign_ins_failed;
+    spdlog::info("sign-in of {} refused{}{}", user, why.empty() ? "" : ": ", why);
+    return error(why.empty() ? 401 : 503, why.empty() ? "wrong user or password" : why);
+  }
+  registry::UserAccess access;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto read = registry::read_user_access(registry_, user);
+    if (!read) return error(503, "reading the user's roles: " + read.error().message());
+    access = std::move(*read);
+  }
+  const std::string token = random_token();
+  if (token.empty()) return error(503, "no random source for a session");
+  {
+    std::lock_guard lock(sessions_mutex_);
+    const int64_t now = now_s();
+    std::erase_if(sessions_, [&](const auto& s) { return s.second.expires_s <= now; });
+    if (sessions_.size() >= options_.max_sessions) return error(503, "too many sessions; try again later");
+    sessions_[token] = Session{access, now + options_.session_ttl_s, now};
+  }
+  ++counters_.sign_ins;
+  spdlog::info("{} signed in (roles {})", user, fmt::join(access.roles, ","));
+  json::array patterns;
+  for (const auto& p : access.patterns) patterns.push_back(json::value(p.text));
+  ApiResponse response = ok(json::object{{"user", user}, {"roles", json::value_from(access.roles)}, {"patterns", patterns}});
+  response.set_cookie = fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", kCookie, token,
+                                    options_.session_ttl_s);
+  return response;
+}
+
+ApiResponse DashboardApi::sign_out(const ApiRequest& request) {
+  {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.erase(request.session);
+  }
+  ApiResponse response = ok(json::object{{"ok", true}});
+  response.set_cookie = fmt::format("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", kCookie);
+  return response;
+}
+
+std::optional<registry::UserAccess> DashboardApi::signed_in(const ApiRequest& request) {
+  if (request.session.empty()) return std::nullopt;
+  const int64_t now = now_s();
+  std::string user;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(request.session);
+    if (it == sessions_.end()) return std::nullopt;
+    if (it->second.expires_s <= now) {
+      sessions_.erase(it);
+      return std::nullopt;
+    }
+    if (now - it->second.access_read_s < 5) return it->second.access;
+    user = it->second.access.user;
+  }
+  // Roles granted or revoked since take effect within seconds; a removed user is signed out.
+  boost::system::result<registry::UserAccess> read = registry::UserAccess{};
+  {
+    std::lock_guard lock(registry_mutex_);
+    read = registry::read_user_access(registry_, user);
+  }
+  std::lock_guard lock(sessions_mutex_);
+  auto it = sessions_.find(request.session);
+  if (it == sessions_.end()) return std::nullopt;
+  if (!read) {
+    if (read.error() == boost::system::error_code(ENOENT, boost::system::system_category())) {
+      sessions_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.access;  // the registry is away: the last known roles hold
+  }
+  it->second.access = std::move(*read);
+  it->second.access_read_s = now;
+  return it->second.access;
+}
+
+// ---- services and minutes -------------------------------------------------
+
+ApiResponse DashboardApi::services(const registry::UserAccess& access) {
+  std::vector<registry::Entry> services, assignments;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto s = registry_.list("services");
+    if (!s) return error(503, "reading the services: " + s.error().message());
+    auto a = registry_.list("assignments");
+    if (!a) return error(503, "reading the assignments: " + a.error().message());
+    services = std::move(*s);
+    assignments = std::move(*a);
+  }
+  std::map<std::string, std::string> owner;
+  for (const auto& a : assignments) owner[a.name] = registry::assigned_judger(a.value);
+  json::array out;
+  for (const auto& s : services) {
+    if (!access.sees(s.name)) continue;
+    json::array attrs;
+    int64_t id = 0;
+    if (const auto* obj = s.value.if_object()) {
+      if (const auto* a = obj->if_contains("attrs"); a != nullptr && a->is_object()) {
+        for (const auto& [name, attr_id] : a->as_object()) attrs.push_back(json::value(std::string(name)));
+      }
+      if (const auto* i = obj->if_contains("id"); i != nullptr && i->is_int64()) id = i->as_int64();
+    }
+    out.push_back(json::object{{"service", s.name}, {"id", id}, {"attrs", attrs}, {"judger", owner[s.name]}});
+  }
+  return ok(json::object{{"services", out}});
+}
+
+namespace {
+
+struct Holder {
+  std::string name, query;  // query "" when not live
+};
+
+}  // namespace
+
+ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRequest& request) {
+  const auto& p = request.params;
+  auto param = [&](const char* key, const char* fallback) {
+    const auto it = p.find(key);
+    return it == p.end() ? std::string(fallback) : it->second;
+  };
+  const std::string service = param("service", ""), attr = param("attr", ""), op = param("op", "SUM");
+  if (!is_valid_name(service) || !is_valid_name(attr)) {
+    ++counters_.bad_requests;
+    return error(400, "service and attr must be names like Shop.Api");
+  }
+  if (!access.sees(service)) {
+    ++counters_.refused;
+    return error(403, fmt::format("{} is not a service of your roles", service));
+  }
+  if (op_names().count(op) == 0) {
+    ++counters_.bad_requests;
+    return error(400, "op must be one of SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999");
+  }
+  const int64_t now = now_s();
+  int64_t to = now, from = 0, step = 60;
+  if (p.count("to") && (!parse_int(p.at("to"), to) || to < 0 || to > kLatest)) {
+    ++counters_.bad_requests;
+    return error(400, "to must be Unix seconds");
+  }
+  from = to - 86400;
+  if (p.count("from") && (!parse_int(p.at("from"), from) || from < 0 || from >= to)) {
+    ++counters_.bad_requests;
+    return error(400, "from must be Unix seconds before to");
+  }
+  if (p.count("step") && (!parse_int(p.at("step"), step) || step < 60 || step > 31 * 86400 || step % 60 != 0)) {
+    ++counters_.bad_requests;
+    return error(400, "step must be a multiple of 60 seconds, at most 31 days");
+  }
+  from -= from % 60;
+  if ((to - from) / step > kMaxPointsPerSeries) {
+    ++counters_.bad_requests;
+    return error(400, fmt::format("{} points per line: at most {}; choose a larger step or a shorter range",
+                                  (to - from) / step, kMaxPointsPerSeries));
+  }
+  std::vector<std::string> servers = split(param("servers", "total"), ',');
+  std::vector<int64_t> shifts;
+  for (const auto& s : split(param("shift", "0"), ',')) {
+    int64_t shift = 0;
+    if (!parse_duration(s, shift)) {
+      ++counters_.bad_requests;
+      return error(400, "shift takes durations like 1d,7d (at most 400d)");
+    }
+    shifts.push_back(shift);
+  }
+  for (const auto& s : servers) {
+    int64_t id = 0;
+    if (s != "total" && (!parse_int(s, id) || id < 0)) {
+      ++counters_.bad_requests;
+      return error(400, "servers takes total and server ids, comma separated");
+    }
+  }
+  if (servers.empty() || shifts.empty() || servers.size() * shifts.size() > kMaxSeries) {
+    ++counters_.bad_requests;
+    return error(400, fmt::format("a chart has 1 to {} lines (servers x shifts)", kMaxSeries));
+  }
+  // The judgers that held the service since the earliest minute asked for.
+  const int64_t earliest = from - *std::max_element(shifts.begin(), shifts.end());
+  std::vector<Holder> holders;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto assignment = registry_.get("assignments", service);
+    if (!assignment) return error(503, "reading the assignment: " + assignment.error().message());
+    const auto names = *assignment ? registry::judgers_holding((*assignment)->value, earliest) : std::vector<std::string>{};
+    for (const auto& name : names) {
+      auto query = registry::judger_query(registry_, name);
+      if (!query) return error(503, "reading judger " + name + ": " + query.error().message());
+      holders.push_back({name, *query});
+    }
+  }
+  if (holders.empty()) return error(404, fmt::format("service {} has no judger (monitorctl service show {})", service, service));
+  if (holders.size() == 1 && holders[0].query.empty()) {
+    return error(503, fmt::format("judger {} (owner of {}) is not live", holders[0].name, service));
+  }
+  const auto timeout = std::chrono::seconds(options_.judger_timeout_s);
+  auto ask = [&](const std::string& address, const std::string& target, std::string& why) -> std::optional<json::value> {
+    auto reply = net::http_get(address, target, timeout, size_t{256} << 20);
+    if (!reply) {
+      ++counters_.judger_errors;
+      why = "the judger at " + address + " did not answer: " + reply.error().message();
+      return std::nullopt;
+    }
+    auto body = parse_json(reply->body);
+    if (reply->status != 200 || !body || !body->is_object()) {
+      ++counters_.judger_errors;
+      const auto* e = body && body->is_object() ? body->as_object().if_contains("error") : nullptr;
+      why = fmt::format("the judger answered {}{}", reply->status,
+                        e != nullptr && e->is_string() ? ": " + std::string(e->as_string()) : std::string());
+      return std::nullopt;
+    }
+    return body;
+  };
+  const std::string base = fmt::format("service={}&attr={}&op={}", service, attr, op);
+  json::array lines;
+  int64_t last_minute = 0;
+  for (const int64_t shift : shifts) {
+    const int64_t f = from - shift, t = to - shift;
+    // Several servers of one judger at minute resolution: one request for all of them.
+    std::map<std::string, json::array> by_server;
+    std::string shared_error;
+    const bool one_holder = holders.size() == 1;
+    const bool all_at_once = one_holder && step == 60 && servers.size() > 3;
+    if (all_at_once) {
+      if (auto body = ask(holders[0].query, fmt::format("/api/points?{}&from={}&to={}", base, f, t), shared_error)) {
+        const auto& o = body->as_object();
+        if (const auto* lm = o.if_contains("last_minute"); lm != nullptr && lm->is_int64()) last_minute = lm->as_int64();
+        if (const auto* s = o.if_contains("servers"); s != nullptr && s->is_object()) {
+          for (const auto& [server, rows] : s->as_object()) {
+            json::array& out = by_server[std::string(server)];
+            if (!rows.is_array()) continue;
+            for (const auto& row : rows.as_array()) {
+              const auto& r = row.as_array();
+              out.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
+            }
+          }
+        }
+      }
+    }
+    for (const auto& server : servers) {
+      json::object line{{"server", server}, {"shift", shift}};
+      json::array points;
+      std::string why = shared_error;
+      if (all_at_once) {
+        if (auto it = by_server.find(server); it != by_server.end()) points = std::move(it->second);
+      } else if (one_holder) {
+        const std::string target = fmt::format("/api/series?{}&server={}&from={}&to={}&step={}", base, server, f, t, step);
+        if (auto body = ask(holders[0].query, target, why)) {
+          if (const auto* rows = body->as_object().if_contains("points"); rows != nullptr && rows->is_array()) {
+            for (const auto& row : rows->as_array()) {
+              const auto& r = row.as_array();
+              points.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
+            }
+          }
+        }
+      } else {
+        // A moved service: every holder's mergeable state of each minute, merged exactly.
+        std::vector<json::value> replies;
+        std::vector<std::string> missing;
+        const std::string target = fmt::format("/api/cells?{}&server={}&from={}&to={}", base, server, f, t);
+        for (const auto& h : holders) {
+          std::string holder_why;
+          if (h.query.empty()) {
+            missing.push_back(h.name + " (not live)");
+          } else if (auto body = ask(h.query, target, holder_why)) {
+            replies.push_back(std::move(*body));
+          } else {
+            missing.push_back(h.name + " (" + holder_why + ")");
+          }
+        }
+        std::string merge_error;
+        if (auto merged = query::merge_cells(replies, op, step, merge_error)) {
+          for (const auto& row : merged->at("points").as_array()) {
+            const auto& r = row.as_array();
+            points.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
+          }
+        } else {
+          why = merge_error;
+        }
+        if (!missing.empty()) line["partial"] = fmt::format("minutes of judgers {} are missing", fmt::join(missing, ", "));
+      }
+      if (!why.empty()) line["error"] = why;
+      else if (points.empty()) line["empty"] = "no minute of this series in the range";
+      line["points"] = std::move(points);
+      lines.push_back(std::move(line));
+    }
+  }
+  return ok(json::object{{"service", service}, {"attr", attr}, {"op", op}, {"from", from}, {"to", to},
+                         {"step", step}, {"last_minute", last_minute}, {"series", lines}});
+}
+
+ApiResponse DashboardApi::top(const registry::UserAccess& access, const ApiRequest& request) {
+  ApiRequest all = request;
+  // The top N reads every server's minutes of the range once, from /api/points.
+  all.params["servers"] = "total";
+  const auto& p = request.params;
+  int64_t n = 10;
+  if (p.count("n") && (!parse_int(p.at("n"), n) || n < 1 || n > 100)) {
+    ++counters_.bad_requests;
+    return error(400, "n must be in [1, 100]");
+  }
+  const std::string service = p.count("service") ? p.at("service") : "";
+  if (!is_valid_name(service) || !p.count("attr") || !is_valid_name(p.at("attr"))) {
+    ++counters_.bad_requests;
+    return error(400, "service and attr must be names like Shop.Api");
+  }
+  if (!access.sees(service)) {
+    ++counters_.refused;
+    return error(403, fmt::format("{} is not a service of your roles", service));
+  }
+  const std::string op = p.count("op") ? p.at("op") : "SUM";
+  if (op_names().count(op) == 0) return error(400, "op must be one of SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 …");
+  const int64_t now = now_s();
+  int64_t to = now, from = now - 3600;
+  if ((p.count("to") && !parse_int(p.at("to"), to)) || (p.count("from") && !parse_int(p.at("from"), from)) ||
+      from >= to || to - from > 31 * 86400 || from < 0) {
+    ++counters_.bad_requests;
+    return error(400, "from and to are Unix seconds, from before to, at most 31 days apart");
+  }
+  std::vector<std::string> queries;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto assignment = registry_.get("assignments", service);
+    if (!assignment) return error(503, "reading the assignment: " + assignment.error().message());
+    if (*assignment) {
+      for (const auto& name : registry::judgers_holding((*assignment)->value, from)) {
+        auto query = registry::judger_query(registry_, name);
+        if (query && !query->empty()) queries.push_back(*query);
+      }
+    }
+  }
+  if (queries.empty()) return error(503, fmt::format("no live judger holds {}", service));
+  // Per server: the sum of its minutes for SUM and COUNT, the extreme for MAX
+  // and MIN, else the average of its minutes.
+  std::map<std::string, std::pair<double, int64_t>> by_server;
+  for (const auto& q : queries) {
+    auto reply = net::http_get(q, fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", service,
+                                              p.at("attr"), op, from, to),
+                               std::chrono::seconds(options_.judger_timeout_s), size_t{256} << 20);
+    if (!reply || reply->status != 200) {
+      ++counters_.judger_errors;
+      continue;
+    }
+    const auto body = parse_json(reply->body);
+    const auto* servers = body && body->is_object() ? body->as_object().if_contains("servers") : nullptr;
+    if (servers == nullptr || !servers->is_object()) continue;
+    for (const auto& [server, rows] : servers->as_object()) {
+      if (server == "total" || !rows.is_array()) continue;
+      auto& [value, minutes] = by_server[std::string(server)];
+      for (const auto& row : rows.as_array()) {
+        const double v = row.as_array().at(1).to_number<double>();
+        if (op == "MAX") value = minutes == 0 ? v : std::max(value, v);
+        else if (op == "MIN") value = minutes == 0 ? v : std::min(value, v);
+        else value += v;
+        ++minutes;
+      }
+    }
+  }
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [server, vm] : by_server) {
+    const bool summed = op == "SUM" || op == "COUNT";
+    const bool extreme = op == "MAX" || op == "MIN";
+    ranked.emplace_back(summed || extreme ? vm.first : vm.first / static_cast<double>(std::max<int64_t>(vm.second, 1)),
+                        server);
+  }
+  std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
+    return op == "MIN" ? a.first < b.first : a.first > b.first;
+  });
+  json::array out;
+  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(n); ++i) {
+    out.push_back(json::object{{"server", ranked[i].second}, {"value", ranked[i].first}});
+  }
+  return ok(json::object{{"service", service}, {"attr", p.at("attr")}, {"op", op}, {"from", from}, {"to", to},
+                         {"top", out}});
+}
+
+// ---- the system ------------------------------------------------------------
+
+ApiResponse DashboardApi::judgers() {
+  std::vector<registry::JudgerInfo> list;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto read = registry::read_judgers(registry_);
+    if (!read) return error(503, "reading the judgers: " + read.error().message());
+    list = std::move(*read);
+  }
+  json::array out;
+  for (const auto& j : list) {
+    out.push_back(json::object{{"name", j.name},
+                               {"state", j.live ? "live" : j.ran ? "gone" : j.declared ? "declared" : "unknown"},
+                               {"address", j.address}, {"query", j.query}, {"cpu_percent", j.cpu_percent},
+                               {"rss_bytes", j.rss_bytes}, {"reports_per_s", j.reports_per_s}, {"series", j.series},
+                               {"services", j.services}});
+  }
+  return ok(json::object{{"judgers", out}});
+}
+
+ApiResponse DashboardApi::parts() {
+  std::vector<registry::PartState> list;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto read = registry::read_part_states(registry_);
+    if (!read) return error(503, "reading the parts: " + read.error().message());
+    list = std::move(*read);
+  }
+  json::array out;
+  for (const auto& part : list) {
+    out.push_back(json::object{{"role", part.role}, {"name", part.name}, {"state", part.state},
+                               {"address", part.address}, {"health", part.health}});
+  }
+  return ok(json::object{{"parts", out}});
+}
+
+// ---- alarms ------------------------------------------------------------------
+
+namespace {
+
+// The rules a user sees (those of its services), by name.
+std::map<std::string, alarm::Rule> visible_rules(const std::vector<registry::Entry>& entries,
+                                                 const registry::UserAccess& access) {
+  std::map<std::string, alarm::Rule> out;
+  for (const auto& e : entries) {
+    std::string why;
+    if (auto rule = alarm::rule_from_value(e.value, why); rule && access.sees(rule->service)) out[e.name] = *rule;
+  }
+  return out;
+}
+
+}  // namespace
+
+ApiResponse DashboardApi::alarms(const registry::UserAccess& access) {
+  std::vector<registry::Entry> rule_entries, alarm_entries;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto r = registry_.list(alarm::kRulesKind);
+    if (!r) return error(503, "reading the rules: " + r.error().message());
+    auto a = registry_.list(alarm::kAlarmsKind);
+    if (!a) return error(503, "reading the alarms: " + a.error().message());
+    rule_entries = std::move(*r);
+    alarm_entries = std::move(*a);
+  }
+  const auto rules = visible_rules(rule_entries, access);
+  json::array rule_rows, alarm_rows;
+  for (const auto& [name, rule] : rules) {
+    rule_rows.push_back(json::object{{"rule", name}, {"service", rule.service}, {"attr", rule.attr},
+                                     {"when", rule.when_text}, {"enabled", rule.enabled}, {"summary", rule.summary}});
+  }
+  for (const auto& e : alarm_entries) {
+    const auto rule = rules.find(e.name);
+    if (rule == rules.end()) continue;
+    for (const auto& [server, a] : alarm::alarms_from_value(e.value).alarms) {
+      if (a.state == alarm::State::kOk) continue;
+      alarm_rows.push_back(json::object{{"rule", e.name},
+                                        {"service", rule->second.service},
+                                        {"attr", rule->second.attr},
+                                        {"server", server < 0 ? std::string("total") : std::to_string(server)},
+                                        {"state", alarm::state_name(a.state)},
+                                        {"since", a.since * 60},
+                                        {"value", a.value ? json::value(*a.value) : json::value(nullptr)},
+                                        {"notifications", a.notifications},
+                                        {"acked_by", a.acked_by}});
+    }
+  }
+  return ok(json::object{{"rules", rule_rows}, {"alarms", alarm_rows}});
+}
+
+ApiResponse DashboardApi::alarm_history(const registry::UserAccess& access, const ApiRequest& request) {
+  int64_t hours = 24;
+  if (request.params.count("hours") && (!parse_int(request.params.at("hours"), hours) || hours < 1 || hours > 24 * 31)) {
+    ++counters_.bad_requests;
+    return error(400, "hours must be in [1, 744]");
+  }
+  std::vector<registry::Entry> rule_entries;
+  std::vector<registry::JudgerInfo> judgers;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto r = registry_.list(alarm::kRulesKind);
+    if (!r) return error(503, "reading the rules: " + r.error().message());
+    auto j = registry::read_judgers(registry_);
+    if (!j) return error(503, "reading the judgers: " + j.error().message());
+    rule_entries = std::move(*r);
+    judgers = std::move(*j);
+  }
+  const auto rules = visible_rules(rule_entries, access);
+  const int64_t now = now_s();
+  std::vector<json::object> rows;
+  json::array missing;
+  for (const auto& j : judgers) {
+    if (!j.live || j.query.empty()) continue;
+    auto reply = net::http_get(j.query, fmt::format("/api/alarms/history?from={}&to={}", now - hours * 3600, now + 1),
+                               std::chrono::seconds(options_.judger_timeout_s), size_t{64} << 20);
+    const auto body = reply && reply->status == 200 ? parse_json(reply->body) : std::nullopt;
+    const auto* history = body && body->is_object() ? body->as_object().if_contains("history") : nullptr;
+    if (history == nullptr || !history->is_array()) {
+      ++counters_.judger_errors;
+      missing.push_back(json::value(j.name));
+      continue;
+    }
+    for (const auto& row : history->as_array()) {
+      if (!row.is_object() || !rules.count(string_field(row.as_object(), "rule"))) continue;
+      json::object o = row.as_object();
+      o["judger"] = j.name;
+      rows.push_back(std::move(o));
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const json::object& a, const json::object& b) {
+    return a.at("time").to_number<int64_t>() > b.at("time").to_number<int64_t>();
+  });
+  json::array out;
+  for (auto& r : rows) out.push_back(std::move(r));
+  return ok(json::object{{"history", out}, {"judgers_missing", missing}});
+}
+
+ApiResponse DashboardApi::ack(const registry::UserAccess& access, const ApiRequest& request) {
+  const auto body = parse_json(request.body);
+  if (!body || !body->is_object()) return error(400, "send {\"rule\": …, \"server\": \"total\" or an id (optional)}");
+  const std::string name = string_field(body->as_object(), "rule");
+  const std::string server_text = string_field(body->as_object(), "server");
+  std::optional<int64_t> only;
+  if (!server_text.empty()) {
+    int64_t id = 0;
+    if (server_text != "total" && (!parse_int(server_text, id) || id < 0)) return error(400, "server: total or an id");
+    only = server_text == "total" ? -1 : id;
+  }
+  std::lock_guard lock(registry_mutex_);
+  auto rule_entry = registry_.get(alarm::kRulesKind, name);
+  if (!rule_entry) return error(503, "reading the rule: " + rule_entry.error().message());
+  std::string why;
+  const auto rule = *rule_entry ? alarm::rule_from_value((*rule_entry)->value, why) : std::nullopt;
+  if (!rule || !access.sees(rule->service)) {
+    ++counters_.refused;
+    return error(404, fmt::format("no rule {} among your services", name));
+  }
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto entry = registry_.get(alarm::kAlarmsKind, name);
+    if (!entry) return error(503, "reading the alarms: " + entry.error().message());
+    if (!*entry) return error(400, fmt::format("rule {} has no alarms", name));
+    auto state = alarm::alarms_from_value((*entry)->value);
+    int acked = 0;
+    for (auto& [server, a] : state.alarms) {
+      if (a.state != alarm::State::kFiring || a.acked_at != 0 || (only && *only != server)) continue;
+      a.acked_at = now_s() / 60;
+      a.acked_by = access.user;
+      ++acked;
+    }
+    if (acked == 0) return error(400, fmt::format("rule {} has no unacknowledged firing alarm", name));
+    auto done = registry_.commit({{std::string(alarm::kAlarmsKind), name, (*entry)->version}},
+                                 {{std::string(alarm::kAlarmsKind), name, alarm::alarms_value(state)}});
+    if (!done) return error(503, "acknowledging: " + done.error().message());
+    if (*done) {
+      spdlog::info("{} acknowledged {} alarm(s) of {}", access.user, acked, name);
+      return ok(json::object{{"acknowledged", acked}, {"rule", name}, {"by", access.user}});
+    }
+  }
+  return error(503, "the alarms of " + name + " keep changing; try again");
+}
+
+namespace {
+
+// A silence is the user's when it names a service or a rule of its services.
+bool silence_visible(const alarm::Silence& s, const std::map<std::string, alarm::Rule>& rules,
+                     const registry::UserAccess& access) {
+  if (!s.service.empty()) return access.sees(s.service);
+  if (!s.rule.empty()) return rules.count(s.rule) > 0;
+  return false;
+}
+
+}  // namespace
+
+ApiResponse DashboardApi::silences(const registry::UserAccess& access) {
+  std::vector<registry::Entry> rule_entries, silence_entries;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto r = registry_.list(alarm::kRulesKind);
+    if (!r) return error(503, "reading the rules: " + r.error().message());
+    auto s = registry_.list(alarm::kSilencesKind);
+    if (!s) return error(503, "reading the silences: " + s.error().message());
+    rule_entries = std::move(*r);
+    silence_entries = std::move(*s);
+  }
+  const auto rules = visible_rules(rule_entries, access);
+  json::array out;
+  for (const auto& e : silence_entries) {
+    const auto s = alarm::silence_from_value(e.name, e.value);
+    if (!s || !silence_visible(*s, rules, access)) continue;
+    out.push_back(alarm::silence_value(*s));
+    out.back().as_object()["id"] = s->id;
+  }
+  return ok(json::object{{"silences", out}});
+}
+
+ApiResponse DashboardApi::add_silence(const registry::UserAccess& access, const ApiRequest& request) {
+  const auto body = parse_json(request.body);
+  if (!body || !body->is_object()) return error(400, "send {\"service\" or \"rule\", \"minutes\", \"comment\"} as JSON");
+  const auto& o = body->as_object();
+  alarm::Silence s;
+  s.rule = string_field(o, "rule");
+  s.service = string_field(o, "service");
+  s.attr = string_field(o, "attr");
+  s.comment = string_field(o, "comment");
+  if (const std::string server = string_field(o, "server"); !server.empty()) {
+    if (!parse_int(server, s.server) || s.server < 0) return error(400, "server: an id");
+  }
+  int64_t minutes = 60;
+  if (const auto* m = o.if_contains("minutes"); m != nullptr) {
+    if (!m->is_int64() || m->as_int64() < 1 || m->as_int64() > 31 * 1440) return error(400, "minutes: 1 to 44640");
+    minutes = m->as_int64();
+  }
+  if ((!s.service.empty() && !is_valid_name(s.service)) || (!s.attr.empty() && !is_valid_name(s.attr))) {
+    return error(400, "service and attr must be names like Shop.Api");
+  }
+  std::lock_guard lock(registry_mutex_);
+  auto r = registry_.list(alarm::kRulesKind);
+  if (!r) return error(503, "reading the rules: " + r.error().message());
+  if (!silence_visible(s, visible_rules(*r, access), access)) {
+    ++counters_.refused;
+    return error(403, "a silence names a service or a rule of your services");
+  }
+  s.start_s = now_s();
+  s.end_s = s.start_s + minutes * 60;
+  s.by = access.user;
+  s.id = fmt::format("s{}", realtime_ns() / 1'000'000);
+  auto done = registry_.commit({{std::string(alarm::kSilencesKind), s.id, 0}},
+                               {{std::string(alarm::kSilencesKind), s.id, alarm::silence_value(s)}});
+  if (!done) return error(503, "storing the silence: " + done.error().message());
+  if (!*done) return error(409, "a silence with this id exists; try again");
+  spdlog::info("{} added silence {} ({} min)", access.user, s.id, minutes);
+  return ok(json::object{{"id", s.id}, {"end", s.end_s}});
+}
+
+ApiResponse DashboardApi::remove_silence(const registry::UserAccess& access, const std::string& id) {
+  if (!registry::is_valid_key(id)) return error(400, "not a silence id");
+  std::lock_guard lock(registry_mutex_);
+  auto entry = registry_.get(alarm::kSilencesKind, id);
+  if (!entry) return error(503, "reading the silence: " + entry.error().message());
+  const auto s = *entry ? alarm::silence_from_value(id, (*entry)->value) : std::nullopt;
+  auto r = registry_.list(alarm::kRulesKind);
+  if (!r) return error(503, "reading the rules: " + r.error().message());
+  if (!s || !silence_visible(*s, visible_rules(*r, access), access)) return error(404, "no silence " + id + " of yours");
+  auto removed = registry_.remove(alarm::kSilencesKind, id);
+  if (!removed) return error(503, "removing the silence: " + removed.error().message());
+  spdlog::info("{} removed silence {}", access.user, id);
+  return ok(json::object{{"removed", id}});
+}
+
+}  // namespace monitor::dashboard

@@ -1,0 +1,87 @@
+// The dashboard's JSON API (docs/dashboard.md): sign-in with the console's
+// users, and what a signed-in user may see of the services its roles own,
+// read from the judgers that hold them (merged exactly when a service moved)
+// and from the registry. The API refuses what the user's roles do not cover;
+// the web application only shows what the API gives it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "common/registry/access.hpp"
+#include "common/registry/registry.hpp"
+
+namespace monitor::dashboard {
+
+struct ApiRequest {
+  std::string method;  // GET, POST, DELETE
+  std::string path;    // without the query string
+  std::map<std::string, std::string> params;  // the query string, decoded
+  std::string body;
+  std::string session;  // the session cookie's value, if any
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string body;
+  std::string set_cookie;  // a Set-Cookie value, when the session changes
+};
+
+struct ApiOptions {
+  std::string registry_address;  // for etcd sign-in: the endpoints to authenticate against
+  int64_t session_ttl_s = 12 * 3600;
+  size_t max_sessions = 10000;
+  int judger_timeout_s = 5;
+};
+
+/// Counters of the dashboard's own health.
+struct ApiCounters {
+  std::atomic<uint64_t> requests{0}, refused{0}, bad_requests{0}, sign_ins{0}, sign_ins_failed{0}, judger_errors{0};
+};
+
+/// Thread-safe: the server's threads call handle() at once.
+class DashboardApi {
+ public:
+  DashboardApi(registry::Registry& registry, ApiOptions options);
+  ApiResponse handle(const ApiRequest& request);
+  const ApiCounters& counters() const noexcept { return counters_; }
+  size_t sessions() const;
+
+ private:
+  struct Session {
+    registry::UserAccess access;
+    int64_t expires_s = 0;
+    int64_t access_read_s = 0;  // roles are read again every few seconds: a change shows at once
+  };
+  ApiResponse sign_in(const ApiRequest& request);
+  ApiResponse sign_out(const ApiRequest& request);
+  std::optional<registry::UserAccess> signed_in(const ApiRequest& request);
+  bool password_ok(const std::string& user, const std::string& password, std::string& why);
+
+  ApiResponse services(const registry::UserAccess& access);
+  ApiResponse series(const registry::UserAccess& access, const ApiRequest& request);
+  ApiResponse top(const registry::UserAccess& access, const ApiRequest& request);
+  ApiResponse judgers();
+  ApiResponse parts();
+  ApiResponse alarms(const registry::UserAccess& access);
+  ApiResponse alarm_history(const registry::UserAccess& access, const ApiRequest& request);
+  ApiResponse ack(const registry::UserAccess& access, const ApiRequest& request);
+  ApiResponse silences(const registry::UserAccess& access);
+  ApiResponse add_silence(const registry::UserAccess& access, const ApiRequest& request);
+  ApiResponse remove_silence(const registry::UserAccess& access, const std::string& id);
+
+  registry::Registry& registry_;
+  std::mutex registry_mutex_;  // the registry's backends are not all thread-safe
+  const ApiOptions options_;
+  mutable std::mutex sessions_mutex_;
+  std::map<std::string, Session> sessions_;  // by token; GUARDED_BY(sessions_mutex_)
+  ApiCounters counters_;
+};
+
+}  // namespace monitor::dashboard

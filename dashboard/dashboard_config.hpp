@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/default_paths.hpp"
+
+namespace monitor::dashboard {
+
+/// Everything monitor-dashboard can be told: defaults, then the JSON config
+/// file, then flags (docs/dashboard.md).
+struct DashboardConfig {
+  std::string listen = "127.0.0.1:7303";
+  std::string registry = default_registry();
+  std::string web_root;  // the built web application; empty: the one this build installed or made
+  int threads = 4;       // HTTP threads: a chart's judger queries block one
+  uint32_t max_connections = 256;
+  int64_t session_ttl_s = 12 * 3600;
+  int judger_timeout_s = 5;
+  int64_t server_id = 0;     // for the Monitor.Dashboard health metrics
+  bool self_metrics = true;  // report Monitor.Dashboard through the local agent, if one runs
+  std::string log_level = "info";
+
+  /// Throws std::runtime_error naming the file and the problem.
+  void load_file(const std::string& path);
+  /// Throws std::runtime_error when a value is out of range.
+  void validate() const;
+};
+
+}  // namespace monitor::dashboard

@@ -1,0 +1,52 @@
+// monitor-dashboard's HTTP server: the web application's files, its JSON API
+// (dashboard_api.hpp), its own health on /api/health and /metrics. Several
+// threads run one io_context: a chart's queries to judgers block one of them.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/registry/registry.hpp"
+#include "dashboard/dashboard_api.hpp"
+#include "dashboard/dashboard_config.hpp"
+#include "health/health_reporter.hpp"
+#include "health/metrics.hpp"
+
+namespace monitor::dashboard {
+
+class DashboardServer {
+ public:
+  /// Opens the registry, finds the web application and binds the listen
+  /// address. Throws std::runtime_error with one line.
+  explicit DashboardServer(DashboardConfig config);
+  ~DashboardServer();
+
+  /// Serves until SIGTERM or SIGINT, then returns 0.
+  int run();
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> health_loop();
+  void report_health();
+  std::string health_json() const;
+
+  DashboardConfig config_;
+  std::string web_root_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<DashboardApi> api_;
+  health::Metrics metrics_{"dashboard"};
+  health::HealthReporter health_;
+  std::atomic<uint32_t> connections_{0};
+  std::atomic<uint64_t> connections_refused_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace monitor::dashboard
