@@ -472,6 +472,15 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
       lines.push_back(std::move(line));
     }
   }
+  if (last_minute == 0 && !holders.back().query.empty()) {
+    // The newest final minute, so the page can say how fresh it is.
+    std::string ignored;
+    if (auto body = ask(holders.back().query, "/api/services?service=" + service, ignored)) {
+      if (const auto* lm = body->as_object().if_contains("last_minute"); lm != nullptr && lm->is_int64()) {
+        last_minute = lm->as_int64();
+      }
+    }
+  }
   return ok(json::object{{"service", service}, {"attr", attr}, {"op", op}, {"from", from}, {"to", to},
                          {"step", step}, {"last_minute", last_minute}, {"series", lines}});
 }

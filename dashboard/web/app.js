@@ -120,7 +120,9 @@ function drawChart(key, container, answer, width, height) {
     else if (line.empty) problems.push(`${label}: ${line.empty}`);
     if (line.partial) problems.push(`${label}: ${line.partial}`);
   });
-  const opts = { width, height, series, scales: { x: { time: true } }, axes: [{}, { size: 70 }] };
+  // The range asked for, not only where there are points: a gap is visible as one.
+  const opts = { width, height, series, scales: { x: { time: true, range: () => [answer.from, answer.to] } },
+                 axes: [{}, { size: 70 }] };
   const started = performance.now();
   const plot = new uPlot(opts, data, container);
   window.monitorCharts[key] = { answer, data, plot, drawnMs: performance.now() - started };

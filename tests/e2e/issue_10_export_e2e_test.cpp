@@ -17,6 +17,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include "e2e/batch_sender.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/query_oracle.hpp"
 #include "support/child_process.hpp"
@@ -142,30 +143,15 @@ int64_t figure(int query_port, const std::string& target, const char* name) {
   return f.contains(name) ? f.at(name).to_number<int64_t>() : -1;
 }
 
-class Sender {
+// The two names every batch of these tests uses.
+class Sender : public monitor::e2e::BatchSender {
  public:
-  Sender(int port, uint64_t id) : client_(port, 10s), id_(id) {
-    std::string out;
-    wire::encode(out, wire::Hello{id_, wire::Role::kAgent, "export-test"});
-    wire::encode(out, std::vector<wire::DictEntry>{{1, kService, "Orders.Placed"}, {2, kService, "Latency.Ms"}});
-    REQUIRE(client_.send(out));
-    const auto reply = client_.read_frame(10s);
-    REQUIRE((reply && reply->type == wire::FrameType::kHelloAck));
-  }
-
-  void send(std::vector<wire::BatchRecord> records) {
-    wire::Batch batch{id_, ++sequence_, std::move(records)};
-    std::string out;
-    REQUIRE(wire::encode(out, batch) == wire::WireError::kOk);
-    REQUIRE(client_.send(out));
-    const auto reply = client_.read_frame(10s);
-    REQUIRE((reply && reply->type == wire::FrameType::kAck));
-  }
+  Sender(int port, uint64_t id) : BatchSender(port, id, {{1, kService, "Orders.Placed"}, {2, kService, "Latency.Ms"}}) {}
 
   // One batch: for servers 1..3, five seconds of `minute` with orders
   // `scale` * server and latencies around 100 * scale * server.
   void send_minute(int64_t minute, int64_t scale) {
-    wire::Batch batch{id_, ++sequence_, {}};
+    std::vector<wire::BatchRecord> records;
     for (int64_t server = 1; server <= 3; ++server) {
       for (int64_t s = 0; s < 5; ++s) {
         wire::BatchRecord orders;
@@ -174,7 +160,7 @@ class Sender {
         orders.server_id = server;
         orders.ops = 1 | 2 | 64;  // SUM, MAX, COUNT
         orders.stats.add(scale * server + s, orders.second * 1'000'000'000);
-        batch.records.push_back(orders);
+        records.push_back(orders);
         wire::BatchRecord latency = orders;
         latency.name_id = 2;
         latency.ops = 128;  // HIST
@@ -182,20 +168,11 @@ class Sender {
         const int64_t ms = 100 * scale * server + 13 * s;
         latency.stats.add(ms, orders.second * 1'000'000'000);
         latency.hist.add(ms);
-        batch.records.push_back(latency);
+        records.push_back(latency);
       }
     }
-    std::string out;
-    REQUIRE(wire::encode(out, batch) == wire::WireError::kOk);
-    REQUIRE(client_.send(out));
-    const auto reply = client_.read_frame(10s);
-    REQUIRE((reply && reply->type == wire::FrameType::kAck));
+    send(std::move(records));
   }
-
- private:
-  WireClient client_;
-  const uint64_t id_;
-  uint64_t sequence_ = 0;
 };
 
 struct Compared {

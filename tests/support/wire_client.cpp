@@ -69,10 +69,15 @@ std::optional<WireClient::Received> WireClient::read_frame(std::chrono::millisec
   }
 }
 
-HttpReply http_get(int port, const std::string& target) {
+HttpReply http_get(int port, const std::string& target) { return http_request(port, "GET", target); }
+
+HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body,
+                       const std::string& extra_headers) {
   HttpReply reply;
   WireClient client(port, std::chrono::seconds(5));
-  if (!client.send("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")) return reply;
+  const std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                              extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (!client.send(request)) return reply;
   std::string response;
   char buffer[65536];
   while (true) {
@@ -84,8 +89,11 @@ HttpReply http_get(int port, const std::string& target) {
   }
   if (response.rfind("HTTP/1.1 ", 0) != 0) return reply;
   reply.status = std::atoi(response.c_str() + 9);
-  const size_t body = response.find("\r\n\r\n");
-  if (body != std::string::npos) reply.body = response.substr(body + 4);
+  const size_t body_at = response.find("\r\n\r\n");
+  if (body_at != std::string::npos) {
+    reply.headers = response.substr(0, body_at);
+    reply.body = response.substr(body_at + 4);
+  }
   return reply;
 }
 

@@ -43,7 +43,11 @@ int free_port();
 struct HttpReply {
   int status = 0;
   std::string body;
+  std::string headers;  // the status line and headers, as received
 };
 HttpReply http_get(int port, const std::string& target);
+/// Any method, with a body and extra header lines ("Cookie: a=b\r\n").
+HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body = "",
+                       const std::string& extra_headers = "");
 
 }  // namespace monitor::test
