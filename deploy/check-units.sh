@@ -12,6 +12,7 @@ for unit in deploy/systemd/*.service; do
   sed -e "s|/usr/local/bin/monitor-agent|$build/agent/monitor-agent|" \
       -e "s|/usr/local/bin/monitor-proxy|$build/proxy/monitor-proxy|" \
       -e "s|/usr/local/bin/monitor-judger|$build/judger/monitor-judger|" \
+      -e "s|/usr/local/bin/monitor-dashboard|$build/dashboard/monitor-dashboard|" \
       -e "s|/usr/local/bin/monitorctl|$build/console/monitorctl|" "$unit" > "$dir/$(basename "$unit")"
 done
 cp deploy/systemd/*.timer "$dir/"

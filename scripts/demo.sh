@@ -9,7 +9,8 @@
 # examples/rules/ are added, the demo app runs a minute with a fault (--slow),
 # the webhook receiver (examples/webhook_sink.py) gets the firing
 # notification, a healthy minute resolves it, and `monitorctl rule test`
-# replays the rule (and a tuned one) on what was stored.
+# replays the rule (and a tuned one) on what was stored. monitor-dashboard runs
+# beside them all along: it prints its URL and a user to sign in with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== building (the first run takes a couple of minutes)"
@@ -58,6 +59,16 @@ build/proxy/monitor-proxy --role bonnie --name bonnie-1 --listen 127.0.0.1:7200 
 pids+=($!)
 bonnie=$!
 await_entry proxies/bonnie-1 "$data/bonnie.log"
+build/dashboard/monitor-dashboard --listen 127.0.0.1:7303 --registry "$registry" --server-id 1 \
+  2> "$data/dashboard.log" &
+pids+=($!)
+dashboard=$!
+build/console/monitorctl role add everything '*' --registry "$registry" > /dev/null
+build/console/monitorctl user add demo --new-password demo --role everything --registry "$registry" > /dev/null
+dashboard_url="http://127.0.0.1:7303"
+chart="#/chart?service=Shop.Api&attr=Request.LatencyUs&op=HIST_P99&servers=total,1,2,3&range=1h"
+echo "== the dashboard: $dashboard_url (sign in as demo, password demo), open while the demo runs;"
+echo "   the demo's p99 latency per server: $dashboard_url/$chart"
 hooks="$data/notifications.jsonl"
 python3 examples/webhook_sink.py 7302 "$hooks" 2> "$data/webhook.log" &
 pids+=($!)
@@ -160,6 +171,19 @@ sed -e 's/value > 5000/value > 50000/' -e '/^test/,$d' examples/rules/shop.rules
 show build/console/monitorctl rule test Shop.Api.SlowRequests --file "$data/tuned.rules" --since 1h \
   --registry "$registry"
 
+echo "== the same minutes through the dashboard's API, signed in as demo (what its charts draw):"
+python3 - "$dashboard_url" <<'PY'
+import json, sys, time, urllib.request
+url = sys.argv[1]
+login = urllib.request.urlopen(urllib.request.Request(url + "/api/login", data=json.dumps(
+    {"user": "demo", "password": "demo"}).encode(), headers={"Content-Type": "application/json"}))
+cookie = login.headers["Set-Cookie"].split(";")[0]
+now = int(time.time())
+query = f"/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&servers=total&from={now - 600}&to={now}"
+answer = json.load(urllib.request.urlopen(urllib.request.Request(url + query, headers={"Cookie": cookie})))
+for t, v in answer["series"][0]["points"]:
+    print(f"   {time.strftime('%H:%M', time.gmtime(t))}Z  Orders.Placed total {v:g}")
+PY
 echo "== stopping in the order data flows (agent, Bonnie, judger); each part's last health line:"
 stop_part() {
   kill -TERM "$1" 2>/dev/null || true
@@ -169,6 +193,7 @@ stop_part "$agent"
 stop_part "$bonnie"
 stop_part "$judger"
 stop_part "$sink"
+stop_part "$dashboard"
 pids=()
 for part in agent bonnie judger; do
   grep -h -E "health:|forwarder:" "$data/$part.log" | tail -n 1
@@ -179,4 +204,5 @@ echo "== Orders.Placed: the demo sent SUM = $sent; the judger's minutes hold $st
 echo "== logs and data: $data. To query them again, start the judger on them and run any command above:"
 echo "   build/judger/monitor-judger --name judger-1 --listen 127.0.0.1:7300 --query-listen $judger_query \\"
 echo "     --data-dir $data/judger --registry $registry &"
+echo "   and the dashboard: build/dashboard/monitor-dashboard --registry $registry &  # then $dashboard_url/$chart"
 [ "$stored" = "$sent" ]

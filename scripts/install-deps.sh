@@ -12,7 +12,11 @@ packages=(
   etcd-server etcd-client
   libcurl4-openssl-dev python3-aiosmtpd
   prometheus victoria-metrics influxdb
+  chromium chromium-driver python3-selenium
 )
+# The dashboard's web build runs npm (dashboard/web/package-lock.json): Debian's,
+# unless a Node.js with npm is on the machine already.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
