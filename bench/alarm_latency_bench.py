@@ -17,7 +17,6 @@ its group_wait of 30 s alone, after a rule interval of 1 min.
 """
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ start, await_true = processes.start, processes.await_true
 
 
 registry = f"file:{tmp}/registry"
+ring = f"/monitor-alarm-latency-{os.getpid()}"
 os.makedirs(f"{tmp}/registry")
 
 
@@ -68,7 +68,6 @@ try:
            os.path.join(tmp, "bonnie"), "--no-self-metrics"], "bonnie.log")
     await_true(lambda: "bonnie-1" in ctl("status"), 20, "Bonnie registering")
     sock_path = os.path.join(tmp, "agent.sock")
-    ring = f"/monitor-alarm-latency-{os.getpid()}"
     start([f"{build}/agent/monitor-agent", "--ring", ring, "--socket", sock_path, "--output", "none", "--registry",
            registry, "--dc", "dc1", "--spool-dir", os.path.join(tmp, "agent-spool"), "--journal", "none",
            "--no-self-metrics"], "agent.log")
@@ -117,10 +116,4 @@ try:
     print("  (Prometheus + Alertmanager defaults: a 1 min rule interval, then group_wait 30 s before the first notification)")
 finally:
     stop.set()
-    processes.stop_all()
-    try:
-        os.unlink(f"/dev/shm{ring}")
-    except Exception:
-        pass
-    if os.environ.get("KEEP") != "1":
-        shutil.rmtree(tmp, ignore_errors=True)
+    processes.finish(ring)

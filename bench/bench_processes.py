@@ -2,6 +2,7 @@
 (each logging into the bench's directory, all stopped at the end), and
 waiting on a condition with a bound."""
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -45,3 +46,14 @@ class Processes:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+    def finish(self, ring=None):
+        """stop_all(), then remove the bench's ring and (unless KEEP=1) its directory."""
+        self.stop_all()
+        if ring:
+            try:
+                os.unlink(f"/dev/shm{ring}")
+            except OSError:
+                pass
+        if os.environ.get("KEEP") != "1":
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -17,7 +17,6 @@ from /api/health) is printed too.
 """
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -127,10 +126,4 @@ try:
           f"searchable")
 finally:
     stop.set()
-    processes.stop_all()
-    try:
-        os.unlink(f"/dev/shm{ring}")
-    except Exception:
-        pass
-    if os.environ.get("KEEP") != "1":
-        shutil.rmtree(tmp, ignore_errors=True)
+    processes.finish(ring)

@@ -143,6 +143,17 @@ ApiResponse DashboardApi::handle(const ApiRequest& request) {
   return error(404, "no such endpoint: " + request.method + " " + path + " (docs/dashboard.md lists them)");
 }
 
+bool DashboardApi::read_kind(std::string_view kind, std::vector<registry::Entry>& out, ApiResponse& failed) {
+  std::lock_guard lock(registry_mutex_);
+  auto entries = registry_.list(kind);
+  if (!entries) {
+    failed = error(503, fmt::format("reading the {}: {}", kind, entries.error().message()));
+    return false;
+  }
+  out = std::move(*entries);
+  return true;
+}
+
 // ---- sign-in -------------------------------------------------------------
 
 bool DashboardApi::password_ok(const std::string& user, const std::string& password, std::string& why) {
@@ -266,15 +277,8 @@ std::optional<registry::UserAccess> DashboardApi::signed_in(const ApiRequest& re
 
 ApiResponse DashboardApi::services(const registry::UserAccess& access) {
   std::vector<registry::Entry> services, assignments;
-  {
-    std::lock_guard lock(registry_mutex_);
-    auto s = registry_.list("services");
-    if (!s) return error(503, "reading the services: " + s.error().message());
-    auto a = registry_.list("assignments");
-    if (!a) return error(503, "reading the assignments: " + a.error().message());
-    services = std::move(*s);
-    assignments = std::move(*a);
-  }
+  ApiResponse failed;
+  if (!read_kind("services", services, failed) || !read_kind("assignments", assignments, failed)) return failed;
   std::map<std::string, std::string> owner;
   for (const auto& a : assignments) owner[a.name] = registry::assigned_judger(a.value);
   json::array out;
@@ -626,14 +630,9 @@ std::map<std::string, alarm::Rule> visible_rules(const std::vector<registry::Ent
 
 ApiResponse DashboardApi::alarms(const registry::UserAccess& access) {
   std::vector<registry::Entry> rule_entries, alarm_entries;
-  {
-    std::lock_guard lock(registry_mutex_);
-    auto r = registry_.list(alarm::kRulesKind);
-    if (!r) return error(503, "reading the rules: " + r.error().message());
-    auto a = registry_.list(alarm::kAlarmsKind);
-    if (!a) return error(503, "reading the alarms: " + a.error().message());
-    rule_entries = std::move(*r);
-    alarm_entries = std::move(*a);
+  ApiResponse failed;
+  if (!read_kind(alarm::kRulesKind, rule_entries, failed) || !read_kind(alarm::kAlarmsKind, alarm_entries, failed)) {
+    return failed;
   }
   const auto rules = visible_rules(rule_entries, access);
   json::array rule_rows, alarm_rows;
@@ -765,14 +764,10 @@ bool silence_visible(const alarm::Silence& s, const std::map<std::string, alarm:
 
 ApiResponse DashboardApi::silences(const registry::UserAccess& access) {
   std::vector<registry::Entry> rule_entries, silence_entries;
-  {
-    std::lock_guard lock(registry_mutex_);
-    auto r = registry_.list(alarm::kRulesKind);
-    if (!r) return error(503, "reading the rules: " + r.error().message());
-    auto s = registry_.list(alarm::kSilencesKind);
-    if (!s) return error(503, "reading the silences: " + s.error().message());
-    rule_entries = std::move(*r);
-    silence_entries = std::move(*s);
+  ApiResponse failed;
+  if (!read_kind(alarm::kRulesKind, rule_entries, failed) ||
+      !read_kind(alarm::kSilencesKind, silence_entries, failed)) {
+    return failed;
   }
   const auto rules = visible_rules(rule_entries, access);
   json::array out;

@@ -76,6 +76,9 @@ class DashboardApi {
   ApiResponse add_silence(const registry::UserAccess& access, const ApiRequest& request);
   ApiResponse remove_silence(const registry::UserAccess& access, const std::string& id);
 
+  /// One kind's entries, read under the registry's lock; false with `failed` the 503 to answer.
+  bool read_kind(std::string_view kind, std::vector<registry::Entry>& out, ApiResponse& failed);
+
   registry::Registry& registry_;
   std::mutex registry_mutex_;  // the registry's backends are not all thread-safe
   const ApiOptions options_;

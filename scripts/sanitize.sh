@@ -23,7 +23,7 @@ cmake --build build-asan --target unit
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/tests/unit
 
 echo "sanitize: end-to-end tests (all but [slow]) under ASan + UBSan, daemons included" >&2
-cmake --build build-asan --target e2e e2e_writer monitor-agent monitor-judger monitor-proxy monitorctl
+cmake --build build-asan --target e2e e2e_writer monitor-agent monitor-judger monitor-proxy monitorctl monitor-dashboard
 # The daemons inherit the options: a leak or an error in any of them fails its exit code, so the test.
 # Three at a time: most of their time is spent waiting for a second or a minute to end.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
