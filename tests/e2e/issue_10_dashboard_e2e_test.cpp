@@ -99,6 +99,12 @@ std::map<std::string, std::map<int64_t, double>> dashboard_points(const std::str
   return out;
 }
 
+bool monitorctl_ok(const TempDir& dir, const std::string& registry, const std::vector<std::string>& args) {
+  const auto run = monitor::e2e::monitorctl(dir, registry, args);
+  UNSCOPED_INFO("monitorctl " << args.at(0) << " " << args.at(1) << ": " << run.out << run.err);
+  return run.rc == 0;
+}
+
 }  // namespace
 
 TEST_CASE("issue 10: the dashboard shows a user the judger's minutes of its roles' services and refuses the rest - "
@@ -225,6 +231,12 @@ TEST_CASE("issue 10: the dashboard shows a user the judger's minutes of its role
     CHECK(monitor::test::http_get(web_port, "/api/health").status == 200);
     CHECK_THAT(monitor::test::http_get(web_port, "/metrics").body,
                Catch::Contains("monitor_dashboard_requests_refused_total"));
+    // Its /metrics parses as Prometheus text, as every daemon's does (issue 10, section 3).
+    std::ofstream(dir.file("metrics.txt")) << monitor::test::http_get(web_port, "/metrics").body;
+    auto promtool = ChildProcess::spawn({"/bin/sh", "-c", "promtool check metrics < " + dir.file("metrics.txt")},
+                                        dir.file("promtool.out"), dir.file("promtool.err"));
+    INFO(read_file(dir.file("promtool.out")) << read_file(dir.file("promtool.err")));
+    CHECK(promtool.wait_for(30s) == 0);
   }
 
   SECTION("the web application in headless Chromium") {
@@ -255,4 +267,65 @@ TEST_CASE("issue 10: the dashboard shows a user the judger's minutes of its role
   CHECK(dashboard.wait_for(20s) == 0);
   judger.signal(SIGTERM);
   CHECK(judger.wait_for(20s) == 0);
+}
+
+TEST_CASE("issue 10: a chart of a service that moved between judgers within a minute reads that minute exactly, "
+          "merged from both",
+          "[e2e][issue10][dashboard]") {
+  TempDir dir;
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const std::string registry = "file:" + dir.file("registry");
+  const int port1 = free_port(), port2 = free_port(), q1 = free_port(), q2 = free_port(), web_port = free_port();
+  auto judger1 = monitor::e2e::spawn_judger(dir, port1, dir.file("judger-1.log"), q1,
+                                            {"--name", "judger-1", "--no-self-metrics", "--no-placement",
+                                             "--data-dir", dir.file("judger-1")});
+  auto judger2 = monitor::e2e::spawn_judger(dir, port2, dir.file("judger-2.log"), q2,
+                                            {"--name", "judger-2", "--no-self-metrics", "--no-placement",
+                                             "--data-dir", dir.file("judger-2")});
+  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--listen", "127.0.0.1:" + std::to_string(web_port),
+                                        "--registry", registry, "--no-self-metrics"},
+                                       "", dir.file("dashboard.log"));
+  REQUIRE(wait_until([&] {
+    return monitor::e2e::monitorctl(dir, registry, {"judger", "list"}).out.find("judger-2  live") != std::string::npos;
+  }, 20s));
+  for (const auto& args : std::vector<std::vector<std::string>>{{"role", "add", "shop", "Shop.*"},
+                                                                {"user", "add", "alice", "--new-password", "pw", "--role", "shop"}}) {
+    REQUIRE(monitorctl_ok(dir, registry, args));
+  }
+  const int64_t now = monitor::e2e::unix_now_s();
+  const int64_t minute = now - now % 60 - 5 * 60;
+  // Part of the minute reaches judger-1; then the service moves and the rest reaches judger-2.
+  {
+    monitor::e2e::BatchSender sender(port1, 901, {{1, "Shop.Api", "Orders.Placed"}});
+    sender.send({monitor::e2e::BatchSender::record(1, 1, minute + 3, 40, 1 | 2), 
+                 monitor::e2e::BatchSender::record(1, 2, minute + 4, 7, 1 | 2)});
+  }
+  REQUIRE(monitorctl_ok(dir, registry, {"service", "assign", "Shop.Api", "judger-2"}));
+  {
+    monitor::e2e::BatchSender sender(port2, 902, {{1, "Shop.Api", "Orders.Placed"}});
+    sender.send({monitor::e2e::BatchSender::record(1, 1, minute + 30, 5, 1 | 2),
+                 monitor::e2e::BatchSender::record(1, 3, minute + 31, 11, 1 | 2)});
+  }
+  Browser alice{web_port, ""};
+  REQUIRE(alice.sign_in("alice", "pw") == 200);
+  const std::string target = "/api/series?service=Shop.Api&attr=Orders.Placed&servers=total,1,2,3&from=" +
+                             std::to_string(minute) + "&to=" + std::to_string(minute + 60) + "&op=";
+  std::string body;
+  const bool merged = wait_until([&] {
+    body = alice.get(target + "SUM").body;
+    const auto points = dashboard_points(body, 0);
+    return points.count("total") && points.at("total").count(minute) && points.at("total").at(minute) == 63;
+  }, 30s);
+  INFO(body << "\njudger-1:\n" << read_file(dir.file("judger-1.log")) << "\njudger-2:\n" << read_file(dir.file("judger-2.log"))
+            << "\ndashboard:\n" << read_file(dir.file("dashboard.log")));
+  REQUIRE(merged);
+  using Points = std::map<std::string, std::map<int64_t, double>>;
+  CHECK(dashboard_points(body, 0) == Points{{"total", {{minute, 63}}}, {"1", {{minute, 45}}}, {"2", {{minute, 7}}},
+                                            {"3", {{minute, 11}}}});
+  CHECK(dashboard_points(alice.get(target + "MAX").body, 0) ==
+        Points{{"total", {{minute, 40}}}, {"1", {{minute, 40}}}, {"2", {{minute, 7}}}, {"3", {{minute, 11}}}});
+  // Each judger alone holds only its part: the merge is the dashboard's.
+  CHECK(judger_points(q1, minute, minute + 60).at("total").at(minute) == 47);
+  dashboard.signal(SIGTERM);
+  CHECK(dashboard.wait_for(20s) == 0);
 }
