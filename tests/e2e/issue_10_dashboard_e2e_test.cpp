@@ -19,6 +19,7 @@
 #include "e2e/monitorctl_run.hpp"
 #include "e2e/query_oracle.hpp"
 #include "support/child_process.hpp"
+#include "support/etcd_server.hpp"
 #include "support/temp_names.hpp"
 #include "support/wire_client.hpp"
 
@@ -326,6 +327,37 @@ TEST_CASE("issue 10: a chart of a service that moved between judgers within a mi
         Points{{"total", {{minute, 40}}}, {"1", {{minute, 40}}}, {"2", {{minute, 7}}}, {"3", {{minute, 11}}}});
   // Each judger alone holds only its part: the merge is the dashboard's.
   CHECK(judger_points(q1, minute, minute + 60).at("total").at(minute) == 47);
+  dashboard.signal(SIGTERM);
+  CHECK(dashboard.wait_for(20s) == 0);
+}
+
+TEST_CASE("issue 10: on etcd the dashboard signs in the console's users with etcd's own password check and shows "
+          "them the services of their roles",
+          "[e2e][issue10][dashboard]") {
+  monitor::test::EtcdServer etcd;
+  TempDir dir;
+  const std::string reg = etcd.address();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"service", "add", "Shop.Api"}, {"service", "add", "Pay.Gateway"}, {"role", "add", "shop", "Shop.*"},
+           {"user", "add", "alice", "--new-password", "alice-pw", "--role", "shop"},
+           {"auth", "enable", "--root-password", "root-pw"}}) {
+    REQUIRE(monitorctl_ok(dir, reg, args));
+  }
+  const int web_port = free_port();
+  // The dashboard reads the registry as a user of its own (here root), as every part does once auth is on.
+  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--listen", "127.0.0.1:" + std::to_string(web_port),
+                                        "--registry", reg, "--no-self-metrics"},
+                                       "", dir.file("dashboard.log"),
+                                       {"MONITOR_REGISTRY_USER=root", "MONITOR_REGISTRY_PASSWORD=root-pw"});
+  REQUIRE(wait_until([&] { return monitor::test::http_get(web_port, "/api/health").status == 200; }, 15s));
+  INFO(read_file(dir.file("dashboard.log")));
+  Browser alice{web_port, ""};
+  CHECK(alice.sign_in("alice", "guess") == 401);
+  CHECK(alice.sign_in("nobody", "alice-pw") == 401);
+  REQUIRE(alice.sign_in("alice", "alice-pw") == 200);
+  const std::string services = alice.get("/api/services").body;
+  CHECK_THAT(services, Catch::Contains("Shop.Api") && !Catch::Contains("Pay.Gateway"));
+  CHECK(alice.get("/api/series?service=Pay.Gateway&attr=Orders.Paid").status == 403);
   dashboard.signal(SIGTERM);
   CHECK(dashboard.wait_for(20s) == 0);
 }
