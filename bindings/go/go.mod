@@ -1,0 +1,3 @@
+module example.com/monitor/client
+
+go 1.19
