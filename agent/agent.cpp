@@ -140,6 +140,12 @@ Agent::Agent(AgentConfig config)
     socket_.emplace(std::move(*socket));
     spdlog::info("listening for lines on {}", config_.socket);
   }
+  if (!config_.udp.empty()) {
+    auto udp = SocketReceiver::bind_udp(config_.udp, config_.socket_rcvbuf_bytes);
+    if (!udp) throw std::runtime_error(ring::describe(udp.error(), "bind UDP " + config_.udp));
+    udp_.emplace(std::move(*udp));
+    spdlog::info("listening for lines on UDP {}", config_.udp);
+  }
   const std::string output = config_.effective_output();
   if (output != "none") {
     sink_ = std::make_unique<JsonLinesSink>(output, names_);
@@ -319,9 +325,10 @@ size_t Agent::poll_once() {
                                      commit_journal();
                                    });
   }
-  if (socket_) {
+  for (auto* receiver : {&socket_, &udp_}) {
+    if (!*receiver) continue;
     const int64_t received_ns = realtime_ns();
-    work += socket_->receive(
+    work += (*receiver)->receive(
         [&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated, received_ns); });
     commit_journal();
   }
@@ -501,8 +508,8 @@ int Agent::run() {
     ++idle_rounds;
     const long sleep_ns = idle_rounds < 100 ? 50'000 : 200'000;
     timespec timeout{0, sleep_ns};
-    pollfd pfd{socket_ ? socket_->fd() : -1, POLLIN, 0};
-    ppoll(&pfd, 1, &timeout, nullptr);
+    pollfd pfds[2] = {{socket_ ? socket_->fd() : -1, POLLIN, 0}, {udp_ ? udp_->fd() : -1, POLLIN, 0}};
+    ppoll(pfds, 2, &timeout, nullptr);
   }
 
   spdlog::info("stopping: draining and flushing the last seconds");

@@ -90,6 +90,7 @@ class Agent {
   uint64_t rebinds_seen_ = 0;  // the current ring's writer_rebinds at the last sweep
   gid_t ring_group_ = static_cast<gid_t>(-1);  // group given the ring and socket; -1: leave as created
   std::optional<SocketReceiver> socket_;
+  std::optional<SocketReceiver> udp_;
   NameRegistry names_;
   TscClock tsc_;
   std::unique_ptr<Aggregator> aggregator_;

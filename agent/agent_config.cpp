@@ -23,7 +23,7 @@ void AgentConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {
       "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
-      "recreate_ring", "socket", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
+      "recreate_ring", "socket", "udp", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "metrics_listen", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id", "journal", "journal_max_bytes",
       "series_per_service", "max_names"};
@@ -37,6 +37,7 @@ void AgentConfig::load_file(const std::string& path) {
     read_int(obj, "ring_name_capacity", ring_name_capacity);
     read_bool(obj, "recreate_ring", recreate_ring);
     read_string(obj, "socket", socket);
+    read_string(obj, "udp", udp);
     read_string(obj, "group", group);
     read_int(obj, "socket_rcvbuf_bytes", socket_rcvbuf_bytes);
     read_string(obj, "output", output);

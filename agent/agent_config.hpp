@@ -17,6 +17,9 @@ struct AgentConfig {
 
   std::string socket = default_socket_path();  // empty: no socket
   int socket_rcvbuf_bytes = 8 << 20;
+  // The same lines over UDP (host:port), for clients without Unix datagram
+  // sockets (Node). Empty: none. Any local user can send to it.
+  std::string udp;
   // Group that may write the ring and the socket (both 0660). Empty: "monitor"
   // when that group exists, else the agent's own group.
   std::string group;

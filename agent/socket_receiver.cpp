@@ -1,5 +1,8 @@
 #include "agent/socket_receiver.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -70,6 +73,47 @@ boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& pa
   }
 }
 
+boost::system::result<SocketReceiver> SocketReceiver::bind_udp(const std::string& address, int rcvbuf_bytes) noexcept {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size()) return errno_code(EINVAL);
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  char* end = nullptr;
+  const unsigned long port = std::strtoul(address.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port > 65535) return errno_code(EINVAL);
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    length = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    length = sizeof *v6;
+  } else {
+    return errno_code(EINVAL);
+  }
+  const int fd = ::socket(storage.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno_code(errno);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return errno_code(err);
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);
+  }
+  try {
+    return SocketReceiver(fd, "");
+  } catch (...) {
+    ::close(fd);
+    return errno_code(ENOMEM);
+  }
+}
+
 SocketReceiver::SocketReceiver(int fd, std::string path)
     : fd_(fd), path_(std::move(path)), buffers_(kBatch * kDatagramBytes), iovecs_(kBatch), msgs_(kBatch) {
   for (size_t i = 0; i < kBatch; ++i) {
@@ -90,7 +134,7 @@ SocketReceiver::SocketReceiver(SocketReceiver&& other) noexcept
 SocketReceiver::~SocketReceiver() {
   if (fd_ >= 0) {
     ::close(fd_);
-    ::unlink(path_.c_str());
+    if (!path_.empty()) ::unlink(path_.c_str());
   }
 }
 

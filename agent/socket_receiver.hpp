@@ -12,7 +12,7 @@
 
 namespace monitor::agent {
 
-/// A bound Unix datagram socket read in batches with recvmmsg. Move-only;
+/// A bound Unix datagram (or UDP) socket read in batches with recvmmsg. Move-only;
 /// closes the socket and removes its path on destruction. Not thread-safe.
 class SocketReceiver {
  public:
@@ -25,6 +25,12 @@ class SocketReceiver {
   /// live process still serves gives EADDRINUSE; any other file, EEXIST.
   [[nodiscard]] static boost::system::result<SocketReceiver> bind(const std::string& path, int rcvbuf_bytes,
                                                                   gid_t group = static_cast<gid_t>(-1)) noexcept;
+
+  /// Binds a UDP socket on `address` ("127.0.0.1:8125", "[::1]:8125"): the
+  /// same lines, for clients that cannot open a Unix datagram socket (Node's
+  /// dgram, statsd clients). EINVAL for an address that is not numeric host:port.
+  [[nodiscard]] static boost::system::result<SocketReceiver> bind_udp(const std::string& address,
+                                                                      int rcvbuf_bytes) noexcept;
 
   SocketReceiver(SocketReceiver&& other) noexcept;
   SocketReceiver& operator=(SocketReceiver&&) = delete;

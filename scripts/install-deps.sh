@@ -18,6 +18,7 @@ packages=(
 # The dashboard's web build runs npm (dashboard/web/package-lock.json): Debian's,
 # unless a Node.js with npm is on the machine already.
 command -v npm >/dev/null || packages+=(npm)
+command -v node >/dev/null || packages+=(nodejs)  # the Node binding's tests
 
 missing=()
 for p in "${packages[@]}"; do
