@@ -362,8 +362,9 @@ func (c *Client) Stats() Stats {
 	return s
 }
 
-// Close flushes and stops the background flush; later reports return Closed.
-// Go has no exit hook: defer it in main.
+// Close flushes, waits up to 2 s for datagrams the agent's socket had no room
+// for, and stops the background flush; later reports return Closed. Go has no
+// exit hook: defer it in main.
 func (c *Client) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -371,6 +372,18 @@ func (c *Client) Close() {
 		return
 	}
 	c.sendLocked()
+	// What the agent's socket had no room for yet: a bounded wait for it to
+	// drain (Close is not the report path); what is left after 2 s is dropped.
+	for deadline := time.Now().Add(2 * time.Second); len(c.pending) > 0 && time.Now().Before(deadline); {
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		c.mu.Lock()
+		c.sendLocked()
+	}
+	for _, d := range c.pending {
+		c.stats.DroppedSocketFull += d.lines
+	}
+	c.pending, c.pendingBytes = nil, 0
 	c.closed = true
 	if c.conn != nil {
 		c.conn.Close()

@@ -16,7 +16,7 @@ export interface ClientOptions {
   maxDatagram?: number;
   /** How often batched lines are sent; default 50 ms. */
   flushIntervalMs?: number;
-  /** Bytes handed to the socket and not yet sent before new datagrams are dropped; default 4 MiB. */
+  /** Bytes waiting in the socket's send queue before new datagrams are dropped; default 4 MiB. */
   maxPendingBytes?: number;
 }
 

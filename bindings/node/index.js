@@ -82,7 +82,6 @@ class Client {
     this.maxPendingBytes = options.maxPendingBytes ?? 4 << 20;
     this._lines = [];
     this._bytes = 0;
-    this._inFlight = 0;  // bytes handed to the socket, not yet sent
     this._closed = false;
     this._stats = { linesSent: 0, datagramsSent: 0, droppedBacklog: 0, droppedError: 0, badNames: 0, badOps: 0,
       badValues: 0 };
@@ -134,15 +133,14 @@ class Client {
     const data = Buffer.from(this._lines.join(''));
     this._lines = [];
     this._bytes = 0;
-    if (this._inFlight + data.length > this.maxPendingBytes) {
-      this._stats.droppedBacklog += lines;  // the event loop is this far behind
+    // What the kernel would not take yet waits in libuv's queue; past the bound new datagrams are dropped.
+    if (this._socket.getSendQueueSize() + data.length > this.maxPendingBytes) {
+      this._stats.droppedBacklog += lines;
       return Promise.resolve();
     }
-    this._inFlight += data.length;
     return new Promise((resolve) => {
       try {
         this._socket.send(data, this.port, this.host, (error) => {
-          this._inFlight -= data.length;
           if (error) this._stats.droppedError += lines;
           else {
             this._stats.linesSent += lines;
@@ -151,7 +149,6 @@ class Client {
           resolve();
         });
       } catch (error) {
-        this._inFlight -= data.length;
         this._stats.droppedError += lines;
         resolve();
       }

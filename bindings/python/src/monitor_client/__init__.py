@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import threading
+import time
 import weakref
 from typing import Dict, Optional
 
@@ -270,10 +271,21 @@ class Client:
             return dict(self._stats, pending_lines=sum(lines for _, lines in self._pending) + self._lines)
 
     def close(self) -> None:
-        """Flushes and stops the background thread; later reports return Status.CLOSED."""
+        """Flushes, waits up to 2 s for datagrams the agent's socket had no room for, and stops
+        the background thread; later reports return Status.CLOSED."""
         if self._closed:
             return
         self.flush()
+        # What the agent's socket had no room for yet: a bounded wait for it to
+        # drain (close is not the report path); what is left after 2 s is dropped.
+        deadline = time.monotonic() + 2
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.001)
+            self.flush()
+        with self._lock:
+            self._stats["dropped_socket_full"] += sum(lines for _, lines in self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
         self._closed = True
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
