@@ -13,7 +13,7 @@ packages=(
   libcurl4-openssl-dev python3-aiosmtpd
   prometheus victoria-metrics influxdb
   chromium chromium-driver python3-selenium
-  python3-statsd golang-go
+  python3-statsd golang-go golang-github-datadog-datadog-go-dev
 )
 # The dashboard's web build runs npm (dashboard/web/package-lock.json): Debian's,
 # unless a Node.js with npm is on the machine already.
