@@ -247,10 +247,11 @@ void Judger::report_health() {
   health_.counter("Notifications.Failed", notices.failed);
   health_.gauge("Notifications.Pending", static_cast<int64_t>(notifier_->pending()));
   health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
-  if (exporter_) {
-    // Summed over targets, the lag and backlog of the one furthest behind.
+  {
+    // Summed over targets, the lag and backlog of the one furthest behind;
+    // zeros without targets, so every registered attr is always reported.
     ExportFigures all;
-    for (const ExportFigures& f : exporter_->figures()) {
+    for (const ExportFigures& f : exporter_ ? exporter_->figures() : std::vector<ExportFigures>{}) {
       all.minutes += f.minutes;
       all.points += f.points;
       all.failures += f.failures;
