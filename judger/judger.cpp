@@ -260,7 +260,7 @@ void Judger::report_health() {
       all.backlog = std::max(all.backlog, f.backlog);
       all.lag_ms = std::max(all.lag_ms, f.lag_ms);
     }
-    health_.counter("Export.Minutes", all.minutes);
+    health_.counter("Export.Delivered", all.minutes);  // not ".Minutes": promtool reads minutes as a unit
     health_.counter("Export.Points", all.points);
     health_.counter("Export.Failures", all.failures);
     health_.counter("Export.Dropped", all.dropped);

@@ -287,7 +287,7 @@ TEST_CASE("issue 10: the judger exports every finished minute to real VictoriaMe
     metrics = monitor::test::http_get(query_port, "/metrics").body;
     return metrics.find("monitor_judger_export_lag_seconds 0\n") != std::string::npos &&
            metrics.find("monitor_judger_export_backlog 0\n") != std::string::npos &&
-           metrics.find("monitor_judger_export_minutes_total 8\n") != std::string::npos;
+           metrics.find("monitor_judger_export_delivered_total 8\n") != std::string::npos;
   }, 15s);
   INFO(metrics);
   CHECK(reported);  // since the restart, per target: the two new minutes and the two amended (summed over both)
