@@ -3,7 +3,6 @@
 #include <sys/random.h>
 
 #include <algorithm>
-#include <charconv>
 #include <set>
 
 #include <fmt/format.h>
@@ -16,10 +15,12 @@
 #include "common/registry/placement.hpp"
 #include "monitor/monitor.hpp"
 #include "net/http_get.hpp"
+#include "net/query_string.hpp"
 #include "query/series_merge.hpp"
 
 namespace monitor::dashboard {
 namespace json = boost::json;
+using net::parse_int;
 namespace {
 
 constexpr const char* kCookie = "monitor_session";
@@ -45,11 +46,6 @@ std::string random_token() {
   std::string out;
   for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
   return out;
-}
-
-bool parse_int(const std::string& text, int64_t& out) {
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc{} && end == text.data() + text.size();
 }
 
 // "1d", "7d", "3h", "90m" or seconds.
@@ -297,13 +293,25 @@ ApiResponse DashboardApi::services(const registry::UserAccess& access) {
   return ok(json::object{{"services", out}});
 }
 
-namespace {
-
-struct Holder {
-  std::string name, query;  // query "" when not live
-};
-
-}  // namespace
+bool DashboardApi::holders_of(const std::string& service, int64_t from_s, std::vector<Holder>& out,
+                              ApiResponse& failed) {
+  std::lock_guard lock(registry_mutex_);
+  auto assignment = registry_.get("assignments", service);
+  if (!assignment) {
+    failed = error(503, "reading the assignment: " + assignment.error().message());
+    return false;
+  }
+  const auto names = *assignment ? registry::judgers_holding((*assignment)->value, from_s) : std::vector<std::string>{};
+  for (const auto& name : names) {
+    auto query = registry::judger_query(registry_, name);
+    if (!query) {
+      failed = error(503, "reading judger " + name + ": " + query.error().message());
+      return false;
+    }
+    out.push_back({name, *query});
+  }
+  return true;
+}
 
 ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRequest& request) {
   const auto& p = request.params;
@@ -369,17 +377,7 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
   // The judgers that held the service since the earliest minute asked for.
   const int64_t earliest = from - *std::max_element(shifts.begin(), shifts.end());
   std::vector<Holder> holders;
-  {
-    std::lock_guard lock(registry_mutex_);
-    auto assignment = registry_.get("assignments", service);
-    if (!assignment) return error(503, "reading the assignment: " + assignment.error().message());
-    const auto names = *assignment ? registry::judgers_holding((*assignment)->value, earliest) : std::vector<std::string>{};
-    for (const auto& name : names) {
-      auto query = registry::judger_query(registry_, name);
-      if (!query) return error(503, "reading judger " + name + ": " + query.error().message());
-      holders.push_back({name, *query});
-    }
-  }
+  if (ApiResponse failed; !holders_of(service, earliest, holders, failed)) return failed;
   if (holders.empty()) return error(404, fmt::format("service {} has no judger (monitorctl service show {})", service, service));
   if (holders.size() == 1 && holders[0].query.empty()) {
     return error(503, fmt::format("judger {} (owner of {}) is not live", holders[0].name, service));
@@ -490,9 +488,7 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
 }
 
 ApiResponse DashboardApi::top(const registry::UserAccess& access, const ApiRequest& request) {
-  ApiRequest all = request;
   // The top N reads every server's minutes of the range once, from /api/points.
-  all.params["servers"] = "total";
   const auto& p = request.params;
   int64_t n = 10;
   if (p.count("n") && (!parse_int(p.at("n"), n) || n < 1 || n > 100)) {
@@ -517,17 +513,11 @@ ApiResponse DashboardApi::top(const registry::UserAccess& access, const ApiReque
     ++counters_.bad_requests;
     return error(400, "from and to are Unix seconds, from before to, at most 31 days apart");
   }
+  std::vector<Holder> holders;
+  if (ApiResponse failed; !holders_of(service, from, holders, failed)) return failed;
   std::vector<std::string> queries;
-  {
-    std::lock_guard lock(registry_mutex_);
-    auto assignment = registry_.get("assignments", service);
-    if (!assignment) return error(503, "reading the assignment: " + assignment.error().message());
-    if (*assignment) {
-      for (const auto& name : registry::judgers_holding((*assignment)->value, from)) {
-        auto query = registry::judger_query(registry_, name);
-        if (query && !query->empty()) queries.push_back(*query);
-      }
-    }
+  for (const auto& h : holders) {
+    if (!h.query.empty()) queries.push_back(h.query);
   }
   if (queries.empty()) return error(503, fmt::format("no live judger holds {}", service));
   // Per server: the sum of its minutes for SUM and COUNT, the extreme for MAX

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -76,6 +77,13 @@ class DashboardApi {
   ApiResponse add_silence(const registry::UserAccess& access, const ApiRequest& request);
   ApiResponse remove_silence(const registry::UserAccess& access, const std::string& id);
 
+  /// A judger that held a service; query "" when it is not live.
+  struct Holder {
+    std::string name, query;
+  };
+  /// The judgers that held `service` since `from_s` (registry::judgers_holding);
+  /// false with `failed` the 503 to answer when the registry cannot say.
+  bool holders_of(const std::string& service, int64_t from_s, std::vector<Holder>& out, ApiResponse& failed);
   /// One kind's entries, read under the registry's lock; false with `failed` the 503 to answer.
   bool read_kind(std::string_view kind, std::vector<registry::Entry>& out, ApiResponse& failed);
 

@@ -20,6 +20,7 @@
 
 #include "common/process_info.hpp"
 #include "net/endpoint.hpp"
+#include "net/query_string.hpp"
 #include "net/spawn.hpp"
 
 #ifndef MONITOR_DASHBOARD_WEB_ROOT
@@ -34,37 +35,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr size_t kMaxRequestBody = 64 * 1024;  // sign-in, an ack, a silence: small JSON
-
-std::string percent_decode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() + 0 && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view query) {
-  std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    const size_t eq = pair.find('=');
-    if (!pair.empty()) {
-      out[percent_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return out;
-}
 
 std::string cookie_value(std::string_view header, std::string_view name) {
   while (!header.empty()) {
@@ -167,13 +137,19 @@ asio::awaitable<void> DashboardServer::session(tcp::socket socket) {
     const auto& request = parser.get();
     const std::string_view target(request.target().data(), request.target().size());
     const size_t question = target.find('?');
-    const std::string path = percent_decode(target.substr(0, question));
+    std::string path;
+    std::map<std::string, std::string> params;
+    const bool well_formed =
+        net::decode_component(target.substr(0, question), path) &&
+        (question == std::string_view::npos || net::parse_query_string(target.substr(question + 1), params));
     http::response<http::string_body> response{http::status::ok, request.version()};
     response.set("X-Content-Type-Options", "nosniff");
-    if (path.starts_with("/api/") && path != "/api/health") {
-      ApiRequest api_request{std::string(request.method_string()), path,
-                             question == std::string_view::npos ? std::map<std::string, std::string>{}
-                                                                : parse_query(target.substr(question + 1)),
+    if (!well_formed) {
+      response.result(http::status::bad_request);
+      response.set(http::field::content_type, "application/json");
+      response.body() = R"({"error":"malformed URL: a % must be followed by two hex digits"})";
+    } else if (path.starts_with("/api/") && path != "/api/health") {
+      ApiRequest api_request{std::string(request.method_string()), path, std::move(params),
                              request.body(),
                              cookie_value(std::string_view(request[http::field::cookie].data(),
                                                            request[http::field::cookie].size()),

@@ -19,9 +19,6 @@ struct QueryResponse {
   std::string content_type = "application/json";
 };
 
-/// Parses "a=1&b=x%20y" into a map; false on a malformed escape.
-bool parse_query_string(std::string_view query, std::map<std::string, std::string>& out);
-
 /// The judger's query API, independent of HTTP so it can be tested directly:
 ///   GET /api/series?service=S&attr=A&op=SUM|MAX|...|HIST_P99&server=N|total&from=T&to=T&step=S
 ///   GET /api/points?service=S&attr=A&op=O&from=T&to=T   (every server's and the total's finished minutes)

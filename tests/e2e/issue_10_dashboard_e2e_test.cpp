@@ -202,6 +202,7 @@ TEST_CASE("issue 10: the dashboard shows a user the judger's minutes of its role
         {"/api/series?service=Shop.Api&attr=Orders.Placed&servers=-4", "servers takes"},
         {"/api/top?service=Shop.Api&attr=Orders.Placed&n=100000", "n must be"},
         {"/api/nope", "no such endpoint"},
+        {"/api/series?service=Shop%zzApi&attr=Orders.Placed", "malformed URL"},
     };
     for (const auto& [target, message] : bad) {
       const auto reply = alice.get(target);

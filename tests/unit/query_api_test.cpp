@@ -2,10 +2,12 @@
 
 #include "judger/minute_rollup.hpp"
 #include "judger/query_api.hpp"
+#include "net/query_string.hpp"
 #include "support/catch_result.hpp"
 #include "support/temp_names.hpp"
 
 using namespace monitor::judger;
+using monitor::net::parse_query_string;
 
 namespace {
 constexpr int64_t kBase = 1'732'176'000;
