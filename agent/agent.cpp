@@ -140,11 +140,26 @@ Agent::Agent(AgentConfig config)
     socket_.emplace(std::move(*socket));
     spdlog::info("listening for lines on {}", config_.socket);
   }
-  if (!config_.udp.empty()) {
+  if (!config_.udp.empty() && config_.udp != "none") {
     auto udp = SocketReceiver::bind_udp(config_.udp, config_.socket_rcvbuf_bytes);
-    if (!udp) throw std::runtime_error(ring::describe(udp.error(), "bind UDP " + config_.udp));
-    udp_.emplace(std::move(*udp));
-    spdlog::info("listening for lines on UDP {}", config_.udp);
+    if (udp) {
+      udp_.emplace(std::move(*udp));
+      spdlog::info("listening for lines on UDP {} (statsd and native)", config_.udp);
+    } else if (config_.udp == AgentConfig::kDefaultUdp && udp.error() == std::errc::address_in_use) {
+      // Another statsd daemon (or agent) has the well-known port: the agent
+      // still serves the ring and its sockets.
+      spdlog::warn("UDP {} is taken by another process: no statsd over UDP (set udp to another address, or none)",
+                   config_.udp);
+    } else {
+      throw std::runtime_error(ring::describe(udp.error(), "bind UDP " + config_.udp));
+    }
+  }
+  if (const std::string path = config_.effective_statsd_socket(); path != "none") {
+    auto stream = StreamReceiver::bind(path, ring_group_, config_.statsd_max_connections);
+    if (!stream) throw std::runtime_error(ring::describe(stream.error(), "bind statsd stream socket " + path));
+    statsd_stream_.emplace(std::move(*stream));
+    spdlog::info("listening for statsd lines on stream socket {} (at most {} clients)", path,
+                 config_.statsd_max_connections);
   }
   const std::string output = config_.effective_output();
   if (output != "none") {
@@ -187,7 +202,7 @@ Agent::Agent(AgentConfig config)
   aggregator_ = std::make_unique<Aggregator>(Aggregator::Options{config_.late_window_s, config_.future_window_s},
                                              watermark + config_.late_window_s + 1, kMaxHeldSeconds);
   if (config_.series_per_service != 0) aggregator_->set_series_limit(config_.series_per_service, &names_.service_of_names());
-  ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id);
+  ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id, config_.statsd);
   if (recovered_) recover_and_start_journal(watermark);
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
@@ -332,6 +347,19 @@ size_t Agent::poll_once() {
         [&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated, received_ns); });
     commit_journal();
   }
+  if (statsd_stream_) {
+    const int64_t received_ns = realtime_ns();
+    const uint64_t refused_before = statsd_stream_->refused();
+    work += statsd_stream_->receive([&](std::string_view lines) { ingest.on_datagram(lines, false, received_ns); });
+    if (statsd_stream_->refused() != refused_before) {
+      uint64_t suppressed = 0;
+      if (stream_refused_log_.allow(realtime_ns(), suppressed)) {
+        spdlog::warn("statsd stream socket: refused a client, {} connected already ({} refused so far, "
+                     "Statsd.StreamRefused)", statsd_stream_->connections(), statsd_stream_->refused());
+      }
+    }
+    commit_journal();
+  }
   return work;
 }
 
@@ -364,6 +392,22 @@ void Agent::report_self(int64_t now_ns) {
   counter("Ring.Retired", c.ring_retired, r.ring_retired);
   counter("Ring.WriterRebinds", c.writer_rebinds, r.writer_rebinds);
   counter("Socket.BadLines", c.bad_lines_total(), r.bad_lines_total());
+  // The same lines by reason (docs/socket.md), so a mapping gap shows as Lines.NoService.
+  static constexpr std::pair<LineError, std::string_view> kReasons[] = {
+      {LineError::kTooLong, "Lines.TooLong"},     {LineError::kBadFormat, "Lines.BadFormat"},
+      {LineError::kBadName, "Lines.BadName"},     {LineError::kBadNumber, "Lines.BadNumber"},
+      {LineError::kBadType, "Lines.BadType"},     {LineError::kNoService, "Lines.NoService"}};
+  for (const auto& [reason, attr] : kReasons) {
+    const auto i = static_cast<size_t>(reason);
+    counter(attr, c.bad_lines[i], r.bad_lines[i]);
+  }
+  counter("Statsd.Events", c.statsd_events, r.statsd_events);
+  counter("Statsd.ServiceChecks", c.statsd_service_checks, r.statsd_service_checks);
+  counter("Statsd.SetsOverLimit", c.sets_over_limit, r.sets_over_limit);
+  counter("Statsd.GaugesOverLimit", c.gauges_over_limit, r.gauges_over_limit);
+  const uint64_t stream_refused = statsd_stream_ ? statsd_stream_->refused() : 0;
+  counter("Statsd.StreamRefused", stream_refused, reported_stream_refused_);
+  reported_stream_refused_ = stream_refused;
   counter("Time.Late", c.late, r.late);
   counter("Time.Future", c.future, r.future);
   counter("Series.OverLimit", c.series_over_limit, r.series_over_limit);
@@ -508,8 +552,10 @@ int Agent::run() {
     ++idle_rounds;
     const long sleep_ns = idle_rounds < 100 ? 50'000 : 200'000;
     timespec timeout{0, sleep_ns};
-    pollfd pfds[2] = {{socket_ ? socket_->fd() : -1, POLLIN, 0}, {udp_ ? udp_->fd() : -1, POLLIN, 0}};
-    ppoll(pfds, 2, &timeout, nullptr);
+    pollfd pfds[3] = {{socket_ ? socket_->fd() : -1, POLLIN, 0},
+                      {udp_ ? udp_->fd() : -1, POLLIN, 0},
+                      {statsd_stream_ ? statsd_stream_->fd() : -1, POLLIN, 0}};
+    ppoll(pfds, 3, &timeout, nullptr);
   }
 
   spdlog::info("stopping: draining and flushing the last seconds");

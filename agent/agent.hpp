@@ -18,6 +18,8 @@
 #include "agent/json_lines_sink.hpp"
 #include "agent/name_registry.hpp"
 #include "agent/socket_receiver.hpp"
+#include "agent/stream_receiver.hpp"
+#include "common/log_throttle.hpp"
 #include "common/clock.hpp"
 #include "health/metrics.hpp"
 #include "net/metrics_server.hpp"
@@ -91,6 +93,9 @@ class Agent {
   gid_t ring_group_ = static_cast<gid_t>(-1);  // group given the ring and socket; -1: leave as created
   std::optional<SocketReceiver> socket_;
   std::optional<SocketReceiver> udp_;
+  std::optional<StreamReceiver> statsd_stream_;
+  uint64_t reported_stream_refused_ = 0;
+  LogThrottle stream_refused_log_;
   NameRegistry names_;
   TscClock tsc_;
   std::unique_ptr<Aggregator> aggregator_;

@@ -14,10 +14,40 @@
 #include "common/json_fields.hpp"
 #include "common/registry/registry.hpp"
 #include "net/endpoint.hpp"
-#include "net/endpoint.hpp"
 #include "monitor/monitor.h"
 
 namespace monitor::agent {
+
+void AgentConfig::read_statsd(const boost::json::value& value) {
+  using namespace json_fields;
+  if (!value.is_object()) throw std::runtime_error("\"statsd\" must be an object");
+  const boost::json::object& obj = value.as_object();
+  static constexpr const char* kKnown[] = {"rules", "default_service", "prefix", "gauge_sign", "max_connections"};
+  check_known(obj, kKnown);
+  read_string(obj, "default_service", statsd.default_service);
+  read_string(obj, "prefix", statsd.prefix);
+  read_int(obj, "max_connections", statsd_max_connections);
+  std::string gauge_sign = statsd.signed_gauge_is_delta ? "delta" : "value";
+  read_string(obj, "gauge_sign", gauge_sign);
+  if (gauge_sign != "delta" && gauge_sign != "value") {
+    throw std::runtime_error("\"statsd.gauge_sign\" must be \"delta\" (statsd) or \"value\" (DogStatsD)");
+  }
+  statsd.signed_gauge_is_delta = gauge_sign == "delta";
+  if (const auto* rules = obj.if_contains("rules")) {
+    if (!rules->is_array()) throw std::runtime_error("\"statsd.rules\" must be an array");
+    statsd.rules.clear();
+    for (const auto& r : rules->as_array()) {
+      if (!r.is_object()) throw std::runtime_error("each statsd rule must be an object {match, service, attr}");
+      static constexpr const char* kRuleKeys[] = {"match", "service", "attr"};
+      check_known(r.as_object(), kRuleKeys);
+      StatsdRule rule;
+      read_string(r.as_object(), "match", rule.match);
+      read_string(r.as_object(), "service", rule.service);
+      read_string(r.as_object(), "attr", rule.attr);
+      statsd.rules.push_back(std::move(rule));
+    }
+  }
+}
 
 void AgentConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
@@ -26,7 +56,7 @@ void AgentConfig::load_file(const std::string& path) {
       "recreate_ring", "socket", "udp", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "metrics_listen", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id", "journal", "journal_max_bytes",
-      "series_per_service", "max_names"};
+      "series_per_service", "max_names", "statsd_socket", "statsd"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -57,6 +87,8 @@ void AgentConfig::load_file(const std::string& path) {
     read_int(obj, "journal_max_bytes", journal_max_bytes);
     read_int(obj, "series_per_service", series_per_service);
     read_int(obj, "max_names", max_names);
+    read_string(obj, "statsd_socket", statsd_socket);
+    if (const auto* v = obj.if_contains("statsd")) read_statsd(*v);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -83,6 +115,17 @@ void AgentConfig::validate() const {
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
   if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be >= 1 MiB");
   if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
+  if (!udp.empty() && udp != "none" && !net::parse_endpoint(udp)) {
+    throw std::runtime_error("udp must be a numeric host:port, or none");
+  }
+  if (statsd_max_connections < 1 || statsd_max_connections > 65536) {
+    throw std::runtime_error("statsd.max_connections must be in [1, 65536]");
+  }
+  try {
+    statsd.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(e.what());
+  }
   if (journal_max_bytes < (1u << 20) || journal_max_bytes > (16ull << 30) || journal_max_bytes % 4096 != 0) {
     throw std::runtime_error("journal_max_bytes must be a multiple of 4096 in [1 MiB, 16 GiB]");
   }
@@ -100,6 +143,13 @@ std::string AgentConfig::effective_output() const {
 std::string AgentConfig::effective_journal() const {
   if (!journal.empty()) return journal;
   return "/dev/shm" + ring_name() + ".journal";
+}
+
+std::string AgentConfig::effective_statsd_socket() const {
+  if (!statsd_socket.empty()) return statsd_socket;
+  if (socket.empty()) return "none";
+  const size_t slash = socket.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : socket.substr(0, slash)) + "/statsd.sock";
 }
 
 std::string AgentConfig::default_socket_path() { return default_runtime_dir() + "/agent.sock"; }

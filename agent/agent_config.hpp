@@ -3,6 +3,10 @@
 #include <cstdint>
 #include <string>
 
+#include <boost/json/fwd.hpp>
+
+#include "agent/statsd_line.hpp"
+
 namespace monitor::agent {
 
 /// Everything monitor-agent can be told. Defaults, then the config file, then
@@ -17,9 +21,18 @@ struct AgentConfig {
 
   std::string socket = default_socket_path();  // empty: no socket
   int socket_rcvbuf_bytes = 8 << 20;
-  // The same lines over UDP (host:port), for clients without Unix datagram
-  // sockets (Node). Empty: none. Any local user can send to it.
-  std::string udp;
+  // The same lines over UDP (host:port): statsd clients, and bindings without
+  // Unix datagram sockets (Node). "none" or empty: no UDP. Any local user can
+  // send to it. The default address, when taken by another process, is
+  // skipped with a warning; an address that was set must bind.
+  static constexpr const char* kDefaultUdp = "127.0.0.1:8125";
+  std::string udp = kDefaultUdp;
+  // statsd lines over a Unix stream socket (clients whose Unix socket is a
+  // stream, e.g. python-statsd's UnixSocketStatsClient). Empty: statsd.sock
+  // beside `socket`; "none": no stream socket.
+  std::string statsd_socket;
+  uint32_t statsd_max_connections = 256;
+  StatsdOptions statsd;
   // Group that may write the ring and the socket (both 0660). Empty: "monitor"
   // when that group exists, else the agent's own group.
   std::string group;
@@ -54,6 +67,9 @@ struct AgentConfig {
   /// std::runtime_error naming the file and the problem.
   void load_file(const std::string& path);
 
+  /// Reads the "statsd" object: rules, default_service, prefix, gauge_sign, max_connections.
+  void read_statsd(const boost::json::value& value);
+
   /// Throws std::runtime_error when a value is out of range.
   void validate() const;
 
@@ -61,6 +77,9 @@ struct AgentConfig {
 
   /// The journal's path after defaults are applied, or "none".
   std::string effective_journal() const;
+
+  /// The statsd stream socket's path after defaults are applied, or "none".
+  std::string effective_statsd_socket() const;
 
   /// Where aggregates go after defaults are applied: a path, "-", or "none".
   std::string effective_output() const;

@@ -1,6 +1,7 @@
 #include "agent/aggregator.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "agent/recovery_journal.hpp"
 #include "common/clock.hpp"
@@ -49,12 +50,57 @@ Aggregator::SecondTable* Aggregator::table_for(int64_t second) {
   return free_table;
 }
 
-void Aggregator::update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns) {
+void Aggregator::update(SecondTable& t, Cell& cell, int64_t value, uint32_t ops, int64_t time_ns) {
   cell.stats.add(value, time_ns);
+  const uint32_t rate_ppm = ops >> kRateShift;
+  if (rate_ppm == 0 || rate_ppm >= kRateOne) {
+    if (ops & kHistBit) {
+      if (cell.hist == 0) cell.hist = new_hist();
+      hists_[cell.hist - 1].add(value);
+    }
+    return;
+  }
+  // The report stands for 1/rate reports: the add above took one, the
+  // table's sums keep the rest, exactly, until the second is emitted.
+  if (cell.sampled == 0) {
+    t.sampled.emplace_back();
+    cell.sampled = static_cast<uint32_t>(t.sampled.size());
+  }
+  SampledSums& extra = t.sampled[cell.sampled - 1];
+  const double weight = static_cast<double>(kRateOne) / static_cast<double>(rate_ppm);
+  extra.sum += static_cast<double>(value) * (weight - 1.0);
+  extra.count += weight - 1.0;
   if (ops & kHistBit) {
     if (cell.hist == 0) cell.hist = new_hist();
-    hists_[cell.hist - 1].add(value);
+    extra.hist_carry += weight;
+    const double copies = std::floor(extra.hist_carry);
+    extra.hist_carry -= copies;
+    if (copies >= 1.0) {
+      hists_[cell.hist - 1].add_to_bucket(model::LogHistogram::bucket_key(value), static_cast<uint64_t>(copies));
+    }
   }
+}
+
+namespace {
+// Nearest integer, saturated: a sum of huge sampled values must not be UB.
+int64_t round_saturated(double x) noexcept {
+  if (!(x > -9.2e18)) return x != x ? 0 : INT64_MIN;
+  if (!(x < 9.2e18)) return INT64_MAX;
+  return std::llround(x);
+}
+}  // namespace
+
+void Aggregator::settle_sampled(SecondTable& t) {
+  if (t.sampled.empty()) return;
+  for (Cell& c : t.cells) {
+    if (c.sampled == 0) continue;
+    const SampledSums& extra = t.sampled[c.sampled - 1];
+    c.stats.count += static_cast<uint64_t>(round_saturated(extra.count));
+    c.stats.sum = static_cast<int64_t>(static_cast<uint64_t>(c.stats.sum) +
+                                       static_cast<uint64_t>(round_saturated(extra.sum)));
+    c.sampled = 0;
+  }
+  t.sampled.clear();
 }
 
 Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
@@ -68,9 +114,9 @@ Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64
 }
 
 bool Aggregator::place(SecondTable& t, const Input& in) {
-  Cell* cell = find_or_insert(t, in.name_id, in.server_id, in.ops);
+  Cell* cell = find_or_insert(t, in.name_id, in.server_id, in.ops & kOpBits);
   if (cell == nullptr) return false;
-  update(*cell, in.value, in.ops, in.time_ns);
+  update(t, *cell, in.value, in.ops, in.time_ns);
   if (journal_ != nullptr) journal_->add(in);
   return true;
 }
@@ -98,7 +144,7 @@ Aggregator::Rejected Aggregator::add_batch(const Input* in, size_t n, int64_t no
     }
     tables[i] = t;
     if (t != nullptr) {
-      slots[i] = cell_hash(in[i].name_id, in[i].server_id, in[i].ops) & (t->index.size() - 1);
+      slots[i] = cell_hash(in[i].name_id, in[i].server_id, in[i].ops & kOpBits) & (t->index.size() - 1);
       __builtin_prefetch(&t->index[slots[i]]);
     }
   }
@@ -186,6 +232,7 @@ void Aggregator::flush_until(int64_t up_to_second, AggregateSink& sink,
 }
 
 void Aggregator::emit(SecondTable& t, AggregateSink& sink, const std::function<void()>& between_chunks) {
+  settle_sampled(t);
   // Group cells of one (name, server) so differing op masks merge per op.
   order_.resize(t.cells.size());
   for (uint32_t i = 0; i < order_.size(); ++i) order_[i] = i;

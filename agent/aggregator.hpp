@@ -31,6 +31,17 @@ class Aggregator {
   };
   enum class AddResult { kAccepted, kLate, kFuture, kOverLimit };
 
+  /// Bits of Input::ops above the op mask: a statsd sample rate in
+  /// millionths (1..999 999; 0 = unsampled). A sampled report counts 1/rate
+  /// times: SUM and COUNT are summed exactly and rounded once, at the second;
+  /// HIST takes whole copies, the fraction carried (docs/socket.md).
+  static constexpr uint32_t kOpBits = 0xFF;
+  static constexpr uint32_t kRateShift = 8;
+  static constexpr uint32_t kRateOne = 1'000'000;
+  static constexpr uint32_t with_rate(uint32_t ops, uint32_t rate_ppm) noexcept {
+    return rate_ppm == 0 || rate_ppm >= kRateOne ? ops : ops | (rate_ppm << kRateShift);
+  }
+
   /// One report waiting in a batch.
   struct Input {
     uint32_t name_id;
@@ -102,12 +113,20 @@ class Aggregator {
     int64_t server_id;
     model::Stats stats;
     uint32_t hist;  // 1-based index into hists_, 0 = none
+    uint32_t sampled = 0;  // 1-based index into its table's `sampled`, 0 = none
+  };
+  // What sampled reports add beyond one each, kept exact until the second is emitted.
+  struct SampledSums {
+    double sum = 0;
+    double count = 0;
+    double hist_carry = 0.5;  // starts at one half, so HIST takes round(sum of weights) copies
   };
   struct SecondTable {
     int64_t second = -1;  // -1: unused
     std::vector<uint32_t> index;  // open addressing: 1-based cell numbers, 0 = empty
     std::vector<Cell> cells;
     std::vector<uint32_t> service_cells;  // cells per service index, with a series limit
+    std::vector<SampledSums> sampled;
   };
 
   SecondTable* table_for(int64_t second);
@@ -120,7 +139,8 @@ class Aggregator {
     }
     return t;
   }
-  void update(Cell& cell, int64_t value, uint32_t ops, int64_t time_ns);
+  void update(SecondTable& t, Cell& cell, int64_t value, uint32_t ops, int64_t time_ns);
+  void settle_sampled(SecondTable& t);
   // Merges the report into its cell of `t` and journals it; false when the
   // cell would be new and its service is at the series limit.
   bool place(SecondTable& t, const Input& in);

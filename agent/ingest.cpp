@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/hash.hpp"
 #include "monitor/monitor.hpp"
 
 namespace monitor::agent {
@@ -13,8 +14,8 @@ uint64_t AgentCounters::bad_lines_total() const noexcept {
 }
 
 Ingest::Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
-               int64_t default_server_id)
-    : aggregator_(aggregator), names_(names), parser_(default_server_id) {
+               int64_t default_server_id, const StatsdOptions& statsd)
+    : aggregator_(aggregator), names_(names), parser_(default_server_id, statsd) {
   set_ring_names(ring_names);
 }
 
@@ -62,6 +63,61 @@ void Ingest::count_outside_window(Aggregator::Rejected rejected) {
   }
 }
 
+size_t Ingest::SeriesKeyHash::operator()(const SeriesKey& k) const noexcept {
+  return mix64(uint64_t{k.name_id} ^ 0x9E3779B97F4A7C15ULL, static_cast<uint64_t>(k.server_id) ^ 0xD6E8FEB86659FD93ULL);
+}
+
+std::optional<int64_t> Ingest::gauge_value(uint32_t id, const ParsedLine& line) {
+  const SeriesKey key{id, line.server_id};
+  auto it = gauges_.find(key);
+  if (it == gauges_.end()) {
+    if (gauges_.size() >= kMaxGauges) {
+      // An absolute value needs no memory; a delta on a gauge we cannot remember would be wrong.
+      if (line.kind != LineKind::kGaugeDelta) return line.value;
+      ++counters_.gauges_over_limit;
+      uint64_t suppressed = 0;
+      if (limit_log_.allow(realtime_ns(), suppressed)) {
+        spdlog::warn("dropped a gauge delta of {} {}: {} gauges remembered already ({} dropped so far, "
+                     "Statsd.GaugesOverLimit)", names_.service(id), names_.attr(id), kMaxGauges,
+                     counters_.gauges_over_limit);
+      }
+      return std::nullopt;
+    }
+    it = gauges_.emplace(key, 0).first;  // statsd: a delta to an unseen gauge starts from 0
+  }
+  if (line.kind == LineKind::kGaugeDelta) {
+    it->second = static_cast<int64_t>(static_cast<uint64_t>(it->second) + static_cast<uint64_t>(line.value));
+  } else {
+    it->second = line.value;
+  }
+  return it->second;
+}
+
+bool Ingest::first_in_second(uint32_t id, const ParsedLine& line, int64_t time_ns) {
+  // Seconds the aggregator has written out are settled: forget their members.
+  while (!set_members_.empty() && set_members_.begin()->first <= aggregator_.watermark()) {
+    set_member_count_ -= set_members_.begin()->second.size();
+    set_members_.erase(set_members_.begin());
+  }
+  const int64_t second = second_of_ns(time_ns);
+  const uint64_t key = mix64(line.member_hash ^ (uint64_t{id} << 1), static_cast<uint64_t>(line.server_id) + 0x51ED27ULL);
+  auto& members = set_members_[second];
+  if (members.contains(key)) return false;
+  if (set_member_count_ >= kMaxSetMembers) {
+    ++counters_.sets_over_limit;
+    uint64_t suppressed = 0;
+    if (limit_log_.allow(realtime_ns(), suppressed)) {
+      spdlog::warn("dropped a set member of {} {}: {} distinct members held in the open seconds already ({} "
+                   "dropped so far, Statsd.SetsOverLimit)", names_.service(id), names_.attr(id), kMaxSetMembers,
+                   counters_.sets_over_limit);
+    }
+    return false;
+  }
+  members.insert(key);
+  ++set_member_count_;
+  return true;
+}
+
 void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns) {
   ParsedLine parsed;
   const LineError error = parser_.parse(line, readable, parsed);
@@ -74,6 +130,10 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
       spdlog::warn("bad line ({}): \"{}\"{} [{} more bad lines not shown]", line_error_name(error), printable,
                    line.size() > 120 ? "..." : "", suppressed);
     }
+    return;
+  }
+  if (parsed.kind == LineKind::kEvent || parsed.kind == LineKind::kServiceCheck) {
+    ++(parsed.kind == LineKind::kEvent ? counters_.statsd_events : counters_.statsd_service_checks);
     return;
   }
   ++counters_.socket_lines;
@@ -89,7 +149,17 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     return;
   }
   last_name_ = id;
-  count(aggregator_.add(id, parsed.server_id, parsed.value, parsed.ops, time_ns, now_s_));
+  int64_t value = parsed.value;
+  if (parsed.kind == LineKind::kGauge || parsed.kind == LineKind::kGaugeDelta) {
+    // Gauges remember their value, so "+3|g" lands on the last one set.
+    const auto gauge = gauge_value(id, parsed);
+    if (!gauge) return;
+    value = *gauge;
+  } else if (parsed.kind == LineKind::kSetMember && !first_in_second(id, parsed, time_ns)) {
+    return;
+  }
+  count(aggregator_.add(id, parsed.server_id, value, Aggregator::with_rate(parsed.ops, parsed.rate_ppm), time_ns,
+                        now_s_));
 }
 
 void Ingest::on_datagram(std::string_view bytes, bool truncated, int64_t received_ns) {

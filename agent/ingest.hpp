@@ -1,6 +1,10 @@
 #pragma once
 
 #include <array>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -33,6 +37,10 @@ struct AgentCounters {
   uint64_t writer_rebinds = 0;   // writer processes that moved to a recreated ring
   uint64_t recovered = 0;        // reports a killed agent had drained, read back from its journal
   uint64_t recovery_lost = 0;    // reports a killed agent had drained and could not journal (full), at most
+  uint64_t statsd_events = 0;         // DogStatsD events: counted, not reports
+  uint64_t statsd_service_checks = 0;  // DogStatsD service checks: counted, not reports
+  uint64_t sets_over_limit = 0;   // set members dropped: kMaxSetMembers distinct members open already
+  uint64_t gauges_over_limit = 0;  // gauge deltas dropped: kMaxGauges gauges remembered already
   uint64_t bad_lines_total() const noexcept;
   /// Adds what an Ingest of a retired ring counted: its slots, rejects and window drops.
   void add_ring_counts(const AgentCounters& other) noexcept {
@@ -57,7 +65,12 @@ class Ingest {
  public:
   /// `ring_names` may be null when there is no ring (benchmarks of the socket path).
   Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
-         int64_t default_server_id);
+         int64_t default_server_id, const StatsdOptions& statsd = {});
+
+  /// Bounds on what statsd lines make the agent remember: a gauge's last
+  /// value (for "+3|g"), and a set's members in its open seconds.
+  static constexpr size_t kMaxGauges = 1 << 20;
+  static constexpr size_t kMaxSetMembers = 1 << 21;
 
   /// Reads ring slots' names from `ring_names` from now on (a new ring): the
   /// ids learnt from the old one are forgotten.
@@ -99,6 +112,10 @@ class Ingest {
 
  private:
   void on_line(std::string_view line, size_t readable, int64_t received_ns);
+  // The value a gauge line sets, or nullopt when a delta finds no room to be remembered.
+  std::optional<int64_t> gauge_value(uint32_t id, const ParsedLine& line);
+  // True the first time the member is seen in its series and second.
+  bool first_in_second(uint32_t id, const ParsedLine& line, int64_t time_ns);
   uint32_t resolve_ring_id(uint32_t ring_id);
   void reject_slot(const ring::Slot& slot);
   void count(Aggregator::AddResult result) {
@@ -123,6 +140,18 @@ class Ingest {
   LogThrottle names_full_log_;
   uint32_t last_name_ = 0;  // the name of the report add() was last given
   std::vector<bool> warned_services_;  // services told about once that they are over the series limit
+  struct SeriesKey {
+    uint32_t name_id;
+    int64_t server_id;
+    bool operator==(const SeriesKey&) const = default;
+  };
+  struct SeriesKeyHash {
+    size_t operator()(const SeriesKey& k) const noexcept;
+  };
+  std::unordered_map<SeriesKey, int64_t, SeriesKeyHash> gauges_;
+  std::map<int64_t, std::unordered_set<uint64_t>> set_members_;  // by second: members' keys seen
+  size_t set_member_count_ = 0;
+  LogThrottle limit_log_;
 };
 
 }  // namespace monitor::agent

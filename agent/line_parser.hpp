@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "agent/statsd_line.hpp"
+
 namespace monitor::agent {
 
 /// Why a line was rejected; kOk otherwise.
@@ -15,6 +17,7 @@ enum class LineError {
   kBadName,    // a name that breaks the naming rule after mapping
   kBadNumber,  // value, server id, rate or time that does not parse or is out of range
   kBadType,    // unknown or unsupported statsd type, unknown op
+  kNoService,  // a statsd name with no service: no rule, no service: tag, no default
   kCount_,
 };
 
@@ -22,6 +25,15 @@ std::string_view line_error_name(LineError e) noexcept;
 
 /// One report parsed from a line. Names view the line or the parser's scratch
 /// space and stay valid until the next parse() on the same parser.
+enum class LineKind : uint8_t {
+  kReport,
+  kGauge,         // statsd "|g": also remembered, for deltas
+  kGaugeDelta,    // statsd "+3|g": the value changes the gauge's last value
+  kSetMember,     // statsd "|s": member_hash counts once per second
+  kEvent,         // DogStatsD _e{...}: counted, not a report
+  kServiceCheck,  // DogStatsD _sc|...: counted, not a report
+};
+
 struct ParsedLine {
   std::string_view service;
   std::string_view attr;
@@ -29,6 +41,9 @@ struct ParsedLine {
   int64_t value = 0;
   uint32_t ops = 0;
   int64_t time_ns = 0;  // 0: "now" (the agent stamps it on receipt)
+  uint32_t rate_ppm = 0;  // statsd sample rate in millionths; 0: unsampled
+  LineKind kind = LineKind::kReport;
+  uint64_t member_hash = 0;  // kSetMember
 };
 
 struct BlockMasks;
@@ -38,14 +53,16 @@ struct BlockMasks;
 ///   native:  <service> <attr> <server_id> <value> <ops> <timestamp_ns>
 ///            e.g. "Shop.Api Queue.Count 7 42 SUM,MAX 1732176000123456789"
 ///            (ops: names joined by ',' or a decimal mask; timestamp 0 = now)
-///   statsd:  <name>:<value>|<c|g|ms|h|d>[|@<rate>][|#tag:v,...][|T<unix_s>]
+///   statsd:  <name>:<value>|<c|g|ms|h|d|s>[|@<rate>][|#tag:v,...][|T<unix_s>]
+///            (and DogStatsD events and service checks; statsd_line.hpp)
 ///
 /// Not thread-safe (scratch buffers); one per receiving thread.
 class LineParser {
  public:
   static constexpr size_t kMaxLineBytes = 1024;
 
-  explicit LineParser(int64_t default_server_id) noexcept : default_server_id_(default_server_id) {}
+  explicit LineParser(int64_t default_server_id, const StatsdOptions& statsd = {})
+      : default_server_id_(default_server_id), statsd_(statsd) {}
 
   LineError parse(std::string_view line, ParsedLine& out) noexcept;
 
@@ -56,11 +73,9 @@ class LineParser {
  private:
   LineError parse_native(std::string_view line, const size_t* spaces, size_t space_count,
                          const BlockMasks& first_block, ParsedLine& out) noexcept;
-  LineError parse_statsd(std::string_view line, ParsedLine& out) noexcept;
 
   const int64_t default_server_id_;
-  char service_buf_[64];
-  char attr_buf_[64];
+  StatsdParser statsd_;
   char last_ops_text_[24] = {};
   size_t last_ops_len_ = 0;
   uint32_t last_ops_ = 0;

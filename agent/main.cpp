@@ -18,8 +18,12 @@ int main(int argc, char** argv) {
       ("ring", "shm ring name (default $MONITOR_RING or /monitor-ring)", cxxopts::value<std::string>())
       ("socket", "Unix datagram socket path, \"\" for none (default " + AgentConfig::default_socket_path() + ")",
        cxxopts::value<std::string>())
-      ("udp", "host:port of a UDP socket for the same lines, for clients without Unix datagram sockets (default: none)",
-       cxxopts::value<std::string>())
+      ("udp", "host:port of a UDP socket for statsd and native lines, none for no UDP (default 127.0.0.1:8125; "
+       "skipped with a warning when another process has it)", cxxopts::value<std::string>())
+      ("statsd-socket", "Unix stream socket for statsd lines, none for no socket (default: statsd.sock beside "
+       "--socket)", cxxopts::value<std::string>())
+      ("statsd-default-service", "service of statsd lines that no rule and no service: tag map (default: none; "
+       "docs/socket.md)", cxxopts::value<std::string>())
       ("group", "group that may write the ring and the socket, both 0660 (default: monitor if it exists, "
        "else the agent's own)", cxxopts::value<std::string>())
       ("o,output", "aggregates as JSON lines: a file, - for stdout, or none (default: stdout unless forwarding)",
@@ -54,6 +58,10 @@ int main(int argc, char** argv) {
     if (args.count("ring")) config.ring = args["ring"].as<std::string>();
     if (args.count("socket")) config.socket = args["socket"].as<std::string>();
     if (args.count("udp")) config.udp = args["udp"].as<std::string>();
+    if (args.count("statsd-socket")) config.statsd_socket = args["statsd-socket"].as<std::string>();
+    if (args.count("statsd-default-service")) {
+      config.statsd.default_service = args["statsd-default-service"].as<std::string>();
+    }
     if (args.count("group")) config.group = args["group"].as<std::string>();
     if (args.count("output")) config.output = args["output"].as<std::string>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();

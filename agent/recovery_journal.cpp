@@ -172,7 +172,8 @@ RecoveredJournal RecoveryJournal::read(const std::string& path) {
     for (uint32_t i = 0; i < c.inputs; ++i, p += kInputBytes) {
       Aggregator::Input in{};
       std::memcpy(&in, p, kInputBytes);
-      if (in.name_id == 0 || in.name_id > out.names.size() || in.ops == 0 || in.ops > 0xFF) {
+      if (in.name_id == 0 || in.name_id > out.names.size() || (in.ops & Aggregator::kOpBits) == 0 ||
+          (in.ops >> Aggregator::kRateShift) >= Aggregator::kRateOne) {
         ++out.corrupt;
         continue;
       }

@@ -24,8 +24,8 @@ void make_parent_dirs(const std::string& path) noexcept {
 
 // True when a process still receives on the socket at `addr`: connecting to a
 // socket file whose agent died fails with ECONNREFUSED.
-bool socket_is_served(const sockaddr_un& addr) noexcept {
-  const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+bool socket_is_served(const sockaddr_un& addr, int type) noexcept {
+  const int probe = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
   if (probe < 0) return false;
   const bool served = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
   ::close(probe);
@@ -33,8 +33,7 @@ bool socket_is_served(const sockaddr_un& addr) noexcept {
 }
 }  // namespace
 
-boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& path, int rcvbuf_bytes,
-                                                           gid_t group) noexcept {
+boost::system::result<int> bind_unix_socket(const std::string& path, int type, gid_t group) noexcept {
   sockaddr_un addr{};
   if (path.empty() || path.size() >= sizeof addr.sun_path) return errno_code(ENAMETOOLONG);
   addr.sun_family = AF_UNIX;
@@ -47,10 +46,10 @@ boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& pa
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return errno_code(EEXIST);
-    if (socket_is_served(addr)) return errno_code(EADDRINUSE);
+    if (socket_is_served(addr, type)) return errno_code(EADDRINUSE);
     ::unlink(path.c_str());  // a socket file outlives its agent; the new agent takes the path
   }
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = ::socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_code(errno);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     const int err = errno;
@@ -60,6 +59,14 @@ boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& pa
   // Clients of the ring's group may write; nobody else (same rule as the ring).
   if (group != static_cast<gid_t>(-1)) ::chown(path.c_str(), static_cast<uid_t>(-1), group);
   ::chmod(path.c_str(), 0660);
+  return fd;
+}
+
+boost::system::result<SocketReceiver> SocketReceiver::bind(const std::string& path, int rcvbuf_bytes,
+                                                           gid_t group) noexcept {
+  const auto bound = bind_unix_socket(path, SOCK_DGRAM, group);
+  if (!bound) return bound.error();
+  const int fd = *bound;
   // FORCE works as root beyond rmem_max; otherwise fall back to what is allowed.
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);

@@ -12,6 +12,13 @@
 
 namespace monitor::agent {
 
+/// Binds a Unix socket of `type` (SOCK_DGRAM, SOCK_STREAM) at `path`,
+/// non-blocking, mode 0660 and group `group` (-1: the process's own),
+/// creating its directory (0755) if missing. A socket file left by a dead
+/// agent is replaced; a socket that a live process still serves gives
+/// EADDRINUSE; any other file, EEXIST. Returns the descriptor.
+[[nodiscard]] boost::system::result<int> bind_unix_socket(const std::string& path, int type, gid_t group) noexcept;
+
 /// A bound Unix datagram (or UDP) socket read in batches with recvmmsg. Move-only;
 /// closes the socket and removes its path on destruction. Not thread-safe.
 class SocketReceiver {

@@ -37,7 +37,7 @@ def wait_for(predicate, timeout, what):
 class Agent:
     """A real monitor-agent on its own ring and socket, aggregates to a file."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, extra_args=()):
         binary = os.environ.get("MONITOR_AGENT")
         if not binary:
             raise AssertionError("set MONITOR_AGENT to a monitor-agent binary (ctest does)")
@@ -47,7 +47,7 @@ class Agent:
         self.log = open(os.path.join(tmp, "agent.log"), "w")
         self.process = subprocess.Popen(
             [binary, "--ring", self.ring, "--socket", self.socket, "--output", self.output, "--journal", "none",
-             "--spool-dir", os.path.join(tmp, "spool"), "--no-self-metrics", "--late-window", "5"],
+             "--spool-dir", os.path.join(tmp, "spool"), "--no-self-metrics", "--late-window", "5", *extra_args],
             stdout=subprocess.DEVNULL, stderr=self.log)
         wait_for(lambda: os.path.exists(self.socket), 10, "the agent's socket")
 

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace monitor::agent {
+
+enum class LineError;
+struct ParsedLine;
+
+/// One mapping rule of the agent's config: a statsd name matching `match`
+/// (dot-separated segments; `*` in a segment matches any part of one
+/// segment and is captured as $1, $2, ...) becomes `service` / `attr`, with
+/// the captures substituted, then transformed by the naming rule below.
+struct StatsdRule {
+  std::string match;
+  std::string service;
+  std::string attr;
+};
+
+/// How statsd and DogStatsD lines map onto (service, attr). docs/socket.md.
+struct StatsdOptions {
+  std::vector<StatsdRule> rules;  // tried in order, first match wins
+  std::string default_service;    // for names no rule and no service: tag maps; empty: none
+  std::string prefix = "Statsd";  // a one-segment name N becomes <prefix>.N
+  bool signed_gauge_is_delta = true;  // "+3|g" / "-3|g" change the gauge (statsd); false: DogStatsD values
+
+  /// Throws std::invalid_argument saying what is wrong with a rule.
+  void validate() const;
+};
+
+/// Writes `text` in the model's naming rule into `out` (room bytes): segments
+/// at '.', empty ones skipped; in a segment, letters and digits are kept and
+/// any other byte ends a word, whose next letter is capitalised
+/// ("queue_depth" -> "QueueDepth", "checkout-api" -> "CheckoutApi"); a
+/// segment that starts with a digit gets an "N" ("2xx" -> "N2xx"); a single
+/// segment goes under `prefix`. Returns the length, or 0 when nothing is
+/// left or it does not fit.
+size_t statsd_name_transform(std::string_view text, std::string_view prefix, char* out, size_t room) noexcept;
+
+/// Parses statsd / DogStatsD lines (the agent's socket lines with ':' in the
+/// first token, and `_e{`, `_sc|`). Not thread-safe: one per receiving thread.
+class StatsdParser {
+ public:
+  explicit StatsdParser(const StatsdOptions& options);
+
+  LineError parse(std::string_view line, ParsedLine& out) noexcept;
+
+ private:
+  struct CompiledRule {
+    std::vector<std::string> segments;
+    std::string service;
+    std::string attr;
+  };
+  LineError map_names(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
+  bool apply_rule(const CompiledRule& rule, std::string_view name, ParsedLine& out) noexcept;
+
+  const StatsdOptions options_;
+  std::vector<CompiledRule> rules_;
+  char service_buf_[64];
+  char attr_buf_[64];
+  char scratch_[256];
+};
+
+}  // namespace monitor::agent

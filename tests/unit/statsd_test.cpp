@@ -1,0 +1,219 @@
+// statsd and DogStatsD lines through the agent's Ingest and Aggregator: the
+// mapping of docs/socket.md, checked on what the aggregator writes out.
+#include <map>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "agent/aggregator.hpp"
+#include "agent/ingest.hpp"
+#include "agent/line_parser.hpp"
+#include "agent/name_registry.hpp"
+#include "monitor/monitor.hpp"
+
+using monitor::agent::AggregateRecord;
+using monitor::agent::AggregateSink;
+using monitor::agent::Aggregator;
+using monitor::agent::Ingest;
+using monitor::agent::LineError;
+using monitor::agent::LineKind;
+using monitor::agent::LineParser;
+using monitor::agent::NameRegistry;
+using monitor::agent::ParsedLine;
+using monitor::agent::statsd_name_transform;
+using monitor::agent::StatsdOptions;
+using monitor::agent::StatsdRule;
+
+namespace {
+
+constexpr int64_t kNow = 1'700'000'000;
+constexpr int64_t kNs = 1'000'000'000;
+
+struct Out {
+  monitor::model::Stats stats;
+  uint64_t hist_total = 0;
+};
+
+// What the agent writes out, keyed "service attr server op".
+class NamedSink final : public AggregateSink {
+ public:
+  explicit NamedSink(const NameRegistry& names) : names_(names) {}
+  void write(const AggregateRecord& r) override {
+    const std::string key = std::string(names_.service(r.name_id)) + " " + std::string(names_.attr(r.name_id)) + " " +
+                            std::to_string(r.server_id) + " " + std::to_string(r.op);
+    out[key] = Out{*r.stats, r.hist != nullptr ? r.hist->total() : 0};
+  }
+  void end_second(int64_t) override {}
+  std::map<std::string, Out> out;
+
+ private:
+  const NameRegistry& names_;
+};
+
+// One agent's ingest path, fed datagrams, written out on demand.
+struct Harness {
+  explicit Harness(const StatsdOptions& options = {})
+      : aggregator({}, kNow), ingest(aggregator, names, nullptr, 5, options), sink(names) {
+    ingest.set_now(kNow);
+  }
+  void send(const std::string& datagram) { ingest.on_datagram(datagram, false, kNow * kNs + 1000); }
+  const Out& get(const std::string& key) {
+    if (!flushed) {
+      aggregator.flush_until(kNow + 10, sink);
+      flushed = true;
+    }
+    const auto it = sink.out.find(key);
+    if (it == sink.out.end()) {
+      std::string have;
+      for (const auto& [k, v] : sink.out) have += k + "; ";
+      FAIL("no record " << key << " among: " << have);
+    }
+    return it->second;
+  }
+  NameRegistry names;
+  Aggregator aggregator;
+  Ingest ingest;
+  NamedSink sink;
+  bool flushed = false;
+};
+
+std::string repeat(const std::string& line, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += line + "\n";
+  return s;
+}
+
+std::string transform(std::string_view text) {
+  char buf[64];
+  const size_t n = statsd_name_transform(text, "Statsd", buf, sizeof buf);
+  return std::string(buf, n);
+}
+
+}  // namespace
+
+TEST_CASE("statsd names are transformed into the naming rule as documented", "[statsd]") {
+  CHECK(transform("web.requests.count") == "Web.Requests.Count");
+  CHECK(transform("http.2xx") == "Http.N2xx");
+  CHECK(transform("queue_depth.now") == "QueueDepth.Now");
+  CHECK(transform("checkout-api") == "Statsd.CheckoutApi");  // one segment: under the prefix
+  CHECK(transform("requests") == "Statsd.Requests");
+  CHECK(transform("a..b") == "A.B");  // empty segments are skipped
+  CHECK(transform("api/v1 latency.p") == "ApiV1Latency.P");
+  CHECK(transform("___") == "");
+  CHECK(transform(std::string(70, 'a')) == "");  // does not fit in 64 bytes
+}
+
+TEST_CASE("the service comes from a rule, else the service: tag, else the default, else the name", "[statsd]") {
+  StatsdOptions options;
+  options.rules.push_back(StatsdRule{"http.*.requests", "Shop.Web", "Requests.$1"});
+  options.rules.push_back(StatsdRule{"db.query_*.ms", "Shop.Db", "Query.$1"});
+  options.default_service = "Shop.Default";
+  LineParser parser(0, options);
+  ParsedLine p;
+  REQUIRE(parser.parse("http.2xx.requests:1|c|#service:checkout", p) == LineError::kOk);
+  CHECK(p.service == "Shop.Web");
+  CHECK(p.attr == "Requests.N2xx");
+  REQUIRE(parser.parse("db.query_select.ms:3|ms", p) == LineError::kOk);
+  CHECK(p.service == "Shop.Db");
+  CHECK(p.attr == "Query.Select");
+  REQUIRE(parser.parse("http.2xx.responses:1|c|#env:prod,service:checkout-api,version:1.2", p) == LineError::kOk);
+  CHECK(p.service == "Statsd.CheckoutApi");
+  CHECK(p.attr == "Http.N2xx.Responses");
+  REQUIRE(parser.parse("web.requests.count:1|c", p) == LineError::kOk);
+  CHECK(p.service == "Shop.Default");
+  CHECK(p.attr == "Web.Requests.Count");
+
+  LineParser plain(0);
+  REQUIRE(plain.parse("shop.api.queue.depth:1|c", p) == LineError::kOk);
+  CHECK(p.service == "Shop.Api");
+  CHECK(p.attr == "Queue.Depth");
+  CHECK(plain.parse("web.requests.count:1|c", p) == LineError::kNoService);
+
+  StatsdOptions bad;
+  bad.rules.push_back(StatsdRule{"a.**.b", "S.S", "A.A"});
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("at most one *"));
+  bad.rules = {StatsdRule{"a..b", "S.S", "A.A"}};
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("empty segment"));
+  bad.rules = {};
+  bad.default_service = "shop";
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("not a valid service name"));
+}
+
+TEST_CASE("DogStatsD fields the agent does not use are skipped; events and service checks are counted", "[statsd]") {
+  Harness h;
+  h.send("a.b.c.d:2|c|c:83c0a99c0a5|e:it-false,cn-x|card:high|x:whatever|#service:svc.one\n"
+         "_e{5,4}:title|text|#service:svc.one\n"
+         "_sc|svc.check|0|#service:svc.one\n"
+         "_sc|other|2\n");
+  CHECK(h.ingest.counters().statsd_events == 1);
+  CHECK(h.ingest.counters().statsd_service_checks == 2);
+  CHECK(h.ingest.counters().bad_lines_total() == 0);
+  CHECK(h.get("Svc.One A.B.C.D 5 1").stats.sum == 2);
+}
+
+TEST_CASE("sampled counts are scaled exactly in the aggregate, not per line", "[statsd]") {
+  Harness h;
+  // Per-line rounding made 100 x 1 @0.75 into 100 (133 expected) and @0.4 into 200 (250).
+  h.send(repeat("svc.a.hits.t75:1|c|@0.75", 100) + repeat("svc.a.hits.t40:1|c|@0.4", 100) +
+         repeat("svc.a.hits.t10:3|c|@0.1", 7));
+  CHECK(h.get("Svc.A Hits.T75 5 1").stats.sum == 133);  // round(100 / 0.75)
+  CHECK(h.get("Svc.A Hits.T75 5 64").stats.count == 133);
+  CHECK(h.get("Svc.A Hits.T40 5 1").stats.sum == 250);
+  CHECK(h.get("Svc.A Hits.T10 5 1").stats.sum == 210);
+  CHECK(h.get("Svc.A Hits.T10 5 64").stats.count == 70);
+}
+
+TEST_CASE("timer, histogram and distribution rates count every event", "[statsd]") {
+  for (const char* type : {"ms", "h", "d"}) {
+    Harness h;
+    // 10 values at @0.5 stand for 20 events, 3 unsampled for 3.
+    std::string lines;
+    for (int v = 1; v <= 10; ++v) lines += "svc.a.latency.x:" + std::to_string(v * 10) + "|" + type + "|@0.5\n";
+    lines += repeat(std::string("svc.a.latency.x:1000|") + type, 3);
+    h.send(lines);
+    INFO("type " << type);
+    CHECK(h.get("Svc.A Latency.X 5 64").stats.count == 23);
+    CHECK(h.get("Svc.A Latency.X 5 8").stats.sum == 2 * 550 + 3000);  // AVG = sum / count
+    CHECK(h.get("Svc.A Latency.X 5 2").stats.max == 1000);
+    CHECK(h.get("Svc.A Latency.X 5 4").stats.min == 10);
+    CHECK(h.get("Svc.A Latency.X 5 128").hist_total == 23);
+  }
+}
+
+TEST_CASE("gauges keep their last value and take +/- deltas; negative values are kept", "[statsd]") {
+  Harness h;
+  h.send("svc.a.queue.depth:10|g\nsvc.a.queue.depth:+5|g\nsvc.a.queue.depth:-20|g\n"
+         "svc.a.temp.c:0|g\nsvc.a.temp.c:-7|g\n"
+         "svc.a.fresh.g:-3|g\n");
+  CHECK(h.get("Svc.A Queue.Depth 5 32").stats.last == -5);
+  CHECK(h.get("Svc.A Queue.Depth 5 2").stats.max == 15);
+  CHECK(h.get("Svc.A Queue.Depth 5 4").stats.min == -5);
+  CHECK(h.get("Svc.A Temp.C 5 32").stats.last == -7);
+  CHECK(h.get("Svc.A Fresh.G 5 2").stats.max == -3);  // a delta from nothing starts at 0
+
+  StatsdOptions dogstatsd;
+  dogstatsd.signed_gauge_is_delta = false;
+  Harness d(dogstatsd);
+  d.send("svc.a.queue.depth:10|g\nsvc.a.queue.depth:-4|g\n");
+  CHECK(d.get("Svc.A Queue.Depth 5 32").stats.last == -4);
+  CHECK(d.get("Svc.A Queue.Depth 5 2").stats.max == 10);
+}
+
+TEST_CASE("sets count distinct members per second and series", "[statsd]") {
+  Harness h;
+  h.send("svc.a.users.seen:alice|s\nsvc.a.users.seen:bob|s\nsvc.a.users.seen:alice|s|@0.5\n"
+         "svc.a.users.seen:alice|s|#server:9\nsvc.a.users.seen:carol|s|#server:9\nsvc.a.users.seen:carol|s|#server:9\n");
+  CHECK(h.get("Svc.A Users.Seen 5 1").stats.sum == 2);
+  CHECK(h.get("Svc.A Users.Seen 9 1").stats.sum == 2);
+}
+
+TEST_CASE("what cannot be mapped is counted per reason", "[statsd][failure]") {
+  Harness h;
+  h.send("web.requests.count:1|c\nweb.requests.count:1|c\n###:1|c|#service:x.y\nsvc.a.b.c:1|zz\n");
+  const auto& bad = h.ingest.counters().bad_lines;
+  CHECK(bad[static_cast<size_t>(LineError::kNoService)] == 2);
+  CHECK(bad[static_cast<size_t>(LineError::kBadName)] == 1);
+  CHECK(bad[static_cast<size_t>(LineError::kBadType)] == 1);
+  CHECK(h.ingest.counters().socket_lines == 0);
+}
