@@ -16,6 +16,7 @@ STATSD_NODE_MODULES, where `npm ci` put hot-shots; GO_CACHE_DIR.
 """
 import json
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -330,6 +331,64 @@ class StatsdClientsTest(unittest.TestCase):
         uds = self.relay("unixgram")
         self.run_go(f"127.0.0.1:{self.udp.address[1]}", f"unix://{uds.address}")
         self.check([self.udp, uds], expect_events=2, expect_checks=2)
+
+
+class StatsdFailurePathsTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def test_stream_socket_bounds_clients_and_lines_and_counts_what_it_refuses(self):
+        agent = StatsdAgent(self.tmp.name, {"default_service": "Py.Limits", "max_connections": 2})
+        self.addCleanup(agent.stop)
+        clients = []
+        for _ in range(3):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(agent.stream)
+            clients.append(c)
+        wait_for(lambda: agent.metric("monitor_agent_statsd_stream_refused_total") == 1, 10,
+                 "the third client refused")
+        clients[2].settimeout(5)
+        self.assertEqual(clients[2].recv(10), b"", "the refused client is closed at once")
+        # A line of 5000 bytes is cut and counted; the lines around it count.
+        clients[0].sendall(b"good.lines:1|c\n" + b"x" * 5000 + b":1|c\ngood.lines:1|c\n")
+        # Split across writes, and a last line without its newline.
+        clients[1].sendall(b"good.li")
+        time.sleep(0.05)  # a real pause between the two writes, so the agent reads the halves apart
+        clients[1].sendall(b"nes:1|c\ngood.lines:1|c")
+        clients[0].close()
+        clients[1].close()
+        wait_for(lambda: agent_view(agent).get(("Py.Limits", "Good.Lines", 5, "SUM")) == 4, 15,
+                 "the four good lines")
+        self.assertEqual(agent.metric("monitor_agent_lines_too_long_total"), 1)
+        self.assertEqual(agent.metric("monitor_agent_socket_bad_lines_total"), 1)
+
+    def test_unmapped_names_are_counted_by_reason_and_logged(self):
+        agent = StatsdAgent(self.tmp.name, {})
+        self.addCleanup(agent.stop)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.sendto(b"web.requests.count:1|c\nweb.requests.count:1|c\n!!!:1|c|#service:x\nshop.api.a.b:1|zz\n",
+                      ("127.0.0.1", agent.udp_port))
+        sender.close()
+        wait_for(lambda: agent.metric("monitor_agent_socket_bad_lines_total") == 4, 10, "four refused lines")
+        self.assertEqual(agent.metric("monitor_agent_lines_no_service_total"), 2)
+        self.assertEqual(agent.metric("monitor_agent_lines_bad_name_total"), 1)
+        self.assertEqual(agent.metric("monitor_agent_lines_bad_type_total"), 1)
+        with open(os.path.join(self.tmp.name, "agent.log")) as f:
+            self.assertIn("(no_service): \"web.requests.count:1|c\"", f.read())
+
+    def test_the_default_udp_port_taken_by_another_daemon_is_skipped_with_a_warning(self):
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            holder.bind(("127.0.0.1", 8125))
+        except OSError:
+            pass  # another process has it already: the same case for the agent
+        self.addCleanup(holder.close)
+        agent = Agent(self.tmp.name)  # no --udp: the default address
+        self.addCleanup(agent.stop)
+        log = os.path.join(self.tmp.name, "agent.log")
+        wait_for(lambda: "is taken by another process" in pathlib.Path(log).read_text(), 10, "the warning")
+        self.assertIsNone(agent.process.poll(), "the agent runs on")
 
 
 if __name__ == "__main__":

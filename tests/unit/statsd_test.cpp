@@ -140,7 +140,7 @@ TEST_CASE("the service comes from a rule, else the service: tag, else the defaul
   CHECK_THROWS_WITH(bad.validate(), Catch::Contains("not a valid service name"));
 }
 
-TEST_CASE("DogStatsD fields the agent does not use are skipped; events and service checks are counted", "[statsd]") {
+TEST_CASE("DogStatsD fields the agent does not use are skipped, and events and service checks are counted", "[statsd]") {
   Harness h;
   h.send("a.b.c.d:2|c|c:83c0a99c0a5|e:it-false,cn-x|card:high|x:whatever|#service:svc.one\n"
          "_e{5,4}:title|text|#service:svc.one\n"
@@ -181,7 +181,7 @@ TEST_CASE("timer, histogram and distribution rates count every event", "[statsd]
   }
 }
 
-TEST_CASE("gauges keep their last value and take +/- deltas; negative values are kept", "[statsd]") {
+TEST_CASE("gauges keep their last value and take +/- deltas, and negative values are kept", "[statsd]") {
   Harness h;
   h.send("svc.a.queue.depth:10|g\nsvc.a.queue.depth:+5|g\nsvc.a.queue.depth:-20|g\n"
          "svc.a.temp.c:0|g\nsvc.a.temp.c:-7|g\n"
