@@ -138,7 +138,11 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   }
   ++counters_.socket_lines;
   const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : received_ns;
-  const uint32_t id = names_.intern(parsed.service, parsed.attr);
+  uint32_t id = parsed.name_id_cache != nullptr ? *parsed.name_id_cache : 0;
+  if (id == 0) {
+    id = names_.intern(parsed.service, parsed.attr);
+    if (parsed.name_id_cache != nullptr) *parsed.name_id_cache = id;
+  }
   if (id == 0) {
     uint64_t suppressed = 0;
     if (names_full_log_.allow(realtime_ns(), suppressed)) {

@@ -36,7 +36,9 @@ namespace {
 // SSE2 (the x86-64 baseline): 16 bytes per compare instead of a branch per
 // byte, whose mispredicts at every field end dominated line parsing.
 // `readable` bytes from p may be read (>= n); bits at n and beyond are cleared.
-BlockMasks scan_block(const char* p, size_t n, size_t readable) noexcept {
+// Separators and control bytes always; the name masks only when `names`
+// (native lines: a statsd line's names are checked after mapping).
+BlockMasks scan_block(const char* p, size_t n, size_t readable, bool names) noexcept {
   alignas(16) char padded[64];
   const char* buf = p;
   if (readable < 64) {
@@ -49,7 +51,8 @@ BlockMasks scan_block(const char* p, size_t n, size_t readable) noexcept {
   const __m128i colon = _mm_set1_epi8(':');
   const __m128i del = _mm_set1_epi8(0x7F);
   const __m128i low = _mm_set1_epi8(0x20);
-  for (int k = 0; k < 4; ++k) {
+  const int blocks = static_cast<int>((std::min<size_t>(n, 64) + 15) / 16);
+  for (int k = 0; k < blocks; ++k) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf + 16 * k));
     const auto shift = static_cast<unsigned>(16 * k);
     m.space |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)))} << shift;
@@ -57,6 +60,7 @@ BlockMasks scan_block(const char* p, size_t n, size_t readable) noexcept {
     const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(v, low), v);  // v >= 0x20, unsigned
     const int bad = (~_mm_movemask_epi8(printable) & 0xFFFF) | _mm_movemask_epi8(_mm_cmpeq_epi8(v, del));
     m.unprintable |= uint64_t{static_cast<uint16_t>(bad)} << shift;
+    if (!names) continue;
     // Unsigned range tests as (v - lo) <= (hi - lo) with max_epu8.
     auto in_range = [&](char lo, char hi) {
       const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8(lo));
@@ -127,8 +131,10 @@ LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& 
   BlockMasks first_block;
   for (size_t base = 0; base < line.size(); base += 64) {
     const size_t n = std::min<size_t>(64, line.size() - base);
-    const BlockMasks m = scan_block(line.data() + base, n, readable - base);
-    if (base == 0) first_block = m;
+    // A native line starts with a capital (its service); a statsd name rarely does.
+    const bool names = base == 0 && line[0] >= 'A' && line[0] <= 'Z';
+    const BlockMasks m = scan_block(line.data() + base, n, readable - base, names);
+    if (names) first_block = m;
     if (m.unprintable != 0) return LineError::kBadFormat;
     if (m.colon != 0 && first_colon == std::string_view::npos) {
       first_colon = base + static_cast<size_t>(__builtin_ctzll(m.colon));
@@ -141,6 +147,9 @@ LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& 
   out.server_id = default_server_id_;
   if ((first_colon != std::string_view::npos && (space_count == 0 || first_colon < spaces[0])) || line[0] == '_') {
     return statsd_.parse(line, out);
+  }
+  if (!(line[0] >= 'A' && line[0] <= 'Z')) {
+    first_block = scan_block(line.data(), std::min<size_t>(64, line.size()), readable, true);
   }
   return parse_native(line, spaces, space_count, first_block, out);
 }

@@ -44,6 +44,9 @@ struct ParsedLine {
   uint32_t rate_ppm = 0;  // statsd sample rate in millionths; 0: unsampled
   LineKind kind = LineKind::kReport;
   uint64_t member_hash = 0;  // kSetMember
+  // statsd: where the agent may keep the name's id for the next line of the
+  // same name (0 until it does); null for native lines.
+  uint32_t* name_id_cache = nullptr;
 };
 
 struct BlockMasks;

@@ -154,7 +154,7 @@ void StatsdOptions::validate() const {
   }
 }
 
-StatsdParser::StatsdParser(const StatsdOptions& options) : options_(options) {
+StatsdParser::StatsdParser(const StatsdOptions& options) : options_(options), cache_(kCachedNames) {
   for (const StatsdRule& rule : options_.rules) {
     rules_.push_back(CompiledRule{split_segments(rule.match), rule.service, rule.attr});
   }
@@ -220,6 +220,38 @@ LineError StatsdParser::map_names(std::string_view name, std::string_view servic
   out.service = service;
   out.attr = attr;
   return is_valid_name(out.service) && is_valid_name(out.attr) ? LineError::kOk : LineError::kBadName;
+}
+
+LineError StatsdParser::map_names_cached(std::string_view name, std::string_view service_tag,
+                                        ParsedLine& out) noexcept {
+  char key[sizeof(CachedName::key)];
+  const size_t key_len = name.size() + 1 + service_tag.size();
+  if (key_len > sizeof key) return map_names(name, service_tag, out);
+  std::memcpy(key, name.data(), name.size());
+  key[name.size()] = '|';  // cannot occur in a name or a tag
+  std::memcpy(key + name.size() + 1, service_tag.data(), service_tag.size());
+  const uint64_t hash = hash_bytes(key, key_len, 0xC0FFEE);
+  CachedName& entry = cache_[hash & (kCachedNames - 1)];
+  if (entry.hash == hash && entry.key_len == key_len && std::memcmp(entry.key, key, key_len) == 0) {
+    out.service = {entry.service, entry.service_len};
+    out.attr = {entry.attr, entry.attr_len};
+    out.name_id_cache = &entry.name_id;
+    return LineError::kOk;
+  }
+  const LineError error = map_names(name, service_tag, out);
+  if (error != LineError::kOk) return error;
+  entry.hash = hash;
+  entry.key_len = static_cast<uint8_t>(key_len);
+  std::memcpy(entry.key, key, key_len);
+  entry.service_len = static_cast<uint8_t>(out.service.size());
+  entry.attr_len = static_cast<uint8_t>(out.attr.size());
+  std::memcpy(entry.service, out.service.data(), out.service.size());
+  std::memcpy(entry.attr, out.attr.data(), out.attr.size());
+  entry.name_id = 0;
+  out.service = {entry.service, entry.service_len};
+  out.attr = {entry.attr, entry.attr_len};
+  out.name_id_cache = &entry.name_id;
+  return LineError::kOk;
 }
 
 LineError StatsdParser::parse(std::string_view line, ParsedLine& out) noexcept {
@@ -303,7 +335,7 @@ LineError StatsdParser::parse(std::string_view line, ParsedLine& out) noexcept {
     const auto ppm = static_cast<uint32_t>(std::llround(rate * Aggregator::kRateOne));
     out.rate_ppm = ppm >= Aggregator::kRateOne ? 0 : ppm;
   }
-  return map_names(name, service_tag, out);
+  return map_names_cached(name, service_tag, out);
 }
 
 }  // namespace monitor::agent

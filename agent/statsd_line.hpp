@@ -54,6 +54,21 @@ class StatsdParser {
     std::string service;
     std::string attr;
   };
+  // The mapping is a function of (name, service tag) alone, so its results
+  // are kept: a statsd stream repeats few names, and mapping one costs more
+  // than the rest of the line. Direct-mapped, by a hash of the key.
+  struct CachedName {
+    uint64_t hash = 0;
+    uint8_t key_len = 0;
+    uint8_t service_len = 0;
+    uint8_t attr_len = 0;
+    uint32_t name_id = 0;  // the agent's id, once Ingest has interned it
+    char key[96];
+    char service[64];
+    char attr[64];
+  };
+  static constexpr size_t kCachedNames = 1024;
+  LineError map_names_cached(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
   LineError map_names(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
   bool apply_rule(const CompiledRule& rule, std::string_view name, ParsedLine& out) noexcept;
 
@@ -62,6 +77,7 @@ class StatsdParser {
   char service_buf_[64];
   char attr_buf_[64];
   char scratch_[256];
+  std::vector<CachedName> cache_;
 };
 
 }  // namespace monitor::agent
