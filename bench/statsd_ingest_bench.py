@@ -14,6 +14,10 @@
 
   bench/statsd_ingest_bench.py [BUILD_DIR]      (default build)
 
+The peers are not installed by scripts/install-deps.sh (netdata would start
+as a service holding 127.0.0.1:8125 on a machine with systemd):
+  sudo apt-get install netdata collectd-core
+
 The sender (statsd_load blast) and the daemon share the machine's two cores.
 """
 import os
@@ -193,6 +197,10 @@ def bound(port):
     except SystemExit:
         return False
 
+
+missing = [p for p in ("/usr/sbin/netdata", "/usr/sbin/collectd") if not os.path.exists(p)]
+if missing:
+    raise SystemExit(f"statsd_ingest_bench needs {', '.join(missing)}: sudo apt-get install netdata collectd-core")
 
 try:
     agent = Agent()
