@@ -9,17 +9,14 @@
 #include "monitor/monitor.hpp"
 
 namespace monitor::agent {
-namespace {
 
-bool parse_int(std::string_view text, int64_t& out) noexcept {
+bool parse_int64(std::string_view text, int64_t& out) noexcept {
   if (text.empty()) return false;
   const char* begin = text.data();
   if (*begin == '+') ++begin;
   const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), out);
   return ec == std::errc{} && end == text.data() + text.size() && begin != end;
 }
-
-}  // namespace
 
 // Bit i of each mask describes byte i of a block of up to 64 bytes.
 struct BlockMasks {
@@ -174,8 +171,8 @@ LineError LineParser::parse_native(std::string_view line, const size_t* spaces, 
   if (!names_valid) return LineError::kBadName;
   out.service = fields[0];
   out.attr = fields[1];
-  if (!parse_int(fields[2], out.server_id) || out.server_id < 0) return LineError::kBadNumber;
-  if (!parse_int(fields[3], out.value)) return LineError::kBadNumber;
+  if (!parse_int64(fields[2], out.server_id) || out.server_id < 0) return LineError::kBadNumber;
+  if (!parse_int64(fields[3], out.value)) return LineError::kBadNumber;
   // Clients repeat the same op text line after line: remember the last one.
   if (fields[4] != std::string_view(last_ops_text_, last_ops_len_)) {
     const auto ops = model::parse_ops(fields[4]);
@@ -189,7 +186,7 @@ LineError LineParser::parse_native(std::string_view line, const size_t* spaces, 
   } else {
     out.ops = last_ops_;
   }
-  if (!parse_int(fields[5], out.time_ns) || out.time_ns < 0) return LineError::kBadNumber;
+  if (!parse_int64(fields[5], out.time_ns) || out.time_ns < 0) return LineError::kBadNumber;
   return LineError::kOk;
 }
 

@@ -23,6 +23,10 @@ enum class LineError {
 
 std::string_view line_error_name(LineError e) noexcept;
 
+/// A decimal int64, an optional '+' first, nothing else: what every integer
+/// field of a line must be.
+bool parse_int64(std::string_view text, int64_t& out) noexcept;
+
 /// One report parsed from a line. Names view the line or the parser's scratch
 /// space and stay valid until the next parse() on the same parser.
 enum class LineKind : uint8_t {

@@ -23,18 +23,10 @@ std::string_view next_field(std::string_view& rest, char sep) noexcept {
   return field;
 }
 
-bool parse_int(std::string_view text, int64_t& out) noexcept {
-  if (text.empty()) return false;
-  const char* begin = text.data();
-  if (*begin == '+') ++begin;
-  const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), out);
-  return ec == std::errc{} && end == text.data() + text.size() && begin != end;
-}
-
 // statsd values may be decimals ("12.5"); the model keeps int64, so they are
 // rounded to the nearest integer.
 bool parse_number(std::string_view text, int64_t& out) noexcept {
-  if (parse_int(text, out)) return true;
+  if (parse_int64(text, out)) return true;
   if (text.empty() || text.size() > 64) return false;
   if (text[0] == '+') text.remove_prefix(1);
   double d = 0;
@@ -290,14 +282,14 @@ LineError StatsdParser::parse(std::string_view line, ParsedLine& out) noexcept {
         const std::string_view key = tag.substr(0, colon);
         const std::string_view val = tag.substr(colon + 1);
         if (key == "server_id" || key == "server") {
-          if (!parse_int(val, out.server_id) || out.server_id < 0) return LineError::kBadNumber;
+          if (!parse_int64(val, out.server_id) || out.server_id < 0) return LineError::kBadNumber;
         } else if (key == "service") {
           service_tag = val;
         }
       }
     } else if (part.size() >= 2 && part[0] == 'T') {
       int64_t seconds = 0;
-      if (!parse_int(part.substr(1), seconds) || seconds <= 0 || seconds > 4'000'000'000) {
+      if (!parse_int64(part.substr(1), seconds) || seconds <= 0 || seconds > 4'000'000'000) {
         return LineError::kBadNumber;
       }
       out.time_ns = seconds * 1'000'000'000;

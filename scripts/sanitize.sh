@@ -25,7 +25,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 bu
 echo "sanitize: end-to-end tests (all but [slow]) under ASan + UBSan, daemons included" >&2
 cmake --build build-asan --target e2e e2e_writer monitor-agent monitor-judger monitor-proxy monitorctl monitor-dashboard
 # The daemons inherit the options: a leak or an error in any of them fails its exit code, so the test.
-# Three at a time: most of their time is spent waiting for a second or a minute to end.
+# Four at a time: most of their time is spent waiting for a second or a minute to end.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p build-asan/e2e-logs
 # Catch 2 exits with the number of tests it listed, so that status is not a failure.
@@ -34,7 +34,7 @@ names=$(build-asan/tests/e2e --list-test-names-only "~[slow]" | grep -v '^$' || 
 printf '%s\n' "$names" |
   # A Catch test spec escapes , [ and \ in a name.
   sed -e 's/\\/\\\\/g' -e 's/,/\\,/g' -e 's/\[/\\[/g' |
-  xargs -d '\n' -P 3 -I{} sh -c 'log="build-asan/e2e-logs/$(echo "$1" | md5sum | cut -c1-12).log"
+  xargs -d '\n' -P 4 -I{} sh -c 'log="build-asan/e2e-logs/$(echo "$1" | md5sum | cut -c1-12).log"
     if build-asan/tests/e2e "$1" > "$log" 2>&1; then echo "passed: $1"; else cat "$log"; echo "FAILED: $1"; exit 1; fi' _ {}
 
 echo "sanitize: ring, spool and forwarder tests under TSan" >&2
