@@ -156,10 +156,17 @@ Agent::Agent(AgentConfig config)
   }
   if (const std::string path = config_.effective_statsd_socket(); path != "none") {
     auto stream = StreamReceiver::bind(path, ring_group_, config_.statsd_max_connections);
-    if (!stream) throw std::runtime_error(ring::describe(stream.error(), "bind statsd stream socket " + path));
-    statsd_stream_.emplace(std::move(*stream));
-    spdlog::info("listening for statsd lines on stream socket {} (at most {} clients)", path,
-                 config_.statsd_max_connections);
+    if (stream) {
+      statsd_stream_.emplace(std::move(*stream));
+      spdlog::info("listening for statsd lines on stream socket {} (at most {} clients)", path,
+                   config_.statsd_max_connections);
+    } else if (config_.statsd_socket.empty() && stream.error() == std::errc::address_in_use) {
+      // Another agent beside this one serves the default path: not a reason to stop.
+      spdlog::warn("statsd stream socket {} is served by another process: no statsd stream socket (set "
+                   "statsd_socket to another path, or none)", path);
+    } else {
+      throw std::runtime_error(ring::describe(stream.error(), "bind statsd stream socket " + path));
+    }
   }
   const std::string output = config_.effective_output();
   if (output != "none") {
