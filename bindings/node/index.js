@@ -1,7 +1,7 @@
 'use strict';
 // Report to monitor from Node.js (README.md): the C++ API's model, lines of
 // the agent's native form (docs/socket.md) batched into UDP datagrams to the
-// local monitor-agent's --udp listener. Node has no Unix datagram sockets, so
+// local monitor-agent's UDP listener. Node has no Unix datagram sockets, so
 // UDP on loopback it is. Nothing on the report path blocks or throws.
 const dgram = require('node:dgram');
 
