@@ -137,13 +137,13 @@ Agent::Agent(AgentConfig config)
   if (!config_.socket.empty()) {
     auto socket = SocketReceiver::bind(config_.socket, config_.socket_rcvbuf_bytes, ring_group_);
     if (!socket) throw std::runtime_error(ring::describe(socket.error(), "bind socket " + config_.socket));
-    socket_.emplace(std::move(*socket));
+    socket_ = std::make_unique<DatagramPump>(std::move(*socket));
     spdlog::info("listening for lines on {}", config_.socket);
   }
   if (!config_.udp.empty() && config_.udp != "none") {
     auto udp = SocketReceiver::bind_udp(config_.udp, config_.socket_rcvbuf_bytes);
     if (udp) {
-      udp_.emplace(std::move(*udp));
+      udp_ = std::make_unique<DatagramPump>(std::move(*udp));
       spdlog::info("listening for lines on UDP {} (statsd and native)", config_.udp);
     } else if (config_.udp == AgentConfig::kDefaultUdp && udp.error() == std::errc::address_in_use) {
       // Another statsd daemon (or agent) has the well-known port: the agent
@@ -347,11 +347,11 @@ size_t Agent::poll_once() {
                                      commit_journal();
                                    });
   }
-  for (auto* receiver : {&socket_, &udp_}) {
-    if (!*receiver) continue;
-    const int64_t received_ns = realtime_ns();
-    work += (*receiver)->receive(
-        [&](std::string_view bytes, bool truncated) { ingest.on_datagram(bytes, truncated, received_ns); });
+  for (DatagramPump* pump : {socket_.get(), udp_.get()}) {
+    if (pump == nullptr) continue;
+    work += pump->drain([&](std::string_view bytes, bool truncated, int64_t received_ns) {
+      ingest.on_datagram(bytes, truncated, received_ns);
+    });
     commit_journal();
   }
   if (statsd_stream_) {
@@ -567,6 +567,14 @@ int Agent::run() {
 
   spdlog::info("stopping: draining and flushing the last seconds");
   while (poll_once() != 0) {
+  }
+  for (DatagramPump* pump : {socket_.get(), udp_.get()}) {
+    if (pump == nullptr) continue;
+    ingest_->set_now(realtime_ns() / 1'000'000'000);
+    pump->stop_and_drain([&](std::string_view bytes, bool truncated, int64_t received_ns) {
+      ingest_->on_datagram(bytes, truncated, received_ns);
+    });
+    commit_journal();
   }
   every_second(realtime_ns());
   const int64_t now_s = realtime_ns() / 1'000'000'000;

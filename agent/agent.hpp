@@ -17,6 +17,7 @@
 #include "agent/journaling_sink.hpp"
 #include "agent/json_lines_sink.hpp"
 #include "agent/name_registry.hpp"
+#include "agent/datagram_pump.hpp"
 #include "agent/socket_receiver.hpp"
 #include "agent/stream_receiver.hpp"
 #include "common/log_throttle.hpp"
@@ -91,8 +92,8 @@ class Agent {
   std::optional<RetiredRing> retired_;
   uint64_t rebinds_seen_ = 0;  // the current ring's writer_rebinds at the last sweep
   gid_t ring_group_ = static_cast<gid_t>(-1);  // group given the ring and socket; -1: leave as created
-  std::optional<SocketReceiver> socket_;
-  std::optional<SocketReceiver> udp_;
+  std::unique_ptr<DatagramPump> socket_;
+  std::unique_ptr<DatagramPump> udp_;
   std::optional<StreamReceiver> statsd_stream_;
   uint64_t reported_stream_refused_ = 0;
   LogThrottle stream_refused_log_;

@@ -37,7 +37,7 @@ printf '%s\n' "$names" |
   xargs -d '\n' -P 4 -I{} sh -c 'log="build-asan/e2e-logs/$(echo "$1" | md5sum | cut -c1-12).log"
     if build-asan/tests/e2e "$1" > "$log" 2>&1; then echo "passed: $1"; else cat "$log"; echo "FAILED: $1"; exit 1; fi' _ {}
 
-echo "sanitize: ring, spool and forwarder tests under TSan" >&2
+echo "sanitize: ring, spool, forwarder and datagram pump tests under TSan" >&2
 configure build-tsan "-fsanitize=thread"
 cmake --build build-tsan --target unit_concurrency
 TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/unit_concurrency

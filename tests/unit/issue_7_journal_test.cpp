@@ -198,3 +198,24 @@ TEST_CASE("journal: garbage, a cut file or a torn chunk is refused or skipped, n
     CHECK(r.inputs[0].value == 1);
   }
 }
+
+TEST_CASE("journal: a statsd sample rate carried in a report's ops comes back with it; a bad rate is refused",
+          "[journal][statsd]") {
+  TempDir dir;
+  const std::string path = dir.file("j");
+  {
+    RecoveryJournal j(path, small(), kRing, 4, 99);
+    publish_with_name_1(j);
+    Aggregator::Input sampled = input(1, 100, 3);
+    sampled.ops = Aggregator::with_rate(65, 750'000);  // SUM|COUNT at @0.75
+    j.add(sampled);
+    Aggregator::Input bad = input(1, 100, 4);
+    bad.ops = 1 | (Aggregator::kRateOne << Aggregator::kRateShift);  // a rate of 1.000001 and more: not ours
+    j.add(bad);
+    j.commit({});
+  }
+  const RecoveredJournal r = RecoveryJournal::read(path);
+  REQUIRE(r.inputs.size() == 1);
+  CHECK(r.inputs[0].ops == Aggregator::with_rate(65, 750'000));
+  CHECK(r.corrupt == 1);
+}

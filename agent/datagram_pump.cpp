@@ -1,0 +1,104 @@
+#include "agent/datagram_pump.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace monitor::agent {
+
+DatagramPump::DatagramPump(SocketReceiver receiver, size_t batches) : receiver_(std::move(receiver)) {
+  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
+  for (size_t i = 0; i < batches; ++i) {
+    batches_.push_back(std::make_unique<Batch>());
+    batches_.back()->datagrams.reserve(SocketReceiver::kBatch);
+    free_.push_back(batches_.back().get());
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+DatagramPump::~DatagramPump() {
+  stop();
+  ::close(event_fd_);
+}
+
+int64_t DatagramPump::now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void DatagramPump::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  free_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void DatagramPump::run() {
+  while (true) {
+    Batch* batch = nullptr;
+    {
+      std::unique_lock lock(mutex_);
+      // Every batch waits for the agent: let the socket's buffer take the load.
+      free_cv_.wait(lock, [&] { return stopping_ || !free_.empty(); });
+      if (stopping_) return;
+      batch = free_.back();
+      free_.pop_back();
+    }
+    batch->bytes.clear();
+    batch->datagrams.clear();
+    pollfd pfd{receiver_.fd(), POLLIN, 0};
+    size_t got = 0;
+    if (::poll(&pfd, 1, 100) > 0) {
+      batch->received_ns = now_ns();
+      got = receiver_.receive([&](std::string_view bytes, bool truncated) {
+        const auto offset = static_cast<uint32_t>(batch->bytes.size());
+        batch->bytes.insert(batch->bytes.end(), bytes.begin(), bytes.end());
+        batch->datagrams.push_back(Datagram{offset, static_cast<uint32_t>(bytes.size()), truncated});
+      });
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (got == 0) {
+        free_.push_back(batch);
+      } else {
+        ready_.push_back(batch);
+      }
+      if (stopping_) return;
+    }
+    if (got != 0) {
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t w = ::write(event_fd_, &one, sizeof one);
+    }
+  }
+}
+
+DatagramPump::Batch* DatagramPump::take_ready() {
+  std::lock_guard lock(mutex_);
+  if (ready_.empty()) return nullptr;
+  Batch* batch = ready_.front();
+  ready_.pop_front();
+  return batch;
+}
+
+void DatagramPump::give_back(Batch* batch) {
+  {
+    std::lock_guard lock(mutex_);
+    free_.push_back(batch);
+  }
+  free_cv_.notify_one();
+}
+
+void DatagramPump::clear_event() noexcept {
+  uint64_t count = 0;
+  [[maybe_unused]] const ssize_t r = ::read(event_fd_, &count, sizeof count);
+}
+
+}  // namespace monitor::agent
