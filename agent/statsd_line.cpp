@@ -73,7 +73,7 @@ size_t substitute(std::string_view templ, const std::string_view* captures, size
       ++i;
     }
     if (n + piece.size() > room) return 0;
-    std::memcpy(out + n, piece.data(), piece.size());
+    if (!piece.empty()) std::memcpy(out + n, piece.data(), piece.size());
     n += piece.size();
   }
   return n;
@@ -221,7 +221,7 @@ LineError StatsdParser::map_names_cached(std::string_view name, std::string_view
   if (key_len > sizeof key) return map_names(name, service_tag, out);
   std::memcpy(key, name.data(), name.size());
   key[name.size()] = '|';  // cannot occur in a name or a tag
-  std::memcpy(key + name.size() + 1, service_tag.data(), service_tag.size());
+  if (!service_tag.empty()) std::memcpy(key + name.size() + 1, service_tag.data(), service_tag.size());
   const uint64_t hash = hash_bytes(key, key_len, 0xC0FFEE);
   CachedName& entry = cache_[hash & (kCachedNames - 1)];
   if (entry.hash == hash && entry.key_len == key_len && std::memcmp(entry.key, key, key_len) == 0) {
