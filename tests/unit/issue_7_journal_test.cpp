@@ -199,7 +199,7 @@ TEST_CASE("journal: garbage, a cut file or a torn chunk is refused or skipped, n
   }
 }
 
-TEST_CASE("journal: a statsd sample rate carried in a report's ops comes back with it; a bad rate is refused",
+TEST_CASE("journal: a statsd sample rate carried in a report's ops comes back with it, and a bad rate is refused",
           "[journal][statsd]") {
   TempDir dir;
   const std::string path = dir.file("j");
