@@ -97,23 +97,20 @@ def saturation_bare(lines_per_datagram, seconds=3):
     return received / seconds, sent / seconds
 
 
-LINES_PER_DATAGRAM = 25  # the load of figure 2: what buffered clients send
-
-
-def loss_at(port, rate, seconds=3):
+def loss_at(port, rate, lines_per_datagram, seconds=3):
     """(loss, lines/s really sent) at `rate` lines/s."""
     before = udp_drops(port)
-    lines, datagrams = blast(port, rate, seconds, LINES_PER_DATAGRAM)
+    lines, datagrams = blast(port, rate, seconds, lines_per_datagram)
     time.sleep(0.5)  # what is queued is read or dropped by now; the kernel counts drops at once
     return (udp_drops(port) - before) / max(datagrams, 1), lines / seconds
 
 
-def max_lossless(port, start_rate, limit_rate):
+def max_lossless(port, start_rate, limit_rate, lines_per_datagram):
     """The highest rate really sent (lines/s) with < 0.1 % loss: doubling the
     asked rate, then bisecting; capped says the sender could go no faster."""
     good, good_sent, bad, rate = 0, 0.0, None, start_rate
     while rate <= limit_rate:
-        loss, sent = loss_at(port, rate)
+        loss, sent = loss_at(port, rate, lines_per_datagram)
         if loss >= 0.001:
             bad = rate
             break
@@ -124,7 +121,7 @@ def max_lossless(port, start_rate, limit_rate):
         return good_sent, True
     for _ in range(4):
         mid = (good + bad) / 2
-        loss, sent = loss_at(port, mid)
+        loss, sent = loss_at(port, mid, lines_per_datagram)
         if loss < 0.001:
             good, good_sent = mid, sent
         else:
@@ -170,7 +167,7 @@ def netdata(port):
     enabled = yes
     bind to = udp:127.0.0.1:{port}
 """)
-    processes.start(["/usr/sbin/netdata", "-D", "-c", conf], "netdata.log")
+    return processes.start(["/usr/sbin/netdata", "-D", "-c", conf], "netdata.log")
 
 
 def collectd(port):
@@ -187,7 +184,7 @@ LoadPlugin statsd
   Port "{port}"
 </Plugin>
 """)
-    processes.start(["/usr/sbin/collectd", "-f", "-C", conf], "collectd.log")
+    return processes.start(["/usr/sbin/collectd", "-f", "-C", conf], "collectd.log")
 
 
 def bound(port):
@@ -213,26 +210,37 @@ try:
               f"   bare recvmmsg loop {bare / 1e6:6.2f} M/s (offered {bare_offered / 1e6:.2f})"
               f"   ratio {ours / bare:.2f}   goal >= 0.70")
 
-    print(f"  2. highest rate with < 0.1 % loss, {LINES_PER_DATAGRAM} counter lines per datagram")
-    results = {}
-    ours, capped = max_lossless(agent.port, 200_000, 64_000_000)
-    before = settle(agent.lines)
-    sent, _ = blast(agent.port, ours, 3, LINES_PER_DATAGRAM)
-    counted = settle(agent.lines) - before
-    results["agent"] = ours
-    print(f"     monitor-agent  {ours / 1e3:8.0f} k lines/s{' (the sender could go no faster)' if capped else ''}"
-          f"   at that rate it counted {counted} of {sent} lines")
-    netdata_port = free_port()
-    netdata(netdata_port)
-    processes.await_true(lambda: bound(netdata_port), 30, "netdata's statsd socket")
-    results["netdata"], _ = max_lossless(netdata_port, 100_000, 64_000_000)
-    collectd_port = free_port()
-    collectd(collectd_port)
-    processes.await_true(lambda: bound(collectd_port), 30, "collectd's statsd socket")
-    results["collectd"], _ = max_lossless(collectd_port, 25_000, 64_000_000)
-    print(f"     netdata statsd {results['netdata'] / 1e3:8.0f} k lines/s   agent/netdata  "
-          f"{results['agent'] / results['netdata']:5.1f}x   goal >= 2x")
-    print(f"     collectd statsd{results['collectd'] / 1e3:8.0f} k lines/s   agent/collectd "
-          f"{results['agent'] / results['collectd']:5.1f}x   goal >= 5x")
+    # One daemon at a time: an idle netdata still takes CPU from the others.
+    # 25 lines per datagram: buffered clients; 1: python-statsd, an unbuffered datadog-go.
+    shapes = ((25, 200_000), (1, 25_000))
+    results, capped, counted = {}, {}, {}
+    for lines_per_datagram, start in shapes:
+        key = ("agent", lines_per_datagram)
+        results[key], capped[key] = max_lossless(agent.port, start, 64_000_000, lines_per_datagram)
+        before = settle(agent.lines)
+        sent, _ = blast(agent.port, results[key], 3, lines_per_datagram)
+        counted[lines_per_datagram] = (settle(agent.lines) - before, sent)
+    for name, launch in (("netdata", netdata), ("collectd", collectd)):
+        port = free_port()
+        process = launch(port)
+        processes.await_true(lambda: bound(port), 30, f"{name}'s statsd socket")
+        for lines_per_datagram, start in shapes:
+            key = (name, lines_per_datagram)
+            results[key], capped[key] = max_lossless(port, start / 4, 64_000_000, lines_per_datagram)
+        process.terminate()
+        process.wait(timeout=30)
+
+    def shown(key):
+        note = " (the sender's limit: no loss as fast as it sends)" if capped[key] else ""
+        return f"{results[key] / 1e3:8.0f} k lines/s{note}"
+    for lines_per_datagram, _ in shapes:
+        agent_key = ("agent", lines_per_datagram)
+        got, sent = counted[lines_per_datagram]
+        print(f"  2. highest rate with < 0.1 % loss, {lines_per_datagram} counter line(s) per datagram")
+        print(f"     monitor-agent   {shown(agent_key)}   at that rate it counted {got} of {sent} lines")
+        for name, goal in (("netdata", 2), ("collectd", 5)):
+            key = (name, lines_per_datagram)
+            print(f"     {name + ' statsd':16s}{shown(key)}   agent/{name} "
+                  f"{results[agent_key] / results[key]:5.1f}x   goal >= {goal}x")
 finally:
     processes.finish(ring)

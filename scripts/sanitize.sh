@@ -7,8 +7,11 @@
 # info, to keep the whole of .ci/run under 30 minutes on two cores. Warnings
 # are not errors here: Boost.Asio's own code warns under these flags (the
 # normal build keeps -Werror).
+#   scripts/sanitize.sh [build|run]    (default: both; scripts/test.sh builds
+#                                       while the normal tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phase="${1:-all}"
 
 configure() {  # configure DIR FLAGS
   cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
@@ -17,13 +20,20 @@ configure() {  # configure DIR FLAGS
     -DCMAKE_EXE_LINKER_FLAGS="$2" -DCMAKE_SHARED_LINKER_FLAGS="$2" >/dev/null
 }
 
+if [ "$phase" != run ]; then
+  echo "sanitize: building under ASan + UBSan, and under TSan" >&2
+  configure build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  cmake --build build-asan --target unit e2e e2e_writer monitor-agent monitor-judger monitor-proxy monitorctl \
+    monitor-dashboard
+  configure build-tsan "-fsanitize=thread"
+  cmake --build build-tsan --target unit_concurrency
+fi
+[ "$phase" != build ] || exit 0
+
 echo "sanitize: unit tests under ASan + UBSan" >&2
-configure build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-cmake --build build-asan --target unit
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/tests/unit
 
 echo "sanitize: end-to-end tests (all but [slow]) under ASan + UBSan, daemons included" >&2
-cmake --build build-asan --target e2e e2e_writer monitor-agent monitor-judger monitor-proxy monitorctl monitor-dashboard
 # The daemons inherit the options: a leak or an error in any of them fails its exit code, so the test.
 # Four at a time: most of their time is spent waiting for a second or a minute to end.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -38,6 +48,4 @@ printf '%s\n' "$names" |
     if build-asan/tests/e2e "$1" > "$log" 2>&1; then echo "passed: $1"; else cat "$log"; echo "FAILED: $1"; exit 1; fi' _ {}
 
 echo "sanitize: ring, spool, forwarder and datagram pump tests under TSan" >&2
-configure build-tsan "-fsanitize=thread"
-cmake --build build-tsan --target unit_concurrency
 TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/unit_concurrency

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, runs the unit, end-to-end
-# and install/consumer tests with ctest, the sanitizer leg (scripts/sanitize.sh:
-# unit tests under ASan + UBSan, ring/spool/forwarder tests under TSan), then
+# and install/consumer tests with ctest (building the sanitizer and fuzzer
+# trees meanwhile), the sanitizer leg (scripts/sanitize.sh: unit and end-to-end
+# tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan), then
 # the line-parser and wire-decoder fuzzers for a short while when clang is
 # present. Prints "N passed, N failed" whatever happened, and exits non-zero if
 # anything failed.
@@ -9,11 +10,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 
+# The sanitizer trees and the fuzzers build meanwhile at the lowest
+# priority: the tests wait more than they compute, and keep the CPU when
+# they need it.
+(
+  nice -n 19 scripts/sanitize.sh build
+  if command -v clang++ >/dev/null; then
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
+    nice -n 19 cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz
+  fi
+) > build/sanitize-build.log 2>&1 &
+background_build=$!
+
 # Five at a time on two cores: most end-to-end tests wait for seconds and
 # minutes to end, so the run is bound by how many wait at once, not by CPU.
 set +e  # a failing test must still reach the summary below
 (cd build && ctest --output-on-failure -j5) 2>&1 | tee build/ctest.log
 ctest_rc=${PIPESTATUS[0]}
+wait "$background_build"
+background_rc=$?
 set -e
 summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' build/ctest.log || true)
 if [ -z "$summary" ]; then
@@ -25,7 +41,10 @@ total=$(echo "$summary" | sed -E 's/.* out of ([0-9]+)/\1/')
 failed=$(echo "$summary" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/')
 
 sanitize_failed=0
-if ! scripts/sanitize.sh > build/sanitize.log 2>&1; then
+if [ "$background_rc" -ne 0 ]; then
+  tail -n 60 build/sanitize-build.log >&2
+  sanitize_failed=1
+elif ! scripts/sanitize.sh run > build/sanitize.log 2>&1; then
   tail -n 60 build/sanitize.log >&2
   sanitize_failed=1
 else
@@ -34,9 +53,6 @@ fi
 
 fuzz_failed=0
 if command -v clang++ >/dev/null; then
-  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
-  cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz
   for fuzzer in line_parser wire_decoder; do
     mkdir -p "build-fuzz/corpus/$fuzzer"
     echo "fuzz: $fuzzer, 15 s" >&2
