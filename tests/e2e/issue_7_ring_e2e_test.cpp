@@ -153,6 +153,8 @@ TEST_CASE("issue 7: an agent restarted 5 s after the last one stopped reads what
   const auto stopped = std::chrono::steady_clock::now();
   REQUIRE(monitor::test::wait_until([&] { return std::chrono::steady_clock::now() - stopped >= 5s; }, 6s));
   agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent2.log")));
+  // Up before it is told to stop: a SIGTERM that beats the signal handlers ends it with 143.
+  REQUIRE(monitor::test::wait_until([&] { return read_file(dir.file("agent2.log")).find("late window") != std::string::npos; }, 10s));
   REQUIRE(writer.wait_for(20s) == 0);
   agent->signal(SIGTERM);
   REQUIRE(agent->wait_for(20s) == 0);
