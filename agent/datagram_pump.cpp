@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <ctime>
 
 namespace monitor::agent {
 
@@ -23,12 +22,6 @@ DatagramPump::DatagramPump(SocketReceiver receiver, size_t batches) : receiver_(
 DatagramPump::~DatagramPump() {
   stop();
   ::close(event_fd_);
-}
-
-int64_t DatagramPump::now_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 void DatagramPump::stop() {
@@ -57,7 +50,7 @@ void DatagramPump::run() {
     pollfd pfd{receiver_.fd(), POLLIN, 0};
     size_t got = 0;
     if (::poll(&pfd, 1, 100) > 0) {
-      batch->received_ns = now_ns();
+      batch->received_ns = realtime_ns();
       got = receiver_.receive([&](std::string_view bytes, bool truncated) {
         const auto offset = static_cast<uint32_t>(batch->bytes.size());
         batch->bytes.insert(batch->bytes.end(), bytes.begin(), bytes.end());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/socket_receiver.hpp"
+#include "common/clock.hpp"
 
 namespace monitor::agent {
 
@@ -56,7 +57,7 @@ class DatagramPump {
   size_t stop_and_drain(OnDatagram&& on_datagram) {
     stop();
     size_t n = drain(on_datagram);
-    const int64_t now = now_ns();
+    const int64_t now = realtime_ns();
     while (const size_t got = receiver_.receive([&](std::string_view bytes, bool truncated) {
              on_datagram(bytes, truncated, now);
            })) {
@@ -81,7 +82,6 @@ class DatagramPump {
   Batch* take_ready();
   void give_back(Batch* batch);
   void clear_event() noexcept;
-  static int64_t now_ns() noexcept;
 
   SocketReceiver receiver_;
   int event_fd_ = -1;
