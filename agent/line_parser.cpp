@@ -22,6 +22,7 @@ bool parse_int64(std::string_view text, int64_t& out) noexcept {
 struct BlockMasks {
   uint64_t space = 0;
   uint64_t colon = 0;
+  uint64_t pipe = 0;
   uint64_t unprintable = 0;  // < 0x20 or 0x7F
   uint64_t upper = 0;        // A-Z
   uint64_t not_name = 0;     // anything but A-Z a-z 0-9 .
@@ -46,6 +47,7 @@ BlockMasks scan_block(const char* p, size_t n, size_t readable, bool names) noex
   BlockMasks m;
   const __m128i space = _mm_set1_epi8(' ');
   const __m128i colon = _mm_set1_epi8(':');
+  const __m128i pipe = _mm_set1_epi8('|');
   const __m128i del = _mm_set1_epi8(0x7F);
   const __m128i low = _mm_set1_epi8(0x20);
   const int blocks = static_cast<int>((std::min<size_t>(n, 64) + 15) / 16);
@@ -54,6 +56,7 @@ BlockMasks scan_block(const char* p, size_t n, size_t readable, bool names) noex
     const auto shift = static_cast<unsigned>(16 * k);
     m.space |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)))} << shift;
     m.colon |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)))} << shift;
+    m.pipe |= uint64_t{static_cast<uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, pipe)))} << shift;
     const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(v, low), v);  // v >= 0x20, unsigned
     const int bad = (~_mm_movemask_epi8(printable) & 0xFFFF) | _mm_movemask_epi8(_mm_cmpeq_epi8(v, del));
     m.unprintable |= uint64_t{static_cast<uint16_t>(bad)} << shift;
@@ -75,6 +78,7 @@ BlockMasks scan_block(const char* p, size_t n, size_t readable, bool names) noex
     const uint64_t keep = (uint64_t{1} << n) - 1;
     m.space &= keep;
     m.colon &= keep;
+    m.pipe &= keep;
     m.unprintable &= keep;
     m.upper &= keep;
     m.not_name &= keep;
@@ -121,10 +125,11 @@ LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& 
   if (line.empty()) return LineError::kBadFormat;
   // One vector pass finds the separators and rejects control bytes. A native
   // line needs the first 6 spaces; a statsd line has ':' in its first token (a
-  // native line never does, since names cannot hold ':').
+  // native line never does, since names cannot hold ':') and its fields
+  // after it split at '|'.
   size_t spaces[7];
   size_t space_count = 0;
-  size_t first_colon = std::string_view::npos;
+  StatsdSeparators statsd;
   BlockMasks first_block;
   for (size_t base = 0; base < line.size(); base += 64) {
     const size_t n = std::min<size_t>(64, line.size() - base);
@@ -133,17 +138,25 @@ LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& 
     const BlockMasks m = scan_block(line.data() + base, n, readable - base, names);
     if (names) first_block = m;
     if (m.unprintable != 0) return LineError::kBadFormat;
-    if (m.colon != 0 && first_colon == std::string_view::npos) {
-      first_colon = base + static_cast<size_t>(__builtin_ctzll(m.colon));
+    if (m.colon != 0 && statsd.colon == std::string_view::npos) {
+      statsd.colon = base + static_cast<size_t>(__builtin_ctzll(m.colon));
     }
     for (uint64_t bits = m.space; bits != 0 && space_count < 7; bits &= bits - 1) {
       spaces[space_count++] = base + static_cast<size_t>(__builtin_ctzll(bits));
     }
+    for (uint64_t bits = m.pipe; bits != 0; bits &= bits - 1) {
+      if (statsd.pipe_count == StatsdSeparators::kMaxPipes) {
+        statsd.more_pipes = true;
+        break;
+      }
+      statsd.pipes[statsd.pipe_count++] = static_cast<uint16_t>(base + static_cast<size_t>(__builtin_ctzll(bits)));
+    }
   }
   out = ParsedLine{};
   out.server_id = default_server_id_;
+  const size_t first_colon = statsd.colon;
   if ((first_colon != std::string_view::npos && (space_count == 0 || first_colon < spaces[0])) || line[0] == '_') {
-    return statsd_.parse(line, out);
+    return statsd_.parse(line, statsd, out);
   }
   if (!(line[0] >= 'A' && line[0] <= 'Z')) {
     first_block = scan_block(line.data(), std::min<size_t>(64, line.size()), readable, true);

@@ -81,6 +81,28 @@ size_t substitute(std::string_view templ, const std::string_view* captures, size
 
 }  // namespace
 
+// The '|' after a field: from the scan's offsets while they last, then by search.
+class StatsdParser::PipeCursor {
+ public:
+  PipeCursor(std::string_view line, const StatsdSeparators& separators) noexcept
+      : line_(line), separators_(separators) {
+    // Pipes before the colon belong to the name.
+    while (k_ < separators.pipe_count && separators.pipes[k_] < separators.colon) ++k_;
+  }
+  /// The next '|' at or after `from`, or the line's end.
+  size_t next(size_t from) noexcept {
+    if (k_ < separators_.pipe_count) return separators_.pipes[k_++];
+    if (!separators_.more_pipes) return line_.size();
+    const size_t at = line_.find('|', from);
+    return at == std::string_view::npos ? line_.size() : at;
+  }
+
+ private:
+  std::string_view line_;
+  const StatsdSeparators& separators_;
+  size_t k_ = 0;
+};
+
 size_t statsd_name_transform(std::string_view text, std::string_view prefix, char* out, size_t room) noexcept {
   size_t n = 0;
   size_t segments = 0;
@@ -216,15 +238,14 @@ LineError StatsdParser::map_names(std::string_view name, std::string_view servic
 
 LineError StatsdParser::map_names_cached(std::string_view name, std::string_view service_tag,
                                         ParsedLine& out) noexcept {
-  char key[sizeof(CachedName::key)];
-  const size_t key_len = name.size() + 1 + service_tag.size();
-  if (key_len > sizeof key) return map_names(name, service_tag, out);
-  std::memcpy(key, name.data(), name.size());
-  key[name.size()] = '|';  // cannot occur in a name or a tag
-  if (!service_tag.empty()) std::memcpy(key + name.size() + 1, service_tag.data(), service_tag.size());
-  const uint64_t hash = hash_bytes(key, key_len, 0xC0FFEE);
+  if (name.size() + service_tag.size() > sizeof(CachedName::key)) return map_names(name, service_tag, out);
+  // Hashed and compared in place: a copy of the key cost as much as the lookup.
+  uint64_t hash = hash_bytes(name.data(), name.size(), 0xC0FFEE);
+  if (!service_tag.empty()) hash = hash_bytes(service_tag.data(), service_tag.size(), hash);
   CachedName& entry = cache_[hash & (kCachedNames - 1)];
-  if (entry.hash == hash && entry.key_len == key_len && std::memcmp(entry.key, key, key_len) == 0) {
+  if (entry.hash == hash && entry.name_len == name.size() && entry.tag_len == service_tag.size() &&
+      std::memcmp(entry.key, name.data(), name.size()) == 0 &&
+      (service_tag.empty() || std::memcmp(entry.key + name.size(), service_tag.data(), service_tag.size()) == 0)) {
     out.service = {entry.service, entry.service_len};
     out.attr = {entry.attr, entry.attr_len};
     out.name_id_cache = &entry.name_id;
@@ -233,8 +254,10 @@ LineError StatsdParser::map_names_cached(std::string_view name, std::string_view
   const LineError error = map_names(name, service_tag, out);
   if (error != LineError::kOk) return error;
   entry.hash = hash;
-  entry.key_len = static_cast<uint8_t>(key_len);
-  std::memcpy(entry.key, key, key_len);
+  entry.name_len = static_cast<uint8_t>(name.size());
+  entry.tag_len = static_cast<uint8_t>(service_tag.size());
+  std::memcpy(entry.key, name.data(), name.size());
+  if (!service_tag.empty()) std::memcpy(entry.key + name.size(), service_tag.data(), service_tag.size());
   entry.service_len = static_cast<uint8_t>(out.service.size());
   entry.attr_len = static_cast<uint8_t>(out.attr.size());
   std::memcpy(entry.service, out.service.data(), out.service.size());
@@ -246,28 +269,12 @@ LineError StatsdParser::map_names_cached(std::string_view name, std::string_view
   return LineError::kOk;
 }
 
-LineError StatsdParser::parse(std::string_view line, ParsedLine& out) noexcept {
-  // DogStatsD events and service checks: not reports, counted and skipped.
-  if (line.starts_with("_e{")) {
-    out.kind = LineKind::kEvent;
-    return line.find('}') != std::string_view::npos && line.find(':') != std::string_view::npos
-               ? LineError::kOk
-               : LineError::kBadFormat;
-  }
-  if (line.starts_with("_sc|")) {
-    out.kind = LineKind::kServiceCheck;
-    return LineError::kOk;
-  }
-  std::string_view rest = line;
-  const std::string_view name = next_field(rest, ':');
-  const std::string_view value_text = next_field(rest, '|');
-  if (name.empty() || rest.empty()) return LineError::kBadFormat;
-  const std::string_view type = next_field(rest, '|');
-
-  double rate = 1.0;
-  std::string_view service_tag;
-  while (!rest.empty()) {
-    const std::string_view part = next_field(rest, '|');
+LineError StatsdParser::parse_fields(std::string_view line, PipeCursor& pipes, size_t type_end, ParsedLine& out,
+                                     std::string_view& service_tag, double& rate) noexcept {
+  for (size_t start = type_end + 1; start < line.size();) {
+    const size_t field_end = pipes.next(start);
+    const std::string_view part = line.substr(start, field_end - start);
+    start = field_end + 1;
     if (part.size() >= 2 && part[0] == '@') {
       const auto [end, ec] = std::from_chars(part.data() + 1, part.data() + part.size(), rate);
       if (ec != std::errc{} || end != part.data() + part.size() || !(rate >= 1e-6 && rate <= 1.0)) {
@@ -297,18 +304,54 @@ LineError StatsdParser::parse(std::string_view line, ParsedLine& out) noexcept {
     // Any other field (DogStatsD's c: container, e: external env, card:
     // cardinality, and whatever comes next) carries nothing for us: skipped.
   }
+  return LineError::kOk;
+}
+
+LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& separators, ParsedLine& out) noexcept {
+  // DogStatsD events and service checks: not reports, counted and skipped.
+  if (line[0] == '_') {
+    if (line.starts_with("_e{")) {
+      out.kind = LineKind::kEvent;
+      return line.find('}') != std::string_view::npos && separators.colon != std::string_view::npos
+                 ? LineError::kOk
+                 : LineError::kBadFormat;
+    }
+    if (line.starts_with("_sc|")) {
+      out.kind = LineKind::kServiceCheck;
+      return LineError::kOk;
+    }
+  }
+  // name:value|type[|field]...: the separators' offsets come from the scan,
+  // so no field costs a search (whose mispredicted ends dominated).
+  const size_t colon = separators.colon;
+  if (colon == 0 || colon == std::string_view::npos) return LineError::kBadFormat;
+  PipeCursor pipes(line, separators);
+  const size_t value_end = pipes.next(colon + 1);
+  if (value_end + 1 >= line.size()) return LineError::kBadFormat;  // no type
+  const size_t type_end = pipes.next(value_end + 1);
+  const std::string_view name = line.substr(0, colon);
+  const std::string_view value_text = line.substr(colon + 1, value_end - colon - 1);
+  const std::string_view type = line.substr(value_end + 1, type_end - value_end - 1);
+
+  double rate = 1.0;
+  std::string_view service_tag;
+  if (type_end + 1 < line.size()) {
+    const LineError error = parse_fields(line, pipes, type_end, out, service_tag, rate);
+    if (error != LineError::kOk) return error;
+  }
 
   bool sampled_type = true;
-  if (type == "c") {
+  const char t0 = type.empty() ? '\0' : type[0];
+  if (type.size() == 1 && t0 == 'c') {
     out.ops = MONITOR_OP_SUM | MONITOR_OP_COUNT;
-  } else if (type == "g") {
+  } else if (type.size() == 1 && t0 == 'g') {
     out.ops = MONITOR_OP_LAST | MONITOR_OP_MAX | MONITOR_OP_MIN;
     sampled_type = false;  // a gauge is a state, not a count: DogStatsD ignores its rate too
     const bool signed_value = !value_text.empty() && (value_text[0] == '+' || value_text[0] == '-');
     out.kind = options_.signed_gauge_is_delta && signed_value ? LineKind::kGaugeDelta : LineKind::kGauge;
-  } else if (type == "ms" || type == "h" || type == "d") {
+  } else if (type == "ms" || (type.size() == 1 && (t0 == 'h' || t0 == 'd'))) {
     out.ops = MONITOR_OP_HIST | MONITOR_OP_AVG | MONITOR_OP_MAX | MONITOR_OP_MIN | MONITOR_OP_COUNT;
-  } else if (type == "s") {
+  } else if (type.size() == 1 && t0 == 's') {
     out.ops = MONITOR_OP_SUM;
     out.kind = LineKind::kSetMember;
     sampled_type = false;

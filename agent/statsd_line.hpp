@@ -40,13 +40,23 @@ struct StatsdOptions {
 /// left or it does not fit.
 size_t statsd_name_transform(std::string_view text, std::string_view prefix, char* out, size_t room) noexcept;
 
+/// Where a statsd line's separators are, as LineParser's vector scan found
+/// them: the first ':' and the first kMaxPipes '|' (offsets in the line).
+struct StatsdSeparators {
+  static constexpr size_t kMaxPipes = 12;
+  size_t colon = std::string_view::npos;
+  uint16_t pipes[kMaxPipes];
+  size_t pipe_count = 0;
+  bool more_pipes = false;  // the line has more '|' than pipes[] holds
+};
+
 /// Parses statsd / DogStatsD lines (the agent's socket lines with ':' in the
 /// first token, and `_e{`, `_sc|`). Not thread-safe: one per receiving thread.
 class StatsdParser {
  public:
   explicit StatsdParser(const StatsdOptions& options);
 
-  LineError parse(std::string_view line, ParsedLine& out) noexcept;
+  LineError parse(std::string_view line, const StatsdSeparators& separators, ParsedLine& out) noexcept;
 
  private:
   struct CompiledRule {
@@ -59,7 +69,8 @@ class StatsdParser {
   // than the rest of the line. Direct-mapped, by a hash of the key.
   struct CachedName {
     uint64_t hash = 0;
-    uint8_t key_len = 0;
+    uint8_t name_len = 0;
+    uint8_t tag_len = 0;
     uint8_t service_len = 0;
     uint8_t attr_len = 0;
     uint32_t name_id = 0;  // the agent's id, once Ingest has interned it
@@ -68,6 +79,10 @@ class StatsdParser {
     char attr[64];
   };
   static constexpr size_t kCachedNames = 1024;
+  class PipeCursor;
+  // The fields after the type: @rate, #tags, T<time>; others skipped.
+  LineError parse_fields(std::string_view line, PipeCursor& pipes, size_t type_end, ParsedLine& out,
+                         std::string_view& service_tag, double& rate) noexcept;
   LineError map_names_cached(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
   LineError map_names(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
   bool apply_rule(const CompiledRule& rule, std::string_view name, ParsedLine& out) noexcept;
