@@ -130,6 +130,7 @@ class Ingest {
   const ring::NameTable* ring_names_;
   std::vector<uint32_t> ring_ids_;  // ring name id -> registry id (0: not resolved yet)
   LineParser parser_;
+  ParsedLine parsed_;
   std::array<Aggregator::Input, Aggregator::kMaxBatch> pending_;
   size_t pending_count_ = 0;
   AgentCounters counters_;

@@ -11,11 +11,26 @@
 namespace monitor::agent {
 
 bool parse_int64(std::string_view text, int64_t& out) noexcept {
-  if (text.empty()) return false;
-  const char* begin = text.data();
-  if (*begin == '+') ++begin;
-  const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), out);
-  return ec == std::errc{} && end == text.data() + text.size() && begin != end;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  if (p == end) return false;
+  const bool negative = *p == '-';
+  if (*p == '+' || negative) ++p;
+  if (p == end || static_cast<unsigned>(*p - '0') > 9) return false;
+  if (end - p <= 18) {
+    // Cannot overflow: the common case, without from_chars' generality.
+    uint64_t v = 0;
+    for (; p < end; ++p) {
+      const auto digit = static_cast<unsigned>(*p - '0');
+      if (digit > 9) return false;
+      v = v * 10 + digit;
+    }
+    out = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+    return true;
+  }
+  const char* begin = negative ? p - 1 : p;
+  const auto [last, ec] = std::from_chars(begin, end, out);
+  return ec == std::errc{} && last == end;
 }
 
 // Bit i of each mask describes byte i of a block of up to 64 bytes.
@@ -152,8 +167,18 @@ LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& 
       statsd.pipes[statsd.pipe_count++] = static_cast<uint16_t>(base + static_cast<size_t>(__builtin_ctzll(bits)));
     }
   }
-  out = ParsedLine{};
+  // Field by field: `out = ParsedLine{}` compiles to a `rep stos`, whose
+  // start-up cost was a fifth of a short statsd line's.
+  out.service = {};
+  out.attr = {};
   out.server_id = default_server_id_;
+  out.value = 0;
+  out.ops = 0;
+  out.time_ns = 0;
+  out.rate_ppm = 0;
+  out.kind = LineKind::kReport;
+  out.member_hash = 0;
+  out.name_id_cache = nullptr;
   const size_t first_colon = statsd.colon;
   if ((first_colon != std::string_view::npos && (space_count == 0 || first_colon < spaces[0])) || line[0] == '_') {
     return statsd_.parse(line, statsd, out);

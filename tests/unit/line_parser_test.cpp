@@ -11,6 +11,27 @@ using monitor::agent::for_each_line;
 using monitor::agent::LineError;
 using monitor::agent::LineParser;
 using monitor::agent::ParsedLine;
+using monitor::agent::parse_int64;
+
+TEST_CASE("integer fields parse exactly to the ends of int64", "[parser]") {
+  int64_t v = 0;
+  const std::vector<std::pair<std::string, int64_t>> good = {
+      {"0", 0}, {"-0", 0}, {"+7", 7}, {"-42", -42}, {"123456789012345678", 123456789012345678},
+      {"-999999999999999999", -999999999999999999}, {"9223372036854775807", INT64_MAX},
+      {"-9223372036854775808", INT64_MIN}, {"+9223372036854775807", INT64_MAX},
+      {"0000000000000000000000001", 1}};
+  for (const auto& [text, expected] : good) {
+    INFO(text);
+    REQUIRE(parse_int64(text, v));
+    CHECK(v == expected);
+  }
+  for (const std::string text : {"", "+", "-", "+-5", "-+5", "--5", "1a", "a1", " 1", "1 ", "1.5",
+                                 "9223372036854775808", "-9223372036854775809", "99999999999999999999",
+                                 "+-9223372036854775807"}) {
+    INFO(text);
+    CHECK_FALSE(parse_int64(text, v));
+  }
+}
 
 TEST_CASE("native lines carry all six fields", "[parser]") {
   LineParser parser(99);

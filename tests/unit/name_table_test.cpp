@@ -1,8 +1,11 @@
+#include <cstring>
+#include <string>
 #include <catch2/catch.hpp>
 
 #include "support/catch_result.hpp"
 
 #include "monitor/monitor.h"
+#include "common/hash.hpp"
 #include "ring/name_table.hpp"
 #include "ring/shm_segment.hpp"
 #include "support/temp_names.hpp"
@@ -57,4 +60,33 @@ TEST_CASE("a full name table refuses new pairs and counts them", "[names][failur
   CHECK(overflow.error == MONITOR_ERR_NAMES_FULL);
   CHECK(seg->header().names_full_drops == 1);
   CHECK(names.intern("Shop.Api", "Attr.N5").id != 0);  // known pairs still resolve
+}
+
+TEST_CASE("hash_bytes stays the function rings were written with", "[names][property]") {
+  // Writers and agents of different builds share a ring's name table, keyed
+  // by this hash: a faster implementation must give the same values. This is
+  // the original, byte by byte for the tail.
+  const auto reference = [](const char* p, size_t n, uint64_t seed) {
+    constexpr uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
+    uint64_t h = seed ^ monitor::mix64(n ^ k0, k1);
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      h = monitor::mix64(h ^ w, k1);
+    }
+    if (n > 0) {
+      uint64_t w = 0;
+      for (size_t i = 0; i < n; ++i) w |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+      h = monitor::mix64(h ^ w ^ (uint64_t{n} << 56), k0);
+    }
+    return h;
+  };
+  std::string bytes(80, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 37 + 11);
+  for (size_t offset = 0; offset < 8; ++offset) {
+    for (size_t n = 0; n + offset <= bytes.size(); ++n) {
+      INFO("offset " << offset << ", length " << n);
+      REQUIRE(monitor::hash_bytes(bytes.data() + offset, n, 42) == reference(bytes.data() + offset, n, 42));
+    }
+  }
 }
