@@ -57,7 +57,8 @@ class Agent {
  private:
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
-  size_t poll_once();
+  size_t poll_once();  // how many slots and datagrams it took in
+  size_t ring_work_ = 0;  // of which ring slots, at the last poll_once()
   void flush_due(int64_t up_to_second, bool keep_draining = true);
   // The last second that may be written out now: late window behind the
   // clock, and before the oldest report still in the ring.

@@ -13,7 +13,7 @@ DatagramPump::DatagramPump(SocketReceiver receiver, size_t batches) : receiver_(
   if (event_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
   for (size_t i = 0; i < batches; ++i) {
     batches_.push_back(std::make_unique<Batch>());
-    batches_.back()->datagrams.reserve(SocketReceiver::kBatch);
+    batches_.back()->datagrams.reserve(kMaxDatagrams);
     free_.push_back(batches_.back().get());
   }
   thread_ = std::thread([this] { run(); });
@@ -47,15 +47,24 @@ void DatagramPump::run() {
     }
     batch->bytes.clear();
     batch->datagrams.clear();
-    pollfd pfd{receiver_.fd(), POLLIN, 0};
     size_t got = 0;
+    pollfd pfd{receiver_.fd(), POLLIN, 0};
     if (::poll(&pfd, 1, 100) > 0) {
       batch->received_ns = realtime_ns();
-      got = receiver_.receive([&](std::string_view bytes, bool truncated) {
-        const auto offset = static_cast<uint32_t>(batch->bytes.size());
-        batch->bytes.insert(batch->bytes.end(), bytes.begin(), bytes.end());
-        batch->datagrams.push_back(Datagram{offset, static_cast<uint32_t>(bytes.size()), truncated});
-      });
+      // While the socket has more, the read goes on, up to a bound: fewer,
+      // fuller hand-overs, each a wake-up of the agent's thread.
+      while (true) {
+        const size_t n = receiver_.receive([&](std::string_view bytes, bool truncated) {
+          const auto offset = static_cast<uint32_t>(batch->bytes.size());
+          batch->bytes.insert(batch->bytes.end(), bytes.begin(), bytes.end());
+          batch->datagrams.push_back(Datagram{offset, static_cast<uint32_t>(bytes.size()), truncated});
+        });
+        got += n;
+        if (n < SocketReceiver::kBatch || batch->datagrams.size() >= kMaxDatagrams ||
+            batch->bytes.size() >= kMaxBytes) {
+          break;
+        }
+      }
     }
     {
       std::lock_guard lock(mutex_);

@@ -15,10 +15,10 @@
 namespace monitor::agent {
 
 /// Reads a datagram socket on a thread of its own, so the kernel's share of
-/// receiving (a system call and a copy per datagram, as much as parsing a
+/// receiving (a system call and a copy per datagram, more than parsing a
 /// datagram of short statsd lines) runs beside the agent's thread, which
 /// parses and aggregates what it hands over. At most `batches` reads of up to
-/// SocketReceiver::kBatch datagrams wait; past that the thread waits, the
+/// kMaxDatagrams datagrams wait; past that the thread waits, the
 /// socket's buffer fills, and the kernel drops and counts what does not fit,
 /// as it would for an agent that reads the socket itself.
 ///
@@ -77,6 +77,11 @@ class DatagramPump {
     std::vector<Datagram> datagrams;
     int64_t received_ns = 0;
   };
+  // A read goes on while the socket has more, until it holds this many
+  // datagrams or bytes (one more recvmmsg may pass the byte bound).
+  static constexpr size_t kMaxDatagrams = 4 * SocketReceiver::kBatch;
+  static constexpr size_t kMaxBytes = 256 * 1024;
+
   void run();
   void stop();
   Batch* take_ready();
