@@ -15,7 +15,10 @@ uint64_t AgentCounters::bad_lines_total() const noexcept {
 
 Ingest::Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
                int64_t default_server_id, const StatsdOptions& statsd)
-    : aggregator_(aggregator), names_(names), parser_(default_server_id, statsd) {
+    : aggregator_(aggregator),
+      names_(names),
+      parser_(default_server_id, statsd),
+      zero_then_delta_(statsd.signed_gauge_is_delta) {
   set_ring_names(ring_names);
 }
 
@@ -67,13 +70,13 @@ size_t Ingest::SeriesKeyHash::operator()(const SeriesKey& k) const noexcept {
   return mix64(uint64_t{k.name_id} ^ 0x9E3779B97F4A7C15ULL, static_cast<uint64_t>(k.server_id) ^ 0xD6E8FEB86659FD93ULL);
 }
 
-std::optional<int64_t> Ingest::gauge_value(uint32_t id, const ParsedLine& line) {
-  const SeriesKey key{id, line.server_id};
+std::optional<int64_t> Ingest::gauge_value(uint32_t id, int64_t server_id, int64_t value, bool delta) {
+  const SeriesKey key{id, server_id};
   auto it = gauges_.find(key);
   if (it == gauges_.end()) {
     if (gauges_.size() >= kMaxGauges) {
       // An absolute value needs no memory; a delta on a gauge we cannot remember would be wrong.
-      if (line.kind != LineKind::kGaugeDelta) return line.value;
+      if (!delta) return value;
       ++counters_.gauges_over_limit;
       uint64_t suppressed = 0;
       if (limit_log_.allow(realtime_ns(), suppressed)) {
@@ -85,12 +88,26 @@ std::optional<int64_t> Ingest::gauge_value(uint32_t id, const ParsedLine& line) 
     }
     it = gauges_.emplace(key, 0).first;  // statsd: a delta to an unseen gauge starts from 0
   }
-  if (line.kind == LineKind::kGaugeDelta) {
-    it->second = static_cast<int64_t>(static_cast<uint64_t>(it->second) + static_cast<uint64_t>(line.value));
+  if (delta) {
+    it->second = static_cast<int64_t>(static_cast<uint64_t>(it->second) + static_cast<uint64_t>(value));
   } else {
-    it->second = line.value;
+    it->second = value;
   }
   return it->second;
+}
+
+void Ingest::add_gauge(uint32_t id, int64_t server_id, int64_t value, bool delta, uint32_t ops, int64_t time_ns) {
+  const auto gauge = gauge_value(id, server_id, value, delta);
+  if (!gauge) return;
+  last_name_ = id;
+  count(aggregator_.add(id, server_id, *gauge, ops, time_ns, now_s_));
+}
+
+void Ingest::flush_held_zero() {
+  if (!held_zero_) return;
+  const HeldZero z = *held_zero_;
+  held_zero_.reset();
+  add_gauge(z.id, z.server_id, 0, false, z.ops, z.time_ns);
 }
 
 bool Ingest::first_in_second(uint32_t id, const ParsedLine& line, int64_t time_ns) {
@@ -122,6 +139,7 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   ParsedLine& parsed = parsed_;  // a member: constructing one per line cost a `rep stos`
   const LineError error = parser_.parse(line, readable, parsed);
   if (error != LineError::kOk) {
+    flush_held_zero();
     ++counters_.bad_lines[static_cast<size_t>(error)];
     uint64_t suppressed = 0;
     if (bad_line_log_.allow(realtime_ns(), suppressed)) {
@@ -133,6 +151,7 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     return;
   }
   if (parsed.kind == LineKind::kEvent || parsed.kind == LineKind::kServiceCheck) {
+    flush_held_zero();
     ++(parsed.kind == LineKind::kEvent ? counters_.statsd_events : counters_.statsd_service_checks);
     return;
   }
@@ -144,6 +163,7 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     if (parsed.name_id_cache != nullptr) *parsed.name_id_cache = id;
   }
   if (id == 0) {
+    flush_held_zero();
     uint64_t suppressed = 0;
     if (names_full_log_.allow(realtime_ns(), suppressed)) {
       spdlog::warn("dropped a line of {} {}: the agent holds max_names ({}) names already ({} refused so far, "
@@ -152,18 +172,32 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     }
     return;
   }
-  last_name_ = id;
-  int64_t value = parsed.value;
+  const uint32_t ops = Aggregator::with_rate(parsed.ops, parsed.rate_ppm);
+  if (held_zero_) {
+    const HeldZero& z = *held_zero_;
+    if (parsed.kind == LineKind::kGaugeDelta && parsed.value < 0 && z.id == id && z.server_id == parsed.server_id &&
+        z.time_ns == time_ns) {
+      // "0|g" then "-7|g": statsd's only way to set a negative gauge (what
+      // python-statsd sends for gauge(-7)), so one value, -7, not 0 then -7.
+      held_zero_.reset();
+      add_gauge(id, parsed.server_id, parsed.value, false, ops, time_ns);
+      return;
+    }
+    flush_held_zero();
+  }
   if (parsed.kind == LineKind::kGauge || parsed.kind == LineKind::kGaugeDelta) {
     // Gauges remember their value, so "+3|g" lands on the last one set.
-    const auto gauge = gauge_value(id, parsed);
-    if (!gauge) return;
-    value = *gauge;
-  } else if (parsed.kind == LineKind::kSetMember && !first_in_second(id, parsed, time_ns)) {
+    const bool delta = parsed.kind == LineKind::kGaugeDelta;
+    if (!delta && parsed.value == 0 && zero_then_delta_) {
+      held_zero_ = HeldZero{id, parsed.server_id, ops, time_ns};  // until the next line says what it is
+      return;
+    }
+    add_gauge(id, parsed.server_id, parsed.value, delta, ops, time_ns);
     return;
   }
-  count(aggregator_.add(id, parsed.server_id, value, Aggregator::with_rate(parsed.ops, parsed.rate_ppm), time_ns,
-                        now_s_));
+  if (parsed.kind == LineKind::kSetMember && !first_in_second(id, parsed, time_ns)) return;
+  last_name_ = id;
+  count(aggregator_.add(id, parsed.server_id, parsed.value, ops, time_ns, now_s_));
 }
 
 void Ingest::on_datagram(std::string_view bytes, bool truncated, int64_t received_ns) {
@@ -175,6 +209,7 @@ void Ingest::on_datagram(std::string_view bytes, bool truncated, int64_t receive
     bytes = last_newline == std::string_view::npos ? std::string_view{} : bytes.substr(0, last_newline);
   }
   for_each_line(bytes, [&](std::string_view line, size_t readable) { on_line(line, readable, received_ns); });
+  flush_held_zero();  // a pair is two lines of one datagram
 }
 
 }  // namespace monitor::agent

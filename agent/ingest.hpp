@@ -113,7 +113,10 @@ class Ingest {
  private:
   void on_line(std::string_view line, size_t readable, int64_t received_ns);
   // The value a gauge line sets, or nullopt when a delta finds no room to be remembered.
-  std::optional<int64_t> gauge_value(uint32_t id, const ParsedLine& line);
+  std::optional<int64_t> gauge_value(uint32_t id, int64_t server_id, int64_t value, bool delta);
+  void add_gauge(uint32_t id, int64_t server_id, int64_t value, bool delta, uint32_t ops, int64_t time_ns);
+  // Adds the held "0|g" as what it is: a gauge set to 0.
+  void flush_held_zero();
   // True the first time the member is seen in its series and second.
   bool first_in_second(uint32_t id, const ParsedLine& line, int64_t time_ns);
   uint32_t resolve_ring_id(uint32_t ring_id);
@@ -150,6 +153,16 @@ class Ingest {
     size_t operator()(const SeriesKey& k) const noexcept;
   };
   std::unordered_map<SeriesKey, int64_t, SeriesKeyHash> gauges_;
+  // A gauge set to 0, held for one line: with a delta of the same series
+  // after it, in the same datagram, the two are one value (docs/socket.md).
+  struct HeldZero {
+    uint32_t id;
+    int64_t server_id;
+    uint32_t ops;
+    int64_t time_ns;
+  };
+  std::optional<HeldZero> held_zero_;
+  const bool zero_then_delta_;  // statsd's gauge rule, where "-7|g" is a delta
   std::map<int64_t, std::unordered_set<uint64_t>> set_members_;  // by second: members' keys seen
   size_t set_member_count_ = 0;
   LogThrottle limit_log_;

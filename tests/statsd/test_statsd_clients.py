@@ -98,8 +98,10 @@ class Relay:
             self.connections_done += 1
 
     def lines(self):
+        """(second, line, payload) for every line sent; payload numbers the
+        datagram or stream read it came in (across relays: id of the relay)."""
         with self.lock:
-            return [(second, line) for second, data in self.payloads
+            return [(second, line, (id(self), n)) for n, (second, data) in enumerate(self.payloads)
                     for line in data.decode().split("\n") if line]
 
     def close(self):
@@ -157,7 +159,7 @@ def expected_from(lines, config, server_id):
     def extreme(key, value, pick):
         out[key] = pick(out[key], value) if key in out else value
 
-    for second, line in lines:
+    for i, (second, line, payload) in enumerate(lines):
         if line.startswith("_e{"):
             events += 1
             continue
@@ -187,7 +189,17 @@ def expected_from(lines, config, server_id):
         elif kind == "g":
             v = round(float(value))
             state = gauges.get((service, attr, server), 0)
-            state = state + v if delta_gauges and value[0] in "+-" else v
+            delta = delta_gauges and value[0] in "+-"
+            if delta_gauges and not delta and v == 0 and i + 1 < len(lines) and lines[i + 1][2] == payload:
+                # "0|g" then "-7|g" in one datagram is one value, -7 (docs/socket.md)
+                nxt = lines[i + 1][1]
+                if nxt.startswith(name + ":-") and nxt.split("|")[1:] == line.split("|")[1:]:
+                    continue
+            state = state + v if delta else v
+            if delta and v < 0 and i > 0 and lines[i - 1][2] == payload and \
+                    lines[i - 1][1].split("|")[1:] == line.split("|")[1:] and \
+                    lines[i - 1][1].startswith(name + ":0|"):
+                state = v  # the pair above: a negative value set
             gauges[(service, attr, server)] = state
             out[key("LAST")] = state
             extreme(key("MAX"), state, max)

@@ -200,6 +200,47 @@ TEST_CASE("gauges keep their last value and take +/- deltas, and negative values
   CHECK(d.get("Svc.A Queue.Depth 5 2").stats.max == 10);
 }
 
+TEST_CASE("a gauge set to 0 and then a negative delta in one datagram is one negative value", "[statsd]") {
+  // statsd cannot set a gauge below zero in one line; python-statsd's
+  // gauge(-7) sends "0|g" then "-7|g" together. Read line by line, the
+  // second's MAX would be 0, a value the service never had.
+  Harness h;
+  h.send("svc.a.temp.c:0|g\nsvc.a.temp.c:-7|g\n");
+  CHECK(h.get("Svc.A Temp.C 5 2").stats.max == -7);
+  CHECK(h.get("Svc.A Temp.C 5 4").stats.min == -7);
+  CHECK(h.get("Svc.A Temp.C 5 32").stats.last == -7);
+  CHECK(h.get("Svc.A Temp.C 5 2").stats.count == 1);
+
+  // Anything else after the 0 leaves it a 0: another series, a positive
+  // delta, a bad line, the datagram's end; and the gauge goes on from there.
+  Harness o;
+  o.send("svc.a.a.g:0|g\nsvc.a.b.g:-1|g\nsvc.a.a.g:-2|g\n");  // not adjacent
+  o.send("svc.a.c.g:0|g\nsvc.a.c.g:+4|g\n");
+  o.send("svc.a.d.g:0|g\nnonsense\nsvc.a.d.g:-4|g\n");
+  o.send("svc.a.e.g:0|g\n");
+  o.send("svc.a.e.g:-6|g\n");  // the next datagram
+  o.send("svc.a.f.g:0|g\nsvc.a.f.g:-3|g|#server:9\n");  // another server
+  CHECK(o.get("Svc.A A.G 5 2").stats.max == 0);
+  CHECK(o.get("Svc.A A.G 5 32").stats.last == -2);
+  CHECK(o.get("Svc.A C.G 5 4").stats.min == 0);
+  CHECK(o.get("Svc.A C.G 5 32").stats.last == 4);
+  CHECK(o.get("Svc.A D.G 5 2").stats.max == 0);
+  CHECK(o.get("Svc.A D.G 5 32").stats.last == -4);
+  CHECK(o.get("Svc.A E.G 5 2").stats.max == 0);
+  CHECK(o.get("Svc.A E.G 5 32").stats.last == -6);
+  CHECK(o.get("Svc.A F.G 5 2").stats.max == 0);
+  CHECK(o.get("Svc.A F.G 9 32").stats.last == -3);
+  CHECK(o.ingest.counters().socket_lines == 11);
+
+  // With DogStatsD's rule "-7|g" is a value, so there is no pair to make.
+  StatsdOptions dogstatsd;
+  dogstatsd.signed_gauge_is_delta = false;
+  Harness d(dogstatsd);
+  d.send("svc.a.temp.c:0|g\nsvc.a.temp.c:-7|g\n");
+  CHECK(d.get("Svc.A Temp.C 5 2").stats.max == 0);
+  CHECK(d.get("Svc.A Temp.C 5 4").stats.min == -7);
+}
+
 TEST_CASE("sets count distinct members per second and series", "[statsd]") {
   Harness h;
   h.send("svc.a.users.seen:alice|s\nsvc.a.users.seen:bob|s\nsvc.a.users.seen:alice|s|@0.5\n"
