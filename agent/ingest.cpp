@@ -188,16 +188,20 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   if (parsed.kind == LineKind::kGauge || parsed.kind == LineKind::kGaugeDelta) {
     // Gauges remember their value, so "+3|g" lands on the last one set.
     const bool delta = parsed.kind == LineKind::kGaugeDelta;
-    if (!delta && parsed.value == 0 && zero_then_delta_) {
+    if (!delta && parsed.value == 0 && zero_then_delta_ && parsed.packed_values.empty()) {
       held_zero_ = HeldZero{id, parsed.server_id, ops, time_ns};  // until the next line says what it is
       return;
     }
     add_gauge(id, parsed.server_id, parsed.value, delta, ops, time_ns);
+    for (const PackedValue& v : parsed.packed_values) add_gauge(id, parsed.server_id, v.value, v.gauge_delta, ops, time_ns);
     return;
   }
   if (parsed.kind == LineKind::kSetMember && !first_in_second(id, parsed, time_ns)) return;
   last_name_ = id;
   count(aggregator_.add(id, parsed.server_id, parsed.value, ops, time_ns, now_s_));
+  for (const PackedValue& v : parsed.packed_values) {
+    count(aggregator_.add(id, parsed.server_id, v.value, ops, time_ns, now_s_));
+  }
 }
 
 void Ingest::on_datagram(std::string_view bytes, bool truncated, int64_t received_ns) {

@@ -351,7 +351,7 @@ LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& sep
   if (value_end + 1 >= line.size()) return LineError::kBadFormat;  // no type
   const size_t type_end = pipes.next(value_end + 1);
   const std::string_view name = line.substr(0, colon);
-  const std::string_view value_text = line.substr(colon + 1, value_end - colon - 1);
+  std::string_view value_text = line.substr(colon + 1, value_end - colon - 1);
   const std::string_view type = line.substr(value_end + 1, type_end - value_end - 1);
 
   double rate = 1.0;
@@ -380,11 +380,30 @@ LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& sep
     return LineError::kBadType;
   }
   if (out.kind == LineKind::kSetMember) {
+    // A member is any text, ':' included: sets are never packed.
     if (value_text.empty()) return LineError::kBadNumber;
     out.member_hash = hash_bytes(value_text.data(), value_text.size(), 0x5E75E75E75E75E7ULL);
     out.value = 1;
-  } else if (!parse_number(value_text, out.value)) {
-    return LineError::kBadNumber;
+  } else {
+    const size_t packed = value_text.find(':');
+    if (packed != std::string_view::npos) {
+      // DogStatsD 1.1 packs values of one name: "name:1:2:3|d". Each is
+      // checked now, so a line is taken whole or refused whole.
+      packed_.clear();
+      std::string_view rest = value_text.substr(packed + 1);
+      value_text = value_text.substr(0, packed);
+      for (size_t start = 0;;) {
+        const size_t end = std::min(rest.find(':', start), rest.size());
+        const std::string_view text = rest.substr(start, end - start);
+        PackedValue v{0, options_.signed_gauge_is_delta && !text.empty() && (text[0] == '+' || text[0] == '-')};
+        if (!parse_number(text, v.value)) return LineError::kBadNumber;
+        packed_.push_back(v);
+        if (end == rest.size()) break;
+        start = end + 1;
+      }
+      out.packed_values = packed_;
+    }
+    if (!parse_number(value_text, out.value)) return LineError::kBadNumber;
   }
   if (sampled_type && rate < 1.0) {
     // Millionths: rates of up to six decimals, as clients write them, are exact.

@@ -40,6 +40,12 @@ struct StatsdOptions {
 /// left or it does not fit.
 size_t statsd_name_transform(std::string_view text, std::string_view prefix, char* out, size_t room) noexcept;
 
+/// One more value of a packed DogStatsD line ("name:1:2:3|d").
+struct PackedValue {
+  int64_t value;
+  bool gauge_delta;  // a gauge's "+N"/"-N" under statsd's rule
+};
+
 /// Where a statsd line's separators are, as LineParser's vector scan found
 /// them: the first ':' and the first kMaxPipes '|' (offsets in the line).
 struct StatsdSeparators {
@@ -89,6 +95,7 @@ class StatsdParser {
 
   const StatsdOptions options_;
   std::vector<CompiledRule> rules_;
+  std::vector<PackedValue> packed_;  // the last line's, at most one per two bytes of it
   char service_buf_[64];
   char attr_buf_[64];
   char scratch_[256];

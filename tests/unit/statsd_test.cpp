@@ -241,6 +241,24 @@ TEST_CASE("a gauge set to 0 and then a negative delta in one datagram is one neg
   CHECK(d.get("Svc.A Temp.C 5 4").stats.min == -7);
 }
 
+TEST_CASE("packed DogStatsD values are each a report, and a line with one bad value is refused whole", "[statsd]") {
+  Harness h;
+  h.send("svc.a.lat.ms:1:2:3|d\nsvc.a.hits.n:1:2|c|@0.5\nsvc.a.depth.g:5:+2:-10|g\nsvc.a.users.s:a:b|s\n"
+         "svc.a.bad.v:1:x|d\nsvc.a.bad.v:1:|d\nsvc.a.bad.v::1|d\nsvc.a.bad.v:1::2|d\n");
+  CHECK(h.get("Svc.A Lat.Ms 5 64").stats.count == 3);
+  CHECK(h.get("Svc.A Lat.Ms 5 2").stats.max == 3);
+  CHECK(h.get("Svc.A Lat.Ms 5 4").stats.min == 1);
+  CHECK(h.get("Svc.A Lat.Ms 5 128").hist_total == 3);
+  CHECK(h.get("Svc.A Hits.N 5 1").stats.sum == 6);  // (1 + 2) / 0.5
+  CHECK(h.get("Svc.A Hits.N 5 64").stats.count == 4);
+  CHECK(h.get("Svc.A Depth.G 5 32").stats.last == -3);  // 5, then +2, then -10
+  CHECK(h.get("Svc.A Depth.G 5 2").stats.max == 7);
+  CHECK(h.get("Svc.A Depth.G 5 4").stats.min == -3);
+  CHECK(h.get("Svc.A Users.S 5 1").stats.sum == 1);  // a set's member may hold ':'
+  CHECK(h.ingest.counters().bad_lines[static_cast<size_t>(LineError::kBadNumber)] == 4);
+  CHECK(h.sink.out.count("Svc.A Bad.V 5 64") == 0);
+}
+
 TEST_CASE("sets count distinct members per second and series", "[statsd]") {
   Harness h;
   h.send("svc.a.users.seen:alice|s\nsvc.a.users.seen:bob|s\nsvc.a.users.seen:alice|s|@0.5\n"
