@@ -59,6 +59,32 @@ bool short_bytes_equal(const char* a, const char* b, size_t n) noexcept {
   return true;
 }
 
+// The name cache's hash: one multiply for a name of up to 16 bytes (two
+// loads that may overlap), where hash_bytes chains three; it need not be
+// stable across processes, only within this one.
+uint64_t cache_hash(std::string_view name, std::string_view tag) noexcept {
+  constexpr uint64_t k0 = 0x9E3779B97F4A7C15ULL, k1 = 0xC2B2AE3D27D4EB4FULL;
+  const char* p = name.data();
+  const size_t n = name.size();
+  uint64_t a, b;
+  if (n >= 8 && n <= 16) {
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    a = lo;
+    b = hi;
+  } else {
+    a = hash_bytes(p, n, k0);  // longer (or under 4 bytes): the general hash
+    b = 0;
+  }
+  uint64_t h = mix64(a ^ k0 ^ (uint64_t{n} << 56), b ^ k1);
+  if (!tag.empty()) h = hash_bytes(tag.data(), tag.size(), h);
+  return h;
+}
+
 // Matches one segment against a pattern with at most one '*'; the part the
 // star matched goes to `capture`.
 bool match_segment(std::string_view pattern, std::string_view segment, std::string_view& capture) noexcept {
@@ -261,8 +287,7 @@ LineError StatsdParser::map_names_cached(std::string_view name, std::string_view
                                         ParsedLine& out) noexcept {
   if (name.size() + service_tag.size() > sizeof(CachedName::key)) return map_names(name, service_tag, out);
   // Hashed and compared in place: a copy of the key cost as much as the lookup.
-  uint64_t hash = hash_bytes(name.data(), name.size(), 0xC0FFEE);
-  if (!service_tag.empty()) hash = hash_bytes(service_tag.data(), service_tag.size(), hash);
+  const uint64_t hash = cache_hash(name, service_tag);
   CachedName& entry = cache_[hash & (kCachedNames - 1)];
   if (entry.hash == hash && entry.name_len == name.size() && entry.tag_len == service_tag.size() &&
       short_bytes_equal(entry.key, name.data(), name.size()) &&
