@@ -104,18 +104,29 @@ void Aggregator::settle_sampled(SecondTable& t) {
 }
 
 Aggregator::AddResult Aggregator::add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
-                                      int64_t time_ns, int64_t now_s) {
+                                      int64_t time_ns, int64_t now_s, CellHint* hint) {
   const int64_t second = second_of_ns(time_ns);
   if (second <= watermark_) return AddResult::kLate;
   if (second > now_s + options_.future_window_s) return AddResult::kFuture;
   SecondTable* t = cached_table_for(second);
   if (t == nullptr) return AddResult::kFuture;
-  return place(*t, Input{name_id, ops, server_id, value, time_ns}) ? AddResult::kAccepted : AddResult::kOverLimit;
+  return place(*t, Input{name_id, ops, server_id, value, time_ns}, hint) ? AddResult::kAccepted
+                                                                         : AddResult::kOverLimit;
 }
 
-bool Aggregator::place(SecondTable& t, const Input& in) {
-  Cell* cell = find_or_insert(t, in.name_id, in.server_id, in.ops & kOpBits);
-  if (cell == nullptr) return false;
+bool Aggregator::place(SecondTable& t, const Input& in, CellHint* hint) {
+  const uint32_t ops = in.ops & kOpBits;
+  Cell* cell = nullptr;
+  if (hint != nullptr && hint->table == &t && hint->cell != 0 && hint->cell <= t.cells.size()) {
+    // A cell is unique per series in its table, so a match is the series' cell.
+    Cell& c = t.cells[hint->cell - 1];
+    if (c.name_id == in.name_id && c.server_id == in.server_id && c.ops == ops) cell = &c;
+  }
+  if (cell == nullptr) {
+    cell = find_or_insert(t, in.name_id, in.server_id, ops);
+    if (cell == nullptr) return false;
+    if (hint != nullptr) *hint = CellHint{&t, static_cast<uint32_t>(cell - t.cells.data()) + 1};
+  }
   update(t, *cell, in.value, in.ops, in.time_ns);
   if (journal_ != nullptr) journal_->add(in);
   return true;

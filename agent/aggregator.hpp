@@ -83,8 +83,16 @@ class Aggregator {
   /// False when no table is free for its second.
   bool add_recovered(const Input& input);
 
+  /// Where a series' cell was last found, for add() to look first: a statsd
+  /// name comes line after line, and a hit skips the hash lookup. Checked
+  /// before use, so any hint is safe.
+  struct CellHint {
+    const void* table = nullptr;
+    uint32_t cell = 0;  // 1-based; 0: none
+  };
+
   AddResult add(uint32_t name_id, int64_t server_id, int64_t value, uint32_t ops,
-                int64_t time_ns, int64_t now_s);
+                int64_t time_ns, int64_t now_s, CellHint* hint = nullptr);
 
   /// As add() for up to kMaxBatch reports, in order. Faster: it prefetches
   /// the hash slots and cells of the whole batch before touching any, so the
@@ -143,7 +151,7 @@ class Aggregator {
   void settle_sampled(SecondTable& t);
   // Merges the report into its cell of `t` and journals it; false when the
   // cell would be new and its service is at the series limit.
-  bool place(SecondTable& t, const Input& in);
+  bool place(SecondTable& t, const Input& in, CellHint* hint = nullptr);
   // Null when the cell would be new and its service is at the series limit.
   Cell* find_or_insert(SecondTable& t, uint32_t name_id, int64_t server_id, uint32_t ops);
   void grow(SecondTable& t);

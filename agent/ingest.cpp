@@ -198,9 +198,9 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   }
   if (parsed.kind == LineKind::kSetMember && !first_in_second(id, parsed, time_ns)) return;
   last_name_ = id;
-  count(aggregator_.add(id, parsed.server_id, parsed.value, ops, time_ns, now_s_));
+  count(aggregator_.add(id, parsed.server_id, parsed.value, ops, time_ns, now_s_, parsed.cell_hint));
   for (const PackedValue& v : parsed.packed_values) {
-    count(aggregator_.add(id, parsed.server_id, v.value, ops, time_ns, now_s_));
+    count(aggregator_.add(id, parsed.server_id, v.value, ops, time_ns, now_s_, parsed.cell_hint));
   }
 }
 

@@ -179,6 +179,7 @@ LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& 
   out.kind = LineKind::kReport;
   out.member_hash = 0;
   out.name_id_cache = nullptr;
+  out.cell_hint = nullptr;
   out.packed_values = {};
   const size_t first_colon = statsd.colon;
   if ((first_colon != std::string_view::npos && (space_count == 0 || first_colon < spaces[0])) || line[0] == '_') {

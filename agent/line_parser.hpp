@@ -52,6 +52,7 @@ struct ParsedLine {
   // statsd: where the agent may keep the name's id for the next line of the
   // same name (0 until it does); null for native lines.
   uint32_t* name_id_cache = nullptr;
+  Aggregator::CellHint* cell_hint = nullptr;  // statsd: where the name's last report went
   // DogStatsD 1.1 "name:1:2:3|d": the values after the first, in order.
   std::span<const PackedValue> packed_values;
 };

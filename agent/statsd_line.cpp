@@ -295,6 +295,7 @@ LineError StatsdParser::map_names_cached(std::string_view name, std::string_view
     out.service = {entry.service, entry.service_len};
     out.attr = {entry.attr, entry.attr_len};
     out.name_id_cache = &entry.name_id;
+    out.cell_hint = &entry.cell_hint;
     return LineError::kOk;
   }
   const LineError error = map_names(name, service_tag, out);
@@ -309,9 +310,11 @@ LineError StatsdParser::map_names_cached(std::string_view name, std::string_view
   std::memcpy(entry.service, out.service.data(), out.service.size());
   std::memcpy(entry.attr, out.attr.data(), out.attr.size());
   entry.name_id = 0;
+  entry.cell_hint = {};
   out.service = {entry.service, entry.service_len};
   out.attr = {entry.attr, entry.attr_len};
   out.name_id_cache = &entry.name_id;
+  out.cell_hint = &entry.cell_hint;
   return LineError::kOk;
 }
 

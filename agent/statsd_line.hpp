@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/aggregator.hpp"
+
 namespace monitor::agent {
 
 enum class LineError;
@@ -80,6 +82,7 @@ class StatsdParser {
     uint8_t service_len = 0;
     uint8_t attr_len = 0;
     uint32_t name_id = 0;  // the agent's id, once Ingest has interned it
+    Aggregator::CellHint cell_hint;
     char key[96];
     char service[64];
     char attr[64];
