@@ -5,12 +5,13 @@
      UDP receive loop (recvmmsg, counting lines: bench/statsd_load sink) on
      the same load; for one line per datagram (python-statsd, an unbuffered
      datadog-go) and 25 lines per datagram (buffered clients). Goal >= 70 %.
-  2. the highest rate each daemon takes with < 0.1 % loss, same load (one
-     counter line per datagram, 100 names): monitor-agent beside netdata's
-     statsd and collectd's statsd plugin (Debian packages). Goal >= 2x
-     netdata and >= 5x collectd. Loss is what the kernel dropped at the
-     daemon's socket (/proc/net/udp), the same measure for all three, plus,
-     for the agent, lines sent but not counted.
+  2. the highest rate each daemon takes with < 0.1 % loss in two runs in a
+     row, same load (counter lines over 100 names, 25 and 1 per datagram):
+     monitor-agent beside netdata's statsd and collectd's statsd plugin
+     (Debian packages). Goal >= 2x netdata and >= 5x collectd. Loss is what
+     the kernel dropped at the daemon's socket (/proc/net/udp), the same
+     measure for all three; for the agent, a third run at the rate found
+     also shows the lines sent but not counted.
 
   bench/statsd_ingest_bench.py [BUILD_DIR]      (default build)
 
@@ -105,12 +106,23 @@ def loss_at(port, rate, lines_per_datagram, seconds=3):
     return (udp_drops(port) - before) / max(datagrams, 1), lines / seconds
 
 
+def lossless_twice(port, rate, lines_per_datagram):
+    """(loss, sent) at `rate`; a rate counts as lossless only when two runs in
+    a row lose < 0.1 % (one lucky run at the edge is not a figure)."""
+    loss, sent = loss_at(port, rate, lines_per_datagram)
+    if loss < 0.001:
+        again, sent_again = loss_at(port, rate, lines_per_datagram)
+        loss, sent = max(loss, again), min(sent, sent_again)
+    return loss, sent
+
+
 def max_lossless(port, start_rate, limit_rate, lines_per_datagram):
-    """The highest rate really sent (lines/s) with < 0.1 % loss: doubling the
-    asked rate, then bisecting; capped says the sender could go no faster."""
+    """The highest rate really sent (lines/s) with < 0.1 % loss in two runs in
+    a row: doubling the asked rate, then bisecting; capped says the sender
+    could go no faster."""
     good, good_sent, bad, rate = 0, 0.0, None, start_rate
     while rate <= limit_rate:
-        loss, sent = loss_at(port, rate, lines_per_datagram)
+        loss, sent = lossless_twice(port, rate, lines_per_datagram)
         if loss >= 0.001:
             bad = rate
             break
@@ -121,7 +133,7 @@ def max_lossless(port, start_rate, limit_rate, lines_per_datagram):
         return good_sent, True
     for _ in range(4):
         mid = (good + bad) / 2
-        loss, sent = loss_at(port, mid, lines_per_datagram)
+        loss, sent = lossless_twice(port, mid, lines_per_datagram)
         if loss < 0.001:
             good, good_sent = mid, sent
         else:
@@ -237,7 +249,8 @@ try:
         agent_key = ("agent", lines_per_datagram)
         got, sent = counted[lines_per_datagram]
         print(f"  2. highest rate with < 0.1 % loss, {lines_per_datagram} counter line(s) per datagram")
-        print(f"     monitor-agent   {shown(agent_key)}   at that rate it counted {got} of {sent} lines")
+        print(f"     monitor-agent   {shown(agent_key)}   a third run at that rate: it counted {got} of {sent} "
+              f"lines ({100 * (sent - got) / max(sent, 1):.3f} % lost)")
         for name, goal in (("netdata", 2), ("collectd", 5)):
             key = (name, lines_per_datagram)
             print(f"     {name + ' statsd':16s}{shown(key)}   agent/{name} "
