@@ -136,7 +136,14 @@ LineError LineParser::parse(std::string_view line, ParsedLine& out) noexcept {
 }
 
 LineError LineParser::parse(std::string_view line, size_t readable, ParsedLine& out) noexcept {
-  if (line.size() > kMaxLineBytes) return LineError::kTooLong;
+  if (line.size() > kMaxLineBytes) {
+    // An event's free text may be long, and it is only counted: no limit
+    // but the datagram's.
+    if (!line.starts_with("_e{")) return LineError::kTooLong;
+    out = ParsedLine{};
+    out.kind = LineKind::kEvent;
+    return check_event(line);
+  }
   if (line.empty()) return LineError::kBadFormat;
   // One vector pass finds the separators and rejects control bytes. A native
   // line needs the first 6 spaces; a statsd line has ':' in its first token (a

@@ -150,6 +150,11 @@ class StatsdParser::PipeCursor {
   size_t k_ = 0;
 };
 
+LineError check_event(std::string_view line) noexcept {
+  return line.find('}') != std::string_view::npos && line.find(':') != std::string_view::npos ? LineError::kOk
+                                                                                               : LineError::kBadFormat;
+}
+
 size_t statsd_name_transform(std::string_view text, std::string_view prefix, char* out, size_t room) noexcept {
   size_t n = 0;
   size_t segments = 0;
@@ -361,9 +366,7 @@ LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& sep
   if (line[0] == '_') {
     if (line.starts_with("_e{")) {
       out.kind = LineKind::kEvent;
-      return line.find('}') != std::string_view::npos && separators.colon != std::string_view::npos
-                 ? LineError::kOk
-                 : LineError::kBadFormat;
+      return check_event(line);
     }
     if (line.starts_with("_sc|")) {
       out.kind = LineKind::kServiceCheck;

@@ -48,6 +48,10 @@ struct PackedValue {
   bool gauge_delta;  // a gauge's "+N"/"-N" under statsd's rule
 };
 
+/// A DogStatsD event ("_e{title_len,text_len}:title|text|..."): kOk when it
+/// has its header, else kBadFormat. Events are counted, never reports.
+LineError check_event(std::string_view line) noexcept;
+
 /// Where a statsd line's separators are, as LineParser's vector scan found
 /// them: the first ':' and the first kMaxPipes '|' (offsets in the line).
 struct StatsdSeparators {

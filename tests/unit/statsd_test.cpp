@@ -140,6 +140,16 @@ TEST_CASE("the service comes from a rule, else the service: tag, else the defaul
   CHECK_THROWS_WITH(bad.validate(), Catch::Contains("not a valid service name"));
 }
 
+TEST_CASE("a DogStatsD event longer than a line's limit is still an event, and a long report is too long", "[statsd]") {
+  Harness h;
+  const std::string text(3000, 'x');
+  h.send("_e{5," + std::to_string(text.size()) + "}:title|" + text + "|#service:svc.one\n" +
+         "svc.a.b.c:1|c|#" + std::string(1100, 't') + "\n" + "_e{5,3000}" + text + "\n");
+  CHECK(h.ingest.counters().statsd_events == 1);
+  CHECK(h.ingest.counters().bad_lines[static_cast<size_t>(LineError::kTooLong)] == 1);
+  CHECK(h.ingest.counters().bad_lines[static_cast<size_t>(LineError::kBadFormat)] == 1);  // no ':' after the header
+}
+
 TEST_CASE("DogStatsD fields the agent does not use are skipped, and events and service checks are counted", "[statsd]") {
   Harness h;
   h.send("a.b.c.d:2|c|c:83c0a99c0a5|e:it-false,cn-x|card:high|x:whatever|#service:svc.one\n"
