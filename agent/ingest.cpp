@@ -193,7 +193,9 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
       return;
     }
     add_gauge(id, parsed.server_id, parsed.value, delta, ops, time_ns);
-    for (const PackedValue& v : parsed.packed_values) add_gauge(id, parsed.server_id, v.value, v.gauge_delta, ops, time_ns);
+    for (const PackedValue& v : parsed.packed_values) {
+      add_gauge(id, parsed.server_id, v.value, v.gauge_delta, ops, time_ns);
+    }
     return;
   }
   if (parsed.kind == LineKind::kSetMember && !first_in_second(id, parsed, time_ns)) return;
