@@ -443,6 +443,10 @@ void Exporter::run(Target& target) {
       }
       through = row.id;
       through_minute = row.minute;
+      // Nothing waits to be posted (the rows so far were dropped, or had no
+      // points): move past them now, so a target that is away does not
+      // keep a dropped minute in the backlog until it returns.
+      if (body.empty()) flush();
       if (lines >= options_.lines_per_post && !flush()) stopped = true;
     }
     if (stopped || !flush()) return;
