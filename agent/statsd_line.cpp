@@ -361,6 +361,10 @@ LineError StatsdParser::parse_fields(std::string_view line, PipeCursor& pipes, s
   return LineError::kOk;
 }
 
+bool StatsdParser::is_gauge_delta(std::string_view value) const noexcept {
+  return options_.signed_gauge_is_delta && !value.empty() && (value[0] == '+' || value[0] == '-');
+}
+
 LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& separators, ParsedLine& out) noexcept {
   // DogStatsD events and service checks: not reports, counted and skipped.
   if (line[0] == '_') {
@@ -399,8 +403,7 @@ LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& sep
   } else if (type.size() == 1 && t0 == 'g') {
     out.ops = MONITOR_OP_LAST | MONITOR_OP_MAX | MONITOR_OP_MIN;
     sampled_type = false;  // a gauge is a state, not a count: DogStatsD ignores its rate too
-    const bool signed_value = !value_text.empty() && (value_text[0] == '+' || value_text[0] == '-');
-    out.kind = options_.signed_gauge_is_delta && signed_value ? LineKind::kGaugeDelta : LineKind::kGauge;
+    out.kind = is_gauge_delta(value_text) ? LineKind::kGaugeDelta : LineKind::kGauge;
   } else if (type == "ms" || (type.size() == 1 && (t0 == 'h' || t0 == 'd'))) {
     out.ops = MONITOR_OP_HIST | MONITOR_OP_AVG | MONITOR_OP_MAX | MONITOR_OP_MIN | MONITOR_OP_COUNT;
   } else if (type.size() == 1 && t0 == 's') {
@@ -427,7 +430,7 @@ LineError StatsdParser::parse(std::string_view line, const StatsdSeparators& sep
       for (size_t start = 0;;) {
         const size_t end = std::min(rest.find(':', start), rest.size());
         const std::string_view text = rest.substr(start, end - start);
-        PackedValue v{0, options_.signed_gauge_is_delta && !text.empty() && (text[0] == '+' || text[0] == '-')};
+        PackedValue v{0, is_gauge_delta(text)};
         if (!parse_number(text, v.value)) return LineError::kBadNumber;
         packed_.push_back(v);
         if (end == rest.size()) break;

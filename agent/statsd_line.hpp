@@ -99,6 +99,8 @@ class StatsdParser {
   LineError map_names_cached(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
   LineError map_names(std::string_view name, std::string_view service_tag, ParsedLine& out) noexcept;
   bool apply_rule(const CompiledRule& rule, std::string_view name, ParsedLine& out) noexcept;
+  // A gauge value that changes the gauge ("+3", "-3") rather than sets it: statsd's rule, unless configured off.
+  bool is_gauge_delta(std::string_view value) const noexcept;
 
   const StatsdOptions options_;
   std::vector<CompiledRule> rules_;

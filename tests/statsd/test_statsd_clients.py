@@ -159,6 +159,18 @@ def expected_from(lines, config, server_id):
     def extreme(key, value, pick):
         out[key] = pick(out[key], value) if key in out else value
 
+    def negative_pair(j):
+        """Lines j and j+1, in one datagram: a gauge set to 0, then a negative
+        delta of the same series. They are one value (docs/socket.md)."""
+        if not delta_gauges or j < 0 or j + 1 >= len(lines) or lines[j][2] != lines[j + 1][2]:
+            return False
+        (head0, *rest0), (head1, *rest1) = lines[j][1].split("|"), lines[j + 1][1].split("|")
+        if ":" not in head0 or ":" not in head1 or rest0[:1] != ["g"] or rest0 != rest1:
+            return False
+        (name0, value0), (name1, value1) = head0.split(":", 1), head1.split(":", 1)
+        return (name0 == name1 and value0[:1] not in "+-" and round(float(value0)) == 0
+                and value1[:1] == "-" and round(float(value1)) < 0)
+
     for i, (second, line, payload) in enumerate(lines):
         if line.startswith("_e{"):
             events += 1
@@ -190,16 +202,9 @@ def expected_from(lines, config, server_id):
             v = round(float(value))
             state = gauges.get((service, attr, server), 0)
             delta = delta_gauges and value[0] in "+-"
-            if delta_gauges and not delta and v == 0 and i + 1 < len(lines) and lines[i + 1][2] == payload:
-                # "0|g" then "-7|g" in one datagram is one value, -7 (docs/socket.md)
-                nxt = lines[i + 1][1]
-                if nxt.startswith(name + ":-") and nxt.split("|")[1:] == line.split("|")[1:]:
-                    continue
-            state = state + v if delta else v
-            if delta and v < 0 and i > 0 and lines[i - 1][2] == payload and \
-                    lines[i - 1][1].split("|")[1:] == line.split("|")[1:] and \
-                    lines[i - 1][1].startswith(name + ":0|"):
-                state = v  # the pair above: a negative value set
+            if negative_pair(i):
+                continue  # the next line says what this 0 is
+            state = v if negative_pair(i - 1) or not delta else state + v
             gauges[(service, attr, server)] = state
             out[key("LAST")] = state
             extreme(key("MAX"), state, max)
