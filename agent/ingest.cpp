@@ -15,10 +15,7 @@ uint64_t AgentCounters::bad_lines_total() const noexcept {
 
 Ingest::Ingest(Aggregator& aggregator, NameRegistry& names, const ring::NameTable* ring_names,
                int64_t default_server_id, const StatsdOptions& statsd)
-    : aggregator_(aggregator),
-      names_(names),
-      parser_(default_server_id, statsd),
-      zero_then_delta_(statsd.signed_gauge_is_delta) {
+    : aggregator_(aggregator), names_(names), parser_(default_server_id, statsd) {
   set_ring_names(ring_names);
 }
 
@@ -138,8 +135,11 @@ bool Ingest::first_in_second(uint32_t id, const ParsedLine& line, int64_t time_n
 void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns) {
   ParsedLine& parsed = parsed_;  // a member: constructing one per line cost a `rep stos`
   const LineError error = parser_.parse(line, readable, parsed);
-  if (error != LineError::kOk) {
+  // A held "0|g" pairs only with a negative delta right after it; any other line lets it go now.
+  if (held_zero_ && (error != LineError::kOk || parsed.kind != LineKind::kGaugeDelta || parsed.value >= 0)) {
     flush_held_zero();
+  }
+  if (error != LineError::kOk) {
     ++counters_.bad_lines[static_cast<size_t>(error)];
     uint64_t suppressed = 0;
     if (bad_line_log_.allow(realtime_ns(), suppressed)) {
@@ -151,7 +151,6 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     return;
   }
   if (parsed.kind == LineKind::kEvent || parsed.kind == LineKind::kServiceCheck) {
-    flush_held_zero();
     ++(parsed.kind == LineKind::kEvent ? counters_.statsd_events : counters_.statsd_service_checks);
     return;
   }
@@ -163,7 +162,6 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     if (parsed.name_id_cache != nullptr) *parsed.name_id_cache = id;
   }
   if (id == 0) {
-    flush_held_zero();
     uint64_t suppressed = 0;
     if (names_full_log_.allow(realtime_ns(), suppressed)) {
       spdlog::warn("dropped a line of {} {}: the agent holds max_names ({}) names already ({} refused so far, "
@@ -173,22 +171,22 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
     return;
   }
   const uint32_t ops = Aggregator::with_rate(parsed.ops, parsed.rate_ppm);
+  bool sets_negative = false;
   if (held_zero_) {
     const HeldZero& z = *held_zero_;
-    if (parsed.kind == LineKind::kGaugeDelta && parsed.value < 0 && z.id == id && z.server_id == parsed.server_id &&
-        z.time_ns == time_ns) {
-      // "0|g" then "-7|g": statsd's only way to set a negative gauge (what
-      // python-statsd sends for gauge(-7)), so one value, -7, not 0 then -7.
+    // "0|g" then "-7|g": statsd's only way to set a negative gauge (what
+    // python-statsd sends for gauge(-7)), so one value, -7, not 0 then -7.
+    sets_negative = z.id == id && z.server_id == parsed.server_id && z.time_ns == time_ns;
+    if (sets_negative) {
       held_zero_.reset();
-      add_gauge(id, parsed.server_id, parsed.value, false, ops, time_ns);
-      return;
+    } else {
+      flush_held_zero();
     }
-    flush_held_zero();
   }
   if (parsed.kind == LineKind::kGauge || parsed.kind == LineKind::kGaugeDelta) {
     // Gauges remember their value, so "+3|g" lands on the last one set.
-    const bool delta = parsed.kind == LineKind::kGaugeDelta;
-    if (!delta && parsed.value == 0 && zero_then_delta_ && parsed.packed_values.empty()) {
+    const bool delta = parsed.kind == LineKind::kGaugeDelta && !sets_negative;
+    if (parsed.kind == LineKind::kGauge && parsed.value == 0 && parsed.packed_values.empty()) {
       held_zero_ = HeldZero{id, parsed.server_id, ops, time_ns};  // until the next line says what it is
       return;
     }

@@ -153,8 +153,10 @@ class Ingest {
     size_t operator()(const SeriesKey& k) const noexcept;
   };
   std::unordered_map<SeriesKey, int64_t, SeriesKeyHash> gauges_;
-  // A gauge set to 0, held for one line: with a delta of the same series
-  // after it, in the same datagram, the two are one value (docs/socket.md).
+  // A gauge set to 0, held for one line: with a negative delta of the same
+  // series after it, in the same datagram, the two are one value
+  // (docs/socket.md). Deltas exist only under statsd's gauge rule, so under
+  // DogStatsD's the next line always lets it go as a 0.
   struct HeldZero {
     uint32_t id;
     int64_t server_id;
@@ -162,7 +164,6 @@ class Ingest {
     int64_t time_ns;
   };
   std::optional<HeldZero> held_zero_;
-  const bool zero_then_delta_;  // statsd's gauge rule, where "-7|g" is a delta
   std::map<int64_t, std::unordered_set<uint64_t>> set_members_;  // by second: members' keys seen
   size_t set_member_count_ = 0;
   LogThrottle limit_log_;

@@ -221,6 +221,14 @@ TEST_CASE("a gauge set to 0 and then a negative delta in one datagram is one neg
   CHECK(h.get("Svc.A Temp.C 5 32").stats.last == -7);
   CHECK(h.get("Svc.A Temp.C 5 2").stats.count == 1);
 
+  // Packed values after the pair go on from the negative value set.
+  Harness p;
+  p.send("svc.a.p.g:0|g\nsvc.a.p.g:-3:-2|g\n");
+  CHECK(p.get("Svc.A P.G 5 32").stats.last == -5);
+  CHECK(p.get("Svc.A P.G 5 2").stats.max == -3);
+  CHECK(p.get("Svc.A P.G 5 4").stats.min == -5);
+  CHECK(p.get("Svc.A P.G 5 2").stats.count == 2);
+
   // Anything else after the 0 leaves it a 0: another series, a positive
   // delta, a bad line, the datagram's end; and the gauge goes on from there.
   Harness o;
