@@ -114,7 +114,10 @@ int role_add(int argc, char** argv) {
       }
     }
   }
-  console.check(console.registry().put("roles", name, boost::json::object{{"patterns", texts}}), "recording role " + name);
+  console.update("roles", name, [&](const std::optional<registry::Entry>& entry) -> std::optional<boost::json::value> {
+    if (entry) throw ConsoleError(kExitBadInput, fmt::format("role {} already exists", name));
+    return boost::json::object{{"patterns", texts}};
+  }, "recording role " + name);
   console.print_done(fmt::format("role {} owns {}", name, boost::json::serialize(texts)), {{"role", name}});
   return 0;
 }
@@ -186,7 +189,10 @@ int user_add(int argc, char** argv) {
   boost::json::object record{{"roles", boost::json::value_from(roles)}};
   // On etcd, etcd keeps the password; on file: a salted SHA-512 crypt(3) hash.
   if (!console.is_etcd()) record["password_hash"] = hash_password(password);
-  console.check(console.registry().put("users", name, record), "recording user " + name);
+  console.update("users", name, [&](const std::optional<registry::Entry>& entry) -> std::optional<boost::json::value> {
+    if (entry) throw ConsoleError(kExitBadInput, fmt::format("user {} already exists", name));
+    return record;
+  }, "recording user " + name);
   console.print_done(fmt::format("user {} added with roles {}", name, joined(roles)), {{"user", name}});
   return 0;
 }
@@ -237,10 +243,16 @@ int user_grant(int argc, char** argv) {
     throw ConsoleError(kExitBadInput, fmt::format("user {} has role {} already", name, role));
   }
   etcd_call(console, "/v3/auth/user/grant", {{"user", name}, {"role", role}}, "granting " + role);
-  roles.push_back(role);
-  boost::json::object record = user.value.is_object() ? user.value.as_object() : boost::json::object{};
-  record["roles"] = boost::json::value_from(roles);
-  console.check(console.registry().put("users", name, record), "recording user " + name);
+  // Against the record as it is when written: a grant racing this one keeps its role.
+  console.update("users", name, [&](const std::optional<registry::Entry>& now) -> std::optional<boost::json::value> {
+    if (!now) throw ConsoleError(kExitBadInput, fmt::format("user {} was removed meanwhile", name));
+    roles = strings_of(now->value, "roles");
+    if (std::find(roles.begin(), roles.end(), role) != roles.end()) return std::nullopt;
+    roles.push_back(role);
+    boost::json::object record = now->value.is_object() ? now->value.as_object() : boost::json::object{};
+    record["roles"] = boost::json::value_from(roles);
+    return record;
+  }, "recording user " + name);
   console.print_done(fmt::format("user {} now has roles {}", name, joined(roles)), {{"user", name}});
   return 0;
 }
@@ -256,12 +268,16 @@ int user_passwd(int argc, char** argv) {
   const std::string name = positional(*args, "name");
   const std::string password = require_password(*args, "new-password");
   Console console(*args);
-  auto user = must_get_user(console, name);
+  must_get_user(console, name);
   etcd_call(console, "/v3/auth/user/changepw", {{"name", name}, {"password", password}}, "changing the password");
   if (!console.is_etcd()) {
-    boost::json::object record = user.value.is_object() ? user.value.as_object() : boost::json::object{};
-    record["password_hash"] = hash_password(password);
-    console.check(console.registry().put("users", name, record), "recording user " + name);
+    const std::string hashed = hash_password(password);
+    console.update("users", name, [&](const std::optional<registry::Entry>& now) -> std::optional<boost::json::value> {
+      if (!now) throw ConsoleError(kExitBadInput, fmt::format("user {} was removed meanwhile", name));
+      boost::json::object record = now->value.is_object() ? now->value.as_object() : boost::json::object{};
+      record["password_hash"] = hashed;
+      return record;
+    }, "recording user " + name);
   }
   console.print_done(fmt::format("password of {} changed", name), {{"user", name}});
   return 0;

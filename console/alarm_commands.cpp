@@ -158,8 +158,11 @@ int rule_rm(int argc, char** argv) {
   Console console(*args);
   const std::string name = positional(*args, "name");
   must_get_rule(console, name);
-  console.check(console.registry().remove(alarm::kRulesKind, name), "removing rule " + name);
-  console.check(console.registry().remove(alarm::kAlarmsKind, name), "removing the alarms of " + name);
+  // One commit: the judger writes the alarms' state only while the rule
+  // stands, so neither can outlive the other.
+  console.check(console.registry().commit({}, {{std::string(alarm::kRulesKind), name, std::nullopt},
+                                               {std::string(alarm::kAlarmsKind), name, std::nullopt}}),
+                "removing rule " + name + " and its alarms");
   console.print_done(fmt::format("rule {} removed", name));
   return 0;
 }

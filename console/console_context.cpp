@@ -132,6 +132,21 @@ Console::Console(const cxxopts::ParseResult& args) {
   registry_ = std::move(*opened);
 }
 
+bool Console::update(std::string_view kind, const std::string& name, const Change& change, const std::string& doing) {
+  // Each conflict means another writer's change landed: with a handful of
+  // consoles at once this ends in a few rounds; the bound only stops a loop.
+  constexpr int kRounds = 50;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::optional<registry::Entry> entry = check(registry_->get(kind, name), doing);
+    std::optional<boost::json::value> value = change(entry);
+    if (!value) return false;
+    const std::vector<registry::Precondition> pre{{std::string(kind), name, entry ? entry->version : 0}};
+    if (check(registry_->commit(pre, {{std::string(kind), name, std::move(*value)}}), doing)) return true;
+  }
+  throw ConsoleError(kExitUnreachable, fmt::format("{}: {}/{} kept changing under {} tries; try again", doing, kind,
+                                                   name, kRounds));
+}
+
 void Console::fail(const boost::system::error_code& ec, const std::string& doing) {
   using registry::RegistryErrc;
   std::string etcd_says;

@@ -4,7 +4,9 @@
 // (--output table|json), and how a failure becomes a message and an exit code.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,6 +57,15 @@ class Console {
     if (!r) fail(r.error(), doing);
   }
   [[noreturn]] void fail(const boost::system::error_code& ec, const std::string& doing);
+
+  /// What update() is told to do with an entry as it is now (nullopt: absent):
+  /// the value to write, or nullopt to leave it. It may throw ConsoleError.
+  using Change = std::function<std::optional<boost::json::value>(const std::optional<registry::Entry>&)>;
+  /// Read-modify-write of one entry by compare-and-set on its version, read
+  /// again and `change` asked again each time another writer got there first,
+  /// so two consoles never lose each other's change. True if it wrote.
+  /// ConsoleError if the registry fails or the entry keeps changing.
+  bool update(std::string_view kind, const std::string& name, const Change& change, const std::string& doing);
 
   /// Prints rows as an aligned table, or as a JSON array of objects.
   void print_table(const std::vector<std::string>& columns, const std::vector<std::vector<std::string>>& rows);

@@ -58,6 +58,7 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
   std::lock_guard lock(mutex_);
   if (kind == "rules") {
     rules_.clear();
+    rule_versions_.clear();
     figures_.bad_rules = 0;
     for (const auto& e : entries) {
       std::string error;
@@ -67,6 +68,7 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
         spdlog::warn("alarms: rule {} in the registry does not parse, skipped: {}", e.name, error);
         continue;
       }
+      rule_versions_[rule->name] = e.version;
       rules_.emplace(rule->name, std::move(*rule));
     }
   } else if (kind == "assignments") {
@@ -177,6 +179,7 @@ void AlarmEngine::evaluate(int64_t minute) {
       auto [it, fresh] = owned_.try_emplace(name);
       if (fresh && assignments_.count(rule.service)) gained.emplace(rule.service, assignments_.at(rule.service));
       it->second.rule = rule;  // a changed rule takes effect at the next minute
+      it->second.rule_version = rule_versions_[name];
       names.push_back(name);
       reads_nodata = reads_nodata || (rule.when->uses_nodata() && !rule.service.starts_with("Monitor."));
     }
@@ -242,14 +245,26 @@ bool AlarmEngine::read_state(OwnedRule& owned) {
 }
 
 void AlarmEngine::write_state(OwnedRule& owned) {
+  const std::string rules_kind(alarm::kRulesKind), alarms_kind(alarm::kAlarmsKind);
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto done = registry_.commit({{std::string(alarm::kAlarmsKind), owned.rule.name, owned.version}},
-                                 {{std::string(alarm::kAlarmsKind), owned.rule.name, alarm::alarms_value(owned.state)}});
+    // Only while the rule stands as last seen: `rule rm` removes the rule and
+    // its state in one commit, and a write racing it must not bring the state back.
+    auto done = registry_.commit({{alarms_kind, owned.rule.name, owned.version},
+                                  {rules_kind, owned.rule.name, owned.rule_version}},
+                                 {{alarms_kind, owned.rule.name, alarm::alarms_value(owned.state)}});
     if (done && *done) {
       ++owned.version;
       return;
     }
     if (!done) break;
+    auto rule_entry = registry_.get(rules_kind, owned.rule.name);
+    if (!rule_entry) break;
+    if (!*rule_entry) {
+      spdlog::info("alarms: rule {} was removed; its state is not written again", owned.rule.name);
+      owned.version = -1;
+      return;
+    }
+    owned.rule_version = (*rule_entry)->version;  // enabled or replaced meanwhile: the watch brings the text
     read_state(owned);  // an ack came in meanwhile: keep it and write again
   }
   std::lock_guard lock(mutex_);

@@ -61,6 +61,7 @@ class AlarmEngine {
     alarm::Rule rule;
     alarm::RuleAlarms state;
     int64_t version = -1;  // of alarms/<rule> in the registry; -1: not read yet
+    int64_t rule_version = 0;  // of rules/<rule> as last seen: the state is written only while it stands
   };
   void run();
   void on_change(const std::string& kind, const std::vector<registry::Entry>& entries);
@@ -83,6 +84,7 @@ class AlarmEngine {
   int64_t final_before_s_ = 0;
   bool stopping_ = false;
   std::map<std::string, alarm::Rule> rules_;            // every rule in the registry, by name
+  std::map<std::string, int64_t> rule_versions_;        // their entries' versions
   std::map<std::string, boost::json::value> assignments_;  // service -> its assignment: its judger, and those it left
   std::vector<alarm::Silence> silences_;
   std::set<std::string> wanted_services_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -51,6 +52,15 @@ std::string_view field_of(uint32_t op) {
     case model::kOpHistP999: return "p999";
     default: return {};
   }
+}
+
+// A 4xx answer refuses the data itself (a point beyond a retention policy, a
+// line the target cannot parse): posting it again would be refused again and
+// hold every later minute back. These four say the target is not ready for
+// anyone (auth, database missing, slow down) and are retried like a 5xx.
+bool refused_for_good(const net::PostReply& reply) {
+  const long s = reply.status;
+  return reply.error.empty() && s >= 400 && s < 500 && s != 401 && s != 403 && s != 404 && s != 408 && s != 429;
 }
 
 struct QueuedMinute {
@@ -105,6 +115,7 @@ struct Exporter::Target {
   mutable std::mutex mutex;
   ExportFigures figures;  // GUARDED_BY(mutex)
   LogThrottle drop_log{60'000'000'000};
+  LogThrottle refuse_log{60'000'000'000};
 };
 
 Exporter::Exporter(const std::filesystem::path& data_dir, const std::filesystem::path& store_file,
@@ -194,6 +205,10 @@ void Exporter::run(Target& target) {
   Statement points(store.get(),
                    "SELECT s.service, s.attr, s.server_id, s.op, p.value FROM points p JOIN series s ON s.id = p.series "
                    "WHERE p.resolution = 60 AND p.ts = ? ORDER BY s.service, s.attr, s.server_id");
+  Statement points_after(store.get(),
+                         "SELECT s.service, s.attr, s.server_id, s.op, p.value FROM points p JOIN series s ON s.id = "
+                         "p.series WHERE p.resolution = 60 AND p.ts = ? AND (s.service, s.attr, s.server_id) > (?, ?, ?) "
+                         "ORDER BY s.service, s.attr, s.server_id");
 
   Statement kept_seconds(store.get(), "SELECT version, body FROM export_seconds WHERE minute = ?");
   Statement read_names(store.get(), "SELECT id, service, attr FROM names WHERE id >= ? ORDER BY id");
@@ -241,8 +256,11 @@ void Exporter::run(Target& target) {
 
   net::HttpPoster poster;
   uint64_t failures_in_row = 0;
-  // Posts until delivered; false when stopping first.
-  auto post = [&](const std::string& body) {
+  // Posts until delivered or refused for good; false when stopping first. A
+  // refused body of several lines is halved and each half posted, down to the
+  // lines the target refuses, which are counted (Export.Refused) and logged
+  // with its answer: the rest is delivered (posting a line again overwrites).
+  std::function<bool(std::string_view)> post = [&](std::string_view body) {
     auto backoff = std::chrono::milliseconds(1000);
     while (true) {
       const net::PostReply reply = poster.post(url, body, {"Content-Type: text/plain; charset=utf-8"}, options_.timeout_s);
@@ -251,6 +269,29 @@ void Exporter::run(Target& target) {
           spdlog::info("export to {}: delivering again after {} failed posts", config.name, failures_in_row);
         }
         failures_in_row = 0;
+        return true;
+      }
+      if (refused_for_good(reply)) {
+        failures_in_row = 0;
+        const size_t lines = static_cast<size_t>(std::count(body.begin(), body.end(), '\n'));
+        if (lines > 1) {
+          // At the end of a line at or before the middle (or of the first line).
+          size_t at = body.rfind('\n', body.size() / 2);
+          if (at == std::string_view::npos || at + 1 >= body.size()) at = body.find('\n');
+          return post(body.substr(0, at + 1)) && post(body.substr(at + 1));
+        }
+        uint64_t refused = 0;
+        {
+          std::lock_guard lock(target.mutex);
+          refused = ++target.figures.refused;
+        }
+        uint64_t suppressed = 0;
+        if (target.refuse_log.allow(realtime_ns(), suppressed)) {
+          spdlog::warn("export to {}: the target refused a point for good (HTTP {}: {}); it is dropped, later minutes "
+                       "go on ({} refused so far, {} more not logged): {}",
+                       config.name, reply.status, reply.body.substr(0, 200), refused, suppressed,
+                       body.substr(0, std::min<size_t>(body.size(), 200)));
+        }
         return true;
       }
       {
@@ -340,27 +381,42 @@ void Exporter::run(Target& target) {
           fields.clear();
           ++lines;
         };
-        points.bind(1, row.minute);
-        while ((rc = points.step()) == SQLITE_ROW) {
-          const std::string next_service = points.text(0), next_attr = points.text(1);
-          const int64_t next_server = points.int64(2);
-          if (next_service != service || next_attr != attr || next_server != server) {
-            end_line();
-            if (lines >= options_.lines_per_post && !flush()) {
-              stopped = true;
-              break;
+        // Read in parts of lines_per_post series, the read ended (reset)
+        // before each post: a read held across a target's retries would pin
+        // the store's write-ahead log, which then grows without bound.
+        bool resume = false;  // the next part starts after (service, attr, server), sent
+        while (true) {
+          Statement& part = resume ? points_after : points;
+          part.bind(1, row.minute);
+          if (resume) part.bind(2, service).bind(3, attr).bind(4, server);
+          bool full = false;
+          while ((rc = part.step()) == SQLITE_ROW) {
+            const std::string next_service = part.text(0), next_attr = part.text(1);
+            const int64_t next_server = part.int64(2);
+            if (next_service != service || next_attr != attr || next_server != server) {
+              end_line();
+              if (lines >= options_.lines_per_post) {
+                full = true;
+                break;
+              }
+              service = next_service;
+              attr = next_attr;
+              server = next_server;
             }
-            service = next_service;
-            attr = next_attr;
-            server = next_server;
+            const std::string_view field = field_of(static_cast<uint32_t>(part.int64(3)));
+            const double value = part.real(4);
+            if (!field.empty() && std::isfinite(value)) fields.emplace_back(field, value);
           }
-          const std::string_view field = field_of(static_cast<uint32_t>(points.int64(3)));
-          const double value = points.real(4);
-          if (!field.empty() && std::isfinite(value)) fields.emplace_back(field, value);
+          part.reset();
+          if (!full) break;
+          if (!flush()) {
+            stopped = true;
+            break;
+          }
+          resume = true;
         }
-        if (!stopped) end_line();
-        points.reset();
         if (stopped) break;
+        end_line();
         if (rc != SQLITE_DONE) {
           // Read again from this minute on the next round.
           spdlog::warn("export to {}: reading minute {}: {}", config.name, row.minute, sqlite3_errstr(rc));

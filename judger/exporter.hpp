@@ -52,6 +52,7 @@ struct ExportFigures {
   uint64_t points = 0;    // values delivered (a line carries one per op)
   uint64_t failures = 0;  // posts that failed (each retried)
   uint64_t dropped = 0;   // minutes that fell off the backlog before delivery
+  uint64_t refused = 0;   // lines the target refused for good (a 4xx such as "beyond retention policy"): dropped
   int64_t backlog = 0;    // queued minutes not yet delivered
   int64_t lag_ms = 0;     // age of the oldest of those (0 when none)
   int64_t last_delivery_ms = 0;  // time from a minute's queueing to its delivery, the last one delivered

@@ -149,8 +149,10 @@ void Judger::register_self() {
                            {"services", services_.size()},
                            {"series", series_limiter_->open_series()},
                            {"open_minutes", rollup_->open_minutes()}};
+  // "places": whether this judger may lead placement (docs/registry.md).
   boost::json::object value{{"address", bound(acceptor_, config_.listen)},
                             {"query", bound(http_acceptor_, config_.query_listen)},
+                            {"places", config_.placement},
                             {"load", load}};
   registration_->update(std::move(value));
 }
@@ -257,6 +259,7 @@ void Judger::report_health() {
       all.failures += f.failures;
       all.dropped += f.dropped;
       all.seconds_dropped += f.seconds_dropped;
+      all.refused += f.refused;
       all.backlog = std::max(all.backlog, f.backlog);
       all.lag_ms = std::max(all.lag_ms, f.lag_ms);
     }
@@ -265,6 +268,7 @@ void Judger::report_health() {
     health_.counter("Export.Failures", all.failures);
     health_.counter("Export.Dropped", all.dropped);
     health_.counter("Export.SecondsDropped", all.seconds_dropped);
+    health_.counter("Export.Refused", all.refused);
     health_.gauge("Export.Backlog", all.backlog);
     health_.gauge("Export.LagMillis", all.lag_ms);
   }
@@ -549,6 +553,7 @@ std::string Judger::health_json() const {
                          {"failures", f.failures},
                          {"dropped", f.dropped},
                          {"seconds_dropped", f.seconds_dropped},
+                         {"refused", f.refused},
                          {"backlog", f.backlog},
                          {"lag_ms", f.lag_ms},
                          {"last_delivery_ms", f.last_delivery_ms}});

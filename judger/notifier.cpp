@@ -6,7 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <optional>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +25,6 @@
 #include "mail/smtp_mail.hpp"
 #include "net/http_post.hpp"
 
-extern char** environ;
 
 namespace monitor::judger {
 namespace {
@@ -35,6 +37,80 @@ struct RunningCommand {
   int64_t deadline_ms;
   std::string stdin_path;
 };
+
+// What a command sees of the judger: PATH and LANG, and the alarm as
+// MONITOR_ALARM_* (the key to de-duplicate by). Not the judger's environment,
+// which may hold the registry's password.
+std::vector<std::string> command_environment(const std::string& key, const std::string& body) {
+  std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  const char* lang = std::getenv("LANG");
+  env.push_back(std::string("LANG=") + (lang != nullptr ? lang : "C.UTF-8"));
+  env.push_back("MONITOR_ALARM_KEY=" + key);
+  boost::system::error_code ec;
+  const boost::json::value parsed = boost::json::parse(body, ec);
+  const auto* obj = ec ? nullptr : parsed.if_object();
+  if (obj == nullptr) return env;
+  for (const auto& [field, name] : {std::pair{"kind", "KIND"}, {"rule", "RULE"}, {"severity", "SEVERITY"},
+                                    {"summary", "SUMMARY"}, {"service", "SERVICE"}, {"attr", "ATTR"},
+                                    {"op", "OP"}, {"per", "PER"}, {"condition", "CONDITION"}, {"minute", "MINUTE"}}) {
+    const auto* v = obj->if_contains(field);
+    if (v == nullptr) continue;
+    std::string text = v->is_string() ? std::string(v->as_string()) : boost::json::serialize(*v);
+    std::replace(text.begin(), text.end(), '\0', ' ');
+    env.push_back(fmt::format("MONITOR_ALARM_{}={}", name, text));
+  }
+  return env;
+}
+
+// Starts a notification command: without a shell, the body on stdin from
+// `input`, in a process group of its own (killed as one), with no descriptor
+// of the judger's but 0-2 and a clean environment. Its pid, or nullopt with
+// `error` set.
+std::optional<pid_t> spawn_command(const std::string& spec, const std::string& key, const std::string& body,
+                                   const std::string& input, std::string& error) {
+  std::vector<std::string> words;
+  for (size_t i = 0; i < spec.size();) {
+    const size_t j = std::min(spec.find(' ', i), spec.size());
+    if (j > i) words.push_back(spec.substr(i, j - i));
+    i = j + 1;
+  }
+  if (words.empty()) {
+    error = "no program to run";
+    return std::nullopt;
+  }
+  {
+    std::ofstream f(input, std::ios::trunc);
+    f << body;
+    if (!f) {
+      error = "cannot write the command's input";
+      return std::nullopt;
+    }
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, input.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_text = command_environment(key, body);
+  std::vector<char*> env;
+  for (auto& e : env_text) env.push_back(e.data());
+  env.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (rc != 0) {
+    error = fmt::format("cannot run {}: {}", words[0], std::strerror(rc));
+    return std::nullopt;
+  }
+  return pid;
+}
 
 }  // namespace
 
@@ -73,6 +149,7 @@ CREATE INDEX IF NOT EXISTS history_rule ON history (rule, time_s);
     }
   }
   thread_ = std::thread([this] { run(); });
+  for (int i = 0; i < kWorkers; ++i) workers_.emplace_back([this] { work(); });
 }
 
 Notifier::~Notifier() {
@@ -81,7 +158,9 @@ Notifier::~Notifier() {
     stopping_ = true;
   }
   wake_.notify_all();
+  jobs_ready_.notify_all();
   if (thread_.joinable()) thread_.join();
+  for (std::thread& w : workers_) w.join();  // a delivery under way ends within its timeout
   sqlite3_close(db_);
 }
 
@@ -134,45 +213,65 @@ uint64_t Notifier::pending() const {
   return st.step() == SQLITE_ROW ? static_cast<uint64_t>(st.int64(0)) : 0;
 }
 
+void Notifier::settle(const std::string& key, const std::string& rule, const std::string& target, bool ok,
+                      const std::string& error) {
+  std::lock_guard lock(mutex_);
+  if (ok) {
+    Statement st(db_, "UPDATE outbox SET state = 'sent', tries = tries + 1, error = '' WHERE key = ?");
+    st.bind(1, key).step();
+    ++counters_.sent;
+    Statement h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'delivered', ?)");
+    h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, target).step();
+    spdlog::info("alarms: {} delivered to {} ({})", rule, target, key);
+    return;
+  }
+  Statement q(db_, "SELECT tries FROM outbox WHERE key = ?");
+  q.bind(1, key);
+  const int64_t tries = (q.step() == SQLITE_ROW ? q.int64(0) : 0) + 1;
+  if (tries >= options_.tries) {
+    Statement st(db_, "UPDATE outbox SET state = 'failed', tries = ?, error = ? WHERE key = ?");
+    st.bind(1, tries).bind(2, error).bind(3, key).step();
+    ++counters_.failed;
+    Statement h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'notify_failed', ?)");
+    h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, fmt::format("{}: {} (after {} tries)", target, error, tries)).step();
+    spdlog::error("alarms: notification {} of {} to {} failed after {} tries: {}", key, rule, target, tries, error);
+    return;
+  }
+  const int64_t backoff = std::min<int64_t>(int64_t{options_.backoff_ms} << std::min<int64_t>(tries - 1, 20), 300'000);
+  Statement st(db_, "UPDATE outbox SET tries = ?, next_try_ms = ?, error = ? WHERE key = ?");
+  st.bind(1, tries).bind(2, now_ms() + backoff).bind(3, error).bind(4, key).step();
+  ++counters_.retried;
+  spdlog::warn("alarms: notification {} to {} failed (try {} of {}), again in {} ms: {}", key, target, tries,
+               options_.tries, backoff, error);
+}
+
+void Notifier::work() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mutex_);
+      jobs_ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;  // what was handed out and not sent stays pending: sent after the restart
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    std::string error;
+    const bool ok = deliver(job.target, job.key, job.subject, job.text, job.html, job.body, error);
+    settle(job.key, job.rule, job.target, ok, error);
+    {
+      std::lock_guard lock(mutex_);
+      in_flight_.erase(job.key);
+      if (--in_flight_by_target_[job.target] == 0) in_flight_by_target_.erase(job.target);
+    }
+    wake_.notify_all();  // the lane has room again
+  }
+}
+
 void Notifier::run() {
   std::map<pid_t, RunningCommand> running;
   const std::filesystem::path stdin_dir = std::filesystem::path(sqlite3_db_filename(db_, "main")).parent_path() / "command-input";
   std::error_code fs_ec;
   std::filesystem::create_directories(stdin_dir, fs_ec);
-
-  // One try's outcome: delivered, or tried again later, or failed for good.
-  auto settle = [&](const std::string& key, const std::string& rule, const std::string& target, bool ok,
-                    const std::string& error) {
-    std::lock_guard lock(mutex_);
-    if (ok) {
-      Statement st(db_, "UPDATE outbox SET state = 'sent', tries = tries + 1, error = '' WHERE key = ?");
-      st.bind(1, key).step();
-      ++counters_.sent;
-      Statement h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'delivered', ?)");
-      h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, target).step();
-      spdlog::info("alarms: {} delivered to {} ({})", rule, target, key);
-      return;
-    }
-    Statement q(db_, "SELECT tries FROM outbox WHERE key = ?");
-    q.bind(1, key);
-    const int64_t tries = (q.step() == SQLITE_ROW ? q.int64(0) : 0) + 1;
-    if (tries >= options_.tries) {
-      Statement st(db_, "UPDATE outbox SET state = 'failed', tries = ?, error = ? WHERE key = ?");
-      st.bind(1, tries).bind(2, error).bind(3, key).step();
-      ++counters_.failed;
-      Statement h(db_, "INSERT INTO history (time_s, rule, server, event, detail) VALUES (?, ?, -1, 'notify_failed', ?)");
-      h.bind(1, now_ms() / 1000).bind(2, rule).bind(3, fmt::format("{}: {} (after {} tries)", target, error, tries)).step();
-      spdlog::error("alarms: notification {} of {} to {} failed after {} tries: {}", key, rule, target, tries, error);
-      return;
-    }
-    const int64_t backoff = std::min<int64_t>(int64_t{options_.backoff_ms} << std::min<int64_t>(tries - 1, 20), 300'000);
-    Statement st(db_, "UPDATE outbox SET tries = ?, next_try_ms = ?, error = ? WHERE key = ?");
-    st.bind(1, tries).bind(2, now_ms() + backoff).bind(3, error).bind(4, key).step();
-    ++counters_.retried;
-    spdlog::warn("alarms: notification {} to {} failed (try {} of {}), again in {} ms: {}", key, target, tries,
-                 options_.tries, backoff, error);
-  };
-
   // The history is kept 30 days (the daily report and `alarm history` read
   // it); a settled outbox row 2 days, far longer than a restart's catch-up
   // (60 minutes) during which its key keeps a replay from queueing it again.
@@ -194,77 +293,65 @@ void Notifier::run() {
                    history_rows, outbox_rows);
     }
   };
-
   for (;;) {
     prune();
-    struct Due {
-      std::string key, rule, target, subject, text, html, body;
-    };
-    std::vector<Due> due;
+    std::vector<Job> commands;
     {
       std::unique_lock lock(mutex_);
       if (stopping_) break;
+      // Running commands are reaped by polling: a short wait only while there are some.
       int64_t next_ms = now_ms() + (running.empty() ? 1000 : 50);
+      int64_t in_flight = 0;
+      for (const auto& [target, n] : in_flight_by_target_) in_flight += n;
+      size_t handed = 0;
+      // Due rows whose lane is full, or commands past command_max_running,
+      // are skipped, not waited on: the wait below ends when a lane frees.
       Statement st(db_,
               "SELECT key, rule, target, subject, text, html, body, next_try_ms FROM outbox WHERE state = 'pending' "
-              "ORDER BY next_try_ms LIMIT 32");
+              "ORDER BY next_try_ms LIMIT 256");
       while (st.step() == SQLITE_ROW) {
         const int64_t at = st.int64(7);
-        const std::string key = st.text(0);
-        bool busy = false;
-        for (const auto& [pid, c] : running) busy = busy || c.key == key;
-        if (busy) continue;
-        if (at <= now_ms()) {
-          due.push_back({key, st.text(1), st.text(2), st.text(3), st.text(4), st.text(5), st.text(6)});
-        } else {
+        const std::string key = st.text(0), target = st.text(2);
+        if (in_flight_.contains(key)) continue;
+        if (at > now_ms()) {
           next_ms = std::min(next_ms, at);
+          continue;
         }
+        Job job{key, st.text(1), target, st.text(3), st.text(4), st.text(5), st.text(6)};
+        if (target.starts_with("command:")) {
+          if (running.size() + commands.size() >= static_cast<size_t>(options_.command_max_running)) continue;
+          in_flight_.insert(key);
+          commands.push_back(std::move(job));
+          continue;
+        }
+        int& lane = in_flight_by_target_[target];
+        if (lane >= kPerTarget || in_flight >= kWorkers) {
+          if (lane == 0) in_flight_by_target_.erase(target);
+          continue;
+        }
+        ++lane;
+        ++in_flight;
+        in_flight_.insert(key);
+        jobs_.push_back(std::move(job));
+        ++handed;
       }
-      if (due.empty()) {
+      if (handed > 0) jobs_ready_.notify_all();
+      if (handed == 0 && commands.empty()) {
         wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_ms - now_ms())));
       }
       if (stopping_) break;
     }
-    for (const Due& d : due) {
+    for (const Job& d : commands) {
+      const std::string input = (stdin_dir / (d.key + ".json")).string();
       std::string error;
-      if (d.target.starts_with("command:")) {
-        if (running.size() >= static_cast<size_t>(options_.command_max_running)) continue;  // waits its turn
-        // Without a shell: the program and its arguments as the rule wrote them.
-        std::vector<std::string> words;
-        const std::string spec = d.target.substr(8);
-        for (size_t i = 0; i < spec.size();) {
-          const size_t j = std::min(spec.find(' ', i), spec.size());
-          if (j > i) words.push_back(spec.substr(i, j - i));
-          i = j + 1;
-        }
-        const std::string input = (stdin_dir / (d.key + ".json")).string();
-        {
-          std::ofstream f(input, std::ios::trunc);
-          f << d.body;
-          if (!f) {
-            settle(d.key, d.rule, d.target, false, "cannot write the command's input");
-            continue;
-          }
-        }
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 0, input.c_str(), O_RDONLY, 0);
-        std::vector<char*> argv;
-        for (auto& w : words) argv.push_back(w.data());
-        argv.push_back(nullptr);
-        pid_t pid = 0;
-        const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (rc != 0) {
-          std::filesystem::remove(input, fs_ec);
-          settle(d.key, d.rule, d.target, false, fmt::format("cannot run {}: {}", words[0], std::strerror(rc)));
-          continue;
-        }
-        running[pid] = {pid, d.key, d.rule, d.target, now_ms() + options_.command_timeout_s * 1000LL, input};
-        continue;
+      if (const auto pid = spawn_command(d.target.substr(8), d.key, d.body, input, error)) {
+        running[*pid] = {*pid, d.key, d.rule, d.target, now_ms() + options_.command_timeout_s * 1000LL, input};
+      } else {
+        std::filesystem::remove(input, fs_ec);
+        settle(d.key, d.rule, d.target, false, error);
+        std::lock_guard lock(mutex_);
+        in_flight_.erase(d.key);
       }
-      const bool ok = deliver(d.target, d.key, d.subject, d.text, d.html, d.body, error);
-      settle(d.key, d.rule, d.target, ok, error);
     }
     for (auto it = running.begin(); it != running.end();) {
       RunningCommand& c = it->second;
@@ -272,7 +359,7 @@ void Notifier::run() {
       pid_t done = waitpid(c.pid, &status, WNOHANG);
       std::string error;
       if (done == 0 && now_ms() >= c.deadline_ms) {
-        kill(c.pid, SIGKILL);
+        ::kill(-c.pid, SIGKILL);  // its process group: what it started goes too
         waitpid(c.pid, &status, 0);
         error = fmt::format("still running after {} s: killed", options_.command_timeout_s);
         done = c.pid;
@@ -281,6 +368,7 @@ void Notifier::run() {
           error = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
                                     : fmt::format("killed by signal {}", WTERMSIG(status));
         }
+        ::kill(-c.pid, SIGKILL);  // a child it left behind would hold what it inherited
       }
       if (done == 0) {
         ++it;
@@ -288,12 +376,16 @@ void Notifier::run() {
       }
       std::filesystem::remove(c.stdin_path, fs_ec);
       settle(c.key, c.rule, c.target, error.empty(), error);
+      {
+        std::lock_guard lock(mutex_);
+        in_flight_.erase(c.key);
+      }
       it = running.erase(it);
     }
   }
   for (auto& [pid, c] : running) {
     // Still pending in the outbox: run again after the restart.
-    kill(pid, SIGKILL);
+    ::kill(-pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
   }

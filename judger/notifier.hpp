@@ -3,7 +3,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,11 +43,15 @@ struct NotifierCounters {
 };
 
 /// The durable outbox and the history of alarms (alarms.db in the data dir),
-/// and the thread that delivers: a notification is on disk before enqueue()
+/// and the threads that deliver: a notification is on disk before enqueue()
 /// returns and leaves the outbox only delivered or recorded as failed, so a
-/// restart resumes what was pending. Thread-safe.
+/// restart resumes what was pending. Each target is a lane of its own: at most
+/// kPerTarget of its deliveries run at once, on a pool of kWorkers threads, so
+/// a receiver that never answers holds up only its own messages. Thread-safe.
 class Notifier {
  public:
+  static constexpr int kWorkers = 8;    // webhook and mail deliveries at once, over all targets
+  static constexpr int kPerTarget = 2;  // of one target
   /// Throws std::runtime_error when alarms.db cannot be opened.
   Notifier(const std::string& data_dir, NotifierOptions options);
   ~Notifier();
@@ -63,7 +70,13 @@ class Notifier {
   uint64_t pending() const;
 
  private:
+  struct Job {
+    std::string key, rule, target, subject, text, html, body;
+  };
   void run();
+  void work();
+  void settle(const std::string& key, const std::string& rule, const std::string& target, bool ok,
+              const std::string& error);
   bool deliver(const std::string& target, const std::string& key, const std::string& subject,
                const std::string& text, const std::string& html, const std::string& body, std::string& error);
   bool post_webhook(const std::string& url, const std::string& key, const std::string& body, std::string& error);
@@ -75,9 +88,14 @@ class Notifier {
   mutable std::mutex mutex_;  // db_ and counters_
   std::condition_variable wake_;
   NotifierCounters counters_;
-  std::atomic<int> commands_running_{0};
   bool stopping_ = false;
+  // Deliveries handed to the workers and not settled yet; all under mutex_.
+  std::deque<Job> jobs_;
+  std::condition_variable jobs_ready_;
+  std::set<std::string> in_flight_;                 // keys: never two tries of one notification at once
+  std::map<std::string, int> in_flight_by_target_;  // its lane's deliveries running or waiting for a worker
   std::thread thread_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace monitor::judger

@@ -38,8 +38,15 @@ void Placer::on_change(const std::string& kind, const std::vector<registry::Entr
 }
 
 void Placer::place() {
-  std::set<std::string> live, ran, declared;
-  for (const auto& e : known_["judgers"]) live.insert(e.name);
+  std::set<std::string> live, placing, ran, declared;
+  for (const auto& e : known_["judgers"]) {
+    live.insert(e.name);
+    // A judger started with --no-placement never acts: were it to lead, no
+    // one would. An entry without the field is an older judger, which places.
+    const auto* obj = e.value.if_object();
+    const auto* places = obj != nullptr ? obj->if_contains("places") : nullptr;
+    if (places == nullptr || !places->is_bool() || places->as_bool()) placing.insert(e.name);
+  }
   // Every part that ever registered left parts/<role>.<name>; it is gone
   // when its live entry (under its role's kind) is.
   const std::map<std::string, std::string> kind_of_role{{"judger", "judgers"}, {"proxy", "proxies"}, {"agent", "agents"}};
@@ -70,7 +77,7 @@ void Placer::place() {
     const auto* mode = obj != nullptr ? obj->if_contains("mode") : nullptr;
     automatic = !(mode != nullptr && mode->is_string() && mode->as_string() == "manual");
   }
-  const bool leader = !live.empty() && *live.begin() == self_;
+  const bool leader = !placing.empty() && *placing.begin() == self_;
 
   std::map<std::string, const registry::Entry*> assignment_of;
   for (const auto& e : known_["assignments"]) assignment_of[e.name] = &e;

@@ -3,7 +3,7 @@
 # and install/consumer tests with ctest (building the sanitizer and fuzzer
 # trees meanwhile), the sanitizer leg (scripts/sanitize.sh: unit and end-to-end
 # tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan), then
-# the line-parser and wire-decoder fuzzers for a short while when clang is
+# the line-parser, wire-decoder and rule (registry values) fuzzers for a short while when clang is
 # present. Prints "N passed, N failed" whatever happened, and exits non-zero if
 # anything failed.
 set -euo pipefail
@@ -18,7 +18,7 @@ scripts/build.sh
   if command -v clang++ >/dev/null; then
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
-    nice -n 19 cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz
+    nice -n 19 cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz rule_fuzz
   fi
 ) > build/sanitize-build.log 2>&1 &
 background_build=$!
@@ -53,7 +53,7 @@ fi
 
 fuzz_failed=0
 if command -v clang++ >/dev/null; then
-  for fuzzer in line_parser wire_decoder; do
+  for fuzzer in line_parser wire_decoder rule; do
     mkdir -p "build-fuzz/corpus/$fuzzer"
     echo "fuzz: $fuzzer, 15 s" >&2
     if ! "build-fuzz/fuzz/${fuzzer}_fuzz" -max_total_time=15 -max_len=4096 -print_final_stats=1 \

@@ -190,7 +190,10 @@ std::optional<Transition> step(const Rule& rule, AlarmState& a, int64_t server, 
       if (++a.streak >= rule.pending) return fire();
       return std::nullopt;
     case State::kFiring: {
-      const bool recovered = rule.recover ? holds(*rule.recover, series, minute) : !bad;
+      // Hysteresis: `recover` ends an episode only once `when` no longer
+      // holds too; otherwise a recovery inside a still-bad window would
+      // resolve and fire again as a new episode (clearing its ack and caps).
+      const bool recovered = !bad && (!rule.recover || holds(*rule.recover, series, minute));
       if (!recovered) {
         a.streak = 0;
         return std::nullopt;

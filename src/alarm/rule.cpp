@@ -15,6 +15,9 @@ namespace {
 
 constexpr int64_t kMaxSpan = 5 * 7 * 1440;  // five weeks of minutes: bounds what a rule makes a judger keep
 constexpr size_t kMaxConditionNodes = 64;
+// A '(' makes no node, so the node cap alone would not bound the parser's
+// recursion: a rule from the registry could overflow a judger's stack.
+constexpr size_t kMaxParenDepth = 32;
 constexpr size_t kMaxTestMinutes = 12 * 7 * 1440;
 
 struct Failure {
@@ -183,8 +186,11 @@ class ConditionParser {
   std::unique_ptr<Cond> parse_primary() {
     const Token& t = peek();
     if (t.kind == Token::Kind::kOp && t.text == "(") {
+      if (depth_ == kMaxParenDepth) fail(t, fmt::format("parentheses nested deeper than {}", kMaxParenDepth));
       ++pos_;
+      ++depth_;
       auto c = parse_or();
+      --depth_;
       expect_op(")");
       return c;
     }
@@ -262,6 +268,7 @@ class ConditionParser {
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   size_t nodes_ = 0;
+  size_t depth_ = 0;  // parentheses open
 };
 
 std::unique_ptr<Cond> parse_cond_at(std::string_view text, int first_column) {

@@ -414,3 +414,49 @@ TEST_CASE("issue 10: with --export-seconds each second's aggregates per server a
   judger.signal(SIGTERM);
   CHECK(judger.wait_for(20s) == 0);
 }
+
+// Issue 20, section 7. Regression: InfluxDB answered 400 "partial write:
+// points beyond retention policy" to a minute older than its retention, the
+// exporter retried that post forever and no later minute reached InfluxDB.
+TEST_CASE("issue 20: a minute InfluxDB refuses for good (beyond its retention policy) is dropped and counted, and "
+          "the minutes after it are delivered",
+          "[e2e][issue20][export]") {
+  monitor::test::InfluxDbServer influx;
+  REQUIRE_THAT(influx.query("CREATE RETENTION POLICY short ON monitor DURATION 1h REPLICATION 1 DEFAULT"),
+               !Catch::Contains("error"));
+  TempDir dir;
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const int port = free_port(), query_port = free_port();
+  auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), query_port,
+                                           {"--name", "judger-r", "--no-self-metrics", "--no-placement", "--export",
+                                            "influx=influxdb:" + influx.write_url()});
+  const int64_t now = monitor::e2e::unix_now_s();
+  const int64_t old_minute = now - now % 60 - 120 * 60, recent_minute = now - now % 60 - 2 * 60;
+  {
+    Sender sender(port, 602);
+    sender.send_minute(old_minute, 1);
+  }
+  auto health = [&] { return monitor::test::http_get(query_port, "/api/health").body; };
+  {
+    INFO("health: " << health() << "\njudger:\n" << read_file(dir.file("judger.log")));
+    REQUIRE(wait_until([&] { return figure(query_port, "influx", "refused") > 0; }, 30s));
+  }
+  {
+    Sender sender(port, 603);
+    sender.send_minute(recent_minute, 2);
+  }
+  Minutes exported;
+  const bool delivered = wait_until([&] {
+    exported = influx_minutes(influx, "Orders.Placed", "sum");
+    return exported.count({"total", recent_minute}) == 1;
+  }, 30s);
+  INFO("health: " << health() << "\njudger:\n" << read_file(dir.file("judger.log")));
+  CHECK(delivered);
+  CHECK(exported.count({"total", old_minute}) == 0);
+  CHECK(wait_until([&] { return figure(query_port, "influx", "backlog") == 0; }, 10s));
+  // Every line of the old minute, and only those: 3 servers and the total, of two attrs.
+  CHECK(figure(query_port, "influx", "refused") == 8);
+  CHECK_THAT(read_file(dir.file("judger.log")), Catch::Contains("beyond retention policy"));
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
+}

@@ -176,14 +176,27 @@ test "keep: a dip shorter than the keep period does not resolve"
   expect firing minute=1 server=2
   expect resolved minute=7 server=2
 
+rule Shop.Api.WindowHysteresis
+  service Shop.Api
+  attr Orders.Placed
+  op SUM
+  when avg(3) > 100
+  recover value < 80
+
 test "hysteresis: between the thresholds it stays as it was"
   rule Shop.Api.Hysteresis
   series server=3  20 8 8 4 8 12 7
   expect firing minute=1 server=3
   expect resolved minute=4 server=3
   expect firing minute=6 server=3
+
+test "hysteresis: recover does not resolve while when still holds: one episode, not four"
+  rule Shop.Api.WindowHysteresis
+  series server=4  200 200 200 50 200 200 50 200 200 50 50 50
+  expect firing minute=1 server=4
+  expect resolved minute=11 server=4
 )");
-  REQUIRE(file.rules.size() == 3);
+  REQUIRE(file.rules.size() == 4);
   for (const auto& outcome : run_tests(file)) {
     INFO(outcome.name);
     for (const auto& p : outcome.problems) FAIL_CHECK(p);
@@ -312,6 +325,24 @@ TEST_CASE("malformed rules are refused with their line, column and reason", "[al
   e = parse_bad("  service Shop.Api\n");
   CHECK(e.line == 1);
   CHECK(e.column == 3);
+}
+
+// Regression: each '(' recursed without making a node, so the node cap never
+// bounded the depth and 20 000 of them overflowed the stack (SIGSEGV in
+// `monitorctl rule check` and in every judger reading such a rule).
+TEST_CASE("deeply nested parentheses are refused, not a stack overflow", "[alarm][rules]") {
+  for (const size_t depth : {size_t{33}, size_t{20000}, size_t{200000}}) {
+    const std::string condition = std::string(depth, '(') + "value > 1" + std::string(depth, ')');
+    ParseError error;
+    CHECK_FALSE(parse_condition(condition, error));
+    CHECK(error.reason == "parentheses nested deeper than 32");
+    const auto e = parse_bad("rule Shop.Api.X\n  service Shop.Api\n  attr Orders.Placed\n  when " + condition + "\n");
+    CHECK(e.line == 4);
+    CHECK(e.column == 8 + 32);
+  }
+  ParseError error;
+  CHECK(parse_condition(std::string(32, '(') + "value > 1" + std::string(32, ')'), error));
+  CHECK(parse_condition("((value > 1) and (not (avg(5) < 3 or ((nodata(2))))))", error));
 }
 
 TEST_CASE("a rule keeps its own text and everything it says", "[alarm][rules]") {

@@ -1,9 +1,22 @@
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "common/clock.hpp"
 #include "judger/exporter.hpp"
 #include "judger/judger_config.hpp"
+#include "judger/minute_store.hpp"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
+
+using namespace std::chrono_literals;
 
 using monitor::judger::export_line;
 using monitor::judger::ExportTarget;
@@ -38,4 +51,38 @@ TEST_CASE("an export target is NAME=KIND:URL with a known kind and an http URL",
   JudgerConfig config;
   config.export_targets = {vm, vm};
   CHECK_THROWS_WITH(config.validate(), Catch::Contains("\"vm\" is used twice"));
+}
+
+// Regression (issue 20): while a target was away, the exporter held the read
+// of a minute's points open across its retries (it posted each part from
+// inside the read), so the store's write-ahead log could not be checkpointed
+// and grew for as long as the target stayed away.
+TEST_CASE("an exporter whose target is away holds no read on the store while it retries", "[unit][export]") {
+  monitor::test::TempDir dir;
+  const std::filesystem::path db = dir.file("judger.db");
+  auto store = monitor::judger::MinuteStore::open(db);
+  REQUIRE(store.has_value());
+  const int64_t minute = monitor::realtime_ns() / 60'000'000'000 * 60 - 120;
+  std::vector<monitor::judger::MinutePoint> points;
+  for (int64_t server = 0; server < 50; ++server) points.push_back({"Shop.Api", "Orders.Placed", 1, server, minute, 1.0});
+  REQUIRE((*store)->finish_minute(minute, points).has_value());
+
+  // A port nothing listens on: every post fails and is tried again.
+  monitor::judger::ExportOptions options;
+  options.targets.push_back(JudgerConfig::parse_export_target(
+      "away=influxdb:http://127.0.0.1:" + std::to_string(monitor::test::free_port()) + "/write?db=monitor"));
+  options.lines_per_post = 10;  // the minute is five posts
+  monitor::judger::Exporter exporter(dir.path(), db, options);
+  exporter.minute_queued();
+  REQUIRE(monitor::test::wait_until([&] { return exporter.figures().at(0).failures >= 2; }, 10s));
+
+  sqlite3* reader = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &reader) == SQLITE_OK);
+  sqlite3_stmt* checkpoint = nullptr;
+  REQUIRE(sqlite3_prepare_v2(reader, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &checkpoint, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(checkpoint) == SQLITE_ROW);
+  const int busy = sqlite3_column_int(checkpoint, 0);
+  sqlite3_finalize(checkpoint);
+  sqlite3_close(reader);
+  CHECK(busy == 0);  // 1: a reader pins the log
 }

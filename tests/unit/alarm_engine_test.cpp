@@ -1,0 +1,88 @@
+// The judger's alarm engine against a real file: registry: what it writes
+// there when the console changes the same entries at the same time.
+#include <chrono>
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "alarm/records.hpp"
+#include "alarm/rule.hpp"
+#include "common/clock.hpp"
+#include "common/registry/registry.hpp"
+#include "judger/alarm_engine.hpp"
+#include "judger/notifier.hpp"
+#include "support/child_process.hpp"
+#include "support/temp_names.hpp"
+
+using namespace std::chrono_literals;
+using monitor::test::TempDir;
+using monitor::test::wait_until;
+namespace rules = monitor::alarm;
+namespace judger = monitor::judger;
+namespace registry = monitor::registry;
+
+namespace {
+
+constexpr const char* kRuleText = R"(rule E2e.Test.Low
+  service E2e.Test
+  attr Steady.Count
+  op SUM
+  per total
+  when value < 5
+)";
+
+int64_t evaluated_of(registry::Registry& reg) {
+  auto entry = reg.get(rules::kAlarmsKind, "E2e.Test.Low");
+  if (!entry || !*entry) return 0;
+  return rules::alarms_from_value((*entry)->value).evaluated;
+}
+
+}  // namespace
+
+// Regression (issue 20): `rule rm` removed rules/<r> and alarms/<r> while the
+// judger was writing the rule's state: its compare-and-set failed, it re-read
+// the (now absent) state and wrote it again at version 0, so alarms/<r> came
+// back for a rule that no longer existed.
+TEST_CASE("a rule removed while its judger writes the alarms' state stays removed, state and all",
+          "[alarm][judger][registry]") {
+  TempDir dir;
+  auto opened = registry::open_registry("file:" + dir.file("registry"));
+  REQUIRE(opened.has_value());
+  registry::Registry& reg = **opened;
+  const auto parsed = rules::parse_rule_file(kRuleText);
+  REQUIRE(!parsed.error);
+  REQUIRE(reg.put(rules::kRulesKind, "E2e.Test.Low", rules::rule_value(parsed.file.rules[0], true)).has_value());
+  REQUIRE(reg.put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}).has_value());
+
+  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
+  judger::AlarmEngine engine(reg, "judger-1", notifier);
+  engine.load_rules();
+  const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
+  auto evaluate = [&](int64_t minute) {
+    engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, 10}});
+    engine.final_before((minute + 1) * 60);
+  };
+  // The first minute only starts the rule's state; the second is evaluated and written.
+  evaluate(now_minute - 3);
+  evaluate(now_minute - 2);
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == now_minute - 2; }, 5s));
+
+  // What `monitorctl rule rm` does, then the next minute at once: the judger
+  // evaluates it before its watch (polled every 500 ms) has seen the removal.
+  const auto removed = reg.commit({}, {{std::string(rules::kRulesKind), "E2e.Test.Low", std::nullopt},
+                                       {std::string(rules::kAlarmsKind), "E2e.Test.Low", std::nullopt}});
+  REQUIRE((removed.has_value() && *removed));
+  const uint64_t evaluations = engine.figures().evaluations;
+  evaluate(now_minute - 1);
+  REQUIRE(wait_until([&] { return engine.figures().evaluations > evaluations; }, 5s));
+  // Later minutes until the watch has seen the rule go and the engine dropped it.
+  int64_t next = now_minute;
+  REQUIRE(wait_until([&] {
+    evaluate(next++);
+    return engine.figures().rules == 0;
+  }, 5s));
+  auto alarms = reg.get(rules::kAlarmsKind, "E2e.Test.Low");
+  REQUIRE(alarms.has_value());
+  CHECK_FALSE(alarms->has_value());
+  CHECK(engine.figures().state_write_failures == 0);
+}
