@@ -1,6 +1,7 @@
 // The judger's alarm engine against a real file: registry: what it writes
 // there when the console changes the same entries at the same time.
 #include <chrono>
+#include <filesystem>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -54,6 +55,7 @@ TEST_CASE("a rule removed while its judger writes the alarms' state stays remove
   REQUIRE(reg.put(rules::kRulesKind, "E2e.Test.Low", rules::rule_value(parsed.file.rules[0], true)).has_value());
   REQUIRE(reg.put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}).has_value());
 
+  std::filesystem::create_directories(dir.file("judger"));  // what the judger does before it opens alarms.db
   judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
   judger::AlarmEngine engine(reg, "judger-1", notifier);
   engine.load_rules();
