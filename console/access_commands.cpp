@@ -40,11 +40,18 @@ void check_key(const std::string& what, const std::string& name) {
 
 EtcdRegistry* etcd_of(Console& console) { return dynamic_cast<EtcdRegistry*>(&console.registry()); }
 
-void etcd_call(Console& console, const std::string& path, const boost::json::object& body, const std::string& doing) {
+// `already`: what to tell the user when etcd says the name exists, which is
+// how a console that lost a race to add the same user or role learns it.
+void etcd_call(Console& console, const std::string& path, const boost::json::object& body, const std::string& doing,
+               const std::string& already = {}) {
   auto* etcd = etcd_of(console);
   if (etcd == nullptr) return;
   auto r = etcd->gateway().call(path, body);
-  if (!r) console.fail(r.error(), doing);
+  if (r) return;
+  if (!already.empty() && etcd->gateway().last_error().find("already exists") != std::string::npos) {
+    throw ConsoleError(kExitBadInput, already);
+  }
+  console.fail(r.error(), doing);
 }
 
 boost::json::object etcd_perm(const char* type, const std::string& key, bool prefix) {
@@ -98,7 +105,8 @@ int role_add(int argc, char** argv) {
   }
   if (etcd_of(console) != nullptr) {
     const std::string root(EtcdRegistry::kRoot);
-    etcd_call(console, "/v3/auth/role/add", {{"name", name}}, "adding role " + name);
+    etcd_call(console, "/v3/auth/role/add", {{"name", name}}, "adding role " + name,
+              fmt::format("role {} already exists", name));
     // Everyone reads the registry; changes need the key of what changes.
     etcd_call(console, "/v3/auth/role/grant", {{"name", name}, {"perm", etcd_perm("READ", root, true)}},
               "granting role " + name);
@@ -184,7 +192,8 @@ int user_add(int argc, char** argv) {
     throw ConsoleError(kExitBadInput, fmt::format("user {} already exists", name));
   }
   for (const auto& r : roles) must_have_role(console, r);
-  etcd_call(console, "/v3/auth/user/add", {{"name", name}, {"password", password}}, "adding user " + name);
+  etcd_call(console, "/v3/auth/user/add", {{"name", name}, {"password", password}}, "adding user " + name,
+            fmt::format("user {} already exists", name));
   for (const auto& r : roles) etcd_call(console, "/v3/auth/user/grant", {{"user", name}, {"role", r}}, "granting " + r);
   boost::json::object record{{"roles", boost::json::value_from(roles)}};
   // On etcd, etcd keeps the password; on file: a salted SHA-512 crypt(3) hash.

@@ -60,7 +60,7 @@ std::string_view field_of(uint32_t op) {
 // anyone (auth, database missing, slow down) and are retried like a 5xx.
 bool refused_for_good(const net::PostReply& reply) {
   const long s = reply.status;
-  return reply.error.empty() && s >= 400 && s < 500 && s != 401 && s != 403 && s != 404 && s != 408 && s != 429;
+  return reply.answered && s >= 400 && s < 500 && s != 401 && s != 403 && s != 404 && s != 408 && s != 429;
 }
 
 struct QueuedMinute {

@@ -48,6 +48,7 @@ PostReply HttpPoster::post(const std::string& url, std::string_view body, const 
   const CURLcode rc = curl_easy_perform(curl_);
   curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &reply.status);
   curl_slist_free_all(list);
+  reply.answered = rc == CURLE_OK;
   if (rc != CURLE_OK) {
     reply.error = curl_easy_strerror(rc);
   } else if (!reply.ok()) {

@@ -16,7 +16,8 @@ namespace monitor::net {
 struct PostReply {
   long status = 0;   // HTTP status; 0 when no reply arrived
   std::string body;  // at most kMaxReplyBody bytes kept: an error message, not data
-  std::string error; // the transport's error when no reply arrived
+  std::string error; // the transport's error, or "HTTP <status>" for a non-2xx reply
+  bool answered = false;  // a whole reply arrived (its status is the target's word)
   bool ok() const noexcept { return error.empty() && status >= 200 && status < 300; }
 };
 

@@ -438,8 +438,9 @@ TEST_CASE("issue 20: a minute InfluxDB refuses for good (beyond its retention po
   }
   auto health = [&] { return monitor::test::http_get(query_port, "/api/health").body; };
   {
+    const bool refused = wait_until([&] { return figure(query_port, "influx", "refused") > 0; }, 30s);
     INFO("health: " << health() << "\njudger:\n" << read_file(dir.file("judger.log")));
-    REQUIRE(wait_until([&] { return figure(query_port, "influx", "refused") > 0; }, 30s));
+    REQUIRE(refused);
   }
   {
     Sender sender(port, 603);

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
@@ -104,6 +105,7 @@ TEST_CASE("issue 20: two consoles granting roles at once lose neither, on file: 
           "[e2e][issue20][console]") {
   SECTION("file:") {
     TempDir dir;
+    std::filesystem::create_directories(dir.file("registry"));
     grants_race(dir, "file:" + dir.file("registry"), 20);
   }
   SECTION("etcd") {
