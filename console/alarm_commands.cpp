@@ -590,6 +590,9 @@ int silence_add(int argc, char** argv) {
   if (s.end_s <= s.start_s) throw ConsoleError(kExitBadInput, "--end must be after --start");
   s.comment = (*args)["comment"].as<std::string>();
   Console console(*args);
+  // A silence of a rule nobody defined matches nothing, while its author
+  // believes the alarm silenced: a typo must be an error, not a no-op.
+  if (!s.rule.empty()) must_get_rule(console, s.rule);
   const char* env_user = std::getenv("USER");
   s.by = !console.user().empty() ? console.user() : env_user != nullptr ? env_user : "";
   s.id = fmt::format("s{}", std::chrono::duration_cast<std::chrono::milliseconds>(

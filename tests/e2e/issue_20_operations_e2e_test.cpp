@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -148,4 +149,31 @@ TEST_CASE("issue 20: a judger started with --no-placement never leads: a dead ju
   CHECK_THAT(read_file(dir_b.file("judger-b.log")), Catch::Contains("placement: service E2e.Test"));
   monitor::e2e::stop(judger_b, "judger-b");
   monitor::e2e::stop(judger_a, "judger-a");
+}
+
+// Regression: a silence of a rule name nobody defined (a typo) was stored and
+// matched nothing, while its author believed the alarm silenced.
+TEST_CASE("issue 20: silence add --rule refuses a rule that does not exist, and keeps nothing",
+          "[e2e][issue20][console]") {
+  TempDir dir;
+  const std::string reg = "file:" + dir.file("registry");
+  std::filesystem::create_directories(dir.file("registry"));
+  REQUIRE(monitorctl(dir, reg, {"service", "add", "Silence.Test"}).rc == 0);
+  REQUIRE(monitorctl(dir, reg, {"attr", "add", "Silence.Test", "Orders.Placed"}).rc == 0);
+  const std::string rules = dir.file("silence.rules");
+  std::ofstream(rules) << "rule Silence.Test.High\n  service Silence.Test\n  attr Orders.Placed\n  op SUM\n"
+                          "  per total\n  when value > 1000\n";
+  REQUIRE(monitorctl(dir, reg, {"rule", "add", rules}).rc == 0);
+
+  const Run typo = monitorctl(dir, reg, {"silence", "add", "--rule", "Silence.Test.Hgih", "--end", "+1h"});
+  CHECK(typo.rc == 2);
+  CHECK_THAT(typo.err, Catch::Contains("no rule Silence.Test.Hgih"));
+  const Run known = monitorctl(dir, reg, {"silence", "add", "--rule", "Silence.Test.High", "--end", "+1h"});
+  INFO(known.out << known.err);
+  CHECK(known.rc == 0);
+  const Run listed = monitorctl(dir, reg, {"silence", "list", "--output", "json"});
+  REQUIRE(listed.rc == 0);
+  const auto rows = boost::json::parse(listed.out).as_array();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].at("rule").as_string() == "Silence.Test.High");
 }
