@@ -20,6 +20,7 @@ namespace json = boost::json;
 using alarm::Notice;
 
 constexpr int64_t kCatchUpMinutes = 60;  // after a long stop, only the last hour is evaluated
+constexpr int64_t kOnTimeJudgement_s = 60;  // a minute judged later than this after its end is caught up
 constexpr int kRecentMinutes = 10;       // shown in a message
 
 std::string number(std::optional<double> v) {
@@ -337,9 +338,9 @@ bool AlarmEngine::any_part_gone(const std::vector<std::string>& gone_rules) {
   return false;
 }
 
-bool AlarmEngine::muted(const alarm::Rule& rule, int64_t server, int64_t now_s) const {
+bool AlarmEngine::muted(const alarm::Rule& rule, int64_t server, int64_t at_s) const {
   for (const auto& s : silences_) {
-    if (s.matches(rule, server, now_s)) return true;
+    if (s.matches(rule, server, at_s)) return true;
   }
   // Inhibition: while a judger, proxy or agent is gone, the silence it causes
   // downstream is not news: no-data alarms of the services say nothing new
@@ -400,8 +401,13 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
   std::vector<Notice> notices;
   {
     std::lock_guard lock(mutex_);
+    // Silences are matched at the minute's time when it is judged late (a
+    // catch-up after a restart or a registry outage): a silence that covered
+    // the minute still does, one added since does not. On time, at the wall
+    // clock, so a silence added just after a minute ended still holds it.
+    const int64_t silence_time = std::min(now_s, (minute + 1) * 60 + kOnTimeJudgement_s);
     notices = alarm::plan_notices(rule, owned.state.alarms, transitions, minute,
-                                  [&](int64_t server) { return muted(rule, server, now_s); });
+                                  [&](int64_t server) { return muted(rule, server, silence_time); });
     figures_.evaluations += servers.size();
     figures_.transitions += transitions.size();
     figures_.notices += notices.size();

@@ -70,7 +70,7 @@ class AlarmEngine {
   bool read_state(OwnedRule& owned);
   void write_state(OwnedRule& owned);
   void notify(const OwnedRule& owned, const alarm::Notice& notice);
-  bool muted(const alarm::Rule& rule, int64_t server, int64_t now_s) const;
+  bool muted(const alarm::Rule& rule, int64_t server, int64_t at_s) const;
   bool any_part_gone(const std::vector<std::string>& gone_rules);
   void read_moved_windows(const std::string& service, const boost::json::value& assignment, int64_t minute);
 

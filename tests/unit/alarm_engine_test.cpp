@@ -88,3 +88,40 @@ TEST_CASE("a rule removed while its judger writes the alarms' state stays remove
   CHECK_FALSE(alarms->has_value());
   CHECK(engine.figures().state_write_failures == 0);
 }
+
+// Regression (issue 20): silences were matched at the wall clock. A judger
+// catching up on minutes it missed (down, or the registry out of reach)
+// paged for a minute that a silence, expired since, had covered.
+TEST_CASE("a minute judged late is matched against the silences in force at its time, not the wall clock's",
+          "[alarm][judger][silence]") {
+  TempDir dir;
+  auto opened = registry::open_registry("file:" + dir.file("registry"));
+  REQUIRE(opened.has_value());
+  registry::Registry& reg = **opened;
+  const auto parsed = rules::parse_rule_file(std::string(kRuleText) + "  notify webhook:http://127.0.0.1:9/low\n");
+  REQUIRE(!parsed.error);
+  REQUIRE(reg.put(rules::kRulesKind, "E2e.Test.Low", rules::rule_value(parsed.file.rules[0], true)).has_value());
+  REQUIRE(reg.put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}).has_value());
+  const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
+  rules::Silence maintenance;
+  maintenance.id = "s1";
+  maintenance.rule = "E2e.Test.Low";
+  maintenance.start_s = (now_minute - 30) * 60;
+  maintenance.end_s = (now_minute - 5) * 60;  // over before the judger gets to the minute below
+  REQUIRE(reg.put(rules::kSilencesKind, "s1", rules::silence_value(maintenance)).has_value());
+
+  std::filesystem::create_directories(dir.file("judger"));
+  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
+  judger::AlarmEngine engine(reg, "judger-1", notifier);
+  engine.load_rules();
+  auto evaluate = [&](int64_t minute, double value) {
+    engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value}});
+    engine.final_before((minute + 1) * 60);
+  };
+  evaluate(now_minute - 12, 10);
+  evaluate(now_minute - 11, 1);  // faulty, inside the silence: judged 11 minutes late
+  REQUIRE(wait_until([&] { return engine.figures().transitions >= 1; }, 5s));
+  CHECK(engine.figures().firing == 1);
+  CHECK(engine.figures().notices == 0);
+  CHECK(notifier.counters().queued == 0);
+}
