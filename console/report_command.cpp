@@ -175,7 +175,11 @@ int report_daily(int argc, char** argv) {
   Console console(*args);
   const int64_t now = unix_now();
   const int64_t from = parse_time("--since", (*args)["since"].as<std::string>(), now);
-  const int64_t to = parse_time("--to", (*args)["to"].as<std::string>(), now);
+  // The end is exclusive, and events are stamped in whole seconds: "now"
+  // includes what happened in the current second (a notification that
+  // failed just before the report was asked).
+  const std::string to_text = (*args)["to"].as<std::string>();
+  const int64_t to = parse_time("--to", to_text, now) + (to_text == "now" ? 1 : 0);
   if (from >= to) throw ConsoleError(kExitBadInput, "--since must be before --to");
   const Report report = gather(console, from, to, (*args)["top"].as<size_t>());
   if (!args->count("mail-to")) {
