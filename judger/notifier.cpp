@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include "alarm/rule.hpp"
 #include "common/clock.hpp"
 #include "judger/sqlite_statement.hpp"
 #include "mail/smtp_mail.hpp"
@@ -68,16 +69,12 @@ std::vector<std::string> command_environment(const std::string& key, const std::
 // `error` set.
 std::optional<pid_t> spawn_command(const std::string& spec, const std::string& key, const std::string& body,
                                    const std::string& input, std::string& error) {
-  std::vector<std::string> words;
-  for (size_t i = 0; i < spec.size();) {
-    const size_t j = std::min(spec.find(' ', i), spec.size());
-    if (j > i) words.push_back(spec.substr(i, j - i));
-    i = j + 1;
-  }
-  if (words.empty()) {
-    error = "no program to run";
+  auto split = alarm::command_words(spec);
+  if (!split || split->empty()) {
+    error = split ? "no program to run" : "a quoted argument is not closed";
     return std::nullopt;
   }
+  std::vector<std::string>& words = *split;
   {
     std::ofstream f(input, std::ios::trunc);
     f << body;

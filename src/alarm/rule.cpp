@@ -412,8 +412,31 @@ std::string Target::text() const {
     case Kind::kCommand: out = "command:"; break;
   }
   out += address;
-  for (const auto& a : args) out += " " + a;
+  for (const auto& a : args) {
+    const bool plain = !a.empty() && a[0] != '#' &&
+                       std::none_of(a.begin(), a.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == '\\'; });
+    if (plain) {
+      out += " " + a;
+      continue;
+    }
+    out += " \"";
+    for (const char c : a) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
   return out;
+}
+
+std::optional<std::vector<std::string>> command_words(std::string_view text) {
+  try {
+    std::vector<std::string> out;
+    for (auto& w : split_words(text)) out.push_back(std::move(w.text));
+    return out;
+  } catch (const Failure&) {
+    return std::nullopt;
+  }
 }
 
 std::string ParseError::text() const { return fmt::format("line {}, column {}: {}", line, column, reason); }

@@ -51,8 +51,13 @@ struct Target {
   Kind kind = Kind::kWebhook;
   std::string address;            // URL, mail address, or the program's path
   std::vector<std::string> args;  // a command's arguments (no shell)
-  std::string text() const;       // as written in a rule
+  std::string text() const;       // as written in a rule: an argument with spaces or quotes quoted
 };
+
+/// A `command:` target's text (after the scheme, as Target::text() writes
+/// it) split back into the program and its arguments, quoted ones whole, as
+/// the rule parser splits them; nullopt if a quote is not closed.
+std::optional<std::vector<std::string>> command_words(std::string_view text);
 
 struct Rule {
   std::string name;

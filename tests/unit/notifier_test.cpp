@@ -1,11 +1,17 @@
 // The notifier: a notification pending when the judger stops is delivered
 // after the restart, once; the alarm history is bounded.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
 #include <catch2/catch.hpp>
 
+#include "alarm/rule.hpp"
 #include "judger/notifier.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
@@ -65,4 +71,54 @@ TEST_CASE("a notification still pending when the notifier stops is delivered aft
   const std::string received = monitor::test::read_file(hooks);
   CHECK(std::count(received.begin(), received.end(), '\n') == 1);
   CHECK_THAT(received, Catch::Contains(n.key));
+}
+
+// Issue 20: a command: notification runs with its quoted arguments whole
+// (they were split at every space), a clean environment (not the judger's,
+// which may hold the registry's password) and none of the judger's
+// descriptors (a child that kept the judger's port made its restart fail).
+TEST_CASE("a command notification gets its quoted arguments whole, a clean environment and no inherited descriptor",
+          "[alarms][notifier][command]") {
+  monitor::test::TempDir dir;
+  const std::string out = dir.file("argv"), env = dir.file("env"), fds = dir.file("fds");
+  const std::string rules = "rule Shop.Api.Slow\n  service Shop.Api\n  attr Api.Latency\n  op MAX\n  per total\n"
+                            "  when value > 5\n"
+                            "  notify command:/bin/sh -c \"printf '%s|' \\\"$@\\\" > " + out + "; env > " + env +
+                            "; ls -l /proc/self/fd > " + fds + "\" sh \"two  words\" plain \"a \\\"quoted\\\" one\"\n";
+  const auto parsed = monitor::alarm::parse_rule_file(rules);
+  INFO((parsed.error ? parsed.error->text() : std::string()));
+  REQUIRE(!parsed.error);
+  REQUIRE(parsed.file.rules.at(0).notify.size() == 1);
+
+  // What the judger may hold: the registry's password, a file and a listening socket not marked close-on-exec.
+  ::setenv("MONITOR_REGISTRY_PASSWORD", "hunter2", 1);
+  const int leaked_file = ::open(dir.file("judger-file").c_str(), O_CREAT | O_WRONLY, 0600);
+  REQUIRE(leaked_file >= 0);
+  const int leaked_socket = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(leaked_socket >= 0);
+
+  monitor::judger::Notification n;
+  n.key = "Shop.Api.Slow-firing-1796000000-0123456789abcdef";
+  n.rule = "Shop.Api.Slow";
+  n.target = parsed.file.rules[0].notify[0].text();
+  n.subject = "FIRING Shop.Api.Slow";
+  n.text = "slow";
+  n.body = {{"kind", "firing"}, {"rule", "Shop.Api.Slow"}};
+  Notifier notifier(dir.path(), monitor::judger::NotifierOptions{});
+  REQUIRE(notifier.enqueue(n));
+  REQUIRE(monitor::test::wait_until([&] { return notifier.counters().sent == 1; }, 10s));
+  ::close(leaked_file);
+  ::close(leaked_socket);
+  ::unsetenv("MONITOR_REGISTRY_PASSWORD");
+
+  CHECK(monitor::test::read_file(out) == "two  words|plain|a \"quoted\" one|");
+  const std::string environment = monitor::test::read_file(env);
+  CHECK_THAT(environment, !Catch::Contains("hunter2"));
+  CHECK_THAT(environment, Catch::Contains("MONITOR_ALARM_KEY=" + n.key));
+  CHECK_THAT(environment, Catch::Contains("MONITOR_ALARM_RULE=Shop.Api.Slow"));
+  const std::string descriptors = monitor::test::read_file(fds);
+  INFO(descriptors);
+  CHECK_THAT(descriptors, !Catch::Contains("judger-file"));
+  CHECK_THAT(descriptors, !Catch::Contains("socket:"));
+  CHECK_THAT(descriptors, !Catch::Contains("alarms.db"));
 }
