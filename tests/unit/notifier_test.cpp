@@ -1,6 +1,9 @@
 // The notifier: a notification pending when the judger stops is delivered
 // after the restart, once; the alarm history is bounded.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -121,4 +124,79 @@ TEST_CASE("a command notification gets its quoted arguments whole, a clean envir
   CHECK_THAT(descriptors, !Catch::Contains("judger-file"));
   CHECK_THAT(descriptors, !Catch::Contains("socket:"));
   CHECK_THAT(descriptors, !Catch::Contains("alarms.db"));
+}
+
+namespace {
+
+monitor::judger::Notification page(const std::string& key, const std::string& target) {
+  monitor::judger::Notification n;
+  n.key = key;
+  n.rule = "Shop.Api.Slow";
+  n.target = target;
+  n.subject = "FIRING Shop.Api.Slow";
+  n.text = "slow";
+  n.body = {{"kind", "firing"}, {"rule", "Shop.Api.Slow"}};
+  return n;
+}
+
+double cpu_seconds_of_this_process() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+// Issue 20: one delivery thread sent synchronously, so each message queued
+// for a webhook that never answers held a page to a healthy one back by the
+// whole timeout (10 s each: 50 s for five).
+TEST_CASE("a webhook that never answers does not hold back a page to a healthy one", "[alarms][notifier]") {
+  monitor::test::TempDir dir;
+  // Accepts connections in the kernel's backlog and never answers them.
+  const int stuck = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(stuck >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(stuck, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(stuck, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  REQUIRE(::listen(stuck, 16) == 0);
+  const int healthy_port = monitor::test::free_port();
+  const std::string hooks = dir.file("hooks.jsonl");
+  auto sink = monitor::test::ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_EXAMPLES_DIR) + "/webhook_sink.py",
+                                                  std::to_string(healthy_port), hooks}, "", dir.file("sink.log"));
+  // Up once it has written down a POST of ours.
+  REQUIRE(monitor::test::wait_until([&] {
+    monitor::test::http_request(healthy_port, "POST", "/ready", "{}");
+    return monitor::test::read_file(hooks).find("/ready") != std::string::npos;
+  }, 10s));
+
+  Notifier notifier(dir.path(), monitor::judger::NotifierOptions{});
+  const std::string stuck_target = "webhook:http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/hook";
+  for (int i = 0; i < 5; ++i) REQUIRE(notifier.enqueue(page("stuck-" + std::to_string(i), stuck_target)));
+  REQUIRE(notifier.enqueue(page("critical", "webhook:http://127.0.0.1:" + std::to_string(healthy_port) + "/hook")));
+  // Bounded well under one timeout of the stuck receiver (10 s).
+  CHECK(monitor::test::wait_until([&] { return monitor::test::read_file(hooks).find("critical") != std::string::npos; },
+                                  3s));
+  CHECK(notifier.counters().sent == 1);
+  ::close(stuck);
+}
+
+// Issue 20: while commands waited for a free slot (command_max_running) the
+// notifier spun at ~80 % of a core.
+TEST_CASE("commands waiting for a free slot cost no CPU", "[alarms][notifier][command]") {
+  monitor::test::TempDir dir;
+  monitor::judger::NotifierOptions options;
+  options.command_max_running = 1;
+  Notifier notifier(dir.path(), options);
+  const double cpu_before = cpu_seconds_of_this_process();
+  for (int i = 0; i < 3; ++i) REQUIRE(notifier.enqueue(page("sleep-" + std::to_string(i), "command:/bin/sleep 2")));
+  // While the first runs (2 s) the other two wait for its slot.
+  REQUIRE(monitor::test::wait_until([&] { return notifier.counters().sent == 1; }, 10s));
+  const double cpu = cpu_seconds_of_this_process() - cpu_before;
+  INFO("CPU seconds used while a command ran and two waited: " << cpu);
+  CHECK(cpu < 0.3);  // a spin costs ~1.6 s of the 2 s
+  REQUIRE(monitor::test::wait_until([&] { return notifier.counters().sent == 3; }, 15s));
 }
