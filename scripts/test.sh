@@ -2,7 +2,7 @@
 # Runs every test: installs what is missing, builds, runs the unit, end-to-end
 # and install/consumer tests with ctest (building the sanitizer and fuzzer
 # trees meanwhile), the sanitizer leg (scripts/sanitize.sh: unit and end-to-end
-# tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan), then
+# tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan, side by side), then
 # the line-parser, wire-decoder and rule (registry values) fuzzers for a short while when clang is
 # present. Prints "N passed, N failed" whatever happened, and exits non-zero if
 # anything failed.
