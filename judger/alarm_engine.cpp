@@ -30,8 +30,10 @@ std::string number(std::optional<double> v) {
 
 }  // namespace
 
-AlarmEngine::AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier)
-    : registry_(registry), self_(std::move(self)), notifier_(notifier) {}
+AlarmEngine::AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier, std::string dashboard_url)
+    : registry_(registry), self_(std::move(self)), notifier_(notifier), dashboard_url_(std::move(dashboard_url)) {
+  while (dashboard_url_.ends_with('/')) dashboard_url_.pop_back();
+}
 
 AlarmEngine::~AlarmEngine() {
   watch_.reset();
@@ -461,11 +463,22 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
     for (const auto& v : recent) table += fmt::format(" {}", v ? fmt::format("{:g}", *v) : "-");
     text += fmt::format("  {}: {} now   {}   last {} minutes:{}\n", series, number(value), sparkline(recent),
                         kRecentMinutes, table);
-    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{} &nbsp; {}</td></tr>", series, number(value),
-                        sparkline(recent), table);
+    // The chart of the series an hour around the minute, as a Grafana alert
+    // links to its panel. Names and op names are URL-safe by their grammar.
+    const std::string chart =
+        dashboard_url_.empty()
+            ? ""
+            : fmt::format("{}/#/chart?service={}&attr={}&op={}&servers={}&from={}&to={}", dashboard_url_, rule.service,
+                          rule.attr, op, server < 0 ? std::string("total") : std::to_string(server),
+                          (notice.minute - 30) * 60, (notice.minute + 31) * 60);
+    if (!chart.empty()) text += fmt::format("    chart: {}\n", chart);
+    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{} &nbsp; {}</td></tr>",
+                        chart.empty() ? series : fmt::format("<a href=\"{}\">{}</a>", mail::html_escape(chart), series),
+                        number(value), sparkline(recent), table);
     json::object item{{"server", server < 0 ? json::value(nullptr) : json::value(server)},
                       {"value", value ? json::value(*value) : json::value(nullptr)},
                       {"recent", std::move(recent_json)}};
+    if (!chart.empty()) item["chart_url"] = chart;
     if (a != owned.state.alarms.end()) {
       item["state"] = alarm::state_name(a->second.state);
       item["fired_at"] = a->second.fired_at * 60;

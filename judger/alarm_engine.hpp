@@ -35,7 +35,8 @@ class AlarmEngine {
     uint64_t state_write_failures = 0, bad_rules = 0;
   };
 
-  AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier);
+  /// `dashboard_url` (may be empty): where each message links to its series' chart.
+  AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier, std::string dashboard_url = "");
   ~AlarmEngine();
 
   /// The rules of owned services as the registry has them now (blocking: call
@@ -77,6 +78,7 @@ class AlarmEngine {
   registry::Registry& registry_;
   const std::string self_;
   Notifier& notifier_;
+  std::string dashboard_url_;  // without a trailing '/'; empty: messages carry no link
 
   mutable std::mutex mutex_;  // everything below
   std::condition_variable wake_;

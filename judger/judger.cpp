@@ -101,7 +101,7 @@ Judger::Judger(JudgerConfig config)
         return notifier_->history(rule, from, to, limit);
       },
       [this] { return metrics_.text() + registry_metrics_.text(); });
-  alarms_ = std::make_unique<AlarmEngine>(*registry_, config_.name, *notifier_);
+  alarms_ = std::make_unique<AlarmEngine>(*registry_, config_.name, *notifier_, config_.dashboard_url);
   alarms_->load_rules();
   // The minutes the rules read, from the store: a restarted judger evaluates
   // windows and no-data as if it had never stopped.

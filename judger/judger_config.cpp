@@ -16,7 +16,7 @@ void JudgerConfig::load_file(const std::string& path) {
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
                                            "grace_s", "late_window_s", "future_window_s", "idle_timeout_s", "server_id",
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
-                                           "max_names", "series_per_service", "placement", "smtp_url", "mail_from",
+                                           "max_names", "series_per_service", "placement", "smtp_url", "mail_from", "dashboard_url",
                                            "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running",
                                            "export", "export_backlog_minutes", "export_seconds"};
   try {
@@ -41,6 +41,7 @@ void JudgerConfig::load_file(const std::string& path) {
     read_bool(obj, "placement", placement);
     read_string(obj, "smtp_url", smtp_url);
     read_string(obj, "mail_from", mail_from);
+    read_string(obj, "dashboard_url", dashboard_url);
     read_int(obj, "notify_tries", notify_tries);
     read_int(obj, "notify_backoff_ms", notify_backoff_ms);
     read_int(obj, "command_timeout_s", command_timeout_s);
@@ -96,6 +97,10 @@ void JudgerConfig::validate() const {
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (listen.rfind(':') == std::string::npos) throw std::runtime_error("listen must be host:port");
   if (query_listen.rfind(':') == std::string::npos) throw std::runtime_error("query_listen must be host:port");
+  if (!dashboard_url.empty() && ((!dashboard_url.starts_with("http://") && !dashboard_url.starts_with("https://")) ||
+                                 dashboard_url.find_first_of(" \t\r\n\"<>") != std::string::npos)) {
+    throw std::runtime_error("dashboard_url must be an http:// or https:// address");
+  }
   if (grace_s < 0 || grace_s > 600) throw std::runtime_error("grace_s must be in [0, 600]");
   if (late_window_s < 0 || late_window_s > 86400) throw std::runtime_error("late_window_s must be in [0, 86400]");
   if (future_window_s < 0 || future_window_s > 86400) throw std::runtime_error("future_window_s must be in [0, 86400]");

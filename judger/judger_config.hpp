@@ -33,6 +33,7 @@ struct JudgerConfig {
   // Alarms (docs/rules.md, "Notifications").
   std::string smtp_url = "smtp://127.0.0.1:25";
   std::string mail_from = "monitor@localhost";
+  std::string dashboard_url;     // if set, each alarm message links to its series' chart there
   int notify_tries = 6;          // deliveries tried before one is recorded as failed
   int notify_backoff_ms = 5000;  // before the second try; doubles per try, at most 5 min
   int command_timeout_s = 10;

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
       ("no-placement", "never move services (automatic placement; monitorctl placement manual turns it off for all)")
       ("smtp-url", "SMTP server for alarm mail (default " + defaults.smtp_url + ")", cxxopts::value<std::string>())
       ("mail-from", "sender of alarm mail (default " + defaults.mail_from + ")", cxxopts::value<std::string>())
+      ("dashboard-url", "the dashboard's address (http://host:port): each alarm message links to its series' chart "
+       "there (default none)", cxxopts::value<std::string>())
       ("notify-tries", "deliveries of a notification tried before it is recorded as failed (default " +
        std::to_string(defaults.notify_tries) + ")", cxxopts::value<int>())
       ("notify-backoff-ms", "wait before the second try, doubling per try (default " +
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     if (args.count("no-placement")) config.placement = false;
     if (args.count("smtp-url")) config.smtp_url = args["smtp-url"].as<std::string>();
     if (args.count("mail-from")) config.mail_from = args["mail-from"].as<std::string>();
+    if (args.count("dashboard-url")) config.dashboard_url = args["dashboard-url"].as<std::string>();
     if (args.count("notify-tries")) config.notify_tries = args["notify-tries"].as<int>();
     if (args.count("notify-backoff-ms")) config.notify_backoff_ms = args["notify-backoff-ms"].as<int>();
     if (args.count("command-timeout")) config.command_timeout_s = args["command-timeout"].as<int>();

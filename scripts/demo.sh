@@ -50,7 +50,8 @@ build/agent/monitor-agent --ring "$ring" --socket "$data/agent.sock" --output "$
 pids+=($!)
 agent=$!
 build/judger/monitor-judger --name judger-1 --listen 127.0.0.1:7300 --query-listen "$judger_query" \
-  --data-dir "$data/judger" --registry "$registry" --server-id 1 2> "$data/judger.log" &
+  --data-dir "$data/judger" --registry "$registry" --server-id 1 --dashboard-url http://127.0.0.1:7303 \
+  2> "$data/judger.log" &
 pids+=($!)
 judger=$!
 await_entry judgers/judger-1 "$data/judger.log"

@@ -111,7 +111,8 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
                                    "-c", "aiosmtpd.handlers.Mailbox", maildir}, "", dir.file("smtp.log"));
   const std::vector<std::string> judger_flags = {"--smtp-url", "smtp://127.0.0.1:" + std::to_string(smtp_port),
                                                  "--notify-tries", "2", "--notify-backoff-ms", "200",
-                                                 "--command-timeout", "1", "--no-self-metrics"};
+                                                 "--command-timeout", "1", "--no-self-metrics",
+                                                 "--dashboard-url", "http://127.0.0.1:8080/"};
   const std::string log1 = dir.file("judger1.log");
   auto judger = monitor::e2e::spawn_judger(dir, port, log1, query_port, judger_flags);
   REQUIRE(wait_until([&] { return monitorctl(dir, {"judger", "list", "--output", "json"}).out.find("\"live\"") != std::string::npos; }, 20s));
@@ -149,6 +150,11 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   CHECK(high[0].at("alarms").as_array().at(0).at("value").as_double() == 5000);
   CHECK(high[0].at("idempotency_key") == high[0].at("key"));
   CHECK_THAT(std::string(high[0].at("text").as_string()), Catch::Contains("monitorctl query --service Alarm.Test"));
+  // The series' chart in the dashboard, an hour around the minute.
+  const std::string chart = "http://127.0.0.1:8080/#/chart?service=Alarm.Test&attr=Orders.Placed&op=SUM&servers=total"
+                            "&from=" + std::to_string(faulty - 1800) + "&to=" + std::to_string(faulty + 1860);
+  CHECK(high[0].at("alarms").as_array().at(0).at("chart_url").as_string() == chart);
+  CHECK_THAT(std::string(high[0].at("text").as_string()), Catch::Contains("chart: " + chart));
   REQUIRE(wait_until([&] { return !mails(maildir).empty(); }, 30s));
   CHECK_THAT(mails(maildir).at(0), Catch::Contains("Subject: [FIRING] Alarm.Test.High"));
   CHECK_THAT(mails(maildir).at(0), Catch::Contains("text/html"));

@@ -72,4 +72,13 @@ TEST_CASE("the judger's config file is read with the same checks", "[config][jud
   config = monitor::judger::JudgerConfig{};
   config.name = "bad name";
   CHECK_THROWS(config.validate());
+  // Alarm messages link to the dashboard: only an http(s) address, nothing that would break the link.
+  config = monitor::judger::JudgerConfig{};
+  config.load_file(write(dir, R"({"dashboard_url": "https://dash.example.com:8080"})"));
+  CHECK(config.dashboard_url == "https://dash.example.com:8080");
+  CHECK_NOTHROW(config.validate());
+  for (const char* bad : {"dash.example.com", "javascript:alert(1)", "http://a b", "http://x/\"<b>"}) {
+    config.dashboard_url = bad;
+    CHECK_THROWS_WITH(config.validate(), Catch::Contains("dashboard_url"));
+  }
 }
