@@ -32,13 +32,6 @@ namespace {
 
 int64_t now_ms() { return realtime_ns() / 1'000'000; }
 
-struct RunningCommand {
-  pid_t pid;
-  std::string key, rule, target;
-  int64_t deadline_ms;
-  std::string stdin_path;
-};
-
 // What a command sees of the judger: PATH and LANG, and the alarm as
 // MONITOR_ALARM_* (the key to de-duplicate by). Not the judger's environment,
 // which may hold the registry's password.
@@ -351,41 +344,50 @@ void Notifier::run() {
       }
     }
     for (auto it = running.begin(); it != running.end();) {
-      RunningCommand& c = it->second;
-      int status = 0;
-      pid_t done = waitpid(c.pid, &status, WNOHANG);
-      std::string error;
-      if (done == 0 && now_ms() >= c.deadline_ms) {
-        ::kill(-c.pid, SIGKILL);  // its process group: what it started goes too
-        waitpid(c.pid, &status, 0);
-        error = fmt::format("still running after {} s: killed", options_.command_timeout_s);
-        done = c.pid;
-      } else if (done == c.pid) {
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-          error = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
-                                    : fmt::format("killed by signal {}", WTERMSIG(status));
-        }
-        ::kill(-c.pid, SIGKILL);  // a child it left behind would hold what it inherited
-      }
-      if (done == 0) {
-        ++it;
-        continue;
-      }
-      std::filesystem::remove(c.stdin_path, fs_ec);
-      settle(c.key, c.rule, c.target, error.empty(), error);
-      {
-        std::lock_guard lock(mutex_);
-        in_flight_.erase(c.key);
-      }
-      it = running.erase(it);
+      it = reap(it->second, false) ? running.erase(it) : std::next(it);
     }
   }
-  for (auto& [pid, c] : running) {
-    // Still pending in the outbox: run again after the restart.
-    ::kill(-pid, SIGKILL);
-    int status = 0;
-    waitpid(pid, &status, 0);
+  // Stopping: a command under way may finish until its deadline and is
+  // settled as any try is, so one that succeeded is not run again after the
+  // restart (only one that failed, or was killed at its deadline, is tried
+  // again). The stop waits at most command_timeout_s.
+  if (!running.empty()) {
+    spdlog::info("alarms: stopping: waiting for {} command(s) under way (at most {} s)", running.size(),
+                 options_.command_timeout_s);
   }
+  for (auto& [pid, c] : running) reap(c, true);
+}
+
+// Settles a command that has ended, or is past its deadline (then killed
+// with its process group), or, with `wait`, once either happens. True once
+// settled.
+bool Notifier::reap(const RunningCommand& c, bool wait) {
+  int status = 0;
+  pid_t done = waitpid(c.pid, &status, WNOHANG);
+  while (wait && done == 0 && now_ms() < c.deadline_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polled: a child's end wakes nothing here
+    done = waitpid(c.pid, &status, WNOHANG);
+  }
+  std::string error;
+  if (done == 0 && now_ms() >= c.deadline_ms) {
+    ::kill(-c.pid, SIGKILL);  // its process group: what it started goes too
+    waitpid(c.pid, &status, 0);
+    error = fmt::format("still running after {} s: killed", options_.command_timeout_s);
+    done = c.pid;
+  } else if (done == c.pid) {
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      error = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
+                                : fmt::format("killed by signal {}", WTERMSIG(status));
+    }
+    ::kill(-c.pid, SIGKILL);  // a child it left behind would hold what it inherited
+  }
+  if (done == 0) return false;
+  std::error_code fs_ec;
+  std::filesystem::remove(c.stdin_path, fs_ec);
+  settle(c.key, c.rule, c.target, error.empty(), error);
+  std::lock_guard lock(mutex_);
+  in_flight_.erase(c.key);
+  return true;
 }
 
 bool Notifier::deliver(const std::string& target, const std::string& key, const std::string& subject,

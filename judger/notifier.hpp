@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -73,7 +75,14 @@ class Notifier {
   struct Job {
     std::string key, rule, target, subject, text, html, body;
   };
+  struct RunningCommand {
+    pid_t pid;
+    std::string key, rule, target;
+    int64_t deadline_ms;
+    std::string stdin_path;
+  };
   void run();
+  bool reap(const RunningCommand& c, bool wait);
   void work();
   void settle(const std::string& key, const std::string& rule, const std::string& target, bool ok,
               const std::string& error);

@@ -200,3 +200,30 @@ TEST_CASE("commands waiting for a free slot cost no CPU", "[alarms][notifier][co
   CHECK(cpu < 0.3);  // a spin costs ~1.6 s of the 2 s
   REQUIRE(monitor::test::wait_until([&] { return notifier.counters().sent == 3; }, 15s));
 }
+
+// Issue 20: a command under way when the judger stopped was killed and left
+// pending, so it ran again after the restart: a page sent twice by a command
+// that had done its work.
+TEST_CASE("a command still running when the notifier stops finishes and is not run again after the restart",
+          "[alarms][notifier][command]") {
+  monitor::test::TempDir dir;
+  const std::string runs = dir.file("runs");
+  const auto n = page("paged-once", "command:/bin/sh -c \"echo started >> " + runs + "; sleep 1; echo done >> " + runs +
+                                        "\"");
+  {
+    Notifier notifier(dir.path(), monitor::judger::NotifierOptions{});
+    REQUIRE(notifier.enqueue(n));
+    REQUIRE(monitor::test::wait_until([&] { return !monitor::test::read_file(runs).empty(); }, 10s));
+  }  // stopped while the command sleeps
+  Notifier restarted(dir.path(), monitor::judger::NotifierOptions{});
+  CHECK(restarted.pending() == 0);
+  CHECK(monitor::test::read_file(runs) == "started\ndone\n");
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  bool delivered = false;
+  for (const auto& row : restarted.history("Shop.Api.Slow", 0, now + 1, 10)) {
+    delivered = delivered || row.at("event").as_string() == "delivered";
+  }
+  INFO(boost::json::serialize(restarted.history("Shop.Api.Slow", 0, now + 1, 10)));
+  CHECK(delivered);
+}
