@@ -319,8 +319,14 @@ void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
   // milliseconds is enough for a busy writer to fill its lane. Not at the
   // final flush: reports drained then would belong to seconds already
   // written out (late, lost); left in the ring, the next agent reads them.
+  // The clock goes on meanwhile: a write-out of seconds (300 000 series
+  // under load) left the ingest's "now" behind, so reports drained after
+  // future_window_s were dropped as ahead of the window.
   if (keep_draining) {
-    aggregator_->flush_until(up_to_second, *output_, [this] { poll_once(); });
+    aggregator_->flush_until(up_to_second, *output_, [this] {
+      set_clock(realtime_ns() / 1'000'000'000);
+      poll_once();
+    });
   } else {
     aggregator_->flush_until(up_to_second, *output_, {});
   }
@@ -328,6 +334,12 @@ void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
   const int64_t took_ms = (monotonic_ns() - start) / 1'000'000;
   last_flush_ms_ = std::max(last_flush_ms_, took_ms);
   if (took_ms >= 500) spdlog::warn("writing out second {} took {} ms", up_to_second, took_ms);
+}
+
+void Agent::set_clock(int64_t now_s) {
+  now_s_ = now_s;
+  ingest_->set_now(now_s);
+  if (retired_) retired_->ingest->set_now(now_s);  // its ring is drained for seconds more
 }
 
 size_t Agent::poll_once() {
@@ -541,8 +553,7 @@ int Agent::run() {
   int ring_idle_rounds = 0;
   while (g_stop == 0) {
     const int64_t now_ns = realtime_ns();
-    now_s_ = now_ns / 1'000'000'000;
-    ingest_->set_now(now_s_);
+    set_clock(now_ns / 1'000'000'000);
     const size_t work = poll_once();
     if (now_ns >= next_second_ns) {
       every_second(now_ns);

@@ -57,6 +57,7 @@ class Agent {
  private:
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
+  void set_clock(int64_t now_s);  // the ingests' "now": the ring's, the retired ring's, the sockets'
   size_t poll_once();  // how many slots and datagrams it took in
   size_t ring_work_ = 0;  // of which ring slots, at the last poll_once()
   void flush_due(int64_t up_to_second, bool keep_draining = true);
