@@ -157,11 +157,14 @@ int main(int argc, char** argv) {
   if (mode == "workload" && argc == 5) return run_workload(std::atoi(argv[2]), argv[3], std::atoi(argv[4]));
   if (mode == "forever") {
     const monitor::Attr attr("E2e.Test", "Killed.Writer");
-    while (attr.report(1, 0, monitor::kSum) != monitor::Errc::kOk) {
+    // The first report counts (1, not 0): a writer killed right after it,
+    // before any other (a loaded host may not run it again in between), has
+    // still put something in the ring that the agent must not lose.
+    while (attr.report(1, 1, monitor::kSum) != monitor::Errc::kOk) {
     }
     std::puts("reporting");  // the test kills it once it holds a lane
     std::fflush(stdout);
-    for (int64_t i = 1;; ++i) (void)attr.report(1, i, monitor::kSum);
+    for (int64_t i = 2;; ++i) (void)attr.report(1, i, monitor::kSum);
   }
   if (mode == "late" && argc == 3) {
     const auto minute_ago = std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -117,15 +117,21 @@ TEST_CASE("issue 7: an agent killed while it writes out a wide second: the next 
   INFO("second agent:\n" << read_file(dir.file("agent-1.log")) << "\njudger:\n" << read_file(dir.file("judger.log")));
   CHECK_THAT(read_file(dir.file("agent-1.log")), Catch::Contains("written out again from batch sequence"));
   const int64_t minute = wide_second - wide_second % 60;
-  CHECK(query_sum_when_final(dir, kService, "Wide.Count", "SUM", "total", wide_second, wide_second, kServers, 40s) ==
+  // The bound is generous: on a loaded host (CI runs five such tests on two
+  // cores) writing out the recovered 300 000 series again and storing them
+  // takes tens of seconds; the check passes as soon as the minute is whole.
+  CHECK(query_sum_when_final(dir, kService, "Wide.Count", "SUM", "total", wide_second, wide_second, kServers, 120s) ==
         kServers);
   CHECK(query_sum(dir, kService, "Wide.Count", "COUNT", "total", minute, minute + 60) == kServers);
   for (const int server : {0, 123'456, kServers - 1}) {
     INFO("server " << server);
-    CHECK(query_sum(dir, kService, "Wide.Count", "SUM", std::to_string(server), minute, minute + 60) == 1);
+    // Waited on too: a minute amended by the write-out again is stored in
+    // parts, its total before the last servers' rows (see the session note).
+    CHECK(query_sum_when_final(dir, kService, "Wide.Count", "SUM", std::to_string(server), wide_second, wide_second,
+                               1, 120s) == 1);
   }
   const double expected = static_cast<double>(ok_count(dir.file("steady.out")));
-  CHECK(query_sum_when_final(dir, kService, kAttr, "SUM", "1", start, last, expected) == expected);
+  CHECK(query_sum_when_final(dir, kService, kAttr, "SUM", "1", start, last, expected, 120s) == expected);
   stop(*agent, "agent");
   stop(judger, "judger");
 }
