@@ -177,19 +177,14 @@ int rule_switch(int argc, char** argv, bool enable) {
   if (!args) return 0;
   Console console(*args);
   const std::string name = positional(*args, "name");
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto entry = console.check(console.registry().get(alarm::kRulesKind, name), "reading rule " + name);
+  console.update(alarm::kRulesKind, name, [&](const std::optional<registry::Entry>& entry) -> std::optional<json::value> {
     if (!entry) throw ConsoleError(kExitBadInput, fmt::format("no rule {}", name));
     json::value value = entry->value;
     if (auto* o = value.if_object()) (*o)["enabled"] = enable;
-    if (console.check(console.registry().commit({{std::string(alarm::kRulesKind), name, entry->version}},
-                                                {{std::string(alarm::kRulesKind), name, value}}),
-                      "storing rule " + name)) {
-      console.print_done(fmt::format("rule {} {}", name, enable ? "enabled" : "disabled"));
-      return 0;
-    }
-  }
-  throw ConsoleError(kExitUnreachable, "rule " + name + " keeps changing; try again");
+    return value;
+  }, "storing rule " + name);
+  console.print_done(fmt::format("rule {} {}", name, enable ? "enabled" : "disabled"));
+  return 0;
 }
 int rule_enable(int argc, char** argv) { return rule_switch(argc, argv, true); }
 int rule_disable(int argc, char** argv) { return rule_switch(argc, argv, false); }
@@ -519,11 +514,11 @@ int alarm_ack(int argc, char** argv) {
   const char* env_user = std::getenv("USER");
   const std::string by = args->count("by") ? (*args)["by"].as<std::string>()
                          : !console.user().empty() ? console.user() : env_user != nullptr ? env_user : "someone";
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto entry = console.check(console.registry().get(alarm::kAlarmsKind, name), "reading the alarms of " + name);
+  int acked = 0;
+  console.update(alarm::kAlarmsKind, name, [&](const std::optional<registry::Entry>& entry) -> std::optional<json::value> {
     if (!entry) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no alarms", name));
     auto state = alarm::alarms_from_value(entry->value);
-    int acked = 0;
+    acked = 0;  // counted again on each round: another writer may have acknowledged some meanwhile
     for (auto& [server, a] : state.alarms) {
       if (a.state != alarm::State::kFiring || a.acked_at != 0 || (only && *only != server)) continue;
       a.acked_at = unix_now() / 60;
@@ -531,14 +526,10 @@ int alarm_ack(int argc, char** argv) {
       ++acked;
     }
     if (acked == 0) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no unacknowledged firing alarm", name));
-    if (console.check(console.registry().commit({{std::string(alarm::kAlarmsKind), name, entry->version}},
-                                                {{std::string(alarm::kAlarmsKind), name, alarm::alarms_value(state)}}),
-                      "acknowledging")) {
-      console.print_done(fmt::format("{} alarm(s) of {} acknowledged by {}", acked, name, by));
-      return 0;
-    }
-  }
-  throw ConsoleError(kExitUnreachable, "the alarms of " + name + " keep changing; try again");
+    return json::value(alarm::alarms_value(state));
+  }, "acknowledging");
+  console.print_done(fmt::format("{} alarm(s) of {} acknowledged by {}", acked, name, by));
+  return 0;
 }
 
 int alarm_history(int argc, char** argv) {
