@@ -38,6 +38,19 @@ int64_t evaluated_of(registry::Registry& reg) {
   return rules::alarms_from_value((*entry)->value).evaluated;
 }
 
+// A file: registry under `dir` holding the rule in `rule_text`, its service
+// assigned to judger-1.
+std::unique_ptr<registry::Registry> registry_with_rule(const TempDir& dir, const std::string& rule_text) {
+  auto opened = registry::open_registry("file:" + dir.file("registry"));
+  REQUIRE(opened.has_value());
+  const auto parsed = rules::parse_rule_file(rule_text);
+  REQUIRE(!parsed.error);
+  auto& reg = **opened;
+  REQUIRE(reg.put(rules::kRulesKind, "E2e.Test.Low", rules::rule_value(parsed.file.rules[0], true)).has_value());
+  REQUIRE(reg.put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}).has_value());
+  return std::move(*opened);
+}
+
 }  // namespace
 
 // Regression (issue 20): `rule rm` removed rules/<r> and alarms/<r> while the
@@ -47,13 +60,8 @@ int64_t evaluated_of(registry::Registry& reg) {
 TEST_CASE("a rule removed while its judger writes the alarms' state stays removed, state and all",
           "[alarm][judger][registry]") {
   TempDir dir;
-  auto opened = registry::open_registry("file:" + dir.file("registry"));
-  REQUIRE(opened.has_value());
-  registry::Registry& reg = **opened;
-  const auto parsed = rules::parse_rule_file(kRuleText);
-  REQUIRE(!parsed.error);
-  REQUIRE(reg.put(rules::kRulesKind, "E2e.Test.Low", rules::rule_value(parsed.file.rules[0], true)).has_value());
-  REQUIRE(reg.put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}).has_value());
+  auto opened = registry_with_rule(dir, kRuleText);
+  registry::Registry& reg = *opened;
 
   std::filesystem::create_directories(dir.file("judger"));  // what the judger does before it opens alarms.db
   judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
@@ -95,13 +103,8 @@ TEST_CASE("a rule removed while its judger writes the alarms' state stays remove
 TEST_CASE("a minute judged late is matched against the silences in force at its time, not the wall clock's",
           "[alarm][judger][silence]") {
   TempDir dir;
-  auto opened = registry::open_registry("file:" + dir.file("registry"));
-  REQUIRE(opened.has_value());
-  registry::Registry& reg = **opened;
-  const auto parsed = rules::parse_rule_file(std::string(kRuleText) + "  notify webhook:http://127.0.0.1:9/low\n");
-  REQUIRE(!parsed.error);
-  REQUIRE(reg.put(rules::kRulesKind, "E2e.Test.Low", rules::rule_value(parsed.file.rules[0], true)).has_value());
-  REQUIRE(reg.put("assignments", "E2e.Test", boost::json::object{{"judger", "judger-1"}}).has_value());
+  auto opened = registry_with_rule(dir, std::string(kRuleText) + "  notify webhook:http://127.0.0.1:9/low\n");
+  registry::Registry& reg = *opened;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   rules::Silence maintenance;
   maintenance.id = "s1";

@@ -76,6 +76,28 @@ TEST_CASE("a notification still pending when the notifier stops is delivered aft
   CHECK_THAT(received, Catch::Contains(n.key));
 }
 
+namespace {
+
+monitor::judger::Notification page(const std::string& key, const std::string& target) {
+  monitor::judger::Notification n;
+  n.key = key;
+  n.rule = "Shop.Api.Slow";
+  n.target = target;
+  n.subject = "FIRING Shop.Api.Slow";
+  n.text = "slow";
+  n.body = {{"kind", "firing"}, {"rule", "Shop.Api.Slow"}};
+  return n;
+}
+
+double cpu_seconds_of_this_process() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
 // Issue 20: a command: notification runs with its quoted arguments whole
 // (they were split at every space), a clean environment (not the judger's,
 // which may hold the registry's password) and none of the judger's
@@ -100,13 +122,7 @@ TEST_CASE("a command notification gets its quoted arguments whole, a clean envir
   const int leaked_socket = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(leaked_socket >= 0);
 
-  monitor::judger::Notification n;
-  n.key = "Shop.Api.Slow-firing-1796000000-0123456789abcdef";
-  n.rule = "Shop.Api.Slow";
-  n.target = parsed.file.rules[0].notify[0].text();
-  n.subject = "FIRING Shop.Api.Slow";
-  n.text = "slow";
-  n.body = {{"kind", "firing"}, {"rule", "Shop.Api.Slow"}};
+  const auto n = page("Shop.Api.Slow-firing-1796000000-0123456789abcdef", parsed.file.rules[0].notify[0].text());
   Notifier notifier(dir.path(), monitor::judger::NotifierOptions{});
   REQUIRE(notifier.enqueue(n));
   REQUIRE(monitor::test::wait_until([&] { return notifier.counters().sent == 1; }, 10s));
@@ -126,27 +142,6 @@ TEST_CASE("a command notification gets its quoted arguments whole, a clean envir
   CHECK_THAT(descriptors, !Catch::Contains("alarms.db"));
 }
 
-namespace {
-
-monitor::judger::Notification page(const std::string& key, const std::string& target) {
-  monitor::judger::Notification n;
-  n.key = key;
-  n.rule = "Shop.Api.Slow";
-  n.target = target;
-  n.subject = "FIRING Shop.Api.Slow";
-  n.text = "slow";
-  n.body = {{"kind", "firing"}, {"rule", "Shop.Api.Slow"}};
-  return n;
-}
-
-double cpu_seconds_of_this_process() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
-}  // namespace
 
 // Issue 20: one delivery thread sent synchronously, so each message queued
 // for a webhook that never answers held a page to a healthy one back by the
