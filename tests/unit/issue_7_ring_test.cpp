@@ -299,6 +299,11 @@ TEST_CASE("issue 7: a writer whose ring was removed and made anew moves to the n
   // Before the fork: a child that reads the pipe before the parent made it
   // non-blocking would wait there instead of reporting into the new ring.
   REQUIRE(fcntl(step[0], F_SETFL, O_NONBLOCK) == 0);
+  // The first ring exists before the child binds: a child that found it half
+  // made (its creator still allocating, under load for more than the SDK's
+  // 20 ms wait) would fail monitor_init and prove nothing about rebinding.
+  auto first = RingReader::open(create(ring, Geometry{}));
+  REQUIRE(first);
   auto child = ChildProcess::fork_run([&] {
     if (monitor_init(ring.name().c_str()) != MONITOR_OK) return 10;
     const monitor::Attr attr("Shop.Api", "Orders.Placed");
@@ -316,12 +321,8 @@ TEST_CASE("issue 7: a writer whose ring was removed and made anew moves to the n
   });
   // The child binds to the first ring; then it is removed and a new one made,
   // as an agent with --recreate-ring does.
-  {
-    auto first = RingReader::open(create(ring, Geometry{}));
-    REQUIRE(first);
-    REQUIRE(monitor::test::wait_until([&] { return first->drain([](const Slot&) {}) > 0; },
-                                      std::chrono::seconds(5)));
-  }
+  REQUIRE(monitor::test::wait_until([&] { return first->drain([](const Slot&) {}) > 0; },
+                                    std::chrono::seconds(5)));
   REQUIRE(ShmSegment::unlink(ring.name()).value() == 0);
   auto second = RingReader::open(create(ring, Geometry{}));
   REQUIRE(second);
