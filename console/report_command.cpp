@@ -51,7 +51,7 @@ Report gather(Console& console, int64_t from, int64_t to, size_t top_n) {
     const std::string event(o.at("event").as_string());
     RuleLine& line = r.rules[std::string(o.at("rule").as_string())];
     if (event == "firing") ++line.fired;
-    else if (event == "resolved") ++line.resolved;
+    else if (event == "resolved" || event == "gone") ++line.resolved;  // gone: its server stopped for good
     else if (event == "notify_failed") ++line.failed;
   }
   for (const auto& e : console.check(console.registry().list(alarm::kAlarmsKind), "reading the alarms")) {

@@ -376,7 +376,7 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
   std::vector<int64_t> servers;
   if (rule.per_server) {
     for (const auto& [server, s] : by_server) {
-      if (server >= 0 && !s.empty() && minute - s.newest() <= alarm::kForgetServerAfter) servers.push_back(server);
+      if (server >= 0 && !s.empty() && !alarm::server_forgotten(s.newest(), minute)) servers.push_back(server);
     }
     for (const auto& [server, a] : owned.state.alarms) {
       if (a.state != alarm::State::kOk && !std::count(servers.begin(), servers.end(), server)) servers.push_back(server);
@@ -390,14 +390,6 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
     const auto it = by_server.find(server);
     const alarm::MinuteSeries& s = it != by_server.end() ? it->second : empty;
     if (auto t = alarm::step(rule, owned.state.alarms[server], server, minute, s)) transitions.push_back(*t);
-  }
-  // Alarms back to ok for a day, and servers no longer watched, are forgotten.
-  for (auto it = owned.state.alarms.begin(); it != owned.state.alarms.end();) {
-    const auto& a = it->second;
-    const bool quiet = a.state == alarm::State::kOk || a.state == alarm::State::kResolved;
-    const bool watched = std::count(servers.begin(), servers.end(), it->first) > 0;
-    it = quiet && (!watched || minute - a.since > alarm::kForgetServerAfter) && it->first >= 0 ? owned.state.alarms.erase(it)
-                                                                                                 : std::next(it);
   }
   owned.state.evaluated = minute;
   std::vector<Notice> notices;
@@ -415,9 +407,12 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
     figures_.notices += notices.size();
   }
   for (const auto& t : transitions) {
+    const std::string why = t.kind == alarm::EventKind::kFiring ? rule.when_text
+                            : t.kind == alarm::EventKind::kGone
+                                ? fmt::format("no data for {} minutes: the server is forgotten", alarm::kForgetServerAfter)
+                                : std::string("recovered");
     notifier_.record(t.minute * 60, rule.name, t.server, std::string(alarm::event_name(t.kind)),
-                     fmt::format("value {} ({})", number(t.value), t.kind == alarm::EventKind::kFiring ? rule.when_text
-                                                                                                       : "recovered"));
+                     fmt::format("value {} ({})", number(t.value), why));
     spdlog::info("alarms: {} {} for {} at minute {} (value {})", rule.name, alarm::event_name(t.kind),
                  t.server < 0 ? std::string("the total") : fmt::format("server {}", t.server), t.minute * 60,
                  number(t.value));
@@ -425,6 +420,14 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
   // Queued before the state is written: a crash in between queues the same
   // keys again after the restart, which the outbox ignores.
   for (const auto& n : notices) notify(owned, n);
+  // Alarms back to ok for a day, and servers no longer watched, are
+  // forgotten: after the notices, which tell of a gone one with its state.
+  for (auto it = owned.state.alarms.begin(); it != owned.state.alarms.end();) {
+    const auto& a = it->second;
+    const bool quiet = a.state == alarm::State::kOk || a.state == alarm::State::kResolved;
+    const bool forgotten = alarm::server_forgotten(a.seen, minute) || minute - a.since > alarm::kForgetServerAfter;
+    it = quiet && forgotten && it->first >= 0 ? owned.state.alarms.erase(it) : std::next(it);
+  }
   write_state(owned);
 }
 

@@ -142,12 +142,20 @@ std::optional<State> parse_state(std::string_view s) noexcept {
   return std::nullopt;
 }
 
-std::string_view event_name(EventKind k) noexcept { return k == EventKind::kFiring ? "firing" : "resolved"; }
+std::string_view event_name(EventKind k) noexcept {
+  switch (k) {
+    case EventKind::kFiring: return "firing";
+    case EventKind::kResolved: return "resolved";
+    case EventKind::kGone: return "gone";
+  }
+  return "firing";
+}
 
 std::string_view notice_name(Notice::Kind k) noexcept {
   switch (k) {
     case Notice::Kind::kFiring: return "firing";
     case Notice::Kind::kResolved: return "resolved";
+    case Notice::Kind::kGone: return "gone";
     case Notice::Kind::kRepeat: return "repeat";
     case Notice::Kind::kEscalation: return "escalation";
   }
@@ -159,6 +167,21 @@ std::optional<Transition> step(const Rule& rule, AlarmState& a, int64_t server, 
   if (minute <= a.evaluated) return std::nullopt;
   a.evaluated = minute;
   a.value = series.at(minute);
+  if (a.value) {
+    a.seen = minute;
+  } else if (a.seen == 0) {  // a new alarm, or one stored before `seen` was
+    a.seen = series.empty() ? minute : std::min(series.newest(), minute);
+  }
+  if (rule.per_server && server_forgotten(a.seen, minute)) {
+    // No condition is judged on a server no longer watched: a firing alarm
+    // ends as gone, any other goes quiet, and the caller forgets it.
+    const bool was_firing = a.state == State::kFiring;
+    a.state = was_firing ? State::kResolved : State::kOk;
+    a.since = minute;
+    a.streak = 0;
+    if (was_firing) return Transition{EventKind::kGone, server, minute, a.value};
+    return std::nullopt;
+  }
   const bool bad = holds(*rule.when, series, minute);
   auto fire = [&]() -> Transition {
     a.state = State::kFiring;

@@ -43,6 +43,7 @@ struct AlarmState {
   int64_t since = 0;      // minute the state began
   int64_t fired_at = 0;   // minute this episode fired: it names the episode
   int64_t evaluated = 0;  // last minute evaluated
+  int64_t seen = 0;       // last minute evaluated that had a value (per-server rules: when a server is gone)
   std::optional<double> value;  // at the last minute evaluated
   int64_t notifications = 0;    // sent in this episode (firing, repeats, escalation)
   int64_t last_notified = 0;    // minute of the last one
@@ -51,7 +52,9 @@ struct AlarmState {
   std::string acked_by;
 };
 
-enum class EventKind { kFiring, kResolved };
+/// kGone: a firing alarm of a server silent for the watch period
+/// (kForgetServerAfter): it ends, and the server is forgotten.
+enum class EventKind { kFiring, kResolved, kGone };
 std::string_view event_name(EventKind k) noexcept;
 
 struct Transition {
@@ -61,21 +64,27 @@ struct Transition {
   std::optional<double> value;
 };
 
-/// Steps one alarm to `minute`: `when` (and `recover`) evaluated there.
-/// Returns the transition it made, if any. Idempotent for a minute already
-/// evaluated (nothing happens), so a replay after a restart changes nothing.
+/// Per-server rules: which servers the rule watches at `minute`. A server
+/// seen in the rule's span stays watched (so nodata can fire) until it has
+/// been silent for a day (the watch period): then its alarm, if firing,
+/// resolves as gone, and the server is forgotten.
+inline constexpr int64_t kForgetServerAfter = 1440;
+
+/// Steps one alarm to `minute`: `when` (and `recover`) evaluated there, or,
+/// for a server silent past the watch period, gone. Returns the transition
+/// it made, if any. Idempotent for a minute already evaluated (nothing
+/// happens), so a replay after a restart changes nothing.
 std::optional<Transition> step(const Rule& rule, AlarmState& alarm, int64_t server, int64_t minute,
                                const MinuteSeries& series);
 
-/// Per-server rules: which servers the rule watches at `minute`. A server
-/// seen in the rule's span stays watched (so nodata can fire) until it has
-/// been silent for a day, then it is forgotten.
-inline constexpr int64_t kForgetServerAfter = 1440;
+/// Whether a per-server rule has stopped watching `server`, last seen at
+/// minute `seen`: the engine and `rule test` forget it at the same minute.
+inline bool server_forgotten(int64_t seen, int64_t minute) noexcept { return minute - seen > kForgetServerAfter; }
 
 /// What one minute's evaluation asks to send, grouped per rule and kind: one
 /// message for many series that fired together.
 struct Notice {
-  enum class Kind { kFiring, kResolved, kRepeat, kEscalation };
+  enum class Kind { kFiring, kResolved, kGone, kRepeat, kEscalation };
   Kind kind;
   int64_t minute;
   std::vector<int64_t> servers;

@@ -7,6 +7,7 @@ template <typename Muted>
 std::vector<Notice> plan_notices(const Rule& rule, std::map<int64_t, AlarmState>& alarms,
                                  const std::vector<Transition>& transitions, int64_t minute, Muted&& muted) {
   Notice firing{Notice::Kind::kFiring, minute, {}}, resolved{Notice::Kind::kResolved, minute, {}};
+  Notice gone{Notice::Kind::kGone, minute, {}};
   Notice repeat{Notice::Kind::kRepeat, minute, {}}, escalation{Notice::Kind::kEscalation, minute, {}};
   for (const Transition& t : transitions) {
     auto it = alarms.find(t.server);
@@ -19,7 +20,7 @@ std::vector<Notice> plan_notices(const Rule& rule, std::map<int64_t, AlarmState>
       a.last_notified = minute;
     } else if (a.notifications > 0) {
       // A resolution is sent only for an alarm people were told about.
-      if (!muted(t.server)) resolved.servers.push_back(t.server);
+      if (!muted(t.server)) (t.kind == EventKind::kGone ? gone : resolved).servers.push_back(t.server);
     }
   }
   for (auto& [server, a] : alarms) {
@@ -41,7 +42,7 @@ std::vector<Notice> plan_notices(const Rule& rule, std::map<int64_t, AlarmState>
     }
   }
   std::vector<Notice> out;
-  for (Notice* n : {&firing, &resolved, &repeat, &escalation}) {
+  for (Notice* n : {&firing, &resolved, &gone, &repeat, &escalation}) {
     if (!n->servers.empty()) out.push_back(std::move(*n));
   }
   return out;

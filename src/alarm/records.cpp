@@ -49,7 +49,7 @@ json::object alarms_value(const RuleAlarms& r) {
   json::object series;
   for (const auto& [server, a] : r.alarms) {
     json::object s{{"state", state_name(a.state)}, {"streak", a.streak}, {"since", a.since},
-                   {"fired_at", a.fired_at}, {"evaluated", a.evaluated}, {"notifications", a.notifications},
+                   {"fired_at", a.fired_at}, {"evaluated", a.evaluated}, {"seen", a.seen}, {"notifications", a.notifications},
                    {"last_notified", a.last_notified}, {"escalated", a.escalated}, {"acked_at", a.acked_at},
                    {"acked_by", a.acked_by}};
     if (a.value) s["value"] = *a.value;
@@ -80,6 +80,7 @@ RuleAlarms alarms_from_value(const json::value& value) {
     a.since = int_of(*s, "since");
     a.fired_at = int_of(*s, "fired_at");
     a.evaluated = int_of(*s, "evaluated");
+    a.seen = int_of(*s, "seen");
     a.notifications = int_of(*s, "notifications");
     a.last_notified = int_of(*s, "last_notified");
     const auto* esc = s->if_contains("escalated");

@@ -63,17 +63,19 @@ ReplayResult replay(const Rule& rule, const History& history, int64_t from, int6
       }
     }
     std::vector<Transition> transitions;
-    for (auto it = last_seen.begin(); it != last_seen.end();) {
-      const int64_t server = it->first;
-      if (rule.per_server && minute - it->second > kForgetServerAfter) {
-        alarms.erase(server);
-        it = last_seen.erase(it);
-        continue;
-      }
+    for (const auto& [server, seen] : last_seen) {
       if (auto t = step(rule, alarms[server], server, minute, series.at(server))) transitions.push_back(*t);
-      ++it;
     }
     auto notices = plan_notices(rule, alarms, transitions, minute, [](int64_t) { return false; });
+    // Forgotten after the minute that said so (gone), as the engine does.
+    for (auto it = last_seen.begin(); it != last_seen.end();) {
+      if (rule.per_server && server_forgotten(it->second, minute)) {
+        alarms.erase(it->first);
+        it = last_seen.erase(it);
+      } else {
+        ++it;
+      }
+    }
     result.transitions.insert(result.transitions.end(), transitions.begin(), transitions.end());
     result.notices.insert(result.notices.end(), notices.begin(), notices.end());
     ++result.minutes;

@@ -568,13 +568,11 @@ ParseResult parse_rule_file(std::string_view text) {
           }
           for (; i < words.size(); ++i) {
             if (s.values.size() >= kMaxTestMinutes) throw Failure{words[i].column, "too many minutes in one series"};
-            if (words[i].text == "_") {
-              s.values.emplace_back();
-              continue;
-            }
-            // "5x3": five, three minutes running.
+            // "5x3": five, three minutes running; "_x3": three minutes without data.
             const size_t x = words[i].text.find('x');
-            const auto v = parse_number(std::string_view(words[i].text).substr(0, x));
+            const std::string_view value_text = std::string_view(words[i].text).substr(0, x);
+            const bool no_data = value_text == "_";
+            const auto v = no_data ? std::optional<double>(0) : parse_number(value_text);
             int64_t repeat = 1;
             if (x != std::string::npos) {
               const auto r = parse_number(std::string_view(words[i].text).substr(x + 1));
@@ -583,13 +581,13 @@ ParseResult parse_rule_file(std::string_view text) {
             }
             if (!v) throw Failure{words[i].column, fmt::format("'{}' is not a number, _ (no data) or VALUExCOUNT", words[i].text)};
             if (s.values.size() + static_cast<size_t>(repeat) > kMaxTestMinutes) throw Failure{words[i].column, "too many minutes in one series"};
-            s.values.insert(s.values.end(), static_cast<size_t>(repeat), *v);
+            s.values.insert(s.values.end(), static_cast<size_t>(repeat), no_data ? std::nullopt : std::optional<double>(*v));
           }
           test->series.push_back(std::move(s));
         } else if (key.text == "expect") {
-          // expect firing|resolved minute=N [server=N]
-          if (words.size() < 3 || (words[1].text != "firing" && words[1].text != "resolved")) {
-            throw Failure{key.column, "expected 'expect firing|resolved minute=N [server=N]'"};
+          // expect firing|resolved|gone minute=N [server=N]
+          if (words.size() < 3 || (words[1].text != "firing" && words[1].text != "resolved" && words[1].text != "gone")) {
+            throw Failure{key.column, "expected 'expect firing|resolved|gone minute=N [server=N]'"};
           }
           RuleTest::Expect e;
           e.event = words[1].text;

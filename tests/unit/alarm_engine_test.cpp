@@ -128,3 +128,46 @@ TEST_CASE("a minute judged late is matched against the silences in force at its 
   CHECK(engine.figures().notices == 0);
   CHECK(notifier.counters().queued == 0);
 }
+
+// Regression (issue 20): a per-server alarm of a server that stopped
+// reporting for good stayed firing for ever (while `rule test` forgot it
+// after a day). After the watch period it resolves as `gone`, notified as
+// such, and is forgotten.
+TEST_CASE("an alarm of a server that stopped for good resolves as gone after a day, notified once",
+          "[alarm][judger]") {
+  TempDir dir;
+  auto opened = registry_with_rule(dir, R"(rule E2e.Test.Low
+  service E2e.Test
+  attr Steady.Count
+  op SUM
+  when nodata(3)
+  notify webhook:http://127.0.0.1:9/silent
+)");
+  registry::Registry& reg = *opened;
+  std::filesystem::create_directories(dir.file("judger"));
+  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
+  judger::AlarmEngine engine(reg, "judger-1", notifier);
+  engine.load_rules();
+  const int64_t base = monitor::realtime_ns() / 60'000'000'000 - 1500;
+  // Server 3 reports for three minutes (the first only starts the rule's state), then never again.
+  for (int64_t minute = base; minute < base + 3; ++minute) {
+    engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, 3, minute * 60, 10}});
+    engine.final_before((minute + 1) * 60);
+  }
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == base + 2; }, 5s));
+  // A day and more later (the engine catches up on the last hour of it).
+  engine.final_before((base + 2 + 1441 + 1) * 60);
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == base + 2 + 1441; }, 5s));
+  auto history = notifier.history("E2e.Test.Low", 0, (base + 1500) * 60, 100);
+  std::vector<std::string> events;
+  for (const auto& row : history) {
+    const auto& o = row.as_object();
+    // Newest first.
+    if (o.at("server").to_number<int64_t>() == 3) events.emplace(events.begin(), o.at("event").as_string());
+  }
+  CHECK(events == std::vector<std::string>{"firing", "gone"});
+  CHECK(notifier.counters().queued == 2);  // the firing and the gone notices
+  auto alarms = reg.get(rules::kAlarmsKind, "E2e.Test.Low");
+  REQUIRE((alarms.has_value() && alarms->has_value()));
+  CHECK(rules::alarms_from_value((*alarms)->value).alarms.count(3) == 0);  // forgotten
+}

@@ -241,6 +241,36 @@ test "server 7 stops for 4 minutes; server 8 never stops"
   }
 }
 
+// Regression (issue 20): the engine kept a vanished server's alarm firing
+// for ever while `rule test` forgot it after a day without a word.
+TEST_CASE("a server that stops for good: its alarm resolves as gone after the watch period, once",
+          "[alarm][rules]") {
+  const auto file = parse_ok(R"(rule Shop.Api.Silent
+  service Shop.Api
+  attr Orders.Placed
+  op COUNT
+  when nodata(3)
+  notify webhook:http://127.0.0.1:1/hook
+test "server 7 is switched off after minute 2"
+  rule Shop.Api.Silent
+  series server=7 1 1 _x1445
+  expect firing minute=5 server=7
+  expect gone minute=1443 server=7
+)");
+  for (const auto& outcome : run_tests(file)) {
+    for (const auto& p : outcome.problems) FAIL_CHECK(p);
+  }
+  // The people told of the firing are told it is gone, in a notice of its own kind.
+  History h;
+  h[7] = {{1, 1.0}, {2, 1.0}};
+  const auto r = replay(file.rules[0], h, 1, 1500);
+  std::vector<std::pair<std::string, int64_t>> got;
+  for (const auto& n : r.notices) got.emplace_back(std::string(notice_name(n.kind)), n.minute);
+  REQUIRE(got.size() == 11);  // firing, 9 hourly repeats (max_notifications 10), gone
+  CHECK(got.front() == std::pair<std::string, int64_t>{"firing", 5});
+  CHECK(got.back() == std::pair<std::string, int64_t>{"gone", 1443});
+}
+
 TEST_CASE("notices: grouped per rule and minute, repeated, escalated, capped and stopped by an ack",
           "[alarm][rules]") {
   const auto file = parse_ok(R"(rule Shop.Api.High
