@@ -8,6 +8,10 @@
 # anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each leg's start on stderr: CI's 30 minutes are read off these.
+started=$(date +%s)
+leg() { echo "test.sh: $(( $(date +%s) - started )) s: $*" >&2; }
+leg "install and build"
 scripts/build.sh
 
 # The sanitizer trees and the fuzzers build meanwhile at the lowest
@@ -26,10 +30,13 @@ background_build=$!
 # Five at a time on two cores: most end-to-end tests wait for seconds and
 # minutes to end, so the run is bound by how many wait at once, not by CPU.
 set +e  # a failing test must still reach the summary below
+leg "ctest (the sanitizer and fuzzer trees build meanwhile)"
 (cd build && ctest --output-on-failure -j5) 2>&1 | tee build/ctest.log
 ctest_rc=${PIPESTATUS[0]}
+leg "ctest done; waiting for the sanitizer and fuzzer builds"
 wait "$background_build"
 background_rc=$?
+leg "sanitizer and fuzzer builds done"
 set -e
 summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' build/ctest.log || true)
 if [ -z "$summary" ]; then
@@ -51,6 +58,7 @@ else
   grep -E "^(All tests passed|test cases:)" build/sanitize.log >&2 || true
 fi
 
+leg "sanitizer tests done"
 fuzz_failed=0
 if command -v clang++ >/dev/null; then
   # The three at once: each is one thread, and the leg is on the critical path.
@@ -72,5 +80,6 @@ if command -v clang++ >/dev/null; then
   done
 fi
 
+leg "all done"
 echo "$((total - failed)) passed, $((failed + sanitize_failed + fuzz_failed)) failed"
 [ "$failed" -eq 0 ] && [ "$sanitize_failed" -eq 0 ] && [ "$fuzz_failed" -eq 0 ] && [ "$ctest_rc" -eq 0 ]
