@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   size_t points = 0, fired_in_process = 0;
   {
     auto store = monitor::judger::MinuteStore::open(dir / "judger" / "judger.db");
-    const auto read = (*store)->minute_points("Bench.Rules", "Latency.Ms", 1, from_s - rule.span() * 60, now_s / 60 * 60);
+    const auto read = (*store)->reader().minute_points("Bench.Rules", "Latency.Ms", 1, from_s - rule.span() * 60, now_s / 60 * 60);
     if (!read) return 1;
     points = read->size();
     monitor::alarm::History history;

@@ -1,6 +1,7 @@
 #include "judger/alarm_engine.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +13,7 @@
 #include "common/sparkline.hpp"
 #include "mail/smtp_mail.hpp"
 #include "net/http_get.hpp"
+#include "query/series_merge.hpp"
 
 namespace monitor::judger {
 namespace {
@@ -22,6 +24,40 @@ using alarm::Notice;
 constexpr int64_t kCatchUpMinutes = 60;  // after a long stop, only the last hour is evaluated
 constexpr int64_t kOnTimeJudgement_s = 60;  // a minute judged later than this after its end is caught up
 constexpr int kRecentMinutes = 10;       // shown in a message
+// How long a minute split by a move waits for the judger it moved from to
+// have its part final (that judger restarting, or catching up).
+constexpr auto kSplitMinuteWait = std::chrono::seconds(30);
+
+// The judgers that held a service during [from_s, from_s + 60), from its
+// assignment: the current one since the last move, each earlier one until
+// it moved away.
+std::vector<std::string> holders_during(const json::value& assignment, int64_t from_s) {
+  std::vector<std::string> out;
+  const auto* obj = assignment.if_object();
+  if (obj == nullptr) return out;
+  int64_t since = 0;
+  auto held = [&](const std::string& judger, int64_t until) {
+    if (!judger.empty() && since < from_s + 60 && until > from_s && std::find(out.begin(), out.end(), judger) == out.end()) {
+      out.push_back(judger);
+    }
+  };
+  if (const auto* h = obj->if_contains("history"); h != nullptr && h->is_array()) {
+    for (const auto& move : h->as_array()) {
+      const auto* m = move.if_object();
+      if (m == nullptr) continue;
+      const auto* judger = m->if_contains("judger");
+      const auto* until = m->if_contains("until_s");
+      if (judger == nullptr || !judger->is_string() || until == nullptr || !until->is_number()) continue;
+      const auto until_s = until->to_number<int64_t>();
+      held(std::string(judger->as_string()), until_s);
+      since = until_s;
+    }
+  }
+  if (const auto* now = obj->if_contains("judger"); now != nullptr && now->is_string()) {
+    held(std::string(now->as_string()), INT64_MAX);
+  }
+  return out;
+}
 
 std::string number(std::optional<double> v) {
   if (!v) return "no data";
@@ -191,6 +227,23 @@ void AlarmEngine::evaluate(int64_t minute) {
     }
   }
   for (const auto& [service, assignment] : gained) read_moved_windows(service, assignment, minute);
+  // A minute during which a service moved: every holder has a part of it.
+  partial_minutes_.clear();
+  {
+    std::map<std::string, std::vector<std::string>> split;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& service : wanted_services_) {
+        const auto a = assignments_.find(service);
+        if (a == assignments_.end()) continue;
+        auto holders = holders_during(a->second, minute * 60);
+        if (holders.size() > 1 || (holders.size() == 1 && holders[0] != self_)) split.emplace(service, std::move(holders));
+      }
+    }
+    for (const auto& [service, holders] : split) {
+      if (std::string note = merge_split_minute(service, holders, minute); !note.empty()) partial_minutes_[service] = note;
+    }
+  }
   // The gone rules this judger evaluates go first, so a part found gone in
   // the same minute as the silence it causes already holds that silence's
   // notifications back.
@@ -328,6 +381,112 @@ void AlarmEngine::read_moved_windows(const std::string& service, const boost::js
   }
 }
 
+// The rules read a split minute as `monitorctl query` does: the merge of
+// every holder's cells (/api/cells, query::merge_cells), once each has the
+// minute final. A holder that does not within kSplitMinuteWait is left out,
+// and the minute is judged on what is known: the returned note says so.
+std::string AlarmEngine::merge_split_minute(const std::string& service, const std::vector<std::string>& holders,
+                                            int64_t minute) {
+  std::vector<SeriesKey> keys;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, span] : spans_) {
+      if (key.service == service) keys.push_back(key);
+    }
+  }
+  if (keys.empty()) return "";
+  const int64_t from_s = minute * 60;
+  std::vector<std::string> addresses, missing;
+  for (const auto& judger : holders) {
+    const auto deadline = std::chrono::steady_clock::now() + kSplitMinuteWait;
+    std::string address;
+    for (bool first = true;; first = false) {
+      if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return "the judger stopped";
+      }
+      const auto query = registry::judger_query(registry_, judger);
+      if (query && !query->empty()) {
+        // Its part is final once that judger has stored every minute up to
+        // this one's end (this judger's own is, by now).
+        if (judger == self_) {
+          address = *query;
+          break;
+        }
+        auto reply = net::http_get(*query, "/api/health", std::chrono::seconds(5));
+        boost::system::error_code ec;
+        const auto body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
+        const auto* final_before = !ec && body.is_object() ? body.as_object().if_contains("final_before") : nullptr;
+        if (final_before != nullptr && final_before->is_number() && final_before->to_number<int64_t>() >= from_s + 60) {
+          address = *query;
+          break;
+        }
+      }
+      if (std::chrono::steady_clock::now() >= deadline) break;
+    }
+    if (address.empty()) missing.push_back(judger);
+    else addresses.push_back(address);
+  }
+  for (const auto& key : keys) {
+    // Every holder's cells of the minute, by series (server or total).
+    std::map<std::string, std::vector<json::value>> by_server;
+    for (size_t h = 0; h < addresses.size(); ++h) {
+      const std::string target = fmt::format("/api/cells?service={}&attr={}&op={}&server=all&from={}&to={}", key.service,
+                                             key.attr, alarm::rule_op_name(key.op), from_s, from_s + 60);
+      auto reply = net::http_get(addresses[h], target, std::chrono::seconds(10), size_t{64} << 20);
+      boost::system::error_code ec;
+      const auto body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
+      const auto* cells = !ec && body.is_object() ? body.as_object().if_contains("cells") : nullptr;
+      if (cells == nullptr || !cells->is_array()) {
+        missing.push_back(addresses[h]);
+        continue;
+      }
+      for (const auto& cell : cells->as_array()) {
+        const auto* server = cell.is_object() ? cell.as_object().if_contains("server") : nullptr;
+        if (server == nullptr) continue;
+        const std::string name = server->is_string() ? std::string(server->as_string()) : json::serialize(*server);
+        auto& replies = by_server[name];
+        replies.resize(addresses.size(), json::object{{"cells", json::array{}}});
+        replies[h].as_object()["cells"].as_array().push_back(cell);
+      }
+    }
+    const int64_t span = [&] {
+      std::lock_guard lock(mutex_);
+      const auto it = spans_.find(key);
+      return it != spans_.end() ? it->second : int64_t{1};
+    }();
+    auto& series = series_[key];
+    for (const auto& [name, replies] : by_server) {
+      int64_t server = -1;
+      if (name != "total") {
+        const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), server);
+        if (ec != std::errc{} || end != name.data() + name.size() || server < 0) continue;
+      }
+      std::string error;
+      const auto merged = query::merge_cells(replies, alarm::rule_op_name(key.op), 60, error);
+      if (!merged || merged->at("points").as_array().empty()) {
+        spdlog::warn("alarms: merging minute {} of {} {}: {}", from_s, key.service, key.attr, error);
+        continue;
+      }
+      const double value = merged->at("points").as_array().at(0).as_array().at(1).to_number<double>();
+      series.try_emplace(server, span).first->second.put(minute, value);
+    }
+  }
+  std::string note;
+  if (!missing.empty()) {
+    note = fmt::format("judged without the part held by {} (which {} moved from), not final within {} s", fmt::join(missing, ", "),
+                       service, kSplitMinuteWait.count());
+    spdlog::warn("alarms: minute {} of {}: {}", from_s, service, note);
+  } else {
+    spdlog::info("alarms: minute {} of {} moved during it: judged on the merge of {}", from_s, service, fmt::join(holders, " and "));
+  }
+  std::lock_guard lock(mutex_);
+  ++figures_.split_minutes;
+  if (!missing.empty()) ++figures_.split_minutes_partial;
+  return note;
+}
+
 // Whichever judger evaluates the gone rules, their state is in the registry.
 bool AlarmEngine::any_part_gone(const std::vector<std::string>& gone_rules) {
   for (const auto& name : gone_rules) {
@@ -411,8 +570,11 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
                             : t.kind == alarm::EventKind::kGone
                                 ? fmt::format("no data for {} minutes: the server is forgotten", alarm::kForgetServerAfter)
                                 : std::string("recovered");
+    const auto partial = partial_minutes_.find(rule.service);
     notifier_.record(t.minute * 60, rule.name, t.server, std::string(alarm::event_name(t.kind)),
-                     fmt::format("value {} ({})", number(t.value), why));
+                     partial == partial_minutes_.end()
+                         ? fmt::format("value {} ({})", number(t.value), why)
+                         : fmt::format("value {} ({}); partial: {}", number(t.value), why, partial->second));
     spdlog::info("alarms: {} {} for {} at minute {} (value {})", rule.name, alarm::event_name(t.kind),
                  t.server < 0 ? std::string("the total") : fmt::format("server {}", t.server), t.minute * 60,
                  number(t.value));
@@ -488,6 +650,12 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
     }
     alarms.push_back(std::move(item));
   }
+  const auto partial = partial_minutes_.find(rule.service);
+  if (partial != partial_minutes_.end()) {
+    text += fmt::format("\nPartial: the service moved during this minute, and it was {}.\n", partial->second);
+    html += fmt::format("<p><b>Partial:</b> the service moved during this minute, and it was {}.</p>",
+                        mail::html_escape(partial->second));
+  }
   text += fmt::format("\nMore: {}\n", query);
   html += fmt::format("</table><p>More: <code>{}</code></p>", mail::html_escape(query));
   json::object labels;
@@ -515,6 +683,7 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
                           {"attr", rule.attr}, {"op", op}, {"per", rule.per_server ? "server" : "total"},
                           {"condition", rule.when_text}, {"minute", notice.minute * 60}, {"alarms", alarms},
                           {"text", text}, {"query", query}};
+    if (partial != partial_minutes_.end()) n.body["partial"] = partial->second;
     if (notifier_.enqueue(n)) {
       notifier_.record(notice.minute * 60, rule.name, -1, "notice_" + kind, fmt::format("{} series to {}", notice.servers.size(), target));
     }

@@ -16,7 +16,7 @@
 #include "alarm/records.hpp"
 #include "alarm/rule.hpp"
 #include "common/registry/registry.hpp"
-#include "judger/minute_store.hpp"
+#include "judger/minute_reader.hpp"
 #include "judger/notifier.hpp"
 
 namespace monitor::judger {
@@ -33,6 +33,8 @@ class AlarmEngine {
   struct Figures {
     uint64_t rules = 0, firing = 0, pending = 0, evaluations = 0, transitions = 0, notices = 0;
     uint64_t state_write_failures = 0, bad_rules = 0;
+    uint64_t split_minutes = 0;          // minutes during which a service moved, judged on every holder's cells
+    uint64_t split_minutes_partial = 0;  // of those, judged without a holder that did not have it final in time
   };
 
   /// `dashboard_url` (may be empty): where each message links to its series' chart.
@@ -74,6 +76,7 @@ class AlarmEngine {
   bool muted(const alarm::Rule& rule, int64_t server, int64_t at_s) const;
   bool any_part_gone(const std::vector<std::string>& gone_rules);
   void read_moved_windows(const std::string& service, const boost::json::value& assignment, int64_t minute);
+  std::string merge_split_minute(const std::string& service, const std::vector<std::string>& holders, int64_t minute);
 
   registry::Registry& registry_;
   const std::string self_;
@@ -99,6 +102,8 @@ class AlarmEngine {
   int64_t evaluated_through_ = 0;  // minute index
   int64_t newest_final_ = 0;       // minute index
   bool part_gone_ = false;         // a Monitor.Registry.*Gone alarm fires (read at each minute)
+  // Services whose minute being evaluated was judged without a holder's part: why.
+  std::map<std::string, std::string> partial_minutes_;
   std::unique_ptr<registry::Watch> watch_;
   std::thread thread_;
 };

@@ -1,5 +1,8 @@
 #include "judger/judger.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cmath>
 #include <span>
 #include <unordered_map>
@@ -8,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -34,6 +38,24 @@ using namespace std::chrono_literals;
 
 constexpr auto kRegistryTtl = 10s;
 
+// Ends once the client has closed or reset its end, with `gone` set; runs
+// until cancelled otherwise (a client that sent more meanwhile is not gone).
+asio::awaitable<void> watch_client(tcp::socket& socket, std::shared_ptr<std::atomic<bool>> gone) {
+  for (;;) {
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // cancelled: the answer is ready
+    char byte = 0;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) break;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      gone->store(true);
+      co_return;
+    }
+  }
+  asio::steady_timer until_cancelled(socket.get_executor(), asio::steady_timer::time_point::max());
+  co_await until_cancelled.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
 // The origin a service's records of a batch are deduplicated under.
 uint64_t origin_of(uint64_t sender_id, std::string_view service) {
   return mix64(sender_id, hash_bytes(service.data(), service.size(), 0x6f726967696e));
@@ -59,7 +81,7 @@ Judger::Judger(JudgerConfig config)
   rollup_ = std::make_unique<MinuteRollup>(
       MinuteRollup::Options{config_.grace_s, config_.late_window_s, Retention{}.minute_s}, store_->names(),
       [this](int64_t minute) {
-        auto cells = store_->minute_cells(minute);
+        auto cells = store_->reader().minute_cells(minute);
         if (!cells) {
           spdlog::error("reading stored minute {}: {}", minute, cells.error().message());
           return std::vector<MinuteCell>{};
@@ -96,7 +118,7 @@ Judger::Judger(JudgerConfig config)
                                         config_.notify_backoff_ms, config_.command_timeout_s,
                                         config_.command_max_running});
   query_api_ = std::make_unique<QueryApi>(
-      *store_, [this] { return health_json(); },
+      [this] { return health_json(); },
       [this](const std::string& rule, int64_t from, int64_t to, size_t limit) {
         return notifier_->history(rule, from, to, limit);
       },
@@ -107,7 +129,7 @@ Judger::Judger(JudgerConfig config)
   // windows and no-data as if it had never stopped.
   for (const auto& [service, attr, op, span] : alarms_->wanted_series()) {
     const int64_t to = (now_s / 60 + 1) * 60;
-    auto points = store_->minute_points(service, attr, op, to - (span + 1) * 60, to);
+    auto points = store_->reader().minute_points(service, attr, op, to - (span + 1) * 60, to);
     if (points) alarms_->minute_stored(*points);
     else spdlog::warn("alarms: reading stored minutes of {} {}: {}", service, attr, points.error().message());
   }
@@ -121,6 +143,7 @@ Judger::Judger(JudgerConfig config)
   registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "judger", "judgers", config_.name,
                                                                kRegistryTtl);
   if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
+  query_pool_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(config_.query_threads));
   spdlog::info("judger {} listening on {} (batches) and {} (HTTP queries)", config_.name, config_.listen,
                config_.query_listen);
 }
@@ -214,6 +237,7 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
   // Minutes before this are final; one that could not be stored holds evaluation back.
   int64_t final_before = (now_s - config_.grace_s) / 60 * 60;
   if (!minute_store_failures_.empty()) final_before = std::min(final_before, minute_store_failures_.begin()->first);
+  final_before_s_ = final_before;
   alarms_->final_before(final_before);
   finishing_ = false;
 }
@@ -232,6 +256,8 @@ void Judger::report_health() {
   health_.counter("Reports.OverLimit", counters_.series_over_limit);
   health_.counter("Minutes.Stored", counters_.minutes_stored);
   health_.counter("Store.Errors", counters_.store_errors);
+  health_.counter("Queries.Served", queries_served_.load(std::memory_order_relaxed));
+  health_.counter("Queries.Stopped", queries_stopped_.load(std::memory_order_relaxed));
   health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
   health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
   health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
@@ -543,7 +569,13 @@ std::string Judger::health_json() const {
                              {"records_name_refused", counters_.records_name_refused},
                              {"series_over_limit", counters_.series_over_limit},
                              {"store_errors", counters_.store_errors},
-                             {"open_minutes", rollup_->open_minutes()}};
+                             {"queries_served", queries_served_.load(std::memory_order_relaxed)},
+                             {"queries_stopped", queries_stopped_.load(std::memory_order_relaxed)},
+                             {"queries_running", queries_running_.load(std::memory_order_relaxed)},
+                             {"open_minutes", rollup_->open_minutes()},
+                             // Every minute before it is final and stored here (a service's
+                             // new owner waits for it to judge a minute the move split).
+                             {"final_before", final_before_s_}};
   if (exporter_) {
     boost::json::array targets;
     for (const ExportFigures& f : exporter_->figures()) {
@@ -605,11 +637,25 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
   auto [read_ec, read_n] = co_await http::async_read(stream, buffer, request, asio::as_tuple(asio::use_awaitable));
   if (read_ec) co_return;
   QueryResponse answer;
+  const std::string target(request.target());
+  const int64_t now_s = realtime_ns() / 1'000'000'000;
   if (request.method() != http::verb::get) {
     answer = {405, R"({"error":"only GET"})"};
+  } else if (QueryApi::reads_store(target)) {
+    // On a query thread; meanwhile this one ingests. A client that goes
+    // away stops its query: nobody would read the answer.
+    using namespace asio::experimental::awaitable_operators;
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    auto query = asio::co_spawn(
+        *query_pool_, [this, target, now_s, cancel]() -> asio::awaitable<QueryResponse> {
+          co_return run_store_query(target, now_s, *cancel);
+        },
+        asio::use_awaitable);
+    auto outcome = co_await (std::move(query) || watch_client(stream.socket(), cancel));
+    if (outcome.index() != 0) co_return;
+    answer = std::move(std::get<0>(outcome));
   } else {
-    answer = query_api_->handle(std::string_view(request.target().data(), request.target().size()),
-                                realtime_ns() / 1'000'000'000);
+    answer = query_api_->handle(target, now_s, store_->reader());
   }
   http::response<http::string_body> response{static_cast<http::status>(answer.status), request.version()};
   response.set(http::field::content_type, answer.content_type);
@@ -620,6 +666,52 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
   co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+QueryResponse Judger::run_store_query(const std::string& target, int64_t now_s, std::atomic<bool>& cancel) {
+  std::unique_ptr<MinuteReader> reader;
+  {
+    std::lock_guard lock(queries_mutex_);
+    if (queries_stopping_) return {503, R"({"error":"the judger is stopping"})"};
+    running_queries_.insert(&cancel);
+    queries_running_.fetch_add(1, std::memory_order_relaxed);
+    if (!idle_readers_.empty()) {
+      reader = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+    }
+  }
+  QueryResponse answer;
+  if (!reader) {  // at most one per query thread
+    auto opened = MinuteReader::open_read_only(std::filesystem::path(config_.data_dir) / "judger.db", Retention{});
+    if (opened) reader = std::move(*opened);
+    else answer = {500, boost::json::serialize(boost::json::object{{"error", "opening the store to read: " + opened.error().message()}})};
+  }
+  if (reader) {
+    reader->stop_after(std::chrono::steady_clock::now() + std::chrono::seconds(config_.query_timeout_s), &cancel);
+    try {
+      answer = query_api_->handle(target, now_s, *reader);
+    } catch (const std::exception& e) {  // out of memory building an answer
+      answer = {500, boost::json::serialize(boost::json::object{{"error", e.what()}})};
+    }
+    reader->clear_stop();
+  }
+  (answer.status == 503 ? queries_stopped_ : queries_served_).fetch_add(1, std::memory_order_relaxed);
+  if (answer.status == 503) spdlog::info("query stopped ({}): {}", cancel.load() ? "its client went away or the judger stops" : "past query_timeout_s", target);
+  std::lock_guard lock(queries_mutex_);
+  running_queries_.erase(&cancel);
+  queries_running_.fetch_sub(1, std::memory_order_relaxed);
+  if (reader) idle_readers_.push_back(std::move(reader));
+  return answer;
+}
+
+void Judger::stop_queries() {
+  {
+    std::lock_guard lock(queries_mutex_);
+    queries_stopping_ = true;
+    // The flags are the sessions'; their queries hold them until they return.
+    for (auto* cancel : running_queries_) cancel->store(true);
+  }
+  query_pool_->join();
 }
 
 int Judger::run() {
@@ -637,6 +729,7 @@ int Judger::run() {
   net::spawn(io_, http_accept_loop(), "the HTTP listener");
   net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
+  stop_queries();
   // Unfinished minutes stay pending in the store and are rebuilt at the next start.
   placer_.reset();
   registration_.reset();  // the entry goes at once: automatic placement moves our services now

@@ -1,14 +1,18 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
@@ -48,7 +52,9 @@ struct JudgerCounters {
 /// The judger's ingest: accepts batches over TCP (docs/protocol.md), stores
 /// each before acknowledging it, rolls seconds up to minutes and stores them
 /// when due, and keeps its live entry in the registry. One io_context thread
-/// runs everything. Not thread-safe.
+/// runs all of that; queries of the store run on threads of their own, each
+/// with a read-only connection, so no reader holds up an acknowledgement.
+/// Not thread-safe.
 class Judger {
  public:
   /// Opens the store, rebuilds unfinished minutes from it, binds the listen
@@ -67,6 +73,10 @@ class Judger {
   boost::asio::awaitable<void> tick_loop();
   boost::asio::awaitable<void> http_accept_loop();
   boost::asio::awaitable<void> http_session(boost::asio::ip::tcp::socket socket);
+  // On a query thread: answers `target` with a reader of its own, stopped
+  // past query_timeout_s or when `cancel` is set.
+  QueryResponse run_store_query(const std::string& target, int64_t now_s, std::atomic<bool>& cancel);
+  void stop_queries();
   std::string health_json() const;
   boost::asio::awaitable<void> finish_due_minutes(int64_t now_s);
   void register_self();
@@ -99,12 +109,22 @@ class Judger {
   int64_t load_cpu_ns_ = 0;
   int64_t load_wall_ns_ = 0;
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
+  int64_t final_before_s_ = 0;  // every minute before it is final and stored
   std::map<int64_t, uint64_t> minute_store_failures_;  // minute -> failed tries, while it fails
   LogThrottle window_log_;  // records refused for their time
   LogThrottle limit_log_;   // connections and names refused for a limit
   std::unique_ptr<SeriesLimiter> series_limiter_;
   std::set<std::string> over_limit_services_;  // warned about once each
   uint32_t query_connections_ = 0;  // HTTP sessions running
+  // Store queries: their threads, the read-only connections not in use, and
+  // the cancel flags of those running (set all at stop).
+  std::mutex queries_mutex_;
+  std::vector<std::unique_ptr<MinuteReader>> idle_readers_;
+  std::set<std::atomic<bool>*> running_queries_;
+  bool queries_stopping_ = false;
+  std::atomic<uint64_t> queries_served_{0}, queries_stopped_{0};
+  std::atomic<int64_t> queries_running_{0};
+  std::unique_ptr<boost::asio::thread_pool> query_pool_;  // last: its threads stop before what they read goes
   bool stopping_ = false;
 };
 

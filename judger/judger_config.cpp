@@ -16,6 +16,7 @@ void JudgerConfig::load_file(const std::string& path) {
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
                                            "grace_s", "late_window_s", "future_window_s", "idle_timeout_s", "server_id",
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
+                                           "query_threads", "query_timeout_s",
                                            "max_names", "series_per_service", "placement", "smtp_url", "mail_from", "dashboard_url",
                                            "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running",
                                            "export", "export_backlog_minutes", "export_seconds"};
@@ -36,6 +37,8 @@ void JudgerConfig::load_file(const std::string& path) {
     read_string(obj, "log_level", log_level);
     read_int(obj, "max_connections", max_connections);
     read_int(obj, "max_query_connections", max_query_connections);
+    read_int(obj, "query_threads", query_threads);
+    read_int(obj, "query_timeout_s", query_timeout_s);
     read_int(obj, "max_names", max_names);
     read_int(obj, "series_per_service", series_per_service);
     read_bool(obj, "placement", placement);
@@ -109,6 +112,8 @@ void JudgerConfig::validate() const {
   if (max_connections < 1 || max_query_connections < 1) {
     throw std::runtime_error("max_connections and max_query_connections must be >= 1");
   }
+  if (query_threads < 1 || query_threads > 64) throw std::runtime_error("query_threads must be in [1, 64]");
+  if (query_timeout_s < 1 || query_timeout_s > 3600) throw std::runtime_error("query_timeout_s must be in [1, 3600]");
   if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
   if (notify_tries < 1 || notify_tries > 100) throw std::runtime_error("notify_tries must be in [1, 100]");
   if (notify_backoff_ms < 10 || notify_backoff_ms > 300000) throw std::runtime_error("notify_backoff_ms must be in [10, 300000]");

@@ -24,6 +24,8 @@ struct JudgerConfig {
   // Bounds on what peers can make the judger hold (docs/judger.md, "Limits").
   uint32_t max_connections = 1024;       // batch connections at once; more are closed at accept
   uint32_t max_query_connections = 256;  // HTTP query connections at once
+  int query_threads = 2;       // store queries run here, off the thread that ingests and acknowledges
+  int query_timeout_s = 30;    // a store query running longer is stopped (503)
   uint32_t max_names = 1'000'000;        // (service, attr) names interned; records of new ones past it refused
   uint32_t series_per_service = 500'000; // series (attr, server) of one service in one minute; 0: no limit
   int64_t server_id = 0;     // for the Monitor.Judger health metrics

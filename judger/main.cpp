@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
        std::to_string(defaults.future_window_s) + ")", cxxopts::value<int>())
       ("max-connections", "batch connections at once (default " + std::to_string(defaults.max_connections) + ")",
        cxxopts::value<uint32_t>())
+      ("query-threads", "threads running store queries, off the ingest thread (default " +
+       std::to_string(defaults.query_threads) + ")", cxxopts::value<int>())
+      ("query-timeout", "seconds a store query may run before it is stopped with 503 (default " +
+       std::to_string(defaults.query_timeout_s) + ")", cxxopts::value<int>())
       ("max-names", "service/attr names interned (default " + std::to_string(defaults.max_names) + ")",
        cxxopts::value<uint32_t>())
       ("series-per-service", "series of one service in one minute, 0 for no limit (default " +
@@ -70,6 +74,8 @@ int main(int argc, char** argv) {
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
     if (args.count("max-connections")) config.max_connections = args["max-connections"].as<uint32_t>();
+    if (args.count("query-threads")) config.query_threads = args["query-threads"].as<int>();
+    if (args.count("query-timeout")) config.query_timeout_s = args["query-timeout"].as<int>();
     if (args.count("max-names")) config.max_names = args["max-names"].as<uint32_t>();
     if (args.count("series-per-service")) config.series_per_service = args["series-per-service"].as<uint32_t>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();

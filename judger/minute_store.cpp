@@ -17,17 +17,6 @@
 namespace monitor::judger {
 namespace {
 
-using boost::system::error_code;
-
-class SqliteCategory final : public boost::system::error_category {
- public:
-  const char* name() const noexcept override { return "sqlite"; }
-  std::string message(int ev) const override { return sqlite3_errstr(ev); }
-};
-const SqliteCategory kSqliteCategory;
-
-error_code sqlite_error(int rc) { return {rc, kSqliteCategory}; }
-
 // Rolls a transaction back unless commit() ran.
 class Transaction {
  public:
@@ -92,19 +81,6 @@ void bind_stats(Statement& st, int first, const model::Stats& s) {
   st.bind(first + 4, s.first).bind(first + 5, s.first_time).bind(first + 6, s.last).bind(first + 7, s.last_time);
 }
 
-model::Stats read_stats(const Statement& st, int first) {
-  model::Stats s;
-  s.count = static_cast<uint64_t>(st.int64(first));
-  s.sum = st.int64(first + 1);
-  s.min = st.int64(first + 2);
-  s.max = st.int64(first + 3);
-  s.first = st.int64(first + 4);
-  s.first_time = st.int64(first + 5);
-  s.last = st.int64(first + 6);
-  s.last_time = st.int64(first + 7);
-  return s;
-}
-
 std::string encode_hist(const model::LogHistogram& h) {
   std::string out;
   wire::ByteWriter w(out);
@@ -113,16 +89,6 @@ std::string encode_hist(const model::LogHistogram& h) {
     w.varint(count);
   });
   return out;
-}
-
-void decode_hist(std::string_view bytes, model::LogHistogram& h) {
-  wire::ByteReader r(bytes);
-  while (r.remaining() > 0) {
-    const int64_t key = r.svarint();
-    const uint64_t count = r.varint();
-    if (!r.ok()) break;
-    h.add_to_bucket(static_cast<int32_t>(key), count);
-  }
 }
 
 // Pending records are stored one row per batch and minute, records packed in
@@ -184,7 +150,7 @@ boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std:
   return store;
 }
 
-MinuteStore::MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention) {}
+MinuteStore::MinuteStore(sqlite3* db, Retention retention) : db_(db), retention_(retention), reader_(db, retention) {}
 
 MinuteStore::~MinuteStore() {
   append_.reset();  // statements first: a database with live statements does not close
@@ -198,7 +164,6 @@ boost::system::result<void> MinuteStore::exec(const char* sql) {
 }
 
 uint64_t MinuteStore::last_sequence(uint64_t sender_id) const { return seen_.highest(sender_id); }
-
 
 boost::system::result<void> MinuteStore::load_names() {
   Statement st(db_, "SELECT id, service, attr FROM names ORDER BY id");
@@ -481,91 +446,6 @@ boost::system::result<void> MinuteStore::complete_minute(int64_t minute, int64_t
   return {};
 }
 
-boost::system::result<std::vector<StoredPoint>> MinuteStore::query(const std::string& service, const std::string& attr,
-                                                                   uint32_t op, int64_t server_id, int64_t from,
-                                                                   int64_t to, int64_t step_s, int64_t now_s) {
-  // Start at the coarsest resolution no coarser than the step (its archive
-  // already holds the averages a step-wide bucket needs), then go coarser
-  // until one still holds `from`.
-  const std::pair<int64_t, int64_t> resolutions[] = {
-      {60, retention_.minute_s}, {300, retention_.five_minute_s}, {3600, retention_.hour_s}};
-  step_s = std::max<int64_t>(step_s, 60);
-  size_t pick = 0;
-  while (pick + 1 < std::size(resolutions) && resolutions[pick + 1].first <= step_s) ++pick;
-  while (pick + 1 < std::size(resolutions) && now_s - resolutions[pick].second > from) ++pick;
-  const int64_t resolution = resolutions[pick].first;
-  Statement st(db_,
-               "SELECT p.ts, p.value, p.min, p.max, p.minutes FROM points p JOIN series s ON s.id = p.series "
-               "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND s.server_id = ? AND p.resolution = ? "
-               "AND p.ts >= ? AND p.ts < ? "
-               // A minute being stored in parts is not served until all of it is.
-               "AND (p.resolution != 60 OR p.ts IN (SELECT minute FROM completed_minutes)) ORDER BY p.ts");
-  st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, server_id).bind(5, resolution).bind(6, from).bind(7, to);
-  std::map<int64_t, StoredPoint> buckets;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) {
-    const int64_t ts = st.int64(0);
-    const int64_t bucket = ts - ((ts % step_s) + step_s) % step_s;
-    const double value = st.real(1), lo = st.real(2), hi = st.real(3);
-    const int64_t minutes = st.int64(4);
-    auto [it, fresh] = buckets.try_emplace(bucket, StoredPoint{bucket, 0, lo, hi, 0});
-    StoredPoint& b = it->second;
-    // Average weighted by the minutes each stored point stands for.
-    b.value = (b.value * static_cast<double>(b.minutes) + value * static_cast<double>(minutes)) /
-              static_cast<double>(b.minutes + minutes);
-    b.minutes += minutes;
-    if (!fresh) {
-      b.min = std::min(b.min, lo);
-      b.max = std::max(b.max, hi);
-    }
-  }
-  if (rc != SQLITE_DONE) return sqlite_error(rc);
-  std::vector<StoredPoint> out;
-  out.reserve(buckets.size());
-  for (auto& [t, p] : buckets) out.push_back(p);
-  return out;
-}
-
-boost::system::result<std::vector<std::pair<int64_t, MinuteCell>>> MinuteStore::series_cells(
-    const std::string& service, const std::string& attr, uint32_t op, int64_t server_id, int64_t from, int64_t to) {
-  Statement st(db_,
-               "SELECT c.minute, count, sum, min, max, first, first_time, last, last_time, hist FROM minute_cells c "
-               "JOIN completed_minutes d ON d.minute = c.minute "
-               "WHERE c.minute >= ? AND c.minute < ? AND service = ? AND attr = ? AND op = ? AND server_id = ? "
-               "ORDER BY c.minute");
-  st.bind(1, from).bind(2, to).bind(3, service).bind(4, attr).bind(5, static_cast<int64_t>(op)).bind(6, server_id);
-  std::vector<std::pair<int64_t, MinuteCell>> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) {
-    MinuteCell c{service, attr, op, server_id, read_stats(st, 1), {}};
-    decode_hist(st.blob(9), c.hist);
-    out.emplace_back(st.int64(0), std::move(c));
-  }
-  if (rc != SQLITE_DONE) return sqlite_error(rc);
-  return out;
-}
-
-boost::system::result<std::vector<MinuteCell>> MinuteStore::minute_cells(int64_t minute) {
-  Statement st(db_,
-               "SELECT service, attr, op, server_id, count, sum, min, max, first, first_time, last, last_time, hist "
-               "FROM minute_cells WHERE minute = ?");
-  st.bind(1, minute);
-  std::vector<MinuteCell> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) {
-    MinuteCell c;
-    c.service = st.text(0);
-    c.attr = st.text(1);
-    c.op = static_cast<uint32_t>(st.int64(2));
-    c.server_id = st.int64(3);
-    c.stats = read_stats(st, 4);
-    decode_hist(st.blob(12), c.hist);
-    out.push_back(std::move(c));
-  }
-  if (rc != SQLITE_DONE) return sqlite_error(rc);
-  return out;
-}
-
 boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   Statement st(db_,
                "DELETE FROM points WHERE (resolution = 60 AND ts < ?1) OR (resolution = 300 AND ts < ?2) "
@@ -605,25 +485,6 @@ boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {
   return removed;
 }
 
-boost::system::result<std::vector<std::pair<std::string, std::string>>> MinuteStore::list_series() {
-  Statement st(db_, "SELECT DISTINCT service, attr FROM series ORDER BY service, attr");
-  std::vector<std::pair<std::string, std::string>> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.text(1));
-  if (rc != SQLITE_DONE) return sqlite_error(rc);
-  return out;
-}
-
-boost::system::result<int64_t> MinuteStore::last_minute(const std::string& service) {
-  // Through the primary key, series by series: never a scan of all points.
-  Statement st(db_,
-               "SELECT coalesce(max(p.ts), 0) FROM series s, points p "
-               "WHERE s.service = ? AND p.series = s.id AND p.resolution = 60");
-  st.bind(1, service);
-  if (const int rc = st.step(); rc != SQLITE_ROW) return sqlite_error(st.prepare_rc() != SQLITE_OK ? st.prepare_rc() : rc);
-  return st.int64(0);
-}
-
 boost::system::result<void> MinuteStore::write_service_reports(int64_t minute, std::span<const MinuteCell> cells) {
   // Each op of a series has its own cell, counting the reports that asked
   // for it; the most of them is the series' reports. The total (-1) is not
@@ -654,55 +515,6 @@ boost::system::result<void> MinuteStore::put_service_reports(int64_t minute, std
   if (auto r = write_service_reports(minute, cells); !r) return r;
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   return {};
-}
-
-boost::system::result<std::vector<std::pair<std::string, int64_t>>> MinuteStore::reports_by_service(int64_t from,
-                                                                                                     int64_t to) {
-  Statement st(db_,
-               "SELECT service, sum(reports) FROM service_reports WHERE minute >= ? AND minute < ? "
-               "AND minute IN (SELECT minute FROM completed_minutes) GROUP BY service ORDER BY 2 DESC");
-  st.bind(1, from).bind(2, to);
-  std::vector<std::pair<std::string, int64_t>> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.int64(1));
-  if (rc != SQLITE_DONE) return sqlite_error(st.prepare_rc() != SQLITE_OK ? st.prepare_rc() : rc);
-  return out;
-}
-
-boost::system::result<std::vector<MinutePoint>> MinuteStore::minute_points(const std::string& service,
-                                                                         const std::string& attr, uint32_t op,
-                                                                         int64_t from, int64_t to, size_t limit) {
-  std::vector<MinutePoint> out;
-  // Minutes older than the minute retention live on as 5-minute averages,
-  // each standing for its five minutes, so windows that reach a day or a week
-  // back (1d, 1w) and `rule test --since 7d` still read values. Only before
-  // the oldest minute still kept: a gap within the kept minutes stays a gap.
-  Statement horizon(db_, "SELECT coalesce(min(minute), 0) FROM completed_minutes");
-  if (const int rc = horizon.step(); rc != SQLITE_ROW) return sqlite_error(horizon.prepare_rc() != SQLITE_OK ? horizon.prepare_rc() : rc);
-  const int64_t kept_from = horizon.int64(0);
-  Statement coarse(db_,
-                   "SELECT s.server_id, p.ts, p.value FROM series s JOIN points p ON p.series = s.id "
-                   "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND p.resolution = 300 AND p.ts > ? AND p.ts < ? "
-                   "AND p.ts + 300 <= ? ORDER BY p.ts");
-  coarse.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from - 300).bind(5, to).bind(6, kept_from);
-  int rc = SQLITE_DONE;
-  while (out.size() < limit && (rc = coarse.step()) == SQLITE_ROW) {
-    for (int64_t m = coarse.int64(1); m < coarse.int64(1) + 300 && out.size() < limit; m += 60) {
-      if (m >= from && m < to) out.push_back({service, attr, op, coarse.int64(0), m, coarse.real(2)});
-    }
-  }
-  if (out.size() < limit && rc != SQLITE_DONE) return sqlite_error(coarse.prepare_rc() != SQLITE_OK ? coarse.prepare_rc() : rc);
-  Statement st(db_,
-               "SELECT s.server_id, p.ts, p.value FROM series s JOIN points p ON p.series = s.id "
-               "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND p.resolution = 60 AND p.ts >= ? AND p.ts < ? "
-               "AND p.ts IN (SELECT minute FROM completed_minutes) ORDER BY p.ts");
-  st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from).bind(5, to);
-  rc = SQLITE_DONE;
-  while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
-    out.push_back({service, attr, op, st.int64(0), st.int64(1), st.real(2)});
-  }
-  if (out.size() < limit && rc != SQLITE_DONE) return sqlite_error(rc);
-  return out;
 }
 
 }  // namespace monitor::judger

@@ -20,6 +20,7 @@
 
 #include <boost/system/result.hpp>
 
+#include "judger/minute_reader.hpp"
 #include "judger/name_table.hpp"
 #include "judger/seen_sequences.hpp"
 #include "wire/messages.hpp"
@@ -28,49 +29,11 @@ struct sqlite3;
 
 namespace monitor::judger {
 
-/// One value of one series for one period. server_id -1 is the total.
-struct MinutePoint {
-  std::string service;
-  std::string attr;
-  uint32_t op = 0;  // one op bit
-  int64_t server_id = -1;
-  int64_t minute = 0;  // Unix seconds of the period's start
-  double value = 0;
-};
-
-/// A stored point, possibly down-sampled: value is the average of the minute
-/// values in the period, min and max their extremes, minutes how many there were.
-struct StoredPoint {
-  int64_t time = 0;
-  double value = 0;
-  double min = 0;
-  double max = 0;
-  int64_t minutes = 0;
-};
-
-/// The mergeable state of one series in one finished minute: what lets a
-/// minute be amended exactly after the judger restarted.
-struct MinuteCell {
-  std::string service;
-  std::string attr;
-  uint32_t op = 0;  // one op bit
-  int64_t server_id = -1;
-  model::Stats stats;
-  model::LogHistogram hist;
-};
-
 /// A received record waiting for its minute to finish; `name` is an id of the
 /// store's NameTable (the record's own name_id is the sender's, unused here).
 struct PendingRecord {
   uint32_t name = 0;
   wire::BatchRecord record;
-};
-
-/// Retention per resolution (defaults: 1 min x 2 days, 5 min x 2 weeks, 1 h x 1 year).
-struct Retention {
-  int64_t minute_s = 2 * 86400;
-  int64_t five_minute_s = 14 * 86400;
-  int64_t hour_s = 365 * 86400;
 };
 
 /// Not thread-safe: the judger's store thread owns it.
@@ -105,6 +68,10 @@ class MinuteStore {
   [[nodiscard]] boost::system::result<std::vector<bool>> append_parts(uint64_t sequence,
                                                                       const std::vector<OriginPart>& parts,
                                                                       int64_t now_s);
+
+  /// Queries over the store's own connection (the judger's thread); other
+  /// threads open a MinuteReader of their own.
+  MinuteReader& reader() noexcept { return reader_; }
 
   /// The highest sequence stored for a sender (0 if none).
   uint64_t last_sequence(uint64_t sender_id) const;
@@ -148,49 +115,14 @@ class MinuteStore {
   /// The id of the last pending row stored (0 if none yet).
   int64_t last_pending_id() const noexcept { return last_pending_id_; }
 
-  /// The mergeable state of one series (op one bit; HIST: 128) in the
-  /// finished minutes of [from, to), by minute.
-  [[nodiscard]] boost::system::result<std::vector<std::pair<int64_t, MinuteCell>>> series_cells(
-      const std::string& service, const std::string& attr, uint32_t op, int64_t server_id, int64_t from, int64_t to);
-
-  /// The mergeable state stored for a finished minute (empty if none).
-  [[nodiscard]] boost::system::result<std::vector<MinuteCell>> minute_cells(int64_t minute);
-
-  /// Points of a series in [from, to), in buckets of `step_s` (at least 60):
-  /// read from the coarsest resolution no coarser than the step, or a coarser
-  /// one when that no longer holds `from`; bucket values are averages weighted
-  /// by minutes, with min and max kept.
-  [[nodiscard]] boost::system::result<std::vector<StoredPoint>> query(const std::string& service,
-                                                                      const std::string& attr, uint32_t op,
-                                                                      int64_t server_id, int64_t from, int64_t to,
-                                                                      int64_t step_s, int64_t now_s);
-
   /// Deletes points older than their resolution's retention, as of `now_s`.
   [[nodiscard]] boost::system::result<int64_t> apply_retention(int64_t now_s);
-
-  /// Every server's (and the total's) minute points of a series in [from, to):
-  /// what the alarm engine evaluates rules on after a restart, and `rule
-  /// test` replays. Minutes older than the minute retention are their
-  /// 5-minute average, once per minute. At most `limit` points are read: a
-  /// caller that gets `limit` knows there are more.
-  [[nodiscard]] boost::system::result<std::vector<MinutePoint>> minute_points(const std::string& service,
-                                                                              const std::string& attr, uint32_t op,
-                                                                              int64_t from, int64_t to,
-                                                                              size_t limit = SIZE_MAX);
 
   /// Records a finished minute's reports per service, from its cells (a
   /// series reported with several ops counts its reports once), so a day's
   /// reports per service read a few rows, not every cell. finish_minute()
   /// does it itself; a minute stored in parts calls it before completing.
   [[nodiscard]] boost::system::result<void> put_service_reports(int64_t minute, std::span<const MinuteCell> cells);
-
-  /// Reports per service in the finished minutes of [from, to), most first;
-  /// kept as long as minute points.
-  [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, int64_t>>> reports_by_service(int64_t from,
-                                                                                                        int64_t to);
-
-  /// The newest finished minute stored of a service, 0 if none.
-  [[nodiscard]] boost::system::result<int64_t> last_minute(const std::string& service);
 
   /// With export of per-second data on (docs/export.md), completing a minute
   /// also keeps its pending records, as they are, in table export_seconds for
@@ -200,9 +132,6 @@ class MinuteStore {
   /// Decodes one stored body of pending records (pending_records,
   /// export_seconds) naming ids below `names`; false when it does not decode.
   static bool decode_records(std::string_view body, size_t names, std::vector<PendingRecord>& out);
-
-  /// (service, attr) pairs and servers with stored points, for the query API.
-  [[nodiscard]] boost::system::result<std::vector<std::pair<std::string, std::string>>> list_series();
 
  private:
   MinuteStore(sqlite3* db, Retention retention);
@@ -217,6 +146,7 @@ class MinuteStore {
 
   sqlite3* db_;
   const Retention retention_;
+  MinuteReader reader_;
   SeenSequences seen_;
   struct AppendStatements;
   std::unique_ptr<AppendStatements> append_;

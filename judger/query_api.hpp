@@ -8,7 +8,7 @@
 
 #include <boost/json.hpp>
 
-#include "judger/minute_store.hpp"
+#include "judger/minute_reader.hpp"
 
 namespace monitor::judger {
 
@@ -28,7 +28,8 @@ struct QueryResponse {
 ///   GET /metrics   (the judger's health as Prometheus text)
 ///   GET /api/alarms/history?rule=R&from=T&to=T&limit=N   (the judger's alarm history, newest first)
 /// Times are Unix seconds; `from` defaults to an hour before `to`, `to` to
-/// now, `step` to 60. Bad parameters get 400 with {"error": "..."}.
+/// now, `step` to 60. Bad parameters get 400 with {"error": "..."}; a query
+/// stopped by its reader's deadline or its client going away, 503.
 class QueryApi {
  public:
   using HealthFn = std::function<std::string()>;  // JSON object text
@@ -38,21 +39,26 @@ class QueryApi {
 
   using MetricsFn = std::function<std::string()>;  // Prometheus text
 
-  QueryApi(MinuteStore& store, HealthFn health, HistoryFn history = {}, MetricsFn metrics = {})
-      : store_(store), health_(std::move(health)), history_(std::move(history)), metrics_(std::move(metrics)) {}
+  explicit QueryApi(HealthFn health, HistoryFn history = {}, MetricsFn metrics = {})
+      : health_(std::move(health)), history_(std::move(history)), metrics_(std::move(metrics)) {}
 
-  QueryResponse handle(std::string_view target, int64_t now_s);
+  /// Whether `target` reads the store: the judger runs those on a query
+  /// thread with a reader of its own, and the rest (health, metrics, which
+  /// read the judger's own state) on its thread.
+  static bool reads_store(std::string_view target) noexcept;
+
+  /// The answer to GET `target`, reading the store through `reader`.
+  QueryResponse handle(std::string_view target, int64_t now_s, MinuteReader& reader);
 
  private:
-  QueryResponse series(const std::map<std::string, std::string>& params, int64_t now_s);
-  QueryResponse services();
+  static QueryResponse series(const std::map<std::string, std::string>& params, int64_t now_s, MinuteReader& reader);
+  static QueryResponse services(MinuteReader& reader);
   // Every server's minutes of a series: what `monitorctl rule test` replays.
-  QueryResponse points(const std::map<std::string, std::string>& params, int64_t now_s);
+  static QueryResponse points(const std::map<std::string, std::string>& params, int64_t now_s, MinuteReader& reader);
   // The mergeable state of each stored minute of a series, for merging a
   // minute whose data two judgers hold (a service that moved).
-  QueryResponse cells(const std::map<std::string, std::string>& params, int64_t now_s);
+  static QueryResponse cells(const std::map<std::string, std::string>& params, int64_t now_s, MinuteReader& reader);
 
-  MinuteStore& store_;
   const HealthFn health_;
   const HistoryFn history_;
   const MetricsFn metrics_;

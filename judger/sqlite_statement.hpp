@@ -1,5 +1,6 @@
-// The judger's one wrapper of a prepared SQLite statement: the minute store
-// and the notifier's outbox both use it.
+// The judger's one wrapper of a prepared SQLite statement, and of SQLite's
+// result codes as errors: the minute store, its readers and the notifier's
+// outbox use them.
 #pragma once
 
 #include <sqlite3.h>
@@ -8,7 +9,19 @@
 #include <string>
 #include <string_view>
 
+#include <boost/system/error_code.hpp>
+
 namespace monitor::judger {
+
+/// SQLite's result codes as error codes; the message is SQLite's own.
+class SqliteCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "sqlite"; }
+  std::string message(int ev) const override { return sqlite3_errstr(ev); }
+};
+inline const SqliteCategory kSqliteCategory;
+
+inline boost::system::error_code sqlite_error(int rc) { return {rc, kSqliteCategory}; }
 
 // A prepared statement, finalized on scope exit.
 class Statement {

@@ -555,3 +555,69 @@ TEST_CASE("issue 9 on etcd: acks, escalation, no-data and a service moved while 
   monitor::e2e::UseRegistry use(etcd.address());
   ack_escalation_nodata_move();
 }
+
+// Regression (issue 20, §2): a service moved from judger-1 to judger-2 in
+// the middle of a minute; judger-2 judged the minute on its own part (half
+// of it), so `when value < 9000` paged on 6 000 while `monitorctl query`
+// serves the minute as 12 000.
+TEST_CASE("issue 20: the minute a service moved in is judged on every holder's part: no page on half a minute, and "
+          "the next faulty minute still pages once with its value",
+          "[e2e][issue20][alarms][slow]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("registry"));
+  const int hook_port = free_port();
+  const std::string hooks = dir.file("hooks.jsonl");
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
+                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  const int port1 = free_port(), port2 = free_port();
+  auto judger = [&](int n, int port) {
+    return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
+                                "127.0.0.1:" + std::to_string(port), "--query-listen",
+                                "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
+                                dir.file("judger-" + std::to_string(n)), "--registry",
+                                monitor::e2e::registry_address(dir), "--grace", "1", "--late-window", "5",
+                                "--no-self-metrics", "--no-placement"},
+                               "", dir.file("judger-" + std::to_string(n) + ".log"));
+  };
+  auto judger1 = judger(1, port1);
+  auto judger2 = judger(2, port2);
+  REQUIRE(wait_until([&] {
+    const std::string out = monitorctl(dir, {"judger", "list"}).out;
+    return out.find("judger-1") != std::string::npos && out.find("judger-2") != std::string::npos;
+  }, 20s));
+  REQUIRE(monitorctl(dir, {"service", "add", "Alarm.Split", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"attr", "add", "Alarm.Split", "Orders.Placed"}).rc == 0);
+  const std::string rules = dir.file("split.rules");
+  std::ofstream(rules) << "rule Alarm.Split.Low\n  service Alarm.Split\n  attr Orders.Placed\n  op SUM\n  per total\n"
+                          "  when value < 9000\n  repeat 0\n  notify webhook:http://127.0.0.1:"
+                       << hook_port << "/low\n";
+  REQUIRE(monitorctl(dir, {"rule", "add", rules}).rc == 0);
+  uint64_t seq = 0;
+
+  // Minute m: 6 000 reach judger-1, the service moves, 6 000 more reach judger-2.
+  REQUIRE(wait_until([] { return unix_now() % 60 >= 2 && unix_now() % 60 < 30; }, 70s));
+  const int64_t m = unix_now() / 60 * 60;
+  report(port1, 951, seq, m + 1, 6000, "Alarm.Split", 1);
+  REQUIRE(monitorctl(dir, {"service", "assign", "Alarm.Split", "judger-2"}).rc == 0);
+  report(port2, 951, seq, m + 40, 6000, "Alarm.Split", 1);
+  // Minute m + 1: a real fault, all on judger-2.
+  report(port2, 951, seq, m + 65, 100, "Alarm.Split", 1);
+
+  REQUIRE(wait_until([&] { return count_kind(received(hooks, "/low"), "firing") >= 1; }, 150s));
+  const auto pages = received(hooks, "/low");
+  INFO("judger-1:\n" << read_file(dir.file("judger-1.log")) << "\njudger-2:\n" << read_file(dir.file("judger-2.log")));
+  REQUIRE(pages.size() == 1);
+  CHECK(pages[0].at("minute").as_int64() == m + 60);
+  CHECK(pages[0].at("alarms").at(0).at("value").to_number<double>() == 100);
+  CHECK_FALSE(pages[0].contains("partial"));
+  // What a user reads of minute m: the whole of it.
+  const Run query = monitorctl(dir, {"query", "--service", "Alarm.Split", "--attr", "Orders.Placed", "--op", "SUM",
+                                     "--from", std::to_string(m), "--to", std::to_string(m + 60), "--output", "json"});
+  REQUIRE(query.rc == 0);
+  const auto points = json::parse(query.out).at("points").as_array();
+  REQUIRE(points.size() == 1);
+  CHECK(points.at(0).as_array().at(1).to_number<double>() == 12000);
+  CHECK_THAT(read_file(dir.file("judger-2.log")), Catch::Contains("judged on the merge of"));
+  for (auto* p : {&judger1, &judger2}) p->signal(SIGTERM);
+  for (auto* p : {&judger1, &judger2}) CHECK(p->wait_for(20s) == 0);
+}

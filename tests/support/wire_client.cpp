@@ -69,10 +69,12 @@ std::optional<WireClient::Received> WireClient::read_frame(std::chrono::millisec
   }
 }
 
-HttpReply http_get(int port, const std::string& target) { return http_request(port, "GET", target); }
+HttpReply http_get(int port, const std::string& target, std::chrono::milliseconds patience) {
+  return http_request(port, "GET", target, "", "", patience);
+}
 
 HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body,
-                       const std::string& extra_headers) {
+                       const std::string& extra_headers, std::chrono::milliseconds patience) {
   HttpReply reply;
   WireClient client(port, std::chrono::seconds(5));
   const std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
@@ -82,7 +84,7 @@ HttpReply http_request(int port, const std::string& method, const std::string& t
   char buffer[65536];
   while (true) {
     pollfd pfd{client.fd(), POLLIN, 0};
-    if (::poll(&pfd, 1, 5000) <= 0) break;
+    if (::poll(&pfd, 1, static_cast<int>(patience.count())) <= 0) break;
     const ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
     if (n <= 0) break;
     response.append(buffer, static_cast<size_t>(n));

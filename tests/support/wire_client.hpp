@@ -39,15 +39,18 @@ class WireClient {
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
 
-/// GET http://127.0.0.1:port/target; the status and body, or status 0 if no answer.
+/// GET http://127.0.0.1:port/target; the status and body, or status 0 if no
+/// answer (nothing received for `patience`).
 struct HttpReply {
   int status = 0;
   std::string body;
   std::string headers;  // the status line and headers, as received
 };
-HttpReply http_get(int port, const std::string& target);
+HttpReply http_get(int port, const std::string& target,
+                   std::chrono::milliseconds patience = std::chrono::seconds(5));
 /// Any method, with a body and extra header lines ("Cookie: a=b\r\n").
 HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body = "",
-                       const std::string& extra_headers = "");
+                       const std::string& extra_headers = "",
+                       std::chrono::milliseconds patience = std::chrono::seconds(5));
 
 }  // namespace monitor::test

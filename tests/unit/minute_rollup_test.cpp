@@ -71,7 +71,7 @@ TEST_CASE("seconds roll up to a minute per server and in total by each op's rule
 TEST_CASE("late data amends a minute in memory or reopens it from the store, and too old is counted", "[rollup][failure]") {
   monitor::test::TempDir dir;
   auto store = *MinuteStore::open(dir.file("j.db"));
-  MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->minute_cells(minute); });
+  MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->reader().minute_cells(minute); });
   auto finish = [&](const std::vector<FinishedMinute>& due) {
     for (const auto& f : due) {
       REQUIRE(store->finish_minute(f.minute, f.points, f.cells));
@@ -103,7 +103,7 @@ TEST_CASE("late data amends a minute in memory or reopens it from the store, and
   CHECK(find(amended[0].points, "Orders.Placed", 2, 1) == 10);
   CHECK(find(amended[0].points, "Orders.Placed", 1, -1) == 17);
   finish(amended);
-  CHECK(store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 900)->at(0).value == 17);
+  CHECK(store->reader().query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 900)->at(0).value == 17);
 
   // Older than the store can amend: counted and dropped.
   CHECK(rollup.add(second_record("Orders.Placed", kBase + 8, 1, 1, {1}, store->names()), kBase + 4000) ==
@@ -202,7 +202,7 @@ TEST_CASE("after a restart the pending records rebuild the same minute", "[rollu
 TEST_CASE("issue 7: a minute whose store fails stays due and in memory until it is stored", "[rollup][issue7][failure]") {
   monitor::test::TempDir dir;
   auto store = *MinuteStore::open(dir.file("j.db"));
-  MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->minute_cells(minute); });
+  MinuteRollup rollup({10, 60, 3600}, store->names(), [&](int64_t minute) { return *store->reader().minute_cells(minute); });
   rollup.add(second_record("Orders.Placed", kBase + 5, 1, 1, {5}, store->names()), kBase + 6);
   auto due = rollup.due(kBase + 70);
   REQUIRE(due.size() == 1);
@@ -227,7 +227,7 @@ TEST_CASE("issue 7: a minute whose store fails stays due and in memory until it 
   rollup.stored(kBase);
   CHECK(rollup.due(kBase + 502).empty());
   CHECK(rollup.open_minutes() == 0);  // stored and past its late window: forgotten now
-  CHECK(store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 502)->at(0).value == 7);
+  CHECK(store->reader().query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 502)->at(0).value == 7);
 }
 
 TEST_CASE("issue 7: the judger's series limiter admits open series, counts new ones per service and minute, and forgets "

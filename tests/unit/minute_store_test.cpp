@@ -126,8 +126,8 @@ TEST_CASE("a minute stored in parts: a crash before completing keeps the old sta
     REQUIRE(store->stage_minute_cells(kBase, std::span(cells).subspan(0, 1), true));
     REQUIRE(store->stage_minute_cells(kBase, std::span(cells).subspan(1), false));
     REQUIRE(store->complete_minute(kBase, through));
-    CHECK(store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 60, 60, kBase)->at(0).value == 11);
-    CHECK(store->minute_cells(kBase)->size() == 3);
+    CHECK(store->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 60, 60, kBase)->at(0).value == 11);
+    CHECK(store->reader().minute_cells(kBase)->size() == 3);
     const auto left = *store->pending();
     REQUIRE(left.size() == 1);  // only the late record
     CHECK(left[0].record.stats.sum == 7);
@@ -136,14 +136,14 @@ TEST_CASE("a minute stored in parts: a crash before completing keeps the old sta
     REQUIRE(store->stage_minute_cells(kBase, std::vector<MinuteCell>{cell(1, 12), cell(3, 99)}, true));
   }
   auto store = open_store(dir);
-  auto stored = *store->minute_cells(kBase);
+  auto stored = *store->reader().minute_cells(kBase);
   REQUIRE(stored.size() == 3);  // the completed state, untouched by the staged part
   for (const auto& c : stored) CHECK(c.stats.sum != 12);
   CHECK(store->pending()->size() == 1);  // so the restart rebuilds the amendment exactly
   // The rerun stages afresh: the crashed run's rows (server 3) are not carried in.
   REQUIRE(store->stage_minute_cells(kBase, std::vector<MinuteCell>{cell(1, 12), cell(2, 6), cell(-1, 18)}, true));
   REQUIRE(store->complete_minute(kBase, store->last_pending_id()));
-  stored = *store->minute_cells(kBase);
+  stored = *store->reader().minute_cells(kBase);
   REQUIRE(stored.size() == 3);
   for (const auto& c : stored) CHECK(c.server_id != 3);
   CHECK(store->pending()->empty());
@@ -157,15 +157,15 @@ TEST_CASE("finishing a minute stores its points and drops only its pending recor
   const auto left = store->pending();
   REQUIRE(left->size() == 1);
   CHECK((*left)[0].record.second == kBase + 65);
-  auto got = store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 100);
+  auto got = store->reader().query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 100);
   REQUIRE(got->size() == 1);
   CHECK((*got)[0].value == 5);
   REQUIRE(store->finish_minute(kBase, {point(kBase, 8, 1)}));  // late data amends the minute
-  got = store->query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 100);
+  got = store->reader().query("Shop.Api", "Orders.Placed", 1, 1, kBase, kBase + 60, 60, kBase + 100);
   CHECK((*got)[0].value == 8);
-  CHECK(store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 60, 60, kBase + 100)->size() == 1);
-  CHECK(store->query("Shop.Api", "Nope.Attr", 1, 1, kBase, kBase + 60, 60, kBase + 100)->empty());
-  CHECK(store->list_series()->size() == 1);
+  CHECK(store->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 60, 60, kBase + 100)->size() == 1);
+  CHECK(store->reader().query("Shop.Api", "Nope.Attr", 1, 1, kBase, kBase + 60, 60, kBase + 100)->empty());
+  CHECK(store->reader().list_series()->size() == 1);
 }
 
 TEST_CASE("archives keep the average, minimum and maximum of their minutes", "[store]") {
@@ -174,7 +174,7 @@ TEST_CASE("archives keep the average, minimum and maximum of their minutes", "[s
   for (int m = 0; m < 10; ++m) REQUIRE(store->finish_minute(kBase + 60 * m, {point(kBase + 60 * m, m)}));
   const int64_t now = kBase + 600;
   SECTION("5-minute step from minutes") {
-    const auto got = *store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 300, now);
+    const auto got = *store->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 300, now);
     REQUIRE(got.size() == 2);
     CHECK(got[0].value == Approx(2.0));  // minutes 0..4
     CHECK(got[0].min == 0);
@@ -184,20 +184,20 @@ TEST_CASE("archives keep the average, minimum and maximum of their minutes", "[s
   }
   SECTION("older than the minute retention: the 5-minute archive answers") {
     const int64_t later = kBase + 3 * 86400;
-    const auto got = *store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 60, later);
+    const auto got = *store->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 60, later);
     REQUIRE(got.size() == 2);  // 5-minute points, even for a 1-minute step
     CHECK(got[1].value == Approx(7.0));
     CHECK(got[1].max == 9);
   }
   SECTION("hour archive") {
-    const auto got = *store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 3600, 3600, now);
+    const auto got = *store->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 3600, 3600, now);
     REQUIRE(got.size() == 1);
     CHECK(got[0].value == Approx(4.5));
     CHECK(got[0].minutes == 10);
   }
   SECTION("retention deletes by resolution") {
     CHECK(*store->apply_retention(kBase + 3 * 86400) == 10);  // the minutes only
-    CHECK(store->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 300, kBase + 3 * 86400)->size() == 2);
+    CHECK(store->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 600, 300, kBase + 3 * 86400)->size() == 2);
     CHECK(*store->apply_retention(kBase + 400 * 86400) == 3);  // 2 five-minute + 1 hour
   }
 }
@@ -245,7 +245,7 @@ TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes onl
     REQUIRE(store.has_value());
     const uint64_t last = (*store)->last_sequence(1);
     REQUIRE(last > 0);
-    const auto minutes = *(*store)->query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 100000, 60, kBase);
+    const auto minutes = *(*store)->reader().query("Shop.Api", "Orders.Placed", 1, -1, kBase, kBase + 100000, 60, kBase);
     const uint64_t finished = minutes.size() * 60;
     REQUIRE(finished <= last);
     for (size_t m = 0; m < minutes.size(); ++m) CHECK(minutes[m].value == static_cast<double>((m + 1) * 60));
@@ -281,7 +281,7 @@ TEST_CASE("minute points older than the minute retention are read as their 5-min
     REQUIRE(store->finish_minute(kBase + 60 * m, {MinutePoint{"Shop.Api", "Orders.Placed", 1, 4, kBase + 60 * m, 1.0 * m}}));
   }
   REQUIRE(store->apply_retention(kBase + 30 * 60));  // keeps minutes 20 .. 29
-  const auto points = store->minute_points("Shop.Api", "Orders.Placed", 1, kBase + 60, kBase + 1800);
+  const auto points = store->reader().minute_points("Shop.Api", "Orders.Placed", 1, kBase + 60, kBase + 1800);
   REQUIRE(points);
   std::map<int64_t, double> by_minute;
   for (const auto& p : *points) by_minute[(p.minute - kBase) / 60] = p.value;
