@@ -158,6 +158,7 @@ class AckCounter {
           if (count_.load() > 0) {
             const auto gap = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
             if (gap > longest_gap_us_.load()) longest_gap_us_ = gap;
+            gaps_us_.push_back(gap);
           }
           last_ = now;
           count_.fetch_add(1);
@@ -170,6 +171,13 @@ class AckCounter {
   int64_t count() const noexcept { return count_.load(); }
   /// The longest time between two ACKs: how long the receiver stalled.
   int64_t longest_gap_us() const noexcept { return longest_gap_us_.load(); }
+  /// The `q` quantile of the times between ACKs (0 if none); after join().
+  int64_t gap_quantile_us(double q) const {
+    if (gaps_us_.empty()) return 0;
+    std::vector<int64_t> sorted = gaps_us_;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted[std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())))];
+  }
   /// Waits for the thread; shut the connection down first.
   void join() {
     if (thread_.joinable()) thread_.join();
@@ -179,6 +187,7 @@ class AckCounter {
   std::atomic<int64_t> count_{0};
   std::atomic<int64_t> longest_gap_us_{0};
   std::chrono::steady_clock::time_point last_;  // the counter's thread only
+  std::vector<int64_t> gaps_us_;                 // the counter's thread, then after join()
   std::thread thread_;
 };
 
