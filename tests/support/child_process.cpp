@@ -7,18 +7,43 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 extern char** environ;
 
 namespace monitor::test {
 
-ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const std::string& stdout_path,
+namespace {
+
+// MONITOR_TEST_SWAP_TREE=FROM=TO: a program under the build tree FROM runs
+// from the tree TO instead, when TO has it. scripts/sanitize.sh runs the
+// end-to-end tests of the normal build against the daemons of its
+// sanitizer build: the daemons are what is checked, and the tests' own code
+// is not built a third time.
+std::string program_to_run(const std::string& path) {
+  const char* swap = std::getenv("MONITOR_TEST_SWAP_TREE");
+  if (swap == nullptr) return path;
+  const std::string_view spec(swap);
+  const size_t eq = spec.find('=');
+  if (eq == std::string_view::npos) return path;
+  const std::string from(spec.substr(0, eq)), to(spec.substr(eq + 1));
+  if (from.empty() || !path.starts_with(from + "/")) return path;
+  const std::string swapped = to + path.substr(from.size());
+  return ::access(swapped.c_str(), X_OK) == 0 ? swapped : path;
+}
+
+}  // namespace
+
+ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv_in, const std::string& stdout_path,
                                  const std::string& stderr_path, const std::vector<std::string>& extra_env) {
+  std::vector<std::string> argv = argv_in;
+  if (!argv.empty()) argv[0] = program_to_run(argv[0]);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   if (!stdout_path.empty()) {
