@@ -240,8 +240,12 @@ void AlarmEngine::evaluate(int64_t minute) {
         if (holders.size() > 1 || (holders.size() == 1 && holders[0] != self_)) split.emplace(service, std::move(holders));
       }
     }
+    // One wait for all of them: a minute's alarms are late by kSplitMinuteWait at most.
+    const auto deadline = std::chrono::steady_clock::now() + kSplitMinuteWait;
     for (const auto& [service, holders] : split) {
-      if (std::string note = merge_split_minute(service, holders, minute); !note.empty()) partial_minutes_[service] = note;
+      if (std::string note = merge_split_minute(service, holders, minute, deadline); !note.empty()) {
+        partial_minutes_[service] = note;
+      }
     }
   }
   // The gone rules this judger evaluates go first, so a part found gone in
@@ -383,10 +387,11 @@ void AlarmEngine::read_moved_windows(const std::string& service, const boost::js
 
 // The rules read a split minute as `monitorctl query` does: the merge of
 // every holder's cells (/api/cells, query::merge_cells), once each has the
-// minute final. A holder that does not within kSplitMinuteWait is left out,
-// and the minute is judged on what is known: the returned note says so.
+// minute final. A holder that is not live (a dead judger's services move
+// off it), or not final by `deadline`, is left out, and the minute is
+// judged on what is known: the returned note says so.
 std::string AlarmEngine::merge_split_minute(const std::string& service, const std::vector<std::string>& holders,
-                                            int64_t minute) {
+                                            int64_t minute, std::chrono::steady_clock::time_point deadline) {
   std::vector<SeriesKey> keys;
   {
     std::lock_guard lock(mutex_);
@@ -398,7 +403,6 @@ std::string AlarmEngine::merge_split_minute(const std::string& service, const st
   const int64_t from_s = minute * 60;
   std::vector<std::string> addresses, missing;
   for (const auto& judger : holders) {
-    const auto deadline = std::chrono::steady_clock::now() + kSplitMinuteWait;
     std::string address;
     for (bool first = true;; first = false) {
       if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -407,23 +411,26 @@ std::string AlarmEngine::merge_split_minute(const std::string& service, const st
         if (stopping_) return "the judger stopped";
       }
       const auto query = registry::judger_query(registry_, judger);
-      if (query && !query->empty()) {
-        // Its part is final once that judger has stored every minute up to
-        // this one's end (this judger's own is, by now).
-        if (judger == self_) {
-          address = *query;
-          break;
-        }
-        auto reply = net::http_get(*query, "/api/health", std::chrono::seconds(5));
-        boost::system::error_code ec;
-        const auto body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
-        const auto* final_before = !ec && body.is_object() ? body.as_object().if_contains("final_before") : nullptr;
-        if (final_before != nullptr && final_before->is_number() && final_before->to_number<int64_t>() >= from_s + 60) {
-          address = *query;
-          break;
-        }
+      if (!query || query->empty()) break;  // not live: nothing to wait for
+      // Its part is final once that judger has stored every minute up to
+      // this one's end (this judger's own is, by now).
+      if (judger == self_) {
+        address = *query;
+        break;
+      }
+      auto reply = net::http_get(*query, "/api/health", std::chrono::seconds(5));
+      boost::system::error_code ec;
+      const auto body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
+      const auto* final_before = !ec && body.is_object() ? body.as_object().if_contains("final_before") : nullptr;
+      if (final_before != nullptr && final_before->is_number() && final_before->to_number<int64_t>() >= from_s + 60) {
+        address = *query;
+        break;
       }
       if (std::chrono::steady_clock::now() >= deadline) break;
+    }
+    if (address.empty() && judger == self_) {
+      // Its own cells out of reach (the registry is): its own minute stands.
+      return "judged on this judger's part only: its own address was not in the registry";
     }
     if (address.empty()) missing.push_back(judger);
     else addresses.push_back(address);

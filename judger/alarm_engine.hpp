@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -76,7 +77,8 @@ class AlarmEngine {
   bool muted(const alarm::Rule& rule, int64_t server, int64_t at_s) const;
   bool any_part_gone(const std::vector<std::string>& gone_rules);
   void read_moved_windows(const std::string& service, const boost::json::value& assignment, int64_t minute);
-  std::string merge_split_minute(const std::string& service, const std::vector<std::string>& holders, int64_t minute);
+  std::string merge_split_minute(const std::string& service, const std::vector<std::string>& holders, int64_t minute,
+                                 std::chrono::steady_clock::time_point deadline);
 
   registry::Registry& registry_;
   const std::string self_;

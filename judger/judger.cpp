@@ -11,7 +11,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -38,23 +37,16 @@ using namespace std::chrono_literals;
 
 constexpr auto kRegistryTtl = 10s;
 
-// Ends once the client has closed or reset its end, with `gone` set; runs
-// until cancelled otherwise (a client that sent more meanwhile is not gone).
-asio::awaitable<void> watch_client(tcp::socket& socket, std::shared_ptr<std::atomic<bool>> gone) {
-  for (;;) {
-    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;  // cancelled: the answer is ready
-    char byte = 0;
-    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) break;
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      gone->store(true);
-      co_return;
-    }
-  }
-  asio::steady_timer until_cancelled(socket.get_executor(), asio::steady_timer::time_point::max());
-  co_await until_cancelled.async_wait(asio::as_tuple(asio::use_awaitable));
-}
+// A store query under way on a query thread, and what the session that
+// asked for it waits on (on the io thread).
+struct QueryUnderWay {
+  explicit QueryUnderWay(asio::io_context& io) : done(io, asio::steady_timer::time_point::max()) {}
+  QueryResponse answer;            // written by the query thread, read after `finished`
+  std::atomic<bool> cancel{false};  // set when the client goes away
+  asio::steady_timer done;         // cancelled (on the io thread) when the query returns
+  tcp::socket* socket = nullptr;   // the client's, whose wait is cancelled then too
+  bool finished = false;           // io thread only
+};
 
 // The origin a service's records of a batch are deduplicated under.
 uint64_t origin_of(uint64_t sender_id, std::string_view service) {
@@ -78,6 +70,10 @@ Judger::Judger(JudgerConfig config)
   auto store = MinuteStore::open(std::filesystem::path(config_.data_dir) / "judger.db");
   if (!store) throw std::runtime_error(fmt::format("open store in {}: {}", config_.data_dir, store.error().message()));
   store_ = std::move(*store);
+  if (auto manual = store_->stop_automatic_checkpoints(); !manual) {
+    throw std::runtime_error(fmt::format("store in {}: {}", config_.data_dir, manual.error().message()));
+  }
+  checkpointer_ = std::make_unique<WalCheckpointer>(std::filesystem::path(config_.data_dir) / "judger.db", 1s);
   rollup_ = std::make_unique<MinuteRollup>(
       MinuteRollup::Options{config_.grace_s, config_.late_window_s, Retention{}.minute_s}, store_->names(),
       [this](int64_t minute) {
@@ -144,6 +140,11 @@ Judger::Judger(JudgerConfig config)
                                                                kRegistryTtl);
   if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
   query_pool_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(config_.query_threads));
+  if (config_.catch_up_s > 0) {
+    catch_up_until_s_ = now_s + config_.catch_up_s;
+    spdlog::info("catch-up: the alarms judge no minute for {} s, while senders reconnect and replay what they kept "
+                 "while this judger was down", config_.catch_up_s);
+  }
   spdlog::info("judger {} listening on {} (batches) and {} (HTTP queries)", config_.name, config_.listen,
                config_.query_listen);
 }
@@ -236,6 +237,15 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
   }
   // Minutes before this are final; one that could not be stored holds evaluation back.
   int64_t final_before = (now_s - config_.grace_s) / 60 * 60;
+  // Just after a start, the minutes that ended while this judger was down
+  // hold only what it had stored before: senders are reconnecting and
+  // replaying the rest. Judged now, they would page on part of their data.
+  if (now_s < catch_up_until_s_) {
+    final_before = 0;
+  } else if (catch_up_until_s_ != 0) {
+    spdlog::info("catch-up over: the alarms judge the minutes before {}", final_before);
+    catch_up_until_s_ = 0;
+  }
   if (!minute_store_failures_.empty()) final_before = std::min(final_before, minute_store_failures_.begin()->first);
   final_before_s_ = final_before;
   alarms_->final_before(final_before);
@@ -575,7 +585,8 @@ std::string Judger::health_json() const {
                              {"open_minutes", rollup_->open_minutes()},
                              // Every minute before it is final and stored here (a service's
                              // new owner waits for it to judge a minute the move split).
-                             {"final_before", final_before_s_}};
+                             {"final_before", final_before_s_},
+                             {"catching_up", catch_up_until_s_ != 0}};
   if (exporter_) {
     boost::json::array targets;
     for (const ExportFigures& f : exporter_->figures()) {
@@ -642,18 +653,40 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
   if (request.method() != http::verb::get) {
     answer = {405, R"({"error":"only GET"})"};
   } else if (QueryApi::reads_store(target)) {
-    // On a query thread; meanwhile this one ingests. A client that goes
-    // away stops its query: nobody would read the answer.
-    using namespace asio::experimental::awaitable_operators;
-    auto cancel = std::make_shared<std::atomic<bool>>(false);
-    auto query = asio::co_spawn(
-        *query_pool_, [this, target, now_s, cancel]() -> asio::awaitable<QueryResponse> {
-          co_return run_store_query(target, now_s, *cancel);
-        },
-        asio::use_awaitable);
-    auto outcome = co_await (std::move(query) || watch_client(stream.socket(), cancel));
-    if (outcome.index() != 0) co_return;
-    answer = std::move(std::get<0>(outcome));
+    // On a query thread; meanwhile this one ingests. A client that closes
+    // its end stops its query: nobody would read the answer.
+    auto query = std::make_shared<QueryUnderWay>(io_);
+    query->socket = &stream.socket();
+    asio::post(*query_pool_, [this, query, target, now_s] {
+      query->answer = run_store_query(target, now_s, query->cancel);
+      asio::post(io_, [query] {
+        query->finished = true;
+        boost::system::error_code ignored;
+        query->socket->cancel(ignored);
+        query->done.cancel();
+      });
+    });
+    bool watching = true, gone = false;
+    while (!query->finished) {
+      if (!watching) {
+        co_await query->done.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      auto [wait_ec] = co_await stream.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      if (query->finished) break;
+      watching = false;  // whatever happened, one look is enough
+      if (wait_ec) continue;
+      char byte = 0;
+      const ssize_t n = ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        watching = true;  // woken for nothing
+      } else if (n <= 0) {
+        gone = true;
+        query->cancel.store(true);
+      }
+    }
+    if (gone) co_return;
+    answer = std::move(query->answer);
   } else {
     answer = query_api_->handle(target, now_s, store_->reader());
   }

@@ -27,6 +27,7 @@
 #include "judger/minute_store.hpp"
 #include "judger/query_api.hpp"
 #include "judger/series_limiter.hpp"
+#include "judger/wal_checkpointer.hpp"
 #include "net/frame_connection.hpp"
 
 namespace monitor::judger {
@@ -90,6 +91,7 @@ class Judger {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::ip::tcp::acceptor http_acceptor_;
   std::unique_ptr<MinuteStore> store_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // the store's log, off the io thread
   std::unique_ptr<registry::Registry> registry_;
   std::unique_ptr<registry::LiveRegistration> registration_;  // after registry_: removes the entry first
   std::unique_ptr<Placer> placer_;
@@ -110,6 +112,7 @@ class Judger {
   int64_t load_wall_ns_ = 0;
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
   int64_t final_before_s_ = 0;  // every minute before it is final and stored
+  int64_t catch_up_until_s_ = 0;  // no minute is final for the alarms before it (catch_up_s after the start)
   std::map<int64_t, uint64_t> minute_store_failures_;  // minute -> failed tries, while it fails
   LogThrottle window_log_;  // records refused for their time
   LogThrottle limit_log_;   // connections and names refused for a limit

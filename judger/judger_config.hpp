@@ -19,6 +19,9 @@ struct JudgerConfig {
   std::string registry = default_registry();
   int grace_s = 7;  // the agent sends a second 2-3 s after it ends; a minute is queryable by its end + 8 s
   int late_window_s = 120;
+  // After a start, minutes are final for the alarms only once the senders
+  // have had this long to reconnect and replay what they kept meanwhile.
+  int catch_up_s = 20;
   int future_window_s = 300;  // records of seconds further ahead of this judger's clock are refused
   int idle_timeout_s = 60;  // a connection silent this long is closed
   // Bounds on what peers can make the judger hold (docs/judger.md, "Limits").

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
        cxxopts::value<int>())
       ("late-window", "seconds a final minute stays in memory for late data (default " +
        std::to_string(defaults.late_window_s) + ")", cxxopts::value<int>())
+      ("catch-up", "seconds after a start before the alarms judge any minute: senders reconnect and replay what "
+       "they kept meanwhile (default " + std::to_string(defaults.catch_up_s) + ")", cxxopts::value<int>())
       ("future-window", "seconds a record may be ahead of this judger's clock (default " +
        std::to_string(defaults.future_window_s) + ")", cxxopts::value<int>())
       ("max-connections", "batch connections at once (default " + std::to_string(defaults.max_connections) + ")",
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("grace")) config.grace_s = args["grace"].as<int>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
+    if (args.count("catch-up")) config.catch_up_s = args["catch-up"].as<int>();
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();
     if (args.count("max-connections")) config.max_connections = args["max-connections"].as<uint32_t>();
     if (args.count("query-threads")) config.query_threads = args["query-threads"].as<int>();

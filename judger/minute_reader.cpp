@@ -62,8 +62,11 @@ MinuteReader::~MinuteReader() {
   if (owns_db_) sqlite3_close(db_);
 }
 
+boost::system::error_code interrupted_error() noexcept { return sqlite_error(SQLITE_INTERRUPT); }
+
 int MinuteReader::progress(void* self) noexcept {
   const auto* reader = static_cast<const MinuteReader*>(self);
+  if (reader->deadline_ == std::chrono::steady_clock::time_point{}) return 0;  // no stop asked
   if (reader->cancel_ != nullptr && reader->cancel_->load(std::memory_order_relaxed)) return 1;
   return std::chrono::steady_clock::now() > reader->deadline_ ? 1 : 0;
 }
@@ -77,6 +80,7 @@ void MinuteReader::stop_after(std::chrono::steady_clock::time_point deadline, co
 
 void MinuteReader::clear_stop() {
   sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  deadline_ = {};
   cancel_ = nullptr;
 }
 

@@ -64,6 +64,7 @@ struct Retention {
 
 /// The error a query stopped by stop_after() ends with.
 bool is_interrupted(const boost::system::error_code& ec) noexcept;
+boost::system::error_code interrupted_error() noexcept;
 
 /// Not thread-safe: one thread uses a reader at a time.
 class MinuteReader {
@@ -82,6 +83,9 @@ class MinuteReader {
   /// is_interrupted() knows. `cancel` must outlive the queries.
   void stop_after(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel);
   void clear_stop();
+  /// Whether a stop asked by stop_after() is due: for the work after the
+  /// reads (an answer of millions of points takes seconds to build).
+  bool stop_due() const noexcept { return progress(const_cast<MinuteReader*>(this)) != 0; }
 
   /// Points of a series in [from, to), in buckets of `step_s` (at least 60):
   /// read from the coarsest resolution no coarser than the step, or a coarser

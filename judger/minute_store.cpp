@@ -163,6 +163,8 @@ boost::system::result<void> MinuteStore::exec(const char* sql) {
   return {};
 }
 
+boost::system::result<void> MinuteStore::stop_automatic_checkpoints() { return exec("PRAGMA wal_autocheckpoint = 0"); }
+
 uint64_t MinuteStore::last_sequence(uint64_t sender_id) const { return seen_.highest(sender_id); }
 
 boost::system::result<void> MinuteStore::load_names() {

@@ -73,6 +73,10 @@ class MinuteStore {
   /// threads open a MinuteReader of their own.
   MinuteReader& reader() noexcept { return reader_; }
 
+  /// Leaves checkpoints of the write-ahead log to another connection (a
+  /// WalCheckpointer): SQLite's automatic one runs inside a commit.
+  [[nodiscard]] boost::system::result<void> stop_automatic_checkpoints();
+
   /// The highest sequence stored for a sender (0 if none).
   uint64_t last_sequence(uint64_t sender_id) const;
   /// Intervals of stored sequences held, over all senders (a health figure).

@@ -210,6 +210,7 @@ QueryResponse QueryApi::points(const std::map<std::string, std::string>& params,
   const auto points = reader.minute_points(q.service, q.attr, q.op, q.from, q.to, kMaxPoints + 1);
   if (!points) return store_error(points.error());
   if (points->size() > kMaxPoints) return error(413, "more than 4000000 points; ask for a shorter range");
+  if (reader.stop_due()) return store_error(interrupted_error());
   std::map<int64_t, boost::json::array> by_server;
   for (const auto& p : *points) by_server[p.server_id].push_back(boost::json::array{p.minute, p.value});
   boost::json::object servers;

@@ -621,3 +621,68 @@ TEST_CASE("issue 20: the minute a service moved in is judged on every holder's p
   for (auto* p : {&judger1, &judger2}) p->signal(SIGTERM);
   for (auto* p : {&judger1, &judger2}) CHECK(p->wait_for(20s) == 0);
 }
+
+// Regression (issue 20, §1): a judger SIGKILLed 12 s into minute M and
+// started 57 s later stored M from the records it had before dying, and its
+// alarms judged it at once: `when value < 3000` paged on ~1 600 of a minute
+// that holds ~12 000 once the agent's spool has replayed the rest a second
+// later. Now the alarms judge no minute until the senders have had
+// catch_up_s to come back.
+TEST_CASE("issue 20: a judger restarted after a crash does not page on the minute it crashed in, which its agent "
+          "replays whole",
+          "[e2e][issue20][alarms][crash][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("restart-page");
+  const int port = free_port(), query_port = free_port(), hook_port = free_port();
+  const std::string hooks = dir.file("hooks.jsonl");
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
+                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  const std::vector<std::string> flags = {"--no-self-metrics"};
+  auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger1.log"), query_port, flags);
+  REQUIRE(wait_until([&] { return monitorctl(dir, {"judger", "list", "--output", "json"}).out.find("\"live\"") != std::string::npos; }, 20s));
+  REQUIRE(monitorctl(dir, {"service", "add", "E2e.Test", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
+  const std::string rules = dir.file("low.rules");
+  std::ofstream(rules) << "rule E2e.Test.Low\n  service E2e.Test\n  attr Steady.Count\n  op SUM\n  per total\n"
+                          "  when value < 3000\n  repeat 0\n  notify webhook:http://127.0.0.1:"
+                       << hook_port << "/low\n";
+  REQUIRE(monitorctl(dir, {"rule", "add", rules}).rc == 0);
+  auto agent = ChildProcess::spawn(monitor::e2e::agent_argv(dir, ring, "127.0.0.1:" + std::to_string(port)), "",
+                                   dir.file("agent.log"));
+  // The writer's first minute is nearly whole (a short one would page, rightly).
+  REQUIRE(wait_until([] { return unix_now() % 60 < 4; }, 70s));
+  const int64_t first_minute = unix_now() / 60 * 60;
+  auto writer = monitor::e2e::spawn_steady(ring.name(), dir.file("writer.out"), 1, 200, 600);
+
+  // The crash, 12 s into the writer's second minute.
+  REQUIRE(wait_until([&] { return unix_now() >= first_minute + 72; }, 80s));
+  const int64_t crashed_in = unix_now() / 60 * 60;
+  judger.signal(SIGKILL);
+  REQUIRE(judger.wait_for(5s) == 128 + SIGKILL);
+  REQUIRE(wait_until([&] { return unix_now() >= crashed_in + 69; }, 70s));  // down 57 s
+  auto restarted = monitor::e2e::spawn_judger(dir, port, dir.file("judger2.log"), query_port, flags);
+  // Until the minute after the crash minute has been judged too.
+  REQUIRE(wait_until([&] {
+    const auto health = monitor::test::http_get(query_port, "/api/health");
+    if (health.status != 200) return false;
+    const auto h = json::parse(health.body).as_object();
+    return !h.at("catching_up").as_bool() && h.at("final_before").to_number<int64_t>() >= crashed_in + 120;
+  }, 150s));
+  REQUIRE(wait_until([&] {
+    const Run shown = monitorctl(dir, {"alarm", "show", "E2e.Test.Low", "--output", "json"});
+    return shown.rc == 0 && json::parse(shown.out).at("evaluated_through").to_number<int64_t>() >= crashed_in + 60;
+  }, 30s));
+  INFO("judger before the crash:\n" << read_file(dir.file("judger1.log")) << "\nafter:\n" << read_file(dir.file("judger2.log")));
+  CHECK(received(hooks, "/low").empty());
+  // And what a user reads of the crash minute: all of it.
+  const Run query = monitorctl(dir, {"query", "--service", "E2e.Test", "--attr", "Steady.Count", "--from",
+                                     std::to_string(crashed_in), "--to", std::to_string(crashed_in + 60), "--output", "json"});
+  REQUIRE(query.rc == 0);
+  const auto points = json::parse(query.out).at("points").as_array();
+  REQUIRE(points.size() == 1);
+  CHECK(points.at(0).as_array().at(1).to_number<double>() > 11000);
+  writer.signal(SIGTERM);
+  writer.wait_for(20s);
+  for (auto* p : {&agent, &restarted}) p->signal(SIGTERM);
+  for (auto* p : {&agent, &restarted}) CHECK(p->wait_for(20s) == 0);
+}

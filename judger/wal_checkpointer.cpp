@@ -1,0 +1,49 @@
+#include "judger/wal_checkpointer.hpp"
+
+#include <sqlite3.h>
+
+#include <stdexcept>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace monitor::judger {
+
+WalCheckpointer::WalCheckpointer(const std::filesystem::path& file, std::chrono::milliseconds every) {
+  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error("opening " + file.string() + " to checkpoint it: " + why);
+  }
+  thread_ = std::thread([this, every] { run(every); });
+}
+
+WalCheckpointer::~WalCheckpointer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  sqlite3_close(db_);
+}
+
+uint64_t WalCheckpointer::failures() const {
+  std::lock_guard lock(mutex_);
+  return failures_;
+}
+
+void WalCheckpointer::run(std::chrono::milliseconds every) {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, every, [this] { return stopping_; })) {
+    lock.unlock();
+    int log_frames = 0, checkpointed = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &checkpointed);
+    lock.lock();
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      if (failures_++ % 60 == 0) spdlog::warn("checkpointing the store's log: {} ({} failures)", sqlite3_errstr(rc), failures_);
+    }
+  }
+}
+
+}  // namespace monitor::judger
