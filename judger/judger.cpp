@@ -91,6 +91,10 @@ Judger::Judger(JudgerConfig config)
   for (const auto& record : *pending) rollup_->add(record, now_s);
   spdlog::info("store {}/judger.db: {} pending records rebuilt into {} open minutes", config_.data_dir,
                pending->size(), rollup_->open_minutes());
+  // A store with a past (records or minutes of an earlier run): this judger
+  // was down, and its senders kept what they could not send meanwhile.
+  const auto stored_series = store_->reader().list_series();
+  const bool resumed = !pending->empty() || !stored_series || !stored_series->empty();
 
   auto reg = registry::open_registry(config_.registry);
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
@@ -140,7 +144,7 @@ Judger::Judger(JudgerConfig config)
                                                                kRegistryTtl);
   if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
   query_pool_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(config_.query_threads));
-  if (config_.catch_up_s > 0) {
+  if (config_.catch_up_s > 0 && resumed) {
     catch_up_until_s_ = now_s + config_.catch_up_s;
     spdlog::info("catch-up: the alarms judge no minute for {} s, while senders reconnect and replay what they kept "
                  "while this judger was down", config_.catch_up_s);
