@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONITOR_WERROR=ON >/dev/null
+# MONITOR_BUILD_BENCH=OFF (scripts/test.sh) leaves the benchmarks out.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMONITOR_WERROR=ON \
+  -DMONITOR_BUILD_BENCH="${MONITOR_BUILD_BENCH:-ON}" >/dev/null
 cmake --build build

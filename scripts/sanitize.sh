@@ -51,7 +51,7 @@ unit_job=$!
 
 echo "sanitize: end-to-end tests (all but [slow]) with the daemons under ASan + UBSan" >&2
 # The daemons inherit the options: a leak or an error in any of them fails its exit code, so the test.
-# Four at a time: most of their time is spent waiting for a second or a minute to end.
+# Five at a time: most of their time is spent waiting for a second or a minute to end.
 e2e_rc=0
 (
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -64,7 +64,7 @@ e2e_rc=0
   printf '%s\n' "$names" |
     # A Catch test spec escapes , [ and \ in a name.
     sed -e 's/\\/\\\\/g' -e 's/,/\\,/g' -e 's/\[/\\[/g' |
-    xargs -d '\n' -P 4 -I{} sh -c 'log="build-asan/e2e-logs/$(echo "$1" | md5sum | cut -c1-12).log"
+    xargs -d '\n' -P 5 -I{} sh -c 'log="build-asan/e2e-logs/$(echo "$1" | md5sum | cut -c1-12).log"
       if build/tests/e2e "$1" > "$log" 2>&1; then echo "passed: $1"; else cat "$log"; echo "FAILED: $1"; exit 1; fi' _ {}
 ) || e2e_rc=$?
 
