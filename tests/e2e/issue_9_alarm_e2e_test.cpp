@@ -71,6 +71,32 @@ void report(int port, uint64_t sender, uint64_t& seq, int64_t second, int64_t va
   REQUIRE((reply && reply->type == wire::FrameType::kAck));
 }
 
+// examples/webhook_sink.py on `port`, writing each request it receives to `hooks`.
+ChildProcess spawn_webhook_sink(const TempDir& dir, int port, const std::string& hooks) {
+  return ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
+                              std::to_string(port), hooks}, "", dir.file("sink.log"));
+}
+
+// judger-N on `port`, its store and log under `dir`, minutes final 1 s after their end.
+ChildProcess spawn_numbered_judger(const TempDir& dir, int n, int port, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
+                                   "127.0.0.1:" + std::to_string(port), "--query-listen",
+                                   "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
+                                   dir.file("judger-" + std::to_string(n)), "--registry",
+                                   monitor::e2e::registry_address(dir), "--grace", "1", "--late-window", "5",
+                                   "--no-self-metrics"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return ChildProcess::spawn(argv, "", dir.file("judger-" + std::to_string(n) + ".log"));
+}
+
+// Until `monitorctl judger list` shows judger-1 and judger-2.
+void wait_for_judgers_1_and_2(const TempDir& dir) {
+  REQUIRE(wait_until([&] {
+    const std::string out = monitorctl(dir, {"judger", "list"}).out;
+    return out.find("judger-1") != std::string::npos && out.find("judger-2") != std::string::npos;
+  }, 20s));
+}
+
 // The webhook requests received so far on `path`.
 std::vector<json::object> received(const std::string& file, const std::string& path) {
   std::vector<json::object> out;
@@ -105,8 +131,7 @@ TEST_CASE("issue 9: a faulty minute fires a webhook and a mail once, a silence a
   TempDir dir;
   const int port = free_port(), query_port = free_port(), hook_port = free_port(), smtp_port = free_port();
   const std::string hooks = dir.file("hooks.jsonl"), maildir = dir.file("maildir");
-  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
-                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto sink = spawn_webhook_sink(dir, hook_port, hooks);
   auto smtp = ChildProcess::spawn({"/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port),
                                    "-c", "aiosmtpd.handlers.Mailbox", maildir}, "", dir.file("smtp.log"));
   const std::vector<std::string> judger_flags = {"--smtp-url", "smtp://127.0.0.1:" + std::to_string(smtp_port),
@@ -266,8 +291,7 @@ TEST_CASE("issue 9: the demo app injects a fault: the webhook and the mail arriv
   std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
   const int port = free_port(), hook_port = free_port(), smtp_port = free_port();
   const std::string hooks = dir.file("hooks.jsonl"), maildir = dir.file("maildir");
-  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
-                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto sink = spawn_webhook_sink(dir, hook_port, hooks);
   auto smtp = ChildProcess::spawn({"/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(smtp_port),
                                    "-c", "aiosmtpd.handlers.Mailbox", maildir}, "", dir.file("smtp.log"));
   auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), 0,
@@ -457,24 +481,11 @@ void ack_escalation_nodata_move() {
   std::filesystem::create_directories(dir.file("registry"));
   const int hook_port = free_port();
   const std::string hooks = dir.file("hooks.jsonl");
-  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
-                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto sink = spawn_webhook_sink(dir, hook_port, hooks);
   const int port1 = free_port(), port2 = free_port();
-  auto judger = [&](int n, int port) {
-    return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
-                                "127.0.0.1:" + std::to_string(port), "--query-listen",
-                                "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
-                                dir.file("judger-" + std::to_string(n)), "--registry",
-                                monitor::e2e::registry_address(dir), "--grace", "1", "--late-window", "5",
-                                "--no-self-metrics"},
-                               "", dir.file("judger-" + std::to_string(n) + ".log"));
-  };
-  auto judger1 = judger(1, port1);
-  auto judger2 = judger(2, port2);
-  REQUIRE(wait_until([&] {
-    const std::string out = monitorctl(dir, {"judger", "list"}).out;
-    return out.find("judger-1") != std::string::npos && out.find("judger-2") != std::string::npos;
-  }, 20s));
+  auto judger1 = spawn_numbered_judger(dir, 1, port1);
+  auto judger2 = spawn_numbered_judger(dir, 2, port2);
+  wait_for_judgers_1_and_2(dir);
   REQUIRE(monitorctl(dir, {"service", "add", "Alarm.Move", "--judger", "judger-1"}).rc == 0);
   REQUIRE(monitorctl(dir, {"attr", "add", "Alarm.Move", "Orders.Placed"}).rc == 0);
   const std::string hook = "http://127.0.0.1:" + std::to_string(hook_port);
@@ -567,24 +578,11 @@ TEST_CASE("issue 20: the minute a service moved in is judged on every holder's p
   std::filesystem::create_directories(dir.file("registry"));
   const int hook_port = free_port();
   const std::string hooks = dir.file("hooks.jsonl");
-  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
-                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto sink = spawn_webhook_sink(dir, hook_port, hooks);
   const int port1 = free_port(), port2 = free_port();
-  auto judger = [&](int n, int port) {
-    return ChildProcess::spawn({MONITOR_JUDGER_PATH, "--name", "judger-" + std::to_string(n), "--listen",
-                                "127.0.0.1:" + std::to_string(port), "--query-listen",
-                                "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
-                                dir.file("judger-" + std::to_string(n)), "--registry",
-                                monitor::e2e::registry_address(dir), "--grace", "1", "--late-window", "5",
-                                "--no-self-metrics", "--no-placement"},
-                               "", dir.file("judger-" + std::to_string(n) + ".log"));
-  };
-  auto judger1 = judger(1, port1);
-  auto judger2 = judger(2, port2);
-  REQUIRE(wait_until([&] {
-    const std::string out = monitorctl(dir, {"judger", "list"}).out;
-    return out.find("judger-1") != std::string::npos && out.find("judger-2") != std::string::npos;
-  }, 20s));
+  auto judger1 = spawn_numbered_judger(dir, 1, port1, {"--no-placement"});
+  auto judger2 = spawn_numbered_judger(dir, 2, port2, {"--no-placement"});
+  wait_for_judgers_1_and_2(dir);
   REQUIRE(monitorctl(dir, {"service", "add", "Alarm.Split", "--judger", "judger-1"}).rc == 0);
   REQUIRE(monitorctl(dir, {"attr", "add", "Alarm.Split", "Orders.Placed"}).rc == 0);
   const std::string rules = dir.file("split.rules");
@@ -635,8 +633,7 @@ TEST_CASE("issue 20: a judger restarted after a crash does not page on the minut
   monitor::test::TempRing ring("restart-page");
   const int port = free_port(), query_port = free_port(), hook_port = free_port();
   const std::string hooks = dir.file("hooks.jsonl");
-  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/../examples/webhook_sink.py",
-                                   std::to_string(hook_port), hooks}, "", dir.file("sink.log"));
+  auto sink = spawn_webhook_sink(dir, hook_port, hooks);
   const std::vector<std::string> flags = {"--no-self-metrics"};
   auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger1.log"), query_port, flags);
   REQUIRE(wait_until([&] { return monitorctl(dir, {"judger", "list", "--output", "json"}).out.find("\"live\"") != std::string::npos; }, 20s));
