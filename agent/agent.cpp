@@ -331,6 +331,7 @@ void Agent::flush_due(int64_t up_to_second, bool keep_draining) {
     aggregator_->flush_until(up_to_second, *output_, {});
   }
   if (journal_) journal_->end_flush(up_to_second);  // seconds without reports are written out too
+  if (forwarder_) forwarder_->complete_before(up_to_second + 1);
   const int64_t took_ms = (monotonic_ns() - start) / 1'000'000;
   last_flush_ms_ = std::max(last_flush_ms_, took_ms);
   if (took_ms >= 500) spdlog::warn("writing out second {} took {} ms", up_to_second, took_ms);

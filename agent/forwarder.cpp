@@ -166,6 +166,24 @@ void Forwarder::end_second(int64_t second) {
   records_.clear();
 }
 
+void Forwarder::complete_before(int64_t second) {
+  {
+    std::lock_guard lock(mutex_);
+    if (second <= complete_before_) return;
+    complete_before_ = second;
+  }
+  wake_.notify_all();
+}
+
+bool Forwarder::announce(int fd, int64_t complete_before, int64_t& announced) {
+  if (complete_before <= announced) return true;
+  std::string out;
+  wire::encode(out, wire::Watermark{options_.sender_id, complete_before});
+  if (!send_all(fd, out)) return false;
+  announced = complete_before;
+  return true;
+}
+
 uint64_t Forwarder::first_sequence_for(int64_t second) const {
   std::lock_guard lock(mutex_);
   return reuse_from_ != 0 && reuse_second_ == second ? reuse_from_ : next_sequence_;
@@ -271,8 +289,10 @@ uint64_t Forwarder::spool_dropped() const {
 bool Forwarder::send_pending(int fd, uint64_t& acked) {
   wire::SendDictionary dictionary;  // names travel once per connection
   wire::FrameDecoder decoder;
+  int64_t announced = 0;  // the watermark this connection was last told
   while (!stop_) {
     std::optional<wire::Spool::Entry> entry;
+    int64_t complete_before = 0;
     {
       std::unique_lock lock(mutex_);
       auto front = spool_->front();
@@ -280,8 +300,14 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
         spdlog::error("reading spool: {}", front.error().message());
         return false;
       }
+      complete_before = complete_before_;
       if (!*front) {
-        wake_.wait_for(lock, 200ms);
+        // Everything written out is acknowledged: the receiver has every
+        // second before the agent's watermark.
+        lock.unlock();
+        if (!announce(fd, complete_before, announced)) return false;
+        lock.lock();
+        if (complete_before_ == complete_before && spool_->records() == 0) wake_.wait_for(lock, 200ms);
         continue;
       }
       entry = std::move(**front);
@@ -305,6 +331,14 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
         ++counters_.batches_skipped;
       }
       continue;
+    }
+    // Seconds are written out in order, so every one before this batch's
+    // oldest went in batches acknowledged already (a replay after an outage
+    // tells the receiver how far it has caught up).
+    for (const auto& rec : batch.records) complete_before = std::min(complete_before, rec.second);
+    if (!announce(fd, complete_before, announced)) {
+      hand_back();
+      return false;
     }
     for (auto& rec : batch.records) {
       const auto& names = spooled_batch.names[rec.name_id - 1];

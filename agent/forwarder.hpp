@@ -58,6 +58,9 @@ class Forwarder final : public AggregateSink {
 
   void write(const AggregateRecord& record) override;
   void end_second(int64_t second) override;
+  /// Every second before `second` is written out (spooled, or had nothing):
+  /// announced to the next hop as a watermark once the spool ahead of it is sent.
+  void complete_before(int64_t second);
 
   /// Gives the sender up to `drain` to empty the spool, then stops it;
   /// unsent batches stay in the spool for the next start.
@@ -85,6 +88,8 @@ class Forwarder final : public AggregateSink {
   void sender_loop();
   std::string next_address(const std::string& failed);
   bool send_pending(int fd, uint64_t& acked);  // false: the connection failed
+  // Sends a WATERMARK when `complete_before` passed what this connection was told.
+  bool announce(int fd, int64_t complete_before, int64_t& announced);
 
   const Options options_;
   const NameRegistry& names_;
@@ -108,6 +113,7 @@ class Forwarder final : public AggregateSink {
   // Dense: +1 per batch, kept in <spool_dir>/next-sequence across restarts.
   uint64_t next_sequence_ = 1;
   uint64_t saved_next_ = 0;    // the highest next-sequence persisted: never lowered
+  int64_t complete_before_ = 0;  // from complete_before(); 0: nothing announced yet
   uint64_t reuse_from_ = 0;    // nonzero: second reuse_second_ starts here (reuse_sequences_for)
   int64_t reuse_second_ = 0;
   std::condition_variable wake_;

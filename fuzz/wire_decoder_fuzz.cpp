@@ -29,6 +29,7 @@ void handle(const Frame& frame, ReceiveDictionary& dict) {
     case FrameType::kAck: { Ack m; decode(frame.payload, m); break; }
     case FrameType::kHeartbeat: { Heartbeat m; decode(frame.payload, m); break; }
     case FrameType::kClose: { Close m; decode(frame.payload, m); break; }
+    case FrameType::kWatermark: { Watermark m; decode(frame.payload, m); break; }
   }
 }
 }  // namespace

@@ -144,10 +144,16 @@ Judger::Judger(JudgerConfig config)
                                                                kRegistryTtl);
   if (config_.placement) placer_ = std::make_unique<Placer>(*registry_, config_.name, kRegistryTtl);
   query_pool_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(config_.query_threads));
-  if (config_.catch_up_s > 0 && resumed) {
+  feeders_ = std::make_unique<Feeders>(std::filesystem::path(config_.data_dir) / "feeders",
+                                       Feeders::Options{config_.grace_s, config_.watermark_wait_s}, now_s);
+  // Whom to wait for: the senders that fed this judger when it stopped (an
+  // earlier version kept no list: then the whole bound).
+  if (config_.catch_up_s > 0 && resumed && (feeders_->awaited() != 0 || !feeders_->knew_feeders())) {
     catch_up_until_s_ = now_s + config_.catch_up_s;
-    spdlog::info("catch-up: the alarms judge no minute for {} s, while senders reconnect and replay what they kept "
-                 "while this judger was down", config_.catch_up_s);
+    spdlog::info("catch-up: no minute is final until the {} senders that fed this judger are back and caught up, "
+                 "for at most {} s",
+                 feeders_->knew_feeders() ? std::to_string(feeders_->awaited()) : std::string("(unknown)"),
+                 config_.catch_up_s);
   }
   spdlog::info("judger {} listening on {} (batches) and {} (HTTP queries)", config_.name, config_.listen,
                config_.query_listen);
@@ -185,14 +191,21 @@ void Judger::register_self() {
   registration_->update(std::move(value));
 }
 
-asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
+void Judger::start_finishing(int64_t now_s) {
+  // One run at a time: parts of two runs for one minute must not interleave.
+  if (finishing_) return;
   finishing_ = true;
+  net::spawn(io_, finish_due_minutes(now_s), "storing finished minutes");
+}
+
+asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
+  const int64_t complete = complete_before(now_s);
   const int64_t pending_through = store_->last_pending_id();
   // Stored in parts of a few thousand rows, yielding to the io thread between
   // them: one transaction for a minute of 100 000 series held batches and
   // heartbeats for seconds.
   constexpr size_t kPart = 4096;
-  for (const FinishedMinute& minute : rollup_->due(now_s)) {
+  for (const FinishedMinute& minute : rollup_->due(now_s, complete)) {
     auto stored = [&]() -> asio::awaitable<boost::system::result<void>> {
       const std::span<const MinutePoint> points(minute.points);
       for (size_t i = 0; i < points.size(); i += kPart) {
@@ -240,20 +253,53 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
                   minute.amended ? ", amended" : "");
   }
   // Minutes before this are final; one that could not be stored holds evaluation back.
-  int64_t final_before = (now_s - config_.grace_s) / 60 * 60;
-  // Just after a start, the minutes that ended while this judger was down
-  // hold only what it had stored before: senders are reconnecting and
-  // replaying the rest. Judged now, they would page on part of their data.
-  if (now_s < catch_up_until_s_) {
-    final_before = 0;
-  } else if (catch_up_until_s_ != 0) {
-    spdlog::info("catch-up over: the alarms judge the minutes before {}", final_before);
-    catch_up_until_s_ = 0;
-  }
+  int64_t final_before = std::max(final_before_s_, complete / 60 * 60);
   if (!minute_store_failures_.empty()) final_before = std::min(final_before, minute_store_failures_.begin()->first);
   final_before_s_ = final_before;
   alarms_->final_before(final_before);
   finishing_ = false;
+}
+
+int64_t Judger::complete_before(int64_t now_s) {
+  feeders_->save(now_s);
+  const bool catching_up = catch_up_until_s_ != 0;
+  Feeders::Verdict verdict = feeders_->complete_before(now_s, catching_up);
+  if (catching_up) {
+    // Just after a start, the minutes that ended while this judger was down
+    // hold only what it had stored before: senders are reconnecting and
+    // replaying the rest. Judged now, they would page on part of their data.
+    if (verdict.bound != Feeders::Bound::kCatchingUp) {
+      spdlog::info("catch-up over: every sender that fed this judger is back and caught up to second {}",
+                   verdict.complete_before);
+      catch_up_until_s_ = 0;
+    } else if (now_s >= catch_up_until_s_) {
+      ++counters_.catch_ups_timed_out;
+      spdlog::warn("catch-up over after catch_up_s ({} s): {} senders that fed this judger are not back, {} of {} "
+                   "connected say how far they have sent; minutes are final by the grace for them",
+                   config_.catch_up_s, feeders_->awaited(), feeders_->marked_live(now_s), feeders_->live());
+      catch_up_until_s_ = 0;
+      verdict = feeders_->complete_before(now_s, false);
+    } else {
+      return 0;
+    }
+  }
+  const int64_t minutes = final_before_s_ == 0 ? 0 : std::max<int64_t>(0, verdict.complete_before / 60 * 60 - final_before_s_) / 60;
+  switch (verdict.bound) {
+    case Feeders::Bound::kWatermarks: counters_.minutes_final_by_watermark += minutes; break;
+    case Feeders::Bound::kGrace: counters_.minutes_final_by_grace += minutes; break;
+    case Feeders::Bound::kWaitOver: {
+      counters_.minutes_final_by_wait_over += minutes;
+      uint64_t suppressed = 0;
+      if (minutes != 0 && wait_over_log_.allow(realtime_ns(), suppressed)) {
+        spdlog::warn("the minutes before {} are final though sender {} has sent only up to an earlier second: its "
+                     "watermark lags past watermark_wait_s ({} s); what it sends later amends them",
+                     verdict.complete_before / 60 * 60, verdict.slowest_sender, config_.watermark_wait_s);
+      }
+      break;
+    }
+    case Feeders::Bound::kCatchingUp: break;
+  }
+  return verdict.complete_before;
 }
 
 void Judger::report_health() {
@@ -269,6 +315,10 @@ void Judger::report_health() {
   health_.counter("Reports.NameRefused", counters_.records_name_refused);
   health_.counter("Reports.OverLimit", counters_.series_over_limit);
   health_.counter("Minutes.Stored", counters_.minutes_stored);
+  health_.counter("Minutes.FinalByWatermark", counters_.minutes_final_by_watermark);
+  health_.counter("Minutes.FinalByGrace", counters_.minutes_final_by_grace);
+  health_.counter("Minutes.FinalByWaitOver", counters_.minutes_final_by_wait_over);
+  health_.counter("CatchUp.TimedOut", counters_.catch_ups_timed_out);
   health_.counter("Store.Errors", counters_.store_errors);
   health_.counter("Queries.Served", queries_served_.load(std::memory_order_relaxed));
   health_.counter("Queries.Stopped", queries_stopped_.load(std::memory_order_relaxed));
@@ -342,8 +392,7 @@ asio::awaitable<void> Judger::tick_loop() {
   int ticks = 0;
   while (!stopping_) {
     const int64_t now_s = realtime_ns() / 1'000'000'000;
-    // One run at a time: parts of two runs for one minute must not interleave.
-    if (!finishing_) net::spawn(io_, finish_due_minutes(now_s), "storing finished minutes");
+    start_finishing(now_s);
     // Minutes no longer open in the roll-up need no series count.
     series_limiter_->forget_before(now_s - 60 - config_.grace_s - config_.late_window_s - 60);
     // Each step survives its own failure: a tick loop that died would stop
@@ -406,6 +455,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         error = wire::decode(read.payload, hello);
         if (error != wire::WireError::kOk) break;
         peer_hello = hello;
+        feeders_->connected(connection.get(), hello.sender_id, hello.sender_name, realtime_ns() / 1'000'000'000);
         // An agent sends its own batches over one ordered connection, so all
         // up to its highest stored sequence may be skipped. A proxy relays
         // batches of many senders that may also arrive over other paths:
@@ -536,6 +586,21 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
         connection->send(std::move(out));
         break;
       }
+      case wire::FrameType::kWatermark: {
+        wire::Watermark watermark;
+        error = wire::decode(read.payload, watermark);
+        if (error != wire::WireError::kOk) break;
+        // Only the connection's own peer speaks for it.
+        if (!peer_hello || watermark.sender_id != peer_hello->sender_id) {
+          error = wire::WireError::kBadPayload;
+          break;
+        }
+        // The batches ahead of it on this connection are in the roll-up already.
+        const int64_t now_s = realtime_ns() / 1'000'000'000;
+        // A minute may be complete now: judged at once, not at the next tick.
+        if (feeders_->marked(connection.get(), watermark.complete_before, now_s)) start_finishing(now_s);
+        break;
+      }
       case wire::FrameType::kClose: {
         wire::Close close;
         wire::decode(read.payload, close);
@@ -564,6 +629,7 @@ asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> conn
   }
   spdlog::info("{}: connection closed ({})", peer, reason);
   connection->close();
+  feeders_->disconnected(connection.get(), realtime_ns() / 1'000'000'000);
   live_.erase(connection);
 }
 
@@ -590,7 +656,13 @@ std::string Judger::health_json() const {
                              // Every minute before it is final and stored here (a service's
                              // new owner waits for it to judge a minute the move split).
                              {"final_before", final_before_s_},
-                             {"catching_up", catch_up_until_s_ != 0}};
+                             {"catching_up", catch_up_until_s_ != 0},
+                             {"catch_ups_timed_out", counters_.catch_ups_timed_out},
+                             {"senders_live", feeders_->live()},
+                             {"senders_marked", feeders_->marked_live(realtime_ns() / 1'000'000'000)},
+                             {"minutes_final_by_watermark", counters_.minutes_final_by_watermark},
+                             {"minutes_final_by_grace", counters_.minutes_final_by_grace},
+                             {"minutes_final_by_wait_over", counters_.minutes_final_by_wait_over}};
   if (exporter_) {
     boost::json::array targets;
     for (const ExportFigures& f : exporter_->figures()) {

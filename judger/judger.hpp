@@ -18,6 +18,7 @@
 #include "common/registry/registry.hpp"
 #include "judger/alarm_engine.hpp"
 #include "judger/exporter.hpp"
+#include "judger/feeders.hpp"
 #include "judger/notifier.hpp"
 #include "judger/placer.hpp"
 #include "health/health_reporter.hpp"
@@ -48,6 +49,11 @@ struct JudgerCounters {
   uint64_t names_refused = 0;        // DICT names past max_names, not interned
   uint64_t records_name_refused = 0; // records of those names, refused
   uint64_t series_over_limit = 0;    // records that would open a series past series_per_service
+  // Minutes made final, by what decided it (docs/judger.md, "When a minute is final").
+  uint64_t minutes_final_by_watermark = 0;
+  uint64_t minutes_final_by_grace = 0;
+  uint64_t minutes_final_by_wait_over = 0;  // a live sender's watermark still behind after watermark_wait_s
+  uint64_t catch_ups_timed_out = 0;         // catch-up ended by catch_up_s, a sender not back or not caught up
 };
 
 /// The judger's ingest: accepts batches over TCP (docs/protocol.md), stores
@@ -79,7 +85,10 @@ class Judger {
   QueryResponse run_store_query(const std::string& target, int64_t now_s, std::atomic<bool>& cancel);
   void stop_queries();
   std::string health_json() const;
+  void start_finishing(int64_t now_s);
   boost::asio::awaitable<void> finish_due_minutes(int64_t now_s);
+  // Every second before the returned one is in (watermarks, grace, catch-up); counts and logs what decided it.
+  int64_t complete_before(int64_t now_s);
   void register_self();
   void refuse_connection(boost::asio::ip::tcp::socket& socket, std::string_view kind, uint32_t limit);
   static constexpr uint32_t kRefusedName = UINT32_MAX;  // a peer's name past max_names
@@ -112,7 +121,9 @@ class Judger {
   int64_t load_wall_ns_ = 0;
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
   int64_t final_before_s_ = 0;  // every minute before it is final and stored
-  int64_t catch_up_until_s_ = 0;  // no minute is final for the alarms before it (catch_up_s after the start)
+  int64_t catch_up_until_s_ = 0;  // while catching up, at most until then (catch_up_s after the start)
+  std::unique_ptr<Feeders> feeders_;  // who sends to this judger, and how far each has sent
+  LogThrottle wait_over_log_;         // minutes made final past a lagging watermark
   std::map<int64_t, uint64_t> minute_store_failures_;  // minute -> failed tries, while it fails
   LogThrottle window_log_;  // records refused for their time
   LogThrottle limit_log_;   // connections and names refused for a limit

@@ -14,7 +14,7 @@ namespace monitor::judger {
 void JudgerConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
-                                           "grace_s", "late_window_s", "catch_up_s", "future_window_s", "idle_timeout_s", "server_id",
+                                           "grace_s", "watermark_wait_s", "late_window_s", "catch_up_s", "future_window_s", "idle_timeout_s", "server_id",
                                            "self_metrics", "log_level", "max_connections", "max_query_connections",
                                            "query_threads", "query_timeout_s",
                                            "max_names", "series_per_service", "placement", "smtp_url", "mail_from", "dashboard_url",
@@ -29,6 +29,7 @@ void JudgerConfig::load_file(const std::string& path) {
     read_string(obj, "data_dir", data_dir);
     read_string(obj, "registry", registry);
     read_int(obj, "grace_s", grace_s);
+    read_int(obj, "watermark_wait_s", watermark_wait_s);
     read_int(obj, "late_window_s", late_window_s);
     read_int(obj, "catch_up_s", catch_up_s);
     read_int(obj, "future_window_s", future_window_s);
@@ -106,6 +107,7 @@ void JudgerConfig::validate() const {
     throw std::runtime_error("dashboard_url must be an http:// or https:// address");
   }
   if (grace_s < 0 || grace_s > 600) throw std::runtime_error("grace_s must be in [0, 600]");
+  if (watermark_wait_s < 1 || watermark_wait_s > 3600) throw std::runtime_error("watermark_wait_s must be in [1, 3600]");
   if (late_window_s < 0 || late_window_s > 86400) throw std::runtime_error("late_window_s must be in [0, 86400]");
   if (catch_up_s < 0 || catch_up_s > 3600) throw std::runtime_error("catch_up_s must be in [0, 3600]");
   if (future_window_s < 0 || future_window_s > 86400) throw std::runtime_error("future_window_s must be in [0, 86400]");

@@ -17,10 +17,13 @@ struct JudgerConfig {
   std::string query_listen = "127.0.0.1:7301";  // the HTTP query API
   std::string data_dir = default_state_dir() + "/judger";
   std::string registry = default_registry();
-  int grace_s = 7;  // the agent sends a second 2-3 s after it ends; a minute is queryable by its end + 8 s
+  // A minute is final once every live sender's watermark has passed its
+  // end; `grace_s` after its end for senders that send none or went away.
+  int grace_s = 7;  // the agent sends a second 2-3 s after it ends
+  int watermark_wait_s = 30;  // the longest a live sender whose watermark lags holds a minute
   int late_window_s = 120;
-  // After a start, minutes are final for the alarms only once the senders
-  // have had this long to reconnect and replay what they kept meanwhile.
+  // After a start, minutes are final only once the senders that fed this
+  // judger are back and caught up, or this long has passed.
   int catch_up_s = 20;
   int future_window_s = 300;  // records of seconds further ahead of this judger's clock are refused
   int idle_timeout_s = 60;  // a connection silent this long is closed

@@ -21,12 +21,15 @@ int main(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("data-dir", "directory of the store (default " + defaults.data_dir + ")", cxxopts::value<std::string>())
       ("registry", "registry address (default " + defaults.registry + ")", cxxopts::value<std::string>())
-      ("grace", "seconds after a minute ends before it is final (default " + std::to_string(defaults.grace_s) + ")",
-       cxxopts::value<int>())
+      ("grace", "seconds after a minute ends before it is final when a sender sends no watermark or went away "
+       "(default " + std::to_string(defaults.grace_s) + ")", cxxopts::value<int>())
+      ("watermark-wait", "seconds a live sender whose watermark lags may hold a minute (default " +
+       std::to_string(defaults.watermark_wait_s) + ")", cxxopts::value<int>())
       ("late-window", "seconds a final minute stays in memory for late data (default " +
        std::to_string(defaults.late_window_s) + ")", cxxopts::value<int>())
-      ("catch-up", "seconds after a start before the alarms judge any minute: senders reconnect and replay what "
-       "they kept meanwhile (default " + std::to_string(defaults.catch_up_s) + ")", cxxopts::value<int>())
+      ("catch-up", "after a start, at most this many seconds in which no minute is final until the senders that "
+       "fed this judger are back and caught up (default " + std::to_string(defaults.catch_up_s) + ")",
+       cxxopts::value<int>())
       ("future-window", "seconds a record may be ahead of this judger's clock (default " +
        std::to_string(defaults.future_window_s) + ")", cxxopts::value<int>())
       ("max-connections", "batch connections at once (default " + std::to_string(defaults.max_connections) + ")",
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     if (args.count("data-dir")) config.data_dir = args["data-dir"].as<std::string>();
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("grace")) config.grace_s = args["grace"].as<int>();
+    if (args.count("watermark-wait")) config.watermark_wait_s = args["watermark-wait"].as<int>();
     if (args.count("late-window")) config.late_window_s = args["late-window"].as<int>();
     if (args.count("catch-up")) config.catch_up_s = args["catch-up"].as<int>();
     if (args.count("future-window")) config.future_window_s = args["future-window"].as<int>();

@@ -25,7 +25,7 @@ MinuteRollup::Minute* MinuteRollup::open_minute(int64_t minute, int64_t now_s) {
   }
   auto [it, opened] = minutes_.try_emplace(minute);
   Minute& m = it->second;
-  if (opened && loader_ && now_s >= minute + 60 + options_.grace_s) {
+  if (opened && loader_ && (now_s >= minute + 60 + options_.grace_s || minute + 60 <= complete_before_)) {
     // Possibly finished and stored before (then forgotten, or lost in a
     // restart): start from the stored state so the amendment is exact.
     for (auto& cell : loader_(minute)) {
@@ -60,12 +60,13 @@ void MinuteRollup::append_points(int64_t minute, const Key& key, const Cell& cel
   for_each_op_value(op, cell.stats, cell.hist, emit);
 }
 
-std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s) {
+std::vector<FinishedMinute> MinuteRollup::due(int64_t now_s, int64_t complete_before) {
   std::vector<FinishedMinute> out;
+  complete_before_ = std::max(complete_before_, complete_before);
   for (auto it = minutes_.begin(); it != minutes_.end();) {
     const int64_t minute = it->first;
     Minute& m = it->second;
-    if (now_s < minute + 60 + options_.grace_s) break;  // this and later minutes still open
+    if (minute + 60 > complete_before_) break;  // this and later minutes still open
     if (m.dirty) {
       FinishedMinute f{minute, {}, {}, m.finished};
       Cells per_op;  // the live cells split by op: one point (and one stored cell) per op

@@ -32,8 +32,8 @@ struct FinishedMinute {
 };
 
 /// Rolls per-second records up to minutes per (service, attr, op, server) and
-/// in total (server -1), by each op's merge rule. A minute is due once the
-/// clock passes its end + grace; it stays in memory for `late_window_s` more
+/// in total (server -1), by each op's merge rule. A minute is due once its
+/// data is in (by watermarks, or the clock past its end + grace); it stays in memory for `late_window_s` more
 /// (a late record makes it due again, amended). A record for a minute no
 /// longer in memory reopens it from the stored state given by the loader (so
 /// replays after an outage or a restart amend exactly), unless it is older
@@ -57,9 +57,14 @@ class MinuteRollup {
   AddResult add(const PendingRecord& record, int64_t now_s);
 
   /// Minutes that became final or were amended since the last call, oldest
-  /// first. Each stays held (in memory, and due again on failure) until
-  /// stored() or store_failed() says how storing it went.
-  std::vector<FinishedMinute> due(int64_t now_s);
+  /// first: final once every second of them is in (its end at or before
+  /// `complete_before`, which the judger learns from its senders' watermarks).
+  /// Each stays held (in memory, and due again on failure) until stored() or
+  /// store_failed() says how storing it went; it leaves memory `late_window_s`
+  /// after its end + grace by `now_s`.
+  std::vector<FinishedMinute> due(int64_t now_s, int64_t complete_before);
+  /// Final by the clock alone: its end + grace.
+  std::vector<FinishedMinute> due(int64_t now_s) { return due(now_s, now_s - options_.grace_s); }
 
   /// The minute handed out by due() is in the store: it may leave memory once
   /// its late window is over.
@@ -102,6 +107,7 @@ class MinuteRollup {
   const Options options_;
   const Loader loader_;
   std::map<int64_t, Minute> minutes_;
+  int64_t complete_before_ = 0;  // the highest due() was given: minutes ending before it may be stored
   NameTable& names_;
   uint64_t too_late_ = 0;
 };

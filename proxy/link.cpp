@@ -67,6 +67,13 @@ void Link::submit(wire::Batch part, Done done) {
   pump();
 }
 
+void Link::announce(int64_t complete_before) {
+  if (!connection_ || handing_over_ || spool_front_ || spool_->records() != 0) return;
+  std::string out;
+  wire::encode(out, wire::Watermark{options_.hello.sender_id, complete_before});
+  (void)connection_->send(std::move(out));  // a full queue drops it: the next one says as much
+}
+
 bool Link::send(wire::Batch& part, Done* done) {
   std::string out;
   std::vector<wire::DictEntry> fresh;

@@ -90,6 +90,11 @@ class Link {
   /// it could be neither (a full spool disk while the next hop is down).
   void submit(wire::Batch part, Done done);
 
+  /// Tells the next hop that every second before `complete_before` is
+  /// among the parts submitted so far; only while live (a spool still to
+  /// send holds earlier parts, which the frame must not overtake).
+  void announce(int64_t complete_before);
+
   /// Hands the spooled parts over, oldest first, to `take`, for a next hop
   /// that is gone for good (a judger removed from the registry): stops the
   /// link, then for each part calls take(part, finished); the part leaves

@@ -99,6 +99,12 @@ struct Proxy::Upstream {
   std::deque<Unacked> unacked;
   uint64_t first_unacked = 0;  // index of unacked.front() among all batches of this connection
   asio::steady_timer room;     // cancelled when acknowledgements make room
+  // The sender's watermark: every second before it is routed (sent or
+  // spooled on the links) ahead of the frame that said it.
+  int64_t watermark = 0;
+  int64_t marked_at_s = 0;
+  int64_t hello_at_s = 0;
+  bool lagging = false;  // told once per episode
 };
 
 Proxy::Proxy(ProxyConfig config)
@@ -414,6 +420,7 @@ asio::awaitable<void> Proxy::session(std::shared_ptr<Upstream> upstream) {
         error = wire::decode(read.payload, hello);
         if (error != wire::WireError::kOk) break;
         upstream->hello = hello;
+        upstream->hello_at_s = realtime_ns() / 1'000'000'000;
         // 0: send everything not acknowledged; the judger drops what it has.
         std::string out;
         wire::encode(out, wire::HelloAck{own_id_, config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie,
@@ -454,6 +461,21 @@ asio::awaitable<void> Proxy::session(std::shared_ptr<Upstream> upstream) {
         wire::encode(out, wire::Heartbeat{own_id_, realtime_ns(),
                                           config_.is_clyde() ? std::vector<std::string>{} : catalogue_.bonnies()});
         connection.send(std::move(out));
+        break;
+      }
+      case wire::FrameType::kWatermark: {
+        wire::Watermark watermark;
+        error = wire::decode(read.payload, watermark);
+        if (error != wire::WireError::kOk) break;
+        if (!upstream->hello || watermark.sender_id != upstream->hello->sender_id) {
+          error = wire::WireError::kBadPayload;  // only the connection's own peer speaks for it
+          break;
+        }
+        const bool new_minute = watermark.complete_before / 60 != upstream->watermark / 60;
+        upstream->watermark = watermark.complete_before;
+        upstream->marked_at_s = realtime_ns() / 1'000'000'000;
+        // A minute's end passed: told at once, not at the next tick (the alarms wait for it).
+        if (new_minute) announce_watermarks(upstream->marked_at_s);
         break;
       }
       case wire::FrameType::kClose: {
@@ -566,6 +588,38 @@ void Proxy::log_health() {
                counters_.bad_frames, counters_.batches_acked, health_.failures(), links);
 }
 
+void Proxy::announce_watermarks(int64_t now_s) {
+  // With no sender it has nothing to deliver: up to its own clock, less an
+  // agent's late window, so a sender that connects now is not passed by.
+  constexpr int64_t kIdleLagS = 3;
+  constexpr int64_t kFreshS = 5;     // a watermark older than this no longer counts
+  constexpr int64_t kLaggingS = 10;  // a sender further behind is not waited for (a backlog, a wrong clock)
+  int64_t relayed = INT64_MAX;
+  for (const auto& upstream : live_) {
+    if (!upstream->hello) continue;
+    if (upstream->watermark == 0 || now_s - upstream->marked_at_s > kFreshS) {
+      // One that says nothing (an earlier version, or a spool it is still
+      // sending): the next hop cannot be told, and falls back to its grace.
+      if (now_s - upstream->hello_at_s > kFreshS) return;
+      continue;  // just connected: its first watermark is on its way
+    }
+    if (upstream->watermark < now_s - kLaggingS) {
+      if (!upstream->lagging) {
+        spdlog::warn("{}: {} {} has sent only up to second {}, {} s behind this proxy's clock: not waited for; what "
+                     "it sends later amends the minutes at the judgers",
+                     upstream->peer, wire::role_name(upstream->hello->role), upstream->hello->sender_name,
+                     upstream->watermark, now_s - upstream->watermark);
+      }
+      upstream->lagging = true;
+      continue;
+    }
+    upstream->lagging = false;
+    relayed = std::min(relayed, upstream->watermark);
+  }
+  if (relayed == INT64_MAX) relayed = now_s - kIdleLagS;
+  for (auto& [hop, link] : links_) link->announce(relayed);
+}
+
 asio::awaitable<void> Proxy::tick_loop() {
   asio::steady_timer timer(io_);
   for (int ticks = 0; !stopping_; ++ticks) {
@@ -575,6 +629,7 @@ asio::awaitable<void> Proxy::tick_loop() {
     if (ticks % 5 == 0) net::guarded("handing over retired spools", [&] { hand_over_retired(); });
     if (ticks % 5 == 0) net::guarded("reporting health", [&] { report_health(); });
     if (ticks % 60 == 59) net::guarded("logging health", [&] { log_health(); });
+    announce_watermarks(realtime_ns() / 1'000'000'000);
     timer.expires_after(1s);
     co_await timer.async_wait(kNoThrow);
   }

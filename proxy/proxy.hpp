@@ -78,6 +78,9 @@ class Proxy {
   boost::asio::awaitable<void> session(std::shared_ptr<Upstream> upstream);
   boost::asio::awaitable<void> tick_loop();
   void route(const std::shared_ptr<Upstream>& from, wire::Batch batch);
+  // Tells every next hop the lowest watermark of the live senders: every
+  // second before it that this proxy received is on its way to them.
+  void announce_watermarks(int64_t now_s);
   // Closes `upstream` without acknowledging its batch number `index` (sender,
   // sequence), counted and logged with `why`: a part of it could be kept nowhere.
   void refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t sequence, std::string_view why);

@@ -37,9 +37,10 @@ enum class FrameType : uint8_t {
   kAck = 5,
   kHeartbeat = 6,
   kClose = 7,
+  kWatermark = 8,
 };
 
-constexpr bool is_known_frame_type(uint8_t t) noexcept { return t >= 1 && t <= 7; }
+constexpr bool is_known_frame_type(uint8_t t) noexcept { return t >= 1 && t <= 8; }
 
 /// Appends one frame (header + payload) to `out`, or nothing and false when the
 /// payload exceeds kMaxPayload: checked in every build, since a frame the

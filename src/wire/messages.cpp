@@ -246,4 +246,18 @@ WireError decode(std::string_view payload, Close& m) {
   return finish(r);
 }
 
+void encode(std::string& out, const Watermark& m) {
+  (void)frame(out, FrameType::kWatermark, [&](ByteWriter& w) {
+    w.u64le(m.sender_id);
+    w.svarint(m.complete_before);
+  });
+}
+
+WireError decode(std::string_view payload, Watermark& m) {
+  ByteReader r(payload);
+  m.sender_id = r.u64le();
+  m.complete_before = r.svarint();
+  return finish(r);
+}
+
 }  // namespace monitor::wire

@@ -83,6 +83,14 @@ struct Close {
   std::string reason;
 };
 
+/// Every second before `complete_before` that the connection's client has
+/// (or, for a proxy, has received from its live senders) is sent on this
+/// connection ahead of this frame: a receiver may judge those seconds whole.
+struct Watermark {
+  uint64_t sender_id = 0;       // the client's own, as in its HELLO
+  int64_t complete_before = 0;  // Unix seconds
+};
+
 class ByteWriter;
 class ByteReader;
 /// One BATCH record as the payload holds it, under `name_id` (also how the
@@ -101,6 +109,7 @@ void encode(std::string& out, const std::vector<DictEntry>& m);
 void encode(std::string& out, const Ack& m);
 void encode(std::string& out, const Heartbeat& m);
 void encode(std::string& out, const Close& m);
+void encode(std::string& out, const Watermark& m);
 
 /// Each parses a payload of its frame type; anything else than an exact,
 /// valid payload is kBadPayload and leaves `m` unspecified. A batch record's
@@ -112,5 +121,6 @@ WireError decode(std::string_view payload, Batch& m);
 WireError decode(std::string_view payload, Ack& m);
 WireError decode(std::string_view payload, Heartbeat& m);
 WireError decode(std::string_view payload, Close& m);
+WireError decode(std::string_view payload, Watermark& m);
 
 }  // namespace monitor::wire

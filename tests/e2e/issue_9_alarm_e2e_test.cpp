@@ -683,3 +683,47 @@ TEST_CASE("issue 20: a judger restarted after a crash does not page on the minut
   for (auto* p : {&agent, &restarted}) p->signal(SIGTERM);
   for (auto* p : {&agent, &restarted}) CHECK(p->wait_for(20s) == 0);
 }
+
+TEST_CASE("issue 20: a minute is judged once its agent's seconds are in: the value an alarm notifies is the value "
+          "monitorctl query serves",
+          "[e2e][issue20][alarms][watermark]") {
+  TempDir dir;
+  monitor::test::TempRing ring("watermark");
+  const int port = free_port(), query_port = free_port(), hook_port = free_port();
+  const std::string hooks = dir.file("hooks.jsonl");
+  auto sink = spawn_webhook_sink(dir, hook_port, hooks);
+  // Grace 1 s: the agent writes a second out 2-3 s after it ends, so by the
+  // clock alone the minute would be judged without its last seconds.
+  auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), query_port, {"--no-self-metrics"});
+  REQUIRE(wait_until([&] { return monitorctl(dir, {"judger", "list", "--output", "json"}).out.find("\"live\"") != std::string::npos; }, 20s));
+  REQUIRE(monitorctl(dir, {"service", "add", "E2e.Test", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(monitorctl(dir, {"attr", "add", "E2e.Test", "Steady.Count"}).rc == 0);
+  const std::string rules = dir.file("any.rules");
+  std::ofstream(rules) << "rule E2e.Test.Any\n  service E2e.Test\n  attr Steady.Count\n  op SUM\n  per total\n"
+                          "  when value > 0\n  repeat 0\n  notify webhook:http://127.0.0.1:"
+                       << hook_port << "/any\n";
+  REQUIRE(monitorctl(dir, {"rule", "add", rules}).rc == 0);
+  auto agent = ChildProcess::spawn(monitor::e2e::agent_argv(dir, ring, "127.0.0.1:" + std::to_string(port)), "",
+                                   dir.file("agent.log"));
+  auto writer = monitor::e2e::spawn_steady(ring.name(), dir.file("writer.out"), 1, 200, 600);
+  REQUIRE(wait_until([&] { return !received(hooks, "/any").empty(); }, 140s));
+  INFO("judger:\n" << read_file(dir.file("judger.log")) << "\nagent:\n" << read_file(dir.file("agent.log")));
+  const json::object fired = received(hooks, "/any").at(0);
+  REQUIRE(fired.at("kind").as_string() == "firing");
+  const int64_t minute = fired.at("minute").as_int64();
+  const double notified = fired.at("alarms").at(0).at("value").to_number<double>();
+  // The minute stays open to amendment for the late window (5 s here): read it after.
+  REQUIRE(wait_until([&] { return unix_now() >= minute + 60 + 1 + 5 + 2; }, 30s));
+  const Run query = monitorctl(dir, {"query", "--service", "E2e.Test", "--attr", "Steady.Count", "--from",
+                                     std::to_string(minute), "--to", std::to_string(minute + 60), "--output", "json"});
+  REQUIRE(query.rc == 0);
+  const auto points = json::parse(query.out).at("points").as_array();
+  REQUIRE(points.size() == 1);
+  CHECK(points.at(0).as_array().at(1).to_number<double>() == notified);
+  const auto health = json::parse(monitor::test::http_get(query_port, "/api/health").body).as_object();
+  CHECK(health.at("minutes_final_by_watermark").to_number<int64_t>() >= 1);
+  writer.signal(SIGTERM);
+  writer.wait_for(20s);
+  for (auto* p : {&agent, &judger}) p->signal(SIGTERM);
+  for (auto* p : {&agent, &judger}) CHECK(p->wait_for(20s) == 0);
+}

@@ -127,12 +127,13 @@ TEST_CASE("every message type round-trips through frames split at any byte", "[w
   encode(stream, Ack{42, 100});
   encode(stream, Heartbeat{7, 123456789, {"10.0.0.1:7000", "10.0.0.2:7000"}});
   encode(stream, Close{"shutting down"});
+  encode(stream, Watermark{42, 1'732'176'060});
 
   for (size_t chunk : {size_t{1}, size_t{3}, size_t{16}, size_t{17}, stream.size()}) {
     WireError error;
     const auto frames = decode_all(stream, chunk, &error);
     REQUIRE(error == WireError::kOk);
-    REQUIRE(frames.size() == 7);
+    REQUIRE(frames.size() == 8);
 
     Hello hello;
     REQUIRE(frames[0].first == FrameType::kHello);
@@ -164,6 +165,11 @@ TEST_CASE("every message type round-trips through frames split at any byte", "[w
     Close close;
     REQUIRE(decode(frames[6].second, close) == WireError::kOk);
     CHECK(close.reason == "shutting down");
+    Watermark watermark;
+    REQUIRE(frames[7].first == FrameType::kWatermark);
+    REQUIRE(decode(frames[7].second, watermark) == WireError::kOk);
+    CHECK(watermark.sender_id == 42);
+    CHECK(watermark.complete_before == 1'732'176'060);
   }
 }
 
