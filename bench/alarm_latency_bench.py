@@ -3,17 +3,21 @@
 received, through the whole path a report takes in production:
 
   lines on the agent's socket -> monitor-agent (per second) -> Bonnie ->
-  monitor-judger (the minute final at its end + grace, then the rule) ->
-  the outbox -> an HTTP receiver on loopback (examples/webhook_sink.py).
+  monitor-judger (the minute final once every sender's watermark has passed
+  its end, docs/judger.md; then the rule) -> the outbox -> an HTTP receiver on
+  loopback (examples/webhook_sink.py).
 
-Ten runs, one a minute: server k of Bench.Alarm reports a high value in the
+RUNS runs, one a minute: server k of Bench.Alarm reports a high value in the
 k-th minute only, so the per-server rule fires once a minute for a different
-server. Printed beside the floor no minute-based system can beat: the
-judger's grace, during which a minute still takes late reports (7 s, the
-default). The goal is <= 15 s; Prometheus with Alertmanager's defaults waits
-its group_wait of 30 s alone, after a rule interval of 1 min.
+server. Printed beside the floor no system can beat without judging a minute
+before its reports are in: the agent's late window (2 s, the default), during
+which a second still takes reports; and beside the judger's fixed grace
+(7 s), what a minute waited for before watermarks (issue 20: 7.1-8.9 s end to
+end). Goal (issue 20): median <= 3 s, p99 <= 5 s over 20 runs. Prometheus
+with Alertmanager's defaults waits its group_wait of 30 s alone, after a rule
+interval of 1 min.
 
-  bench/alarm_latency_bench.py [BUILD_DIR] [RUNS]     (default build, 10; about RUNS + 1 minutes)
+  bench/alarm_latency_bench.py [BUILD_DIR] [RUNS]     (default build, 20; about RUNS + 1 minutes)
 """
 import json
 import os
@@ -28,8 +32,9 @@ import time
 from bench_processes import Processes, free_port
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
-runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+runs = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 grace = 7
+late_window = 2  # the agent's default
 here = os.path.dirname(os.path.abspath(__file__))
 tmp = tempfile.mkdtemp(prefix="monitor-alarm-latency.")
 processes = Processes("alarm_latency_bench", tmp)
@@ -88,7 +93,7 @@ try:
 
     threading.Thread(target=report, daemon=True).start()
     print(f"alarm_latency_bench: {runs} faulty minutes from {time.strftime('%H:%M', time.gmtime(first))} UTC, "
-          f"judger grace {grace} s; about {(first + 60 * runs + 20 - time.time()) / 60:.0f} minutes", flush=True)
+          f"judger grace {grace} s for senders without watermarks; about {(first + 60 * runs + 20 - time.time()) / 60:.0f} minutes", flush=True)
 
     def firings():
         out = {}
@@ -109,10 +114,14 @@ try:
         assert minute == first + 60 * server, f"server {server} fired for minute {minute}, not {first + 60 * server}"
         latencies.append(received - (minute + 60))
     median = statistics.median(latencies)
-    print(f"end of the faulty minute -> webhook received: median {median:.2f} s over {runs} runs "
-          f"(min {min(latencies):.2f}, max {max(latencies):.2f}); goal <= 15 s")
-    print(f"  beside the judger's grace, the floor for any minute-based alarm: {grace} s -> "
-          f"{median / grace:.2f}x the floor, {median - grace:.2f} s of agent flush, forwarding, evaluation and delivery")
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]  # nearest rank: the worst of 20
+    print(f"end of the faulty minute -> webhook received: median {median:.2f} s, p99 {p99:.2f} s over {runs} runs "
+          f"(min {min(latencies):.2f}, max {max(latencies):.2f}); goal median <= 3 s, p99 <= 5 s")
+    print(f"  beside the agent's late window, the floor: {late_window} s -> {median / late_window:.2f}x, "
+          f"{median - late_window:.2f} s of flush, forwarding, watermarks, evaluation and delivery")
+    print(f"  beside the judger's fixed grace, what a minute waited before watermarks: {grace} s -> "
+          f"{median / grace:.2f}x")
     print("  (Prometheus + Alertmanager defaults: a 1 min rule interval, then group_wait 30 s before the first notification)")
 finally:
     stop.set()
