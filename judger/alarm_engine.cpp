@@ -172,6 +172,7 @@ void AlarmEngine::run() {
     wake_.wait(lock, [&] { return stopping_ || !points_queue_.empty() || final_before_s_ / 60 - 1 > evaluated_through_; });
     if (stopping_) return;
     // Points first: a minute is evaluated only after its points arrived.
+    std::vector<Amendment> amended;
     while (!points_queue_.empty()) {
       std::vector<MinutePoint> points = std::move(points_queue_.front());
       points_queue_.pop_front();
@@ -181,10 +182,24 @@ void AlarmEngine::run() {
         const auto wanted = spans_.find(key);
         if (wanted == spans_.end()) continue;
         const int64_t span = wanted->second;
-        auto& s = series_[std::move(key)].try_emplace(p.server_id, span).first->second;
+        auto& s = series_[key].try_emplace(p.server_id, span).first->second;
         s.widen(span);
-        s.put(p.minute / 60, p.value);
+        const int64_t minute = p.minute / 60;
+        // Late data for a minute judged already (a sender that was away or
+        // lagged past the wait): the rules judged another value than the
+        // store now serves. Told, not judged again (docs/rules.md).
+        if (evaluated_through_ != 0 && minute <= evaluated_through_) {
+          const std::optional<double> judged = s.at(minute);
+          if (!judged || *judged != p.value) amended.push_back(Amendment{std::move(key), p.server_id, minute, judged, p.value});
+        }
+        s.put(minute, p.value);
       }
+    }
+    if (!amended.empty()) {
+      figures_.amended_after_evaluation += amended.size();
+      lock.unlock();
+      record_amendments(amended);
+      lock.lock();
     }
     const int64_t last_final = final_before_s_ / 60 - 1;
     if (last_final <= evaluated_through_) continue;
@@ -197,6 +212,24 @@ void AlarmEngine::run() {
       evaluate(minute);
       lock.lock();
       evaluated_through_ = minute;
+    }
+  }
+}
+
+void AlarmEngine::record_amendments(const std::vector<Amendment>& amended) {
+  for (const auto& [name, owned] : owned_) {
+    const alarm::Rule& rule = owned.rule;
+    for (const Amendment& a : amended) {
+      if (a.series.service != rule.service || a.series.attr != rule.attr || a.series.op != rule.op) continue;
+      if (rule.per_server ? a.server < 0 : a.server != -1) continue;
+      const std::string detail =
+          a.judged ? fmt::format("value {} judged, {} now: late data amended the minute after it was judged",
+                                 number(*a.judged), number(a.now))
+                   : fmt::format("no value judged, {} now: late data amended the minute after it was judged",
+                                 number(a.now));
+      notifier_.record(a.minute * 60, rule.name, a.server, "amended", detail);
+      spdlog::warn("alarms: {}: minute {} of {} amended after it was judged: {}", rule.name, a.minute * 60,
+                   a.server < 0 ? std::string("the total") : fmt::format("server {}", a.server), detail);
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -36,6 +37,7 @@ class AlarmEngine {
     uint64_t state_write_failures = 0, bad_rules = 0;
     uint64_t split_minutes = 0;          // minutes during which a service moved, judged on every holder's cells
     uint64_t split_minutes_partial = 0;  // of those, judged without a holder that did not have it final in time
+    uint64_t amended_after_evaluation = 0;  // series minutes whose value changed after the rules judged them
   };
 
   /// `dashboard_url` (may be empty): where each message links to its series' chart.
@@ -67,7 +69,17 @@ class AlarmEngine {
     int64_t version = -1;  // of alarms/<rule> in the registry; -1: not read yet
     int64_t rule_version = 0;  // of rules/<rule> as last seen: the state is written only while it stands
   };
+  // A series' minute whose value changed after the rules judged it.
+  struct Amendment {
+    SeriesKey series;
+    int64_t server;
+    int64_t minute;  // index
+    std::optional<double> judged;
+    double now;
+  };
   void run();
+  // In each owned rule's history that reads the series: the value judged and the value now.
+  void record_amendments(const std::vector<Amendment>& amended);
   void on_change(const std::string& kind, const std::vector<registry::Entry>& entries);
   void evaluate(int64_t minute);
   void evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s);

@@ -246,6 +246,8 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
       minute_store_failures_.erase(failed);
     }
     rollup_->stored(minute.minute);
+    // Final (and judged) before, with less: counted, and each rule reading a changed series says so.
+    if (minute.amended && minute.minute < final_before_s_) ++counters_.minutes_amended_after_evaluation;
     if (exporter_) exporter_->minute_queued();
     alarms_->minute_stored(minute.points);
     ++counters_.minutes_stored;
@@ -319,6 +321,7 @@ void Judger::report_health() {
   health_.counter("Minutes.FinalByGrace", counters_.minutes_final_by_grace);
   health_.counter("Minutes.FinalByWaitOver", counters_.minutes_final_by_wait_over);
   health_.counter("CatchUp.TimedOut", counters_.catch_ups_timed_out);
+  health_.counter("Minutes.AmendedAfterEvaluation", counters_.minutes_amended_after_evaluation);
   health_.counter("Store.Errors", counters_.store_errors);
   health_.counter("Queries.Served", queries_served_.load(std::memory_order_relaxed));
   health_.counter("Queries.Stopped", queries_stopped_.load(std::memory_order_relaxed));
@@ -662,7 +665,12 @@ std::string Judger::health_json() const {
                              {"senders_marked", feeders_->marked_live(realtime_ns() / 1'000'000'000)},
                              {"minutes_final_by_watermark", counters_.minutes_final_by_watermark},
                              {"minutes_final_by_grace", counters_.minutes_final_by_grace},
-                             {"minutes_final_by_wait_over", counters_.minutes_final_by_wait_over}};
+                             {"minutes_final_by_wait_over", counters_.minutes_final_by_wait_over},
+                             {"minutes_amended_after_evaluation", counters_.minutes_amended_after_evaluation}};
+  const AlarmEngine::Figures alarms = alarms_->figures();
+  health["alarm_series_amended"] = alarms.amended_after_evaluation;
+  health["split_minutes"] = alarms.split_minutes;
+  health["split_minutes_partial"] = alarms.split_minutes_partial;
   if (exporter_) {
     boost::json::array targets;
     for (const ExportFigures& f : exporter_->figures()) {

@@ -53,6 +53,7 @@ struct JudgerCounters {
   uint64_t minutes_final_by_watermark = 0;
   uint64_t minutes_final_by_grace = 0;
   uint64_t minutes_final_by_wait_over = 0;  // a live sender's watermark still behind after watermark_wait_s
+  uint64_t minutes_amended_after_evaluation = 0;  // stored again with late data after they were final
   uint64_t catch_ups_timed_out = 0;         // catch-up ended by catch_up_s, a sender not back or not caught up
 };
 

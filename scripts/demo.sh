@@ -97,11 +97,12 @@ end=$(date +%s)
 wait "$follower" || true
 sent=$(sed -n 's/.*Orders.Placed (SUM = \([0-9]*\)).*/\1/p' "$data/demo.out")
 
-# The judger closes a minute at its end plus its grace (7 s).
+# The judger closes a minute once the agent's watermark, relayed by Bonnie,
+# has passed its end: 2-3 s after it ends (docs/judger.md).
 first_minute=$((start - start % 60))
 last_minute=$((end - end % 60))
 minute_end=$((last_minute + 60))
-echo "== waiting $((minute_end + 7 - $(date +%s))) s or so for the judger to close minute(s)" \
+echo "== waiting $((minute_end + 3 - $(date +%s))) s or so for the judger to close minute(s)" \
   "$(date -u -d @"$first_minute" +%H:%M)-$(date -u -d @"$last_minute" +%H:%M) UTC"
 query() {
   build/console/monitorctl query --registry "$registry" --service Shop.Api --from "$first_minute" \
@@ -157,7 +158,7 @@ PY
 build/examples/monitor-demo 8 --slow
 fault_end=$(date +%s)
 fault_minute_end=$((fault_end - fault_end % 60 + 60))
-echo "== waiting for the faulty minute to close (its end + 7 s grace); the webhook receives:"
+echo "== waiting for the faulty minute to close (its end + 2-3 s, when the agent has sent all of it); the webhook receives:"
 await_notification firing | sed 's/^/   | /'
 echo "   (received $(python3 -c "import time; print(f'{time.time() - $fault_minute_end:.1f}')") s after the faulty minute's end)"
 show build/console/monitorctl alarm list --registry "$registry"

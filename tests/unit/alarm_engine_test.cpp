@@ -171,3 +171,41 @@ TEST_CASE("an alarm of a server that stopped for good resolves as gone after a d
   REQUIRE((alarms.has_value() && alarms->has_value()));
   CHECK(rules::alarms_from_value((*alarms)->value).alarms.count(3) == 0);  // forgotten
 }
+
+TEST_CASE("issue 20: a minute amended after it was judged is counted and told in the rule's history, once per change",
+          "[alarm][judger][issue20]") {
+  TempDir dir;
+  auto opened = registry_with_rule(dir, kRuleText);  // per total, when value < 5
+  registry::Registry& reg = *opened;
+  std::filesystem::create_directories(dir.file("judger"));
+  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
+  judger::AlarmEngine engine(reg, "judger-1", notifier);
+  engine.load_rules();
+  const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
+  auto store = [&](int64_t minute, double value) {
+    engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value},
+                          judger::MinutePoint{"E2e.Test", "Other.Count", 1, -1, minute * 60, 7}});
+  };
+  store(now_minute - 3, 10);
+  engine.final_before((now_minute - 2) * 60);
+  store(now_minute - 2, 10);
+  engine.final_before((now_minute - 1) * 60);
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == now_minute - 2; }, 5s));
+  // The same minute stored again, unchanged for this series (another series of it changed): nothing to tell.
+  store(now_minute - 2, 10);
+  // Late data: the minute the rule judged at 10 is 12 now.
+  store(now_minute - 2, 12);
+  store(now_minute - 1, 10);
+  engine.final_before(now_minute * 60);
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == now_minute - 1; }, 5s));
+  CHECK(engine.figures().amended_after_evaluation == 1);
+  std::vector<std::string> amended;
+  for (const auto& row : notifier.history("E2e.Test.Low", 0, (now_minute + 1) * 60, 100)) {
+    const auto& o = row.as_object();
+    if (o.at("event").as_string() != "amended") continue;
+    CHECK(o.at("time").to_number<int64_t>() == (now_minute - 2) * 60);
+    amended.emplace_back(o.at("detail").as_string());
+  }
+  REQUIRE(amended.size() == 1);
+  CHECK(amended[0].find("value 10 judged, 12 now") != std::string::npos);
+}
