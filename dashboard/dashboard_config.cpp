@@ -11,7 +11,8 @@ namespace monitor::dashboard {
 
 void DashboardConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
-  static constexpr const char* kKnown[] = {"listen", "registry", "web_root", "threads", "max_connections",
+  static constexpr const char* kKnown[] = {"listen", "registry", "web_root", "threads", "api_threads",
+                                           "max_api_per_address", "max_connections",
                                            "session_ttl_s", "judger_timeout_s", "server_id", "self_metrics",
                                            "log_level"};
   try {
@@ -21,6 +22,8 @@ void DashboardConfig::load_file(const std::string& path) {
     read_string(obj, "registry", registry);
     read_string(obj, "web_root", web_root);
     read_int(obj, "threads", threads);
+    read_int(obj, "api_threads", api_threads);
+    read_int(obj, "max_api_per_address", max_api_per_address);
     read_int(obj, "max_connections", max_connections);
     read_int(obj, "session_ttl_s", session_ttl_s);
     read_int(obj, "judger_timeout_s", judger_timeout_s);
@@ -35,6 +38,8 @@ void DashboardConfig::load_file(const std::string& path) {
 void DashboardConfig::validate() const {
   if (listen.rfind(':') == std::string::npos) throw std::runtime_error("listen must be host:port");
   if (threads < 1 || threads > 64) throw std::runtime_error("threads must be in [1, 64]");
+  if (api_threads < 1 || api_threads > 256) throw std::runtime_error("api_threads must be in [1, 256]");
+  if (max_api_per_address < 1) throw std::runtime_error("max_api_per_address must be >= 1");
   if (max_connections < 1) throw std::runtime_error("max_connections must be >= 1");
   if (session_ttl_s < 60 || session_ttl_s > 31 * 86400) throw std::runtime_error("session_ttl_s must be in [60, 2678400]");
   if (judger_timeout_s < 1 || judger_timeout_s > 120) throw std::runtime_error("judger_timeout_s must be in [1, 120]");

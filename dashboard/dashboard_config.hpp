@@ -13,7 +13,9 @@ struct DashboardConfig {
   std::string listen = "127.0.0.1:7303";
   std::string registry = default_registry();
   std::string web_root;  // the built web application; empty: the one this build installed or made
-  int threads = 4;       // HTTP threads: a chart's judger queries block one
+  int threads = 4;       // HTTP threads: they parse and write; API calls run on api_threads
+  int api_threads = 8;   // threads running API calls, which may wait on judgers
+  int max_api_per_address = 8;  // API calls of one client address under way at once; more: 429
   uint32_t max_connections = 256;
   int64_t session_ttl_s = 12 * 3600;
   int judger_timeout_s = 5;

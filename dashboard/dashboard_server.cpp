@@ -84,6 +84,7 @@ DashboardServer::DashboardServer(DashboardConfig config)
   config_.validate();
   health_.expose(&metrics_);
   web_root_ = find_web_root(config_.web_root);
+  api_pool_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(config_.api_threads));
   auto reg = registry::open_registry(config_.registry);
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
   registry_ = std::move(*reg);
@@ -126,6 +127,8 @@ asio::awaitable<void> DashboardServer::session(tcp::socket socket) {
     explicit Running(std::atomic<uint32_t>& c) : count(c) { ++count; }
     ~Running() { --count; }
   } running(connections_);
+  boost::system::error_code address_ec;
+  const std::string address = socket.remote_endpoint(address_ec).address().to_string();
   boost::beast::tcp_stream stream(std::move(socket));
   boost::beast::flat_buffer buffer;
   while (!stopping_) {
@@ -154,7 +157,39 @@ asio::awaitable<void> DashboardServer::session(tcp::socket socket) {
                              cookie_value(std::string_view(request[http::field::cookie].data(),
                                                            request[http::field::cookie].size()),
                                           "monitor_session")};
-      ApiResponse answer = api_->handle(api_request);
+      ApiResponse answer;
+      // On the API pool: a call may wait on a judger for judger_timeout_s,
+      // and these threads must go on serving everybody else meanwhile.
+      // One client address gets max_api_per_address of it at once.
+      bool admitted = false;
+      {
+        std::lock_guard lock(api_mutex_);
+        int& mine = api_by_address_[address];
+        admitted = mine < config_.max_api_per_address;
+        if (admitted) ++mine;
+      }
+      if (!admitted) {
+        ++api_refused_;
+        answer = ApiResponse{429, fmt::format(R"({{"error":"{} API calls of this address are under way: try again when they are answered"}})",
+                                              config_.max_api_per_address), ""};
+      } else {
+        // Released however the call ends.
+        struct ApiCall {
+          DashboardServer& server;
+          const std::string& address;
+          explicit ApiCall(DashboardServer& s, const std::string& a) : server(s), address(a) { ++server.api_running_; }
+          ~ApiCall() {
+            --server.api_running_;
+            std::lock_guard lock(server.api_mutex_);
+            if (auto it = server.api_by_address_.find(address); it != server.api_by_address_.end() && --it->second <= 0) {
+              server.api_by_address_.erase(it);
+            }
+          }
+        } running_call(*this, address);
+        answer = co_await asio::co_spawn(
+            *api_pool_, [&]() -> asio::awaitable<ApiResponse> { co_return api_->handle(api_request); },
+            asio::use_awaitable);
+      }
       response.result(static_cast<http::status>(answer.status));
       response.set(http::field::content_type, "application/json");
       response.set(http::field::cache_control, "no-store");
@@ -205,7 +240,8 @@ std::string DashboardServer::health_json() const {
       {"bad_requests", c.bad_requests.load()},  {"sign_ins", c.sign_ins.load()},
       {"sign_ins_failed", c.sign_ins_failed.load()}, {"judger_errors", c.judger_errors.load()},
       {"sessions", api_->sessions()},           {"connections", connections_.load()},
-      {"connections_refused", connections_refused_.load()}});
+      {"connections_refused", connections_refused_.load()},
+      {"api_running", api_running_.load()},   {"api_refused", api_refused_.load()}});
 }
 
 void DashboardServer::report_health() {
@@ -245,6 +281,7 @@ int DashboardServer::run() {
   for (int i = 1; i < config_.threads; ++i) threads.emplace_back([this] { io_.run(); });
   io_.run();
   for (auto& t : threads) t.join();
+  api_pool_->join();  // calls under way end within judger_timeout_s
   spdlog::info("stopped: {}", health_json());
   return 0;
 }

@@ -1,15 +1,20 @@
 // monitor-dashboard's HTTP server: the web application's files, its JSON API
 // (dashboard_api.hpp), its own health on /api/health and /metrics. Several
-// threads run one io_context: a chart's queries to judgers block one of them.
+// threads run one io_context that only reads and writes; API calls, which may
+// wait on judgers, run on a pool of their own, so a judger that never answers
+// holds a chart, never the server.
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "common/registry/registry.hpp"
 #include "dashboard/dashboard_api.hpp"
@@ -47,6 +52,12 @@ class DashboardServer {
   std::atomic<uint32_t> connections_{0};
   std::atomic<uint64_t> connections_refused_{0};
   std::atomic<bool> stopping_{false};
+  // API calls under way, in all and per client address (bounded per address).
+  std::mutex api_mutex_;
+  std::map<std::string, int> api_by_address_;
+  std::atomic<int64_t> api_running_{0};
+  std::atomic<uint64_t> api_refused_{0};
+  std::unique_ptr<boost::asio::thread_pool> api_pool_;
 };
 
 }  // namespace monitor::dashboard

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
       ("web-root", "directory of the built web application (default: this build's, or share/monitor/dashboard)",
        cxxopts::value<std::string>())
       ("threads", "HTTP threads (default " + std::to_string(defaults.threads) + ")", cxxopts::value<int>())
+      ("api-threads", "threads running API calls, which may wait on judgers (default " +
+       std::to_string(defaults.api_threads) + ")", cxxopts::value<int>())
       ("session-ttl", "seconds a sign-in lasts (default " + std::to_string(defaults.session_ttl_s) + ")",
        cxxopts::value<int64_t>())
       ("judger-timeout", "seconds to wait for a judger's answer (default " + std::to_string(defaults.judger_timeout_s) +
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
     if (args.count("registry")) config.registry = args["registry"].as<std::string>();
     if (args.count("web-root")) config.web_root = args["web-root"].as<std::string>();
     if (args.count("threads")) config.threads = args["threads"].as<int>();
+    if (args.count("api-threads")) config.api_threads = args["api-threads"].as<int>();
     if (args.count("session-ttl")) config.session_ttl_s = args["session-ttl"].as<int64_t>();
     if (args.count("judger-timeout")) config.judger_timeout_s = args["judger-timeout"].as<int>();
     if (args.count("server-id")) config.server_id = args["server-id"].as<int64_t>();

@@ -5,11 +5,14 @@
 // (tests/browser/dashboard_browser.py, screenshots kept in the build tree).
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -359,6 +362,60 @@ TEST_CASE("issue 10: on etcd the dashboard signs in the console's users with etc
   const std::string services = alice.get("/api/services").body;
   CHECK_THAT(services, Catch::Contains("Shop.Api") && !Catch::Contains("Pay.Gateway"));
   CHECK(alice.get("/api/series?service=Pay.Gateway&attr=Orders.Paid").status == 403);
+  dashboard.signal(SIGTERM);
+  CHECK(dashboard.wait_for(20s) == 0);
+}
+
+TEST_CASE("issue 20: charts waiting on a judger that never answers do not hold the dashboard's HTTP threads",
+          "[e2e][issue20][dashboard]") {
+  TempDir dir;
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const std::string registry = "file:" + dir.file("registry");
+  const int port = free_port(), query_port = free_port(), web_port = free_port();
+  auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), query_port,
+                                           {"--name", "judger-1", "--no-self-metrics", "--no-placement"});
+  // Two HTTP threads, fewer than the charts that will wait.
+  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--listen", "127.0.0.1:" + std::to_string(web_port),
+                                        "--registry", registry, "--no-self-metrics", "--threads", "2",
+                                        "--judger-timeout", "10"},
+                                       "", dir.file("dashboard.log"));
+  REQUIRE(wait_until([&] { return monitor::test::http_get(web_port, "/api/health").status == 200; }, 15s));
+  REQUIRE(wait_until([&] { return monitor::test::http_get(query_port, "/api/health").status == 200; }, 15s));
+  REQUIRE(monitorctl_ok(dir, registry, {"role", "add", "shop", "Shop.*"}));
+  REQUIRE(monitorctl_ok(dir, registry, {"user", "add", "alice", "--new-password", "alice-pw", "--role", "shop"}));
+  Browser alice{web_port, ""};
+  REQUIRE(alice.sign_in("alice", "alice-pw") == 200);
+  const std::string chart = "/api/series?service=Shop.Api&attr=Orders.Placed&servers=1";
+  REQUIRE(alice.get(chart).status == 200);
+
+  // The judger stops answering (its socket still accepts): each chart waits for it.
+  judger.signal(SIGSTOP);
+  std::atomic<int> charts_done{0};
+  std::vector<std::thread> charts;
+  for (int i = 0; i < 4; ++i) {
+    charts.emplace_back([&] {
+      monitor::test::http_request(web_port, "GET", chart, "", alice.cookie_header(), 30s);
+      ++charts_done;
+    });
+  }
+  // Until the dashboard has all four under way, then the rest of it answers at once.
+  const bool under_way = wait_until([&] {
+    const auto health = monitor::test::http_request(web_port, "GET", "/api/health", "", "", 2s);
+    return health.status == 200 && json::parse(health.body).at("api_running").to_number<int64_t>() == 4;
+  }, 5s);
+  const auto health = monitor::test::http_request(web_port, "GET", "/api/health", "", "", 2s);
+  const auto page = monitor::test::http_request(web_port, "GET", "/", "", "", 2s);
+  const auto services = monitor::test::http_request(web_port, "GET", "/api/services", "", alice.cookie_header(), 2s);
+  const int done_meanwhile = charts_done.load();
+  judger.signal(SIGCONT);
+  for (auto& t : charts) t.join();
+  INFO("dashboard:\n" << read_file(dir.file("dashboard.log")));
+  CHECK(under_way);
+  CHECK(health.status == 200);
+  CHECK(page.status == 200);
+  CHECK(services.status == 200);
+  CHECK(done_meanwhile == 0);  // the charts were still waiting: the answers above did not wait behind them
+  judger.signal(SIGTERM);
   dashboard.signal(SIGTERM);
   CHECK(dashboard.wait_for(20s) == 0);
 }
