@@ -200,12 +200,15 @@ void Judger::start_finishing(int64_t now_s) {
 
 asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
   const int64_t complete = complete_before(now_s);
+  // While catching up, minutes are stored as they come (a replay amends them
+  // exactly); only judging them waits.
+  const int64_t store_before = complete != 0 ? complete : feeders_->complete_before(now_s, false).complete_before;
   const int64_t pending_through = store_->last_pending_id();
   // Stored in parts of a few thousand rows, yielding to the io thread between
   // them: one transaction for a minute of 100 000 series held batches and
   // heartbeats for seconds.
   constexpr size_t kPart = 4096;
-  for (const FinishedMinute& minute : rollup_->due(now_s, complete)) {
+  for (const FinishedMinute& minute : rollup_->due(now_s, store_before)) {
     auto stored = [&]() -> asio::awaitable<boost::system::result<void>> {
       const std::span<const MinutePoint> points(minute.points);
       for (size_t i = 0; i < points.size(); i += kPart) {

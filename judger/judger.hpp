@@ -88,7 +88,8 @@ class Judger {
   std::string health_json() const;
   void start_finishing(int64_t now_s);
   boost::asio::awaitable<void> finish_due_minutes(int64_t now_s);
-  // Every second before the returned one is in (watermarks, grace, catch-up); counts and logs what decided it.
+  // Every second before the returned one is in (watermarks, grace; 0 while
+  // catching up); counts and logs what decided it.
   int64_t complete_before(int64_t now_s);
   void register_self();
   void refuse_connection(boost::asio::ip::tcp::socket& socket, std::string_view kind, uint32_t limit);
