@@ -84,6 +84,18 @@ ChildProcess::~ChildProcess() {
   }
 }
 
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    pid_ = other.pid_;
+    other.pid_ = -1;
+  }
+  return *this;
+}
+
 void ChildProcess::signal(int sig) const {
   if (pid_ > 0) kill(pid_, sig);
 }

@@ -24,6 +24,8 @@ class ChildProcess {
   static ChildProcess fork_run(const std::function<int()>& body);
 
   ChildProcess(ChildProcess&& other) noexcept;
+  /// Kills and reaps the process held (if any) and takes `other`'s.
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
   ChildProcess(const ChildProcess&) = delete;
   ~ChildProcess();
 
