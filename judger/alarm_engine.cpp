@@ -217,7 +217,7 @@ void AlarmEngine::run() {
 }
 
 void AlarmEngine::record_amendments(const std::vector<Amendment>& amended) {
-  for (const auto& [name, owned] : owned_) {
+  for (auto& [name, owned] : owned_) {
     const alarm::Rule& rule = owned.rule;
     for (const Amendment& a : amended) {
       if (a.series.service != rule.service || a.series.attr != rule.attr || a.series.op != rule.op) continue;
@@ -230,8 +230,41 @@ void AlarmEngine::record_amendments(const std::vector<Amendment>& amended) {
       notifier_.record(a.minute * 60, rule.name, a.server, "amended", detail);
       spdlog::warn("alarms: {}: minute {} of {} amended after it was judged: {}", rule.name, a.minute * 60,
                    a.server < 0 ? std::string("the total") : fmt::format("server {}", a.server), detail);
+      if (owned.rule.enabled && owned.version >= 0) correct_firing(owned, a);
     }
   }
+}
+
+// A firing caused only by a partial minute (data that came after the rules
+// judged it) is taken back: people were paged on a value the store no longer
+// serves. Only while that minute is the newest judged, so the episode has no
+// later minute of its own; other amendments are told, not judged again.
+void AlarmEngine::correct_firing(OwnedRule& owned, const Amendment& amended) {
+  const alarm::Rule& rule = owned.rule;
+  const auto alarm = owned.state.alarms.find(amended.server);
+  if (alarm == owned.state.alarms.end()) return;
+  alarm::AlarmState& a = alarm->second;
+  if (a.state != alarm::State::kFiring || a.fired_at != amended.minute || owned.state.evaluated != amended.minute) return;
+  const auto& by_server = series_[{rule.service, rule.attr, rule.op}];
+  const auto series = by_server.find(amended.server);
+  if (series == by_server.end() || alarm::holds(*rule.when, series->second, amended.minute)) return;
+  const std::string why = fmt::format("correction: value {} judged, {} now; late data shows `{}` did not hold",
+                                      number(amended.judged), number(amended.now), rule.when_text);
+  a.state = alarm::State::kResolved;
+  a.since = amended.minute;
+  a.streak = 0;
+  a.value = amended.now;
+  {
+    std::lock_guard lock(mutex_);
+    ++figures_.corrected;
+  }
+  notifier_.record(amended.minute * 60, rule.name, amended.server, "resolved", why);
+  spdlog::warn("alarms: {} resolved for {} at minute {}: {}", rule.name,
+               amended.server < 0 ? std::string("the total") : fmt::format("server {}", amended.server),
+               amended.minute * 60, why);
+  // Only those told of the firing are told it was wrong.
+  if (a.notifications > 0) notify(owned, Notice{Notice::Kind::kResolved, amended.minute, {amended.server}}, why);
+  write_state(owned);
 }
 
 void AlarmEngine::evaluate(int64_t minute) {
@@ -633,7 +666,7 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
   write_state(owned);
 }
 
-void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
+void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice, const std::string& correction) {
   const alarm::Rule& rule = owned.rule;
   const auto& by_server = series_[{rule.service, rule.attr, rule.op}];
   const std::string kind(alarm::notice_name(notice.kind));
@@ -690,6 +723,10 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
     }
     alarms.push_back(std::move(item));
   }
+  if (!correction.empty()) {
+    text += fmt::format("\nCorrected: {}.\n", correction);
+    html += fmt::format("<p><b>Corrected:</b> {}.</p>", mail::html_escape(correction));
+  }
   const auto partial = partial_minutes_.find(rule.service);
   if (partial != partial_minutes_.end()) {
     text += fmt::format("\nPartial: the service moved during this minute, and it was {}.\n", partial->second);
@@ -724,6 +761,7 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice) {
                           {"condition", rule.when_text}, {"minute", notice.minute * 60}, {"alarms", alarms},
                           {"text", text}, {"query", query}};
     if (partial != partial_minutes_.end()) n.body["partial"] = partial->second;
+    if (!correction.empty()) n.body["correction"] = correction;
     if (notifier_.enqueue(n)) {
       notifier_.record(notice.minute * 60, rule.name, -1, "notice_" + kind, fmt::format("{} series to {}", notice.servers.size(), target));
     }

@@ -38,6 +38,7 @@ class AlarmEngine {
     uint64_t split_minutes = 0;          // minutes during which a service moved, judged on every holder's cells
     uint64_t split_minutes_partial = 0;  // of those, judged without a holder that did not have it final in time
     uint64_t amended_after_evaluation = 0;  // series minutes whose value changed after the rules judged them
+    uint64_t corrected = 0;  // firings that the amended value of their minute does not bear out: resolved as corrections
   };
 
   /// `dashboard_url` (may be empty): where each message links to its series' chart.
@@ -78,14 +79,17 @@ class AlarmEngine {
     double now;
   };
   void run();
-  // In each owned rule's history that reads the series: the value judged and the value now.
+  // In each owned rule's history that reads the series: the value judged and
+  // the value now; a firing the amended value does not bear out is resolved.
   void record_amendments(const std::vector<Amendment>& amended);
+  void correct_firing(OwnedRule& owned, const Amendment& amended);
   void on_change(const std::string& kind, const std::vector<registry::Entry>& entries);
   void evaluate(int64_t minute);
   void evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s);
   bool read_state(OwnedRule& owned);
   void write_state(OwnedRule& owned);
-  void notify(const OwnedRule& owned, const alarm::Notice& notice);
+  /// `correction`: why a resolution takes back a firing (empty for a notice judged as usual).
+  void notify(const OwnedRule& owned, const alarm::Notice& notice, const std::string& correction = {});
   bool muted(const alarm::Rule& rule, int64_t server, int64_t at_s) const;
   bool any_part_gone(const std::vector<std::string>& gone_rules);
   void read_moved_windows(const std::string& service, const boost::json::value& assignment, int64_t minute);

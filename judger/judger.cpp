@@ -339,6 +339,7 @@ void Judger::report_health() {
   health_.gauge("Alarms.Firing", static_cast<int64_t>(alarms.firing));
   health_.gauge("Alarms.Pending", static_cast<int64_t>(alarms.pending));
   health_.counter("Alarms.StateWriteFailures", alarms.state_write_failures);
+  health_.counter("Alarms.Corrected", alarms.corrected);
   health_.gauge("Rules.Bad", static_cast<int64_t>(alarms.bad_rules));
   health_.counter("Notifications.Sent", notices.sent);
   health_.counter("Notifications.Retried", notices.retried);
@@ -672,6 +673,7 @@ std::string Judger::health_json() const {
                              {"minutes_amended_after_evaluation", counters_.minutes_amended_after_evaluation}};
   const AlarmEngine::Figures alarms = alarms_->figures();
   health["alarm_series_amended"] = alarms.amended_after_evaluation;
+  health["alarms_corrected"] = alarms.corrected;
   health["split_minutes"] = alarms.split_minutes;
   health["split_minutes_partial"] = alarms.split_minutes_partial;
   if (exporter_) {

@@ -209,3 +209,52 @@ TEST_CASE("issue 20: a minute amended after it was judged is counted and told in
   REQUIRE(amended.size() == 1);
   CHECK(amended[0].find("value 10 judged, 12 now") != std::string::npos);
 }
+
+// Issue 20: a firing caused only by a partial minute is taken back once the
+// late data amends the minute: those paged are told it resolved, as a
+// correction. Before, the amendment was only recorded and the alarm fired on.
+TEST_CASE("issue 20: a firing that the amended minute does not bear out resolves as a correction, notified",
+          "[alarm][judger][issue20]") {
+  TempDir dir;
+  auto opened = registry_with_rule(dir, std::string(kRuleText) + "  notify webhook:http://127.0.0.1:9/low\n");
+  registry::Registry& reg = *opened;
+  std::filesystem::create_directories(dir.file("judger"));
+  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
+  judger::AlarmEngine engine(reg, "judger-1", notifier);
+  engine.load_rules();
+  const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
+  auto store = [&](int64_t minute, double value) {
+    engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value}});
+  };
+  auto alarm_state = [&] {
+    auto entry = reg.get(rules::kAlarmsKind, "E2e.Test.Low");
+    REQUIRE((entry.has_value() && entry->has_value()));
+    return rules::alarms_from_value((*entry)->value).alarms.at(-1);
+  };
+  store(now_minute - 3, 10);
+  engine.final_before((now_minute - 2) * 60);
+  store(now_minute - 2, 3);  // judged on part of the minute: fires (when value < 5)
+  engine.final_before((now_minute - 1) * 60);
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == now_minute - 2; }, 5s));
+  REQUIRE(alarm_state().state == rules::State::kFiring);
+  REQUIRE(notifier.counters().queued == 1);
+  store(now_minute - 2, 12);  // the rest of the minute: the condition never held
+  REQUIRE(wait_until([&] { return engine.figures().corrected == 1; }, 5s));
+  CHECK(alarm_state().state == rules::State::kResolved);
+  CHECK(notifier.counters().queued == 2);  // the firing and its correction
+  std::vector<std::string> resolved;
+  for (const auto& row : notifier.history("E2e.Test.Low", 0, (now_minute + 1) * 60, 100)) {
+    const auto& o = row.as_object();
+    if (o.at("event").as_string() == "resolved") resolved.emplace_back(o.at("detail").as_string());
+  }
+  REQUIRE(resolved.size() == 1);
+  CHECK(resolved[0].find("correction: value 3 judged, 12 now") != std::string::npos);
+  // An amendment that still meets the condition changes nothing.
+  store(now_minute - 1, 2);
+  engine.final_before(now_minute * 60);
+  REQUIRE(wait_until([&] { return evaluated_of(reg) == now_minute - 1; }, 5s));
+  store(now_minute - 1, 4);
+  REQUIRE(wait_until([&] { return engine.figures().amended_after_evaluation == 2; }, 5s));
+  CHECK(engine.figures().corrected == 1);
+  CHECK(alarm_state().state == rules::State::kFiring);
+}
