@@ -3,9 +3,12 @@
 // batch of 1 000 records every 5 ms), first alone, then while a client asks
 // for the largest answer the API gives (/api/points of every server over the
 // day, 1.44 M points) again and again. The figure is the longest pause
-// between two ACKs in each phase, side by side.
+// between two ACKs in each phase, side by side; beside it, the judger's
+// largest resident heap in each phase (the answer streams: it is never held
+// whole).
 //
 //   judger_query_bench [seconds per phase, default 20]
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +21,7 @@
 #include "bench/loopback.hpp"
 #include "bench/ratio_reporter.hpp"
 #include "common/clock.hpp"
+#include "common/process_info.hpp"
 #include "judger/minute_store.hpp"
 #include "support/wire_client.hpp"
 
@@ -49,6 +53,28 @@ void fill_store(const std::filesystem::path& data_dir, int64_t end_s) {
     if (!(*store)->complete_minute(minute, (*store)->last_pending_id())) throw std::runtime_error("fill the store");
   }
 }
+
+// The largest RssAnon of `pid` while it is sampled.
+class HeapPeak {
+ public:
+  explicit HeapPeak(pid_t pid)
+      : thread_([this, pid] {
+          while (!done_) {
+            peak_ = std::max<uint64_t>(peak_, monitor::read_rss(pid).anon_bytes);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+        }) {}
+  uint64_t stop() {
+    done_ = true;
+    thread_.join();
+    return peak_;
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<uint64_t> peak_{0};
+  std::thread thread_;
+};
 
 struct Pauses {
   int64_t longest_us = 0, p99_us = 0;
@@ -112,6 +138,7 @@ int main(int argc, char** argv) {
   Pauses idle, busy;
   std::vector<double> query_s;
   size_t answer_bytes = 0;
+  uint64_t idle_heap = 0, busy_heap = 0;
   {
     DaemonProcess judger({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(port), "--query-listen",
                           "127.0.0.1:" + std::to_string(query_port), "--data-dir", (dir / "judger").string(),
@@ -121,7 +148,10 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     uint64_t sequence = 0;
+    HeapPeak idle_peak(judger.pid());
     idle = ack_pauses(port, 42, sequence, seconds);
+    idle_heap = idle_peak.stop();
+    HeapPeak busy_peak(judger.pid());
     std::atomic<bool> querying{true};
     std::thread reader([&] {
       while (querying) {
@@ -138,6 +168,7 @@ int main(int argc, char** argv) {
     busy = ack_pauses(port, 42, sequence, seconds);
     querying = false;
     reader.join();
+    busy_heap = busy_peak.stop();
   }
   std::filesystem::remove_all(dir);
   print_header("Judger: the longest pause between batch ACKs (a batch of 1 000 records every 5 ms)");
@@ -148,6 +179,10 @@ int main(int argc, char** argv) {
   print_row("99th percentile, the same", static_cast<double>(busy.p99_us) / 1e3, "ms", "no query running, same judger",
             static_cast<double>(idle.p99_us) / 1e3,
             static_cast<double>(busy.p99_us) / static_cast<double>(std::max<int64_t>(idle.p99_us, 1)), "");
+  print_row("judger's largest heap (RssAnon) while they are read", static_cast<double>(busy_heap) / 1e6, "MB",
+            "no query running, same judger", static_cast<double>(idle_heap) / 1e6,
+            static_cast<double>(busy_heap) / static_cast<double>(std::max<uint64_t>(idle_heap, 1)),
+            "the answer itself is never held");
   std::printf("%zu answers of %.1f MB meanwhile, %.2f s each (median)\n", query_s.size(),
               static_cast<double>(answer_bytes) / 1e6, query_s.empty() ? 0.0 : median(query_s));
   return 0;

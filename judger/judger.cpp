@@ -4,6 +4,9 @@
 
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <span>
 #include <unordered_map>
 
@@ -37,6 +40,14 @@ using namespace std::chrono_literals;
 
 constexpr auto kRegistryTtl = 10s;
 
+// The origin a service's records of a batch are deduplicated under.
+uint64_t origin_of(uint64_t sender_id, std::string_view service) {
+  return mix64(sender_id, hash_bytes(service.data(), service.size(), 0x6f726967696e));
+}
+constexpr uint64_t kJudgerId = 0;  // judgers do not send batches yet
+
+}  // namespace
+
 // A store query under way on a query thread, and what the session that
 // asked for it waits on (on the io thread).
 struct QueryUnderWay {
@@ -46,13 +57,71 @@ struct QueryUnderWay {
   asio::steady_timer done;         // cancelled (on the io thread) when the query returns
   tcp::socket* socket = nullptr;   // the client's, whose wait is cancelled then too
   bool finished = false;           // io thread only
+  bool streamed = false;           // the answer's body follows in `pieces`; set before `finished`
+
+  // A streamed answer's pieces, from the query thread to the session, at
+  // most kBuffered bytes of them: a client that reads slowly holds its query
+  // thread, not the judger's memory.
+  static constexpr size_t kBuffered = 4 * QueryResponse::kStreamPiece;
+  std::mutex pieces_mutex;
+  std::condition_variable pieces_taken;
+  std::deque<std::string> pieces;  // under pieces_mutex, as are the next three
+  size_t pieces_bytes = 0;
+  bool stream_ended = false;
+  bool stream_whole = false;       // every piece was made: the answer ends properly
 };
 
-// The origin a service's records of a batch are deduplicated under.
-uint64_t origin_of(uint64_t sender_id, std::string_view service) {
-  return mix64(sender_id, hash_bytes(service.data(), service.size(), 0x6f726967696e));
+// Writes a streamed answer as HTTP chunks as its pieces come. A write that
+// fails or times out (a client gone or not reading), or the session ending
+// any other way, stops the query; an answer the query could not finish ends
+// without its last chunk, so the client sees it unfinished, not short.
+namespace {
+
+asio::awaitable<void> send_streamed(boost::beast::tcp_stream& stream, QueryUnderWay& query, unsigned version) {
+  namespace http = boost::beast::http;
+  struct StopsTheQuery {
+    QueryUnderWay& query;
+    ~StopsTheQuery() {
+      query.cancel.store(true);
+      query.pieces_taken.notify_all();
+    }
+  } stops{query};
+  http::response<http::empty_body> head{static_cast<http::status>(query.answer.status), version};
+  head.set(http::field::content_type, query.answer.content_type);
+  head.keep_alive(false);
+  head.chunked(true);
+  http::response_serializer<http::empty_body> serializer{head};
+  stream.expires_after(10s);
+  if (auto [ec, n] = co_await http::async_write_header(stream, serializer, asio::as_tuple(asio::use_awaitable)); ec) {
+    co_return;
+  }
+  for (;;) {
+    std::deque<std::string> taken;
+    bool ended = false, whole = false;
+    {
+      std::lock_guard lock(query.pieces_mutex);
+      taken.swap(query.pieces);
+      query.pieces_bytes = 0;
+      ended = query.stream_ended;
+      whole = query.stream_whole;
+    }
+    query.pieces_taken.notify_all();
+    for (const auto& piece : taken) {
+      stream.expires_after(10s);
+      auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(piece)),
+                                                asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+    }
+    if (!taken.empty()) continue;
+    if (ended && !whole) co_return;
+    if (ended) break;
+    co_await query.done.async_wait(asio::as_tuple(asio::use_awaitable));  // cancelled when a piece comes
+  }
+  stream.expires_after(10s);
+  co_await asio::async_write(stream, http::make_chunk_last(), asio::as_tuple(asio::use_awaitable));
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
-constexpr uint64_t kJudgerId = 0;  // judgers do not send batches yet
 
 }  // namespace
 
@@ -328,6 +397,7 @@ void Judger::report_health() {
   health_.counter("Store.Errors", counters_.store_errors);
   health_.counter("Queries.Served", queries_served_.load(std::memory_order_relaxed));
   health_.counter("Queries.Stopped", queries_stopped_.load(std::memory_order_relaxed));
+  health_.counter("Queries.Cut", queries_cut_.load(std::memory_order_relaxed));
   health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
   health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
   health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
@@ -658,6 +728,7 @@ std::string Judger::health_json() const {
                              {"store_errors", counters_.store_errors},
                              {"queries_served", queries_served_.load(std::memory_order_relaxed)},
                              {"queries_stopped", queries_stopped_.load(std::memory_order_relaxed)},
+                             {"queries_cut", queries_cut_.load(std::memory_order_relaxed)},
                              {"queries_running", queries_running_.load(std::memory_order_relaxed)},
                              {"open_minutes", rollup_->open_minutes()},
                              // Every minute before it is final and stored here (a service's
@@ -748,12 +819,15 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
     query->socket = &stream.socket();
     asio::post(*query_pool_, [this, query, target, now_s] {
       query->answer = run_store_query(target, now_s, query->cancel);
+      auto body = std::move(query->answer.stream);
+      query->streamed = static_cast<bool>(body);
       asio::post(io_, [query] {
         query->finished = true;
         boost::system::error_code ignored;
         query->socket->cancel(ignored);
         query->done.cancel();
       });
+      if (body) stream_answer(query, body, target);
     });
     bool watching = true, gone = false;
     while (!query->finished) {
@@ -775,6 +849,10 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
       }
     }
     if (gone) co_return;
+    if (query->streamed) {
+      co_await send_streamed(stream, *query, request.version());
+      co_return;
+    }
     answer = std::move(query->answer);
   } else {
     answer = query_api_->handle(target, now_s, store_->reader());
@@ -820,10 +898,56 @@ QueryResponse Judger::run_store_query(const std::string& target, int64_t now_s, 
   (answer.status == 503 ? queries_stopped_ : queries_served_).fetch_add(1, std::memory_order_relaxed);
   if (answer.status == 503) spdlog::info("query stopped ({}): {}", cancel.load() ? "its client went away or the judger stops" : "past query_timeout_s", target);
   std::lock_guard lock(queries_mutex_);
-  running_queries_.erase(&cancel);
-  queries_running_.fetch_sub(1, std::memory_order_relaxed);
+  if (!answer.stream) {  // else it runs on, and counts as running, until its stream ends
+    running_queries_.erase(&cancel);
+    queries_running_.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (reader) idle_readers_.push_back(std::move(reader));
   return answer;
+}
+
+// On the query thread, after run_store_query (which left the query
+// registered as running): makes the answer's pieces for the session to send,
+// as long as its client reads and, when it does not, for query_timeout_s.
+void Judger::stream_answer(const std::shared_ptr<QueryUnderWay>& shared, const std::function<bool(const QueryResponse::Emit&)>& stream,
+                           const std::string& target) {
+  QueryUnderWay& query = *shared;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config_.query_timeout_s);
+  bool past_deadline = false;
+  const auto emit = [&](std::string&& piece) {
+    std::unique_lock lock(query.pieces_mutex);
+    while (query.pieces_bytes >= QueryUnderWay::kBuffered && !query.cancel.load()) {
+      query.pieces_taken.wait_for(lock, 100ms);
+      if (std::chrono::steady_clock::now() >= deadline) past_deadline = true;
+      if (past_deadline) return false;
+    }
+    if (query.cancel.load()) return false;
+    query.pieces_bytes += piece.size();
+    query.pieces.push_back(std::move(piece));
+    lock.unlock();
+    asio::post(io_, [shared] { shared->done.cancel(); });
+    return true;
+  };
+  bool whole = false;
+  try {
+    whole = stream(emit);
+  } catch (const std::exception& e) {  // out of memory making a piece
+    spdlog::warn("answer to {} cut: {}", target, e.what());
+  }
+  if (!whole) {
+    ++queries_cut_;
+    spdlog::info("answer to {} cut after its headers: {}", target,
+                 past_deadline ? "past query_timeout_s" : "its client went away or stopped reading, or the judger stops");
+  }
+  {
+    std::lock_guard lock(query.pieces_mutex);
+    query.stream_ended = true;
+    query.stream_whole = whole;
+  }
+  asio::post(io_, [shared] { shared->done.cancel(); });
+  std::lock_guard lock(queries_mutex_);
+  running_queries_.erase(&query.cancel);
+  queries_running_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Judger::stop_queries() {

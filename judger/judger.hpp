@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,8 @@
 #include "net/frame_connection.hpp"
 
 namespace monitor::judger {
+
+struct QueryUnderWay;  // a store query a session waits on (judger.cpp)
 
 /// Counters behind the judger's health (logged every minute and at stop).
 struct JudgerCounters {
@@ -84,6 +87,8 @@ class Judger {
   // On a query thread: answers `target` with a reader of its own, stopped
   // past query_timeout_s or when `cancel` is set.
   QueryResponse run_store_query(const std::string& target, int64_t now_s, std::atomic<bool>& cancel);
+  void stream_answer(const std::shared_ptr<QueryUnderWay>& query,
+                     const std::function<bool(const QueryResponse::Emit&)>& stream, const std::string& target);
   void stop_queries();
   std::string health_json() const;
   void start_finishing(int64_t now_s);
@@ -138,7 +143,7 @@ class Judger {
   std::vector<std::unique_ptr<MinuteReader>> idle_readers_;
   std::set<std::atomic<bool>*> running_queries_;
   bool queries_stopping_ = false;
-  std::atomic<uint64_t> queries_served_{0}, queries_stopped_{0};
+  std::atomic<uint64_t> queries_served_{0}, queries_stopped_{0}, queries_cut_{0};
   std::atomic<int64_t> queries_running_{0};
   std::unique_ptr<boost::asio::thread_pool> query_pool_;  // last: its threads stop before what they read goes
   bool stopping_ = false;

@@ -12,11 +12,23 @@
 
 namespace monitor::judger {
 
-/// An HTTP answer: status and a JSON body.
+/// An HTTP answer: status and a JSON body, or, for an answer that may be
+/// large, `stream`, which writes the body in pieces of about kStreamPiece
+/// bytes through its argument and stops early when that returns false (the
+/// client went away, the query was stopped); it returns whether it wrote the
+/// whole body. The status and headers go before the first piece, so errors
+/// are found before `stream` is set.
 struct QueryResponse {
+  using Emit = std::function<bool(std::string&& piece)>;
+  static constexpr size_t kStreamPiece = 256 * 1024;
+
   unsigned status = 200;
   std::string body;
   std::string content_type = "application/json";
+  std::function<bool(const Emit&)> stream = {};
+
+  /// The whole body, for callers that want it in one string (tests, tools).
+  std::string whole_body() const;
 };
 
 /// The judger's query API, independent of HTTP so it can be tested directly:

@@ -6,12 +6,39 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
 namespace monitor::test {
 namespace {
+
+// An HTTP/1.1 chunked body decoded; `complete` says whether its last chunk came.
+std::string dechunk(const std::string& raw, bool& complete) {
+  std::string body;
+  size_t at = 0;
+  complete = false;
+  while (at < raw.size()) {
+    const size_t line_end = raw.find("\r\n", at);
+    if (line_end == std::string::npos) break;
+    char* end = nullptr;
+    const unsigned long size = std::strtoul(raw.c_str() + at, &end, 16);
+    if (end == raw.c_str() + at) break;
+    if (size == 0) {
+      complete = true;
+      break;
+    }
+    const size_t data = line_end + 2;
+    if (data + size + 2 > raw.size()) {
+      body.append(raw, data, std::string::npos);
+      break;
+    }
+    body.append(raw, data, size);
+    at = data + size + 2;
+  }
+  return body;
+}
 sockaddr_in loopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -95,6 +122,12 @@ HttpReply http_request(int port, const std::string& method, const std::string& t
   if (body_at != std::string::npos) {
     reply.headers = response.substr(0, body_at);
     reply.body = response.substr(body_at + 4);
+  }
+  std::string lower = reply.headers;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("\r\ntransfer-encoding: chunked") != std::string::npos) {
+    reply.chunked = true;
+    reply.body = dechunk(reply.body, reply.complete);
   }
   return reply;
 }

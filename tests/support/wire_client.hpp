@@ -43,8 +43,10 @@ int free_port();
 /// answer (nothing received for `patience`).
 struct HttpReply {
   int status = 0;
-  std::string body;
+  std::string body;     // decoded when it came chunked
   std::string headers;  // the status line and headers, as received
+  bool chunked = false;
+  bool complete = true;  // false: a chunked body that ended before its last chunk
 };
 HttpReply http_get(int port, const std::string& target,
                    std::chrono::milliseconds patience = std::chrono::seconds(5));

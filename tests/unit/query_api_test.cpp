@@ -40,15 +40,15 @@ TEST_CASE("the query API answers series, services and health, and 400s bad param
                           "&to=" + std::to_string(kBase + 180),
                       now, store->reader());
   CHECK(r.status == 200);
-  CHECK_THAT(r.body, Catch::Contains("[1732176000,1E1,1E1,1E1,1]") && Catch::Contains("[1732176120,1.2E1"));
+  CHECK_THAT(r.whole_body(), Catch::Contains("[1732176000,1E1,1E1,1E1,1]") && Catch::Contains("[1732176120,1.2E1"));
   r = api.handle("/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM&server=4&step=180&from=" +
                      std::to_string(kBase) + "&to=" + std::to_string(kBase + 180),
                  now, store->reader());
-  CHECK_THAT(r.body, Catch::Contains("[1732176000,1.1E1,1E1,1.2E1,3]"));  // one bucket: avg, min, max
+  CHECK_THAT(r.whole_body(), Catch::Contains("[1732176000,1.1E1,1E1,1.2E1,3]"));  // one bucket: avg, min, max
   r = api.handle("/api/series?service=Shop.Api&attr=Latency.Us&op=HIST_P99&server=total&from=" + std::to_string(kBase) +
                      "&to=" + std::to_string(kBase + 60),
                  now, store->reader());
-  CHECK_THAT(r.body, Catch::Contains("2.5E2"));
+  CHECK_THAT(r.whole_body(), Catch::Contains("2.5E2"));
   CHECK_THAT(api.handle("/api/services", now, store->reader()).body, Catch::Contains(R"("Shop.Api":["Latency.Us","Orders.Placed"])"));
   CHECK(api.handle("/api/health", now, store->reader()).body == R"({"ok":true})");
   // Reports per service, from the minutes' cells: a series with two ops
@@ -72,7 +72,7 @@ TEST_CASE("the query API answers series, services and health, and 400s bad param
                  now, store->reader());
   CHECK(r.status == 200);
   {
-    const auto cells = boost::json::parse(r.body).at("cells").as_array();
+    const auto cells = boost::json::parse(r.whole_body()).at("cells").as_array();
     REQUIRE(cells.size() == 2);
     CHECK(cells[0].at("server") == "total");
     CHECK(cells[1].at("server") == 4);
@@ -83,7 +83,7 @@ TEST_CASE("the query API answers series, services and health, and 400s bad param
                      "&to=" + std::to_string(kBase + 600),
                  now, store->reader());
   CHECK(r.status == 200);
-  CHECK_THAT(r.body, Catch::Contains(R"("servers":{"4":[[1732176060,1.1E1],[1732176120,1.2E1]]})") &&
+  CHECK_THAT(r.whole_body(), Catch::Contains(R"("servers":{"4":[[1732176060,1.1E1],[1732176120,1.2E1]]})") &&
                          Catch::Contains(R"("last_minute":1732176120)"));
 
   for (const char* bad : {"/api/series", "/api/series?service=Shop.Api&attr=Orders.Placed",
@@ -106,4 +106,59 @@ TEST_CASE("the query API answers series, services and health, and 400s bad param
     CHECK_THAT(answer.body, Catch::Contains("error"));
   }
   CHECK(api.handle("/metrics", now, store->reader()).status == 404);
+}
+
+// Issue 20, §6: a large answer is written in pieces as it is made, never
+// whole, and stops when its client stops reading. Before, the whole answer
+// was built as a JSON tree and then as one string, then sent.
+TEST_CASE("issue 20: the points of many servers stream in bounded pieces that make the same answer, and stop when "
+          "the client does",
+          "[query][issue20]") {
+  monitor::test::TempDir dir;
+  auto store = *MinuteStore::open(dir.file("j.db"));
+  constexpr int kServers = 1000, kMinutes = 60;
+  for (int m = 0; m < kMinutes; ++m) {
+    std::vector<MinutePoint> points;
+    for (int server = -1; server < kServers; ++server) {
+      points.push_back(MinutePoint{"Shop.Api", "Orders.Placed", 1, server, kBase + 60 * m, server + m * 0.5});
+    }
+    REQUIRE(store->finish_minute(kBase + 60 * m, points));
+  }
+  QueryApi api([] { return std::string("{}"); });
+  const std::string target = "/api/points?service=Shop.Api&attr=Orders.Placed&op=SUM&from=" + std::to_string(kBase) +
+                             "&to=" + std::to_string(kBase + 60 * kMinutes);
+  const auto answer = api.handle(target, kBase + 60 * kMinutes + 10, store->reader());
+  REQUIRE(answer.status == 200);
+  REQUIRE(answer.stream);
+  std::vector<size_t> pieces;
+  std::string whole;
+  CHECK(answer.stream([&](std::string&& piece) {
+    pieces.push_back(piece.size());
+    whole += piece;
+    return true;
+  }));
+  CHECK(pieces.size() > 2);
+  for (size_t size : pieces) CHECK(size < 2 * QueryResponse::kStreamPiece);
+  const auto body = boost::json::parse(whole).as_object();
+  CHECK(body.at("service") == "Shop.Api");
+  CHECK(body.at("last_minute") == kBase + 60 * (kMinutes - 1));
+  const auto& servers = body.at("servers").as_object();
+  REQUIRE(servers.size() == kServers + 1);
+  CHECK(servers.at("total").as_array().size() == kMinutes);
+  const auto& last = servers.at(std::to_string(kServers - 1)).as_array();
+  REQUIRE(last.size() == kMinutes);
+  CHECK(last.at(kMinutes - 1).as_array().at(0) == kBase + 60 * (kMinutes - 1));
+  CHECK(last.at(kMinutes - 1).as_array().at(1).to_number<double>() == kServers - 1 + (kMinutes - 1) * 0.5);
+  CHECK(answer.whole_body() == whole);
+
+  // A client that stops reading after the first piece: nothing more is made.
+  int asked = 0;
+  CHECK_FALSE(answer.stream([&](std::string&&) { return ++asked < 1; }));
+  CHECK(asked == 1);
+
+  // No minutes at all is still an answer.
+  const auto empty = api.handle("/api/points?service=Shop.Api&attr=Orders.Placed&op=SUM&from=" +
+                                    std::to_string(kBase - 7200) + "&to=" + std::to_string(kBase - 3600),
+                                kBase + 60 * kMinutes + 10, store->reader());
+  CHECK(boost::json::parse(empty.whole_body()).at("servers").as_object().empty());
 }
