@@ -207,6 +207,17 @@ boost::system::result<std::vector<MinutePoint>> MinuteReader::minute_points(cons
                                                                          const std::string& attr, uint32_t op,
                                                                          int64_t from, int64_t to, size_t limit) {
   std::vector<MinutePoint> out;
+  auto read = each_minute_point(service, attr, op, from, to, limit, [&](int64_t server, int64_t minute, double value) {
+    out.push_back({service, attr, op, server, minute, value});
+  });
+  if (!read) return read.error();
+  return out;
+}
+
+boost::system::result<size_t> MinuteReader::each_minute_point(const std::string& service, const std::string& attr,
+                                                              uint32_t op, int64_t from, int64_t to, size_t limit,
+                                                              const PointFn& each) {
+  size_t count = 0;
   // Minutes older than the minute retention live on as 5-minute averages,
   // each standing for its five minutes, so windows that reach a day or a week
   // back (1d, 1w) and `rule test --since 7d` still read values. Only before
@@ -220,23 +231,27 @@ boost::system::result<std::vector<MinutePoint>> MinuteReader::minute_points(cons
                    "AND p.ts + 300 <= ? ORDER BY p.ts");
   coarse.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from - 300).bind(5, to).bind(6, kept_from);
   int rc = SQLITE_DONE;
-  while (out.size() < limit && (rc = coarse.step()) == SQLITE_ROW) {
-    for (int64_t m = coarse.int64(1); m < coarse.int64(1) + 300 && out.size() < limit; m += 60) {
-      if (m >= from && m < to) out.push_back({service, attr, op, coarse.int64(0), m, coarse.real(2)});
+  while (count < limit && (rc = coarse.step()) == SQLITE_ROW) {
+    for (int64_t m = coarse.int64(1); m < coarse.int64(1) + 300 && count < limit; m += 60) {
+      if (m >= from && m < to) {
+        each(coarse.int64(0), m, coarse.real(2));
+        ++count;
+      }
     }
   }
-  if (out.size() < limit && rc != SQLITE_DONE) return sqlite_error(coarse.prepare_rc() != SQLITE_OK ? coarse.prepare_rc() : rc);
+  if (count < limit && rc != SQLITE_DONE) return sqlite_error(coarse.prepare_rc() != SQLITE_OK ? coarse.prepare_rc() : rc);
   Statement st(db_,
                "SELECT s.server_id, p.ts, p.value FROM series s JOIN points p ON p.series = s.id "
                "WHERE s.service = ? AND s.attr = ? AND s.op = ? AND p.resolution = 60 AND p.ts >= ? AND p.ts < ? "
                "AND p.ts IN (SELECT minute FROM completed_minutes) ORDER BY p.ts");
   st.bind(1, service).bind(2, attr).bind(3, int64_t{op}).bind(4, from).bind(5, to);
   rc = SQLITE_DONE;
-  while (out.size() < limit && (rc = st.step()) == SQLITE_ROW) {
-    out.push_back({service, attr, op, st.int64(0), st.int64(1), st.real(2)});
+  while (count < limit && (rc = st.step()) == SQLITE_ROW) {
+    each(st.int64(0), st.int64(1), st.real(2));
+    ++count;
   }
-  if (out.size() < limit && rc != SQLITE_DONE) return sqlite_error(rc);
-  return out;
+  if (count < limit && rc != SQLITE_DONE) return sqlite_error(rc);
+  return count;
 }
 
 }  // namespace monitor::judger

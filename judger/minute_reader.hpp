@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -115,6 +116,12 @@ class MinuteReader {
                                                                               const std::string& attr, uint32_t op,
                                                                               int64_t from, int64_t to,
                                                                               size_t limit = SIZE_MAX);
+  /// The same points, each given to `each(server_id, minute, value)` as it
+  /// is read (nothing is held); how many there were.
+  using PointFn = std::function<void(int64_t server_id, int64_t minute, double value)>;
+  [[nodiscard]] boost::system::result<size_t> each_minute_point(const std::string& service, const std::string& attr,
+                                                                uint32_t op, int64_t from, int64_t to, size_t limit,
+                                                                const PointFn& each);
 
   /// Reports per service in the finished minutes of [from, to), most first;
   /// kept as long as minute points.
