@@ -71,8 +71,8 @@ int64_t figure(int query_port, const char* key) {
   return v != nullptr ? v->to_number<int64_t>() : -1;
 }
 
-// A GET whose client goes away once the request is sent.
-void request_and_leave(int port, const std::string& target) {
+// A socket that has sent GET `target`.
+int send_get(int port, const std::string& target) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in addr{};
@@ -82,21 +82,19 @@ void request_and_leave(int port, const std::string& target) {
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   const std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  return fd;
+}
+
+// A GET whose client goes away once the request is sent.
+void request_and_leave(int port, const std::string& target) {
+  const int fd = send_get(port, target);
   wait_until([&] { return figure(port, "queries_running") == 1; }, 10s);
   ::close(fd);
 }
 
 // A GET whose client reads the head of the answer, then goes away.
 void read_head_and_leave(int port, const std::string& target) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  const std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  const int fd = send_get(port, target);
   std::string head;
   char byte = 0;
   const auto give_up = std::chrono::steady_clock::now() + 120s;

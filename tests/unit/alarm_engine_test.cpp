@@ -2,6 +2,9 @@
 // there when the console changes the same entries at the same time.
 #include <chrono>
 #include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -38,6 +41,28 @@ int64_t evaluated_of(registry::Registry& reg) {
   return rules::alarms_from_value((*entry)->value).evaluated;
 }
 
+// The notifier and alarm engine over `reg`, made as the judger makes them:
+// its data directory first (alarms.db is in it).
+struct JudgerAlarms {
+  JudgerAlarms(const TempDir& dir, registry::Registry& reg)
+      : notifier((std::filesystem::create_directories(dir.file("judger")), dir.file("judger")), judger::NotifierOptions{}),
+        engine(reg, "judger-1", notifier) {
+    engine.load_rules();
+  }
+  judger::Notifier notifier;
+  judger::AlarmEngine engine;
+};
+
+// The details of the rule's history events of one kind, newest first.
+std::vector<std::string> history_details(judger::Notifier& notifier, std::string_view event, int64_t to) {
+  std::vector<std::string> details;
+  for (const auto& row : notifier.history("E2e.Test.Low", 0, to, 100)) {
+    const auto& o = row.as_object();
+    if (o.at("event").as_string() == event) details.emplace_back(o.at("detail").as_string());
+  }
+  return details;
+}
+
 // A file: registry under `dir` holding the rule in `rule_text`, its service
 // assigned to judger-1.
 std::unique_ptr<registry::Registry> registry_with_rule(const TempDir& dir, const std::string& rule_text) {
@@ -63,10 +88,8 @@ TEST_CASE("a rule removed while its judger writes the alarms' state stays remove
   auto opened = registry_with_rule(dir, kRuleText);
   registry::Registry& reg = *opened;
 
-  std::filesystem::create_directories(dir.file("judger"));  // what the judger does before it opens alarms.db
-  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
-  judger::AlarmEngine engine(reg, "judger-1", notifier);
-  engine.load_rules();
+  JudgerAlarms judger_alarms(dir, reg);
+  auto& [notifier, engine] = judger_alarms;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   auto evaluate = [&](int64_t minute) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, 10}});
@@ -113,10 +136,8 @@ TEST_CASE("a minute judged late is matched against the silences in force at its 
   maintenance.end_s = (now_minute - 5) * 60;  // over before the judger gets to the minute below
   REQUIRE(reg.put(rules::kSilencesKind, "s1", rules::silence_value(maintenance)).has_value());
 
-  std::filesystem::create_directories(dir.file("judger"));
-  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
-  judger::AlarmEngine engine(reg, "judger-1", notifier);
-  engine.load_rules();
+  JudgerAlarms judger_alarms(dir, reg);
+  auto& [notifier, engine] = judger_alarms;
   auto evaluate = [&](int64_t minute, double value) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value}});
     engine.final_before((minute + 1) * 60);
@@ -144,10 +165,8 @@ TEST_CASE("an alarm of a server that stopped for good resolves as gone after a d
   notify webhook:http://127.0.0.1:9/silent
 )");
   registry::Registry& reg = *opened;
-  std::filesystem::create_directories(dir.file("judger"));
-  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
-  judger::AlarmEngine engine(reg, "judger-1", notifier);
-  engine.load_rules();
+  JudgerAlarms judger_alarms(dir, reg);
+  auto& [notifier, engine] = judger_alarms;
   const int64_t base = monitor::realtime_ns() / 60'000'000'000 - 1500;
   // Server 3 reports for three minutes (the first only starts the rule's state), then never again.
   for (int64_t minute = base; minute < base + 3; ++minute) {
@@ -177,10 +196,8 @@ TEST_CASE("issue 20: a minute amended after it was judged is counted and told in
   TempDir dir;
   auto opened = registry_with_rule(dir, kRuleText);  // per total, when value < 5
   registry::Registry& reg = *opened;
-  std::filesystem::create_directories(dir.file("judger"));
-  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
-  judger::AlarmEngine engine(reg, "judger-1", notifier);
-  engine.load_rules();
+  JudgerAlarms judger_alarms(dir, reg);
+  auto& [notifier, engine] = judger_alarms;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   auto store = [&](int64_t minute, double value) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value},
@@ -218,10 +235,8 @@ TEST_CASE("issue 20: a firing that the amended minute does not bear out resolves
   TempDir dir;
   auto opened = registry_with_rule(dir, std::string(kRuleText) + "  notify webhook:http://127.0.0.1:9/low\n");
   registry::Registry& reg = *opened;
-  std::filesystem::create_directories(dir.file("judger"));
-  judger::Notifier notifier(dir.file("judger"), judger::NotifierOptions{});
-  judger::AlarmEngine engine(reg, "judger-1", notifier);
-  engine.load_rules();
+  JudgerAlarms judger_alarms(dir, reg);
+  auto& [notifier, engine] = judger_alarms;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   auto store = [&](int64_t minute, double value) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value}});
@@ -242,11 +257,7 @@ TEST_CASE("issue 20: a firing that the amended minute does not bear out resolves
   REQUIRE(wait_until([&] { return engine.figures().corrected == 1; }, 5s));
   CHECK(alarm_state().state == rules::State::kResolved);
   CHECK(notifier.counters().queued == 2);  // the firing and its correction
-  std::vector<std::string> resolved;
-  for (const auto& row : notifier.history("E2e.Test.Low", 0, (now_minute + 1) * 60, 100)) {
-    const auto& o = row.as_object();
-    if (o.at("event").as_string() == "resolved") resolved.emplace_back(o.at("detail").as_string());
-  }
+  const auto resolved = history_details(notifier, "resolved", (now_minute + 1) * 60);
   REQUIRE(resolved.size() == 1);
   CHECK(resolved[0].find("correction: value 3 judged, 12 now") != std::string::npos);
   // An amendment that still meets the condition changes nothing.
