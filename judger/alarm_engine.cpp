@@ -200,6 +200,9 @@ void AlarmEngine::run() {
       lock.unlock();
       record_amendments(amended);
       lock.lock();
+      // Points may have come meanwhile, with the end of their minute: they
+      // go in before that minute is judged.
+      continue;
     }
     const int64_t last_final = final_before_s_ / 60 - 1;
     if (last_final <= evaluated_through_) continue;
@@ -254,10 +257,6 @@ void AlarmEngine::correct_firing(OwnedRule& owned, const Amendment& amended) {
   a.since = amended.minute;
   a.streak = 0;
   a.value = amended.now;
-  {
-    std::lock_guard lock(mutex_);
-    ++figures_.corrected;
-  }
   notifier_.record(amended.minute * 60, rule.name, amended.server, "resolved", why);
   spdlog::warn("alarms: {} resolved for {} at minute {}: {}", rule.name,
                amended.server < 0 ? std::string("the total") : fmt::format("server {}", amended.server),
@@ -265,6 +264,8 @@ void AlarmEngine::correct_firing(OwnedRule& owned, const Amendment& amended) {
   // Only those told of the firing are told it was wrong.
   if (a.notifications > 0) notify(owned, Notice{Notice::Kind::kResolved, amended.minute, {amended.server}}, why);
   write_state(owned);
+  std::lock_guard lock(mutex_);
+  ++figures_.corrected;  // once it is told and written
 }
 
 void AlarmEngine::evaluate(int64_t minute) {
