@@ -64,6 +64,11 @@ std::string number(std::optional<double> v) {
   return fmt::format("{:g}", *v);
 }
 
+// The series an alarm is of, for the log: "the total" or "server 7".
+std::string series_name(int64_t server) {
+  return server < 0 ? std::string("the total") : fmt::format("server {}", server);
+}
+
 }  // namespace
 
 AlarmEngine::AlarmEngine(registry::Registry& registry, std::string self, Notifier& notifier, std::string dashboard_url)
@@ -232,7 +237,7 @@ void AlarmEngine::record_amendments(const std::vector<Amendment>& amended) {
                                  number(a.now));
       notifier_.record(a.minute * 60, rule.name, a.server, "amended", detail);
       spdlog::warn("alarms: {}: minute {} of {} amended after it was judged: {}", rule.name, a.minute * 60,
-                   a.server < 0 ? std::string("the total") : fmt::format("server {}", a.server), detail);
+                   series_name(a.server), detail);
       if (owned.rule.enabled && owned.version >= 0) correct_firing(owned, a);
     }
   }
@@ -259,8 +264,7 @@ void AlarmEngine::correct_firing(OwnedRule& owned, const Amendment& amended) {
   a.value = amended.now;
   notifier_.record(amended.minute * 60, rule.name, amended.server, "resolved", why);
   spdlog::warn("alarms: {} resolved for {} at minute {}: {}", rule.name,
-               amended.server < 0 ? std::string("the total") : fmt::format("server {}", amended.server),
-               amended.minute * 60, why);
+               series_name(amended.server), amended.minute * 60, why);
   // Only those told of the firing are told it was wrong.
   if (a.notifications > 0) notify(owned, Notice{Notice::Kind::kResolved, amended.minute, {amended.server}}, why);
   write_state(owned);
@@ -650,7 +654,7 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
                          ? fmt::format("value {} ({})", number(t.value), why)
                          : fmt::format("value {} ({}); partial: {}", number(t.value), why, partial->second));
     spdlog::info("alarms: {} {} for {} at minute {} (value {})", rule.name, alarm::event_name(t.kind),
-                 t.server < 0 ? std::string("the total") : fmt::format("server {}", t.server), t.minute * 60,
+                 series_name(t.server), t.minute * 60,
                  number(t.value));
   }
   // Queued before the state is written: a crash in between queues the same

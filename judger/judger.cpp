@@ -71,12 +71,12 @@ struct QueryUnderWay {
   bool stream_whole = false;       // every piece was made: the answer ends properly
 };
 
+namespace {
+
 // Writes a streamed answer as HTTP chunks as its pieces come. A write that
 // fails or times out (a client gone or not reading), or the session ending
 // any other way, stops the query; an answer the query could not finish ends
 // without its last chunk, so the client sees it unfinished, not short.
-namespace {
-
 asio::awaitable<void> send_streamed(boost::beast::tcp_stream& stream, QueryUnderWay& query, unsigned version) {
   namespace http = boost::beast::http;
   struct StopsTheQuery {
@@ -918,7 +918,7 @@ void Judger::stream_answer(const std::shared_ptr<QueryUnderWay>& shared, const s
     std::unique_lock lock(query.pieces_mutex);
     while (query.pieces_bytes >= QueryUnderWay::kBuffered && !query.cancel.load()) {
       query.pieces_taken.wait_for(lock, 100ms);
-      if (std::chrono::steady_clock::now() >= deadline) past_deadline = true;
+      past_deadline = std::chrono::steady_clock::now() >= deadline;
       if (past_deadline) return false;
     }
     if (query.cancel.load()) return false;

@@ -83,6 +83,18 @@ class PieceWriter {
   boost::json::serializer number_;
 };
 
+// The text of `head` left open for one more field, `key`, whose value
+// starts with `bracket`: what a streamed answer begins with.
+std::string opening(const boost::json::object& head, std::string_view key, char bracket) {
+  std::string open = boost::json::serialize(head);
+  open.pop_back();  // the closing brace: the field follows
+  if (!head.empty()) open += ',';
+  open += boost::json::serialize(boost::json::value(key));
+  open += ':';
+  open += bracket;
+  return open;
+}
+
 // `head`'s fields and then `key`: an array whose rows `row(i)` makes one at
 // a time, streamed.
 template <typename Rows, typename RowFn>
@@ -91,11 +103,7 @@ QueryResponse streamed_rows(boost::json::object head, std::string key, std::shar
   answer.stream = [head = std::move(head), key = std::move(key), rows = std::move(rows),
                    row = std::move(row)](const QueryResponse::Emit& emit) {
     PieceWriter out(emit);
-    std::string open = boost::json::serialize(head);
-    open.pop_back();  // the closing brace: the rows follow
-    open += head.empty() ? "" : ",";
-    open += boost::json::serialize(boost::json::value(key)) + ":[";
-    bool reading = out.add(std::string_view(open));
+    bool reading = out.add(std::string_view(opening(head, key, '[')));
     bool first = true;
     for (const auto& r : *rows) {
       if (!reading) return false;
@@ -298,9 +306,7 @@ QueryResponse QueryApi::points(const std::map<std::string, std::string>& params,
   QueryResponse answer;
   answer.stream = [head = std::move(head), by_server](const QueryResponse::Emit& emit) {
     PieceWriter out(emit);
-    std::string open = boost::json::serialize(head);
-    open.back() = ',';
-    bool reading = out.add(std::string_view(open + "\"servers\":{"));
+    bool reading = out.add(std::string_view(opening(head, "servers", '{')));
     bool first_server = true;
     for (const auto& [server, minutes] : *by_server) {
       const std::string name = server < 0 ? "total" : std::to_string(server);

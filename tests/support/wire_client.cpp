@@ -39,6 +39,7 @@ std::string dechunk(const std::string& raw, bool& complete) {
   }
   return body;
 }
+
 sockaddr_in loopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
