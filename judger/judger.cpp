@@ -318,6 +318,7 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
       minute_store_failures_.erase(failed);
     }
     rollup_->stored(minute.minute);
+    purge_due_ = true;
     // Final (and judged) before, with less: counted, and each rule reading a changed series says so.
     if (minute.amended && minute.minute < final_before_s_) ++counters_.minutes_amended_after_evaluation;
     if (exporter_) exporter_->minute_queued();
@@ -332,6 +333,32 @@ asio::awaitable<void> Judger::finish_due_minutes(int64_t now_s) {
   final_before_s_ = final_before;
   alarms_->final_before(final_before);
   finishing_ = false;
+}
+
+void Judger::start_purging() {
+  if (purging_ || !purge_due_) return;
+  purging_ = true;
+  purge_due_ = false;
+  net::spawn(io_, purge_applied(), "removing applied pending records");
+}
+
+asio::awaitable<void> Judger::purge_applied() {
+  // A few milliseconds of the io thread per part, even while a long query
+  // keeps the store's log from being reset.
+  constexpr int64_t kRows = 256;
+  while (!stopping_) {
+    const auto more = store_->purge_applied(kRows);
+    if (!more) {
+      // Left in place, they are still marked applied: tried again at the next tick.
+      ++counters_.store_errors;
+      spdlog::error("removing pending records of completed minutes: {}", more.error().message());
+      purge_due_ = true;
+      break;
+    }
+    if (!*more) break;
+    co_await asio::post(io_, asio::use_awaitable);
+  }
+  purging_ = false;
 }
 
 int64_t Judger::complete_before(int64_t now_s) {
@@ -470,6 +497,7 @@ asio::awaitable<void> Judger::tick_loop() {
   while (!stopping_) {
     const int64_t now_s = realtime_ns() / 1'000'000'000;
     start_finishing(now_s);
+    start_purging();
     // Minutes no longer open in the roll-up need no series count.
     series_limiter_->forget_before(now_s - 60 - config_.grace_s - config_.late_window_s - 60);
     // Each step survives its own failure: a tick loop that died would stop
@@ -503,6 +531,10 @@ asio::awaitable<void> Judger::accept_loop() {
       continue;
     }
     ++counters_.connections;
+    // An ACK is a small frame: held back until the last one is acknowledged
+    // (Nagle), it waited out the sender's delayed ACK, 40 ms.
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
     live_.insert(connection);
     net::spawn(io_, net::FrameConnection::write_loop(connection, 10s), "a connection's writer");

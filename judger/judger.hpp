@@ -93,6 +93,9 @@ class Judger {
   std::string health_json() const;
   void start_finishing(int64_t now_s);
   boost::asio::awaitable<void> finish_due_minutes(int64_t now_s);
+  // Removes the pending rows of completed minutes, a few hundred at a time.
+  void start_purging();
+  boost::asio::awaitable<void> purge_applied();
   // Every second before the returned one is in (watermarks, grace; 0 while
   // catching up); counts and logs what decided it.
   int64_t complete_before(int64_t now_s);
@@ -127,6 +130,8 @@ class Judger {
   int64_t load_cpu_ns_ = 0;
   int64_t load_wall_ns_ = 0;
   bool finishing_ = false;  // a finish_due_minutes() run is storing minutes
+  bool purge_due_ = true;   // completed minutes may have pending rows left (at the start: a crash's)
+  bool purging_ = false;    // a purge_applied() run is removing them
   int64_t final_before_s_ = 0;  // every minute before it is final and stored
   int64_t catch_up_until_s_ = 0;  // while catching up, at most until then (catch_up_s after the start)
   std::unique_ptr<Feeders> feeders_;  // who sends to this judger, and how far each has sent

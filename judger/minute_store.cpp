@@ -40,6 +40,10 @@ constexpr const char* kSchema = R"sql(
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA wal_autocheckpoint = 8192;
+-- Debian builds SQLite with SECURE_DELETE: every page a deleted row frees was
+-- zeroed and written again, 12x the cost of removing a minute's pending rows.
+-- Nothing here is a secret to wipe.
+PRAGMA secure_delete = OFF;
 CREATE TABLE IF NOT EXISTS seen (
   sender_id INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY (sender_id, first)) WITHOUT ROWID;
@@ -47,6 +51,9 @@ CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, service TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS pending_records (
   id INTEGER PRIMARY KEY AUTOINCREMENT, minute INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS pending_records_minute ON pending_records (minute);
+-- The pending rows of `minute` with ids up to `through` are in its stored
+-- state; purge_applied() removes them after the minute's transaction.
+CREATE TABLE IF NOT EXISTS applied_pending (minute INTEGER PRIMARY KEY, through INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
   id INTEGER PRIMARY KEY, service TEXT NOT NULL, attr TEXT NOT NULL, op INTEGER NOT NULL, server_id INTEGER NOT NULL,
   UNIQUE (service, attr, op, server_id));
@@ -284,7 +291,9 @@ bool MinuteStore::decode_records(std::string_view body, size_t names, std::vecto
 }
 
 boost::system::result<std::vector<PendingRecord>> MinuteStore::pending() {
-  Statement st(db_, "SELECT body FROM pending_records ORDER BY id");
+  Statement st(db_,
+               "SELECT body FROM pending_records p WHERE NOT EXISTS "
+               "(SELECT 1 FROM applied_pending a WHERE a.minute = p.minute AND p.id <= a.through) ORDER BY id");
   if (st.prepare_rc() != SQLITE_OK) return sqlite_error(st.prepare_rc());
   std::vector<PendingRecord> out;
   int rc;
@@ -361,16 +370,23 @@ boost::system::result<void> MinuteStore::write_completion(int64_t minute, int64_
   if (const int rc = next_version.step(); rc != SQLITE_ROW) return sqlite_error(rc);
   const int64_t version = next_version.int64(0);
   if (seconds_kept_s_ > 0) {
-    // This version's records, before they go: the exporter merges every version's (judger/exporter.hpp).
+    // This version's records (those after the last version's): the exporter
+    // merges every version's (judger/exporter.hpp).
     Statement keep(db_,
                    "INSERT INTO export_seconds (minute, version, body) "
-                   "SELECT minute, ?3, body FROM pending_records WHERE minute = ?1 AND id <= ?2");
+                   "SELECT minute, ?3, body FROM pending_records WHERE minute = ?1 AND id <= ?2 "
+                   "AND id > coalesce((SELECT through FROM applied_pending WHERE minute = ?1), 0)");
     keep.bind(1, minute).bind(2, pending_through).bind(3, version);
     if (const int rc = keep.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   }
-  Statement done(db_, "DELETE FROM pending_records WHERE minute = ? AND id <= ?");
-  done.bind(1, minute).bind(2, pending_through);
-  if (const int rc = done.step(); rc != SQLITE_DONE) return sqlite_error(rc);
+  // Marked here, removed by purge_applied(): deleting a busy minute's rows
+  // (12 000 batches) in this transaction held the judger's thread 100 ms,
+  // 300 ms while a long query kept the log from being reset.
+  Statement applied(db_,
+                    "INSERT INTO applied_pending (minute, through) VALUES (?1, ?2) "
+                    "ON CONFLICT (minute) DO UPDATE SET through = max(through, excluded.through)");
+  applied.bind(1, minute).bind(2, pending_through);
+  if (const int rc = applied.step(); rc != SQLITE_DONE) return sqlite_error(rc);
   // Its points were written in parts before this: only now is it served.
   Statement completed(db_, "INSERT OR IGNORE INTO completed_minutes (minute) VALUES (?)");
   completed.bind(1, minute);
@@ -391,7 +407,7 @@ boost::system::result<void> MinuteStore::finish_minute(int64_t minute, const std
   if (auto r = write_service_reports(minute, cells); !r) return r;
   if (auto r = write_points(points); !r) return r;
   if (auto r = write_archives(minute, 0, INT64_MAX); !r) return r;
-  if (auto r = write_completion(minute, INT64_MAX); !r) return r;
+  if (auto r = write_completion(minute, last_pending_id_); !r) return r;
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   return {};
 }
@@ -446,6 +462,47 @@ boost::system::result<void> MinuteStore::complete_minute(int64_t minute, int64_t
   if (auto r = write_completion(minute, pending_through); !r) return r;
   if (const int rc = txn.commit(); rc != SQLITE_OK) return sqlite_error(rc);
   return {};
+}
+
+boost::system::result<bool> MinuteStore::purge_applied(int64_t rows) {
+  // (a bare error_code would convert to bool)
+  auto failed = [](int rc) { return boost::system::result<bool>(boost::system::in_place_error, sqlite_error(rc)); };
+  Transaction txn(db_);
+  if (txn.begin_rc() != SQLITE_OK) return failed(txn.begin_rc());
+  Statement next(db_, "SELECT minute, through FROM applied_pending WHERE minute > ? ORDER BY minute LIMIT 1");
+  Statement purge(db_,
+                  "DELETE FROM pending_records WHERE id IN "
+                  "(SELECT id FROM pending_records WHERE minute = ? AND id <= ? ORDER BY id LIMIT ?)");
+  Statement purged(db_, "DELETE FROM applied_pending WHERE minute = ?");
+  int64_t after = INT64_MIN;
+  bool more = false;
+  while (true) {
+    next.reset();
+    next.bind(1, after);
+    const int found = next.step();
+    if (found == SQLITE_DONE) break;
+    if (found != SQLITE_ROW) return failed(found);
+    if (rows <= 0) {
+      more = true;
+      break;
+    }
+    const int64_t minute = next.int64(0), through = next.int64(1);
+    purge.reset();
+    purge.bind(1, minute).bind(2, through).bind(3, rows);
+    if (const int rc = purge.step(); rc != SQLITE_DONE) return failed(rc);
+    const auto removed = static_cast<int64_t>(sqlite3_changes(db_));
+    if (removed == rows) {
+      more = true;
+      break;
+    }
+    purged.reset();
+    purged.bind(1, minute);
+    if (const int rc = purged.step(); rc != SQLITE_DONE) return failed(rc);
+    rows -= removed + 1;  // a marker alone costs a row's work
+    after = minute;
+  }
+  if (const int rc = txn.commit(); rc != SQLITE_OK) return failed(rc);
+  return more;
 }
 
 boost::system::result<int64_t> MinuteStore::apply_retention(int64_t now_s) {

@@ -4,8 +4,8 @@
 //
 // Every change is one transaction, so a judger killed at any moment restarts
 // with either all of a batch (and its sequence) or none of it, and with either
-// all of a finished minute (points written, its pending batches removed) or
-// none of it. A batch is acknowledged only after append_batch() returns.
+// all of a finished minute (points written, its pending batches marked
+// applied, to be removed in small transactions later) or none of it. A batch is acknowledged only after append_batch() returns.
 #pragma once
 
 #include <cstdint>
@@ -89,8 +89,8 @@ class MinuteStore {
   [[nodiscard]] boost::system::result<std::vector<PendingRecord>> pending();
 
   /// Writes the finished minute's points and its cells' mergeable state,
-  /// folds the points into the 5-minute and 1-hour archives, and removes the
-  /// pending records of seconds in [minute, minute + 60), all in one
+  /// folds the points into the 5-minute and 1-hour archives, and marks the
+  /// pending records of seconds in [minute, minute + 60) applied, all in one
   /// transaction. Writing a minute again (late data amending it) replaces it.
   [[nodiscard]] boost::system::result<void> finish_minute(int64_t minute, const std::vector<MinutePoint>& points,
                                                           const std::vector<MinuteCell>& cells = {});
@@ -99,7 +99,7 @@ class MinuteStore {
   /// (the judger's only thread) for seconds: any number of
   /// put_minute_points(), then put_minute_archives() and stage_minute_cells()
   /// (each its own transaction; the first staged part says so), then
-  /// complete_minute(), which moves the staged cells in and removes the minute's pending
+  /// complete_minute(), which moves the staged cells in and marks the minute's pending
   /// records with ids up to `pending_through` (last_pending_id() when the
   /// minute was handed out: later records are its next amendment). A crash
   /// before complete_minute() leaves the pending records and the old cells,
@@ -116,6 +116,10 @@ class MinuteStore {
   /// One past the highest series id: the end of the ranges put_minute_archives() takes.
   [[nodiscard]] boost::system::result<int64_t> series_id_end();
   [[nodiscard]] boost::system::result<void> complete_minute(int64_t minute, int64_t pending_through);
+  /// Completing a minute marks its pending rows applied (pending() no longer
+  /// returns them); this removes up to `rows` of them, in a transaction of
+  /// its own. True while more are left: call it again, between other work.
+  [[nodiscard]] boost::system::result<bool> purge_applied(int64_t rows);
   /// The id of the last pending row stored (0 if none yet).
   int64_t last_pending_id() const noexcept { return last_pending_id_; }
 

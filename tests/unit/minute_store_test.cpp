@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
 
 #include "judger/minute_store.hpp"
 #include "support/catch_result.hpp"
@@ -168,6 +169,55 @@ TEST_CASE("finishing a minute stores its points and drops only its pending recor
   CHECK(store->reader().list_series()->size() == 1);
 }
 
+TEST_CASE("a completed minute's pending rows are gone for good before they are purged, an amendment's stay",
+          "[store]") {
+  TempDir dir;
+  const auto sql_count = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(dir.file("judger.db").c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  };
+  {
+    auto store = open_store(dir);
+    store->keep_seconds_for_export(3600);
+    for (uint64_t seq = 1; seq <= 10; ++seq) {
+      REQUIRE(store->append_batch(1, seq, {pending_record(kBase + static_cast<int64_t>(seq), 1, 1)}, kBase));
+    }
+    REQUIRE(store->complete_minute(kBase, store->last_pending_id()));
+    CHECK(store->pending()->empty());
+    CHECK(sql_count("SELECT count(*) FROM pending_records") == 10);  // removed later, a few at a time
+    // Late data amends the minute; the kill comes before any purge.
+    REQUIRE(store->append_batch(1, 11, {pending_record(kBase + 30, 1, 7)}, kBase));
+  }
+  auto store = open_store(dir);
+  store->keep_seconds_for_export(3600);
+  auto left = *store->pending();
+  REQUIRE(left.size() == 1);  // not the ten the minute holds: rolled up again, they would count twice
+  CHECK(left[0].record.stats.sum == 7);
+  REQUIRE(*store->purge_applied(4));  // more left
+  REQUIRE(*store->purge_applied(4));
+  CHECK(store->pending()->size() == 1);
+  // The amendment completes while rows of the first version are still there:
+  // its exported seconds are its own record only.
+  REQUIRE(store->complete_minute(kBase, store->last_pending_id()));
+  CHECK(sql_count("SELECT count(*) FROM export_seconds WHERE version = 1") == 10);
+  CHECK(sql_count("SELECT count(*) FROM export_seconds WHERE version = 2") == 1);
+  CHECK(store->pending()->empty());
+  CHECK_FALSE(*store->purge_applied(100));
+  CHECK(sql_count("SELECT count(*) FROM pending_records") == 0);
+  CHECK(sql_count("SELECT count(*) FROM applied_pending") == 0);
+  // Records of the next minute were never applied: no purge takes them.
+  REQUIRE(store->append_batch(1, 12, {pending_record(kBase + 61, 1, 3)}, kBase));
+  CHECK_FALSE(*store->purge_applied(100));
+  CHECK(store->pending()->size() == 1);
+}
+
 TEST_CASE("archives keep the average, minimum and maximum of their minutes", "[store]") {
   TempDir dir;
   auto store = open_store(dir);
@@ -235,6 +285,8 @@ TEST_CASE("a store killed with SIGKILL keeps whole batches and whole minutes onl
           if (!store.stage_minute_cells(minute, cells, true)) return 6;
           if (!store.complete_minute(minute, pending_through)) return 7;
         }
+        // As the judger does between batches: a kill may land inside a purge.
+        if (seq % 7 == 0 && !store.purge_applied(5)) return 8;
       }
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 600));
