@@ -3,7 +3,8 @@
 // batch of 1 000 records every 5 ms), first alone, then while a client asks
 // for the largest answer the API gives (/api/points of every server over the
 // day, 1.44 M points) again and again. The figure is the longest pause
-// between two ACKs in each phase, side by side; beside it, the judger's
+// between two ACKs in each phase, side by side (each phase spans a minute's
+// end, so both include the storing of a minute); beside it, the judger's
 // largest resident heap in each phase (the answer streams: it is never held
 // whole).
 //
@@ -76,13 +77,25 @@ class HeapPeak {
   std::thread thread_;
 };
 
+// Both phases span a minute's end, when the judger stores the minute that
+// ended: its pause is in the idle figure as in the busy one.
+void wait_for_second_of_minute(int second) {
+  const int64_t now_ns = monitor::realtime_ns();
+  const int64_t minute_ns = 60'000'000'000;
+  int64_t at = now_ns / minute_ns * minute_ns + second * int64_t{1'000'000'000};
+  if (at <= now_ns) at += minute_ns;
+  std::this_thread::sleep_for(std::chrono::nanoseconds(at - now_ns));
+}
+
 struct Pauses {
   int64_t longest_us = 0, p99_us = 0;
+  int64_t longest_end_ns = 0;
 };
 
 // Sends a batch every kBatchEvery for `seconds` (records of the current
 // second, 1 000 servers of another service); the pauses between ACKs.
 Pauses ack_pauses(int port, uint64_t sender, uint64_t& sequence, double seconds) {
+  wait_for_second_of_minute(50);
   const int fd = connect_to(port, std::chrono::seconds(10));
   std::string out;
   wire::encode(out, wire::Hello{sender, wire::Role::kAgent, "bench-agent"});
@@ -119,7 +132,7 @@ Pauses ack_pauses(int port, uint64_t sender, uint64_t& sequence, double seconds)
   ::shutdown(fd, SHUT_RDWR);
   acked.join();
   ::close(fd);
-  return {acked.longest_gap_us(), acked.gap_quantile_us(0.99)};
+  return {acked.longest_gap_us(), acked.gap_quantile_us(0.99), acked.longest_gap_end_ns()};
 }
 
 }  // namespace
@@ -183,6 +196,9 @@ int main(int argc, char** argv) {
             "no query running, same judger", static_cast<double>(idle_heap) / 1e6,
             static_cast<double>(busy_heap) / static_cast<double>(std::max<uint64_t>(idle_heap, 1)),
             "the answer itself is never held");
+  auto second_of_minute = [](int64_t ns) { return static_cast<int>(ns / 1'000'000'000 % 60); };
+  std::printf("longest pauses ended at second %d (idle) and %d (busy) of their minutes\n",
+              second_of_minute(idle.longest_end_ns), second_of_minute(busy.longest_end_ns));
   std::printf("%zu answers of %.1f MB meanwhile, %.2f s each (median)\n", query_s.size(),
               static_cast<double>(answer_bytes) / 1e6, query_s.empty() ? 0.0 : median(query_s));
   return 0;

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/frame.hpp"
 #include "wire/messages.hpp"
@@ -157,7 +158,10 @@ class AckCounter {
           const auto now = std::chrono::steady_clock::now();
           if (count_.load() > 0) {
             const auto gap = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
-            if (gap > longest_gap_us_.load()) longest_gap_us_ = gap;
+            if (gap > longest_gap_us_.load()) {
+              longest_gap_us_ = gap;
+              longest_gap_end_ns_ = monitor::realtime_ns();
+            }
             gaps_us_.push_back(gap);
           }
           last_ = now;
@@ -171,6 +175,8 @@ class AckCounter {
   int64_t count() const noexcept { return count_.load(); }
   /// The longest time between two ACKs: how long the receiver stalled.
   int64_t longest_gap_us() const noexcept { return longest_gap_us_.load(); }
+  /// When the longest gap ended (wall clock, ns): a pause at a minute's end is the roll-up's.
+  int64_t longest_gap_end_ns() const noexcept { return longest_gap_end_ns_.load(); }
   /// The `q` quantile of the times between ACKs (0 if none); after join().
   int64_t gap_quantile_us(double q) const {
     if (gaps_us_.empty()) return 0;
@@ -186,6 +192,7 @@ class AckCounter {
  private:
   std::atomic<int64_t> count_{0};
   std::atomic<int64_t> longest_gap_us_{0};
+  std::atomic<int64_t> longest_gap_end_ns_{0};
   std::chrono::steady_clock::time_point last_;  // the counter's thread only
   std::vector<int64_t> gaps_us_;                 // the counter's thread, then after join()
   std::thread thread_;
