@@ -211,6 +211,11 @@ Agent::Agent(AgentConfig config)
   if (config_.series_per_service != 0) aggregator_->set_series_limit(config_.series_per_service, &names_.service_of_names());
   ingest_ = std::make_unique<Ingest>(*aggregator_, names_, &*ring_names_, config_.server_id, config_.statsd);
   if (recovered_) recover_and_start_journal(watermark);
+  if (config_.host.enabled) {
+    host_ = std::make_unique<HostCollector>(config_.host);
+    spdlog::info("host metrics: every {} ms as {} server {} (--no-host-metrics turns them off)",
+                 config_.host.interval_ms, config_.host.service, config_.server_id);
+  }
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
 }
@@ -464,6 +469,20 @@ void Agent::report_self(int64_t now_ns) {
     if (const auto reachable = forwarder_->registry_reachable()) gauge("Registry.Reachable", *reachable ? 1 : 0);
     reported_forward_ = now;
   }
+  if (host_) {
+    const HostMetricsCounters& h = host_->counters();
+    const HostTotals now{h.rounds.load(), host_->rounds_dropped(), h.read_errors.load(), h.statvfs_timed_out.load(),
+                         h.devices_skipped.load(), h.counter_resets.load()};
+    const HostTotals& was = reported_host_;
+    counter("HostMetrics.Rounds", now.rounds, was.rounds);
+    counter("HostMetrics.RoundsDropped", now.rounds_dropped, was.rounds_dropped);
+    counter("HostMetrics.ReadErrors", now.read_errors, was.read_errors);
+    counter("HostMetrics.StatvfsTimedOut", now.statvfs_timed_out, was.statvfs_timed_out);
+    counter("HostMetrics.DevicesSkipped", now.devices_skipped, was.devices_skipped);
+    counter("HostMetrics.CounterResets", now.counter_resets, was.counter_resets);
+    gauge("HostMetrics.CollectMicros", h.collect_us.load());
+    reported_host_ = now;
+  }
   reported_ = c;
   commit_journal();
 }
@@ -546,7 +565,23 @@ void Agent::every_second(int64_t now_ns) {
     spdlog::warn("writers failed to intern {} names: name table full ({} entries)", sweep.new_names_full,
                  ring_names_->capacity());
   }
+  add_host_rounds();
   report_self(now_ns);
+}
+
+void Agent::add_host_rounds() {
+  if (!host_) return;
+  host_rounds_.clear();
+  host_->take(host_rounds_);
+  for (const HostRound& round : host_rounds_) {
+    for (const HostSample& sample : round.samples) {
+      auto [id, fresh] = host_ids_.try_emplace(sample.attr, 0);
+      // 0: the name table is full; it says so, and stays full (names are never forgotten).
+      if (fresh) id->second = names_.intern(config_.host.service, sample.attr);
+      if (id->second == 0) continue;
+      aggregator_->add(id->second, config_.server_id, sample.value, sample.ops, round.time_ns, now_s_);
+    }
+  }
 }
 
 int Agent::run() {

@@ -6,11 +6,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/agent_config.hpp"
 #include "agent/aggregator.hpp"
 #include "agent/forwarder.hpp"
+#include "agent/host_metrics.hpp"
 #include "agent/tee_sink.hpp"
 #include "agent/ingest.hpp"
 #include "agent/recovery_journal.hpp"
@@ -57,6 +59,8 @@ class Agent {
  private:
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
+  // The host collector's rounds since the last call, into the aggregator.
+  void add_host_rounds();
   void set_clock(int64_t now_s);  // the ingests' "now": the ring's, the retired ring's, the sockets'
   size_t poll_once();  // how many slots and datagrams it took in
   size_t ring_work_ = 0;  // of which ring slots, at the last poll_once()
@@ -119,6 +123,14 @@ class Agent {
     uint64_t spool_dropped = 0;
   };
   ForwardTotals reported_forward_;  // forwarder totals as of the last self report
+  std::unique_ptr<HostCollector> host_;  // null: --no-host-metrics
+  std::vector<HostRound> host_rounds_;   // reused by add_host_rounds()
+  std::unordered_map<std::string, uint32_t> host_ids_;  // attr -> name id (0: refused)
+  struct HostTotals {
+    uint64_t rounds = 0, rounds_dropped = 0, read_errors = 0, statvfs_timed_out = 0, devices_skipped = 0,
+             counter_resets = 0;
+  };
+  HostTotals reported_host_;
   AgentCounters reported_;  // ingest counters as of the last self report
   uint64_t reported_unjournaled_ = 0;
   uint64_t reported_names_refused_ = 0;

@@ -15,6 +15,7 @@
 #include "common/registry/registry.hpp"
 #include "net/endpoint.hpp"
 #include "monitor/monitor.h"
+#include "monitor/monitor.hpp"
 
 namespace monitor::agent {
 
@@ -49,6 +50,36 @@ void AgentConfig::read_statsd(const boost::json::value& value) {
   }
 }
 
+void AgentConfig::read_host_metrics(const boost::json::value& value) {
+  if (!value.is_object()) throw std::runtime_error("host_metrics must be an object");
+  const auto& obj = value.as_object();
+  static constexpr const char* kKeys[] = {"enabled",       "interval_ms",     "service",         "per_core",
+                                          "skip_fs_types", "skip_mounts",     "skip_disks",      "skip_interfaces",
+                                          "max_devices",   "statvfs_timeout_ms"};
+  using namespace json_fields;
+  check_known(obj, kKeys);
+  read_bool(obj, "enabled", host.enabled);
+  read_int(obj, "interval_ms", host.interval_ms);
+  read_string(obj, "service", host.service);
+  read_bool(obj, "per_core", host.per_core);
+  read_int(obj, "max_devices", host.max_devices);
+  read_int(obj, "statvfs_timeout_ms", host.statvfs_timeout_ms);
+  auto read_globs = [&](const char* key, std::vector<std::string>& out) {
+    const auto* list = obj.if_contains(key);
+    if (list == nullptr) return;
+    if (!list->is_array()) throw std::runtime_error(fmt::format("host_metrics.{} must be a list of globs", key));
+    out.clear();
+    for (const auto& glob : list->as_array()) {
+      if (!glob.is_string()) throw std::runtime_error(fmt::format("host_metrics.{} must be a list of globs", key));
+      out.emplace_back(glob.as_string());
+    }
+  };
+  read_globs("skip_fs_types", host.skip_fs_types);
+  read_globs("skip_mounts", host.skip_mounts);
+  read_globs("skip_disks", host.skip_disks);
+  read_globs("skip_interfaces", host.skip_interfaces);
+}
+
 void AgentConfig::load_file(const std::string& path) {
   const boost::json::object obj = json_fields::read_json_object(path);
   static constexpr const char* kKnown[] = {
@@ -56,7 +87,7 @@ void AgentConfig::load_file(const std::string& path) {
       "recreate_ring", "socket", "udp", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "metrics_listen", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id", "journal", "journal_max_bytes",
-      "series_per_service", "max_names", "statsd_socket", "statsd"};
+      "series_per_service", "max_names", "statsd_socket", "statsd", "host_metrics"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);
@@ -89,6 +120,7 @@ void AgentConfig::load_file(const std::string& path) {
     read_int(obj, "max_names", max_names);
     read_string(obj, "statsd_socket", statsd_socket);
     if (const auto* v = obj.if_contains("statsd")) read_statsd(*v);
+    if (const auto* v = obj.if_contains("host_metrics")) read_host_metrics(*v);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -110,6 +142,16 @@ void AgentConfig::validate() const {
   if (late_window_s < 0 || late_window_s > 300) throw std::runtime_error("late_window_s must be in [0, 300]");
   if (future_window_s < 0 || future_window_s > 300) throw std::runtime_error("future_window_s must be in [0, 300]");
   if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
+  if (host.interval_ms < 100 || host.interval_ms > 60'000) {
+    throw std::runtime_error("host_metrics.interval_ms must be in [100, 60000]");
+  }
+  if (host.max_devices < 1 || host.max_devices > 4096) throw std::runtime_error("host_metrics.max_devices must be in [1, 4096]");
+  if (host.statvfs_timeout_ms < 10 || host.statvfs_timeout_ms > 60'000) {
+    throw std::runtime_error("host_metrics.statvfs_timeout_ms must be in [10, 60000]");
+  }
+  if (host.enabled && !monitor::is_valid_name(host.service)) {
+    throw std::runtime_error(fmt::format("host_metrics.service \"{}\" is not a service name (like Host.System)", host.service));
+  }
   if (socket_rcvbuf_bytes < 4096) throw std::runtime_error("socket_rcvbuf_bytes must be >= 4096");
   if (!forward.empty() && !net::parse_endpoint(forward)) throw std::runtime_error("forward must be a numeric host:port");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");

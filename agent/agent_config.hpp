@@ -5,6 +5,7 @@
 
 #include <boost/json/fwd.hpp>
 
+#include "agent/host_metrics.hpp"
 #include "agent/statsd_line.hpp"
 
 namespace monitor::agent {
@@ -58,7 +59,9 @@ struct AgentConfig {
   uint64_t journal_max_bytes = 256ull << 20;
   int late_window_s = 2;
   int future_window_s = 2;
-  int64_t server_id = 0;  // for statsd lines without a server tag, and for Monitor.Agent
+  int64_t server_id = 0;  // for statsd lines without a server tag, Monitor.Agent and the host's metrics
+  // The host's own metrics (docs/host-metrics.md): on unless switched off.
+  HostMetricsOptions host;
   bool self_metrics = true;
   std::string metrics_listen;  // host:port serving GET /metrics (Prometheus text); empty: none
   std::string log_level = "info";
@@ -69,6 +72,8 @@ struct AgentConfig {
 
   /// Reads the "statsd" object: rules, default_service, prefix, gauge_sign, max_connections.
   void read_statsd(const boost::json::value& value);
+  /// Reads the "host_metrics" object (docs/host-metrics.md).
+  void read_host_metrics(const boost::json::value& value);
 
   /// Throws std::runtime_error when a value is out of range.
   void validate() const;

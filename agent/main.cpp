@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
        cxxopts::value<std::string>())
       ("recreate-ring", "remove an existing ring (e.g. of another version) and create a new one")
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
+      ("no-host-metrics", "do not collect this host's metrics (CPU, memory, filesystems, disks, interfaces, ...; "
+       "default: collected every second as Host.System, docs/host-metrics.md)")
       ("metrics-listen", "host:port serving GET /metrics, its health as Prometheus text (default: none)",
        cxxopts::value<std::string>())
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     if (args.count("journal")) config.journal = args["journal"].as<std::string>();
     if (args.count("recreate-ring")) config.recreate_ring = true;
     if (args.count("no-self-metrics")) config.self_metrics = false;
+    if (args.count("no-host-metrics")) config.host.enabled = false;
     if (args.count("metrics-listen")) config.metrics_listen = args["metrics-listen"].as<std::string>();
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
 

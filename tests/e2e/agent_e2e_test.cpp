@@ -44,7 +44,7 @@ struct RunningAgent {
   std::optional<ChildProcess> process;
 
   explicit RunningAgent(std::vector<std::string> extra_args = {}) {
-    std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", socket,
+    std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", socket,
                                      "--output", output, "--server-id", "500"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process.emplace(ChildProcess::spawn(argv, "", log));
@@ -216,7 +216,7 @@ TEST_CASE("the agent restarts on a ring that already holds reports and drains th
   auto writer = ChildProcess::spawn({MONITOR_E2E_WRITER_PATH, "workload", "0", dir.file("none.sock"), "500"}, "",
                                     "", {std::string(MONITOR_RING_ENV) + "=" + ring.name()});
   CHECK(writer.wait_for(30s).has_value());  // socket lines fail (no agent): exit code says so; ring ones wait
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--output",
                                     dir.file("out.jsonl"), "--late-window", "60", "--no-self-metrics"},
                                    "", dir.file("agent.log"));
   // Once started it drains what waits in the ring; a graceful stop drains the rest.
@@ -240,24 +240,24 @@ TEST_CASE("the agent restarts on a ring that already holds reports and drains th
 TEST_CASE("monitor-agent --help describes it and a bad config stops it with a clear message", "[e2e][failure]") {
   TempDir dir;
   {
-    auto help = ChildProcess::spawn({MONITOR_AGENT_PATH, "--help"}, dir.file("help.txt"));
+    auto help = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--help"}, dir.file("help.txt"));
     REQUIRE(help.wait_for(10s) == 0);
     CHECK_THAT(read_file(dir.file("help.txt")), Catch::Contains("--late-window"));
   }
   {
     std::ofstream(dir.file("bad.json")) << "{\"late_window_s\": \"soon\"}";
-    auto bad = ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file("bad.json")}, "", dir.file("err.txt"));
+    auto bad = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--config", dir.file("bad.json")}, "", dir.file("err.txt"));
     REQUIRE(bad.wait_for(10s) == 2);
     CHECK_THAT(read_file(dir.file("err.txt")), Catch::Contains("late_window_s") && Catch::Contains("integer"));
   }
   {
-    auto bad = ChildProcess::spawn({MONITOR_AGENT_PATH, "--late-window", "-4"}, "", dir.file("err2.txt"));
+    auto bad = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--late-window", "-4"}, "", dir.file("err2.txt"));
     REQUIRE(bad.wait_for(10s) == 2);
     CHECK_THAT(read_file(dir.file("err2.txt")), Catch::Contains("late_window_s"));
   }
   {
     std::ofstream(dir.file("not-a-socket")) << "x";
-    auto bad = ChildProcess::spawn({MONITOR_AGENT_PATH, "--socket", dir.file("not-a-socket"), "--ring",
+    auto bad = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--socket", dir.file("not-a-socket"), "--ring",
                                     "/mt-e2e-sockcheck"}, "", dir.file("err3.txt"));
     REQUIRE(bad.wait_for(10s) == 2);
     CHECK_THAT(read_file(dir.file("err3.txt")), Catch::Contains("bind socket"));
@@ -268,7 +268,7 @@ TEST_CASE("monitor-agent --help describes it and a bad config stops it with a cl
 TEST_CASE("a second agent on a ring that already has a live reader refuses to start", "[e2e][failure]") {
   RunningAgent first;
   TempDir dir;
-  auto second = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", first.ring.name(), "--socket", dir.file("s2.sock"),
+  auto second = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", first.ring.name(), "--socket", dir.file("s2.sock"),
                                      "--output", dir.file("out2.jsonl")},
                                     "", dir.file("err.txt"));
   REQUIRE(second.wait_for(10s) == 2);
@@ -279,7 +279,7 @@ TEST_CASE("a second agent on a ring that already has a live reader refuses to st
 TEST_CASE("a full output disk is counted and logged and the agent keeps running", "[e2e][failure]") {
   TempDir dir;
   TempRing ring("fulldisk");
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", dir.file("agent.sock"),
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", dir.file("agent.sock"),
                                     "--output", "/dev/full"},
                                    "", dir.file("agent.log"));
   struct stat st {};

@@ -21,7 +21,7 @@ namespace monitor::e2e {
 /// registry's proxies of data centre "central".
 inline std::vector<std::string> agent_argv(const test::TempDir& dir, const test::TempRing& ring,
                                            const std::string& forward) {
-  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--spool-dir",
+  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--spool-dir",
                                    dir.file("agent-spool"), "--no-self-metrics"};
   if (forward.empty()) {
     argv.insert(argv.end(), {"--registry", registry_address(dir), "--dc", "central"});
@@ -36,7 +36,7 @@ inline std::vector<std::string> agent_argv(const test::TempDir& dir, const test:
 /// discarded, spool and log under `dir` named after `name`.
 inline test::ChildProcess spawn_dc1_agent(const test::TempDir& dir, const std::string& ring, const std::string& registry,
                                           const std::string& name, int server_id, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring, "--socket", "", "--output", "/dev/null",
+  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring, "--socket", "", "--output", "/dev/null",
                                    "--registry", registry, "--dc", "dc1", "--spool-dir", dir.file(name + "-spool"),
                                    "--server-id", std::to_string(server_id)};
   argv.insert(argv.end(), extra.begin(), extra.end());

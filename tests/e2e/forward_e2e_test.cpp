@@ -39,7 +39,7 @@ TEST_CASE("agent forwarding survives a judger killed with SIGKILL: every report 
   std::optional<ChildProcess> judger;
   judger.emplace(spawn_judger(dir, port, dir.file("judger1.log"), query_port));
   const std::string socket = dir.file("agent.sock");
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", socket, "--output",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", socket, "--output",
                                     dir.file("out.jsonl"), "--forward", "127.0.0.1:" + std::to_string(port),
                                     "--spool-dir", dir.file("spool"), "--no-self-metrics"},
                                    "", dir.file("agent.log"));

@@ -86,7 +86,7 @@ TEST_CASE("issue 10: agent, Bonnie and judger serve their health on /metrics in 
                                      "127.0.0.1:" + std::to_string(proxy_metrics)},
                                     "", dir.file("bonnie.log"));
   const std::string socket_path = dir.file("agent.sock");
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", socket_path, "--output",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", socket_path, "--output",
                                     "/dev/null", "--registry", registry, "--dc", "dc1", "--spool-dir",
                                     dir.file("agent-spool"), "--no-self-metrics", "--metrics-listen",
                                     "127.0.0.1:" + std::to_string(agent_metrics)},

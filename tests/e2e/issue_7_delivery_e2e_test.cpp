@@ -75,7 +75,7 @@ class SmallDisk {
 };
 
 ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::string& log) {
-  return ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--registry",
+  return ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--registry",
                               "file:" + dir.file("registry"), "--dc", "central", "--spool-dir",
                               dir.file("agent-spool"), "--no-self-metrics"},
                              "", dir.file(log));
@@ -167,7 +167,7 @@ TEST_CASE("issue 7: one second of 300 000 series crosses agent, Clyde, Bonnie an
     std::fclose(f);
   }
   auto clyde = spawn_proxy(dir, "clyde", "clyde-1", free_port(), "remote", dir.file("bonnies.txt"));
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--registry",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--registry",
                                     "file:" + dir.file("registry"), "--dc", "remote", "--spool-dir",
                                     dir.file("agent-spool"), "--no-self-metrics"},
                                    "", dir.file("agent.log"));

@@ -183,7 +183,7 @@ TEST_CASE("issue 7: an agent drops the series of a service past series_per_servi
           "[e2e][agent][issue7][failure]") {
   TempDir dir;
   TempRing ring("series-limit");
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--output",
                                     dir.file("out.jsonl"), "--series-per-service", "100", "--no-self-metrics"},
                                    "", dir.file("agent.log"));
   REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("late window") != std::string::npos; }, 10s));
@@ -219,7 +219,7 @@ TEST_CASE("issue 7: an agent at max_names drops reports of new names, counted an
     std::fclose(f);
   }
   const std::string socket = dir.file("agent.sock");
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file("agent.json"), "--ring", ring.name(),
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--config", dir.file("agent.json"), "--ring", ring.name(),
                                     "--socket", socket, "--output", dir.file("out.jsonl"), "--no-self-metrics"},
                                    "", dir.file("agent.log"));
   REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("late window") != std::string::npos; }, 10s));

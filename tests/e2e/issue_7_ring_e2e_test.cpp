@@ -37,7 +37,7 @@ struct Agent {
   std::optional<ChildProcess> process;
 
   Agent() {
-    process.emplace(ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output",
+    process.emplace(ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--output",
                                          output, "--server-id", "500"},
                                         "", log));
     REQUIRE(monitor::test::wait_until([&] { return read_file(log).find("late window") != std::string::npos; }, 10s));
@@ -141,7 +141,7 @@ TEST_CASE("issue 7: an agent restarted 5 s after the last one stopped reads what
           "[e2e][issue7][failure]") {
   TempDir dir;
   TempRing ring("slow-restart");
-  auto argv = std::vector<std::string>{MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output",
+  auto argv = std::vector<std::string>{MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--output",
                                        dir.file("out.jsonl"), "--server-id", "500"};
   std::optional<ChildProcess> agent;
   agent.emplace(ChildProcess::spawn(argv, "", dir.file("agent1.log")));

@@ -301,7 +301,7 @@ TEST_CASE("issue 9: the demo app injects a fault: the webhook and the mail arriv
   auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), 0,
                                            {"--name", "judger-1", "--smtp-url", "smtp://127.0.0.1:" + std::to_string(smtp_port),
                                             "--no-self-metrics"});
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--output", "/dev/null",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "", "--output", "/dev/null",
                                     "--forward", "127.0.0.1:" + std::to_string(port), "--spool-dir",
                                     dir.file("agent-spool"), "--no-self-metrics"},
                                    "", dir.file("agent.log"));

@@ -57,7 +57,7 @@ void write_file(const std::string& path, const std::string& text) {
 // An agent of data centre `dc` that finds its proxy in the registry.
 ChildProcess spawn_agent(const TempDir& dir, const TempRing& ring, const std::string& dc, const std::string& log) {
   const std::string socket = dir.file("agent.sock");
-  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", socket, "--output",
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", socket, "--output",
                                     "/dev/null", "--registry", "file:" + dir.file("registry"), "--dc", dc,
                                     "--spool-dir", dir.file("agent-spool"), "--no-self-metrics"},
                                    "", dir.file(log));
