@@ -22,7 +22,7 @@ namespace monitor::bench {
 class AgentProcess {
  public:
   AgentProcess(const std::string& ring, std::vector<std::string> extra = {}) : ring_(ring) {
-    std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--ring", ring, "--socket", "", "--output", "/dev/null",
+    std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring, "--socket", "", "--output", "/dev/null",
                                      "--log-level", "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     std::vector<char*> args;
