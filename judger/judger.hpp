@@ -102,6 +102,7 @@ class Judger {
   void register_self();
   void refuse_connection(boost::asio::ip::tcp::socket& socket, std::string_view kind, uint32_t limit);
   static constexpr uint32_t kRefusedName = UINT32_MAX;  // a peer's name past max_names
+  static constexpr int kQueryThreadNice = 10;
   void log_health();
   void report_health();
 
