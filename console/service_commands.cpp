@@ -3,6 +3,7 @@
 // and a removed id is never reused (the counters only grow).
 #include "console/service_commands.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common/registry/placement.hpp"
+#include "common/registry/service_attrs.hpp"
 #include "console/console_context.hpp"
 #include "net/http_get.hpp"
 
@@ -68,13 +70,25 @@ int service_add(int argc, char** argv) {
   auto options = make_options("service add", "Registers a service and assigns its numeric id; places it on the "
                                              "least-loaded live judger unless --judger names one.");
   options.add_options()("name", "service name, e.g. Shop.Api", cxxopts::value<std::string>())
-      ("judger", "judger to own it (default: the least-loaded live one)", cxxopts::value<std::string>());
+      ("judger", "judger to own it (default: the least-loaded live one)", cxxopts::value<std::string>())
+      ("auto-attrs", "new attrs a Bonnie registers for it on first sight, up to this many in all, with no console "
+       "step (as the agents' Host.System needs; default 0: only attrs added with attr add)",
+       cxxopts::value<std::string>());
   options.parse_positional({"name"});
   options.positional_help("NAME");
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   const std::string name = positional(*args, "name");
   check_name("service", name);
+  int64_t auto_attrs = 0;
+  if (args->count("auto-attrs")) {
+    // A string: gcc 12 warns falsely inside cxxopts' integer parser here.
+    const std::string text = (*args)["auto-attrs"].as<std::string>();
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), auto_attrs);
+    if (ec != std::errc() || end != text.data() + text.size() || auto_attrs < 0 || auto_attrs > 100'000) {
+      throw ConsoleError(kExitBadInput, "--auto-attrs must be a number in [0, 100000]");
+    }
+  }
   Console console(*args);
   auto& reg = console.registry();
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -96,9 +110,10 @@ int service_add(int argc, char** argv) {
     }
     auto counter = console.check(reg.get("counters", kServiceCounter), "reading the service id counter");
     const int64_t id = counter ? int_field(counter->value, "next", 1) : 1;
-    std::vector<registry::Write> writes{
-        {"counters", kServiceCounter, boost::json::object{{"next", id + 1}}},
-        {"services", name, boost::json::object{{"id", id}, {"attrs", boost::json::object{}}, {"next_attr_id", 1}}}};
+    boost::json::object service{{"id", id}, {"attrs", boost::json::object{}}, {"next_attr_id", 1}};
+    if (auto_attrs > 0) service["auto_attrs"] = auto_attrs;
+    std::vector<registry::Write> writes{{"counters", kServiceCounter, boost::json::object{{"next", id + 1}}},
+                                        {"services", name, std::move(service)}};
     if (!judger.empty()) writes.push_back({"assignments", name, boost::json::object{{"judger", judger}}});
     const bool done = console.check(
         reg.commit({{"counters", kServiceCounter, counter ? counter->version : 0}, {"services", name, 0}}, writes),
@@ -271,28 +286,20 @@ std::optional<AttrArgs> parse_attr_args(const std::string& verb, const std::stri
   return out;
 }
 
-// Changes a service's attrs and its next attr id by compare-and-set, reading
-// again when another console wrote first. `change` throws on bad input.
+// Changes a service's attrs and its next attr id by compare-and-set
+// (registry::update_service_attrs). `change` throws on bad input.
 void update_attrs(Console& console, const std::string& service, const std::string& doing,
                   const std::function<void(boost::json::object& attrs, int64_t& next)>& change) {
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    const Entry entry = must_get_service(console, service);
-    boost::json::object value = entry.value.is_object() ? entry.value.as_object() : boost::json::object{};
-    if (!value["attrs"].is_object()) value["attrs"] = boost::json::object{};
-    auto& attrs = value["attrs"].as_object();
-    // Past every id ever handed out: removed ids are retired for good.
-    int64_t next = int_field(value, "next_attr_id", 1);
-    for (const auto& [attr, id] : attrs) next = std::max(next, (id.is_int64() ? id.as_int64() : 0) + 1);
-    change(attrs, next);
-    value["next_attr_id"] = next;
-    if (console.check(console.registry().commit({{"services", service, entry.version}}, {{"services", service, value}}),
-                      doing)) {
-      return;
-    }
+  must_get_service(console, service);  // a clear "no service" first
+  const auto updated = registry::update_service_attrs(console.registry(), service,
+                                                      [&](boost::json::object& attrs, int64_t& next) {
+                                                        change(attrs, next);
+                                                        return true;
+                                                      });
+  if (!updated && updated.error() == boost::system::errc::resource_unavailable_try_again) {
+    throw ConsoleError(kExitUnreachable, fmt::format("{}: gave up: the service changed under every attempt", doing));
   }
-  throw ConsoleError(kExitUnreachable, fmt::format("{}: gave up after {} attempts: the service changed under every "
-                                                   "one",
-                                                   doing, kAttempts));
+  console.check(updated, doing);
 }
 
 int attr_add(int argc, char** argv) {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "common/registry/service_attrs.hpp"
+
 namespace monitor::proxy {
 namespace {
 
@@ -48,6 +50,7 @@ Catalogue Catalogue::build(const std::map<std::string, std::vector<registry::Ent
     }
     auto& known = c.attrs_[entry.name];
     for (const auto& attr : attrs->as_object()) known.emplace(attr.key());
+    if (const int64_t bound = registry::auto_attrs_of(entry.value); bound > 0) c.auto_attrs_[entry.name] = bound;
   }
   for (const auto& entry : of("assignments")) {
     const auto* judger = string_field(entry.value, "judger");
@@ -90,11 +93,27 @@ bool Catalogue::judger_retired(const std::string& judger) const {
 Catalogue::Verdict Catalogue::judge(std::string_view service, std::string_view attr, std::string& judger) const {
   const auto known = attrs_.find(std::string(service));
   if (known == attrs_.end()) return Verdict::kUnknownService;
-  if (!known->second.contains(std::string(attr))) return Verdict::kUnknownAttr;
+  const bool registered = known->second.contains(std::string(attr));
+  if (!registered && !auto_attrs_.contains(known->first)) return Verdict::kUnknownAttr;
   const auto owner = judger_of_.find(known->first);
   if (owner == judger_of_.end()) return Verdict::kUnassigned;
   judger = owner->second;
-  return Verdict::kRoute;
+  return registered ? Verdict::kRoute : Verdict::kNewAttr;
+}
+
+size_t Catalogue::attr_count(std::string_view service) const {
+  const auto known = attrs_.find(std::string(service));
+  return known == attrs_.end() ? 0 : known->second.size();
+}
+
+bool Catalogue::has_attr(const std::string& service, const std::string& attr) const {
+  const auto known = attrs_.find(service);
+  return known != attrs_.end() && known->second.contains(attr);
+}
+
+int64_t Catalogue::auto_attrs(std::string_view service) const {
+  const auto bound = auto_attrs_.find(std::string(service));
+  return bound == auto_attrs_.end() ? 0 : bound->second;
 }
 
 std::set<std::string> Catalogue::assigned_judgers() const {

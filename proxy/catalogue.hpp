@@ -17,7 +17,9 @@ namespace monitor::proxy {
 
 class Catalogue {
  public:
-  enum class Verdict { kRoute, kUnknownService, kUnknownAttr, kUnassigned };
+  // kNewAttr: an attr not registered of a service that takes new ones
+  // (auto_attrs); routed like kRoute once the proxy has room for it.
+  enum class Verdict { kRoute, kUnknownService, kUnknownAttr, kUnassigned, kNewAttr };
 
   /// The kinds a Catalogue is built from.
   static const std::vector<std::string>& kinds();
@@ -45,6 +47,11 @@ class Catalogue {
   const std::vector<std::string>& bonnies() const noexcept { return bonnies_; }
 
   size_t services() const noexcept { return attrs_.size(); }
+  /// The attrs a service has registered, and how many it may have registered
+  /// for it on first sight (its auto_attrs; 0: none).
+  size_t attr_count(std::string_view service) const;
+  bool has_attr(const std::string& service, const std::string& attr) const;
+  int64_t auto_attrs(std::string_view service) const;
   /// Every judger some service is assigned to.
   std::set<std::string> assigned_judgers() const;
 
@@ -53,6 +60,7 @@ class Catalogue {
  private:
   std::unordered_map<std::string, std::unordered_set<std::string>> attrs_;  // service -> attrs
   std::unordered_map<std::string, std::string> judger_of_;                  // service -> judger
+  std::unordered_map<std::string, int64_t> auto_attrs_;                     // service -> bound, if it takes new attrs
   std::map<std::string, std::string> judger_addresses_;                     // judger -> address
   std::vector<std::string> bonnies_;
   std::set<std::string> known_judgers_;  // in parts/: declared, or registered once

@@ -126,6 +126,7 @@ Proxy::Proxy(ProxyConfig config)
     bonnie_index_ = std::random_device{}() % bonnies_.size();
     if (link_to("bonnie") == nullptr) throw std::runtime_error("cannot open the spool of the link to the Bonnies");
   } else {
+    registrar_ = std::make_unique<AttrRegistrar>(*registry_);
     // Routes follow the registry as it changes, pushed by the watch; the
     // first read is waited for (bounded) so the first batches are routed.
     catalogue_watch_ = registry_->watch(
@@ -256,6 +257,8 @@ void Proxy::apply_catalogue() {
   for (const auto& problem : problems) spdlog::warn("registry: {}", problem);
   catalogue_ = std::move(loaded);
   ++catalogue_version_;  // every upstream's routes are judged again
+  registrar_->drop_registered(
+      [&](const std::string& service, const std::string& attr) { return catalogue_.has_attr(service, attr); });
   // Connected before the first report needs them (a judger name is a registry key: a safe directory name).
   for (const auto& judger : catalogue_.assigned_judgers()) link_to(judger);
   spdlog::info("registry: {} services, Bonnies {}", catalogue_.services(), fmt::join(catalogue_.bonnies(), ", "));
@@ -279,7 +282,7 @@ void Proxy::reroute(const std::string& from, wire::SpoolRecord spooled, Link::Fi
   for (auto& record : spooled.batch.records) {
     const auto& names = spooled.names[record.name_id - 1];  // checked by decode_spool_record()
     std::string judger;
-    const auto verdict = catalogue_.judge(names.service, names.attr, judger);
+    const auto verdict = judge(names.service, names.attr, judger);
     if (verdict != Catalogue::Verdict::kRoute || judger == from) {
       ++(verdict == Catalogue::Verdict::kUnknownService ? counters_.dropped_unknown_service
          : verdict == Catalogue::Verdict::kUnknownAttr  ? counters_.dropped_unknown_attr
@@ -328,6 +331,14 @@ void Proxy::refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t
   upstream.connection->close();
 }
 
+Catalogue::Verdict Proxy::judge(std::string_view service, std::string_view attr, std::string& judger) {
+  const Catalogue::Verdict verdict = catalogue_.judge(service, attr, judger);
+  if (verdict != Catalogue::Verdict::kNewAttr) return verdict;
+  const bool admitted = registrar_->admit(std::string(service), std::string(attr), catalogue_.attr_count(service),
+                                          catalogue_.auto_attrs(service));
+  return admitted ? Catalogue::Verdict::kRoute : Catalogue::Verdict::kUnknownAttr;
+}
+
 void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
   Upstream& upstream = *from;
   ++counters_.batches_in;
@@ -345,7 +356,7 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
       std::string_view service, attr;
       upstream.dictionary.lookup(record.name_id, service, attr);
       std::string judger;
-      route.verdict = config_.is_clyde() ? Catalogue::Verdict::kRoute : catalogue_.judge(service, attr, judger);
+      route.verdict = config_.is_clyde() ? Catalogue::Verdict::kRoute : judge(service, attr, judger);
       route.link = nullptr;
       if (route.verdict == Catalogue::Verdict::kRoute) {
         route.link = link_to(config_.is_clyde() ? std::string("bonnie") : judger);
@@ -370,6 +381,7 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
       case Catalogue::Verdict::kUnknownService: ++counters_.dropped_unknown_service; continue;
       case Catalogue::Verdict::kUnknownAttr: ++counters_.dropped_unknown_attr; continue;
       case Catalogue::Verdict::kUnassigned: ++counters_.dropped_unassigned; continue;
+      case Catalogue::Verdict::kNewAttr: break;  // judge() turned it into kRoute or kUnknownAttr
     }
     auto part = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.first == route.link; });
     if (part == parts.end()) {
@@ -561,6 +573,11 @@ void Proxy::report_health() {
   health_.counter("Batches.Refused", counters_.batches_refused);
   health_.counter("Connections.Refused", counters_.connections_refused);
   health_.counter("Reports.HandedOver", counters_.records_handed_over);
+  if (registrar_) {
+    health_.counter("AutoAttrs.Registered", registrar_->registered());
+    health_.counter("AutoAttrs.Refused", registrar_->refused());
+    health_.gauge("AutoAttrs.Waiting", static_cast<int64_t>(registrar_->waiting()));
+  }
   health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
   health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
   health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));

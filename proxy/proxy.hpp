@@ -36,6 +36,7 @@
 #include "health/health_reporter.hpp"
 #include "net/frame_connection.hpp"
 #include "net/metrics_server.hpp"
+#include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
 #include "proxy/link.hpp"
 #include "proxy/proxy_config.hpp"
@@ -94,6 +95,9 @@ class Proxy {
   // Hands what was spooled for judgers gone for good to their services' judgers now.
   void hand_over_retired();
   void reroute(const std::string& from, wire::SpoolRecord part, Link::Finished finished);
+  // The catalogue's verdict, with a new attr of a service that takes them
+  // routed (and queued for registration) while there is room, else refused.
+  Catalogue::Verdict judge(std::string_view service, std::string_view attr, std::string& judger);
   void register_self();
   void report_health();
   void log_health();
@@ -125,6 +129,7 @@ class Proxy {
   std::mutex watched_mutex_;
   std::map<std::string, std::vector<registry::Entry>> watched_;  // GUARDED_BY(watched_mutex_)
   // Last: stopped before anything they call into is destroyed.
+  std::unique_ptr<AttrRegistrar> registrar_;  // Bonnie
   std::unique_ptr<registry::LiveRegistration> registration_;
   std::unique_ptr<registry::Watch> catalogue_watch_;
 };

@@ -6,7 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include "common/registry/registry.hpp"
+#include "common/registry/service_attrs.hpp"
+#include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
+#include "support/child_process.hpp"
 #include "support/temp_names.hpp"
 
 using monitor::proxy::Catalogue;
@@ -78,4 +81,54 @@ TEST_CASE("issue 7: an assignment to a judger name that is not a registry key is
   CHECK(loaded->assigned_judgers() == std::set<std::string>{"judger-1"});
   REQUIRE(problems.size() == 2);
   for (const auto& problem : problems) CHECK_THAT(problem, Catch::Contains("not a valid registry key"));
+}
+
+TEST_CASE("a service with auto_attrs takes new attrs up to its bound: registered once, by compare-and-set, refused "
+          "past it",
+          "[proxy][auto_attrs]") {
+  TempDir dir;
+  auto registry = std::move(*monitor::registry::open_registry("file:" + dir.path() + "/registry"));
+  REQUIRE(registry->put("services", "Host.System",
+                        object{{"id", 1}, {"attrs", object{{"Mem.TotalBytes", 1}}}, {"next_attr_id", 2},
+                               {"auto_attrs", 3}}));
+  REQUIRE(registry->put("services", "Shop.Api", object{{"id", 2}, {"attrs", object{}}}));
+  REQUIRE(registry->put("assignments", "Host.System", object{{"judger", "judger-1"}}));
+  REQUIRE(registry->put("assignments", "Shop.Api", object{{"judger", "judger-1"}}));
+  std::vector<std::string> problems;
+  auto c = *Catalogue::load(*registry, problems);
+  std::string judger;
+  CHECK(c.judge("Host.System", "Cpu.Busy", judger) == Catalogue::Verdict::kNewAttr);
+  CHECK(judger == "judger-1");
+  CHECK(c.judge("Host.System", "Mem.TotalBytes", judger) == Catalogue::Verdict::kRoute);
+  CHECK(c.judge("Shop.Api", "Cpu.Busy", judger) == Catalogue::Verdict::kUnknownAttr);  // the rule for every other
+  CHECK(c.auto_attrs("Host.System") == 3);
+  CHECK(c.attr_count("Host.System") == 1);
+
+  using monitor::registry::AutoAttr;
+  CHECK(*monitor::registry::add_auto_attr(*registry, "Host.System", "Cpu.Busy") == AutoAttr::kAdded);
+  CHECK(*monitor::registry::add_auto_attr(*registry, "Host.System", "Cpu.Busy") == AutoAttr::kKnown);
+  CHECK(*monitor::registry::add_auto_attr(*registry, "Host.System", "Load.Avg1") == AutoAttr::kAdded);
+  CHECK(*monitor::registry::add_auto_attr(*registry, "Host.System", "Load.Avg5") == AutoAttr::kFull);
+  CHECK(*monitor::registry::add_auto_attr(*registry, "Shop.Api", "Any.Thing") == AutoAttr::kFull);
+  const auto entry = **registry->get("services", "Host.System");
+  const auto& attrs = entry.value.at("attrs").as_object();
+  CHECK(attrs.size() == 3);
+  CHECK(attrs.at("Cpu.Busy").as_int64() == 2);
+  CHECK(attrs.at("Load.Avg1").as_int64() == 3);
+  c = *Catalogue::load(*registry, problems);
+  CHECK(c.judge("Host.System", "Cpu.Busy", judger) == Catalogue::Verdict::kRoute);
+
+  // A Bonnie's admission: what is queued counts against the bound before the registry has it.
+  auto fresh = std::move(*monitor::registry::open_registry("file:" + dir.path() + "/registry2"));
+  REQUIRE(fresh->put("services", "Host.System", object{{"id", 1}, {"attrs", object{}}, {"auto_attrs", 2}}));
+  {
+    monitor::proxy::AttrRegistrar registrar(*fresh);
+    CHECK(registrar.admit("Host.System", "A.One", 0, 2));
+    CHECK(registrar.admit("Host.System", "A.One", 0, 2));  // the same: admitted again, queued once
+    CHECK(registrar.admit("Host.System", "A.Two", 0, 2));
+    CHECK_FALSE(registrar.admit("Host.System", "A.Three", 0, 2));
+    CHECK(registrar.refused() == 1);
+    REQUIRE(monitor::test::wait_until([&] { return registrar.registered() == 2; }, 10s));
+  }
+  CHECK((**fresh->get("services", "Host.System")).value.at("attrs").as_object().size() == 2);
 }
