@@ -7,12 +7,16 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include "e2e/judger_process.hpp"
+#include "e2e/proxy_process.hpp"
+#include "e2e/registry_address.hpp"
 #include "e2e/monitorctl_run.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
@@ -86,4 +90,77 @@ TEST_CASE("issue 21: an agent with no host configuration reports the host's memo
   CHECK(agent.wait_for(20s) == 0);
   judger.signal(SIGTERM);
   CHECK(judger.wait_for(20s) == 0);
+}
+
+// Through a Bonnie, which drops what is not registered: a service added with
+// --auto-attrs takes the host's attrs on first sight, up to its bound.
+TEST_CASE("issue 21: a new host's attrs are registered by the Bonnie on first sight, up to the service's "
+          "auto_attrs, and its metrics are queryable through the registry",
+          "[e2e][issue21][host][auto_attrs][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("host-big"), small_ring("host-small");
+  const std::string registry = monitor::e2e::registry_address(dir);
+  const int judger_port = free_port(), query_port = free_port(), bonnie_port = free_port(),
+            bonnie_metrics = free_port();
+  auto judger = monitor::e2e::spawn_judger(dir, judger_port, dir.file("judger.log"), query_port,
+                                           {"--name", "judger-1", "--no-self-metrics", "--no-placement"});
+  auto ctl = [&](std::vector<std::string> args) { return monitor::e2e::monitorctl(dir, registry, std::move(args)); };
+  REQUIRE(wait_until([&] { return ctl({"judger", "list"}).out.find("judger-1") != std::string::npos; }, 20s));
+  REQUIRE(ctl({"service", "add", "Host.System", "--auto-attrs", "2000", "--judger", "judger-1"}).rc == 0);
+  REQUIRE(ctl({"service", "add", "Host.Small", "--auto-attrs", "5", "--judger", "judger-1"}).rc == 0);
+  auto bonnie = monitor::e2e::spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central", {},
+                                          {{"metrics_listen", "127.0.0.1:" + std::to_string(bonnie_metrics)}});
+  auto spawn_agent = [&](const monitor::test::TempRing& r, const std::string& name, const std::string& service,
+                         int server) {
+    std::ofstream(dir.file(name + ".json")) << R"({"host_metrics": {"service": ")" << service << R"("}})";
+    return ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file(name + ".json"), "--ring", r.name(),
+                                "--socket", "", "--udp", "none", "--spool-dir", dir.file(name + "-spool"),
+                                "--registry", registry, "--dc", "central", "--server-id", std::to_string(server),
+                                "--no-self-metrics"},
+                               "", dir.file(name + ".log"));
+  };
+  auto agent = spawn_agent(ring, "agent", "Host.System", 7);
+  auto small = spawn_agent(small_ring, "small", "Host.Small", 8);
+  INFO("bonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\nagent:\n" << read_file(dir.file("agent.log")));
+
+  auto attrs_of = [&](const std::string& service) {
+    const auto run = ctl({"attr", "list", service, "--output", "json"});
+    return run.rc == 0 ? json::parse(run.out).as_array().size() : 0;
+  };
+  // Every attr the agent reports, registered with no console step (CPU
+  // shares and counters from its second collection on).
+  REQUIRE(wait_until([&] {
+    return ctl({"attr", "list", "Host.System", "--output", "json"}).out.find("\"Cpu.Busy\"") != std::string::npos;
+  }, 30s));
+  const auto list = ctl({"attr", "list", "Host.System", "--output", "json"});
+  CHECK_THAT(list.out, Catch::Contains("\"Mem.TotalBytes\""));
+  CHECK_THAT(list.out, Catch::Contains("\"Cpu.ContextSwitches\""));
+  // Past its bound, a service takes no more, and the Bonnie counts what it refused.
+  REQUIRE(wait_until([&] { return attrs_of("Host.Small") == 5; }, 30s));
+  auto samples = [&] {
+    std::map<std::string, double> out;
+    std::istringstream in(monitor::test::http_get(bonnie_metrics, "/metrics").body);
+    for (std::string line; std::getline(in, line);) {
+      const size_t space = line.find(' ');
+      if (!line.empty() && line[0] != '#' && space != std::string::npos) out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    }
+    return out;
+  };
+  REQUIRE(wait_until([&] { return samples()["monitor_proxy_auto_attrs_refused_total"] > 0; }, 20s));
+  CHECK(attrs_of("Host.Small") == 5);
+
+  // What a user reads, through the registry to the owning judger.
+  std::optional<double> total;
+  REQUIRE(wait_until([&] {
+    const auto run = ctl({"query", "--service", "Host.System", "--attr", "Mem.TotalBytes", "--op", "LAST", "--server",
+                          "7", "--from", "-10m", "--output", "json"});
+    if (run.rc != 0) return false;
+    const auto points = json::parse(run.out).at("points").as_array();
+    if (points.empty()) return false;
+    total = points.back().as_array().at(1).to_number<double>();
+    return true;
+  }, 150s));
+  CHECK(*total == static_cast<double>(meminfo_bytes("MemTotal")));
+  for (auto* p : {&agent, &small, &bonnie, &judger}) p->signal(SIGTERM);
+  for (auto* p : {&agent, &small, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
 }
