@@ -130,6 +130,11 @@ echo "== Request.LatencyUs, p99:"
 show build/console/monitorctl query "${range[@]}" --service Shop.Api --attr Request.LatencyUs --op HIST_P99
 echo "== Checkout.Clicks of server 2 (sent by a statsd client):"
 show build/console/monitorctl query "${range[@]}" --service Shop.Api --attr Checkout.Clicks --op SUM --server 2
+echo "== this host, as its agent reports it with nothing configured (Host.System of server 1, docs/host-metrics.md):"
+echo "   CPU busy, in hundredths of a percent (AVG of each minute):"
+show build/console/monitorctl query "${range[@]}" --service Host.System --attr Cpu.Busy --op AVG --server 1
+echo "   memory used, bytes:"
+show build/console/monitorctl query "${range[@]}" --service Host.System --attr Mem.UsedBytes --op LAST --server 1
 echo "== Bonnie's own health (Monitor.Proxy Reports.Forwarded of server 1):"
 show build/console/monitorctl query "${range[@]}" --service Monitor.Proxy --attr Reports.Forwarded --server 1
 echo "== the services and the parts, as the console sees them:"
