@@ -14,6 +14,7 @@ packages=(
   prometheus victoria-metrics influxdb
   chromium chromium-driver python3-selenium
   python3-statsd golang-go golang-github-datadog-datadog-go-dev
+  iproute2 util-linux  # the host metrics tests make veth pairs in namespaces of their own
 )
 # The dashboard's web build runs npm (dashboard/web/package-lock.json): Debian's,
 # unless a Node.js with npm is on the machine already.
