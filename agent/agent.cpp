@@ -177,7 +177,7 @@ Agent::Agent(AgentConfig config)
     const uint64_t sender_id = config_.sender_id != 0 ? config_.sender_id : default_sender_id(config_.ring_name());
     forwarder_ = std::make_unique<Forwarder>(
         Forwarder::Options{config_.forward, config_.registry, config_.dc, config_.spool_dir, config_.spool_max_bytes,
-                           sender_id, fmt::format("agent {}", config_.ring_name())},
+                           sender_id, fmt::format("agent {}", config_.ring_name()), config_.server_id},
         names_);
     if (sink_) {
       tee_ = std::make_unique<TeeSink>(*sink_, *forwarder_);

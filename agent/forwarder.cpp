@@ -1,5 +1,8 @@
 #include "agent/forwarder.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -125,7 +128,9 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
     if (!registry::is_valid_key(name)) name = fmt::format("agent-{:016x}", options_.sender_id);
     registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "agent", "agents", name,
                                                                  std::chrono::seconds(10));
-    registration_->update(boost::json::object{{"dc", options_.dc}, {"batches_sent", 0}, {"spooled", 0}});
+    host_name_ = host;
+    host_ips_ = host_addresses();
+    registration_->update(registration_value());
   }
   if (spool_->records() != 0) {
     spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spool_->records());
@@ -134,6 +139,40 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
 }
 
 Forwarder::~Forwarder() { stop(); }
+
+std::vector<std::string> Forwarder::host_addresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (const ifaddrs* a = list; a != nullptr && out.size() < 16; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || (a->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (a->ifa_addr->sa_family == AF_INET) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+    } else if (a->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr)) continue;
+      ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    } else {
+      continue;
+    }
+    out.emplace_back(text);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+boost::json::object Forwarder::registration_value() const {
+  boost::json::array ips;
+  for (const auto& ip : host_ips_) ips.emplace_back(ip);
+  return boost::json::object{{"dc", options_.dc},
+                             {"host", host_name_},
+                             {"server_id", options_.server_id},
+                             {"ips", std::move(ips)},
+                             {"batches_sent", counters_.batches_sent.load()},
+                             {"spooled", spooled()},
+                             {"last_report_s", realtime_ns() / 1'000'000'000}};
+}
 
 void Forwarder::stop(std::chrono::milliseconds drain) {
   const auto deadline = std::chrono::steady_clock::now() + drain;
@@ -155,11 +194,7 @@ void Forwarder::write(const AggregateRecord& r) {
 }
 
 void Forwarder::end_second(int64_t second) {
-  if (registration_) {
-    registration_->update(boost::json::object{{"dc", options_.dc},
-                                              {"batches_sent", counters_.batches_sent.load()},
-                                              {"spooled", spooled()}});
-  }
+  if (registration_) registration_->update(registration_value());
   if (records_.empty()) return;
   spool_second(second);
   wake_.notify_all();

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "agent/aggregate_record.hpp"
 #include "agent/name_registry.hpp"
 #include "common/registry/live_registration.hpp"
@@ -49,6 +51,7 @@ class Forwarder final : public AggregateSink {
     uint64_t spool_max_bytes = 256ull << 20;
     uint64_t sender_id = 0;
     std::string sender_name;
+    int64_t server_id = 0;  // this host's, in its registry entry (monitorctl host list)
   };
 
   /// Opens the spool (throws std::runtime_error naming the problem) and starts
@@ -95,6 +98,11 @@ class Forwarder final : public AggregateSink {
   const NameRegistry& names_;
   std::unique_ptr<registry::Registry> registry_;  // thread-safe: the sender thread and the registration use it
   std::unique_ptr<registry::LiveRegistration> registration_;  // agents/<host>-<sender>, with the registry
+  // What the entry says of the host (monitorctl host list): its name and addresses at the start.
+  std::string host_name_;
+  std::vector<std::string> host_ips_;
+  static std::vector<std::string> host_addresses();
+  boost::json::object registration_value() const;
   ForwardCounters counters_;
 
   // Cuts the collected second into batches under kBatchPayloadBudget and

@@ -6,6 +6,7 @@
 #include "console/access_commands.hpp"
 #include "console/alarm_commands.hpp"
 #include "console/cluster_commands.hpp"
+#include "console/host_commands.hpp"
 #include "console/console_context.hpp"
 #include "console/query_command.hpp"
 #include "console/report_command.hpp"
@@ -28,6 +29,7 @@ void usage() {
       "  auth       enable                    turn etcd's authentication on\n"
       "  query                                print a series from the judger that owns it\n"
       "  rule       add|list|show|rm|enable|disable|check|test   alarm rules (docs/rules.md)\n"
+      "  host       list|show                 hosts whose agents registered, by name and server id\n"
       "  alarm      list|show|ack|history     alarms and their history\n"
       "  silence    add|list|rm               silences of notifications\n"
       "  report     daily                     the day's alarms, top services, the system's health\n"
@@ -50,6 +52,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "service") return service_command(argc - 1, argv + 1);
     if (command == "attr") return attr_command(argc - 1, argv + 1);
+    if (command == "host") return host_command(argc - 1, argv + 1);
     if (command == "judger") return judger_command(argc - 1, argv + 1);
     if (command == "placement") return placement_command(argc - 1, argv + 1);
     if (command == "status") return status_command(argc - 1, argv + 1);

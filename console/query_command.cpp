@@ -16,6 +16,7 @@
 #include "common/default_paths.hpp"
 #include "common/sparkline.hpp"
 #include "common/registry/registry.hpp"
+#include "common/registry/hosts.hpp"
 #include "console/console_context.hpp"
 #include "common/registry/placement.hpp"
 #include "net/http_get.hpp"
@@ -49,6 +50,20 @@ std::vector<HoldingJudger> find_judgers(const cxxopts::ParseResult& args, const 
   return {{name, query}};
 }
 
+// A server id, or the id of the live host of that name (its agent's entry).
+int64_t resolve_server(const cxxopts::ParseResult& args, const std::string& text) {
+  const bool numeric = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (numeric) return std::stoll(text);
+  Console console(args);
+  auto id = registry::server_id_of(console.registry(), text);
+  if (!id && id.error() == registry::make_error_code(registry::RegistryErrc::kBadEntry)) {
+    throw ConsoleError(kExitBadInput, fmt::format("--server {}: not a server id, and no live host of that name (or "
+                                                  "two with different ids; monitorctl host list shows them)",
+                                                  text));
+  }
+  return console.check(id, "reading the hosts");
+}
+
 }  // namespace
 
 int query_command(int argc, char** argv) {
@@ -57,7 +72,7 @@ int query_command(int argc, char** argv) {
       ("service", "service, e.g. Shop.Api", cxxopts::value<std::string>())
       ("attr", "attr, e.g. Orders.Placed", cxxopts::value<std::string>())
       ("op", "SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999", cxxopts::value<std::string>()->default_value("SUM"))
-      ("server", "server id, or total", cxxopts::value<std::string>()->default_value("total"))
+      ("server", "server id, a host name (monitorctl host list), or total", cxxopts::value<std::string>()->default_value("total"))
       ("from", "start: -90m, -2h, -1d or Unix seconds", cxxopts::value<std::string>()->default_value("-1h"))
       ("to", "end: now or as --from", cxxopts::value<std::string>()->default_value("now"))
       ("step", "seconds per point (>= 60)", cxxopts::value<int>()->default_value("60"))
@@ -79,10 +94,13 @@ int query_command(int argc, char** argv) {
     if (from >= to) throw std::invalid_argument(fmt::format("--from must be before --to ({} >= {})", from, to));
     const std::string service = args["service"].as<std::string>();
     const auto judgers = find_judgers(args, service, from);
+    // A host name stands for its server id (its agent's registry entry).
+    std::string server = args["server"].as<std::string>();
+    if (server != "total") server = std::to_string(resolve_server(args, server));
     const std::string params = fmt::format(
         "service={}&attr={}&op={}&server={}&from={}&to={}&step={}", url_escape(service),
         url_escape(args["attr"].as<std::string>()), url_escape(args["op"].as<std::string>()),
-        url_escape(args["server"].as<std::string>()), from, to, args["step"].as<int>());
+        url_escape(server), from, to, args["step"].as<int>());
     // GETs `endpoint` of a judger; the body, or the exit code of its failure.
     auto ask = [&](const std::string& address, const char* endpoint) -> std::variant<std::string, int> {
       auto response = http_get(address, fmt::format("{}?{}", endpoint, params), std::chrono::seconds(10));

@@ -3,6 +3,7 @@
 // user reads with `monitorctl query` against what the test reads from
 // /proc/meminfo and statvfs itself.
 #include <signal.h>
+#include <unistd.h>
 #include <sys/statvfs.h>
 
 #include <chrono>
@@ -161,6 +162,27 @@ TEST_CASE("issue 21: a new host's attrs are registered by the Bonnie on first si
     return true;
   }, 150s));
   CHECK(*total == static_cast<double>(meminfo_bytes("MemTotal")));
-  for (auto* p : {&agent, &small, &bonnie, &judger}) p->signal(SIGTERM);
-  for (auto* p : {&agent, &small, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
+
+  // §3: hosts by name. Each agent registered its host name, server id and
+  // addresses; with one agent left on this host, its name stands for its id.
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const auto hosts = ctl({"host", "list", "--output", "json"});
+  REQUIRE(hosts.rc == 0);
+  CHECK_THAT(hosts.out, Catch::Contains(std::string("\"") + host + "\""));
+  small.signal(SIGTERM);
+  CHECK(small.wait_for(20s) == 0);
+  const auto shown = ctl({"host", "show", host, "--output", "json"});
+  REQUIRE(shown.rc == 0);
+  const auto rows = json::parse(shown.out).as_array();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].at("server_id").as_string() == "7");
+  CHECK(rows[0].at("agent_state").as_string() == "live");
+  const auto by_name = ctl({"query", "--service", "Host.System", "--attr", "Mem.TotalBytes", "--op", "LAST", "--server",
+                            host, "--from", "-10m", "--output", "json"});
+  REQUIRE(by_name.rc == 0);
+  CHECK(json::parse(by_name.out).at("points").as_array().back().as_array().at(1).to_number<double>() == *total);
+  CHECK(ctl({"query", "--service", "Host.System", "--attr", "Mem.TotalBytes", "--server", "no-such-host"}).rc == 2);
+  for (auto* p : {&agent, &bonnie, &judger}) p->signal(SIGTERM);
+  for (auto* p : {&agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
 }

@@ -1,0 +1,35 @@
+// The hosts the registry knows, from their agents' live entries
+// (agents/<host>-<sender>: host name, server id, addresses, last report) and
+// the traces of agents that stopped (parts/agent.<name>): what `monitorctl
+// host list/show` shows, and how a host name stands for its server id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+#include "common/registry/registry.hpp"
+
+namespace monitor::registry {
+
+struct HostInfo {
+  std::string agent;  // the agent's entry name
+  std::string host;   // empty for an agent gone (its entry left with it)
+  int64_t server_id = -1;
+  std::vector<std::string> ips;
+  std::string dc;
+  int64_t last_report_s = 0;
+  int64_t batches_sent = 0, spooled = 0;
+  bool live = false;
+};
+
+/// Live agents first (by host name), then agents gone.
+[[nodiscard]] boost::system::result<std::vector<HostInfo>> read_hosts(Registry& registry);
+
+/// The server id `text` names: a number, or the host name of a live agent
+/// (kBadEntry if no live agent has it, or two with different server ids do).
+[[nodiscard]] boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text);
+
+}  // namespace monitor::registry
