@@ -79,6 +79,7 @@ await 20 judgers_live 2 || fail "the judgers did not register"
 echo "== Shop.Api registered (monitorctl places it on the least-loaded judger)"
 ctl service add Shop.Api
 ctl attr add Shop.Api Orders.Placed Request.LatencyUs
+ctl service add Host.System --auto-attrs 2000 > /dev/null  # the agents' host metrics
 owner=$(ctl service show Shop.Api --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["judger"])')
 owner_query=$(ctl judger list --output json |
   python3 -c "import json,sys; print([j['query'] for j in json.load(sys.stdin) if j['judger'] == '$owner'][0])")
