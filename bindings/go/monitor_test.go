@@ -37,7 +37,7 @@ func startAgent(t *testing.T) *agent {
 		t.Fatal(err)
 	}
 	a.cmd = exec.Command(binary, "--ring", a.ring, "--socket", a.socket, "--output", a.output, "--journal", "none",
-		"--spool-dir", filepath.Join(dir, "spool"), "--no-self-metrics")
+		"--spool-dir", filepath.Join(dir, "spool"), "--no-self-metrics", "--no-host-metrics")
 	a.cmd.Stderr = log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ async function startAgent(t) {
   const output = path.join(dir, 'aggregates.jsonl');
   const log = fs.openSync(path.join(dir, 'agent.log'), 'w');
   const agent = spawn(binary, ['--ring', ring, '--socket', '', '--udp', `127.0.0.1:${port}`, '--output', output,
-    '--journal', 'none', '--spool-dir', path.join(dir, 'spool'), '--no-self-metrics'], { stdio: ['ignore', 'ignore', log] });
+    '--journal', 'none', '--spool-dir', path.join(dir, 'spool'), '--no-self-metrics', '--no-host-metrics'], { stdio: ['ignore', 'ignore', log] });
   t.after(() => {
     agent.kill('SIGTERM');
     try { fs.unlinkSync('/dev/shm' + ring); } catch (e) { /* gone already */ }

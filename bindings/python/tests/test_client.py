@@ -47,7 +47,7 @@ class Agent:
         self.log = open(os.path.join(tmp, "agent.log"), "w")
         self.process = subprocess.Popen(
             [binary, "--ring", self.ring, "--socket", self.socket, "--output", self.output, "--journal", "none",
-             "--spool-dir", os.path.join(tmp, "spool"), "--no-self-metrics", "--late-window", "5", *extra_args],
+             "--spool-dir", os.path.join(tmp, "spool"), "--no-self-metrics", "--no-host-metrics", "--late-window", "5", *extra_args],
             stdout=subprocess.DEVNULL, stderr=self.log)
         wait_for(lambda: os.path.exists(self.socket), 10, "the agent's socket")
 
