@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <boost/json.hpp>
@@ -15,6 +16,7 @@
 #include "alarm/records.hpp"
 #include "alarm/replay.hpp"
 #include "alarm/rule.hpp"
+#include "common/registry/hosts.hpp"
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
 #include "net/http_get.hpp"
@@ -428,17 +430,26 @@ int alarm_list(int argc, char** argv) {
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   Console console(*args);
+  // The host beside each server id, from its agent's entry (none if it registered none).
+  std::map<int64_t, std::string> host_of;
+  if (const auto hosts = registry::read_hosts(console.registry())) {
+    for (const auto& h : *hosts) {
+      if (h.live && h.server_id >= 0) host_of.emplace(h.server_id, h.host);
+    }
+  }
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : console.check(console.registry().list(alarm::kAlarmsKind), "reading the alarms")) {
     const auto r = alarm::alarms_from_value(e.value);
     for (const auto& [server, a] : r.alarms) {
       if (a.state == alarm::State::kOk && !args->count("all")) continue;
-      rows.push_back({e.name, server < 0 ? "total" : std::to_string(server), std::string(alarm::state_name(a.state)),
-                      time_text(a.since * 60), a.value ? fmt::format("{:g}", *a.value) : "-",
-                      std::to_string(a.notifications), a.acked_at != 0 ? a.acked_by : "-"});
+      const auto host = host_of.find(server);
+      rows.push_back({e.name, server < 0 ? "total" : std::to_string(server), host == host_of.end() ? "-" : host->second,
+                      std::string(alarm::state_name(a.state)), time_text(a.since * 60),
+                      a.value ? fmt::format("{:g}", *a.value) : "-", std::to_string(a.notifications),
+                      a.acked_at != 0 ? a.acked_by : "-"});
     }
   }
-  console.print_table({"rule", "series", "state", "since", "value", "notifications", "acked_by"}, rows);
+  console.print_table({"rule", "series", "host", "state", "since", "value", "notifications", "acked_by"}, rows);
   return 0;
 }
 

@@ -136,6 +136,11 @@ TEST_CASE("issue 21: a new host's attrs are registered by the Bonnie on first si
   }, 30s));
   const auto list = ctl({"attr", "list", "Host.System", "--output", "json"});
   CHECK_THAT(list.out, Catch::Contains("\"Mem.TotalBytes\""));
+  // A rule on the host's memory, per server: `alarm list` shows the host beside the id.
+  std::ofstream(dir.file("host.rules")) << "rule Host.Memory.Present\n  service Host.System\n  attr Mem.TotalBytes\n"
+                                           "  op LAST\n  per server\n  when value > 0\n"
+                                           "  notify webhook:http://127.0.0.1:" << free_port() << "/host\n";
+  REQUIRE(ctl({"rule", "add", dir.file("host.rules")}).rc == 0);
   CHECK_THAT(list.out, Catch::Contains("\"Cpu.ContextSwitches\""));
   // Past its bound, a service takes no more, and the Bonnie counts what it refused.
   REQUIRE(wait_until([&] { return attrs_of("Host.Small") == 5; }, 30s));
@@ -184,6 +189,21 @@ TEST_CASE("issue 21: a new host's attrs are registered by the Bonnie on first si
   REQUIRE(by_name.rc == 0);
   CHECK(json::parse(by_name.out).at("points").as_array().back().as_array().at(1).to_number<double>() == *total);
   CHECK(ctl({"query", "--service", "Host.System", "--attr", "Mem.TotalBytes", "--server", "no-such-host"}).rc == 2);
+  std::string alarm_host;
+  REQUIRE(wait_until([&] {
+    const auto alarms = ctl({"alarm", "list", "--output", "json"});
+    if (alarms.rc != 0) return false;
+    const json::value listed = json::parse(alarms.out);
+    for (const auto& row : listed.as_array()) {
+      if (row.at("rule").as_string() == "Host.Memory.Present" && row.at("series").as_string() == "7" &&
+          row.at("state").as_string() == "firing") {
+        alarm_host = std::string(row.at("host").as_string());
+        return true;
+      }
+    }
+    return false;
+  }, 150s));
+  CHECK(alarm_host == host);
   for (auto* p : {&agent, &bonnie, &judger}) p->signal(SIGTERM);
   for (auto* p : {&agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
 }
