@@ -293,7 +293,7 @@ bool send_frames(const char* ifname, int frames, size_t bytes) {
 // /proc/net/dev counts Ethernet frames with their 14-byte header and without
 // FCS (docs/host-metrics.md): N bytes of payload in F frames are N + 14 F.
 TEST_CASE("frames sent over a veth pair in a namespace of the test's own raise both ends' counters by exactly their "
-          "bytes; the pair deleted and re-created gives no negative or huge value",
+          "bytes, and the pair deleted and re-created gives no negative or huge value",
           "[host][netns]") {
   auto child = monitor::test::ChildProcess::fork_run([] {
     if (!enter_own_network_namespace()) return 10;
