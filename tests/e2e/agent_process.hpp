@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -33,13 +34,16 @@ inline std::vector<std::string> agent_argv(const test::TempDir& dir, const test:
 
 /// An agent on `ring` that sends through the proxies of data centre dc1 in
 /// `registry` and reports its own health as server `server_id`; output
-/// discarded, spool and log under `dir` named after `name`.
+/// discarded, spool and log under `dir` named after `name`; the host's
+/// metrics only with `host_metrics` (agents collect them by default).
 inline test::ChildProcess spawn_dc1_agent(const test::TempDir& dir, const std::string& ring, const std::string& registry,
-                                          const std::string& name, int server_id, std::vector<std::string> extra = {}) {
+                                          const std::string& name, int server_id, std::vector<std::string> extra = {},
+                                          bool host_metrics = false) {
   std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring, "--socket", "", "--output", "/dev/null",
                                    "--registry", registry, "--dc", "dc1", "--spool-dir", dir.file(name + "-spool"),
                                    "--server-id", std::to_string(server_id)};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  if (host_metrics) argv.erase(std::find(argv.begin(), argv.end(), "--no-host-metrics"));
   return test::ChildProcess::spawn(argv, "", dir.file(name + ".log"));
 }
 
