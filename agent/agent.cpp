@@ -575,11 +575,10 @@ void Agent::add_host_rounds() {
   host_->take(host_rounds_);
   for (const HostRound& round : host_rounds_) {
     for (const HostSample& sample : round.samples) {
-      auto [id, fresh] = host_ids_.try_emplace(sample.attr, 0);
-      // 0: the name table is full; it says so, and stays full (names are never forgotten).
-      if (fresh) id->second = names_.intern(config_.host.service, sample.attr);
-      if (id->second == 0) continue;
-      aggregator_->add(id->second, config_.server_id, sample.value, sample.ops, round.time_ns, now_s_);
+      // 0: the name table is full; intern() counts the report in Names.Refused.
+      const uint32_t id = names_.intern(config_.host.service, sample.attr);
+      if (id == 0) continue;
+      aggregator_->add(id, config_.server_id, sample.value, sample.ops, round.time_ns, now_s_);
     }
   }
 }

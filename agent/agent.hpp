@@ -6,7 +6,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "agent/agent_config.hpp"
@@ -125,7 +124,6 @@ class Agent {
   ForwardTotals reported_forward_;  // forwarder totals as of the last self report
   std::unique_ptr<HostCollector> host_;  // null: --no-host-metrics
   std::vector<HostRound> host_rounds_;   // reused by add_host_rounds()
-  std::unordered_map<std::string, uint32_t> host_ids_;  // attr -> name id (0: refused)
   struct HostTotals {
     uint64_t rounds = 0, rounds_dropped = 0, read_errors = 0, statvfs_timed_out = 0, devices_skipped = 0,
              counter_resets = 0;
