@@ -233,7 +233,7 @@ void HostSampler::collect_memory(HostRound& round) {
 void HostSampler::collect_filesystems(HostRound& round) {
   const auto text = read_proc("self/mounts");
   if (!text) return;
-  fs_segments_.clear();
+  std::map<std::string, std::string> fs_segments;  // segment -> device
   // The last mount of a point is the one in use.
   std::map<std::string, host::Mount> by_point;
   for (auto& m : host::parse_mounts(*text)) {
@@ -250,7 +250,7 @@ void HostSampler::collect_filesystems(HostRound& round) {
         continue;  // still hung since an earlier round
       }
     }
-    const std::string segment = admit(fs_segments_, point);
+    const std::string segment = admit(fs_segments, point);
     if (segment.empty()) continue;
     call = std::make_shared<StatvfsCall>();
     std::thread([call = call, path = point] {
@@ -295,10 +295,10 @@ void HostSampler::collect_filesystems(HostRound& round) {
 void HostSampler::collect_disks(HostRound& round) {
   const auto text = read_proc("diskstats");
   if (!text) return;
-  disk_segments_.clear();
+  std::map<std::string, std::string> disk_segments;  // segment -> device
   for (const auto& d : host::parse_diskstats(*text)) {
     if (matches_any(options_.skip_disks, d.name)) continue;
-    const std::string segment = admit(disk_segments_, d.name);
+    const std::string segment = admit(disk_segments, d.name);
     if (segment.empty()) continue;
     const std::string prefix = "Disk." + segment + ".";
     counter(round, prefix + "Reads", d.reads);
@@ -312,10 +312,10 @@ void HostSampler::collect_disks(HostRound& round) {
 void HostSampler::collect_interfaces(HostRound& round) {
   const auto text = read_proc("net/dev");
   if (!text) return;
-  net_segments_.clear();
+  std::map<std::string, std::string> net_segments;  // segment -> device
   for (const auto& n : host::parse_net_dev(*text)) {
     if (matches_any(options_.skip_interfaces, n.name)) continue;
-    const std::string segment = admit(net_segments_, n.name);
+    const std::string segment = admit(net_segments, n.name);
     if (segment.empty()) continue;
     const std::string prefix = "Net." + segment + ".";
     counter(round, prefix + "InBytes", n.in_bytes);

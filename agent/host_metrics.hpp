@@ -119,6 +119,7 @@ class HostSampler {
   void collect_clock(HostRound& round);
   std::optional<std::string> read_proc(const char* name, size_t max_bytes = 1 << 20);
   // The attr segment of `device`, or empty when it is skipped (counted).
+  // `taken`: the segments this round's devices of its kind have, each to its device.
   std::string admit(std::map<std::string, std::string>& taken, const std::string& device);
   void counter(HostRound& round, const std::string& attr, uint64_t value);
 
@@ -128,7 +129,6 @@ class HostSampler {
   std::optional<host::ProcStat> last_stat_;
   struct StatvfsCall;
   std::map<std::string, std::shared_ptr<StatvfsCall>> statvfs_calls_;  // mount point -> last call
-  std::map<std::string, std::string> fs_segments_, disk_segments_, net_segments_;  // segment -> device, per round
 };
 
 /// Runs a HostSampler every interval_ms on its own thread; the agent's loop
