@@ -52,8 +52,7 @@ std::vector<HoldingJudger> find_judgers(const cxxopts::ParseResult& args, const 
 
 // A server id, or the id of the live host of that name (its agent's entry).
 int64_t resolve_server(const cxxopts::ParseResult& args, const std::string& text) {
-  const bool numeric = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-  if (numeric) return std::stoll(text);
+  if (const auto id = registry::parse_server_id(text)) return *id;  // no registry needed
   Console console(args);
   auto id = registry::server_id_of(console.registry(), text);
   if (!id && id.error() == registry::make_error_code(registry::RegistryErrc::kBadEntry)) {

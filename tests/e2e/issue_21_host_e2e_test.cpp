@@ -188,6 +188,9 @@ TEST_CASE("issue 21: a new host's attrs are registered by the Bonnie on first si
   REQUIRE(by_name.rc == 0);
   CHECK(json::parse(by_name.out).at("points").as_array().back().as_array().at(1).to_number<double>() == *total);
   CHECK(ctl({"query", "--service", "Host.System", "--attr", "Mem.TotalBytes", "--server", "no-such-host"}).rc == 2);
+  // Past int64: not an id, and no host has that name (a bad input, not a crash or "unreachable").
+  CHECK(ctl({"query", "--service", "Host.System", "--attr", "Mem.TotalBytes", "--server", "99999999999999999999"}).rc ==
+        2);
   std::string alarm_host;
   REQUIRE(wait_until([&] {
     const auto alarms = ctl({"alarm", "list", "--output", "json"});

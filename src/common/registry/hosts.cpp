@@ -55,10 +55,15 @@ boost::system::result<std::vector<HostInfo>> read_hosts(Registry& registry) {
   return out;
 }
 
-boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text) {
+std::optional<int64_t> parse_server_id(std::string_view text) {
   int64_t id = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec == std::errc() && end == text.data() + text.size() && id >= 0) return id;
+  if (ec != std::errc() || end != text.data() + text.size() || id < 0) return std::nullopt;
+  return id;
+}
+
+boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text) {
+  if (const auto id = parse_server_id(text)) return *id;
   auto hosts = read_hosts(registry);
   if (!hosts) return hosts.error();
   std::set<int64_t> ids;

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/system/result.hpp>
@@ -27,6 +29,9 @@ struct HostInfo {
 
 /// Live agents first (by host name), then agents gone.
 [[nodiscard]] boost::system::result<std::vector<HostInfo>> read_hosts(Registry& registry);
+
+/// `text` as a server id (digits only, in int64 range), or nullopt.
+std::optional<int64_t> parse_server_id(std::string_view text);
 
 /// The server id `text` names: a number, or the host name of a live agent
 /// (kBadEntry if no live agent has it, or two with different server ids do).
