@@ -216,6 +216,15 @@ Agent::Agent(AgentConfig config)
     spdlog::info("host metrics: every {} ms as {} server {} (--no-host-metrics turns them off)",
                  config_.host.interval_ms, config_.host.service, config_.server_id);
   }
+  if (!config_.checks.empty()) {
+    checks_ = std::make_unique<CheckRunner>(config_.checks);
+    spdlog::info("checks: {} configured, reported as {} Check.<name>.*", config_.checks.size(), config_.host.service);
+  }
+  if (config_.plugins.dir != "none") {
+    PluginOptions options = config_.plugins;
+    options.service = config_.host.service;
+    plugins_ = std::make_unique<PluginRunner>(std::move(options), config_.server_id, config_.statsd);
+  }
   spdlog::info("late window {} s, future window {} s; TSC {:.0f} MHz; output {}", config_.late_window_s,
                config_.future_window_s, tsc_.ticks_per_second() / 1e6, output);
 }
@@ -483,6 +492,45 @@ void Agent::report_self(int64_t now_ns) {
     gauge("HostMetrics.CollectMicros", h.collect_us.load());
     reported_host_ = now;
   }
+  if (plugins_ || checks_) {
+    PluginTotals now;
+    if (plugins_) {
+      const PluginCounters& p = plugins_->counters();
+      now.runs = p.runs.load();
+      now.failed = p.failed.load();
+      now.timed_out = p.timed_out.load();
+      now.flooded = p.flooded.load();
+      now.bad_lines = p.bad_lines.load();
+      now.lines = p.lines.load();
+      now.refused = p.refused.load();
+      now.skipped = p.skipped.load();
+      now.dropped = plugins_->runs_dropped();
+    }
+    if (checks_) {
+      now.check_runs = checks_->runs();
+      now.check_failed = checks_->failed();
+      now.check_dropped = checks_->rounds_dropped();
+    }
+    const PluginTotals& was = reported_plugins_;
+    if (plugins_) {
+      counter("Plugins.Runs", now.runs, was.runs);
+      counter("Plugins.Failed", now.failed, was.failed);
+      counter("Plugins.TimedOut", now.timed_out, was.timed_out);
+      counter("Plugins.Flooded", now.flooded, was.flooded);
+      counter("Plugins.BadLines", now.bad_lines, was.bad_lines);
+      counter("Plugins.Lines", now.lines, was.lines);
+      counter("Plugins.Refused", now.refused, was.refused);
+      // Runs not started, and finished runs the loop did not take in time: their lines are lost.
+      counter("Plugins.Skipped", now.skipped + now.dropped, was.skipped + was.dropped);
+      gauge("Plugins.Running", plugins_->counters().running.load());
+    }
+    if (checks_) {
+      counter("Checks.Runs", now.check_runs, was.check_runs);
+      counter("Checks.Down", now.check_failed, was.check_failed);
+      counter("Checks.Dropped", now.check_dropped, was.check_dropped);
+    }
+    reported_plugins_ = now;
+  }
   reported_ = c;
   commit_journal();
 }
@@ -570,16 +618,26 @@ void Agent::every_second(int64_t now_ns) {
 }
 
 void Agent::add_host_rounds() {
-  if (!host_) return;
   host_rounds_.clear();
-  host_->take(host_rounds_);
-  for (const HostRound& round : host_rounds_) {
-    for (const HostSample& sample : round.samples) {
-      // 0: the name table is full; intern() counts the report in Names.Refused.
-      const uint32_t id = names_.intern(config_.host.service, sample.attr);
-      if (id == 0) continue;
-      aggregator_->add(id, config_.server_id, sample.value, sample.ops, round.time_ns, now_s_);
-    }
+  if (host_) host_->take(host_rounds_);
+  if (checks_) checks_->take(host_rounds_);
+  for (const HostRound& round : host_rounds_) add_host_round(round);
+  if (!plugins_) return;
+  plugin_runs_.clear();
+  plugins_->take(plugin_runs_);
+  for (const PluginRun& run : plugin_runs_) {
+    // Lines without a time of their own happened when the plugin ran.
+    ingest_->on_lines(run.lines, run.ended_ns);
+    add_host_round(PluginRunner::health_round(run));
+  }
+}
+
+void Agent::add_host_round(const HostRound& round) {
+  for (const HostSample& sample : round.samples) {
+    // 0: the name table is full; intern() counts the report in Names.Refused.
+    const uint32_t id = names_.intern(config_.host.service, sample.attr);
+    if (id == 0) continue;
+    aggregator_->add(id, config_.server_id, sample.value, sample.ops, round.time_ns, now_s_);
   }
 }
 

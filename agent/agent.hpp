@@ -11,7 +11,9 @@
 #include "agent/agent_config.hpp"
 #include "agent/aggregator.hpp"
 #include "agent/forwarder.hpp"
+#include "agent/host_checks.hpp"
 #include "agent/host_metrics.hpp"
+#include "agent/plugin_runner.hpp"
 #include "agent/tee_sink.hpp"
 #include "agent/ingest.hpp"
 #include "agent/recovery_journal.hpp"
@@ -58,8 +60,9 @@ class Agent {
  private:
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
-  // The host collector's rounds since the last call, into the aggregator.
+  // The host collector's, the checks' and the plugins' figures since the last call, into the aggregator.
   void add_host_rounds();
+  void add_host_round(const HostRound& round);
   void set_clock(int64_t now_s);  // the ingests' "now": the ring's, the retired ring's, the sockets'
   size_t poll_once();  // how many slots and datagrams it took in
   size_t ring_work_ = 0;  // of which ring slots, at the last poll_once()
@@ -129,6 +132,14 @@ class Agent {
              counter_resets = 0;
   };
   HostTotals reported_host_;
+  std::unique_ptr<CheckRunner> checks_;    // null: no checks configured
+  std::unique_ptr<PluginRunner> plugins_;  // null: plugin dir "none"
+  std::vector<PluginRun> plugin_runs_;     // reused by add_host_rounds()
+  struct PluginTotals {
+    uint64_t runs = 0, failed = 0, timed_out = 0, flooded = 0, bad_lines = 0, lines = 0, refused = 0, skipped = 0,
+             dropped = 0, check_runs = 0, check_failed = 0, check_dropped = 0;
+  };
+  PluginTotals reported_plugins_;
   AgentCounters reported_;  // ingest counters as of the last self report
   uint64_t reported_unjournaled_ = 0;
   uint64_t reported_names_refused_ = 0;

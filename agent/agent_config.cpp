@@ -50,6 +50,19 @@ void AgentConfig::read_statsd(const boost::json::value& value) {
   }
 }
 
+void AgentConfig::read_plugins(const boost::json::value& value) {
+  if (!value.is_object()) throw std::runtime_error("plugins must be an object");
+  const auto& obj = value.as_object();
+  static constexpr const char* kKeys[] = {"dir", "max_running", "max_timeout_s", "max_output_bytes", "rescan_s"};
+  using namespace json_fields;
+  check_known(obj, kKeys);
+  read_string(obj, "dir", plugins.dir);
+  read_int(obj, "max_running", plugins.max_running);
+  read_int(obj, "max_timeout_s", plugins.max_timeout_s);
+  read_int(obj, "max_output_bytes", plugins.max_output_bytes);
+  read_int(obj, "rescan_s", plugins.rescan_s);
+}
+
 void AgentConfig::read_host_metrics(const boost::json::value& value) {
   if (!value.is_object()) throw std::runtime_error("host_metrics must be an object");
   const auto& obj = value.as_object();
@@ -121,6 +134,8 @@ void AgentConfig::load_file(const std::string& path) {
     read_string(obj, "statsd_socket", statsd_socket);
     if (const auto* v = obj.if_contains("statsd")) read_statsd(*v);
     if (const auto* v = obj.if_contains("host_metrics")) read_host_metrics(*v);
+    if (const auto* v = obj.if_contains("plugins")) read_plugins(*v);
+    if (const auto* v = obj.if_contains("checks")) checks = read_checks(*v);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
   }
@@ -153,6 +168,14 @@ void AgentConfig::validate() const {
     throw std::runtime_error(fmt::format("host_metrics.service \"{}\" is not a service name (like Host.System)", host.service));
   }
   if (socket_rcvbuf_bytes < 4096) throw std::runtime_error("socket_rcvbuf_bytes must be >= 4096");
+  if (plugins.max_running < 1 || plugins.max_running > 64) throw std::runtime_error("plugins.max_running must be in [1, 64]");
+  if (plugins.max_timeout_s < 1 || plugins.max_timeout_s > 3600) {
+    throw std::runtime_error("plugins.max_timeout_s must be in [1, 3600]");
+  }
+  if (plugins.max_output_bytes < 1024 || plugins.max_output_bytes > (64u << 20)) {
+    throw std::runtime_error("plugins.max_output_bytes must be in [1024, 67108864]");
+  }
+  if (plugins.rescan_s < 1 || plugins.rescan_s > 3600) throw std::runtime_error("plugins.rescan_s must be in [1, 3600]");
   if (!forward.empty() && !net::parse_endpoint(forward)) throw std::runtime_error("forward must be a numeric host:port");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
   if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be >= 1 MiB");

@@ -5,7 +5,9 @@
 
 #include <boost/json/fwd.hpp>
 
+#include "agent/host_checks.hpp"
 #include "agent/host_metrics.hpp"
+#include "agent/plugin_runner.hpp"
 #include "agent/statsd_line.hpp"
 
 namespace monitor::agent {
@@ -62,6 +64,9 @@ struct AgentConfig {
   int64_t server_id = 0;  // for statsd lines without a server tag, Monitor.Agent and the host's metrics
   // The host's own metrics (docs/host-metrics.md): on unless switched off.
   HostMetricsOptions host;
+  // Executables run on their interval (docs/plugins.md); dir "none": none.
+  PluginOptions plugins;
+  std::vector<CheckSpec> checks;
   bool self_metrics = true;
   std::string metrics_listen;  // host:port serving GET /metrics (Prometheus text); empty: none
   std::string log_level = "info";
@@ -74,6 +79,8 @@ struct AgentConfig {
   void read_statsd(const boost::json::value& value);
   /// Reads the "host_metrics" object (docs/host-metrics.md).
   void read_host_metrics(const boost::json::value& value);
+  /// Reads the "plugins" object (docs/plugins.md).
+  void read_plugins(const boost::json::value& value);
 
   /// Throws std::runtime_error when a value is out of range.
   void validate() const;

@@ -107,6 +107,13 @@ class Ingest {
   /// read per datagram, not per line.
   void on_datagram(std::string_view bytes, bool truncated, int64_t received_ns);
 
+  /// Lines that did not come through a socket (a plugin's output): as a
+  /// datagram's, without counting a datagram.
+  void on_lines(std::string_view lines, int64_t received_ns) {
+    for_each_line(lines, [&](std::string_view line, size_t readable) { on_line(line, readable, received_ns); });
+    flush_held_zero();
+  }
+
   AgentCounters& counters() noexcept { return counters_; }
   const AgentCounters& counters() const noexcept { return counters_; }
 

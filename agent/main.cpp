@@ -1,12 +1,46 @@
 // monitor-agent: drains the local ring and socket, aggregates per second.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
 #include <cxxopts.hpp>
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.hpp"
+
+namespace {
+
+// monitor-agent --run-plugin FILE: what the agent would take from one run.
+int run_plugin(const std::string& path, const monitor::agent::AgentConfig& config) {
+  using namespace monitor::agent;
+  const auto name = parse_plugin_name(path.substr(path.rfind('/') + 1));
+  const int timeout_s = std::min(name ? name->interval_s : 60, config.plugins.max_timeout_s);
+  if (!name) {
+    std::printf("note: %s is not named <interval s>_<name>: the agent would not run it; running it once anyway\n",
+                path.c_str());
+  }
+  const PluginRun run = run_plugin_once(path, config.plugins, config.server_id, config.statsd, timeout_s);
+  for (const auto& [line, verdict] : run.verdicts) {
+    if (verdict.empty()) {
+      std::printf("ok   %s\n", line.c_str());
+    } else {
+      std::printf("bad  %s    (%s)\n", line.c_str(), verdict.c_str());
+    }
+  }
+  fmt::print("{}{} after {} ms: {} lines taken, {} bad\n", plugin_outcome_name(run.outcome),
+             run.reason.empty() ? "" : " (" + run.reason + ")", (run.ended_ns - run.started_ns) / 1'000'000,
+             run.good_lines, run.bad_lines);
+  if (!run.stderr_head.empty()) fmt::print("stderr: {}\n", run.stderr_head);
+  if (name) {
+    fmt::print("its health would be {} Plugin.{}.*, every {} s\n", config.host.service, name->segment,
+               name->interval_s);
+  }
+  return run.outcome == PluginOutcome::kOk && run.bad_lines == 0 ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using monitor::agent::AgentConfig;
@@ -45,6 +79,10 @@ int main(int argc, char** argv) {
       ("no-self-metrics", "do not report Monitor.Agent health metrics")
       ("no-host-metrics", "do not collect this host's metrics (CPU, memory, filesystems, disks, interfaces, ...; "
        "default: collected every second as Host.System, docs/host-metrics.md)")
+      ("plugin-dir", "directory of plugins, executables named <interval s>_<name>; none for no plugins (default " +
+       monitor::agent::PluginOptions::default_dir() + "; docs/plugins.md)", cxxopts::value<std::string>())
+      ("run-plugin", "run this plugin once, print each line it reported with its verdict, and exit (1 when it "
+       "failed or wrote a bad line)", cxxopts::value<std::string>())
       ("metrics-listen", "host:port serving GET /metrics, its health as Prometheus text (default: none)",
        cxxopts::value<std::string>())
       ("log-level", "trace, debug, info, warn, error (default info)", cxxopts::value<std::string>())
@@ -80,6 +118,8 @@ int main(int argc, char** argv) {
     if (args.count("no-host-metrics")) config.host.enabled = false;
     if (args.count("metrics-listen")) config.metrics_listen = args["metrics-listen"].as<std::string>();
     if (args.count("log-level")) config.log_level = args["log-level"].as<std::string>();
+    if (args.count("plugin-dir")) config.plugins.dir = args["plugin-dir"].as<std::string>();
+    if (args.count("run-plugin")) return run_plugin(args["run-plugin"].as<std::string>(), config);
 
     spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));
     spdlog::set_level(spdlog::level::from_str(config.log_level));

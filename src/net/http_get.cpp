@@ -9,7 +9,7 @@
 namespace monitor::net {
 
 boost::system::result<HttpResponse> http_get(const std::string& address, const std::string& target,
-                                             std::chrono::seconds timeout, size_t max_body) {
+                                             std::chrono::milliseconds timeout, size_t max_body) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   const size_t colon = address.rfind(':');
