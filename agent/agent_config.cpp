@@ -100,7 +100,7 @@ void AgentConfig::load_file(const std::string& path) {
       "recreate_ring", "socket", "udp", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
       "future_window_s", "server_id", "self_metrics", "metrics_listen", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
       "sender_id", "journal", "journal_max_bytes",
-      "series_per_service", "max_names", "statsd_socket", "statsd", "host_metrics"};
+      "series_per_service", "max_names", "statsd_socket", "statsd", "host_metrics", "plugins", "checks"};
   try {
     using namespace json_fields;
     check_known(obj, kKnown);

@@ -6,7 +6,11 @@
 #include <unistd.h>
 #include <sys/statvfs.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -208,4 +212,80 @@ TEST_CASE("issue 21: a new host's attrs are registered by the Bonnie on first si
   CHECK(alarm_host == host);
   for (auto* p : {&agent, &bonnie, &judger}) p->signal(SIGTERM);
   for (auto* p : {&agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
+}
+
+// Issue 21, §2: a plugin dropped into the plugin directory and checks in the
+// config report through a real agent to a real judger; what monitorctl reads.
+TEST_CASE("issue 21: a plugin's lines and its runs, and the checks' results, are queryable, each minute's plugin "
+          "total equal to its runs times the value",
+          "[e2e][issue21][plugins][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("plugins");
+  const int port = free_port(), query_port = free_port(), closed_port = free_port();
+  auto judger = monitor::e2e::spawn_judger(dir, port, dir.file("judger.log"), query_port);
+  REQUIRE(wait_until([&] { return monitor::test::http_get(query_port, "/api/health").status == 200; }, 20s));
+  std::filesystem::create_directory(dir.file("plugins"));
+  const std::string plugin = dir.file("plugins/1_db_status.sh");
+  std::ofstream(plugin) << "#!/bin/sh\necho \"Shop.Db Mysql.Qps $MONITOR_SERVER_ID 42 SUM 0\"\n"
+                           "echo 'mysql.threads:5|g|#service:Shop.Db'\necho 'junk'\n";
+  REQUIRE(::chmod(plugin.c_str(), 0755) == 0);
+
+  // Tried by hand first, as a user would.
+  const std::string tried = dir.file("tried.out");
+  auto once = ChildProcess::spawn({MONITOR_AGENT_PATH, "--server-id", "7", "--run-plugin", plugin}, tried);
+  CHECK(once.wait_for(20s) == 1);  // a bad line
+  CHECK_THAT(read_file(tried), Catch::Contains("ok   Shop.Db Mysql.Qps 7 42 SUM 0") &&
+                                   Catch::Contains("bad  junk    (bad_format)") &&
+                                   Catch::Contains("2 lines taken, 1 bad"));
+
+  std::ofstream(dir.file("agent.json")) << R"({"plugins": {"dir": ")" << dir.file("plugins") << R"("},
+      "checks": [{"type": "tcp", "name": "Judger", "address": "127.0.0.1:)" << port << R"(", "interval_s": 1},
+                 {"type": "tcp", "name": "Closed", "address": "127.0.0.1:)" << closed_port << R"(", "interval_s": 1}]})";
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file("agent.json"), "--ring", ring.name(),
+                                    "--socket", "", "--udp", "none", "--statsd-socket", "none", "--spool-dir",
+                                    dir.file("spool"), "--forward", "127.0.0.1:" + std::to_string(port),
+                                    "--server-id", "7", "--no-host-metrics"},
+                                   "", dir.file("agent.log"));
+  const std::string address = "127.0.0.1:" + std::to_string(query_port);
+  auto minutes = [&](const std::string& service, const std::string& attr, const std::string& op) {
+    std::map<int64_t, double> out;
+    const auto run = monitor::e2e::monitorctl(dir, "", {"query", "--query-address", address, "--service", service,
+                                                        "--attr", attr, "--op", op, "--server", "7", "--from", "-10m",
+                                                        "--output", "json"});
+    if (run.rc != 0) return out;
+    const json::value body = json::parse(run.out);
+    for (const auto& point : body.at("points").as_array()) {
+      out[point.as_array().at(0).to_number<int64_t>()] = point.as_array().at(1).to_number<double>();
+    }
+    return out;
+  };
+  INFO("agent log:\n" << read_file(dir.file("agent.log")) << "\njudger log:\n" << read_file(dir.file("judger.log")));
+  // A whole minute of runs: one a second.
+  std::map<int64_t, double> runs;
+  REQUIRE(wait_until(
+      [&] {
+        runs = minutes("Host.System", "Plugin.DbStatus.Runs", "SUM");
+        return std::any_of(runs.begin(), runs.end(), [](const auto& m) { return m.second >= 58; });
+      },
+      200s));
+  const auto qps = minutes("Shop.Db", "Mysql.Qps", "SUM");
+  const auto bad = minutes("Host.System", "Plugin.DbStatus.BadLines", "SUM");
+  for (const auto& [minute, count] : runs) {
+    INFO("minute " << minute);
+    CHECK(qps.at(minute) == 42 * count);
+    CHECK(bad.at(minute) == count);  // the junk line, once a run
+  }
+  const auto threads = minutes("Shop.Db", "Mysql.Threads", "LAST");
+  REQUIRE_FALSE(threads.empty());
+  CHECK(threads.rbegin()->second == 5);
+  const auto judger_up = minutes("Host.System", "Check.Judger.Up", "MIN");
+  const auto closed_up = minutes("Host.System", "Check.Closed.Up", "MAX");
+  REQUIRE_FALSE(judger_up.empty());
+  REQUIRE_FALSE(closed_up.empty());
+  CHECK(judger_up.rbegin()->second == 1);
+  CHECK(closed_up.rbegin()->second == 0);
+  agent.signal(SIGTERM);
+  CHECK(agent.wait_for(20s) == 0);
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
 }

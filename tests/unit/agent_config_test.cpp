@@ -30,6 +30,24 @@ TEST_CASE("a config file sets the agent's options", "[config]") {
   CHECK_NOTHROW(config.validate());
 }
 
+TEST_CASE("a config file sets plugins and checks", "[config][plugins]") {
+  monitor::test::TempDir dir;
+  AgentConfig config;
+  config.load_file(write(dir, R"({"plugins": {"dir": "/opt/plugins", "max_running": 2, "max_output_bytes": 4096},
+                                  "checks": [{"type": "tcp", "name": "Redis", "address": "127.0.0.1:6379"}]})"));
+  CHECK(config.plugins.dir == "/opt/plugins");
+  CHECK(config.plugins.max_running == 2);
+  CHECK(config.plugins.max_output_bytes == 4096);
+  REQUIRE(config.checks.size() == 1);
+  CHECK(config.checks[0].name == "Redis");
+  CHECK_NOTHROW(config.validate());
+  config.plugins.max_running = 0;
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("plugins.max_running"));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"plugins": {"dirs": "/x"}})")), Catch::Contains("unknown key \"dirs\""));
+  CHECK_THROWS_WITH(config.load_file(write(dir, R"({"checks": [{"type": "tcp", "name": "X"}]})")),
+                    Catch::Contains("checks[0] (X)"));
+}
+
 TEST_CASE("a bad config file is an error that names the problem", "[config][failure]") {
   monitor::test::TempDir dir;
   AgentConfig config;
