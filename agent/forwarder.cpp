@@ -26,6 +26,7 @@
 #include "wire/frame.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/spool_record.hpp"
+#include "common/registry/groups.hpp"
 
 namespace monitor::agent {
 namespace {
@@ -131,6 +132,14 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
     host_name_ = host;
     host_ips_ = host_addresses();
     registration_->update(registration_value());
+    // Durable, unlike the live entry: a host whose agent stopped stays in the
+    // groups its name puts it in, so its rules see it silent.
+    std::string error;
+    if (!registry::record_host(*registry_, host_name_, options_.server_id, error)) {
+      spdlog::warn("could not record host {} as server {} in the registry ({}): groups naming it by host name "
+                   "will not hold it until it is recorded",
+                   host_name_, options_.server_id, error);
+    }
   }
   if (spool_->records() != 0) {
     spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spool_->records());

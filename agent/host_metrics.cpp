@@ -164,8 +164,10 @@ std::string HostSampler::admit(std::map<std::string, std::string>& taken, const 
   return segment;
 }
 
-void HostSampler::counter(HostRound& round, const std::string& attr, uint64_t value) {
-  if (auto d = deltas_.delta(attr, value)) round.samples.push_back({attr, *d, kCounter});
+int64_t HostSampler::counter(HostRound& round, const std::string& attr, uint64_t value) {
+  const auto d = deltas_.delta(attr, value);
+  if (d) round.samples.push_back({attr, *d, kCounter});
+  return d.value_or(0);
 }
 
 void HostSampler::collect_cpu(HostRound& round) {
@@ -198,6 +200,7 @@ void HostSampler::collect_cpu(HostRound& round) {
     }
   }
   round.samples.push_back({"Cpu.Cores", static_cast<int64_t>(stat.cores.size()), kGauge});
+  const int64_t cores = std::max<int64_t>(1, static_cast<int64_t>(stat.cores.size()));
   counter(round, "Cpu.ContextSwitches", stat.context_switches);
   counter(round, "Procs.Forks", stat.forks);
   round.samples.push_back({"Procs.Running", stat.procs_running, kGauge});
@@ -208,6 +211,9 @@ void HostSampler::collect_cpu(HostRound& round) {
       round.samples.push_back({"Load.Avg1", avg->one, kGauge});
       round.samples.push_back({"Load.Avg5", avg->five, kGauge});
       round.samples.push_back({"Load.Avg15", avg->fifteen, kGauge});
+      // What a rule can compare across hosts of any size: a template's "load per core > 4".
+      round.samples.push_back({"Load.PerCore1", avg->one / cores, kGauge});
+      round.samples.push_back({"Load.PerCore5", avg->five / cores, kGauge});
     }
   }
 }
@@ -241,6 +247,7 @@ void HostSampler::collect_filesystems(HostRound& round) {
     by_point[m.point] = std::move(m);
   }
   const auto timeout = std::chrono::milliseconds(options_.statvfs_timeout_ms);
+  int64_t fullest = -1;
   for (const auto& [point, mount] : by_point) {
     auto& call = statvfs_calls_[point];
     if (call) {
@@ -278,11 +285,15 @@ void HostSampler::collect_filesystems(HostRound& round) {
     round.samples.push_back({prefix + "UsedBytes", static_cast<int64_t>(used_blocks * unit), kGauge});
     round.samples.push_back({prefix + "FreeBytes", static_cast<int64_t>(s.f_bavail * unit), kGauge});
     // As df shows "Use%": of what users may have (used + available to them).
-    round.samples.push_back({prefix + "UsedPermyriad", permyriad(used_blocks, used_blocks + s.f_bavail), kGauge});
+    const int64_t used_permyriad = permyriad(used_blocks, used_blocks + s.f_bavail);
+    round.samples.push_back({prefix + "UsedPermyriad", used_permyriad, kGauge});
+    if (s.f_blocks != 0) fullest = std::max(fullest, used_permyriad);
     round.samples.push_back({prefix + "UsedInodes", static_cast<int64_t>(s.f_files - s.f_ffree), kGauge});
     round.samples.push_back({prefix + "FreeInodes", static_cast<int64_t>(s.f_favail), kGauge});
     round.samples.push_back({prefix + "ReadOnly", (s.f_flag & ST_RDONLY) != 0 || mount.read_only ? 1 : 0, kGauge});
   }
+  // One series a rule can watch for every filesystem of every host.
+  if (fullest >= 0) round.samples.push_back({"Fs.MaxUsedPermyriad", fullest, kGauge});
   // Calls of mounts gone: forgotten once they returned.
   std::erase_if(statvfs_calls_, [&](const auto& entry) {
     if (!entry.second) return true;
@@ -313,6 +324,8 @@ void HostSampler::collect_interfaces(HostRound& round) {
   const auto text = read_proc("net/dev");
   if (!text) return;
   std::map<std::string, std::string> net_segments;  // segment -> device
+  int64_t drops = 0;
+  bool any = false;
   for (const auto& n : host::parse_net_dev(*text)) {
     if (matches_any(options_.skip_interfaces, n.name)) continue;
     const std::string segment = admit(net_segments, n.name);
@@ -324,9 +337,12 @@ void HostSampler::collect_interfaces(HostRound& round) {
     counter(round, prefix + "OutPackets", n.out_packets);
     counter(round, prefix + "InErrors", n.in_errors);
     counter(round, prefix + "OutErrors", n.out_errors);
-    counter(round, prefix + "InDrops", n.in_drops);
-    counter(round, prefix + "OutDrops", n.out_drops);
+    drops += counter(round, prefix + "InDrops", n.in_drops);
+    drops += counter(round, prefix + "OutDrops", n.out_drops);
+    any = true;
   }
+  // The interfaces' drops together (of their changes, so one that comes or goes is no spike).
+  if (any) round.samples.push_back({"Net.Drops", drops, kCounter});
 }
 
 void HostSampler::collect_network_and_system(HostRound& round) {

@@ -121,7 +121,8 @@ class HostSampler {
   // The attr segment of `device`, or empty when it is skipped (counted).
   // `taken`: the segments this round's devices of its kind have, each to its device.
   std::string admit(std::map<std::string, std::string>& taken, const std::string& device);
-  void counter(HostRound& round, const std::string& attr, uint64_t value);
+  // Adds the change of a cumulative counter (none the first time); returns it, or 0.
+  int64_t counter(HostRound& round, const std::string& attr, uint64_t value);
 
   HostMetricsOptions options_;
   HostMetricsCounters counters_;

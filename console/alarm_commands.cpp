@@ -14,11 +14,13 @@
 #include <fmt/format.h>
 
 #include "alarm/records.hpp"
+#include "alarm/rule_template.hpp"
 #include "alarm/replay.hpp"
 #include "alarm/rule.hpp"
 #include "common/registry/hosts.hpp"
 #include "common/registry/placement.hpp"
 #include "console/console_context.hpp"
+#include "console/group_commands.hpp"
 #include "net/http_get.hpp"
 #include "query/series_merge.hpp"
 
@@ -199,9 +201,25 @@ int rule_check(int argc, char** argv) {
   auto args = parse(options, argc, argv);
   if (!args) return 0;
   const std::string path = positional(*args, "file");
-  const auto file = parse_file_or_fail(read_text(path), path);
+  const std::string text = read_text(path);
+  alarm::RuleFile file;
+  std::vector<int> test_lines;  // of a template: the file's lines, not the resolved text's
+  if (alarm::is_template_text(text)) {
+    // A template standing alone; one that extends another is checked by `template add`, against the stored parent.
+    auto parsed = alarm::parse_template(text);
+    if (parsed.error) throw ConsoleError(kExitBadInput, fmt::format("{}, {}", path, parsed.error->text()));
+    std::string error;
+    auto resolved = alarm::resolve_template(
+        *parsed.parsed, [](const std::string&) { return std::optional<alarm::RuleTemplate>(); }, error);
+    if (!resolved) throw ConsoleError(kExitBadInput, fmt::format("{}: {} (rule check reads no registry)", path, error));
+    file = std::move(resolved->file);
+    test_lines = parsed.parsed->test_lines;
+  } else {
+    file = parse_file_or_fail(text, path);
+  }
   int failed = 0;
-  const auto outcomes = alarm::run_tests(file);
+  auto outcomes = alarm::run_tests(file);
+  for (size_t i = 0; i < outcomes.size() && i < test_lines.size(); ++i) outcomes[i].line = test_lines[i];
   for (const auto& o : outcomes) {
     if (o.problems.empty()) {
       std::printf("ok    test \"%s\" (line %d)\n", o.name.c_str(), o.line);
@@ -322,7 +340,19 @@ int rule_test(int argc, char** argv) {
   const int64_t to_s = parse_time("--to", (*args)["to"].as<std::string>(), now) / 60 * 60;
   if (from_s >= to_s) throw ConsoleError(kExitBadInput, "--since must be before --to");
   // The windows of the first minutes reach back `span` minutes before it.
-  const StoredHistory stored = stored_history(console, rule, from_s - rule.span() * 60, to_s);
+  StoredHistory stored = stored_history(console, rule, from_s - rule.span() * 60, to_s);
+  if (!rule.group.empty()) {
+    // The group's servers as it stands now (the judger resolves it minute by minute).
+    std::vector<int64_t> servers;
+    for (const auto& [server, minutes] : stored.history) {
+      if (server >= 0) servers.push_back(server);
+    }
+    const auto members = group_servers(console, rule.group, servers);
+    if (!members) throw ConsoleError(kExitBadInput, fmt::format("rule {} watches group {}, which is not stored", rule.name, rule.group));
+    std::erase_if(stored.history, [&](const auto& series) {
+      return series.first >= 0 && std::find(members->begin(), members->end(), series.first) == members->end();
+    });
+  }
   // Minutes after the newest finished one are not final: a replay through
   // them would see every series stop.
   const int64_t last = std::min(to_s / 60 - 1, stored.last_minute_s / 60);

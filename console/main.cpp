@@ -6,6 +6,7 @@
 #include "console/access_commands.hpp"
 #include "console/alarm_commands.hpp"
 #include "console/cluster_commands.hpp"
+#include "console/group_commands.hpp"
 #include "console/host_commands.hpp"
 #include "console/console_context.hpp"
 #include "console/query_command.hpp"
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
     if (command == "service") return service_command(argc - 1, argv + 1);
     if (command == "attr") return attr_command(argc - 1, argv + 1);
     if (command == "host") return host_command(argc - 1, argv + 1);
+    if (command == "group") return group_command(argc - 1, argv + 1);
+    if (command == "template") return template_command(argc - 1, argv + 1);
     if (command == "judger") return judger_command(argc - 1, argv + 1);
     if (command == "placement") return placement_command(argc - 1, argv + 1);
     if (command == "status") return status_command(argc - 1, argv + 1);

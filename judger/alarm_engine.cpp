@@ -87,11 +87,11 @@ AlarmEngine::~AlarmEngine() {
 }
 
 void AlarmEngine::load_rules() {
-  for (const char* kind : {"rules", "assignments", "silences"}) {
+  for (const char* kind : {"rules", "assignments", "silences", "groups", "hosts"}) {
     if (auto entries = registry_.list(kind)) on_change(kind, *entries);
     else spdlog::warn("alarms: reading {} from the registry: {}; the watch reads them when it can", kind, entries.error().message());
   }
-  watch_ = registry_.watch({"rules", "assignments", "silences"},
+  watch_ = registry_.watch({"rules", "assignments", "silences", "groups", "hosts"},
                            [this](const std::string& kind, const std::vector<registry::Entry>& entries) {
                              on_change(kind, entries);
                            });
@@ -122,6 +122,18 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
     silences_.clear();
     for (const auto& e : entries) {
       if (auto s = alarm::silence_from_value(e.name, e.value)) silences_.push_back(std::move(*s));
+    }
+  } else if (kind == registry::kGroupsKind || kind == registry::kHostsKind) {
+    (kind == registry::kGroupsKind ? groups_ : hosts_) = entries;
+    // Which servers each group holds: a host joins or leaves by its name.
+    members_.clear();
+    const registry::HostServers hosts = registry::host_servers(hosts_, {});
+    for (const auto& e : groups_) {
+      if (auto group = registry::group_from_value(e.name, e.value)) {
+        members_.emplace(e.name, registry::GroupMembers(*group, hosts));
+      } else {
+        spdlog::warn("alarms: group {} in the registry does not have a group's shape: it holds no server", e.name);
+      }
     }
   }
   // What the rules of owned services read: which services, and how many minutes of each series.
@@ -611,12 +623,24 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
   if (minute <= owned.state.evaluated) return;
   auto& by_server = series_[{rule.service, rule.attr, rule.op}];
   std::vector<int64_t> servers;
+  std::set<int64_t> leaving;  // servers with an alarm that are no longer in the rule's group
   if (rule.per_server) {
     for (const auto& [server, s] : by_server) {
       if (server >= 0 && !s.empty() && !alarm::server_forgotten(s.newest(), minute)) servers.push_back(server);
     }
     for (const auto& [server, a] : owned.state.alarms) {
       if (a.state != alarm::State::kOk && !std::count(servers.begin(), servers.end(), server)) servers.push_back(server);
+    }
+    if (!rule.group.empty()) {
+      registry::GroupMembers members;  // a group that is not there holds no server
+      {
+        std::lock_guard lock(mutex_);
+        if (const auto it = members_.find(rule.group); it != members_.end()) members = it->second;
+      }
+      std::erase_if(servers, [&](int64_t server) { return !members.contains(server); });
+      for (const auto& [server, a] : owned.state.alarms) {
+        if (server >= 0 && !members.contains(server)) leaving.insert(server);
+      }
     }
   } else {
     servers.push_back(-1);
@@ -627,6 +651,9 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
     const auto it = by_server.find(server);
     const alarm::MinuteSeries& s = it != by_server.end() ? it->second : empty;
     if (auto t = alarm::step(rule, owned.state.alarms[server], server, minute, s)) transitions.push_back(*t);
+  }
+  for (const int64_t server : leaving) {
+    if (auto t = alarm::leave_group(owned.state.alarms[server], server, minute)) transitions.push_back(*t);
   }
   owned.state.evaluated = minute;
   std::vector<Notice> notices;
@@ -644,10 +671,13 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
     figures_.notices += notices.size();
   }
   for (const auto& t : transitions) {
-    const std::string why = t.kind == alarm::EventKind::kFiring ? rule.when_text
-                            : t.kind == alarm::EventKind::kGone
-                                ? fmt::format("no data for {} minutes: the server is forgotten", alarm::kForgetServerAfter)
-                                : std::string("recovered");
+    const std::string why =
+        t.kind == alarm::EventKind::kFiring ? rule.when_text
+        : t.kind == alarm::EventKind::kGone
+            ? (leaving.contains(t.server)
+                   ? fmt::format("the server left group {}", rule.group)
+                   : fmt::format("no data for {} minutes: the server is forgotten", alarm::kForgetServerAfter))
+            : std::string("recovered");
     const auto partial = partial_minutes_.find(rule.service);
     notifier_.record(t.minute * 60, rule.name, t.server, std::string(alarm::event_name(t.kind)),
                      partial == partial_minutes_.end()
@@ -665,7 +695,8 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
   for (auto it = owned.state.alarms.begin(); it != owned.state.alarms.end();) {
     const auto& a = it->second;
     const bool quiet = a.state == alarm::State::kOk || a.state == alarm::State::kResolved;
-    const bool forgotten = alarm::server_forgotten(a.seen, minute) || minute - a.since > alarm::kForgetServerAfter;
+    const bool forgotten = alarm::server_forgotten(a.seen, minute) || minute - a.since > alarm::kForgetServerAfter ||
+                           leaving.contains(it->first);
     it = quiet && forgotten && it->first >= 0 ? owned.state.alarms.erase(it) : std::next(it);
   }
   write_state(owned);

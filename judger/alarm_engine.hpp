@@ -17,6 +17,7 @@
 #include "alarm/evaluator.hpp"
 #include "alarm/records.hpp"
 #include "alarm/rule.hpp"
+#include "common/registry/groups.hpp"
 #include "common/registry/registry.hpp"
 #include "judger/minute_reader.hpp"
 #include "judger/notifier.hpp"
@@ -110,6 +111,8 @@ class AlarmEngine {
   std::map<std::string, int64_t> rule_versions_;        // their entries' versions
   std::map<std::string, boost::json::value> assignments_;  // service -> its assignment: its judger, and those it left
   std::vector<alarm::Silence> silences_;
+  std::vector<registry::Entry> groups_, hosts_;  // as last read: what members_ is made of
+  std::map<std::string, registry::GroupMembers> members_;  // group -> its servers now
   std::set<std::string> wanted_services_;
   std::map<SeriesKey, int64_t> spans_;  // minutes kept of each series the owned rules read
   Figures figures_;

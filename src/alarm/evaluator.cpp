@@ -162,6 +162,17 @@ std::string_view notice_name(Notice::Kind k) noexcept {
   return "firing";
 }
 
+std::optional<Transition> leave_group(AlarmState& a, int64_t server, int64_t minute) {
+  if (minute <= a.evaluated) return std::nullopt;
+  a.evaluated = minute;
+  const bool was_firing = a.state == State::kFiring;
+  a.state = was_firing ? State::kResolved : State::kOk;
+  a.since = minute;
+  a.streak = 0;
+  if (was_firing) return Transition{EventKind::kGone, server, minute, a.value};
+  return std::nullopt;
+}
+
 std::optional<Transition> step(const Rule& rule, AlarmState& a, int64_t server, int64_t minute,
                                const MinuteSeries& series) {
   if (minute <= a.evaluated) return std::nullopt;

@@ -77,6 +77,11 @@ inline constexpr int64_t kForgetServerAfter = 1440;
 std::optional<Transition> step(const Rule& rule, AlarmState& alarm, int64_t server, int64_t minute,
                                const MinuteSeries& series);
 
+/// A server that left the rule's group (docs/rules.md, "Templates and
+/// groups") at `minute`: a firing alarm ends as gone, any other goes quiet;
+/// the caller forgets the alarm.
+std::optional<Transition> leave_group(AlarmState& alarm, int64_t server, int64_t minute);
+
 /// Whether a per-server rule has stopped watching `server`, last seen at
 /// minute `seen`: the engine and `rule test` forget it at the same minute.
 inline bool server_forgotten(int64_t seen, int64_t minute) noexcept { return minute - seen > kForgetServerAfter; }

@@ -368,6 +368,9 @@ void finish_rule(Rule& r, int line) {
   if (r.attr.empty()) throw missing("attr");
   if (!r.when) throw missing("when");
   if (r.escalate_to && r.escalate_after == 0) throw Failure{1, fmt::format("rule {}: escalate needs a delay", r.name)};
+  if (!r.group.empty() && !r.per_server) {
+    throw Failure{1, fmt::format("rule {}: a group picks servers, so the rule must be 'per server'", r.name)};
+  }
 }
 
 }  // namespace
@@ -389,6 +392,11 @@ int64_t Cond::span() const noexcept {
 bool Cond::uses_nodata() const noexcept {
   if (kind == Kind::kNoData) return true;
   return std::any_of(children.begin(), children.end(), [](const auto& c) { return c->uses_nodata(); });
+}
+
+bool is_valid_group_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 32 || name[0] < 'A' || name[0] > 'Z') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
 }
 
 int64_t Rule::span() const noexcept {
@@ -678,13 +686,20 @@ ParseResult parse_rule_file(std::string_view text) {
         if (!t) throw failure;
         rule->escalate_after = *m;
         rule->escalate_to = std::move(*t);
+      } else if (key.text == "group" || key.text == "template") {
+        const Word& w = one_value();
+        if (!is_valid_group_name(w.text)) {
+          throw Failure{w.column, fmt::format("'{}' is not a {} name (a capital letter, then letters and digits)", w.text,
+                                              key.text)};
+        }
+        (key.text == "group" ? rule->group : rule->from_template) = w.text;
       } else if (key.text == "disabled") {
         if (words.size() != 1) throw Failure{words[1].column, "'disabled' takes no value"};
         rule->enabled = false;
       } else {
         throw Failure{key.column, fmt::format("unknown rule line '{}' (service, attr, op, per, when, recover, pending, keep, "
                                               "severity, summary, description, label, notify, escalate, repeat, "
-                                              "max_notifications, disabled)", key.text)};
+                                              "max_notifications, group, template, disabled)", key.text)};
       }
       if (eol == text.size()) break;
     }

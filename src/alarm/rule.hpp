@@ -79,6 +79,10 @@ struct Rule {
   int64_t repeat = 60;         // minutes between repeats of a firing alarm; 0: never
   int64_t max_notifications = 10;  // per alarm episode, repeats and escalation included
   bool enabled = true;
+  // Only the servers of this group (groups/<group>: host name globs and id
+  // ranges), resolved when evaluated; per-server rules only. Empty: every server.
+  std::string group;
+  std::string from_template;  // the template the rule was made from (`group bind`), for people
   std::string source;  // the rule's own text, as stored in the registry
 
   /// Minutes of history a judger keeps to evaluate it.
@@ -127,6 +131,9 @@ ParseResult parse_rule_file(std::string_view text);
 
 /// Parses one condition (a `when` or `recover` line), for tests and tools.
 std::shared_ptr<const Cond> parse_condition(std::string_view text, ParseError& error);
+
+/// A group's or a template's name: a capital letter, then letters and digits, at most 32 bytes.
+bool is_valid_group_name(std::string_view name) noexcept;
 
 /// Name of an op code a rule may name: SUM … COUNT, HIST_P50 … HIST_P999 (as the query API names them).
 std::optional<uint32_t> parse_rule_op(std::string_view text) noexcept;
