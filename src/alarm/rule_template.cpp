@@ -195,22 +195,19 @@ std::optional<ResolvedTemplate> resolve_template(
       }
     }
   }
+  for (const auto& r : out.rules) {
+    const auto alone = parse_rule_file(r.text());
+    if (alone.error) {
+      error = fmt::format("template {}, rule {} as resolved: {}", t.name, r.name, alone.error->reason);
+      return std::nullopt;
+    }
+  }
   std::string whole;
   for (const auto& r : out.rules) whole += r.text();
   whole += t.tests_text;
   auto parsed = parse_rule_file(whole);
   if (parsed.error) {
-    // Say which rule: the resolved text's line numbers are not the file's.
-    int line = 1;
-    for (const auto& r : out.rules) {
-      const int lines = 1 + static_cast<int>(r.lines.size());
-      if (parsed.error->line < line + lines) {
-        error = fmt::format("template {}, rule {} as resolved: {}", t.name, r.name, parsed.error->reason);
-        return std::nullopt;
-      }
-      line += lines;
-    }
-    error = fmt::format("template {}, its tests: {}", t.name, parsed.error->text());
+    error = fmt::format("template {}, its tests: {}", t.name, parsed.error->reason);
     return std::nullopt;
   }
   for (const Rule& rule : parsed.file.rules) {

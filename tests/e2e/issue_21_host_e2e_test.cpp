@@ -289,3 +289,95 @@ TEST_CASE("issue 21: a plugin's lines and its runs, and the checks' results, are
   judger.signal(SIGTERM);
   CHECK(judger.wait_for(20s) == 0);
 }
+
+// Issue 21, §4: one template watches a group of hosts picked by name. The
+// host's own agent records it; a template extending the shipped one fires on
+// it; when the group no longer names the host, the alarm ends as gone.
+TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a host of the group, and ends as gone "
+          "when the host leaves the group",
+          "[e2e][issue21][templates][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("host-group");
+  const std::string registry = monitor::e2e::registry_address(dir);
+  const int judger_port = free_port(), query_port = free_port(), bonnie_port = free_port();
+  auto judger = monitor::e2e::spawn_judger(dir, judger_port, dir.file("judger.log"), query_port,
+                                           {"--name", "judger-1", "--no-self-metrics", "--no-placement"});
+  auto ctl = [&](std::vector<std::string> args) { return monitor::e2e::monitorctl(dir, registry, std::move(args)); };
+  REQUIRE(wait_until([&] { return ctl({"judger", "list"}).out.find("judger-1") != std::string::npos; }, 20s));
+  REQUIRE(ctl({"service", "add", "Host.System", "--auto-attrs", "2000", "--judger", "judger-1"}).rc == 0);
+  auto bonnie = monitor::e2e::spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--udp", "none",
+                                    "--statsd-socket", "none", "--spool-dir", dir.file("spool"), "--registry", registry,
+                                    "--dc", "central", "--server-id", "7", "--no-self-metrics", "--plugin-dir", "none"},
+                                   "", dir.file("agent.log"));
+  char host_name[256] = {};
+  ::gethostname(host_name, sizeof host_name - 1);
+  const std::string host = host_name;
+
+  // The shipped template, and one of the test's that extends it: memory
+  // "low" below 100 %, so it fires on any machine.
+  const auto shipped = ctl({"template", "add", std::string(MONITOR_SOURCE_DIR) + "/examples/templates/host.rules"});
+  REQUIRE(shipped.rc == 0);
+  std::ofstream(dir.file("test.rules")) << "template Everything extends Host\nrule Host.MemoryLow\n"
+                                           "  when value < 10001\n  pending 1m\n";
+  const auto added = ctl({"template", "add", dir.file("test.rules")});
+  INFO(added.out << added.err);
+  REQUIRE(added.rc == 0);
+  const auto resolved = ctl({"template", "show", "Everything", "--resolved"});
+  CHECK_THAT(resolved.out, Catch::Contains("when value < 10001") && Catch::Contains("# Everything, overrides Host") &&
+                               Catch::Contains("Mem.AvailablePermyriad") && Catch::Contains("rule Host.Silent"));
+  // A template extending one that is not stored, and a group of no host or server, are refused.
+  std::ofstream(dir.file("orphan.rules")) << "template Orphan extends Nothing\n";
+  CHECK(ctl({"template", "add", dir.file("orphan.rules")}).rc == 2);
+  CHECK(ctl({"group", "add", "Empty"}).rc == 2);
+
+  // The host is in the group by its name: recorded by its agent.
+  REQUIRE(wait_until([&] { return ctl({"host", "list"}).out.find(host) != std::string::npos; }, 30s));
+  REQUIRE(ctl({"group", "add", "Here", "--hosts", host}).rc == 0);
+  const auto bound = ctl({"group", "bind", "Here", "Everything"});
+  INFO(bound.out << bound.err);
+  REQUIRE(bound.rc == 0);
+  CHECK_THAT(bound.out, Catch::Contains("added Host.MemoryLow.Here") && Catch::Contains("added Host.Silent.Here"));
+  const auto shown = ctl({"group", "show", "Here", "--output", "json"});
+  CHECK_THAT(shown.out, Catch::Contains("\"server_id\":\"7\""));
+  CHECK_THAT(ctl({"rule", "list"}).out, Catch::Contains("Host.DiskFull.Here"));
+
+  auto firing_host = [&](const std::string& rule) -> std::optional<std::string> {
+    const auto alarms = ctl({"alarm", "list", "--output", "json"});
+    if (alarms.rc != 0) return std::nullopt;
+    const json::value listed = json::parse(alarms.out);
+    for (const auto& row : listed.as_array()) {
+      if (row.at("rule").as_string() == rule && row.at("series").as_string() == "7" &&
+          row.at("state").as_string() == "firing") {
+        return std::string(row.at("host").as_string());
+      }
+    }
+    return std::nullopt;
+  };
+  INFO("judger log:\n" << read_file(dir.file("judger.log")));
+  REQUIRE(wait_until([&] { return firing_host("Host.MemoryLow.Here").has_value(); }, 180s));
+  CHECK(firing_host("Host.MemoryLow.Here") == host);
+  CHECK_FALSE(firing_host("Host.Silent.Here"));  // it reports
+  // `rule test` replays the group's history through the same rule.
+  const auto replayed = ctl({"rule", "test", "Host.MemoryLow.Here", "--since", "10m", "--output", "json"});
+  REQUIRE(replayed.rc == 0);
+  CHECK(json::parse(replayed.out).at("fired").to_number<int64_t>() >= 1);
+  // A group with templates bound, and a template another extends, cannot be removed.
+  CHECK(ctl({"group", "rm", "Here"}).rc == 2);
+  CHECK(ctl({"template", "rm", "Host"}).rc == 2);  // Everything extends it
+
+  // The host leaves the group: its firing alarm ends as gone at the next minute.
+  REQUIRE(ctl({"group", "add", "Here", "--hosts", "no-such-host-*", "--replace"}).rc == 0);
+  REQUIRE(wait_until([&] {
+    const auto history = ctl({"alarm", "history", "--rule", "Host.MemoryLow.Here", "--output", "json"});
+    return history.rc == 0 && history.out.find("\"gone\"") != std::string::npos &&
+           history.out.find("left group Here") != std::string::npos;
+  }, 150s));
+  CHECK_FALSE(firing_host("Host.MemoryLow.Here"));
+  // Unbinding removes the rules the template made.
+  REQUIRE(ctl({"group", "unbind", "Here", "Everything"}).rc == 0);
+  CHECK(ctl({"rule", "list"}).out.find(".Here") == std::string::npos);
+  CHECK(ctl({"group", "rm", "Here"}).rc == 0);
+  for (auto* p : {&agent, &bonnie, &judger}) p->signal(SIGTERM);
+  for (auto* p : {&agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
+}
