@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "common/registry/groups.hpp"
 #include "common/registry/hosts.hpp"
 #include "console/console_context.hpp"
 
@@ -72,10 +73,32 @@ int host_show(int argc, char** argv) {
   return 0;
 }
 
+int host_rm(int argc, char** argv) {
+  auto options = make_options("host rm", "Forgets a host's record (hosts/<host>, written by its agent): groups no longer "
+                                         "hold it by its name, and the alarms their rules had of it end as gone. For a "
+                                         "host taken out of service; a live agent records it again.");
+  options.add_options()("host", "host name", cxxopts::value<std::string>());
+  options.parse_positional({"host"});
+  options.positional_help("HOST");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string host = positional(*args, "host");
+  Console console(*args);
+  const std::string kind(registry::kHostsKind);
+  auto entry = console.check(console.registry().get(kind, host), "reading host " + host);
+  if (!entry) throw ConsoleError(kExitBadInput, fmt::format("no host {} is recorded", host));
+  if (!console.check(console.registry().commit({{kind, host, entry->version}}, {{kind, host, std::nullopt}}),
+                     "removing host " + host)) {
+    throw ConsoleError(kExitBadInput, "the host's record changed meanwhile; run it again");
+  }
+  console.print_done(fmt::format("host {} forgotten", host));
+  return 0;
+}
+
 }  // namespace
 
 int host_command(int argc, char** argv) {
-  return dispatch_verbs("host", argc, argv, {{"list", host_list}, {"show", host_show}});
+  return dispatch_verbs("host", argc, argv, {{"list", host_list}, {"show", host_show}, {"rm", host_rm}});
 }
 
 }  // namespace monitor::console
