@@ -17,6 +17,7 @@
 #include "alarm/records.hpp"
 #include "common/clock.hpp"
 #include "common/registry/etcd_gateway.hpp"
+#include "common/registry/groups.hpp"
 #include "common/registry/parts.hpp"
 #include "common/registry/placement.hpp"
 #include "monitor/monitor.hpp"
@@ -149,6 +150,7 @@ ApiResponse DashboardApi::handle(const ApiRequest& request) {
       if (path == "/api/services") return services(*access);
       if (path == "/api/series") return series(*access, request);
       if (path == "/api/top") return top(*access, request);
+      if (path == "/api/hosts") return hosts(*access, request);
       if (path == "/api/judgers") return judgers();
       if (path == "/api/parts") return parts();
       if (path == "/api/alarms") return alarms(*access);
@@ -557,19 +559,44 @@ ApiResponse DashboardApi::top(const registry::UserAccess& access, const ApiReque
     ++counters_.bad_requests;
     return error(400, "from and to are Unix seconds, from before to, at most 31 days apart");
   }
+  std::map<std::string, std::pair<double, int64_t>> by_server;
+  if (ApiResponse failed; !reduce_by_server(service, p.at("attr"), op, from, to, by_server, failed)) return failed;
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [server, vm] : by_server) {
+    const bool summed = op == "SUM" || op == "COUNT";
+    const bool extreme = op == "MAX" || op == "MIN";
+    ranked.emplace_back(summed || extreme ? vm.first : vm.first / static_cast<double>(std::max<int64_t>(vm.second, 1)),
+                        server);
+  }
+  std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
+    return op == "MIN" ? a.first < b.first : a.first > b.first;
+  });
+  json::array out;
+  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(n); ++i) {
+    out.push_back(json::object{{"server", ranked[i].second}, {"value", ranked[i].first}});
+  }
+  return ok(json::object{{"service", service}, {"attr", p.at("attr")}, {"op", op}, {"from", from}, {"to", to},
+                         {"top", out}});
+}
+
+bool DashboardApi::reduce_by_server(const std::string& service, const std::string& attr, const std::string& op,
+                                    int64_t from, int64_t to, std::map<std::string, std::pair<double, int64_t>>& by_server,
+                                    ApiResponse& failed) {
   std::vector<Holder> holders;
-  if (ApiResponse failed; !holders_of(service, from, holders, failed)) return failed;
+  if (!holders_of(service, from, holders, failed)) return false;
   std::vector<std::string> queries;
   for (const auto& h : holders) {
     if (!h.query.empty()) queries.push_back(h.query);
   }
-  if (queries.empty()) return error(503, fmt::format("no live judger holds {}", service));
+  if (queries.empty()) {
+    failed = error(503, fmt::format("no live judger holds {}", service));
+    return false;
+  }
   // Per server: the sum of its minutes for SUM and COUNT, the extreme for MAX
-  // and MIN, else the average of its minutes.
-  std::map<std::string, std::pair<double, int64_t>> by_server;
+  // and MIN, else the sum to be divided by the minutes.
   for (const auto& q : queries) {
-    auto reply = net::http_get(q, fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", service,
-                                              p.at("attr"), op, from, to),
+    auto reply = net::http_get(q, fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", service, attr, op,
+                                              from, to),
                                std::chrono::seconds(options_.judger_timeout_s), size_t{256} << 20);
     if (!reply || reply->status != 200) {
       ++counters_.judger_errors;
@@ -590,22 +617,77 @@ ApiResponse DashboardApi::top(const registry::UserAccess& access, const ApiReque
       }
     }
   }
-  std::vector<std::pair<double, std::string>> ranked;
-  for (const auto& [server, vm] : by_server) {
-    const bool summed = op == "SUM" || op == "COUNT";
-    const bool extreme = op == "MAX" || op == "MIN";
-    ranked.emplace_back(summed || extreme ? vm.first : vm.first / static_cast<double>(std::max<int64_t>(vm.second, 1)),
-                        server);
+  return true;
+}
+
+ApiResponse DashboardApi::hosts(const registry::UserAccess& access, const ApiRequest& request) {
+  const auto& p = request.params;
+  const std::string service = p.count("service") ? p.at("service") : "Host.System";
+  if (!is_valid_name(service)) {
+    ++counters_.bad_requests;
+    return error(400, "service must be a name like Host.System");
   }
-  std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
-    return op == "MIN" ? a.first < b.first : a.first > b.first;
-  });
+  // Host names and ids are the host service's: shown to those who may read it.
+  if (!access.sees(service)) {
+    ++counters_.refused;
+    return error(403, fmt::format("{} is not a service of your roles", service));
+  }
+  std::vector<registry::Entry> recorded, agents;
+  {
+    std::lock_guard lock(registry_mutex_);
+    auto h = registry_.list(std::string(registry::kHostsKind));
+    auto a = registry_.list("agents");
+    if (!h || !a) return error(503, "reading the hosts: " + (h ? a.error() : h.error()).message());
+    recorded = std::move(*h);
+    agents = std::move(*a);
+  }
+  std::map<int64_t, int64_t> last_report;  // server id -> its live agent's last report
+  for (const auto& e : agents) {
+    const auto* obj = e.value.if_object();
+    const auto* id = obj != nullptr ? obj->if_contains("server_id") : nullptr;
+    const auto* at = obj != nullptr ? obj->if_contains("last_report_s") : nullptr;
+    if (id != nullptr && id->is_int64() && at != nullptr && at->is_int64()) last_report[id->as_int64()] = at->as_int64();
+  }
+  // What the hosts list shows: each figure's mean over the last five minutes, per server.
+  const int64_t to = now_s(), from = to - 300;
+  struct Figure {
+    const char* name;
+    const char* attr;
+    const char* op;
+  };
+  static constexpr Figure kFigures[] = {{"cpu_busy", "Cpu.Busy", "AVG"},
+                                        {"memory_available", "Mem.AvailablePermyriad", "LAST"},
+                                        {"fs_max_used", "Fs.MaxUsedPermyriad", "LAST"},
+                                        {"load_per_core", "Load.PerCore1", "LAST"}};
+  std::map<std::string, std::map<std::string, double>> figures;  // server -> figure -> value
+  std::string problem;
+  for (const Figure& f : kFigures) {
+    std::map<std::string, std::pair<double, int64_t>> by_server;
+    ApiResponse failed;
+    if (!reduce_by_server(service, f.attr, f.op, from, to, by_server, failed)) {
+      problem = failed.body;
+      break;
+    }
+    for (const auto& [server, vm] : by_server) {
+      figures[server][f.name] = vm.first / static_cast<double>(std::max<int64_t>(vm.second, 1));  // the minutes' mean
+    }
+  }
   json::array out;
-  for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(n); ++i) {
-    out.push_back(json::object{{"server", ranked[i].second}, {"value", ranked[i].first}});
+  for (const auto& [host, id] : registry::host_servers(recorded, agents)) {
+    json::object row{{"host", host}, {"server", id}};
+    const auto live = last_report.find(id);
+    row["agent"] = live != last_report.end() ? "live" : "stopped";
+    row["last_report_s"] = live != last_report.end() ? json::value(live->second) : json::value(nullptr);
+    const auto f = figures.find(std::to_string(id));
+    for (const Figure& figure : kFigures) {
+      const bool known = f != figures.end() && f->second.contains(figure.name);
+      row[figure.name] = known ? json::value(f->second.at(figure.name)) : json::value(nullptr);
+    }
+    out.push_back(std::move(row));
   }
-  return ok(json::object{{"service", service}, {"attr", p.at("attr")}, {"op", op}, {"from", from}, {"to", to},
-                         {"top", out}});
+  json::object body{{"service", service}, {"hosts", std::move(out)}, {"from", from}, {"to", to}};
+  if (!problem.empty()) body["problem"] = problem;
+  return ok(std::move(body));
 }
 
 // ---- the system ------------------------------------------------------------

@@ -69,6 +69,13 @@ class DashboardApi {
   ApiResponse series(const registry::UserAccess& access, const ApiRequest& request);
   ApiResponse top(const registry::UserAccess& access, const ApiRequest& request);
   ApiResponse judgers();
+  // The hosts recorded in the registry with their CPU, memory, disk and load over the last five minutes.
+  ApiResponse hosts(const registry::UserAccess& access, const ApiRequest& request);
+  // Each server's minutes of one series over [from, to), reduced: the
+  // extreme for MAX and MIN, else their sum; with how many minutes there were;
+  // from every judger that held the service.
+  bool reduce_by_server(const std::string& service, const std::string& attr, const std::string& op, int64_t from,
+                        int64_t to, std::map<std::string, std::pair<double, int64_t>>& by_server, ApiResponse& failed);
   ApiResponse parts();
   ApiResponse alarms(const registry::UserAccess& access);
   ApiResponse alarm_history(const registry::UserAccess& access, const ApiRequest& request);

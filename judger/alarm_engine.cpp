@@ -128,6 +128,11 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
     // Which servers each group holds: a host joins or leaves by its name.
     members_.clear();
     const registry::HostServers hosts = registry::host_servers(hosts_, {});
+    host_of_.clear();
+    for (const auto& [host, id] : hosts) {
+      std::string& name = host_of_[id];
+      name += (name.empty() ? "" : ",") + host;
+    }
     for (const auto& e : groups_) {
       if (auto group = registry::group_from_value(e.name, e.value)) {
         members_.emplace(e.name, registry::GroupMembers(*group, hosts));
@@ -732,7 +737,14 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice, const std
       recent_json.push_back(json::object{{"minute", m * 60}, {"value", v ? json::value(*v) : json::value(nullptr)}});
     }
     const std::optional<double> value = a != owned.state.alarms.end() ? a->second.value : std::nullopt;
-    const std::string series = server < 0 ? "total" : fmt::format("server {}", server);
+    std::string host;
+    if (server >= 0) {
+      std::lock_guard lock(mutex_);
+      if (const auto it = host_of_.find(server); it != host_of_.end()) host = it->second;
+    }
+    const std::string series = server < 0      ? "total"
+                               : host.empty() ? fmt::format("server {}", server)
+                                              : fmt::format("server {} ({})", server, host);
     std::string table;
     for (const auto& v : recent) table += fmt::format(" {}", v ? fmt::format("{:g}", *v) : "-");
     text += fmt::format("  {}: {} now   {}   last {} minutes:{}\n", series, number(value), sparkline(recent),
@@ -750,6 +762,7 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice, const std
                         chart.empty() ? series : fmt::format("<a href=\"{}\">{}</a>", mail::html_escape(chart), series),
                         number(value), sparkline(recent), table);
     json::object item{{"server", server < 0 ? json::value(nullptr) : json::value(server)},
+                      {"host", host.empty() ? json::value(nullptr) : json::value(host)},
                       {"value", value ? json::value(*value) : json::value(nullptr)},
                       {"recent", std::move(recent_json)}};
     if (!chart.empty()) item["chart_url"] = chart;
@@ -798,6 +811,8 @@ void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice, const std
                           {"text", text}, {"query", query}};
     if (partial != partial_minutes_.end()) n.body["partial"] = partial->second;
     if (!correction.empty()) n.body["correction"] = correction;
+    if (!rule.group.empty()) n.body["group"] = rule.group;
+    if (!rule.from_template.empty()) n.body["template"] = rule.from_template;
     if (notifier_.enqueue(n)) {
       notifier_.record(notice.minute * 60, rule.name, -1, "notice_" + kind, fmt::format("{} series to {}", notice.servers.size(), target));
     }

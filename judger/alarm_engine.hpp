@@ -113,6 +113,7 @@ class AlarmEngine {
   std::vector<alarm::Silence> silences_;
   std::vector<registry::Entry> groups_, hosts_;  // as last read: what members_ is made of
   std::map<std::string, registry::GroupMembers> members_;  // group -> its servers now
+  std::map<int64_t, std::string> host_of_;  // server id -> the host recorded with it, for messages
   std::set<std::string> wanted_services_;
   std::map<SeriesKey, int64_t> spans_;  // minutes kept of each series the owned rules read
   Figures figures_;

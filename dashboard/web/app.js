@@ -310,6 +310,82 @@ async function alarmsView() {
   refreshTimer = setInterval(render, 30000);
 }
 
+// ---- hosts --------------------------------------------------------------------------
+
+const hostService = (p) => p.get("service") || "Host.System";
+const percent = (permyriad) => (permyriad == null ? "—" : (permyriad / 100).toFixed(1));
+
+// Every recorded host with its CPU, memory, fullest disk and load, sortable by any column.
+async function hostsView(p) {
+  const service = hostService(p);
+  main.replaceChildren(el("h1", {}, "Hosts"));
+  let answer;
+  try { answer = await api("/api/hosts?" + new URLSearchParams({ service })); } catch (e) { return showError(main, e); }
+  const columns = [
+    ["host", "host", (h) => h.host], ["server", "server", (h) => h.server], ["agent", "agent", (h) => h.agent],
+    ["cpu_busy", "CPU busy %", (h) => h.cpu_busy], ["memory_used", "memory used %", (h) => h.memory_available == null ? null : 10000 - h.memory_available],
+    ["fs_max_used", "fullest disk %", (h) => h.fs_max_used], ["load_per_core", "load per core", (h) => h.load_per_core]];
+  const sort = p.get("sort") || "host";
+  const descending = p.get("order") === "desc";
+  const key = (columns.find((c) => c[0] === sort) || columns[0])[2];
+  const rows = [...answer.hosts].sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x == null || y == null) return x == null ? 1 : -1;  // hosts without the figure last
+    const c = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return descending ? -c : c;
+  });
+  const header = columns.map(([name, label]) => el("th", {}, el("a", {
+    href: "#/hosts?" + new URLSearchParams({ service, sort: name, order: sort === name && !descending ? "desc" : "asc" }) },
+    label + (sort === name ? (descending ? " ▼" : " ▲") : ""))));
+  if (!rows.length) return main.append(el("p", { class: "note" }, "No host is recorded yet: an agent records its host when it starts with a registry."));
+  main.append(el("table", { id: "hosts" }, el("tr", {}, ...header),
+    ...rows.map((h) => el("tr", {},
+      el("td", {}, el("a", { href: "#/host?" + new URLSearchParams({ service, server: h.server, host: h.host }) }, h.host)),
+      el("td", {}, h.server), el("td", { class: h.agent === "live" ? "" : "pending" }, h.agent),
+      el("td", {}, percent(h.cpu_busy)), el("td", {}, percent(h.memory_available == null ? null : 10000 - h.memory_available)),
+      el("td", {}, percent(h.fs_max_used)), el("td", {}, h.load_per_core == null ? "—" : (h.load_per_core / 100).toFixed(2))))),
+    el("p", { class: "note" }, `means over the last five minutes; ${answer.problem ? "problem: " + answer.problem : "refreshed " + new Date().toLocaleTimeString()}`));
+  refreshTimer = setInterval(render, 60000);
+}
+
+// One host on one screen: CPU, memory, load, each filesystem and each interface.
+async function hostView(p) {
+  const service = hostService(p), server = p.get("server"), host = p.get("host") || `server ${server}`;
+  const range = p.get("range") || "6h";
+  main.replaceChildren(el("h1", {}, `${host} · server ${server}`));
+  let list;
+  try { list = await api("/api/services"); } catch (e) { return showError(main, e); }
+  const s = list.services.find((x) => x.service === service);
+  if (!s) return showError(main, new Error(`${service} is not one of your services`));
+  const has = (attr) => s.attrs.includes(attr);
+  const charts = [["Cpu.Busy", "AVG", "CPU busy (‱)"], ["Mem.AvailablePermyriad", "LAST", "memory available (‱)"],
+                  ["Mem.UsedBytes", "LAST", "memory used (bytes)"], ["Load.Avg1", "LAST", "load (hundredths)"]]
+    .filter(([attr]) => has(attr));
+  for (const attr of s.attrs.filter((a) => /^Fs\.[^.]+\.UsedPermyriad$/.test(a) && a !== "Fs.MaxUsedPermyriad").sort()) {
+    charts.push([attr, "LAST", attr.split(".")[1] + " used (‱)"]);
+  }
+  for (const attr of s.attrs.filter((a) => /^Net\.[^.]+\.(In|Out)Bytes$/.test(a)).sort()) {
+    charts.push([attr, "SUM", attr.slice(4).replace(".", " ") + " per minute"]);
+  }
+  main.append(el("p", {}, el("a", { href: "#/hosts?" + new URLSearchParams({ service }) }, "all hosts"), " · range ",
+    ...Object.keys(rangeSeconds).flatMap((r) => [el("a", { href: "#/host?" + new URLSearchParams({ service, server, host, range: r }) }, r), " "])));
+  const grid = el("div", { class: "charts", id: "host-charts" });
+  main.append(grid);
+  const draw = async () => {
+    grid.replaceChildren();
+    for (const [attr, op, label] of charts) {
+      const box = el("div", { class: "chart" }, el("a", { href: "#/chart?" + new URLSearchParams({ service, attr, op, servers: server, range }) }, label));
+      grid.append(box);
+      try {
+        const answer = await api(seriesPath(new URLSearchParams({ service, attr, op, servers: server, range })));
+        for (const x of drawChart("host:" + attr, box, answer, 520, 180)) box.append(el("p", { class: "note" }, x));
+      } catch (e) { showError(box, e); }
+    }
+  };
+  await draw();
+  refreshTimer = setInterval(draw, 30000);
+}
+
 // ---- the router -------------------------------------------------------------------
 
 function render() {
@@ -317,7 +393,8 @@ function render() {
   window.monitorCharts = {};
   const { path, params } = route();
   const views = { "/services": servicesView, "/chart": chartView, "/service": serviceView, "/top": topView,
-                  "/judgers": judgersView, "/alarms": alarmsView, "/health": healthView };
+                  "/judgers": judgersView, "/alarms": alarmsView, "/health": healthView, "/hosts": hostsView,
+                  "/host": hostView };
   (views[path] || servicesView)(params);
 }
 

@@ -25,6 +25,7 @@
 #include "e2e/monitorctl_run.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
+#include "support/wire_client.hpp"
 
 using namespace std::chrono_literals;
 using monitor::test::ChildProcess;
@@ -299,13 +300,15 @@ TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a ho
   TempDir dir;
   monitor::test::TempRing ring("host-group");
   const std::string registry = monitor::e2e::registry_address(dir);
-  const int judger_port = free_port(), query_port = free_port(), bonnie_port = free_port();
+  const int judger_port = free_port(), query_port = free_port(), bonnie_port = free_port(), hook_port = free_port();
   auto judger = monitor::e2e::spawn_judger(dir, judger_port, dir.file("judger.log"), query_port,
                                            {"--name", "judger-1", "--no-self-metrics", "--no-placement"});
   auto ctl = [&](std::vector<std::string> args) { return monitor::e2e::monitorctl(dir, registry, std::move(args)); };
   REQUIRE(wait_until([&] { return ctl({"judger", "list"}).out.find("judger-1") != std::string::npos; }, 20s));
   REQUIRE(ctl({"service", "add", "Host.System", "--auto-attrs", "2000", "--judger", "judger-1"}).rc == 0);
   auto bonnie = monitor::e2e::spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  auto sink = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_SOURCE_DIR) + "/examples/webhook_sink.py",
+                                   std::to_string(hook_port), dir.file("hooks.jsonl")});
   auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--ring", ring.name(), "--socket", "", "--udp", "none",
                                     "--statsd-socket", "none", "--spool-dir", dir.file("spool"), "--registry", registry,
                                     "--dc", "central", "--server-id", "7", "--no-self-metrics", "--plugin-dir", "none"},
@@ -319,7 +322,8 @@ TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a ho
   const auto shipped = ctl({"template", "add", std::string(MONITOR_SOURCE_DIR) + "/examples/templates/host.rules"});
   REQUIRE(shipped.rc == 0);
   std::ofstream(dir.file("test.rules")) << "template Everything extends Host\nrule Host.MemoryLow\n"
-                                           "  when value < 10001\n  pending 1m\n";
+                                           "  when value < 10001\n  pending 1m\n  notify webhook:http://127.0.0.1:"
+                                        << hook_port << "/hook\n";
   const auto added = ctl({"template", "add", dir.file("test.rules")});
   INFO(added.out << added.err);
   REQUIRE(added.rc == 0);
@@ -358,6 +362,17 @@ TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a ho
   REQUIRE(wait_until([&] { return firing_host("Host.MemoryLow.Here").has_value(); }, 180s));
   CHECK(firing_host("Host.MemoryLow.Here") == host);
   CHECK_FALSE(firing_host("Host.Silent.Here"));  // it reports
+  // The notification names the host beside its server id, and the group and template.
+  REQUIRE(wait_until([&] { return read_file(dir.file("hooks.jsonl")).find("firing") != std::string::npos; }, 30s));
+  const json::value hook = json::parse(json::parse(read_file(dir.file("hooks.jsonl")).substr(
+                                           0, read_file(dir.file("hooks.jsonl")).find('\n')))
+                                           .at("body")
+                                           .as_string());
+  CHECK(hook.at("rule").as_string() == "Host.MemoryLow.Here");
+  CHECK(hook.at("group").as_string() == "Here");
+  CHECK(hook.at("template").as_string() == "Everything");
+  CHECK(hook.at("alarms").as_array().at(0).at("host").as_string() == host);
+  CHECK_THAT(std::string(hook.at("text").as_string()), Catch::Contains("server 7 (" + host + ")"));
   // `rule test` replays the group's history through the same rule.
   const auto replayed = ctl({"rule", "test", "Host.MemoryLow.Here", "--since", "10m", "--output", "json"});
   REQUIRE(replayed.rc == 0);
@@ -380,4 +395,91 @@ TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a ho
   CHECK(ctl({"group", "rm", "Here"}).rc == 0);
   for (auto* p : {&agent, &bonnie, &judger}) p->signal(SIGTERM);
   for (auto* p : {&agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
+}
+
+// Issue 21, §3: the dashboard's hosts list and host page, over a real agent
+// collecting its host, a Bonnie, a judger and monitor-dashboard; the page in
+// headless Chromium (tests/browser/hosts_browser.py).
+TEST_CASE("issue 21: the dashboard lists the hosts with their CPU, memory and disk, and draws a host's page, for "
+          "users whose roles own the host service only",
+          "[e2e][issue21][dashboard][slow]") {
+  TempDir dir;
+  monitor::test::TempRing ring("host-dash");
+  const std::string registry = monitor::e2e::registry_address(dir);
+  const int judger_port = free_port(), query_port = free_port(), bonnie_port = free_port(), web_port = free_port();
+  auto judger = monitor::e2e::spawn_judger(dir, judger_port, dir.file("judger.log"), query_port,
+                                           {"--name", "judger-1", "--no-self-metrics", "--no-placement"});
+  auto ctl = [&](std::vector<std::string> args) { return monitor::e2e::monitorctl(dir, registry, std::move(args)); };
+  REQUIRE(wait_until([&] { return ctl({"judger", "list"}).out.find("judger-1") != std::string::npos; }, 20s));
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"service", "add", "Host.System", "--auto-attrs", "2000", "--judger", "judger-1"},
+           {"role", "add", "ops", "Host.*"},
+           {"role", "add", "shop", "Shop.*"},
+           {"user", "add", "olga", "--new-password", "olga-pw", "--role", "ops"},
+           {"user", "add", "sam", "--new-password", "sam-pw", "--role", "shop"}}) {
+    REQUIRE(ctl(args).rc == 0);
+  }
+  auto bonnie = monitor::e2e::spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central");
+  // The root filesystem whatever its type (overlay in a container is skipped by default).
+  std::ofstream(dir.file("agent.json")) << R"({"host_metrics": {"skip_fs_types": ["proc", "sysfs", "tmpfs",
+      "devtmpfs", "devpts", "cgroup*", "mqueue"]}, "plugins": {"dir": "none"}})";
+  auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file("agent.json"), "--ring", ring.name(),
+                                    "--socket", "", "--udp", "none", "--statsd-socket", "none", "--spool-dir",
+                                    dir.file("spool"), "--registry", registry, "--dc", "central", "--server-id", "7",
+                                    "--no-self-metrics"},
+                                   "", dir.file("agent.log"));
+  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--listen", "127.0.0.1:" + std::to_string(web_port),
+                                        "--registry", registry, "--no-self-metrics"},
+                                       "", dir.file("dashboard.log"));
+  char host_name[256] = {};
+  ::gethostname(host_name, sizeof host_name - 1);
+  const std::string host = host_name;
+  auto sign_in = [&](const std::string& user, const std::string& password) {
+    const auto reply = monitor::test::http_request(
+        web_port, "POST", "/api/login", json::serialize(json::object{{"user", user}, {"password", password}}),
+        "Content-Type: application/json\r\n");
+    const size_t at = reply.headers.find("Set-Cookie: ");
+    REQUIRE(at != std::string::npos);
+    const std::string value = reply.headers.substr(at + 12);
+    return "Cookie: " + value.substr(0, value.find(';')) + "\r\n";
+  };
+  REQUIRE(wait_until([&] { return monitor::test::http_get(web_port, "/api/health").status == 200; }, 20s));
+  const std::string olga = sign_in("olga", "olga-pw"), sam = sign_in("sam", "sam-pw");
+  json::object row;
+  INFO("agent:\n" << read_file(dir.file("agent.log")));
+  REQUIRE(wait_until([&] {
+    const auto reply = monitor::test::http_request(web_port, "GET", "/api/hosts", "", olga);
+    if (reply.status != 200) return false;
+    const json::value body = json::parse(reply.body);
+    for (const auto& h : body.at("hosts").as_array()) {
+      if (h.at("host").as_string() == host && !h.at("cpu_busy").is_null() && !h.at("fs_max_used").is_null()) {
+        row = h.as_object();
+        return true;
+      }
+    }
+    return false;
+  }, 180s));
+  CHECK(row.at("server").to_number<int64_t>() == 7);
+  CHECK(row.at("agent").as_string() == "live");
+  const double available = row.at("memory_available").to_number<double>();
+  CHECK(available > 0);
+  CHECK(available <= 10000);
+  CHECK(row.at("cpu_busy").to_number<double>() >= 0);
+  CHECK(row.at("cpu_busy").to_number<double>() <= 10000);
+  // Host names are the host service's: not for a user whose roles do not own it.
+  const auto refused = monitor::test::http_request(web_port, "GET", "/api/hosts", "", sam);
+  CHECK(refused.status == 403);
+  CHECK(monitor::test::http_request(web_port, "GET", "/api/hosts?service=bad", "", olga).status == 400);
+
+  const std::string shots = std::string(MONITOR_TEST_OUTPUT_DIR) + "/hosts";
+  std::filesystem::remove_all(shots);
+  auto browser = ChildProcess::spawn({"/usr/bin/python3", std::string(MONITOR_TESTS_DIR) + "/browser/hosts_browser.py",
+                                      "--url", "http://127.0.0.1:" + std::to_string(web_port), "--user", "olga",
+                                      "--password", "olga-pw", "--host", host, "--server", "7", "--shots", shots},
+                                     dir.file("browser.out"), dir.file("browser.err"));
+  const auto rc = browser.wait_for(180s);
+  INFO(read_file(dir.file("browser.out")) << read_file(dir.file("browser.err")) << read_file(dir.file("dashboard.log")));
+  CHECK(rc == 0);
+  for (auto* p : {&dashboard, &agent, &bonnie, &judger}) p->signal(SIGTERM);
+  for (auto* p : {&dashboard, &agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
 }
