@@ -535,7 +535,7 @@ int alarm_show(int argc, char** argv) {
 int alarm_ack(int argc, char** argv) {
   auto options = make_options("alarm ack", "Acknowledges a rule's firing alarms: no repeats, no escalation.");
   options.add_options()("name", "rule", cxxopts::value<std::string>())
-      ("server", "only this server's alarm (total: the total's)", cxxopts::value<std::string>())
+      ("server", "only this server's alarm: its id, its host name, or total", cxxopts::value<std::string>())
       ("by", "who acknowledges (default: the user, or $USER)", cxxopts::value<std::string>());
   options.parse_positional({"name"});
   options.positional_help("RULE");
@@ -546,11 +546,7 @@ int alarm_ack(int argc, char** argv) {
   std::optional<int64_t> only;
   if (args->count("server")) {
     const std::string s = (*args)["server"].as<std::string>();
-    try {
-      only = s == "total" ? -1 : std::stoll(s);
-    } catch (const std::exception&) {
-      throw ConsoleError(kExitBadInput, "--server takes a server id or total");
-    }
+    only = s == "total" ? -1 : server_of(console, "--server", s);
   }
   const char* env_user = std::getenv("USER");
   const std::string by = args->count("by") ? (*args)["by"].as<std::string>()
@@ -600,7 +596,7 @@ int silence_add(int argc, char** argv) {
   options.add_options()("rule", "match this rule", cxxopts::value<std::string>())
       ("service", "match this service", cxxopts::value<std::string>())
       ("attr", "match this attr", cxxopts::value<std::string>())
-      ("server", "match this server id", cxxopts::value<int64_t>())
+      ("server", "match this server: its id or its host name", cxxopts::value<std::string>())
       ("start", "from (now, +1h, Unix seconds)", cxxopts::value<std::string>()->default_value("now"))
       ("end", "until (+2h, Unix seconds)", cxxopts::value<std::string>()->default_value("+1h"))
       ("comment", "why", cxxopts::value<std::string>()->default_value(""));
@@ -610,7 +606,11 @@ int silence_add(int argc, char** argv) {
   if (args->count("rule")) s.rule = (*args)["rule"].as<std::string>();
   if (args->count("service")) s.service = (*args)["service"].as<std::string>();
   if (args->count("attr")) s.attr = (*args)["attr"].as<std::string>();
-  if (args->count("server")) s.server = (*args)["server"].as<int64_t>();
+  std::unique_ptr<Console> hosts_console;  // only to read a host name
+  if (args->count("server")) {
+    hosts_console = std::make_unique<Console>(*args);
+    s.server = server_of(*hosts_console, "--server", (*args)["server"].as<std::string>());
+  }
   if (s.rule.empty() && s.service.empty() && s.attr.empty() && s.server == -2) {
     throw ConsoleError(kExitBadInput, "a silence matches at least one of --rule, --service, --attr, --server");
   }

@@ -16,6 +16,7 @@
 #include "common/registry/etcd_registry.hpp"
 #include "common/registry/placement.hpp"
 #include "monitor/monitor.hpp"
+#include "common/registry/hosts.hpp"
 
 namespace monitor::console {
 namespace {
@@ -296,6 +297,17 @@ int64_t parse_time(const std::string& option, const std::string& text, int64_t n
   const int64_t scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
   if (scale == 0 || n > (int64_t{1} << 40)) throw bad();
   return text[0] == '+' ? now + n * scale : now - n * scale;
+}
+
+int64_t server_of(Console& console, const std::string& option, const std::string& text) {
+  if (const auto id = registry::parse_server_id(text)) return *id;
+  auto id = registry::server_id_of(console.registry(), text);
+  if (!id && id.error() == registry::make_error_code(registry::RegistryErrc::kBadEntry)) {
+    throw ConsoleError(kExitBadInput, fmt::format("{} {}: not a server id, and no host of that name (or two with "
+                                                  "different ids; monitorctl host list shows them)",
+                                                  option, text));
+  }
+  return console.check(id, "reading the hosts");
 }
 
 }  // namespace monitor::console

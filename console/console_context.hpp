@@ -90,6 +90,11 @@ struct HoldingJudger {
 /// the service has no judger, or its only one is not live.
 std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& service, int64_t from_s);
 
+/// The server id `text` names for `option`: a number, or a host name (its
+/// record in hosts/, or its live agent). ConsoleError (bad input) when no host
+/// has that name, or two with different ids do.
+int64_t server_of(Console& console, const std::string& option, const std::string& text);
+
 /// Parses a subcommand's arguments; prints help and returns nullopt on --help.
 /// Throws ConsoleError on bad flags.
 std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv);

@@ -54,13 +54,7 @@ std::vector<HoldingJudger> find_judgers(const cxxopts::ParseResult& args, const 
 int64_t resolve_server(const cxxopts::ParseResult& args, const std::string& text) {
   if (const auto id = registry::parse_server_id(text)) return *id;  // no registry needed
   Console console(args);
-  auto id = registry::server_id_of(console.registry(), text);
-  if (!id && id.error() == registry::make_error_code(registry::RegistryErrc::kBadEntry)) {
-    throw ConsoleError(kExitBadInput, fmt::format("--server {}: not a server id, and no live host of that name (or "
-                                                  "two with different ids; monitorctl host list shows them)",
-                                                  text));
-  }
-  return console.check(id, "reading the hosts");
+  return server_of(console, "--server", text);
 }
 
 }  // namespace

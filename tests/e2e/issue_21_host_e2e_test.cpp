@@ -377,6 +377,15 @@ TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a ho
   const auto replayed = ctl({"rule", "test", "Host.MemoryLow.Here", "--since", "10m", "--output", "json"});
   REQUIRE(replayed.rc == 0);
   CHECK(json::parse(replayed.out).at("fired").to_number<int64_t>() >= 1);
+  // A host name stands for its server id where one is asked: acknowledging, silencing.
+  const auto acked = ctl({"alarm", "ack", "Host.MemoryLow.Here", "--server", host});
+  INFO(acked.out << acked.err);
+  CHECK(acked.rc == 0);
+  CHECK_THAT(ctl({"alarm", "list"}).out, Catch::Contains(host));
+  const auto silenced = ctl({"silence", "add", "--server", host, "--end", "+10m", "--output", "json"});
+  CHECK(silenced.rc == 0);
+  CHECK_THAT(ctl({"silence", "list", "--output", "json"}).out, Catch::Contains("\"server\":\"7\""));
+  CHECK(ctl({"silence", "add", "--server", "no-such-host", "--end", "+10m"}).rc == 2);
   // A group with templates bound, and a template another extends, cannot be removed.
   CHECK(ctl({"group", "rm", "Here"}).rc == 2);
   CHECK(ctl({"template", "rm", "Host"}).rc == 2);  // Everything extends it

@@ -6,6 +6,8 @@
 
 #include <boost/json.hpp>
 
+#include "common/registry/groups.hpp"
+
 namespace monitor::registry {
 namespace {
 
@@ -64,11 +66,13 @@ std::optional<int64_t> parse_server_id(std::string_view text) {
 
 boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text) {
   if (const auto id = parse_server_id(text)) return *id;
-  auto hosts = read_hosts(registry);
-  if (!hosts) return hosts.error();
+  auto recorded = registry.list(std::string(kHostsKind));
+  if (!recorded) return recorded.error();
+  auto agents = registry.list("agents");
+  if (!agents) return agents.error();
   std::set<int64_t> ids;
-  for (const auto& h : *hosts) {
-    if (h.live && h.host == text && h.server_id >= 0) ids.insert(h.server_id);
+  for (const auto& [host, id] : host_servers(*recorded, *agents)) {
+    if (host == text) ids.insert(id);
   }
   if (ids.size() != 1) return make_error_code(RegistryErrc::kBadEntry);
   return *ids.begin();

@@ -33,8 +33,8 @@ struct HostInfo {
 /// `text` as a server id (digits only, in int64 range), or nullopt.
 std::optional<int64_t> parse_server_id(std::string_view text);
 
-/// The server id `text` names: a number, or the host name of a live agent
-/// (kBadEntry if no live agent has it, or two with different server ids do).
+/// The server id `text` names: a number, or a host name, recorded (hosts/) or
+/// of a live agent (kBadEntry if none has it, or two with different server ids do).
 [[nodiscard]] boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text);
 
 }  // namespace monitor::registry
