@@ -260,9 +260,9 @@ void HostSampler::collect_filesystems(HostRound& round) {
     const std::string segment = admit(fs_segments, point);
     if (segment.empty()) continue;
     call = std::make_shared<StatvfsCall>();
-    std::thread([call = call, path = point] {
+    std::thread([call = call, path = point, statvfs_fn = options_.statvfs_fn] {
       struct statvfs result {};
-      const int rc = ::statvfs(path.c_str(), &result);
+      const int rc = statvfs_fn(path.c_str(), &result);
       std::lock_guard lock(call->mutex);
       call->rc = rc;
       call->result = result;

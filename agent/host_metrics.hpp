@@ -4,6 +4,8 @@
 // drain loop. docs/host-metrics.md lists every attr, its unit and its ops.
 #pragma once
 
+#include <sys/statvfs.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -45,6 +47,8 @@ struct HostMetricsOptions {
   size_t max_devices = 64;
   int statvfs_timeout_ms = 1000;
   std::string proc_root = "/proc";
+  // A seam for tests: a hung NFS mount cannot be made on a test machine.
+  int (*statvfs_fn)(const char*, struct statvfs*) = ::statvfs;
 };
 
 /// A figure of one collection: `attr` of the host service, its value and ops.

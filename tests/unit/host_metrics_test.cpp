@@ -8,10 +8,14 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
+#include <mutex>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -334,4 +338,58 @@ TEST_CASE("frames sent over a veth pair in a namespace of the test's own raise b
        "16: re-creating; 18: a negative or huge value; 19: no reset seen; 21: counts after re-creating");
   REQUIRE(rc.has_value());
   CHECK(*rc == 0);
+}
+
+namespace {
+
+// A mount point whose statvfs() hangs until released, as on an NFS server gone.
+std::mutex hang_mutex;
+std::condition_variable hang_released;
+bool released = false;
+std::atomic<int> hung_calls{0};
+
+int hanging_statvfs(const char* path, struct statvfs* out) {
+  if (std::string_view(path) != "/hangs") return ::statvfs(path, out);
+  hung_calls.fetch_add(1);
+  std::unique_lock lock(hang_mutex);
+  hang_released.wait(lock, [] { return released; });
+  return ::statvfs("/", out);
+}
+
+}  // namespace
+
+TEST_CASE("a mount whose statvfs hangs is skipped after the timeout, counted, not asked again while it hangs, and "
+          "reported once it answers",
+          "[host][statvfs]") {
+  const std::filesystem::path root = std::filesystem::current_path() / ("hung-proc-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root / "self");
+  std::ofstream(root / "self/mounts") << "/dev/sda1 / ext4 rw 0 0\nserver:/export /hangs nfs4 rw 0 0\n";
+  HostMetricsOptions options;
+  options.proc_root = root.string();
+  options.statvfs_timeout_ms = 100;
+  options.statvfs_fn = hanging_statvfs;
+  HostSampler sampler(options);
+  // A collection that never returned would hang this test: bounded by a future.
+  auto collect = [&] {
+    auto pending = std::async(std::launch::async, [&] { return by_attr(sampler.collect()); });
+    REQUIRE(pending.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    return pending.get();
+  };
+  auto first = collect();
+  CHECK(first.contains("Fs.Root.TotalBytes"));
+  CHECK_FALSE(first.contains("Fs.Hangs.TotalBytes"));
+  CHECK(sampler.counters().statvfs_timed_out == 1);
+  auto second = collect();
+  CHECK_FALSE(second.contains("Fs.Hangs.TotalBytes"));
+  CHECK(sampler.counters().statvfs_timed_out == 2);
+  CHECK(hung_calls == 1);  // not a thread more per round while the first is stuck
+  {
+    std::lock_guard lock(hang_mutex);
+    released = true;
+  }
+  hang_released.notify_all();
+  std::map<std::string, int64_t> third;
+  CHECK(monitor::test::wait_until([&] { return (third = collect()).contains("Fs.Hangs.TotalBytes"); }, std::chrono::seconds(10)));
+  CHECK(hung_calls == 2);
+  std::filesystem::remove_all(root);
 }
