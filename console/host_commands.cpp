@@ -26,12 +26,12 @@ std::string ago(int64_t s) {
 std::vector<std::string> row_of(const registry::HostInfo& h) {
   return {h.host.empty() ? "-" : h.host,
           h.server_id >= 0 ? std::to_string(h.server_id) : "-",
-          h.live ? "live" : "gone",
+          h.live ? "live" : h.agent.empty() ? "stopped" : "gone",
           joined(h.ips),
           h.dc.empty() ? "-" : h.dc,
           h.live ? ago(h.last_report_s) : "-",
           h.live ? std::to_string(h.spooled) : "-",
-          h.agent};
+          h.agent.empty() ? "-" : h.agent};
 }
 
 const std::vector<std::string> kColumns = {"host", "server_id", "agent_state", "ips", "dc", "last_report",

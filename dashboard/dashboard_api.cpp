@@ -751,6 +751,15 @@ ApiResponse DashboardApi::alarms(const registry::UserAccess& access) {
     return failed;
   }
   const auto rules = visible_rules(rule_entries, access);
+  // The host beside each server id, as `monitorctl alarm list` shows it.
+  std::vector<registry::Entry> host_entries, agent_entries;
+  std::map<int64_t, std::string> host_of;
+  if (read_kind(registry::kHostsKind, host_entries, failed) && read_kind("agents", agent_entries, failed)) {
+    for (const auto& [host, id] : registry::host_servers(host_entries, agent_entries)) {
+      std::string& name = host_of[id];
+      name += (name.empty() ? "" : ",") + host;
+    }
+  }
   json::array rule_rows, alarm_rows;
   for (const auto& [name, rule] : rules) {
     rule_rows.push_back(json::object{{"rule", name}, {"service", rule.service}, {"attr", rule.attr},
@@ -765,6 +774,8 @@ ApiResponse DashboardApi::alarms(const registry::UserAccess& access) {
                                         {"service", rule->second.service},
                                         {"attr", rule->second.attr},
                                         {"server", server < 0 ? std::string("total") : std::to_string(server)},
+                                        {"host", host_of.contains(server) ? json::value(host_of.at(server))
+                                                                          : json::value(nullptr)},
                                         {"state", alarm::state_name(a.state)},
                                         {"since", a.since * 60},
                                         {"value", a.value ? json::value(*a.value) : json::value(nullptr)},

@@ -277,7 +277,7 @@ async function alarmsView() {
     const a = await api("/api/alarms");
     if (!a.alarms.length) now.append(el("p", { class: "note" }, "Every alarm of your services is ok."));
     else now.append(el("table", { id: "alarms" }, el("tr", {}, ...["rule", "series", "state", "since", "value", "acked by", ""].map((h) => el("th", {}, h))),
-      ...a.alarms.map((x) => el("tr", {}, el("td", {}, x.rule), el("td", {}, x.server), el("td", { class: x.state }, x.state),
+      ...a.alarms.map((x) => el("tr", {}, el("td", {}, x.rule), el("td", {}, x.host ? `${x.server} (${x.host})` : x.server), el("td", { class: x.state }, x.state),
         el("td", {}, time(x.since)), el("td", {}, x.value ?? "—"), el("td", {}, x.acked_by || "—"),
         el("td", {}, x.state === "firing" && !x.acked_by
           ? el("button", { onclick: async () => { try { await post("/api/alarms/ack", { rule: x.rule, server: x.server }); render(); } catch (e) { showError(now, e); } } }, "Acknowledge")

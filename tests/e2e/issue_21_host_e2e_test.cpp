@@ -402,8 +402,17 @@ TEST_CASE("issue 21: a template bound to a group of hosts by name fires for a ho
   REQUIRE(ctl({"group", "unbind", "Here", "Everything"}).rc == 0);
   CHECK(ctl({"rule", "list"}).out.find(".Here") == std::string::npos);
   CHECK(ctl({"group", "rm", "Here"}).rc == 0);
-  for (auto* p : {&agent, &bonnie, &judger}) p->signal(SIGTERM);
-  for (auto* p : {&agent, &bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
+  // A host whose agent stopped stays known, by name: its groups still hold it.
+  agent.signal(SIGTERM);
+  CHECK(agent.wait_for(20s) == 0);
+  CHECK(wait_until([&] {
+    const auto listed = ctl({"host", "list", "--output", "json"});
+    return listed.rc == 0 && listed.out.find("\"stopped\"") != std::string::npos;
+  }, 30s));
+  CHECK(ctl({"host", "rm", host}).rc == 0);
+  CHECK(ctl({"host", "rm", host}).rc == 2);
+  for (auto* p : {&bonnie, &judger}) p->signal(SIGTERM);
+  for (auto* p : {&bonnie, &judger}) CHECK(p->wait_for(20s) == 0);
 }
 
 // Issue 21, §3: the dashboard's hosts list and host page, over a real agent
@@ -432,6 +441,8 @@ TEST_CASE("issue 21: the dashboard lists the hosts with their CPU, memory and di
   // The root filesystem whatever its type (overlay in a container is skipped by default).
   std::ofstream(dir.file("agent.json")) << R"({"host_metrics": {"skip_fs_types": ["proc", "sysfs", "tmpfs",
       "devtmpfs", "devpts", "cgroup*", "mqueue"]}, "plugins": {"dir": "none"}})";
+  std::ofstream(dir.file("host.rules")) << "rule Host.Memory.Present\n  service Host.System\n  attr Mem.TotalBytes\n"
+                                           "  op LAST\n  per server\n  when value > 0\n";
   auto agent = ChildProcess::spawn({MONITOR_AGENT_PATH, "--config", dir.file("agent.json"), "--ring", ring.name(),
                                     "--socket", "", "--udp", "none", "--statsd-socket", "none", "--spool-dir",
                                     dir.file("spool"), "--registry", registry, "--dc", "central", "--server-id", "7",
@@ -453,6 +464,9 @@ TEST_CASE("issue 21: the dashboard lists the hosts with their CPU, memory and di
     return "Cookie: " + value.substr(0, value.find(';')) + "\r\n";
   };
   REQUIRE(wait_until([&] { return monitor::test::http_get(web_port, "/api/health").status == 200; }, 20s));
+  REQUIRE(wait_until([&] { return ctl({"attr", "list", "Host.System"}).out.find("Mem.TotalBytes") != std::string::npos; },
+                     60s));
+  REQUIRE(ctl({"rule", "add", dir.file("host.rules")}).rc == 0);
   const std::string olga = sign_in("olga", "olga-pw"), sam = sign_in("sam", "sam-pw");
   json::object row;
   INFO("agent:\n" << read_file(dir.file("agent.log")));
@@ -479,6 +493,19 @@ TEST_CASE("issue 21: the dashboard lists the hosts with their CPU, memory and di
   const auto refused = monitor::test::http_request(web_port, "GET", "/api/hosts", "", sam);
   CHECK(refused.status == 403);
   CHECK(monitor::test::http_request(web_port, "GET", "/api/hosts?service=bad", "", olga).status == 400);
+  // The alarms page names the host beside the server id.
+  CHECK(wait_until([&] {
+    const auto reply = monitor::test::http_request(web_port, "GET", "/api/alarms", "", olga);
+    if (reply.status != 200) return false;
+    const json::value body = json::parse(reply.body);
+    for (const auto& a : body.at("alarms").as_array()) {
+      if (a.at("rule").as_string() == "Host.Memory.Present" && a.at("server").as_string() == "7" &&
+          a.at("host").is_string() && a.at("host").as_string() == host) {
+        return true;
+      }
+    }
+    return false;
+  }, 120s));
 
   const std::string shots = std::string(MONITOR_TEST_OUTPUT_DIR) + "/hosts";
   std::filesystem::remove_all(shots);

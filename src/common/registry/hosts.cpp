@@ -46,6 +46,18 @@ boost::system::result<std::vector<HostInfo>> read_hosts(Registry& registry) {
   std::sort(out.begin(), out.end(), [](const HostInfo& a, const HostInfo& b) {
     return std::tie(a.host, a.agent) < std::tie(b.host, b.agent);
   });
+  // Hosts recorded by an agent that is not live now: they stay in their groups.
+  auto recorded = registry.list(std::string(kHostsKind));
+  if (!recorded) return recorded.error();
+  for (const auto& entry : *recorded) {
+    const bool has_live_agent = std::any_of(out.begin(), out.end(), [&](const HostInfo& h) { return h.host == entry.name; });
+    const auto* obj = entry.value.if_object();
+    if (has_live_agent || obj == nullptr) continue;
+    HostInfo stopped;
+    stopped.host = entry.name;
+    stopped.server_id = int_of(*obj, "server_id", -1);
+    out.push_back(std::move(stopped));
+  }
   auto parts = registry.list("parts");
   if (!parts) return parts.error();
   for (const auto& entry : *parts) {

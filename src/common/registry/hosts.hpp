@@ -17,7 +17,7 @@
 namespace monitor::registry {
 
 struct HostInfo {
-  std::string agent;  // the agent's entry name
+  std::string agent;  // the agent's entry name; empty for a recorded host with no live agent
   std::string host;   // empty for an agent gone (its entry left with it)
   int64_t server_id = -1;
   std::vector<std::string> ips;
@@ -27,7 +27,8 @@ struct HostInfo {
   bool live = false;
 };
 
-/// Live agents first (by host name), then agents gone.
+/// Live agents first (by host name), then hosts recorded (hosts/) with no live
+/// agent (agent empty), then agents gone (host empty).
 [[nodiscard]] boost::system::result<std::vector<HostInfo>> read_hosts(Registry& registry);
 
 /// `text` as a server id (digits only, in int64 range), or nullopt.
