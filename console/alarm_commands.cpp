@@ -32,14 +32,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw ConsoleError(kExitBadInput, fmt::format("cannot read {}", path));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 alarm::RuleFile parse_file_or_fail(const std::string& text, const std::string& where) {
   auto parsed = alarm::parse_rule_file(text);
   if (parsed.error) throw ConsoleError(kExitBadInput, fmt::format("{}, {}", where, parsed.error->text()));

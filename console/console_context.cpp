@@ -299,6 +299,14 @@ int64_t parse_time(const std::string& option, const std::string& text, int64_t n
   return text[0] == '+' ? now + n * scale : now - n * scale;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw ConsoleError(kExitBadInput, fmt::format("cannot read {}", path));
+  std::stringstream text;
+  text << f.rdbuf();
+  return text.str();
+}
+
 int64_t server_of(Console& console, const std::string& option, const std::string& text) {
   if (const auto id = registry::parse_server_id(text)) return *id;
   auto id = registry::server_id_of(console.registry(), text);

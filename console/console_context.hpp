@@ -90,6 +90,9 @@ struct HoldingJudger {
 /// the service has no judger, or its only one is not live.
 std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& service, int64_t from_s);
 
+/// A file's whole text; ConsoleError (bad input) naming it when it cannot be read.
+std::string read_text(const std::string& path);
+
 /// The server id `text` names for `option`: a number, or a host name (its
 /// record in hosts/, or its live agent). ConsoleError (bad input) when no host
 /// has that name, or two with different ids do.

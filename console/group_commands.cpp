@@ -25,14 +25,6 @@ namespace json = boost::json;
 const std::string kGroups(registry::kGroupsKind), kTemplates(registry::kTemplatesKind), kRules(alarm::kRulesKind),
     kAlarms(alarm::kAlarmsKind);
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw ConsoleError(kExitBadInput, fmt::format("cannot read {}", path));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::optional<alarm::RuleTemplate> template_from_entry(const registry::Entry& entry) {
   const auto* obj = entry.value.if_object();
   const auto* text = obj != nullptr ? obj->if_contains("text") : nullptr;

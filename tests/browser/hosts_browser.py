@@ -16,11 +16,10 @@ Exit 0 when all hold; otherwise each failure is printed and the exit is 1.
 import argparse
 import os
 import sys
-import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+from browser_support import check, chromium, failures, wait_for
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--url", required=True)
@@ -31,27 +30,6 @@ parser.add_argument("--server", required=True)
 parser.add_argument("--shots", required=True)
 args = parser.parse_args()
 os.makedirs(args.shots, exist_ok=True)
-failures = []
-
-
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures.append(what)
-
-
-def wait_for(fn, timeout=30, what="a condition"):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # the page is still loading
-            last = e
-        time.sleep(0.1)
-    raise SystemExit(f"FAIL waiting for {what} ({timeout} s): {last}")
 
 
 def is_percent(text):
@@ -61,12 +39,7 @@ def is_percent(text):
         return False
 
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-             "--disable-gpu", "--no-first-run", f"--user-data-dir={args.shots}/profile"]:
-    options.add_argument(flag)
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+driver = chromium(f"{args.shots}/profile")
 try:
     driver.get(args.url + "/#/hosts")
     wait_for(lambda: driver.find_element(By.ID, "signin"), what="the sign-in form")
