@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <cstdio>
@@ -273,8 +274,11 @@ TEST_CASE("issue 7: every Monitor.* health metric of agent, Bonnie and judger re
   std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
   const std::string registry = "file:" + dir.file("registry");
   const std::vector<std::string> env = {std::string(MONITOR_RING_ENV) + "=" + ring.name()};
-  // With the host's metrics, as agents run by default: their health attrs (HostMetrics.*) too.
-  auto agent = monitor::e2e::spawn_dc1_agent(dir, ring.name(), registry, "agent", 1, {}, true);
+  // With the host's metrics, as agents run by default, and a check: their health attrs (HostMetrics.*, Checks.*) too.
+  std::ofstream(dir.file("agent.json")) << R"({"checks": [{"type": "process", "name": "Init", "process": "init",
+                                                          "interval_s": 1, "timeout_ms": 500}]})";
+  auto agent =
+      monitor::e2e::spawn_dc1_agent(dir, ring.name(), registry, "agent", 1, {"--config", dir.file("agent.json")}, true);
   REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("late window") != std::string::npos; }, 10s));
   const int query_port = free_port();
   auto judger = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(free_port()),

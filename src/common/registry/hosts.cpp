@@ -78,13 +78,19 @@ std::optional<int64_t> parse_server_id(std::string_view text) {
 
 boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text) {
   if (const auto id = parse_server_id(text)) return *id;
-  auto recorded = registry.list(std::string(kHostsKind));
-  if (!recorded) return recorded.error();
+  // A live agent of the host says its id now; the record (hosts/) stands for a host whose agent stopped.
   auto agents = registry.list("agents");
   if (!agents) return agents.error();
   std::set<int64_t> ids;
-  for (const auto& [host, id] : host_servers(*recorded, *agents)) {
+  for (const auto& [host, id] : host_servers({}, *agents)) {
     if (host == text) ids.insert(id);
+  }
+  if (ids.empty()) {
+    auto recorded = registry.list(std::string(kHostsKind));
+    if (!recorded) return recorded.error();
+    for (const auto& [host, id] : host_servers(*recorded, {})) {
+      if (host == text) ids.insert(id);
+    }
   }
   if (ids.size() != 1) return make_error_code(RegistryErrc::kBadEntry);
   return *ids.begin();

@@ -34,8 +34,9 @@ struct HostInfo {
 /// `text` as a server id (digits only, in int64 range), or nullopt.
 std::optional<int64_t> parse_server_id(std::string_view text);
 
-/// The server id `text` names: a number, or a host name, recorded (hosts/) or
-/// of a live agent (kBadEntry if none has it, or two with different server ids do).
+/// The server id `text` names: a number, or a host name: its live agents' id,
+/// or with none live its record's (hosts/); kBadEntry if no host has the name,
+/// or its live agents have different server ids.
 [[nodiscard]] boost::system::result<int64_t> server_id_of(Registry& registry, const std::string& text);
 
 }  // namespace monitor::registry
