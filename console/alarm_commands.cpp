@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "alarm/admin.hpp"
 #include "alarm/records.hpp"
 #include "alarm/rule_template.hpp"
 #include "alarm/replay.hpp"
@@ -543,20 +544,17 @@ int alarm_ack(int argc, char** argv) {
   const char* env_user = std::getenv("USER");
   const std::string by = args->count("by") ? (*args)["by"].as<std::string>()
                          : !console.user().empty() ? console.user() : env_user != nullptr ? env_user : "someone";
-  int acked = 0;
-  console.update(alarm::kAlarmsKind, name, [&](const std::optional<registry::Entry>& entry) -> std::optional<json::value> {
-    if (!entry) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no alarms", name));
-    auto state = alarm::alarms_from_value(entry->value);
-    acked = 0;  // counted again on each round: another writer may have acknowledged some meanwhile
-    for (auto& [server, a] : state.alarms) {
-      if (a.state != alarm::State::kFiring || a.acked_at != 0 || (only && *only != server)) continue;
-      a.acked_at = unix_now() / 60;
-      a.acked_by = by;
-      ++acked;
-    }
-    if (acked == 0) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no unacknowledged firing alarm", name));
-    return json::value(alarm::alarms_value(state));
-  }, "acknowledging");
+  const auto outcome = alarm::acknowledge(console.registry(), name, only, by, unix_now() / 60);
+  using Status = alarm::AckOutcome::Status;
+  if (outcome.status == Status::kNoAlarms) throw ConsoleError(kExitBadInput, fmt::format("rule {} has no alarms", name));
+  if (outcome.status == Status::kNothingToAcknowledge) {
+    throw ConsoleError(kExitBadInput, fmt::format("rule {} has no unacknowledged firing alarm", name));
+  }
+  if (outcome.status == Status::kRegistryFailed) console.fail(outcome.error, "acknowledging");
+  if (outcome.status == Status::kKeptChanging) {
+    throw ConsoleError(kExitUnreachable, fmt::format("acknowledging: the alarms of {} kept changing; try again", name));
+  }
+  const int acked = outcome.acknowledged;
   console.print_done(fmt::format("{} alarm(s) of {} acknowledged by {}", acked, name, by));
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "alarm/admin.hpp"
 #include "alarm/records.hpp"
 #include "common/clock.hpp"
 #include "common/registry/etcd_gateway.hpp"
@@ -853,28 +854,17 @@ ApiResponse DashboardApi::ack(const registry::UserAccess& access, const ApiReque
     ++counters_.refused;
     return error(404, fmt::format("no rule {} among your services", name));
   }
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto entry = registry_.get(alarm::kAlarmsKind, name);
-    if (!entry) return error(503, "reading the alarms: " + entry.error().message());
-    if (!*entry) return error(400, fmt::format("rule {} has no alarms", name));
-    auto state = alarm::alarms_from_value((*entry)->value);
-    int acked = 0;
-    for (auto& [server, a] : state.alarms) {
-      if (a.state != alarm::State::kFiring || a.acked_at != 0 || (only && *only != server)) continue;
-      a.acked_at = now_s() / 60;
-      a.acked_by = access.user;
-      ++acked;
-    }
-    if (acked == 0) return error(400, fmt::format("rule {} has no unacknowledged firing alarm", name));
-    auto done = registry_.commit({{std::string(alarm::kAlarmsKind), name, (*entry)->version}},
-                                 {{std::string(alarm::kAlarmsKind), name, alarm::alarms_value(state)}});
-    if (!done) return error(503, "acknowledging: " + done.error().message());
-    if (*done) {
-      spdlog::info("{} acknowledged {} alarm(s) of {}", access.user, acked, name);
-      return ok(json::object{{"acknowledged", acked}, {"rule", name}, {"by", access.user}});
-    }
+  const auto outcome = alarm::acknowledge(registry_, name, only, access.user, now_s() / 60, 5);
+  using Status = alarm::AckOutcome::Status;
+  switch (outcome.status) {
+    case Status::kNoAlarms: return error(400, fmt::format("rule {} has no alarms", name));
+    case Status::kNothingToAcknowledge: return error(400, fmt::format("rule {} has no unacknowledged firing alarm", name));
+    case Status::kRegistryFailed: return error(503, "acknowledging: " + outcome.error.message());
+    case Status::kKeptChanging: return error(503, "the alarms of " + name + " keep changing; try again");
+    case Status::kDone: break;
   }
-  return error(503, "the alarms of " + name + " keep changing; try again");
+  spdlog::info("{} acknowledged {} alarm(s) of {}", access.user, outcome.acknowledged, name);
+  return ok(json::object{{"acknowledged", outcome.acknowledged}, {"rule", name}, {"by", access.user}});
 }
 
 namespace {

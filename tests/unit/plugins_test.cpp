@@ -275,7 +275,7 @@ TEST_CASE("a process check counts processes by name and by command line", "[chec
   CheckSpec by_name{CheckSpec::Kind::kProcess, "Sleepers", name};
   CheckSpec by_cmdline{CheckSpec::Kind::kProcess, "Token", "sleep " + token, true};
   CHECK(wait_until([&] { return by_attr(run_check(by_name)).at("Check.Sleepers.Count") == 3; }, 5s));
-  CHECK(by_attr(run_check(by_cmdline)).at("Check.Token.Count") == 1);
+  CHECK(wait_until([&] { return by_attr(run_check(by_cmdline)).at("Check.Token.Count") == 1; }, 5s));
   sleepers.erase(sleepers.begin());  // killed and reaped
   CHECK(wait_until([&] { return by_attr(run_check(by_name)).at("Check.Sleepers.Count") == 2; }, 5s));
   CHECK(count_processes("/proc", "no-such-process-" + token, true) == 0);
