@@ -69,9 +69,13 @@ void parse_output(const std::string& output, bool cut, int64_t server_id, const 
     start = end + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
-    LineError error = parser.parse(line, parsed);
-    if (!terminated && cut) error = LineError::kBadFormat;
-    if (error == LineError::kOk) {
+    const LineError error = parser.parse(line, parsed);
+    // A last line without '\n' of a killed run may have been cut short: not taken.
+    const bool cut_short = !terminated && cut;
+    const std::string verdict = cut_short                   ? "cut when the run was killed"
+                                : error == LineError::kOk ? ""
+                                                          : std::string(line_error_name(error));
+    if (verdict.empty()) {
       ++run.good_lines;
       run.lines.append(line);
       run.lines.push_back('\n');
@@ -79,15 +83,10 @@ void parse_output(const std::string& output, bool cut, int64_t server_id, const 
       ++run.bad_lines;
       if (run.first_bad_line.empty()) {
         run.first_bad_line = std::string(line.substr(0, 120));
-        run.first_bad_reason = !terminated && cut ? "cut when the run was killed" : line_error_name(error);
+        run.first_bad_reason = verdict;
       }
     }
-    if (keep_verdicts) {
-      run.verdicts.emplace_back(std::string(line),
-                                error == LineError::kOk ? std::string()
-                                : !terminated && cut   ? std::string("cut when the run was killed")
-                                                       : std::string(line_error_name(error)));
-    }
+    if (keep_verdicts) run.verdicts.emplace_back(std::string(line), verdict);
   }
 }
 

@@ -756,10 +756,7 @@ ApiResponse DashboardApi::alarms(const registry::UserAccess& access) {
   std::vector<registry::Entry> host_entries, agent_entries;
   std::map<int64_t, std::string> host_of;
   if (read_kind(registry::kHostsKind, host_entries, failed) && read_kind("agents", agent_entries, failed)) {
-    for (const auto& [host, id] : registry::host_servers(host_entries, agent_entries)) {
-      std::string& name = host_of[id];
-      name += (name.empty() ? "" : ",") + host;
-    }
+    host_of = registry::host_names_by_server(registry::host_servers(host_entries, agent_entries));
   }
   json::array rule_rows, alarm_rows;
   for (const auto& [name, rule] : rules) {

@@ -128,11 +128,7 @@ void AlarmEngine::on_change(const std::string& kind, const std::vector<registry:
     // Which servers each group holds: a host joins or leaves by its name.
     members_.clear();
     const registry::HostServers hosts = registry::host_servers(hosts_, {});
-    host_of_.clear();
-    for (const auto& [host, id] : hosts) {
-      std::string& name = host_of_[id];
-      name += (name.empty() ? "" : ",") + host;
-    }
+    host_of_ = registry::host_names_by_server(hosts);
     for (const auto& e : groups_) {
       if (auto group = registry::group_from_value(e.name, e.value)) {
         members_.emplace(e.name, registry::GroupMembers(*group, hosts));

@@ -7,7 +7,6 @@ namespace monitor::alarm {
 AckOutcome acknowledge(registry::Registry& registry, const std::string& rule, std::optional<int64_t> server,
                        const std::string& by, int64_t minute, int tries) {
   const std::string kind(kAlarmsKind);
-  AckOutcome out;
   for (int attempt = 0; attempt < tries; ++attempt) {
     auto entry = registry.get(kind, rule);
     if (!entry) return {AckOutcome::Status::kRegistryFailed, 0, entry.error()};
@@ -25,8 +24,7 @@ AckOutcome acknowledge(registry::Registry& registry, const std::string& rule, st
     if (!done) return {AckOutcome::Status::kRegistryFailed, 0, done.error()};
     if (*done) return {AckOutcome::Status::kDone, acknowledged, {}};
   }
-  out.status = AckOutcome::Status::kKeptChanging;
-  return out;
+  return {AckOutcome::Status::kKeptChanging, 0, {}};
 }
 
 }  // namespace monitor::alarm

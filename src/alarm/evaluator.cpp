@@ -162,15 +162,26 @@ std::string_view notice_name(Notice::Kind k) noexcept {
   return "firing";
 }
 
-std::optional<Transition> leave_group(AlarmState& a, int64_t server, int64_t minute) {
-  if (minute <= a.evaluated) return std::nullopt;
-  a.evaluated = minute;
+namespace {
+
+// A server no longer watched (silent past the watch period, or out of the
+// rule's group): no condition is judged; a firing alarm ends as gone, any
+// other goes quiet, and the caller forgets it.
+std::optional<Transition> stop_watching(AlarmState& a, int64_t server, int64_t minute) {
   const bool was_firing = a.state == State::kFiring;
   a.state = was_firing ? State::kResolved : State::kOk;
   a.since = minute;
   a.streak = 0;
   if (was_firing) return Transition{EventKind::kGone, server, minute, a.value};
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Transition> leave_group(AlarmState& a, int64_t server, int64_t minute) {
+  if (minute <= a.evaluated) return std::nullopt;
+  a.evaluated = minute;
+  return stop_watching(a, server, minute);
 }
 
 std::optional<Transition> step(const Rule& rule, AlarmState& a, int64_t server, int64_t minute,
@@ -183,16 +194,7 @@ std::optional<Transition> step(const Rule& rule, AlarmState& a, int64_t server, 
   } else if (a.seen == 0) {  // a new alarm, or one stored before `seen` was
     a.seen = series.empty() ? minute : std::min(series.newest(), minute);
   }
-  if (rule.per_server && server_forgotten(a.seen, minute)) {
-    // No condition is judged on a server no longer watched: a firing alarm
-    // ends as gone, any other goes quiet, and the caller forgets it.
-    const bool was_firing = a.state == State::kFiring;
-    a.state = was_firing ? State::kResolved : State::kOk;
-    a.since = minute;
-    a.streak = 0;
-    if (was_firing) return Transition{EventKind::kGone, server, minute, a.value};
-    return std::nullopt;
-  }
+  if (rule.per_server && server_forgotten(a.seen, minute)) return stop_watching(a, server, minute);
   const bool bad = holds(*rule.when, series, minute);
   auto fire = [&]() -> Transition {
     a.state = State::kFiring;

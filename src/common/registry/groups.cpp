@@ -93,6 +93,15 @@ HostServers host_servers(const std::vector<Entry>& hosts, const std::vector<Entr
   return out;
 }
 
+std::map<int64_t, std::string> host_names_by_server(const HostServers& hosts) {
+  std::map<int64_t, std::string> out;
+  for (const auto& [host, id] : hosts) {
+    std::string& names = out[id];
+    names += (names.empty() ? "" : ",") + host;
+  }
+  return out;
+}
+
 GroupMembers::GroupMembers(const Group& group, const HostServers& hosts) : ranges_(group.servers) {
   for (const auto& [host, id] : hosts) {
     for (const auto& glob : group.hosts) {

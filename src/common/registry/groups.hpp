@@ -44,6 +44,10 @@ std::optional<Group> group_from_value(const std::string& name, const boost::json
 using HostServers = std::multimap<std::string, int64_t>;
 HostServers host_servers(const std::vector<Entry>& hosts, const std::vector<Entry>& agents);
 
+/// Server id -> its host names joined by ',' (one, almost always): what
+/// messages and pages show beside a server id.
+std::map<int64_t, std::string> host_names_by_server(const HostServers& hosts);
+
 /// Which servers a group holds now: `contains()` for a server id.
 class GroupMembers {
  public:
