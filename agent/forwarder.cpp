@@ -339,7 +339,7 @@ bool Forwarder::send_pending(int fd, uint64_t& acked) {
     int64_t complete_before = 0;
     {
       std::unique_lock lock(mutex_);
-      auto front = spool_->front();
+      auto front = spool_->next();
       if (!front) {
         spdlog::error("reading spool: {}", front.error().message());
         return false;

@@ -143,7 +143,7 @@ bool Link::spool_part(const wire::Batch& part) {
 
 void Link::pump() {
   while (connection_ && !spool_front_ && spool_->records() > 0) {
-    auto front = spool_->front();
+    auto front = spool_->next();
     if (!front || !*front) {
       if (!front) spdlog::error("link {}: reading spool: {}", options_.name, front.error().message());
       return;
@@ -182,7 +182,7 @@ void Link::hand_over(Take take) {
 
 void Link::hand_over_next(std::shared_ptr<Take> take) {
   while (true) {
-    auto front = spool_->front();
+    auto front = spool_->next();
     if (!front || !*front) {
       if (!front) spdlog::error("link {}: reading spool to hand it over: {}", options_.name, front.error().message());
       else spdlog::info("link {}: spool handed over", options_.name);

@@ -140,10 +140,11 @@ boost::system::result<void> Spool::write_cursor() {
 void Spool::drop_front_segment(bool count_as_dropped) {
   const Segment& s = segments_.front();
   uint64_t dropped = s.records;
-  if (handed_out_ && handed_out_->segment == s.number && !handed_out_dropped_) {
-    // In flight: delivered or not is decided by pop() or unsent().
-    handed_out_dropped_ = true;
-    if (s.records > 0) --dropped;
+  for (Out& out : out_) {
+    if (out.segment != s.number || out.dropped) continue;
+    // Out: delivered or not is decided by pop() or unsent().
+    out.dropped = true;
+    if (dropped > 0) --dropped;
   }
   if (count_as_dropped) dropped_ += dropped;
   records_ -= s.records;
@@ -182,7 +183,30 @@ boost::system::result<void> Spool::append(std::string_view record) {
   return {};
 }
 
-boost::system::result<std::optional<Spool::Entry>> Spool::front() {
+boost::system::result<std::optional<Spool::Entry>> Spool::next() {
+  if (!out_.empty()) {
+    // Read ahead of the records out. A dropped segment is a prefix of the
+    // deque: if the newest out is in one, so are all, and reading starts at
+    // the new front.
+    const Out& last = out_.back();
+    uint64_t number = last.dropped ? segments_.front().number : last.segment;
+    uint64_t offset = last.dropped ? read_offset_ : last.offset + last.size;
+    auto s = std::find_if(segments_.begin(), segments_.end(), [&](const Segment& g) { return g.number == number; });
+    while (s != segments_.end() && offset >= s->bytes) {
+      ++s;
+      offset = 0;
+    }
+    if (s == segments_.end()) return std::optional<Entry>{};
+    const int fd = ::open(segment_path(s->number).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_code(errno);
+    std::string body;
+    const auto size = read_record(fd, offset, s->bytes, &body);
+    ::close(fd);
+    // Damaged: handled as the front once the records out are back.
+    if (!size) return std::optional<Entry>{};
+    out_.push_back(Out{s->number, offset, *size, false});
+    return std::optional<Entry>{Entry{std::move(body), s->number, offset, *size}};
+  }
   while (records_ > 0) {
     Segment& s = segments_.front();
     if (read_offset_ >= s.bytes || s.records == 0) {
@@ -207,21 +231,21 @@ boost::system::result<std::optional<Spool::Entry>> Spool::front() {
       drop_front_segment(false);
       continue;
     }
-    handed_out_ = Entry{{}, s.number, read_offset_, *size};
-    handed_out_dropped_ = false;
+    out_.push_back(Out{s.number, read_offset_, *size, false});
     return std::optional<Entry>{Entry{std::move(body), s.number, read_offset_, *size}};
   }
   return std::optional<Entry>{};
 }
 
 boost::system::result<void> Spool::pop(const Entry& entry) {
-  if (!handed_out_ || handed_out_->segment != entry.segment || handed_out_->offset != entry.offset) {
-    return errno_code(EINVAL);  // not the record front() handed out: consume nothing
+  if (out_.empty() || out_.front().segment != entry.segment || out_.front().offset != entry.offset) {
+    return errno_code(EINVAL);  // not the oldest record out: consume nothing
   }
-  const bool dropped_meanwhile = handed_out_dropped_;
-  handed_out_.reset();
-  handed_out_dropped_ = false;
+  const bool dropped_meanwhile = out_.front().dropped;
+  out_.pop_front();
   if (dropped_meanwhile) return {};
+  // Records out may run into the next segment: the consumed one goes first.
+  while (segments_.front().number != entry.segment && segments_.size() > 1) drop_front_segment(false);
   read_offset_ += entry.size;
   segments_.front().records -= 1;
   records_ -= 1;
@@ -229,10 +253,9 @@ boost::system::result<void> Spool::pop(const Entry& entry) {
 }
 
 void Spool::unsent(const Entry& entry) {
-  if (!handed_out_ || handed_out_->segment != entry.segment || handed_out_->offset != entry.offset) return;
-  if (handed_out_dropped_) ++dropped_;
-  handed_out_.reset();
-  handed_out_dropped_ = false;
+  if (out_.empty() || out_.front().segment != entry.segment || out_.front().offset != entry.offset) return;
+  for (const Out& out : out_) dropped_ += out.dropped ? 1 : 0;
+  out_.clear();
 }
 
 }  // namespace monitor::wire

@@ -44,11 +44,11 @@ class Spool {
 
   /// Adds a record at the back. When the spool would exceed max_bytes, the
   /// oldest segments are dropped first and their records counted as dropped
-  /// (a record handed out by front() is counted only if it is then unsent()).
+  /// (a record handed out by next() is counted only if it is then unsent()).
   /// A failed write (full disk) returns the error and keeps the spool usable.
   [[nodiscard]] boost::system::result<void> append(std::string_view record);
 
-  /// A record handed out by front(), and where it was: pop() and unsent() name
+  /// A record handed out by next(), and where it was: pop() and unsent() name
   /// it, so nothing but the record that was sent can be consumed.
   struct Entry {
     std::string body;
@@ -57,22 +57,27 @@ class Spool {
     uint64_t size = 0;
   };
 
-  /// The oldest record not yet popped, or nullopt when empty; it stays handed
-  /// out until pop() or unsent() names it (calling front() again hands out
-  /// the same record). A record that fails its CRC is counted as corrupt and
-  /// skipped with the rest of its segment.
-  [[nodiscard]] boost::system::result<std::optional<Entry>> front();
+  /// The oldest record not handed out yet, or nullopt when there is none (or
+  /// the next one is damaged and records are still out: it is dealt with
+  /// once they are back). Several may be out at once, a sender's window; they
+  /// stay out until pop() or unsent() names them. A damaged record at the
+  /// front is counted as corrupt and skipped with the rest of its segment.
+  [[nodiscard]] boost::system::result<std::optional<Entry>> next();
 
-  /// The receiver acknowledged `entry`: consumes it and persists the position.
-  /// If append() dropped its segment meanwhile (the spool overflowed), the
-  /// entry was still delivered: nothing is consumed and nothing counted.
+  /// The receiver acknowledged `entry`, the oldest record out: consumes it and
+  /// persists the position. If append() dropped its segment meanwhile (the
+  /// spool overflowed), the entry was still delivered: nothing is consumed and
+  /// nothing counted. A record that is not the oldest out consumes nothing.
   [[nodiscard]] boost::system::result<void> pop(const Entry& entry);
 
-  /// `entry` could not be delivered (the link failed): it stays at the front
-  /// for the next front(), unless append() dropped its segment meanwhile, in
-  /// which case it is counted as dropped now, once.
+  /// `entry`, the oldest record out, and every one handed out after it could
+  /// not be delivered (the link failed): next() hands them out again, in
+  /// order, except those whose segment append() dropped meanwhile, which are
+  /// counted as dropped now, once.
   void unsent(const Entry& entry);
 
+  /// Records handed out and neither popped nor unsent.
+  size_t out() const noexcept { return out_.size(); }
   uint64_t records() const noexcept { return records_; }
   uint64_t bytes() const noexcept { return bytes_; }
   uint64_t dropped_records() const noexcept { return dropped_; }
@@ -97,8 +102,11 @@ class Spool {
   std::deque<Segment> segments_;  // oldest first; the last is written to
   int write_fd_ = -1;
   uint64_t read_offset_ = 0;      // in segments_.front()
-  std::optional<Entry> handed_out_;   // the record front() returned (body not kept)
-  bool handed_out_dropped_ = false;   // its segment was dropped while it was handed out
+  struct Out {
+    uint64_t segment, offset, size;
+    bool dropped;  // its segment was dropped while it was out
+  };
+  std::deque<Out> out_;           // handed out by next(), oldest first; contiguous from the read position
   uint64_t records_ = 0;          // not yet popped
   uint64_t bytes_ = 0;            // on disk, consumed or not
   uint64_t dropped_ = 0;

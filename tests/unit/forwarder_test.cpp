@@ -51,7 +51,7 @@ Spooled read_spool(const TempDir& dir) {
   REQUIRE(spool.has_value());
   Spooled out;
   while (true) {
-    auto front = (*spool)->front();
+    auto front = (*spool)->next();
     REQUIRE(front.has_value());
     if (!*front) break;
     monitor::wire::SpoolRecord record;

@@ -30,7 +30,7 @@ std::string record(int i) { return "batch-" + std::to_string(i) + std::string(st
 std::vector<std::string> drain(Spool& spool) {
   std::vector<std::string> out;
   while (true) {
-    auto f = spool.front();
+    auto f = spool.next();
     REQUIRE(f.has_value());
     if (!*f) break;
     out.push_back((*f)->body);
@@ -69,11 +69,11 @@ TEST_CASE("a reopened spool resumes after the last pop", "[spool]") {
     auto spool = open_spool(dir, {1 << 20, 300});
     for (int i = 0; i < 30; ++i) REQUIRE(spool->append(record(i)).has_value());
     for (int i = 0; i < 12; ++i) {
-      auto f = spool->front();
+      auto f = spool->next();
       REQUIRE(f.has_value());
       REQUIRE(spool->pop(**f).has_value());
     }
-    REQUIRE(spool->front().has_value());  // read but not popped: delivered again after a restart
+    REQUIRE(spool->next().has_value());  // read but not popped: delivered again after a restart
   }
   auto spool = open_spool(dir, {1 << 20, 300});
   CHECK(spool->records() == 18);
@@ -158,7 +158,7 @@ TEST_CASE("a full disk fails the append with an error and leaves the spool usabl
     if (failures == 0) return 2;  // the limit must have bitten
     int read_back = 0;
     while (true) {
-      auto f = spool.front();
+      auto f = spool.next();
       if (!f || !*f) break;
       if ((*f)->body != big) return 3;  // no torn record is ever returned
       ++read_back;
@@ -177,7 +177,7 @@ TEST_CASE("issue 7: an overflow while a record is out never makes pop consume an
   auto spool = open_spool(dir, {2000, 400});  // a few records a segment, a few segments in all
   int appended = 0;
   for (; appended < 10; ++appended) REQUIRE(spool->append(record(appended)).has_value());
-  auto out = spool->front();
+  auto out = spool->next();
   REQUIRE(out.has_value());
   REQUIRE(out->has_value());
   const Spool::Entry sent = **out;
@@ -205,11 +205,11 @@ TEST_CASE("issue 7: an overflow while a record is out never makes pop consume an
   CHECK(delivered.back() == record(appended - 1));
 }
 
-TEST_CASE("issue 7: pop of a record front() did not hand out consumes nothing", "[spool][issue7][failure]") {
+TEST_CASE("issue 7: pop of a record next() did not hand out consumes nothing", "[spool][issue7][failure]") {
   TempDir dir;
   auto spool = open_spool(dir);
   for (int i = 0; i < 3; ++i) REQUIRE(spool->append(record(i)).has_value());
-  auto first = spool->front();
+  auto first = spool->next();
   REQUIRE(first.has_value());
   Spool::Entry forged = **first;
   forged.offset += 1;
@@ -217,4 +217,78 @@ TEST_CASE("issue 7: pop of a record front() did not hand out consumes nothing", 
   CHECK(spool->records() == 3);
   REQUIRE(spool->pop(**first).has_value());
   CHECK(drain(*spool) == std::vector<std::string>{record(1), record(2)});
+}
+
+// Issue 22: a sender keeps a window of spooled records in flight, not one.
+TEST_CASE("issue 22: records handed out as a window across segments are popped in order, or all come back", "[spool][issue22]") {
+  TempDir dir;
+  auto spool = open_spool(dir, {1 << 20, 200});  // a record or two a segment: the window spans segments
+  for (int i = 0; i < 20; ++i) REQUIRE(spool->append(record(i)).has_value());
+  std::vector<Spool::Entry> window;
+  for (int i = 0; i < 8; ++i) {
+    auto e = spool->next();
+    REQUIRE(e.has_value());
+    REQUIRE(e->has_value());
+    CHECK((*e)->body == record(i));
+    window.push_back(**e);
+  }
+  CHECK(spool->out() == 8);
+  CHECK_FALSE(spool->pop(window[1]).has_value());  // not the oldest out: nothing consumed
+  CHECK(spool->records() == 20);
+  for (int i = 0; i < 3; ++i) REQUIRE(spool->pop(window[static_cast<size_t>(i)]).has_value());
+  CHECK(spool->records() == 17);
+
+  SECTION("the link fails: the rest of the window is handed out again, in order") {
+    spool->unsent(window[3]);
+    CHECK(spool->out() == 0);
+    const auto rest = drain(*spool);
+    REQUIRE(rest.size() == 17);
+    for (size_t i = 0; i < rest.size(); ++i) CHECK(rest[i] == record(static_cast<int>(i) + 3));
+  }
+  SECTION("a restart resumes after the last pop, not after the window") {
+    spool.reset();
+    auto reopened = open_spool(dir, {1 << 20, 200});
+    CHECK(reopened->records() == 17);
+    const auto rest = drain(*reopened);
+    REQUIRE(rest.size() == 17);
+    CHECK(rest.front() == record(3));
+  }
+  SECTION("the window keeps reading ahead while it is acknowledged") {
+    std::vector<std::string> delivered;
+    for (size_t i = 3; i < window.size(); ++i) {
+      REQUIRE(spool->pop(window[i]).has_value());
+      delivered.push_back(window[i].body);
+    }
+    for (const auto& body : drain(*spool)) delivered.push_back(body);
+    REQUIRE(delivered.size() == 17);
+    for (size_t i = 0; i < delivered.size(); ++i) CHECK(delivered[i] == record(static_cast<int>(i) + 3));
+    CHECK(spool->records() == 0);
+  }
+}
+
+TEST_CASE("issue 22: an overflow under a window of records out counts each record once, delivered or dropped",
+          "[spool][issue22][failure]") {
+  TempDir dir;
+  auto spool = open_spool(dir, {2000, 400});
+  int appended = 0;
+  for (; appended < 10; ++appended) REQUIRE(spool->append(record(appended)).has_value());
+  std::vector<Spool::Entry> window;
+  for (int i = 0; i < 6; ++i) window.push_back(**spool->next());
+  for (; appended < 80; ++appended) REQUIRE(spool->append(record(appended)).has_value());  // drops the window's segments
+  REQUIRE(spool->dropped_records() > 0);
+
+  std::vector<std::string> delivered;
+  SECTION("the window is acknowledged") {
+    for (const auto& e : window) {
+      REQUIRE(spool->pop(e).has_value());
+      delivered.push_back(e.body);
+    }
+  }
+  SECTION("the window is not delivered") { spool->unsent(window.front()); }
+  for (const auto& body : drain(*spool)) delivered.push_back(body);
+  CHECK(delivered.size() + spool->dropped_records() == static_cast<size_t>(appended));
+  for (size_t i = 1; i < delivered.size(); ++i) {
+    CHECK(std::stoi(delivered[i].substr(6)) > std::stoi(delivered[i - 1].substr(6)));
+  }
+  CHECK(delivered.back() == record(appended - 1));
 }
