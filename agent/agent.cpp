@@ -462,9 +462,9 @@ void Agent::report_self(int64_t now_ns) {
   const RssInfo rss = read_rss();
   gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
   if (forwarder_) {
-    const ForwardCounters& f = forwarder_->counters();
-    const ForwardTotals now{f.batches_sent.load(), f.connect_failures.load(), f.spool_failures.load(),
-                            f.batches_skipped.load(), f.spool_corrupt.load(), forwarder_->spool_dropped()};
+    const ForwardCounters f = forwarder_->counters();
+    const ForwardTotals now{f.batches_sent, f.connect_failures, f.spool_failures,
+                            f.batches_skipped, f.spool_corrupt, forwarder_->spool_dropped()};
     const ForwardTotals& was = reported_forward_;
     counter("Forward.Sent", now.sent, was.sent);
     counter("Forward.ConnectFailures", now.connect_failures, was.connect_failures);
@@ -685,7 +685,7 @@ int Agent::run() {
   flush_due(now_s + config_.future_window_s, false);
   if (forwarder_) {
     forwarder_->stop(std::chrono::seconds(2));  // the last seconds, if the next hop answers
-    spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent.load(),
+    spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent,
                  forwarder_->spooled());
   }
   // Every second is written out and every slot read released: nothing for a

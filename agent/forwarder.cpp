@@ -33,53 +33,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Connects to host:port (numeric IPv4 or IPv6) with send/receive timeouts; -1 on failure.
-int connect_to(const std::string& address, std::chrono::seconds timeout) {
-  const auto endpoint = net::parse_endpoint(address);
-  if (!endpoint) return -1;
-  const int fd = ::socket(endpoint->protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  timeval tv{static_cast<time_t>(timeout.count()), 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::connect(fd, endpoint->data(), static_cast<socklen_t>(endpoint->size())) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool send_all(int fd, const std::string& bytes) {
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// The next frame from a blocking socket whose reads time out; false on
-// timeout, a closed peer or a bad frame.
-bool read_frame(int fd, wire::FrameDecoder& decoder, wire::FrameType& type, std::string& payload) {
-  char buffer[4096];
-  while (true) {
-    wire::Frame frame{};
-    const auto status = decoder.next(frame);
-    if (status == wire::FrameDecoder::Status::kFrame) {
-      type = frame.type;
-      payload.assign(frame.payload);
-      return true;
-    }
-    if (status == wire::FrameDecoder::Status::kError) return false;
-    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) return false;
-    decoder.feed(std::string_view(buffer, static_cast<size_t>(n)));
-  }
-}
-
 }  // namespace
 
 uint64_t default_sender_id(const std::string& ring_name) {
@@ -90,11 +43,24 @@ uint64_t default_sender_id(const std::string& ring_name) {
 }
 
 Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std::move(options)), names_(names) {
-  auto spool = wire::Spool::open(options_.spool_dir, {options_.spool_max_bytes, 4ull << 20});
-  if (!spool) {
-    throw std::runtime_error(fmt::format("open spool {}: {}", options_.spool_dir, spool.error().message()));
+  net::BatchSender::Options sending;
+  sending.name = "forwarder";
+  sending.next_hop_noun = "a proxy";
+  sending.no_address = fmt::format("no proxy of {}: none live in the registry", options_.dc);
+  sending.spool_dir = options_.spool_dir;
+  sending.spool_max_bytes = options_.spool_max_bytes;
+  sending.hello = wire::Hello{options_.sender_id, wire::Role::kAgent, options_.sender_name};
+  sending.connect_timeout = 5s;
+  sending.first_backoff = 500ms;
+  sending.max_backoff = 2s;
+  sending.seconds_in_order = true;
+  auto sender = net::BatchSender::open(io_, std::move(sending), [this](bool last_failed) {
+    return next_address(last_failed);
+  });
+  if (!sender) {
+    throw std::runtime_error(fmt::format("open spool {}: {}", options_.spool_dir, sender.error().message()));
   }
-  spool_ = std::move(*spool);
+  sender_ = std::move(*sender);
   if (std::FILE* f = std::fopen((options_.spool_dir + "/next-sequence").c_str(), "r")) {
     if (std::fscanf(f, "%" SCNu64, &next_sequence_) != 1) next_sequence_ = 0;
     std::fclose(f);
@@ -141,10 +107,14 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
                    host_name_, options_.server_id, error);
     }
   }
-  if (spool_->records() != 0) {
-    spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spool_->records());
+  if (spooled() != 0) {
+    spdlog::info("spool {} holds {} batches from before: replaying them first", options_.spool_dir, spooled());
   }
-  thread_ = std::thread([this] { sender_loop(); });
+  sender_->start();
+  thread_ = std::thread([this] {
+    auto work = boost::asio::make_work_guard(io_);
+    io_.run();
+  });
 }
 
 Forwarder::~Forwarder() { stop(); }
@@ -178,17 +148,28 @@ boost::json::object Forwarder::registration_value() const {
                              {"host", host_name_},
                              {"server_id", options_.server_id},
                              {"ips", std::move(ips)},
-                             {"batches_sent", counters_.batches_sent.load()},
+                             {"batches_sent", sender_->counters().parts_sent.load()},
                              {"spooled", spooled()},
                              {"last_report_s", realtime_ns() / 1'000'000'000}};
 }
 
 void Forwarder::stop(std::chrono::milliseconds drain) {
   const auto deadline = std::chrono::steady_clock::now() + drain;
-  while (!stop_ && spooled() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
-  if (stop_.exchange(true)) return;
-  wake_.notify_all();
+  while (!stopped_ && spooled() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  if (stopped_.exchange(true)) return;
+  // Unacknowledged batches stay in the spool; the loop stops with the sender.
+  boost::asio::post(io_, [this] {
+    sender_->stop();
+    io_.stop();
+  });
   if (thread_.joinable()) thread_.join();
+}
+
+ForwardCounters Forwarder::counters() const {
+  const net::SenderCounters& sent = sender_->counters();
+  return ForwardCounters{batches_spooled_.load(),       sent.parts_sent.load(),       sent.parts_skipped.load(),
+                         spool_failures_.load(),        sent.spool_corrupt.load() + sent.parts_too_large.load(),
+                         too_large_.load(),             sent.connect_failures.load()};
 }
 
 void Forwarder::write(const AggregateRecord& r) {
@@ -206,26 +187,11 @@ void Forwarder::end_second(int64_t second) {
   if (registration_) registration_->update(registration_value());
   if (records_.empty()) return;
   spool_second(second);
-  wake_.notify_all();
   records_.clear();
 }
 
 void Forwarder::complete_before(int64_t second) {
-  {
-    std::lock_guard lock(mutex_);
-    if (second <= complete_before_) return;
-    complete_before_ = second;
-  }
-  wake_.notify_all();
-}
-
-bool Forwarder::announce(int fd, int64_t complete_before, int64_t& announced) {
-  if (complete_before <= announced) return true;
-  std::string out;
-  wire::encode(out, wire::Watermark{options_.sender_id, complete_before});
-  if (!send_all(fd, out)) return false;
-  announced = complete_before;
-  return true;
+  boost::asio::post(io_, [this, second] { sender_->announce(second); });
 }
 
 uint64_t Forwarder::first_sequence_for(int64_t second) const {
@@ -296,23 +262,23 @@ void Forwarder::spool_second(int64_t second) {
     batch.sequence = sequence;
     const std::string bytes_out = wire::encode_spool_record(names, batch);
     if (bytes_out.empty()) {
-      ++counters_.too_large;
+      ++too_large_;
       spdlog::error("second {}: a batch of {} records does not fit a frame; dropped ({} so far)", second,
-                    batch.records.size(), counters_.too_large.load());
+                    batch.records.size(), too_large_.load());
     } else if (!save_next_sequence(sequence + 1)) {
       // Without the sequence on disk a restart could hand it out again, and
       // the judger would drop that later batch as a duplicate.
-      ++counters_.spool_failures;
+      ++spool_failures_;
       spdlog::error("second {}: cannot write {}/next-sequence: {}; {} aggregates lost", second, options_.spool_dir,
                     std::strerror(errno), batch.records.size());
-    } else if (auto appended = spool_->append(bytes_out); !appended) {
+    } else if (auto appended = sender_->spool(bytes_out); !appended) {
       next_sequence_ = sequence + 1;
-      ++counters_.spool_failures;
+      ++spool_failures_;
       spdlog::error("spooling second {} (batch {}, {} aggregates): {}; they are lost ({} batches so far)", second,
-                    sequence, batch.records.size(), appended.error().message(), counters_.spool_failures.load());
+                    sequence, batch.records.size(), appended.error().message(), spool_failures_.load());
     } else {
       next_sequence_ = sequence + 1;
-      ++counters_.batches_spooled;
+      ++batches_spooled_;
     }
     begin = end;
   }
@@ -320,107 +286,9 @@ void Forwarder::spool_second(int64_t second) {
   next_sequence_ = std::max(next_sequence_, saved_next_);
 }
 
-uint64_t Forwarder::spooled() const {
-  std::lock_guard lock(mutex_);
-  return spool_->records();
-}
-
-uint64_t Forwarder::spool_dropped() const {
-  std::lock_guard lock(mutex_);
-  return spool_->dropped_records();
-}
-
-bool Forwarder::send_pending(int fd, uint64_t& acked) {
-  wire::SendDictionary dictionary;  // names travel once per connection
-  wire::FrameDecoder decoder;
-  int64_t announced = 0;  // the watermark this connection was last told
-  while (!stop_) {
-    std::optional<wire::Spool::Entry> entry;
-    int64_t complete_before = 0;
-    {
-      std::unique_lock lock(mutex_);
-      auto front = spool_->next();
-      if (!front) {
-        spdlog::error("reading spool: {}", front.error().message());
-        return false;
-      }
-      complete_before = complete_before_;
-      if (!*front) {
-        // Everything written out is acknowledged: the receiver has every
-        // second before the agent's watermark.
-        lock.unlock();
-        if (!announce(fd, complete_before, announced)) return false;
-        lock.lock();
-        if (complete_before_ == complete_before && spool_->records() == 0) wake_.wait_for(lock, 200ms);
-        continue;
-      }
-      entry = std::move(**front);
-    }
-    // Whatever happens below, the entry is popped or handed back: never left
-    // out, so an overflow meanwhile is counted exactly once.
-    auto hand_back = [&] {
-      std::lock_guard lock(mutex_);
-      spool_->unsent(*entry);
-    };
-    wire::SpoolRecord spooled_batch;
-    const bool parsed = wire::decode_spool_record(entry->body, spooled_batch);
-    wire::Batch& batch = spooled_batch.batch;
-    if (!parsed || batch.sequence <= acked) {
-      std::lock_guard lock(mutex_);
-      (void)spool_->pop(*entry);
-      if (!parsed) {
-        ++counters_.spool_corrupt;
-        spdlog::error("dropping a spool record that does not parse ({} so far)", counters_.spool_corrupt.load());
-      } else {
-        ++counters_.batches_skipped;
-      }
-      continue;
-    }
-    // Seconds are written out in order, so every one before this batch's
-    // oldest went in batches acknowledged already (a replay after an outage
-    // tells the receiver how far it has caught up).
-    for (const auto& rec : batch.records) complete_before = std::min(complete_before, rec.second);
-    if (!announce(fd, complete_before, announced)) {
-      hand_back();
-      return false;
-    }
-    for (auto& rec : batch.records) {
-      const auto& names = spooled_batch.names[rec.name_id - 1];
-      rec.name_id = dictionary.id_for(names.service, names.attr);
-    }
-    std::string out;
-    dictionary.flush(out);
-    if (wire::encode(out, batch) != wire::WireError::kOk) {
-      // Cut under the budget when spooled; renumbering cannot grow it past a
-      // frame. Should it ever, sending it again would fail again.
-      std::lock_guard lock(mutex_);
-      (void)spool_->pop(*entry);
-      ++counters_.too_large;
-      spdlog::error("batch {} does not fit a frame; dropped ({} so far)", batch.sequence, counters_.too_large.load());
-      continue;
-    }
-    if (!send_all(fd, out)) {
-      hand_back();
-      return false;
-    }
-    wire::FrameType type{};
-    std::string payload;
-    wire::Ack ack;
-    if (!read_frame(fd, decoder, type, payload) || type != wire::FrameType::kAck ||
-        wire::decode(payload, ack) != wire::WireError::kOk || ack.sequence != batch.sequence) {
-      hand_back();
-      return false;
-    }
-    acked = ack.sequence;
-    std::lock_guard lock(mutex_);
-    (void)spool_->pop(*entry);
-    ++counters_.batches_sent;
-  }
-  return true;
-}
-
-std::string Forwarder::next_address(const std::string& failed) {
+std::string Forwarder::next_address(bool last_failed) {
   if (!options_.address.empty()) return options_.address;
+  const std::string failed = last_failed ? last_address_ : std::string();
   auto proxies = registry_->list("proxies");
   if (!proxies) {
     spdlog::warn("registry: listing proxies: {}", proxies.error().message());
@@ -440,50 +308,8 @@ std::string Forwarder::next_address(const std::string& failed) {
   if (candidates.size() > 1) std::erase(candidates, failed);
   if (candidates.empty()) return {};
   static thread_local std::minstd_rand random(std::random_device{}());
-  return candidates[random() % candidates.size()];
-}
-
-void Forwarder::sender_loop() {
-  bool warned = false;  // a next hop that stays away is logged once, not every second
-  std::string address, failed, last_connected;
-  while (!stop_) {
-    address = next_address(failed);
-    const int fd = address.empty() ? -1 : connect_to(address, 5s);
-    bool ok = fd >= 0;
-    uint64_t acked = 0;
-    if (ok) {
-      std::string hello;
-      wire::encode(hello, wire::Hello{options_.sender_id, wire::Role::kAgent, options_.sender_name});
-      wire::FrameDecoder decoder;
-      wire::FrameType type{};
-      std::string payload;
-      wire::HelloAck ack;
-      ok = send_all(fd, hello) && read_frame(fd, decoder, type, payload) && type == wire::FrameType::kHelloAck &&
-           wire::decode(payload, ack) == wire::WireError::kOk;
-      if (ok) {
-        acked = ack.last_sequence;
-        if (warned || address != last_connected) {
-          spdlog::info("forwarding to {} ({} batches waiting)", address, spooled());
-        }
-        last_connected = address;
-        warned = false;
-        ok = send_pending(fd, acked);
-      }
-    }
-    if (fd >= 0) ::close(fd);
-    if (stop_) break;
-    failed = ok ? std::string() : address;
-    if (!ok) {
-      ++counters_.connect_failures;
-      if (!warned) {
-        spdlog::warn("forwarding to {} failed; spooling until a proxy answers",
-                     address.empty() ? "a proxy of " + options_.dc + " (none live in the registry)" : address);
-      }
-      warned = true;
-      std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, 1s, [this] { return stop_.load(); });
-    }
-  }
+  last_address_ = candidates[random() % candidates.size()];
+  return last_address_;
 }
 
 }  // namespace monitor::agent

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -11,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
 
 #include "agent/aggregate_record.hpp"
@@ -18,19 +18,19 @@
 #include "common/registry/live_registration.hpp"
 #include "common/registry/registry.hpp"
 #include "wire/messages.hpp"
-#include "wire/spool.hpp"
+#include "net/batch_sender.hpp"
 
 namespace monitor::agent {
 
-/// Counters of the forwarder; monotonic. Read from any thread.
+/// Counters of the forwarder, read at one moment; monotonic.
 struct ForwardCounters {
-  std::atomic<uint64_t> batches_spooled{0};
-  std::atomic<uint64_t> batches_sent{0};      // acknowledged by the receiver
-  std::atomic<uint64_t> batches_skipped{0};   // the receiver had them already
-  std::atomic<uint64_t> spool_failures{0};    // a batch that could not be spooled (full disk)
-  std::atomic<uint64_t> spool_corrupt{0};     // spool records that did not parse, dropped
-  std::atomic<uint64_t> too_large{0};         // batches a receiver could not take, dropped (a bug; logged)
-  std::atomic<uint64_t> connect_failures{0};
+  uint64_t batches_spooled = 0;
+  uint64_t batches_sent = 0;      // acknowledged by the receiver
+  uint64_t batches_skipped = 0;   // the receiver had them already
+  uint64_t spool_failures = 0;    // a batch that could not be spooled (full disk)
+  uint64_t spool_corrupt = 0;     // spool records that did not parse, dropped
+  uint64_t too_large = 0;         // batches a receiver could not take, dropped (a bug; logged)
+  uint64_t connect_failures = 0;
 };
 
 /// Sends each finished second to the next hop as batches of at most
@@ -40,7 +40,8 @@ struct ForwardCounters {
 /// every batch goes to the on-disk spool first and leaves it only when the
 /// receiver acknowledges it, so batches outlive a receiver that is down and an
 /// agent that restarts. As an AggregateSink it is fed by the agent's thread;
-/// a thread of its own does the network I/O.
+/// the one batch sender (net/batch_sender.hpp) does the network I/O on a
+/// thread of its own, a window of spooled batches in flight.
 class Forwarder final : public AggregateSink {
  public:
   struct Options {
@@ -69,7 +70,7 @@ class Forwarder final : public AggregateSink {
   /// unsent batches stay in the spool for the next start.
   void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(0));
 
-  const ForwardCounters& counters() const noexcept { return counters_; }
+  ForwardCounters counters() const;
 
   /// The sequence the first batch of `second` gets if it is written out next.
   uint64_t first_sequence_for(int64_t second) const;
@@ -80,30 +81,33 @@ class Forwarder final : public AggregateSink {
   /// go on above every one ever handed out.
   void reuse_sequences_for(int64_t second, uint64_t first);
   /// Batches waiting in the spool, and batches the full spool dropped.
-  uint64_t spooled() const;
+  uint64_t spooled() const { return sender_->spooled(); }
   /// Whether the registry answered the agent's last refresh; nullopt without a registry.
   std::optional<bool> registry_reachable() const {
     return registration_ ? std::optional<bool>(registration_->reachable()) : std::nullopt;
   }
-  uint64_t spool_dropped() const;
+  uint64_t spool_dropped() const { return sender_->spool_dropped(); }
 
  private:
-  void sender_loop();
-  std::string next_address(const std::string& failed);
-  bool send_pending(int fd, uint64_t& acked);  // false: the connection failed
-  // Sends a WATERMARK when `complete_before` passed what this connection was told.
-  bool announce(int fd, int64_t complete_before, int64_t& announced);
+  // The address of a live proxy of the agent's data centre (not the one that
+  // just failed while there is another), or the fixed one. Blocks on the
+  // registry: runs on the sender's thread between connections.
+  std::string next_address(bool last_failed);
 
   const Options options_;
   const NameRegistry& names_;
   std::unique_ptr<registry::Registry> registry_;  // thread-safe: the sender thread and the registration use it
   std::unique_ptr<registry::LiveRegistration> registration_;  // agents/<host>-<sender>, with the registry
+  std::string last_address_;  // the sender's thread only
   // What the entry says of the host (monitorctl host list): its name and addresses at the start.
   std::string host_name_;
   std::vector<std::string> host_ips_;
   static std::vector<std::string> host_addresses();
   boost::json::object registration_value() const;
-  ForwardCounters counters_;
+  // Cutting's own counts; the sender's are in sender_->counters().
+  std::atomic<uint64_t> batches_spooled_{0};
+  std::atomic<uint64_t> spool_failures_{0};
+  std::atomic<uint64_t> too_large_{0};
 
   // Cuts the collected second into batches under kBatchPayloadBudget and
   // spools each under the next sequence. Agent thread.
@@ -116,17 +120,17 @@ class Forwarder final : public AggregateSink {
   std::vector<uint32_t> local_ids_;  // registry id -> id inside the batch being cut, 0 = none yet
   std::string scratch_;              // a record's encoding, to measure it
 
-  mutable std::mutex mutex_;  // guards spool_, next_sequence_
-  std::unique_ptr<wire::Spool> spool_;
+  mutable std::mutex mutex_;  // guards the sequences below
   // Dense: +1 per batch, kept in <spool_dir>/next-sequence across restarts.
   uint64_t next_sequence_ = 1;
   uint64_t saved_next_ = 0;    // the highest next-sequence persisted: never lowered
-  int64_t complete_before_ = 0;  // from complete_before(); 0: nothing announced yet
   uint64_t reuse_from_ = 0;    // nonzero: second reuse_second_ starts here (reuse_sequences_for)
   int64_t reuse_second_ = 0;
-  std::condition_variable wake_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+
+  boost::asio::io_context io_;
+  std::unique_ptr<net::BatchSender> sender_;
+  std::thread thread_;  // runs io_
+  std::atomic<bool> stopped_{false};
 };
 
 /// A stable sender id for this host and ring: a hash of both.

@@ -73,7 +73,7 @@ void write_seconds(agent::Forwarder& forwarder, int seconds, int64_t first_secon
 
 bool wait_sent(const agent::Forwarder& forwarder, uint64_t batches, std::chrono::seconds patience) {
   const auto deadline = std::chrono::steady_clock::now() + patience;
-  while (forwarder.counters().batches_sent.load() < batches) {
+  while (forwarder.counters().batches_sent < batches) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(100us);
   }
@@ -97,7 +97,7 @@ Run live_run(const agent::NameRegistry& names, const std::filesystem::path& spoo
   const uint64_t bytes_before = judger.bytes();
   const auto start = std::chrono::steady_clock::now();
   write_seconds(forwarder, seconds, 1'795'000'000);
-  const uint64_t batches = forwarder.counters().batches_spooled.load();
+  const uint64_t batches = forwarder.counters().batches_spooled;
   if (!wait_sent(forwarder, batches, 120s)) throw std::runtime_error("live: not all batches acknowledged");
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   forwarder.stop();
@@ -112,7 +112,7 @@ Run replay_run(const agent::NameRegistry& names, const std::filesystem::path& sp
   {
     agent::Forwarder outage(options_for(spool, 0), names);  // nothing answers: everything stays spooled
     write_seconds(outage, seconds, 1'796'000'000);
-    batches = outage.counters().batches_spooled.load();
+    batches = outage.counters().batches_spooled;
     outage.stop();
   }
   const uint64_t bytes_before = judger.bytes();

@@ -63,7 +63,7 @@ struct Proxy::Upstream {
   struct Route {
     uint64_t version = 0;  // of the catalogue it was judged by
     Catalogue::Verdict verdict = Catalogue::Verdict::kUnknownService;
-    Link* link = nullptr;
+    net::BatchSender* link = nullptr;
     uint32_t link_id = 0;
   };
   struct Unacked {
@@ -170,23 +170,23 @@ Proxy::Proxy(ProxyConfig config)
 
 Proxy::~Proxy() = default;
 
-Link* Proxy::link_to(const std::string& next_hop) {
+net::BatchSender* Proxy::link_to(const std::string& next_hop) {
   if (auto it = links_.find(next_hop); it != links_.end()) return it->second.get();
-  Link::Options options;
-  options.name = next_hop;
+  net::BatchSender::Options options;
+  options.name = "link " + next_hop;
   options.spool_dir = std::filesystem::path(config_.data_dir) / "spool" / next_hop;
   options.spool_max_bytes = config_.spool_max_bytes;
   options.hello = wire::Hello{own_id_, config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie, config_.name};
   options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
   options.heartbeat_timeout = std::chrono::milliseconds(config_.heartbeat_timeout_ms);
-  Link::AddressSource source;
+  net::BatchSender::AddressSource source;
   if (config_.is_clyde()) {
     source = [this](bool last_failed) { return next_bonnie(last_failed); };
   } else {
     source = [this, next_hop](bool) { return catalogue_.judger_address(next_hop); };
   }
   const std::string spool_dir = options.spool_dir.string();
-  auto opened = Link::open(io_, std::move(options), std::move(source));
+  auto opened = net::BatchSender::open(io_, std::move(options), std::move(source));
   if (!opened) {
     ++counters_.link_failures;
     const int64_t now = realtime_ns();
@@ -269,16 +269,16 @@ void Proxy::hand_over_retired() {
   if (config_.is_clyde()) return;
   for (auto& [name, link] : links_) {
     if (link->handing_over() || link->spooled() == 0 || !catalogue_.judger_retired(name)) continue;
-    link->hand_over([this, from = name](wire::SpoolRecord part, Link::Finished finished) {
+    link->hand_over([this, from = name](wire::SpoolRecord part, net::BatchSender::Finished finished) {
       reroute(from, std::move(part), std::move(finished));
     });
   }
 }
 
-void Proxy::reroute(const std::string& from, wire::SpoolRecord spooled, Link::Finished finished) {
+void Proxy::reroute(const std::string& from, wire::SpoolRecord spooled, net::BatchSender::Finished finished) {
   // The part keeps its origin (sender, sequence): a judger that already has
   // some service's records of it drops those as duplicates.
-  std::vector<std::pair<Link*, wire::Batch>> parts;
+  std::vector<std::pair<net::BatchSender*, wire::Batch>> parts;
   for (auto& record : spooled.batch.records) {
     const auto& names = spooled.names[record.name_id - 1];  // checked by decode_spool_record()
     std::string judger;
@@ -289,7 +289,7 @@ void Proxy::reroute(const std::string& from, wire::SpoolRecord spooled, Link::Fi
                                                         : counters_.dropped_unassigned);
       continue;
     }
-    Link* link = link_to(judger);
+    net::BatchSender* link = link_to(judger);
     if (link == nullptr) {
       finished(false);  // stays in the old spool; tried again at the next registry change
       return;
@@ -308,7 +308,7 @@ void Proxy::reroute(const std::string& from, wire::SpoolRecord spooled, Link::Fi
   }
   auto left = std::make_shared<size_t>(parts.size());
   auto all_kept = std::make_shared<bool>(true);
-  auto finish = std::make_shared<Link::Finished>(std::move(finished));
+  auto finish = std::make_shared<net::BatchSender::Finished>(std::move(finished));
   for (auto& [link, part] : parts) {
     counters_.records_handed_over += part.records.size();
     link->submit(std::move(part), [left, all_kept, finish](bool kept) {
@@ -349,7 +349,7 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
     refuse(upstream, index, batch.sender_id, batch.sequence, "arrived before the registry could be read");
     return;
   }
-  std::vector<std::pair<Link*, wire::Batch>> parts;  // few: one per judger the batch touches
+  std::vector<std::pair<net::BatchSender*, wire::Batch>> parts;  // few: one per judger the batch touches
   for (auto& record : batch.records) {
     Upstream::Route& route = upstream.routes[record.name_id];
     if (route.version != catalogue_version_) {

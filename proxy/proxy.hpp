@@ -8,7 +8,7 @@
 // parts for the judgers the registry assigns.
 //
 // Both acknowledge an upstream batch only when every part of it is
-// acknowledged by the next hop or in that hop's spool (proxy/link.hpp), and
+// acknowledged by the next hop or in that hop's spool (net/batch_sender.hpp), and
 // keep the origin's (sender id, sequence) on every part so the judger's ingest
 // stays idempotent end to end. One io_context thread runs everything.
 #pragma once
@@ -38,7 +38,7 @@
 #include "net/metrics_server.hpp"
 #include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
-#include "proxy/link.hpp"
+#include "net/batch_sender.hpp"
 #include "proxy/proxy_config.hpp"
 #include "wire/dictionary.hpp"
 
@@ -87,14 +87,14 @@ class Proxy {
   void refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t sequence, std::string_view why);
   /// The link to `next_hop`, opened on first use; null when its spool cannot
   /// be opened (logged, at most once a minute per hop, and counted).
-  Link* link_to(const std::string& next_hop);
+  net::BatchSender* link_to(const std::string& next_hop);
   std::string next_bonnie(bool last_failed);
   void update_bonnie_list(const std::vector<std::string>& members);
   // On the event loop: the catalogue from the latest entries the watch brought.
   void apply_catalogue();
   // Hands what was spooled for judgers gone for good to their services' judgers now.
   void hand_over_retired();
-  void reroute(const std::string& from, wire::SpoolRecord part, Link::Finished finished);
+  void reroute(const std::string& from, wire::SpoolRecord part, net::BatchSender::Finished finished);
   // The catalogue's verdict, with a new attr of a service that takes them
   // routed (and queued for registration) while there is room, else refused.
   Catalogue::Verdict judge(std::string_view service, std::string_view attr, std::string& judger);
@@ -116,7 +116,7 @@ class Proxy {
   std::vector<std::string> bonnies_;  // Clyde: its list, in file order
   size_t bonnie_index_ = 0;
 
-  std::map<std::string, std::unique_ptr<Link>> links_;  // by next hop: judger name, or "bonnie"
+  std::map<std::string, std::unique_ptr<net::BatchSender>> links_;  // by next hop: judger name, or "bonnie"
 
   std::unordered_map<std::string, int64_t> link_failure_log_;  // next_hop -> when to log its failure again
   std::set<std::shared_ptr<Upstream>> live_;
