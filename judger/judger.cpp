@@ -184,6 +184,11 @@ Judger::Judger(JudgerConfig config)
   };
   listen_on(acceptor_, config_.listen);
   listen_on(http_acceptor_, config_.query_listen);
+  listener_ = std::make_unique<net::BatchListener>(
+      acceptor_,
+      net::BatchListener::Options{kJudgerId, config_.max_connections, std::chrono::seconds(config_.idle_timeout_s),
+                                  wire::kMaxPayload},
+      [this](net::BatchSession& session) { return std::make_unique<Feed>(*this, session); });
   notifier_ = std::make_unique<Notifier>(
       config_.data_dir, NotifierOptions{config_.smtp_url, config_.mail_from, config_.notify_tries,
                                         config_.notify_backoff_ms, config_.command_timeout_s,
@@ -412,8 +417,8 @@ void Judger::report_health() {
   health_.counter("Reports.Stored", counters_.records);
   health_.counter("Reports.TooLate", rollup_->too_late() + counters_.records_too_old);
   health_.counter("Reports.Future", counters_.records_future);
-  health_.counter("Frames.Bad", counters_.bad_frames);
-  health_.counter("Connections.Refused", counters_.connections_refused);
+  health_.counter("Frames.Bad", listener_->counters().bad_frames);
+  health_.counter("Connections.Refused", counters_.query_connections_refused + listener_->counters().connections_refused);
   health_.counter("Names.Refused", counters_.names_refused);
   health_.counter("Reports.NameRefused", counters_.records_name_refused);
   health_.counter("Reports.OverLimit", counters_.series_over_limit);
@@ -428,7 +433,7 @@ void Judger::report_health() {
   health_.counter("Queries.Stopped", queries_stopped_.load(std::memory_order_relaxed));
   health_.counter("Queries.Cut", queries_cut_.load(std::memory_order_relaxed));
   health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
-  health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
+  health_.gauge("Connections.Live", static_cast<int64_t>(listener_->sessions().size()));
   health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
@@ -488,8 +493,8 @@ void Judger::report_health() {
 void Judger::log_health() {
   spdlog::info("health: {} connections, {} batches stored, {} duplicates, {} records, {} bad frames, "
                "{} minutes stored, {} too late, {} store errors, {} own health reports refused by the SDK",
-               counters_.connections, counters_.batches_stored, counters_.batches_duplicate, counters_.records,
-               counters_.bad_frames, counters_.minutes_stored, rollup_->too_late(), counters_.store_errors,
+               listener_->counters().connections, counters_.batches_stored, counters_.batches_duplicate,
+               counters_.records, listener_->counters().bad_frames, counters_.minutes_stored, rollup_->too_late(), counters_.store_errors,
                health_.failures());
 }
 
@@ -520,242 +525,172 @@ asio::awaitable<void> Judger::tick_loop() {
   }
 }
 
-asio::awaitable<void> Judger::accept_loop() {
-  while (!stopping_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      if (stopping_) co_return;
-      spdlog::warn("accept: {}", ec.message());
-      continue;
-    }
-    if (live_.size() >= config_.max_connections) {
-      refuse_connection(socket, "batch", config_.max_connections);
-      continue;
-    }
-    ++counters_.connections;
-    // An ACK is a small frame: held back until the last one is acknowledged
-    // (Nagle), it waited out the sender's delayed ACK, 40 ms.
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
-    live_.insert(connection);
-    net::spawn(io_, net::FrameConnection::write_loop(connection, 10s), "a connection's writer");
-    net::spawn(io_, session(connection), "a batch session");
+/// One sender's session: dedups and stores its batches, acknowledging each
+/// once it is stored; the names it defines map to the store's.
+class Judger::Feed final : public net::SessionPolicy {
+ public:
+  Feed(Judger& judger, net::BatchSession& session) : judger_(judger), session_(session) {}
+
+  wire::HelloAck on_hello(const wire::Hello& hello) override {
+    judger_.feeders_->connected(&session_, hello.sender_id, hello.sender_name, realtime_ns() / 1'000'000'000);
+    // An agent sends its own batches over one ordered connection, so all up
+    // to its highest stored sequence may be skipped. A proxy relays batches
+    // of many senders that may also arrive over other paths: it must send
+    // everything it holds.
+    const uint64_t skip = hello.role == wire::Role::kAgent ? judger_.store_->last_sequence(hello.sender_id) : 0;
+    return wire::HelloAck{kJudgerId, wire::Role::kJudger, judger_.config_.name, skip};
   }
+
+  void on_names(const std::vector<wire::DictEntry>& entries) override {
+    for (const auto& entry : entries) name_ids_[entry.id] = judger_.intern(session_.peer(), entry);
+  }
+
+  void on_batch(wire::Batch batch) override {
+    const int64_t now_s = realtime_ns() / 1'000'000'000;
+    std::vector<MinuteStore::OriginPart> parts =
+        judger_.split_by_origin(batch.sender_id, judger_.admit(session_.peer(), batch, name_ids_, now_s));
+    // Stored before acknowledged: an ACK means the batch survives a kill -9.
+    if (!judger_.store_batch(session_.peer(), batch, parts, now_s)) {
+      session_.close("store error");  // no ACK: the sender replays it
+      return;
+    }
+    session_.ack(batch.sender_id, batch.sequence);
+  }
+
+  void on_watermark(int64_t complete_before) override {
+    // The batches ahead of it on this connection are in the roll-up already.
+    const int64_t now_s = realtime_ns() / 1'000'000'000;
+    // A minute may be complete now: judged at once, not at the next tick.
+    if (judger_.feeders_->marked(&session_, complete_before, now_s)) judger_.start_finishing(now_s);
+  }
+
+  void on_closed(std::string_view) override { judger_.feeders_->disconnected(&session_, realtime_ns() / 1'000'000'000); }
+
+ private:
+  Judger& judger_;
+  net::BatchSession& session_;
+  std::unordered_map<uint32_t, uint32_t> name_ids_;  // the peer's name id -> the store's
+};
+
+uint32_t Judger::intern(const std::string& peer, const wire::DictEntry& entry) {
+  NameTable& names = store_->names();
+  if (names.size() >= config_.max_names && !names.contains(entry.service, entry.attr)) {
+    // Records naming it are refused: a peer cannot grow the table without bound.
+    ++counters_.names_refused;
+    uint64_t suppressed = 0;
+    if (limit_log_.allow(realtime_ns(), suppressed)) {
+      spdlog::warn("{}: refused name {} {}: the judger holds max_names ({}) names already; records naming it are "
+                   "refused ({} names refused so far)",
+                   peer, entry.service, entry.attr, config_.max_names, counters_.names_refused);
+    }
+    return kRefusedName;
+  }
+  services_.insert(entry.service);
+  return names.intern(entry.service, entry.attr);
 }
 
-asio::awaitable<void> Judger::session(std::shared_ptr<net::FrameConnection> connection) {
-  boost::system::error_code ignored;
-  const std::string peer = fmt::format("{}", connection->socket().remote_endpoint(ignored).address().to_string());
-  std::optional<wire::Hello> peer_hello;
-  wire::ReceiveDictionary dictionary;
-  std::unordered_map<uint32_t, uint32_t> name_ids;  // the peer's name id -> the store's
-  std::string reason = "peer closed";
-  const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
-  while (connection->open()) {
-    net::ReadResult read = co_await connection->read_frame(timeout);
-    if (!read.frame()) {
-      if (read.kind == net::ReadResult::Kind::kBadFrame) ++counters_.bad_frames;
-      reason = read.failure("idle timeout");
-      break;
+std::vector<PendingRecord> Judger::admit(const std::string& peer, wire::Batch& batch,
+                                         const std::unordered_map<uint32_t, uint32_t>& name_ids, int64_t now_s) {
+  std::vector<PendingRecord> records;
+  records.reserve(batch.records.size());
+  // Seconds the store could not amend any more, or far ahead of this judger's
+  // clock (a sender's clock gone wrong), are refused before they are stored:
+  // kept, they would hold memory and pending rows forever.
+  const int64_t oldest = now_s - Retention{}.minute_s;
+  const int64_t newest = now_s + config_.future_window_s;
+  for (auto& record : batch.records) {
+    if (record.second < oldest || record.second > newest) {
+      ++(record.second < oldest ? counters_.records_too_old : counters_.records_future);
+      uint64_t suppressed = 0;
+      if (window_log_.allow(realtime_ns(), suppressed)) {
+        spdlog::warn("{}: refused a record of second {} from sender {}: outside [{}, {}] ({} too old, {} ahead so far)",
+                     peer, record.second, batch.sender_id, oldest, newest, counters_.records_too_old,
+                     counters_.records_future);
+      }
+      continue;
     }
-    wire::WireError error = wire::WireError::kOk;
-    switch (read.type) {
-      case wire::FrameType::kHello: {
-        wire::Hello hello;
-        error = wire::decode(read.payload, hello);
-        if (error != wire::WireError::kOk) break;
-        peer_hello = hello;
-        feeders_->connected(connection.get(), hello.sender_id, hello.sender_name, realtime_ns() / 1'000'000'000);
-        // An agent sends its own batches over one ordered connection, so all
-        // up to its highest stored sequence may be skipped. A proxy relays
-        // batches of many senders that may also arrive over other paths:
-        // it must send everything it holds.
-        const uint64_t skip = hello.role == wire::Role::kAgent ? store_->last_sequence(hello.sender_id) : 0;
-        std::string out;
-        wire::encode(out, wire::HelloAck{kJudgerId, wire::Role::kJudger, config_.name, skip});
-        connection->send(std::move(out));
-        spdlog::info("{}: {} {} ({}) connected, skip up to batch {}", peer, wire::role_name(hello.role),
-                     hello.sender_id, hello.sender_name, skip);
-        break;
-      }
-      case wire::FrameType::kDict: {
-        std::vector<wire::DictEntry> entries;
-        error = dictionary.define(read.payload, entries);
-        if (error == wire::WireError::kOk) {
-          for (const auto& entry : entries) {
-            NameTable& names = store_->names();
-            if (names.size() >= config_.max_names && !names.contains(entry.service, entry.attr)) {
-              // Records naming it are refused below: a peer cannot grow the table without bound.
-              name_ids[entry.id] = kRefusedName;
-              ++counters_.names_refused;
-              uint64_t suppressed = 0;
-              if (limit_log_.allow(realtime_ns(), suppressed)) {
-                spdlog::warn("{}: refused name {} {}: the judger holds max_names ({}) names already; records "
-                             "naming it are refused ({} names refused so far)",
-                             peer, entry.service, entry.attr, config_.max_names, counters_.names_refused);
-              }
-              continue;
-            }
-            name_ids[entry.id] = names.intern(entry.service, entry.attr);
-            services_.insert(entry.service);
-          }
-        }
-        break;
-      }
-      case wire::FrameType::kBatch: {
-        wire::Batch batch;
-        error = dictionary.decode_batch(read.payload, batch);
-        if (error != wire::WireError::kOk) break;
-        // A batch before HELLO, or an agent's batch for another sender.
-        if (!peer_hello || (peer_hello->role == wire::Role::kAgent && batch.sender_id != peer_hello->sender_id)) {
-          error = wire::WireError::kBadPayload;
-          break;
-        }
-        std::vector<PendingRecord> records;
-        records.reserve(batch.records.size());
-        // Seconds the store could not amend any more, or far ahead of this
-        // judger's clock (a sender's clock gone wrong), are refused before they
-        // are stored: kept, they would hold memory and pending rows forever.
-        const int64_t now_s = realtime_ns() / 1'000'000'000;
-        const int64_t oldest = now_s - Retention{}.minute_s;
-        const int64_t newest = now_s + config_.future_window_s;
-        for (auto& record : batch.records) {
-          if (record.second < oldest || record.second > newest) {
-            ++(record.second < oldest ? counters_.records_too_old : counters_.records_future);
-            uint64_t suppressed = 0;
-            if (window_log_.allow(realtime_ns(), suppressed)) {
-              spdlog::warn("{}: refused a record of second {} from sender {}: outside [{}, {}] ({} too old, {} ahead "
-                           "so far)",
-                           peer, record.second, batch.sender_id, oldest, newest, counters_.records_too_old,
-                           counters_.records_future);
-            }
-            continue;
-          }
-          const uint32_t name = name_ids[record.name_id];  // defined: decode_batch() checked
-          if (name == kRefusedName) {
-            ++counters_.records_name_refused;
-            continue;
-          }
-          if (!series_limiter_->admit(name, record.server_id, minute_of(record.second))) {
-            ++counters_.series_over_limit;
-            const std::string& service = store_->names().service(name);
-            if (over_limit_services_.insert(service).second) {
-              spdlog::warn("{}: service {} has more series in one minute than series_per_service ({}) allows: "
-                           "records of new series are refused and counted as Reports.OverLimit (told once per "
-                           "service)",
-                           peer, service, config_.series_per_service);
-            }
-            continue;
-          }
-          records.push_back(PendingRecord{name, std::move(record)});
-        }
-        // Deduplicated per (sender, service): a batch split across judgers
-        // before a service moved, replayed whole after, stores exactly the
-        // services this judger has not stored for that origin. The part with
-        // no records keeps the sender's own sequences (the HELLO_ACK's skip).
-        std::vector<MinuteStore::OriginPart> parts{{batch.sender_id, {}}};
-        std::unordered_map<uint32_t, size_t> part_of_name;
-        for (auto& record : records) {
-          auto [at, fresh] = part_of_name.try_emplace(record.name, 0);
-          if (fresh) {
-            const uint64_t origin = origin_of(batch.sender_id, store_->names().service(record.name));
-            const auto same = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.origin == origin; });
-            at->second = static_cast<size_t>(same - parts.begin());
-            if (same == parts.end()) parts.push_back({origin, {}});
-          }
-          parts[at->second].records.push_back(std::move(record));
-        }
-        // Stored before acknowledged: an ACK means the batch survives a kill -9.
-        const auto stored = store_->append_parts(batch.sequence, parts, realtime_ns() / 1'000'000'000);
-        if (!stored) {
-          ++counters_.store_errors;
-          spdlog::error("{}: storing batch {} of sender {}: {}", peer, batch.sequence, batch.sender_id,
-                        stored.error().message());
-          reason = "store error";
-          connection->close();  // no ACK: the sender replays it
-          break;
-        }
-        size_t stored_records = 0, duplicate_parts = 0;
-        for (size_t i = 0; i < parts.size(); ++i) {
-          if (!(*stored)[i]) {
-            duplicate_parts += parts[i].records.empty() ? 0 : 1;
-            continue;
-          }
-          stored_records += parts[i].records.size();
-          for (const auto& record : parts[i].records) rollup_->add(record, now_s);
-        }
-        if (std::find(stored->begin(), stored->end(), true) != stored->end()) {
-          ++counters_.batches_stored;
-          counters_.records += stored_records;
-        } else {
-          ++counters_.batches_duplicate;
-        }
-        counters_.parts_duplicate += duplicate_parts;
-        std::string out;
-        wire::encode(out, wire::Ack{batch.sender_id, batch.sequence});
-        connection->send(std::move(out));
-        break;
-      }
-      case wire::FrameType::kWatermark: {
-        wire::Watermark watermark;
-        error = wire::decode(read.payload, watermark);
-        if (error != wire::WireError::kOk) break;
-        // Only the connection's own peer speaks for it.
-        if (!peer_hello || watermark.sender_id != peer_hello->sender_id) {
-          error = wire::WireError::kBadPayload;
-          break;
-        }
-        // The batches ahead of it on this connection are in the roll-up already.
-        const int64_t now_s = realtime_ns() / 1'000'000'000;
-        // A minute may be complete now: judged at once, not at the next tick.
-        if (feeders_->marked(connection.get(), watermark.complete_before, now_s)) start_finishing(now_s);
-        break;
-      }
-      case wire::FrameType::kClose: {
-        wire::Close close;
-        wire::decode(read.payload, close);
-        reason = "peer said: " + close.reason;
-        connection->close();
-        break;
-      }
-      case wire::FrameType::kHeartbeat: {
-        wire::Heartbeat heartbeat;
-        error = wire::decode(read.payload, heartbeat);
-        if (error != wire::WireError::kOk) break;
-        std::string out;  // answered, so a proxy can tell a live judger from a hung one
-        wire::encode(out, wire::Heartbeat{kJudgerId, realtime_ns(), {}});
-        connection->send(std::move(out));
-        break;
-      }
-      default:
-        error = wire::WireError::kUnknownType;  // a client has no business sending the others
-        break;
+    const auto known = name_ids.find(record.name_id);  // defined: decode_batch() checked
+    const uint32_t name = known == name_ids.end() ? kRefusedName : known->second;
+    if (name == kRefusedName) {
+      ++counters_.records_name_refused;
+      continue;
     }
-    if (error != wire::WireError::kOk) {
-      ++counters_.bad_frames;
-      reason = std::string(wire::wire_error_name(error));
-      break;
+    if (!series_limiter_->admit(name, record.server_id, minute_of(record.second))) {
+      ++counters_.series_over_limit;
+      const std::string& service = store_->names().service(name);
+      if (over_limit_services_.insert(service).second) {
+        spdlog::warn("{}: service {} has more series in one minute than series_per_service ({}) allows: records of "
+                     "new series are refused and counted as Reports.OverLimit (told once per service)",
+                     peer, service, config_.series_per_service);
+      }
+      continue;
     }
+    records.push_back(PendingRecord{name, std::move(record)});
   }
-  spdlog::info("{}: connection closed ({})", peer, reason);
-  connection->close();
-  feeders_->disconnected(connection.get(), realtime_ns() / 1'000'000'000);
-  live_.erase(connection);
+  return records;
+}
+
+std::vector<MinuteStore::OriginPart> Judger::split_by_origin(uint64_t sender_id, std::vector<PendingRecord> records) {
+  // Deduplicated per (sender, service): a batch split across judgers before a
+  // service moved, replayed whole after, stores exactly the services this
+  // judger has not stored for that origin. The part with no records keeps the
+  // sender's own sequences (the HELLO_ACK's skip).
+  std::vector<MinuteStore::OriginPart> parts{{sender_id, {}}};
+  std::unordered_map<uint32_t, size_t> part_of_name;
+  for (auto& record : records) {
+    auto [at, fresh] = part_of_name.try_emplace(record.name, 0);
+    if (fresh) {
+      const uint64_t origin = origin_of(sender_id, store_->names().service(record.name));
+      const auto same = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.origin == origin; });
+      at->second = static_cast<size_t>(same - parts.begin());
+      if (same == parts.end()) parts.push_back({origin, {}});
+    }
+    parts[at->second].records.push_back(std::move(record));
+  }
+  return parts;
+}
+
+bool Judger::store_batch(const std::string& peer, const wire::Batch& batch,
+                         const std::vector<MinuteStore::OriginPart>& parts, int64_t now_s) {
+  const auto stored = store_->append_parts(batch.sequence, parts, now_s);
+  if (!stored) {
+    ++counters_.store_errors;
+    spdlog::error("{}: storing batch {} of sender {}: {}", peer, batch.sequence, batch.sender_id,
+                  stored.error().message());
+    return false;
+  }
+  size_t stored_records = 0, duplicate_parts = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!(*stored)[i]) {
+      duplicate_parts += parts[i].records.empty() ? 0 : 1;
+      continue;
+    }
+    stored_records += parts[i].records.size();
+    for (const auto& record : parts[i].records) rollup_->add(record, now_s);
+  }
+  if (std::find(stored->begin(), stored->end(), true) != stored->end()) {
+    ++counters_.batches_stored;
+    counters_.records += stored_records;
+  } else {
+    ++counters_.batches_duplicate;
+  }
+  counters_.parts_duplicate += duplicate_parts;
+  return true;
 }
 
 std::string Judger::health_json() const {
   boost::json::object health{{"name", config_.name},
-                             {"connections", counters_.connections},
+                             {"connections", listener_->counters().connections},
                              {"batches_stored", counters_.batches_stored},
                              {"batches_duplicate", counters_.batches_duplicate},
                              {"parts_duplicate", counters_.parts_duplicate},
                              {"records", counters_.records},
-                             {"bad_frames", counters_.bad_frames},
+                             {"bad_frames", listener_->counters().bad_frames},
                              {"minutes_stored", counters_.minutes_stored},
                              {"too_late", rollup_->too_late() + counters_.records_too_old},
                              {"future", counters_.records_future},
-                             {"connections_refused", counters_.connections_refused},
+                             {"connections_refused",
+                              counters_.query_connections_refused + listener_->counters().connections_refused},
                              {"names_refused", counters_.names_refused},
                              {"records_name_refused", counters_.records_name_refused},
                              {"series_over_limit", counters_.series_over_limit},
@@ -816,14 +751,14 @@ asio::awaitable<void> Judger::http_accept_loop() {
 }
 
 void Judger::refuse_connection(tcp::socket& socket, std::string_view kind, uint32_t limit) {
-  ++counters_.connections_refused;
+  ++counters_.query_connections_refused;
   boost::system::error_code ignored;
   const auto remote = socket.remote_endpoint(ignored);
   socket.close(ignored);
   uint64_t suppressed = 0;
   if (limit_log_.allow(realtime_ns(), suppressed)) {
     spdlog::warn("refused a {} connection from {}: {} are open, the limit ({} refused so far)", kind,
-                 remote.address().to_string(), limit, counters_.connections_refused);
+                 remote.address().to_string(), limit, counters_.query_connections_refused);
   }
 }
 
@@ -1010,10 +945,10 @@ int Judger::run() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     http_acceptor_.close(ignored);
-    for (const auto& connection : live_) connection->close();
+    listener_->stop();
     io_.stop();
   });
-  net::spawn(io_, accept_loop(), "the batch listener");
+  listener_->start();
   net::spawn(io_, http_accept_loop(), "the HTTP listener");
   net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -30,7 +31,7 @@
 #include "judger/query_api.hpp"
 #include "judger/series_limiter.hpp"
 #include "judger/wal_checkpointer.hpp"
-#include "net/frame_connection.hpp"
+#include "net/batch_session.hpp"
 
 namespace monitor::judger {
 
@@ -38,17 +39,15 @@ struct QueryUnderWay;  // a store query a session waits on (judger.cpp)
 
 /// Counters behind the judger's health (logged every minute and at stop).
 struct JudgerCounters {
-  uint64_t connections = 0;
   uint64_t batches_stored = 0;
   uint64_t batches_duplicate = 0;
   uint64_t parts_duplicate = 0;  // one service's records of a batch stored before (a replay after a move)
   uint64_t records = 0;
-  uint64_t bad_frames = 0;
   uint64_t minutes_stored = 0;
   uint64_t store_errors = 0;
   uint64_t records_too_old = 0;  // refused at ingest: older than the store can amend
   uint64_t records_future = 0;   // refused at ingest: beyond the future window
-  uint64_t connections_refused = 0;  // over max_connections / max_query_connections, closed at accept
+  uint64_t query_connections_refused = 0;  // over max_query_connections, closed at accept (batch: the listener's)
   uint64_t names_refused = 0;        // DICT names past max_names, not interned
   uint64_t records_name_refused = 0; // records of those names, refused
   uint64_t series_over_limit = 0;    // records that would open a series past series_per_service
@@ -79,8 +78,17 @@ class Judger {
   const JudgerCounters& counters() const noexcept { return counters_; }
 
  private:
-  boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> session(std::shared_ptr<net::FrameConnection> connection);
+  class Feed;  // a sender's session: dedup and store (judger.cpp)
+  // Ingest, in the steps a batch takes: a peer's name to the store's (or
+  // kRefusedName past max_names); records the judger takes (its time window,
+  // known names, series_per_service); split per origin (sender, service) for
+  // dedup; stored, rolled up and counted (false: a store error, no ACK).
+  uint32_t intern(const std::string& peer, const wire::DictEntry& entry);
+  std::vector<PendingRecord> admit(const std::string& peer, wire::Batch& batch,
+                                   const std::unordered_map<uint32_t, uint32_t>& name_ids, int64_t now_s);
+  std::vector<MinuteStore::OriginPart> split_by_origin(uint64_t sender_id, std::vector<PendingRecord> records);
+  bool store_batch(const std::string& peer, const wire::Batch& batch, const std::vector<MinuteStore::OriginPart>& parts,
+                   int64_t now_s);
   boost::asio::awaitable<void> tick_loop();
   boost::asio::awaitable<void> http_accept_loop();
   boost::asio::awaitable<void> http_session(boost::asio::ip::tcp::socket socket);
@@ -120,7 +128,7 @@ class Judger {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
   std::unique_ptr<Exporter> exporter_;   // none without targets
-  std::set<std::shared_ptr<net::FrameConnection>> live_;  // for stopping them all
+  std::unique_ptr<net::BatchListener> listener_;
   JudgerCounters counters_;
   health::Metrics metrics_{"judger"}, registry_metrics_{"registry"};  // served as /metrics
   health::HealthReporter health_;

@@ -54,11 +54,11 @@ uint64_t proxy_id(const std::string& name) {
 
 }  // namespace
 
-/// One upstream connection (an agent, or at a Bonnie also a Clyde) and the
+/// One upstream session (an agent, or at a Bonnie also a Clyde) and the
 /// batches it sent that are not acknowledged yet, oldest first.
-struct Proxy::Upstream {
-  explicit Upstream(std::shared_ptr<net::FrameConnection> c)
-      : connection(std::move(c)), room(connection->socket().get_executor()) {}
+class Proxy::Upstream final : public net::SessionPolicy {
+ public:
+  Upstream(Proxy& proxy, net::BatchSession& own) : proxy_(proxy), session(own) {}
 
   struct Route {
     uint64_t version = 0;  // of the catalogue it was judged by
@@ -71,6 +71,36 @@ struct Proxy::Upstream {
     uint64_t sequence;
     size_t parts_left;
   };
+
+  wire::HelloAck on_hello(const wire::Hello&) override {
+    hello_at_s = realtime_ns() / 1'000'000'000;
+    // 0: send everything not acknowledged; the judger drops what it has.
+    return wire::HelloAck{proxy_.own_id_, proxy_.config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie,
+                          proxy_.config_.name, 0};
+  }
+
+  void on_batch(wire::Batch batch) override { proxy_.route(*this, std::move(batch)); }
+
+  void on_watermark(int64_t complete_before) override {
+    const bool new_minute = complete_before / 60 != watermark / 60;
+    watermark = complete_before;
+    marked_at_s = realtime_ns() / 1'000'000'000;
+    // A minute's end passed: told at once, not at the next tick (the alarms wait for it).
+    if (new_minute) proxy_.announce_watermarks(marked_at_s);
+  }
+
+  // A Bonnie's reply carries the live Bonnies: how Clydes learn the members.
+  std::vector<std::string> heartbeat_members() override {
+    return proxy_.config_.is_clyde() ? std::vector<std::string>{} : proxy_.catalogue_.bonnies();
+  }
+
+  bool has_room() const override { return unacked.size() < static_cast<size_t>(proxy_.config_.max_unacked_batches); }
+
+  void on_closed(std::string_view) override {
+    if (!unacked.empty()) {
+      spdlog::info("{}: {} batches not acknowledged; their sender sends them again", session.peer(), unacked.size());
+    }
+  }
 
   /// A part of batch `index` is done: acknowledges, in order, every batch
   /// whose parts are all done. Returns how many were acknowledged.
@@ -85,20 +115,20 @@ struct Proxy::Upstream {
       ++acked;
     }
     if (!out.empty()) {
-      connection->send(std::move(out));
-      room.cancel();
+      session.send(std::move(out));
+      session.make_room();
     }
     return acked;
   }
 
-  std::shared_ptr<net::FrameConnection> connection;
-  std::string peer;
-  std::optional<wire::Hello> hello;
-  wire::ReceiveDictionary dictionary;
+ private:
+  Proxy& proxy_;
+
+ public:
+  net::BatchSession& session;
   std::unordered_map<uint32_t, Route> routes;  // by the upstream's name id
   std::deque<Unacked> unacked;
   uint64_t first_unacked = 0;  // index of unacked.front() among all batches of this connection
-  asio::steady_timer room;     // cancelled when acknowledgements make room
   // The sender's watermark: every second before it is routed (sent or
   // spooled on the links) ahead of the frame that said it.
   int64_t watermark = 0;
@@ -164,6 +194,11 @@ Proxy::Proxy(ProxyConfig config)
   if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
   spdlog::info("{} {} listening on {} (dc {})", config_.role, config_.name, net::format_endpoint(acceptor_.local_endpoint()),
                config_.dc);
+  listener_ = std::make_unique<net::BatchListener>(
+      acceptor_,
+      net::BatchListener::Options{own_id_, static_cast<size_t>(config_.max_connections),
+                                  std::chrono::seconds(config_.idle_timeout_s), wire::kMaxRelayedBatchPayload},
+      [this](net::BatchSession& session) { return std::make_unique<Upstream>(*this, session); });
   registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "proxy", "proxies", config_.name,
                                                                kRegistryTtl);
 }
@@ -325,10 +360,10 @@ void Proxy::refuse(Upstream& upstream, uint64_t index, uint64_t sender, uint64_t
   ++counters_.batches_refused;
   // Never done, whatever its other parts report: no ACK can be owed for it.
   if (index >= upstream.first_unacked) upstream.unacked[index - upstream.first_unacked].parts_left = SIZE_MAX;
-  if (!upstream.connection->open()) return;  // refused already, through another part
-  spdlog::error("{}: closing: batch {} of sender {} {}; the sender keeps it ({} refused so far)", upstream.peer,
-                sequence, sender, why, counters_.batches_refused);
-  upstream.connection->close();
+  if (!upstream.session.open()) return;  // refused already, through another part
+  spdlog::error("{}: closing: batch {} of sender {} {}; the sender keeps it ({} refused so far)",
+                upstream.session.peer(), sequence, sender, why, counters_.batches_refused);
+  upstream.session.close(fmt::format("refused batch {} of sender {}", sequence, sender));
 }
 
 Catalogue::Verdict Proxy::judge(std::string_view service, std::string_view attr, std::string& judger) {
@@ -339,8 +374,7 @@ Catalogue::Verdict Proxy::judge(std::string_view service, std::string_view attr,
   return admitted ? Catalogue::Verdict::kRoute : Catalogue::Verdict::kUnknownAttr;
 }
 
-void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
-  Upstream& upstream = *from;
+void Proxy::route(Upstream& upstream, wire::Batch batch) {
   ++counters_.batches_in;
   counters_.records_in += batch.records.size();
   const uint64_t index = upstream.first_unacked + upstream.unacked.size();
@@ -354,7 +388,7 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
     Upstream::Route& route = upstream.routes[record.name_id];
     if (route.version != catalogue_version_) {
       std::string_view service, attr;
-      upstream.dictionary.lookup(record.name_id, service, attr);
+      upstream.session.dictionary().lookup(record.name_id, service, attr);
       std::string judger;
       route.verdict = config_.is_clyde() ? Catalogue::Verdict::kRoute : judge(service, attr, judger);
       route.link = nullptr;
@@ -362,7 +396,7 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
         route.link = link_to(config_.is_clyde() ? std::string("bonnie") : judger);
         if (route.link != nullptr) route.link_id = route.link->name_id(service, attr);
       } else {
-        spdlog::warn("{}: dropping reports of {} {}: {}", upstream.peer, service, attr,
+        spdlog::warn("{}: dropping reports of {} {}: {}", upstream.session.peer(), service, attr,
                      route.verdict == Catalogue::Verdict::kUnknownService ? "service not registered"
                      : route.verdict == Catalogue::Verdict::kUnknownAttr  ? "attr not registered"
                                                                           : "service assigned to no judger");
@@ -394,156 +428,20 @@ void Proxy::route(const std::shared_ptr<Upstream>& from, wire::Batch batch) {
   upstream.unacked.back().parts_left = parts.size() + 1;  // + 1 until every part is handed over
   for (auto& [link, part] : parts) {
     counters_.records_routed += part.records.size();
-    std::weak_ptr<Upstream> weak = from;  // the connection may be gone when the part is done
+    // The session may be gone when the part is done.
+    std::weak_ptr<net::BatchSession> weak = upstream.session.weak_from_this();
     link->submit(std::move(part), [this, weak, index, sender = batch.sender_id, sequence = batch.sequence](bool kept) {
-      auto u = weak.lock();
-      if (!u) return;
+      auto session = weak.lock();
+      if (!session) return;
+      auto& u = static_cast<Upstream&>(session->policy());
       if (kept) {
-        counters_.batches_acked += u->part_done(index);
+        counters_.batches_acked += u.part_done(index);
         return;
       }
-      refuse(*u, index, sender, sequence, "has a part that could be neither delivered nor spooled");
+      refuse(u, index, sender, sequence, "has a part that could be neither delivered nor spooled");
     });
   }
   counters_.batches_acked += upstream.part_done(index);
-}
-
-asio::awaitable<void> Proxy::session(std::shared_ptr<Upstream> upstream) {
-  auto& connection = *upstream->connection;
-  std::string reason = "peer closed";
-  const auto timeout = std::chrono::seconds(config_.idle_timeout_s);
-  while (connection.open()) {
-    if (upstream->unacked.size() >= static_cast<size_t>(config_.max_unacked_batches)) {
-      // Back-pressure: not reading lets TCP push back on the sender.
-      upstream->room.expires_after(1s);
-      co_await upstream->room.async_wait(kNoThrow);
-      continue;
-    }
-    net::ReadResult read = co_await connection.read_frame(timeout);
-    if (!read.frame()) {
-      if (read.kind == net::ReadResult::Kind::kBadFrame) ++counters_.bad_frames;
-      reason = read.failure("idle timeout");
-      break;
-    }
-    wire::WireError error = wire::WireError::kOk;
-    switch (read.type) {
-      case wire::FrameType::kHello: {
-        wire::Hello hello;
-        error = wire::decode(read.payload, hello);
-        if (error != wire::WireError::kOk) break;
-        upstream->hello = hello;
-        upstream->hello_at_s = realtime_ns() / 1'000'000'000;
-        // 0: send everything not acknowledged; the judger drops what it has.
-        std::string out;
-        wire::encode(out, wire::HelloAck{own_id_, config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie,
-                                         config_.name, 0});
-        connection.send(std::move(out));
-        spdlog::info("{}: {} {} ({}) connected", upstream->peer, wire::role_name(hello.role), hello.sender_id,
-                     hello.sender_name);
-        break;
-      }
-      case wire::FrameType::kDict: {
-        std::vector<wire::DictEntry> entries;
-        error = upstream->dictionary.define(read.payload, entries);
-        break;
-      }
-      case wire::FrameType::kBatch: {
-        if (read.payload.size() > wire::kMaxRelayedBatchPayload) {
-          // Renumbered for the next hop it might not fit a frame: senders cut
-          // their batches at kBatchPayloadBudget, far below this.
-          error = wire::WireError::kTooLarge;
-          break;
-        }
-        wire::Batch batch;
-        error = upstream->dictionary.decode_batch(read.payload, batch);
-        if (error != wire::WireError::kOk) break;
-        if (!upstream->hello) {
-          error = wire::WireError::kBadPayload;  // a batch before HELLO
-          break;
-        }
-        route(upstream, std::move(batch));
-        break;
-      }
-      case wire::FrameType::kHeartbeat: {
-        wire::Heartbeat heartbeat;
-        error = wire::decode(read.payload, heartbeat);
-        if (error != wire::WireError::kOk) break;
-        // A Bonnie's reply carries the live Bonnies: how Clydes learn the members.
-        std::string out;
-        wire::encode(out, wire::Heartbeat{own_id_, realtime_ns(),
-                                          config_.is_clyde() ? std::vector<std::string>{} : catalogue_.bonnies()});
-        connection.send(std::move(out));
-        break;
-      }
-      case wire::FrameType::kWatermark: {
-        wire::Watermark watermark;
-        error = wire::decode(read.payload, watermark);
-        if (error != wire::WireError::kOk) break;
-        if (!upstream->hello || watermark.sender_id != upstream->hello->sender_id) {
-          error = wire::WireError::kBadPayload;  // only the connection's own peer speaks for it
-          break;
-        }
-        const bool new_minute = watermark.complete_before / 60 != upstream->watermark / 60;
-        upstream->watermark = watermark.complete_before;
-        upstream->marked_at_s = realtime_ns() / 1'000'000'000;
-        // A minute's end passed: told at once, not at the next tick (the alarms wait for it).
-        if (new_minute) announce_watermarks(upstream->marked_at_s);
-        break;
-      }
-      case wire::FrameType::kClose: {
-        wire::Close close;
-        (void)wire::decode(read.payload, close);
-        reason = "peer said: " + close.reason;
-        connection.close();
-        break;
-      }
-      default:
-        error = wire::WireError::kUnknownType;
-        break;
-    }
-    if (error != wire::WireError::kOk) {
-      ++counters_.bad_frames;
-      reason = std::string(wire::wire_error_name(error));
-      break;
-    }
-  }
-  spdlog::info("{}: connection closed ({}), {} batches not acknowledged", upstream->peer, reason,
-               upstream->unacked.size());
-  connection.close();
-  live_.erase(upstream);
-}
-
-asio::awaitable<void> Proxy::accept_loop() {
-  while (!stopping_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
-    if (ec) {
-      if (stopping_) co_return;
-      spdlog::warn("accept: {}", ec.message());
-      continue;
-    }
-    boost::system::error_code ignored;
-    const auto remote = socket.remote_endpoint(ignored);
-    if (live_.size() >= static_cast<size_t>(config_.max_connections)) {
-      // Each connection holds buffers and a session: a peer opening them
-      // without end must not exhaust the proxy's memory or descriptors.
-      ++counters_.connections_refused;
-      socket.close(ignored);
-      uint64_t suppressed = 0;
-      if (connection_log_.allow(realtime_ns(), suppressed)) {
-        spdlog::warn("refused a connection from {}: {} are open, max_connections ({} refused so far)",
-                     net::format_endpoint(remote), live_.size(), counters_.connections_refused);
-      }
-      continue;
-    }
-    ++counters_.connections;
-    socket.set_option(tcp::no_delay(true), ignored);
-    auto connection = std::make_shared<net::FrameConnection>(std::move(socket), net::FrameConnection::Limits{});
-    auto upstream = std::make_shared<Upstream>(connection);
-    upstream->peer = net::format_endpoint(remote);
-    live_.insert(upstream);
-    net::spawn(io_, net::FrameConnection::write_loop(connection, 10s), "a connection's writer");
-    net::spawn(io_, session(upstream), "an upstream session");
-  }
 }
 
 void Proxy::register_self() {
@@ -568,10 +466,10 @@ void Proxy::report_health() {
   health_.counter("Reports.Forwarded", counters_.records_routed);
   health_.counter("Reports.Dropped",
                   counters_.dropped_unknown_service + counters_.dropped_unknown_attr + counters_.dropped_unassigned);
-  health_.counter("Frames.Bad", counters_.bad_frames);
+  health_.counter("Frames.Bad", listener_->counters().bad_frames);
   health_.counter("Spool.Dropped", spool_dropped + spool_corrupt);
   health_.counter("Batches.Refused", counters_.batches_refused);
-  health_.counter("Connections.Refused", counters_.connections_refused);
+  health_.counter("Connections.Refused", listener_->counters().connections_refused);
   health_.counter("Reports.HandedOver", counters_.records_handed_over);
   if (registrar_) {
     health_.counter("AutoAttrs.Registered", registrar_->registered());
@@ -580,7 +478,7 @@ void Proxy::report_health() {
   }
   health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
   health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
-  health_.gauge("Connections.Live", static_cast<int64_t>(live_.size()));
+  health_.gauge("Connections.Live", static_cast<int64_t>(listener_->sessions().size()));
   const RssInfo rss = read_rss();
   health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
   health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
@@ -600,9 +498,9 @@ void Proxy::log_health() {
   spdlog::info("health: {} connections, {} batches in, {} records in, {} routed, dropped {} unknown service / "
                "{} unknown attr / {} unassigned, {} bad frames, {} batches acknowledged, "
                "{} own health reports refused by the SDK{}",
-               counters_.connections, counters_.batches_in, counters_.records_in, counters_.records_routed,
+               listener_->counters().connections, counters_.batches_in, counters_.records_in, counters_.records_routed,
                counters_.dropped_unknown_service, counters_.dropped_unknown_attr, counters_.dropped_unassigned,
-               counters_.bad_frames, counters_.batches_acked, health_.failures(), links);
+               listener_->counters().bad_frames, counters_.batches_acked, health_.failures(), links);
 }
 
 void Proxy::announce_watermarks(int64_t now_s) {
@@ -612,8 +510,9 @@ void Proxy::announce_watermarks(int64_t now_s) {
   constexpr int64_t kFreshS = 5;     // a watermark older than this no longer counts
   constexpr int64_t kLaggingS = 10;  // a sender further behind is not waited for (a backlog, a wrong clock)
   int64_t relayed = INT64_MAX;
-  for (const auto& upstream : live_) {
-    if (!upstream->hello) continue;
+  for (const auto& session : listener_->sessions()) {
+    if (!session->hello()) continue;
+    auto* upstream = static_cast<Upstream*>(&session->policy());
     if (upstream->watermark == 0 || now_s - upstream->marked_at_s > kFreshS) {
       // One that says nothing (an earlier version, or a spool it is still
       // sending): the next hop cannot be told, and falls back to its grace.
@@ -624,7 +523,7 @@ void Proxy::announce_watermarks(int64_t now_s) {
       if (!upstream->lagging) {
         spdlog::warn("{}: {} {} has sent only up to second {}, {} s behind this proxy's clock: not waited for; what "
                      "it sends later amends the minutes at the judgers",
-                     upstream->peer, wire::role_name(upstream->hello->role), upstream->hello->sender_name,
+                     session->peer(), wire::role_name(session->hello()->role), session->hello()->sender_name,
                      upstream->watermark, now_s - upstream->watermark);
       }
       upstream->lagging = true;
@@ -659,12 +558,12 @@ int Proxy::run() {
     stopping_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    for (const auto& upstream : live_) upstream->connection->close();
+    listener_->stop();
     for (const auto& [name, link] : links_) link->stop();
     io_.stop();
   });
   register_self();
-  net::spawn(io_, accept_loop(), "the listener");
+  listener_->start();
   net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
   // Unacknowledged batches are resent by their senders; spooled parts wait on disk.

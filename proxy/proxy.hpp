@@ -39,6 +39,7 @@
 #include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
 #include "net/batch_sender.hpp"
+#include "net/batch_session.hpp"
 #include "proxy/proxy_config.hpp"
 #include "wire/dictionary.hpp"
 
@@ -46,19 +47,16 @@ namespace monitor::proxy {
 
 /// Counters behind the proxy's health (logged every minute, reported as Monitor.Proxy).
 struct ProxyCounters {
-  uint64_t connections = 0;
   uint64_t batches_in = 0;
   uint64_t records_in = 0;
   uint64_t records_routed = 0;
   uint64_t dropped_unknown_service = 0;
   uint64_t dropped_unknown_attr = 0;
   uint64_t dropped_unassigned = 0;
-  uint64_t bad_frames = 0;
   uint64_t batches_acked = 0;
   uint64_t batches_refused = 0;
   uint64_t link_failures = 0;    // links that could not be opened (their spool)  // not acknowledged: a part could be neither delivered nor spooled
   uint64_t bonnie_list_updates = 0;
-  uint64_t connections_refused = 0;  // over max_connections, closed at accept
   uint64_t records_handed_over = 0;  // from the spool of a judger gone for good to their services' judgers now
 };
 
@@ -73,12 +71,10 @@ class Proxy {
   int run();
 
  private:
-  struct Upstream;
+  class Upstream;  // an upstream session: routes and acknowledges in order (proxy.cpp)
 
-  boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> session(std::shared_ptr<Upstream> upstream);
   boost::asio::awaitable<void> tick_loop();
-  void route(const std::shared_ptr<Upstream>& from, wire::Batch batch);
+  void route(Upstream& from, wire::Batch batch);
   // Tells every next hop the lowest watermark of the live senders: every
   // second before it that this proxy received is on its way to them.
   void announce_watermarks(int64_t now_s);
@@ -119,8 +115,7 @@ class Proxy {
   std::map<std::string, std::unique_ptr<net::BatchSender>> links_;  // by next hop: judger name, or "bonnie"
 
   std::unordered_map<std::string, int64_t> link_failure_log_;  // next_hop -> when to log its failure again
-  std::set<std::shared_ptr<Upstream>> live_;
-  LogThrottle connection_log_;  // refused connections
+  std::unique_ptr<net::BatchListener> listener_;
   ProxyCounters counters_;
   bool stopping_ = false;
   bool catalogue_loaded_ = false;  // Bonnie: refuses batches until the registry was read once

@@ -174,7 +174,7 @@ TEST_CASE("issue 7: a proxy at max_connections closes a further connection at ac
   CHECK_FALSE(hello(second, 2));
   CHECK(second.peer_closed());
   CHECK(wait_until([&] {
-    return read_file(dir.file("bonnie-1.log")).find("refused a connection from 127.0.0.1") != std::string::npos;
+    return read_file(dir.file("bonnie-1.log")).find("refused a batch connection from 127.0.0.1") != std::string::npos;
   }, 5s));
   stop(bonnie, "bonnie");
 }
