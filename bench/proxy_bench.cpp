@@ -7,6 +7,7 @@
 // the limit of one TCP hop on this machine.
 //
 //   proxy_bench [seconds per run, default 3] [runs, default 3]
+// PROXY_BENCH_BINARY=<monitor-proxy> runs another build (a before/after comparison).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -128,7 +129,8 @@ int main(int argc, char** argv) {
   }
   int bonnie_port = 0;
   ::close(listen_any(bonnie_port));
-  DaemonProcess bonnie({MONITOR_PROXY_PATH, "--role", "bonnie", "--name", "bench-bonnie", "--listen",
+  const char* binary = std::getenv("PROXY_BENCH_BINARY");
+  DaemonProcess bonnie({binary != nullptr ? binary : MONITOR_PROXY_PATH, "--role", "bonnie", "--name", "bench-bonnie", "--listen",
                        "127.0.0.1:" + std::to_string(bonnie_port), "--registry", "file:" + (dir / "registry").string(),
                        "--data-dir", (dir / "bonnie").string(), "--no-self-metrics", "--log-level", "warn"});
   std::this_thread::sleep_for(1500ms);  // it reads the registry and connects to the sink judger

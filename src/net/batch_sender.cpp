@@ -213,10 +213,10 @@ void BatchSender::pump() {
       in_flight_.push_back(InFlight{part.sender_id, part.sequence, 0, nullptr, std::nullopt, std::move(entry), false});
       continue;
     }
-    for (auto& r : part.records) {
-      const auto& names = record.names[r.name_id - 1];
-      r.name_id = name_id(names.service, names.attr);
-    }
+    // Once per name of the part, not per record: a record's names are its part's.
+    link_ids_.clear();
+    for (const auto& names : record.names) link_ids_.push_back(name_id(names.service, names.attr));
+    for (auto& r : part.records) r.name_id = link_ids_[r.name_id - 1];
     if (options_.seconds_in_order) {
       // Seconds are spooled in order: every one before this part's oldest
       // went in parts acknowledged already or ahead of it on this connection.

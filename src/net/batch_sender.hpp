@@ -185,6 +185,7 @@ class BatchSender {
   std::unordered_map<std::string, uint32_t> ids_;
   std::string key_;
   std::vector<bool> defined_;
+  std::vector<uint32_t> link_ids_;  // a spooled part's name ids -> this sender's (pump's scratch)
 
   std::shared_ptr<FrameConnection> connection_;
   std::string address_;
