@@ -13,8 +13,8 @@
 # beside them all along: it prints its URL and a user to sign in with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== building (the first run takes a couple of minutes)"
-scripts/build.sh
+echo "== installing what is missing and building the daemons, monitorctl and the demo (the first run takes minutes)"
+scripts/build.sh --demo
 
 data=".data/demo"
 rm -rf "$data"

@@ -13,7 +13,7 @@ started=$(date +%s)
 leg() { echo "test.sh: $(( $(date +%s) - started )) s: $*" >&2; }
 leg "install and build"
 # Without the benchmarks: no test runs them, and CI's 30 minutes are tight
-# (scripts/build.sh, the demo's build, builds them).
+# (scripts/build.sh without arguments builds them).
 MONITOR_BUILD_BENCH=OFF scripts/build.sh
 
 # The sanitizer trees and the fuzzers build meanwhile at a lower priority:
