@@ -1,7 +1,12 @@
 // monitorctl: the console. One file per subcommand group.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "console/access_commands.hpp"
 #include "console/alarm_commands.hpp"
@@ -30,21 +35,68 @@ void usage() {
       "  auth       enable                    turn etcd's authentication on\n"
       "  query                                print a series from the judger that owns it\n"
       "  rule       add|list|show|rm|enable|disable|check|test   alarm rules (docs/rules.md)\n"
-      "  host       list|show                 hosts whose agents registered, by name and server id\n"
+      "  host       list|show|rm              hosts whose agents registered, by name and server id\n"
+      "  group      add|list|show|rm|bind|unbind   host groups and the rule templates bound to them\n"
+      "  template   add|list|show|rm          rule templates (docs/rules.md)\n"
       "  alarm      list|show|ack|history     alarms and their history\n"
       "  silence    add|list|rm               silences of notifications\n"
       "  report     daily                     the day's alarms, top services, the system's health\n"
       "\n"
       "Every command takes --registry file:DIR|etcd:HOST:PORT[,...] (or $MONITOR_REGISTRY, or\n"
-      "~/.config/monitor/monitorctl.json), --user/--password, --output table|json.\n"
+      "~/.config/monitor/monitorctl.json), --user/--password, --config FILE and --output table|json,\n"
+      "before the command or after it.\n"
       "Exit codes: 0 done, 2 bad input, 3 registry or judger unreachable, 4 refused.\n"
       "Run 'monitorctl <command> --help' for a command's options.");
 }
 
+// The options every command takes. Before the command (as git, kubectl and
+// etcdctl take them) they are moved after it, where its parser reads them.
+constexpr std::string_view kGlobalOptions[] = {"--registry", "--user", "--password", "--config", "--output"};
+
+// argv with the global options that precede the command moved to its end;
+// empty (and `error` set) for anything else before the command.
+std::vector<char*> with_global_options_last(int argc, char** argv, std::string& error) {
+  std::vector<char*> globals;
+  int i = 1;
+  while (i < argc && std::string_view(argv[i]).starts_with("-")) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") break;  // the usage, whatever came before
+    const std::string_view name = arg.substr(0, arg.find('='));
+    if (std::find(std::begin(kGlobalOptions), std::end(kGlobalOptions), name) == std::end(kGlobalOptions)) {
+      error = fmt::format("'{}' before the command: only --registry, --user, --password, --config and --output may "
+                          "come first",
+                          arg);
+      return {};
+    }
+    globals.push_back(argv[i++]);
+    if (name == arg) {  // --name VALUE
+      if (i == argc) {
+        error = fmt::format("{} needs a value", arg);
+        return {};
+      }
+      globals.push_back(argv[i++]);
+    }
+  }
+  if (i < argc && (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0)) globals.clear();
+  std::vector<char*> out{argv[0]};
+  out.insert(out.end(), argv + i, argv + argc);
+  out.insert(out.end(), globals.begin(), globals.end());
+  out.push_back(nullptr);
+  return out;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int raw_argc, char** raw_argv) {
   using namespace monitor::console;
+  std::string error;
+  std::vector<char*> args = with_global_options_last(raw_argc, raw_argv, error);
+  if (args.empty()) {
+    std::fprintf(stderr, "monitorctl: %s\n", error.c_str());
+    return kExitBadInput;
+  }
+  const int argc = static_cast<int>(args.size()) - 1;
+  char** argv = args.data();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     usage();
     return argc < 2 ? kExitBadInput : 0;
