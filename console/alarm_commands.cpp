@@ -31,6 +31,12 @@ using net::http_get;
 using query::merge_cells;
 namespace {
 
+// A registry that failed is exit 3 with what it said; the other outcomes are
+// the caller's to word.
+void changed_or_fail(Console& console, const alarm::ChangeOutcome& outcome, const std::string& doing) {
+  if (outcome.status == alarm::ChangeOutcome::Status::kRegistryFailed) console.fail(outcome.error, doing);
+}
+
 namespace json = boost::json;
 
 alarm::RuleFile parse_file_or_fail(const std::string& text, const std::string& where) {
@@ -94,18 +100,13 @@ int rule_add(int argc, char** argv) {
     }
   }
   Console console(*args);
-  std::vector<registry::Precondition> pre;
-  std::vector<registry::Write> writes;
-  for (const auto& rule : file.rules) {
-    check_against_registry(console, rule);
-    auto existing = console.check(console.registry().get(alarm::kRulesKind, rule.name), "reading rule " + rule.name);
-    if (existing && !args->count("replace")) {
-      throw ConsoleError(kExitBadInput, fmt::format("rule {} exists (--replace changes it)", rule.name));
-    }
-    pre.push_back({std::string(alarm::kRulesKind), rule.name, existing ? existing->version : 0});
-    writes.push_back({std::string(alarm::kRulesKind), rule.name, alarm::rule_value(rule, rule.enabled)});
+  for (const auto& rule : file.rules) check_against_registry(console, rule);
+  const auto stored = alarm::store_rules(console.registry(), file.rules, args->count("replace") > 0);
+  changed_or_fail(console, stored, "storing the rules");
+  if (stored.status == alarm::ChangeOutcome::Status::kExists) {
+    throw ConsoleError(kExitBadInput, fmt::format("rule {} exists (--replace changes it)", stored.name));
   }
-  if (!console.check(console.registry().commit(pre, writes), "storing the rules")) {
+  if (stored.status == alarm::ChangeOutcome::Status::kChangedMeanwhile) {
     throw ConsoleError(kExitBadInput, "a rule changed meanwhile; run it again");
   }
   std::vector<std::string> names;
@@ -154,12 +155,9 @@ int rule_rm(int argc, char** argv) {
   if (!args) return 0;
   Console console(*args);
   const std::string name = positional(*args, "name");
-  must_get_rule(console, name);
-  // One commit: the judger writes the alarms' state only while the rule
-  // stands, so neither can outlive the other.
-  console.check(console.registry().commit({}, {{std::string(alarm::kRulesKind), name, std::nullopt},
-                                               {std::string(alarm::kAlarmsKind), name, std::nullopt}}),
-                "removing rule " + name + " and its alarms");
+  const auto removed = alarm::remove_rule(console.registry(), name);
+  changed_or_fail(console, removed, "removing rule " + name + " and its alarms");
+  if (removed.status == alarm::ChangeOutcome::Status::kNotFound) throw ConsoleError(kExitBadInput, "no rule " + name);
   console.print_done(fmt::format("rule {} removed", name));
   return 0;
 }
@@ -174,12 +172,12 @@ int rule_switch(int argc, char** argv, bool enable) {
   if (!args) return 0;
   Console console(*args);
   const std::string name = positional(*args, "name");
-  console.update(alarm::kRulesKind, name, [&](const std::optional<registry::Entry>& entry) -> std::optional<json::value> {
-    if (!entry) throw ConsoleError(kExitBadInput, fmt::format("no rule {}", name));
-    json::value value = entry->value;
-    if (auto* o = value.if_object()) (*o)["enabled"] = enable;
-    return value;
-  }, "storing rule " + name);
+  const auto switched = alarm::set_rule_enabled(console.registry(), name, enable);
+  changed_or_fail(console, switched, "storing rule " + name);
+  if (switched.status == alarm::ChangeOutcome::Status::kNotFound) throw ConsoleError(kExitBadInput, "no rule " + name);
+  if (switched.status == alarm::ChangeOutcome::Status::kChangedMeanwhile) {
+    throw ConsoleError(kExitUnreachable, "rule " + name + " kept changing; run it again");
+  }
   console.print_done(fmt::format("rule {} {}", name, enable ? "enabled" : "disabled"));
   return 0;
 }
@@ -617,11 +615,11 @@ int silence_add(int argc, char** argv) {
   if (!s.rule.empty()) must_get_rule(console, s.rule);
   const char* env_user = std::getenv("USER");
   s.by = !console.user().empty() ? console.user() : env_user != nullptr ? env_user : "";
-  s.id = fmt::format("s{}", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch()).count());
-  if (!console.check(console.registry().commit({{std::string(alarm::kSilencesKind), s.id, 0}},
-                                               {{std::string(alarm::kSilencesKind), s.id, alarm::silence_value(s)}}),
-                     "storing the silence")) {
+  const auto added = alarm::add_silence(console.registry(), s,
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch()).count());
+  changed_or_fail(console, added, "storing the silence");
+  if (added.status == alarm::ChangeOutcome::Status::kExists) {
     throw ConsoleError(kExitBadInput, "a silence with this id exists; try again");
   }
   console.print_done(fmt::format("silence {} until {}", s.id, time_text(s.end_s)), {{"id", s.id}});
@@ -657,10 +655,9 @@ int silence_rm(int argc, char** argv) {
   const std::string id = positional(*args, "id");
   if (!registry::is_valid_key(id)) throw ConsoleError(kExitBadInput, "not a silence id: " + id);
   Console console(*args);
-  if (!console.check(console.registry().get(alarm::kSilencesKind, id), "reading silence " + id)) {
-    throw ConsoleError(kExitBadInput, "no silence " + id);
-  }
-  console.check(console.registry().remove(alarm::kSilencesKind, id), "removing silence " + id);
+  const auto removed = alarm::remove_silence(console.registry(), id);
+  changed_or_fail(console, removed, "removing silence " + id);
+  if (removed.status == alarm::ChangeOutcome::Status::kNotFound) throw ConsoleError(kExitBadInput, "no silence " + id);
   console.print_done("silence " + id + " removed");
   return 0;
 }

@@ -924,11 +924,11 @@ ApiResponse DashboardApi::add_silence(const registry::UserAccess& access, const 
   s.start_s = now_s();
   s.end_s = s.start_s + minutes * 60;
   s.by = access.user;
-  s.id = fmt::format("s{}", realtime_ns() / 1'000'000);
-  auto done = registry_.commit({{std::string(alarm::kSilencesKind), s.id, 0}},
-                               {{std::string(alarm::kSilencesKind), s.id, alarm::silence_value(s)}});
-  if (!done) return error(503, "storing the silence: " + done.error().message());
-  if (!*done) return error(409, "a silence with this id exists; try again");
+  const auto added = alarm::add_silence(registry_, s, realtime_ns() / 1'000'000);
+  if (added.status == alarm::ChangeOutcome::Status::kRegistryFailed) {
+    return error(503, "storing the silence: " + added.error.message());
+  }
+  if (added.status == alarm::ChangeOutcome::Status::kExists) return error(409, "a silence with this id exists; try again");
   spdlog::info("{} added silence {} ({} min)", access.user, s.id, minutes);
   return ok(json::object{{"id", s.id}, {"end", s.end_s}});
 }
@@ -942,8 +942,11 @@ ApiResponse DashboardApi::remove_silence(const registry::UserAccess& access, con
   auto r = registry_.list(alarm::kRulesKind);
   if (!r) return error(503, "reading the rules: " + r.error().message());
   if (!s || !silence_visible(*s, visible_rules(*r, access), access)) return error(404, "no silence " + id + " of yours");
-  auto removed = registry_.remove(alarm::kSilencesKind, id);
-  if (!removed) return error(503, "removing the silence: " + removed.error().message());
+  const auto removed = alarm::remove_silence(registry_, id);
+  if (removed.status == alarm::ChangeOutcome::Status::kRegistryFailed) {
+    return error(503, "removing the silence: " + removed.error.message());
+  }
+  if (removed.status == alarm::ChangeOutcome::Status::kNotFound) return error(404, "no silence " + id + " of yours");
   spdlog::info("{} removed silence {}", access.user, id);
   return ok(json::object{{"removed", id}});
 }

@@ -72,3 +72,58 @@ TEST_CASE("acknowledgements racing each other from many consoles are all kept", 
     CHECK(state.alarms.at(s).acked_by == "user" + std::to_string(s));
   }
 }
+
+namespace {
+
+std::vector<alarm::Rule> parse_rules(const std::string& text) {
+  auto parsed = alarm::parse_rule_file(text);
+  REQUIRE_FALSE(parsed.error);
+  return parsed.file.rules;
+}
+
+const std::string kRuleText =
+    "rule Shop.Api.Down\n  service Shop.Api\n  attr Request.Count\n  op SUM\n  per total\n  when value < 1\n";
+
+}  // namespace
+
+TEST_CASE("issue 22: rules are stored, refused when they exist unless replaced, switched and removed with their "
+          "alarms",
+          "[alarms][admin][issue22]") {
+  test::TempDir dir;
+  auto r = registry::open_registry("file:" + dir.path()).value();
+  using Status = alarm::ChangeOutcome::Status;
+  const auto rules = parse_rules(kRuleText);
+  CHECK(alarm::store_rules(*r, rules, false).status == Status::kDone);
+  const auto again = alarm::store_rules(*r, rules, false);
+  CHECK(again.status == Status::kExists);
+  CHECK(again.name == "Shop.Api.Down");
+  CHECK(alarm::store_rules(*r, rules, true).status == Status::kDone);
+
+  CHECK(alarm::set_rule_enabled(*r, "Shop.Api.Down", false).status == Status::kDone);
+  CHECK(r->get(std::string(alarm::kRulesKind), "Shop.Api.Down").value()->value.at("enabled") == false);
+  CHECK(alarm::set_rule_enabled(*r, "No.Such", true).status == Status::kNotFound);
+
+  store_firing(*r, "Shop.Api.Down", {1});
+  CHECK(alarm::remove_rule(*r, "Shop.Api.Down").status == Status::kDone);
+  CHECK_FALSE(r->get(std::string(alarm::kRulesKind), "Shop.Api.Down").value());
+  CHECK_FALSE(r->get(std::string(alarm::kAlarmsKind), "Shop.Api.Down").value());  // not left behind
+  CHECK(alarm::remove_rule(*r, "Shop.Api.Down").status == Status::kNotFound);
+}
+
+TEST_CASE("issue 22: a silence gets a fresh id, the same id twice is refused, and removing one that is not there says "
+          "so",
+          "[alarms][admin][issue22]") {
+  test::TempDir dir;
+  auto r = registry::open_registry("file:" + dir.path()).value();
+  using Status = alarm::ChangeOutcome::Status;
+  alarm::Silence s;
+  s.service = "Shop.Api";
+  s.start_s = 100;
+  s.end_s = 200;
+  CHECK(alarm::add_silence(*r, s, 1234).status == Status::kDone);
+  CHECK(s.id == "s1234");
+  alarm::Silence same = s;
+  CHECK(alarm::add_silence(*r, same, 1234).status == Status::kExists);
+  CHECK(alarm::remove_silence(*r, "s1234").status == Status::kDone);
+  CHECK(alarm::remove_silence(*r, "s1234").status == Status::kNotFound);
+}
