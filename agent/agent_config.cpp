@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "common/json_fields.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "net/endpoint.hpp"
 #include "monitor/monitor.h"
 #include "monitor/monitor.hpp"

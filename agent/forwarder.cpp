@@ -26,7 +26,7 @@
 #include "wire/frame.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/spool_record.hpp"
-#include "common/registry/groups.hpp"
+#include "registry/groups.hpp"
 
 namespace monitor::agent {
 namespace {

@@ -15,8 +15,8 @@
 
 #include "agent/aggregate_record.hpp"
 #include "agent/name_registry.hpp"
-#include "common/registry/live_registration.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/live_registration.hpp"
+#include "registry/registry.hpp"
 #include "wire/messages.hpp"
 #include "net/batch_sender.hpp"
 

@@ -32,7 +32,7 @@
 
 #include "bench/loopback.hpp"
 #include "bench/ratio_reporter.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/frame.hpp"
 #include "wire/messages.hpp"

@@ -11,8 +11,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/access.hpp"
-#include "common/registry/etcd_registry.hpp"
+#include "registry/access.hpp"
+#include "registry/etcd_registry.hpp"
 #include "console/console_context.hpp"
 #include "monitor/monitor.hpp"
 

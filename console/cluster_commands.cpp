@@ -7,7 +7,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 #include "console/console_context.hpp"
 
 namespace monitor::console {

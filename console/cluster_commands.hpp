@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "common/registry/parts.hpp"
+#include "registry/parts.hpp"
 
 namespace monitor::console {
 

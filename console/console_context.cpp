@@ -13,10 +13,10 @@
 
 #include "common/clock.hpp"
 #include "common/default_paths.hpp"
-#include "common/registry/etcd_registry.hpp"
-#include "common/registry/placement.hpp"
+#include "registry/etcd_registry.hpp"
+#include "registry/placement.hpp"
 #include "monitor/monitor.hpp"
-#include "common/registry/hosts.hpp"
+#include "registry/hosts.hpp"
 
 namespace monitor::console {
 namespace {

@@ -14,7 +14,7 @@
 #include <boost/json/value.hpp>
 #include <cxxopts.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::console {
 

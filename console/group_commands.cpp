@@ -14,8 +14,8 @@
 #include "alarm/records.hpp"
 #include "alarm/replay.hpp"
 #include "alarm/rule_template.hpp"
-#include "common/registry/groups.hpp"
-#include "common/registry/service_attrs.hpp"
+#include "registry/groups.hpp"
+#include "registry/service_attrs.hpp"
 #include "console/console_context.hpp"
 
 namespace monitor::console {

@@ -5,8 +5,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/groups.hpp"
-#include "common/registry/hosts.hpp"
+#include "registry/groups.hpp"
+#include "registry/hosts.hpp"
 #include "console/console_context.hpp"
 
 namespace monitor::console {

@@ -15,10 +15,10 @@
 
 #include "common/default_paths.hpp"
 #include "common/sparkline.hpp"
-#include "common/registry/registry.hpp"
-#include "common/registry/hosts.hpp"
+#include "registry/registry.hpp"
+#include "registry/hosts.hpp"
 #include "console/console_context.hpp"
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 #include "net/http_get.hpp"
 #include "query/series_merge.hpp"
 

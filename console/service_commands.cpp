@@ -13,8 +13,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/placement.hpp"
-#include "common/registry/service_attrs.hpp"
+#include "registry/placement.hpp"
+#include "registry/service_attrs.hpp"
 #include "console/console_context.hpp"
 #include "net/http_get.hpp"
 

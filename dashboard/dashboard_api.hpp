@@ -15,8 +15,8 @@
 
 #include <boost/json.hpp>
 
-#include "common/registry/access.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/access.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::dashboard {
 

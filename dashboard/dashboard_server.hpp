@@ -16,7 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "dashboard/dashboard_api.hpp"
 #include "dashboard/dashboard_config.hpp"
 #include "health/health_reporter.hpp"

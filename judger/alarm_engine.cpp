@@ -9,7 +9,7 @@
 #include "alarm/replay.hpp"
 #include "common/clock.hpp"
 #include "common/hash.hpp"
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 #include "common/sparkline.hpp"
 #include "mail/smtp_mail.hpp"
 #include "net/http_get.hpp"

@@ -17,8 +17,8 @@
 #include "alarm/evaluator.hpp"
 #include "alarm/records.hpp"
 #include "alarm/rule.hpp"
-#include "common/registry/groups.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/groups.hpp"
+#include "registry/registry.hpp"
 #include "judger/minute_reader.hpp"
 #include "judger/notifier.hpp"
 

@@ -16,8 +16,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include "common/registry/live_registration.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/live_registration.hpp"
+#include "registry/registry.hpp"
 #include "judger/alarm_engine.hpp"
 #include "judger/exporter.hpp"
 #include "judger/feeders.hpp"

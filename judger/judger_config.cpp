@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/json_fields.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "judger/minute_store.hpp"
 
 namespace monitor::judger {

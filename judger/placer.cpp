@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 
 namespace monitor::judger {
 namespace {

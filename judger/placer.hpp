@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::judger {
 

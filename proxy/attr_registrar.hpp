@@ -18,7 +18,7 @@
 #include <thread>
 #include <utility>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::proxy {
 

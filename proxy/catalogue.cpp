@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "common/registry/service_attrs.hpp"
+#include "registry/service_attrs.hpp"
 
 namespace monitor::proxy {
 namespace {

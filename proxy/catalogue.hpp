@@ -11,7 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::proxy {
 

@@ -31,8 +31,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include "common/registry/live_registration.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/live_registration.hpp"
+#include "registry/registry.hpp"
 #include "health/health_reporter.hpp"
 #include "net/frame_connection.hpp"
 #include "net/metrics_server.hpp"

@@ -11,7 +11,7 @@
 
 #include "alarm/records.hpp"
 #include "alarm/rule.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::alarm {
 

@@ -12,7 +12,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "e2e/judger_process.hpp"
 #include "e2e/query_oracle.hpp"
 #include "support/child_process.hpp"

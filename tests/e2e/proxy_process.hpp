@@ -8,7 +8,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "support/child_process.hpp"
 #include "e2e/registry_address.hpp"
 #include "support/temp_names.hpp"

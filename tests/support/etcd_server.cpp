@@ -10,7 +10,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/etcd_gateway.hpp"
+#include "registry/etcd_gateway.hpp"
 #include "support/wire_client.hpp"
 
 namespace monitor::test {

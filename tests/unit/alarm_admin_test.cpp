@@ -7,7 +7,7 @@
 
 #include "alarm/admin.hpp"
 #include "alarm/records.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "support/temp_names.hpp"
 
 using namespace monitor;

@@ -12,7 +12,7 @@
 #include "alarm/records.hpp"
 #include "alarm/rule.hpp"
 #include "common/clock.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 #include "judger/alarm_engine.hpp"
 #include "judger/notifier.hpp"
 #include "support/child_process.hpp"

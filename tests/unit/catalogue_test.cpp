@@ -5,8 +5,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "common/registry/registry.hpp"
-#include "common/registry/service_attrs.hpp"
+#include "registry/registry.hpp"
+#include "registry/service_attrs.hpp"
 #include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
 #include "support/child_process.hpp"

@@ -13,13 +13,13 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/file_registry.hpp"
+#include "registry/file_registry.hpp"
 #include "support/catch_result.hpp"
 #include "support/child_process.hpp"
 #include "support/etcd_server.hpp"
 #include "support/temp_names.hpp"
 #include "support/wire_client.hpp"
-#include "common/registry/etcd_gateway.hpp"
+#include "registry/etcd_gateway.hpp"
 
 using namespace monitor::registry;
 using namespace std::chrono_literals;

@@ -9,7 +9,7 @@
 #include "alarm/evaluator.hpp"
 #include "alarm/replay.hpp"
 #include "alarm/rule_template.hpp"
-#include "common/registry/groups.hpp"
+#include "registry/groups.hpp"
 
 using namespace monitor::alarm;
 namespace registry = monitor::registry;

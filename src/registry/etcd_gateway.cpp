@@ -1,4 +1,4 @@
-#include "common/registry/etcd_gateway.hpp"
+#include "registry/etcd_gateway.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -8,7 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 namespace {

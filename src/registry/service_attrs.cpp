@@ -1,4 +1,4 @@
-#include "common/registry/service_attrs.hpp"
+#include "registry/service_attrs.hpp"
 
 #include <algorithm>
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/log_throttle.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 

@@ -18,7 +18,7 @@
 #include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 

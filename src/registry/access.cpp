@@ -1,4 +1,4 @@
-#include "common/registry/access.hpp"
+#include "registry/access.hpp"
 
 #include <crypt.h>
 

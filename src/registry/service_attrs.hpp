@@ -11,7 +11,7 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 

@@ -1,4 +1,4 @@
-#include "common/registry/file_registry.hpp"
+#include "registry/file_registry.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
-#include "common/registry/watch_state.hpp"
+#include "registry/watch_state.hpp"
 
 namespace monitor::registry {
 namespace {

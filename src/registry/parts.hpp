@@ -8,7 +8,7 @@
 
 #include <boost/system/result.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 

@@ -1,10 +1,10 @@
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 #include <cerrno>
 #include <cstdlib>
 
-#include "common/registry/etcd_registry.hpp"
-#include "common/registry/file_registry.hpp"
+#include "registry/etcd_registry.hpp"
+#include "registry/file_registry.hpp"
 
 namespace monitor::registry {
 namespace {

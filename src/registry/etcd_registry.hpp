@@ -6,8 +6,8 @@
 #include <string>
 
 #include "common/log_throttle.hpp"
-#include "common/registry/etcd_gateway.hpp"
-#include "common/registry/registry.hpp"
+#include "registry/etcd_gateway.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 

@@ -1,4 +1,4 @@
-#include "common/registry/groups.hpp"
+#include "registry/groups.hpp"
 
 #include <fnmatch.h>
 

@@ -10,7 +10,7 @@
 
 #include <boost/json/value.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 

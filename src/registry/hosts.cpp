@@ -1,4 +1,4 @@
-#include "common/registry/hosts.hpp"
+#include "registry/hosts.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -6,7 +6,7 @@
 
 #include <boost/json.hpp>
 
-#include "common/registry/groups.hpp"
+#include "registry/groups.hpp"
 
 namespace monitor::registry {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 
 #include <algorithm>
 #include <tuple>

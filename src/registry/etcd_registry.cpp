@@ -1,4 +1,4 @@
-#include "common/registry/etcd_registry.hpp"
+#include "registry/etcd_registry.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -11,7 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
-#include "common/registry/watch_state.hpp"
+#include "registry/watch_state.hpp"
 
 namespace monitor::registry {
 namespace {

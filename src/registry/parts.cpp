@@ -1,11 +1,11 @@
-#include "common/registry/parts.hpp"
+#include "registry/parts.hpp"
 
 #include <map>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 
 namespace monitor::registry {
 namespace {

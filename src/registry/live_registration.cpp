@@ -1,4 +1,4 @@
-#include "common/registry/live_registration.hpp"
+#include "registry/live_registration.hpp"
 
 #include <algorithm>
 
@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
-#include "common/registry/placement.hpp"
+#include "registry/placement.hpp"
 
 namespace monitor::registry {
 

@@ -12,7 +12,7 @@
 
 #include <boost/system/result.hpp>
 
-#include "common/registry/registry.hpp"
+#include "registry/registry.hpp"
 
 namespace monitor::registry {
 
