@@ -1,3 +1,5 @@
+// The per-host agent: one thread draining the ring, the sockets and the plugins into per-second aggregates, written
+// out to its sinks.
 #pragma once
 
 #include <sys/types.h>

@@ -1,3 +1,4 @@
+// monitor-agent's settings: defaults, the JSON config file, flags (docs/agent.md).
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// One finished per-second aggregate, and the sink interface the aggregator writes them to.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// Per-second aggregation by event time of every report the agent drains.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// Receives datagrams (statsd, native lines) on a thread of its own, handing them to the agent's thread.
 #pragma once
 
 #include <condition_variable>

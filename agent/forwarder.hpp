@@ -1,3 +1,5 @@
+// The agent's way to the next hop: cuts seconds into sequenced batches, spools them and sends them with the batch
+// sender.
 #pragma once
 
 #include <atomic>

@@ -1,3 +1,4 @@
+// Turns ring slots and socket lines into reports for the aggregator, counting what it refuses.
 #pragma once
 
 #include <array>

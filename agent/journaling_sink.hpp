@@ -1,3 +1,4 @@
+// A sink that tells the crash journal where each second's write-out stands.
 #pragma once
 
 #include <cstdint>

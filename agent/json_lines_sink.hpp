@@ -1,3 +1,4 @@
+// A sink writing aggregates as JSON lines to a file or stdout.
 #pragma once
 
 #include <cstdio>

@@ -1,3 +1,4 @@
+// Parses the native and statsd line formats the agent takes from sockets and plugins.
 #pragma once
 
 #include <emmintrin.h>

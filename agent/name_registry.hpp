@@ -1,3 +1,4 @@
+// The agent's dense ids for (service, attr) pairs, whatever path they came by.
 #pragma once
 
 #include <cstdint>

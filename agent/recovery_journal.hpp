@@ -1,3 +1,4 @@
+// The agent's crash journal: the ring positions and open seconds a restarted agent resumes from.
 #pragma once
 
 #include <algorithm>

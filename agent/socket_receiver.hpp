@@ -1,3 +1,4 @@
+// Binding the agent's Unix sockets, with their modes and groups.
 #pragma once
 
 #include <sys/types.h>

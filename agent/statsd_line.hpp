@@ -1,3 +1,4 @@
+// Mapping statsd names to services and attrs (the agent's statsd_mappings).
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// The agent's Unix stream socket for statsd clients, with a bound on clients.
 #pragma once
 
 #include <sys/types.h>

@@ -1,3 +1,4 @@
+// A sink handing every aggregate to two others.
 #pragma once
 
 #include "agent/aggregate_record.hpp"

@@ -1,3 +1,4 @@
+// monitorctl's role, user and auth commands.
 #pragma once
 
 namespace monitor::console {

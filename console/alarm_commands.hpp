@@ -1,3 +1,4 @@
+// monitorctl's rule, alarm and silence commands, and the judger reads they share.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// monitorctl's judger and status commands.
 #pragma once
 
 #include <string>

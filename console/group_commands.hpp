@@ -1,3 +1,4 @@
+// monitorctl's group and template commands.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// monitorctl query: a series from the judger that owns it.
 #pragma once
 
 namespace monitor::console {

@@ -1,3 +1,4 @@
+// monitorctl report daily.
 #pragma once
 
 namespace monitor::console {

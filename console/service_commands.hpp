@@ -1,3 +1,4 @@
+// monitorctl's service, attr and placement commands.
 #pragma once
 
 namespace monitor::console {

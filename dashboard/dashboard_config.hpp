@@ -1,3 +1,4 @@
+// monitor-dashboard's settings: defaults, the JSON config file, flags (docs/dashboard.md).
 #pragma once
 
 #include <cstdint>

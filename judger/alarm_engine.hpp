@@ -1,3 +1,4 @@
+// The judger's alarm evaluation: rules of its services judged as each minute becomes final.
 #pragma once
 
 #include <chrono>

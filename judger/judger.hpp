@@ -1,3 +1,4 @@
+// The judger daemon: batch ingest, minute roll-up and storage, queries, alarms and export, on one io thread.
 #pragma once
 
 #include <atomic>

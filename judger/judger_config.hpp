@@ -1,3 +1,4 @@
+// monitor-judger's settings: defaults, the JSON config file, flags (docs/judger.md).
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// Rolls per-second records up to minutes per series, per server and in total.
 #pragma once
 
 #include <cstdint>

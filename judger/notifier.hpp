@@ -1,3 +1,4 @@
+// Delivers alarm notifications (webhook, e-mail, command) from an on-disk outbox, retried until done.
 #pragma once
 
 #include <sys/types.h>

@@ -1,3 +1,4 @@
+// The judger's HTTP query API: series, cells, points, reports, history, health (docs/judger.md).
 #pragma once
 
 #include <cstdint>

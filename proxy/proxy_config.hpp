@@ -1,3 +1,4 @@
+// monitor-proxy's settings: defaults, the JSON config file, flags (docs/proxy.md).
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// A log line per interval at most, counting the ones held back.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// pread until done: reading a whole record at an offset.
 #pragma once
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// The registry on etcd (docs/registry.md).
 #pragma once
 
 #include <atomic>

@@ -1,3 +1,4 @@
+// The registry in a local directory (docs/registry.md).
 #pragma once
 
 #include <atomic>

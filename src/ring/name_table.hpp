@@ -1,3 +1,4 @@
+// The ring's shared (service, attr) -> id table, lock-free, in the segment.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// The agent's side of the ring: draining lanes and sweeping drop counters.
 #pragma once
 
 #include <algorithm>

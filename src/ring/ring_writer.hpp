@@ -1,3 +1,4 @@
+// The SDK's side of the ring: a thread's lane and writing a report into it.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// Creating, opening and checking the ring's shared-memory segment.
 #pragma once
 
 #include <sys/types.h>

@@ -1,3 +1,4 @@
+// Per-test temporary directories, ring names and free ports.
 #pragma once
 
 #include <string>
