@@ -1,4 +1,4 @@
-// Symbol visibility of libmonitor's public API.
+/* Symbol visibility of libmonitor's public API. */
 #ifndef MONITOR_EXPORT_H
 #define MONITOR_EXPORT_H
 

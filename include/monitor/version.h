@@ -1,4 +1,4 @@
-// libmonitor's version, for code that checks it at compile time.
+/* libmonitor's version, for code that checks it at compile time. */
 #ifndef MONITOR_VERSION_H
 #define MONITOR_VERSION_H
 
