@@ -86,7 +86,7 @@ struct HoldingJudger {
 };
 
 /// The judgers that may hold minutes of `service` from `from_s` on (its judger
-/// now and those it left since, DESIGN.md section 4). Throws ConsoleError when
+/// now and those it left since, docs/design.md section 4). Throws ConsoleError when
 /// the service has no judger, or its only one is not live.
 std::vector<HoldingJudger> holding_judgers(Console& console, const std::string& service, int64_t from_s);
 
@@ -105,7 +105,7 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
 /// A required positional argument, or a ConsoleError naming it.
 std::string positional(const cxxopts::ParseResult& args, const std::string& name);
 
-/// Checks a service or attr name (DESIGN.md section 1); throws ConsoleError.
+/// Checks a service or attr name (docs/design.md section 1); throws ConsoleError.
 void check_name(const std::string& what, const std::string& name);
 
 /// The current Unix second.

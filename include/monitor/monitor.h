@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-/* Op bits: which statistics the agent keeps for a report (DESIGN.md section 1). */
+/* Op bits: which statistics the agent keeps for a report (docs/design.md section 1). */
 #define MONITOR_OP_SUM 1
 #define MONITOR_OP_MAX 2
 #define MONITOR_OP_MIN 4

@@ -120,7 +120,7 @@ struct RuleFile {
   std::vector<RuleTest> tests;
 };
 
-/// Parses a rule file: rules and test cases. Names are checked by DESIGN.md's
+/// Parses a rule file: rules and test cases. Names are checked by docs/design.md's
 /// rule; whether the service, attr and op exist is the caller's to check
 /// against the registry (check_against()).
 struct ParseResult {

@@ -1,4 +1,4 @@
-// The ops of DESIGN.md section 1: names, bits and parsing.
+// The ops of docs/design.md section 1: names, bits and parsing.
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// Per-period statistics of one series, exactly mergeable (DESIGN.md section 1).
+// Per-period statistics of one series, exactly mergeable (docs/design.md section 1).
 #pragma once
 
 #include <cstdint>
