@@ -28,7 +28,7 @@
 #include "common/log_throttle.hpp"
 #include "common/clock.hpp"
 #include "health/metrics.hpp"
-#include "net/metrics_server.hpp"
+#include "net/http_server.hpp"
 #include "ring/name_table.hpp"
 #include "ring/ring_reader.hpp"
 

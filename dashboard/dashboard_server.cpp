@@ -90,147 +90,111 @@ DashboardServer::DashboardServer(DashboardConfig config)
   registry_ = std::move(*reg);
   api_ = std::make_unique<DashboardApi>(
       *registry_, ApiOptions{config_.registry, config_.session_ttl_s, 10000, config_.judger_timeout_s});
-  const auto endpoint = net::parse_endpoint(config_.listen);
-  if (!endpoint) throw std::runtime_error(fmt::format("listen address {}: not a numeric host:port", config_.listen));
-  boost::system::error_code ec;
-  acceptor_.open(endpoint->protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(*endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
+  net::listen_on(acceptor_, config_.listen, "listen");
+  net::HttpServer::Options http_options;
+  http_options.name = "dashboard";
+  http_options.max_connections = static_cast<size_t>(config_.max_connections);
+  http_options.max_per_address = static_cast<size_t>(config_.max_connections);
+  http_options.read_timeout = 60s;  // an idle kept-alive connection, or a slow client, is dropped
+  http_options.write_timeout = 30s;
+  http_options.max_body = kMaxRequestBody;
+  http_ = std::make_unique<net::HttpServer>(acceptor_, http_options,
+                                            [this](net::HttpExchange& exchange) { return handle(exchange); });
   spdlog::info("dashboard on http://{} (web application {}, registry {})",
                net::format_endpoint(acceptor_.local_endpoint()), web_root_, config_.registry);
 }
 
 DashboardServer::~DashboardServer() = default;
 
-asio::awaitable<void> DashboardServer::accept_loop() {
-  while (!stopping_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      if (stopping_) co_return;
-      continue;
-    }
-    if (connections_ >= config_.max_connections) {
-      ++connections_refused_;
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    net::spawn(io_, session(std::move(socket)), "an HTTP session");
+asio::awaitable<net::HttpReply> DashboardServer::handle(net::HttpExchange& exchange) {
+  const auto& request = exchange.request;
+  const std::string_view target(request.target().data(), request.target().size());
+  const size_t question = target.find('?');
+  std::string path;
+  std::map<std::string, std::string> params;
+  const bool well_formed =
+      net::decode_component(target.substr(0, question), path) &&
+      (question == std::string_view::npos || net::parse_query_string(target.substr(question + 1), params));
+  net::HttpReply reply;
+  reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  if (!well_formed) {
+    reply.status = 400;
+    reply.body = R"({"error":"malformed URL: a % must be followed by two hex digits"})";
+  } else if (path.starts_with("/api/") && path != "/api/health") {
+    ApiRequest api_request{std::string(request.method_string()), path, std::move(params), request.body(),
+                           cookie_value(std::string_view(request[http::field::cookie].data(),
+                                                         request[http::field::cookie].size()),
+                                        "monitor_session")};
+    const ApiResponse answer = co_await call_api(exchange.peer_address, std::move(api_request));
+    reply.status = static_cast<unsigned>(answer.status);
+    reply.headers.emplace_back("Cache-Control", "no-store");
+    if (!answer.set_cookie.empty()) reply.headers.emplace_back("Set-Cookie", answer.set_cookie);
+    reply.body = answer.body;
+  } else if (request.method() != http::verb::get) {
+    reply = {405, "text/plain", "only GET here", std::move(reply.headers), false};
+  } else if (path == "/api/health") {
+    reply.body = health_json();
+  } else if (path == "/metrics") {
+    reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    reply.body = metrics_.text();
+  } else {
+    serve_file(path, reply);
   }
+  co_return reply;
 }
 
-asio::awaitable<void> DashboardServer::session(tcp::socket socket) {
-  struct Running {
-    std::atomic<uint32_t>& count;
-    explicit Running(std::atomic<uint32_t>& c) : count(c) { ++count; }
-    ~Running() { --count; }
-  } running(connections_);
-  boost::system::error_code address_ec;
-  const std::string address = socket.remote_endpoint(address_ec).address().to_string();
-  boost::beast::tcp_stream stream(std::move(socket));
-  boost::beast::flat_buffer buffer;
-  while (!stopping_) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(kMaxRequestBody);
-    stream.expires_after(60s);  // an idle kept-alive connection, or a slow client, is dropped
-    auto [read_ec, read_n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-    if (read_ec) break;
-    const auto& request = parser.get();
-    const std::string_view target(request.target().data(), request.target().size());
-    const size_t question = target.find('?');
-    std::string path;
-    std::map<std::string, std::string> params;
-    const bool well_formed =
-        net::decode_component(target.substr(0, question), path) &&
-        (question == std::string_view::npos || net::parse_query_string(target.substr(question + 1), params));
-    http::response<http::string_body> response{http::status::ok, request.version()};
-    response.set("X-Content-Type-Options", "nosniff");
-    if (!well_formed) {
-      response.result(http::status::bad_request);
-      response.set(http::field::content_type, "application/json");
-      response.body() = R"({"error":"malformed URL: a % must be followed by two hex digits"})";
-    } else if (path.starts_with("/api/") && path != "/api/health") {
-      ApiRequest api_request{std::string(request.method_string()), path, std::move(params),
-                             request.body(),
-                             cookie_value(std::string_view(request[http::field::cookie].data(),
-                                                           request[http::field::cookie].size()),
-                                          "monitor_session")};
-      ApiResponse answer;
-      // On the API pool: a call may wait on a judger for judger_timeout_s,
-      // and these threads must go on serving everybody else meanwhile.
-      // One client address gets max_api_per_address of it at once.
-      bool admitted = false;
-      {
-        std::lock_guard lock(api_mutex_);
-        int& mine = api_by_address_[address];
-        admitted = mine < config_.max_api_per_address;
-        if (admitted) ++mine;
-      }
-      if (!admitted) {
-        ++api_refused_;
-        answer = ApiResponse{429, fmt::format(R"({{"error":"{} API calls of this address are under way: try again when they are answered"}})",
-                                              config_.max_api_per_address), ""};
-      } else {
-        // Released however the call ends.
-        struct ApiCall {
-          DashboardServer& server;
-          const std::string& address;
-          explicit ApiCall(DashboardServer& s, const std::string& a) : server(s), address(a) { ++server.api_running_; }
-          ~ApiCall() {
-            --server.api_running_;
-            std::lock_guard lock(server.api_mutex_);
-            if (auto it = server.api_by_address_.find(address); it != server.api_by_address_.end() && --it->second <= 0) {
-              server.api_by_address_.erase(it);
-            }
-          }
-        } running_call(*this, address);
-        answer = co_await asio::co_spawn(
-            *api_pool_, [&]() -> asio::awaitable<ApiResponse> { co_return api_->handle(api_request); },
-            asio::use_awaitable);
-      }
-      response.result(static_cast<http::status>(answer.status));
-      response.set(http::field::content_type, "application/json");
-      response.set(http::field::cache_control, "no-store");
-      if (!answer.set_cookie.empty()) response.set(http::field::set_cookie, answer.set_cookie);
-      response.body() = std::move(answer.body);
-    } else if (request.method() != http::verb::get) {
-      response.result(http::status::method_not_allowed);
-      response.body() = "only GET here";
-    } else if (path == "/api/health") {
-      response.set(http::field::content_type, "application/json");
-      response.body() = health_json();
-    } else if (path == "/metrics") {
-      response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      response.body() = metrics_.text();
-    } else {
-      const std::string file = path == "/" ? "/index.html" : path;
-      std::ifstream in;
-      if (file.find("..") == std::string::npos && file.find('\0') == std::string::npos) {
-        in.open(web_root_ + file, std::ios::binary);
-      }
-      if (!in || std::filesystem::is_directory(web_root_ + file)) {
-        response.result(http::status::not_found);
-        response.set(http::field::content_type, "text/plain");
-        response.body() = "not found";
-      } else {
-        std::ostringstream content;
-        content << in.rdbuf();
-        response.set(http::field::content_type, content_type_of(file));
-        response.set(http::field::cache_control, "no-cache");
-        response.set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:");
-        response.body() = content.str();
+asio::awaitable<ApiResponse> DashboardServer::call_api(const std::string& address, ApiRequest request) {
+  // On the API pool: a call may wait on a judger for judger_timeout_s, and
+  // the io threads must go on serving everybody else meanwhile. One client
+  // address gets max_api_per_address of it at once.
+  {
+    std::lock_guard lock(api_mutex_);
+    int& mine = api_by_address_[address];
+    if (mine >= config_.max_api_per_address) {
+      ++api_refused_;
+      co_return ApiResponse{429,
+                            fmt::format(R"({{"error":"{} API calls of this address are under way: try again when they "
+                                        "are answered"}})",
+                                        config_.max_api_per_address),
+                            ""};
+    }
+    ++mine;
+  }
+  // Released however the call ends.
+  struct ApiCall {
+    DashboardServer& server;
+    const std::string& address;
+    explicit ApiCall(DashboardServer& s, const std::string& a) : server(s), address(a) { ++server.api_running_; }
+    ~ApiCall() {
+      --server.api_running_;
+      std::lock_guard lock(server.api_mutex_);
+      if (auto it = server.api_by_address_.find(address); it != server.api_by_address_.end() && --it->second <= 0) {
+        server.api_by_address_.erase(it);
       }
     }
-    response.keep_alive(request.keep_alive());
-    response.prepare_payload();
-    stream.expires_after(30s);
-    auto [write_ec, write_n] = co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
-    if (write_ec || !response.keep_alive()) break;
+  } running_call(*this, address);
+  co_return co_await asio::co_spawn(
+      *api_pool_, [&]() -> asio::awaitable<ApiResponse> { co_return api_->handle(request); }, asio::use_awaitable);
+}
+
+void DashboardServer::serve_file(const std::string& path, net::HttpReply& reply) const {
+  const std::string file = path == "/" ? "/index.html" : path;
+  std::ifstream in;
+  if (file.find("..") == std::string::npos && file.find('\0') == std::string::npos) {
+    in.open(web_root_ + file, std::ios::binary);
   }
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  if (!in || std::filesystem::is_directory(web_root_ + file)) {
+    reply.status = 404;
+    reply.content_type = "text/plain";
+    reply.body = "not found";
+    return;
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  reply.content_type = content_type_of(file);
+  reply.headers.emplace_back("Cache-Control", "no-cache");
+  reply.headers.emplace_back("Content-Security-Policy", "default-src 'self'; img-src 'self' data:");
+  reply.body = content.str();
 }
 
 std::string DashboardServer::health_json() const {
@@ -239,8 +203,8 @@ std::string DashboardServer::health_json() const {
       {"requests", c.requests.load()},          {"refused", c.refused.load()},
       {"bad_requests", c.bad_requests.load()},  {"sign_ins", c.sign_ins.load()},
       {"sign_ins_failed", c.sign_ins_failed.load()}, {"judger_errors", c.judger_errors.load()},
-      {"sessions", api_->sessions()},           {"connections", connections_.load()},
-      {"connections_refused", connections_refused_.load()},
+      {"sessions", api_->sessions()},           {"connections", http_->counters().live.load()},
+      {"connections_refused", http_->counters().connections_refused.load()},
       {"api_running", api_running_.load()},   {"api_refused", api_refused_.load()}});
 }
 
@@ -272,10 +236,11 @@ int DashboardServer::run() {
     spdlog::info("signal {}: stopping", sig);
     stopping_ = true;
     boost::system::error_code ignored;
+    http_->stop();
     acceptor_.close(ignored);
     io_.stop();
   });
-  net::spawn(io_, accept_loop(), "the HTTP listener");
+  http_->start();
   net::spawn(io_, health_loop(), "the health loop");
   std::vector<std::thread> threads;
   for (int i = 1; i < config_.threads; ++i) threads.emplace_back([this] { io_.run(); });

@@ -21,6 +21,7 @@
 #include "dashboard/dashboard_config.hpp"
 #include "health/health_reporter.hpp"
 #include "health/metrics.hpp"
+#include "net/http_server.hpp"
 
 namespace monitor::dashboard {
 
@@ -35,8 +36,10 @@ class DashboardServer {
   int run();
 
  private:
-  boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket);
+  // The routes: the API (on the API pool), health, metrics, the web application's files.
+  boost::asio::awaitable<net::HttpReply> handle(net::HttpExchange& exchange);
+  boost::asio::awaitable<ApiResponse> call_api(const std::string& address, ApiRequest request);
+  void serve_file(const std::string& path, net::HttpReply& reply) const;
   boost::asio::awaitable<void> health_loop();
   void report_health();
   std::string health_json() const;
@@ -49,8 +52,7 @@ class DashboardServer {
   std::unique_ptr<DashboardApi> api_;
   health::Metrics metrics_{"dashboard"};
   health::HealthReporter health_;
-  std::atomic<uint32_t> connections_{0};
-  std::atomic<uint64_t> connections_refused_{0};
+  std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};
   // API calls under way, in all and per client address (bounded per address).
   std::mutex api_mutex_;

@@ -171,19 +171,17 @@ Judger::Judger(JudgerConfig config)
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
   registry_ = std::move(*reg);
 
-  auto listen_on = [](tcp::acceptor& acceptor, const std::string& address) {
-    const auto parsed = net::parse_endpoint(address);
-    if (!parsed) throw std::runtime_error(fmt::format("listen address {}: not a numeric host:port", address));
-    const tcp::endpoint endpoint = *parsed;
-    boost::system::error_code ec;
-    acceptor.open(endpoint.protocol(), ec);
-    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", address, ec.message()));
-  };
-  listen_on(acceptor_, config_.listen);
-  listen_on(http_acceptor_, config_.query_listen);
+  net::listen_on(acceptor_, config_.listen, "batches");
+  net::listen_on(http_acceptor_, config_.query_listen, "queries");
+  net::HttpServer::Options http_options;
+  http_options.name = "query";
+  http_options.max_connections = config_.max_query_connections;
+  http_options.max_per_address = config_.max_query_connections;
+  http_options.read_timeout = 10s;  // a client that does not finish its request in time is dropped
+  http_options.write_timeout = 10s;
+  http_options.keep_alive = false;
+  query_http_ = std::make_unique<net::HttpServer>(http_acceptor_, http_options,
+                                                  [this](net::HttpExchange& exchange) { return handle_query(exchange); });
   listener_ = std::make_unique<net::BatchListener>(
       acceptor_,
       net::BatchListener::Options{kJudgerId, config_.max_connections, std::chrono::seconds(config_.idle_timeout_s),
@@ -418,7 +416,8 @@ void Judger::report_health() {
   health_.counter("Reports.TooLate", rollup_->too_late() + counters_.records_too_old);
   health_.counter("Reports.Future", counters_.records_future);
   health_.counter("Frames.Bad", listener_->counters().bad_frames);
-  health_.counter("Connections.Refused", counters_.query_connections_refused + listener_->counters().connections_refused);
+  health_.counter("Connections.Refused",
+                  query_http_->counters().connections_refused + listener_->counters().connections_refused);
   health_.counter("Names.Refused", counters_.names_refused);
   health_.counter("Reports.NameRefused", counters_.records_name_refused);
   health_.counter("Reports.OverLimit", counters_.series_over_limit);
@@ -690,7 +689,7 @@ std::string Judger::health_json() const {
                              {"too_late", rollup_->too_late() + counters_.records_too_old},
                              {"future", counters_.records_future},
                              {"connections_refused",
-                              counters_.query_connections_refused + listener_->counters().connections_refused},
+                              query_http_->counters().connections_refused + listener_->counters().connections_refused},
                              {"names_refused", counters_.names_refused},
                              {"records_name_refused", counters_.records_name_refused},
                              {"series_over_limit", counters_.series_over_limit},
@@ -735,47 +734,10 @@ std::string Judger::health_json() const {
   return boost::json::serialize(health);
 }
 
-asio::awaitable<void> Judger::http_accept_loop() {
-  while (!stopping_) {
-    auto [ec, socket] = co_await http_acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      if (stopping_) co_return;
-      continue;
-    }
-    if (query_connections_ >= config_.max_query_connections) {
-      refuse_connection(socket, "query", config_.max_query_connections);
-      continue;
-    }
-    net::spawn(io_, http_session(std::move(socket)), "an HTTP session");
-  }
-}
-
-void Judger::refuse_connection(tcp::socket& socket, std::string_view kind, uint32_t limit) {
-  ++counters_.query_connections_refused;
-  boost::system::error_code ignored;
-  const auto remote = socket.remote_endpoint(ignored);
-  socket.close(ignored);
-  uint64_t suppressed = 0;
-  if (limit_log_.allow(realtime_ns(), suppressed)) {
-    spdlog::warn("refused a {} connection from {}: {} are open, the limit ({} refused so far)", kind,
-                 remote.address().to_string(), limit, counters_.query_connections_refused);
-  }
-}
-
-asio::awaitable<void> Judger::http_session(tcp::socket socket) {
+asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange) {
   namespace http = boost::beast::http;
-  // Counted for the life of the coroutine, however it ends.
-  struct Running {
-    uint32_t& count;
-    explicit Running(uint32_t& c) : count(++c) {}
-    ~Running() { --count; }
-  } running(query_connections_);
-  boost::beast::tcp_stream stream(std::move(socket));
-  boost::beast::flat_buffer buffer;
-  http::request<http::string_body> request;
-  stream.expires_after(10s);  // a client that does not finish its request in time is dropped
-  auto [read_ec, read_n] = co_await http::async_read(stream, buffer, request, asio::as_tuple(asio::use_awaitable));
-  if (read_ec) co_return;
+  auto& request = exchange.request;
+  auto& stream = exchange.stream;
   QueryResponse answer;
   const std::string target(request.target());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
@@ -817,24 +779,16 @@ asio::awaitable<void> Judger::http_session(tcp::socket socket) {
         query->cancel.store(true);
       }
     }
-    if (gone) co_return;
+    if (gone) co_return net::HttpReply{0, {}, {}, {}, true};
     if (query->streamed) {
       co_await send_streamed(stream, *query, request.version());
-      co_return;
+      co_return net::HttpReply{0, {}, {}, {}, true};
     }
     answer = std::move(query->answer);
   } else {
     answer = query_api_->handle(target, now_s, store_->reader());
   }
-  http::response<http::string_body> response{static_cast<http::status>(answer.status), request.version()};
-  response.set(http::field::content_type, answer.content_type);
-  response.keep_alive(false);
-  response.body() = std::move(answer.body);
-  response.prepare_payload();
-  stream.expires_after(10s);
-  co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return net::HttpReply{static_cast<unsigned>(answer.status), answer.content_type, std::move(answer.body), {}, false};
 }
 
 QueryResponse Judger::run_store_query(const std::string& target, int64_t now_s, std::atomic<bool>& cancel) {
@@ -944,12 +898,13 @@ int Judger::run() {
     stopping_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    query_http_->stop();
     http_acceptor_.close(ignored);
     listener_->stop();
     io_.stop();
   });
   listener_->start();
-  net::spawn(io_, http_accept_loop(), "the HTTP listener");
+  query_http_->start();
   net::spawn(io_, tick_loop(), "the tick loop");
   io_.run();
   stop_queries();

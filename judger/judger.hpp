@@ -33,6 +33,7 @@
 #include "judger/series_limiter.hpp"
 #include "judger/wal_checkpointer.hpp"
 #include "net/batch_session.hpp"
+#include "net/http_server.hpp"
 
 namespace monitor::judger {
 
@@ -48,7 +49,6 @@ struct JudgerCounters {
   uint64_t store_errors = 0;
   uint64_t records_too_old = 0;  // refused at ingest: older than the store can amend
   uint64_t records_future = 0;   // refused at ingest: beyond the future window
-  uint64_t query_connections_refused = 0;  // over max_query_connections, closed at accept (batch: the listener's)
   uint64_t names_refused = 0;        // DICT names past max_names, not interned
   uint64_t records_name_refused = 0; // records of those names, refused
   uint64_t series_over_limit = 0;    // records that would open a series past series_per_service
@@ -91,8 +91,9 @@ class Judger {
   bool store_batch(const std::string& peer, const wire::Batch& batch, const std::vector<MinuteStore::OriginPart>& parts,
                    int64_t now_s);
   boost::asio::awaitable<void> tick_loop();
-  boost::asio::awaitable<void> http_accept_loop();
-  boost::asio::awaitable<void> http_session(boost::asio::ip::tcp::socket socket);
+  // The query API's handler, for the one HTTP server: store queries on the
+  // query threads, stopped when their client goes away, streamed if large.
+  boost::asio::awaitable<net::HttpReply> handle_query(net::HttpExchange& exchange);
   // On a query thread: answers `target` with a reader of its own, stopped
   // past query_timeout_s or when `cancel` is set.
   QueryResponse run_store_query(const std::string& target, int64_t now_s, std::atomic<bool>& cancel);
@@ -109,7 +110,6 @@ class Judger {
   // catching up); counts and logs what decided it.
   int64_t complete_before(int64_t now_s);
   void register_self();
-  void refuse_connection(boost::asio::ip::tcp::socket& socket, std::string_view kind, uint32_t limit);
   static constexpr uint32_t kRefusedName = UINT32_MAX;  // a peer's name past max_names
   static constexpr int kQueryThreadNice = 10;
   void log_health();
@@ -151,7 +151,7 @@ class Judger {
   LogThrottle limit_log_;   // connections and names refused for a limit
   std::unique_ptr<SeriesLimiter> series_limiter_;
   std::set<std::string> over_limit_services_;  // warned about once each
-  uint32_t query_connections_ = 0;  // HTTP sessions running
+  std::unique_ptr<net::HttpServer> query_http_;
   // Store queries: their threads, the read-only connections not in use, and
   // the cancel flags of those running (set all at stop).
   std::mutex queries_mutex_;

@@ -35,7 +35,7 @@
 #include "registry/registry.hpp"
 #include "health/health_reporter.hpp"
 #include "net/frame_connection.hpp"
-#include "net/metrics_server.hpp"
+#include "net/http_server.hpp"
 #include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
 #include "net/batch_sender.hpp"
