@@ -22,12 +22,11 @@
 #include "registry/placement.hpp"
 #include "console/console_context.hpp"
 #include "console/group_commands.hpp"
-#include "net/http_get.hpp"
+#include "query/judger_client.hpp"
 #include "query/series_merge.hpp"
 
 namespace monitor::console {
 
-using net::http_get;
 using query::merge_cells;
 namespace {
 
@@ -237,9 +236,8 @@ struct StoredHistory {
 StoredHistory stored_history(Console& console, const alarm::Rule& rule, int64_t from_s, int64_t to_s) {
   StoredHistory out;
   const std::string op = alarm::rule_op_name(rule.op);
-  const std::string series = fmt::format("service={}&attr={}&op={}", rule.service, rule.attr, op);
-  auto get_json = [](const HoldingJudger& judger, const std::string& target) {
-    auto r = http_get(judger.query, target, std::chrono::seconds(60));
+  const query::SeriesRef series{rule.service, rule.attr, op};
+  auto get_json = [](const HoldingJudger& judger, query::JudgerClient::Answer r) {
     if (!r) throw ConsoleError(kExitUnreachable, fmt::format("judger {}: {}", judger.name, r.error().message()));
     if (r->status != 200) {
       throw ConsoleError(r->status == 400 || r->status == 413 ? kExitBadInput : kExitUnreachable,
@@ -261,7 +259,7 @@ StoredHistory stored_history(Console& console, const alarm::Rule& rule, int64_t 
       continue;
     }
     out.judgers.push_back(judger.name);
-    const auto body = get_json(judger, fmt::format("/api/points?{}&from={}&to={}", series, from_s, to_s));
+    const auto body = get_json(judger, query::JudgerClient(judger.query, std::chrono::seconds(60)).points(series, from_s, to_s));
     const auto* last = body.as_object().if_contains("last_minute");
     alarm::History held;
     size_t skipped = 0;
@@ -284,9 +282,9 @@ StoredHistory stored_history(Console& console, const alarm::Rule& rule, int64_t 
     std::vector<json::value> replies;
     for (const auto& judger : judgers) {
       if (judger.query.empty()) continue;
-      replies.push_back(get_json(judger, fmt::format("/api/cells?{}&server={}&from={}&to={}", series,
-                                                     server < 0 ? std::string("total") : std::to_string(server),
-                                                     range.first * 60, (range.second + 1) * 60)));
+      replies.push_back(get_json(judger, query::JudgerClient(judger.query, std::chrono::seconds(60))
+                                             .cells(series, server < 0 ? std::string("total") : std::to_string(server),
+                                                    range.first * 60, (range.second + 1) * 60)));
     }
     std::string error;
     const auto merged = merge_cells(replies, op, 60, error);
@@ -417,9 +415,8 @@ std::vector<std::pair<std::string, std::string>> judger_queries(Console& console
 
 json::array history_of(Console& console, const std::string& rule, int64_t from, int64_t to) {
   std::vector<json::object> rows;
-  for (const auto& [name, query] : judger_queries(console)) {
-    const std::string target = fmt::format("/api/alarms/history?from={}&to={}{}", from, to, rule.empty() ? "" : "&rule=" + rule);
-    auto r = http_get(query, target, std::chrono::seconds(5));
+  for (const auto& [name, address] : judger_queries(console)) {
+    auto r = query::JudgerClient(address, std::chrono::seconds(5)).alarm_history(from, to, rule);
     if (!r || r->status != 200) {
       std::fprintf(stderr, "judger %s did not answer; its history is missing here\n", name.c_str());
       continue;

@@ -19,23 +19,13 @@
 #include "registry/hosts.hpp"
 #include "console/console_context.hpp"
 #include "registry/placement.hpp"
-#include "net/http_get.hpp"
+#include "query/judger_client.hpp"
 #include "query/series_merge.hpp"
 
 namespace monitor::console {
 
-using net::http_get;
 using query::merge_cells;
 namespace {
-
-std::string url_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '.' || c == '-' || c == '_') out += static_cast<char>(c);
-    else out += fmt::format("%{:02X}", c);
-  }
-  return out;
-}
 
 // The judgers to ask: --query-address, or --judger, or the service's judger
 // and those it left within the range (a service that moved); each with its
@@ -90,13 +80,10 @@ int query_command(int argc, char** argv) {
     // A host name stands for its server id (its agent's registry entry).
     std::string server = args["server"].as<std::string>();
     if (server != "total") server = std::to_string(resolve_server(args, server));
-    const std::string params = fmt::format(
-        "service={}&attr={}&op={}&server={}&from={}&to={}&step={}", url_escape(service),
-        url_escape(args["attr"].as<std::string>()), url_escape(args["op"].as<std::string>()),
-        url_escape(server), from, to, args["step"].as<int>());
-    // GETs `endpoint` of a judger; the body, or the exit code of its failure.
-    auto ask = [&](const std::string& address, const char* endpoint) -> std::variant<std::string, int> {
-      auto response = http_get(address, fmt::format("{}?{}", endpoint, params), std::chrono::seconds(10));
+    const query::SeriesRef series{service, args["attr"].as<std::string>(), args["op"].as<std::string>()};
+    const int64_t step = args["step"].as<int>();
+    // The body of a judger's answer, or the exit code of its failure.
+    auto take = [&](const std::string& address, query::JudgerClient::Answer response) -> std::variant<std::string, int> {
       if (!response) {
         std::fprintf(stderr, "monitorctl query: judger at %s: %s\n", address.c_str(), response.error().message().c_str());
         return 3;
@@ -110,7 +97,8 @@ int query_command(int argc, char** argv) {
     };
     std::string body_text;
     if (judgers.size() == 1) {
-      auto got = ask(judgers[0].query, "/api/series");
+      auto got = take(judgers[0].query,
+                      query::JudgerClient(judgers[0].query).series(series, server, from, to, step));
       if (auto* rc = std::get_if<int>(&got)) return *rc;
       body_text = std::get<std::string>(std::move(got));
     } else {
@@ -125,7 +113,7 @@ int query_command(int argc, char** argv) {
                                "holds are missing\n", name.c_str(), service.c_str());
           continue;
         }
-        auto got = ask(address, "/api/cells");
+        auto got = take(address, query::JudgerClient(address).cells(series, server, from, to));
         if (auto* rc = std::get_if<int>(&got)) return *rc;
         boost::system::error_code ec;
         replies.push_back(boost::json::parse(std::get<std::string>(got), ec));

@@ -18,12 +18,11 @@
 #include "console/alarm_commands.hpp"
 #include "console/cluster_commands.hpp"
 #include "console/console_context.hpp"
-#include "net/http_get.hpp"
+#include "query/judger_client.hpp"
 #include "mail/smtp_mail.hpp"
 
 namespace monitor::console {
 
-using net::http_get;
 namespace {
 
 namespace json = boost::json;
@@ -63,8 +62,8 @@ Report gather(Console& console, int64_t from, int64_t to, size_t top_n) {
   std::map<std::string, int64_t> by_service;
   const auto judgers = judger_queries(console);
   r.no_judger = judgers.empty();
-  for (const auto& [name, query] : judgers) {
-    auto reply = http_get(query, fmt::format("/api/reports?from={}&to={}", from, to), std::chrono::seconds(60));
+  for (const auto& [name, address] : judgers) {
+    auto reply = query::JudgerClient(address, std::chrono::seconds(60)).reports(from, to);
     boost::system::error_code ec;
     const json::value body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
     const auto* services = !ec && body.is_object() ? body.as_object().if_contains("services") : nullptr;

@@ -16,11 +16,10 @@
 #include "registry/placement.hpp"
 #include "registry/service_attrs.hpp"
 #include "console/console_context.hpp"
-#include "net/http_get.hpp"
+#include "query/judger_client.hpp"
 
 namespace monitor::console {
 
-using net::http_get;
 namespace {
 
 using registry::Entry;
@@ -176,7 +175,7 @@ int service_show(int argc, char** argv) {
   int64_t last_minute = 0;
   for (const auto& j : judgers) {
     if (j.name != judger || !j.live || j.query.empty()) continue;
-    auto reply = http_get(j.query, "/api/services?service=" + name, std::chrono::seconds(5));
+    auto reply = query::JudgerClient(j.query, std::chrono::seconds(5)).services(name);
     boost::system::error_code ec;
     const auto body = reply && reply->status == 200 ? boost::json::parse(reply->body, ec) : boost::json::value();
     if (!ec && body.is_object() && body.as_object().contains("last_minute") && body.at("last_minute").is_int64()) {

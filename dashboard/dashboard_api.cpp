@@ -22,8 +22,8 @@
 #include "registry/parts.hpp"
 #include "registry/placement.hpp"
 #include "monitor/monitor.hpp"
-#include "net/http_get.hpp"
 #include "net/query_string.hpp"
+#include "query/judger_client.hpp"
 #include "query/series_merge.hpp"
 
 namespace monitor::dashboard {
@@ -416,8 +416,9 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
     return error(503, fmt::format("judger {} (owner of {}) is not live", holders[0].name, service));
   }
   const auto timeout = std::chrono::seconds(options_.judger_timeout_s);
-  auto ask = [&](const std::string& address, const std::string& target, std::string& why) -> std::optional<json::value> {
-    auto reply = net::http_get(address, target, timeout, size_t{256} << 20);
+  // A judger's answer as JSON, or why there is none.
+  auto take = [&](const std::string& address, query::JudgerClient::Answer reply,
+                  std::string& why) -> std::optional<json::value> {
     if (!reply) {
       ++counters_.judger_errors;
       why = "the judger at " + address + " did not answer: " + reply.error().message();
@@ -433,7 +434,7 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
     }
     return body;
   };
-  const std::string base = fmt::format("service={}&attr={}&op={}", service, attr, op);
+  const query::SeriesRef series{service, attr, op};
   // Each shift's lines from the judgers, the shifts side by side: a chart of
   // 66 shifts made its calls one after another.
   struct ShiftLines {
@@ -452,7 +453,8 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
     const bool one_holder = holders.size() == 1;
     const bool all_at_once = one_holder && step == 60 && servers.size() > 3;
     if (all_at_once) {
-      if (auto body = ask(holders[0].query, fmt::format("/api/points?{}&from={}&to={}", base, f, t), shared_error)) {
+      const auto& address = holders[0].query;
+      if (auto body = take(address, query::JudgerClient(address, timeout).points(series, f, t), shared_error)) {
         const auto& o = body->as_object();
         if (const auto* lm = o.if_contains("last_minute"); lm != nullptr && lm->is_int64()) last_minute = lm->as_int64();
         if (const auto* s = o.if_contains("servers"); s != nullptr && s->is_object()) {
@@ -474,8 +476,8 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
       if (all_at_once) {
         if (auto it = by_server.find(server); it != by_server.end()) points = std::move(it->second);
       } else if (one_holder) {
-        const std::string target = fmt::format("/api/series?{}&server={}&from={}&to={}&step={}", base, server, f, t, step);
-        if (auto body = ask(holders[0].query, target, why)) {
+        const auto& address = holders[0].query;
+        if (auto body = take(address, query::JudgerClient(address, timeout).series(series, server, f, t, step), why)) {
           if (const auto* rows = body->as_object().if_contains("points"); rows != nullptr && rows->is_array()) {
             for (const auto& row : rows->as_array()) {
               const auto& r = row.as_array();
@@ -487,12 +489,12 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
         // A moved service: every holder's mergeable state of each minute, merged exactly.
         std::vector<json::value> replies;
         std::vector<std::string> missing;
-        const std::string target = fmt::format("/api/cells?{}&server={}&from={}&to={}", base, server, f, t);
         for (const auto& h : holders) {
           std::string holder_why;
           if (h.query.empty()) {
             missing.push_back(h.name + " (not live)");
-          } else if (auto body = ask(h.query, target, holder_why)) {
+          } else if (auto body = take(h.query, query::JudgerClient(h.query, timeout).cells(series, server, f, t),
+                                      holder_why)) {
             replies.push_back(std::move(*body));
           } else {
             missing.push_back(h.name + " (" + holder_why + ")");
@@ -524,7 +526,8 @@ ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRe
   if (last_minute == 0 && !holders.back().query.empty()) {
     // The newest final minute, so the page can say how fresh it is.
     std::string ignored;
-    if (auto body = ask(holders.back().query, "/api/services?service=" + service, ignored)) {
+    const auto& address = holders.back().query;
+    if (auto body = take(address, query::JudgerClient(address, timeout).services(service), ignored)) {
       if (const auto* lm = body->as_object().if_contains("last_minute"); lm != nullptr && lm->is_int64()) {
         last_minute = lm->as_int64();
       }
@@ -596,9 +599,8 @@ bool DashboardApi::reduce_by_server(const std::string& service, const std::strin
   // Per server: the sum of its minutes for SUM and COUNT, the extreme for MAX
   // and MIN, else the sum to be divided by the minutes.
   for (const auto& q : queries) {
-    auto reply = net::http_get(q, fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", service, attr, op,
-                                              from, to),
-                               std::chrono::seconds(options_.judger_timeout_s), size_t{256} << 20);
+    auto reply = query::JudgerClient(q, std::chrono::seconds(options_.judger_timeout_s))
+                     .points(query::SeriesRef{service, attr, op}, from, to);
     if (!reply || reply->status != 200) {
       ++counters_.judger_errors;
       continue;
@@ -807,8 +809,8 @@ ApiResponse DashboardApi::alarm_history(const registry::UserAccess& access, cons
   json::array missing;
   for (const auto& j : judgers) {
     if (!j.live || j.query.empty()) continue;
-    auto reply = net::http_get(j.query, fmt::format("/api/alarms/history?from={}&to={}", now - hours * 3600, now + 1),
-                               std::chrono::seconds(options_.judger_timeout_s), size_t{64} << 20);
+    auto reply = query::JudgerClient(j.query, std::chrono::seconds(options_.judger_timeout_s), size_t{64} << 20)
+                     .alarm_history(now - hours * 3600, now + 1);
     const auto body = reply && reply->status == 200 ? parse_json(reply->body) : std::nullopt;
     const auto* history = body && body->is_object() ? body->as_object().if_contains("history") : nullptr;
     if (history == nullptr || !history->is_array()) {

@@ -12,7 +12,7 @@
 #include "registry/placement.hpp"
 #include "common/sparkline.hpp"
 #include "mail/smtp_mail.hpp"
-#include "net/http_get.hpp"
+#include "query/judger_client.hpp"
 #include "query/series_merge.hpp"
 
 namespace monitor::judger {
@@ -441,9 +441,8 @@ void AlarmEngine::read_moved_windows(const std::string& service, const boost::js
                      "minutes", service, judger);
         continue;
       }
-      const std::string target = fmt::format("/api/points?service={}&attr={}&op={}&from={}&to={}", key.service, key.attr,
-                                             alarm::rule_op_name(key.op), from_s, to_s);
-      auto reply = net::http_get(*query, target, std::chrono::seconds(5), size_t{64} << 20);
+      auto reply = query::JudgerClient(*query, std::chrono::seconds(5), size_t{64} << 20)
+                       .points(query::SeriesRef{key.service, key.attr, alarm::rule_op_name(key.op)}, from_s, to_s);
       boost::system::error_code ec;
       const auto body = reply && reply->status == 200 ? boost::json::parse(reply->body, ec) : boost::json::value();
       alarm::History held;
@@ -502,7 +501,7 @@ std::string AlarmEngine::merge_split_minute(const std::string& service, const st
         address = *query;
         break;
       }
-      auto reply = net::http_get(*query, "/api/health", std::chrono::seconds(5));
+      auto reply = query::JudgerClient(*query, std::chrono::seconds(5)).health();
       boost::system::error_code ec;
       const auto body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
       const auto* final_before = !ec && body.is_object() ? body.as_object().if_contains("final_before") : nullptr;
@@ -523,9 +522,9 @@ std::string AlarmEngine::merge_split_minute(const std::string& service, const st
     // Every holder's cells of the minute, by series (server or total).
     std::map<std::string, std::vector<json::value>> by_server;
     for (size_t h = 0; h < addresses.size(); ++h) {
-      const std::string target = fmt::format("/api/cells?service={}&attr={}&op={}&server=all&from={}&to={}", key.service,
-                                             key.attr, alarm::rule_op_name(key.op), from_s, from_s + 60);
-      auto reply = net::http_get(addresses[h], target, std::chrono::seconds(10), size_t{64} << 20);
+      auto reply = query::JudgerClient(addresses[h], std::chrono::seconds(10), size_t{64} << 20)
+                       .cells(query::SeriesRef{key.service, key.attr, alarm::rule_op_name(key.op)}, "all", from_s,
+                              from_s + 60);
       boost::system::error_code ec;
       const auto body = reply && reply->status == 200 ? json::parse(reply->body, ec) : json::value();
       const auto* cells = !ec && body.is_object() ? body.as_object().if_contains("cells") : nullptr;
