@@ -5,56 +5,55 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "common/json_fields.hpp"
 #include "registry/registry.hpp"
 #include "net/endpoint.hpp"
 
 namespace monitor::proxy {
 
-void ProxyConfig::load_file(const std::string& path) {
-  const boost::json::object obj = json_fields::read_json_object(path);
-  static constexpr const char* kKnown[] = {"role",
-                                           "name",
-                                           "listen",
-                                           "dc",
-                                           "registry",
-                                           "data_dir",
-                                           "bonnies_file",
-                                           "spool_max_bytes",
-                                           "heartbeat_interval_ms",
-                                           "heartbeat_timeout_ms",
-                                           "idle_timeout_s",
-                                           "max_unacked_batches", "max_connections",
-                                           "server_id",
-                                           "self_metrics",
-                                           "metrics_listen",
-                                           "log_level"};
-  try {
-    using namespace json_fields;
-    check_known(obj, kKnown);
-    read_string(obj, "role", role);
-    read_string(obj, "name", name);
-    read_string(obj, "listen", listen);
-    read_string(obj, "dc", dc);
-    read_string(obj, "registry", registry);
-    read_string(obj, "data_dir", data_dir);
-    read_string(obj, "bonnies_file", bonnies_file);
-    read_int(obj, "spool_max_bytes", spool_max_bytes);
-    read_int(obj, "heartbeat_interval_ms", heartbeat_interval_ms);
-    read_int(obj, "heartbeat_timeout_ms", heartbeat_timeout_ms);
-    read_int(obj, "idle_timeout_s", idle_timeout_s);
-    read_int(obj, "max_unacked_batches", max_unacked_batches);
-    read_int(obj, "max_connections", max_connections);
-    read_int(obj, "server_id", server_id);
-    read_bool(obj, "self_metrics", self_metrics);
-    read_string(obj, "metrics_listen", metrics_listen);
-    read_string(obj, "log_level", log_level);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
-  }
+const SettingsTable<ProxyConfig>& proxy_settings() {
+  using C = ProxyConfig;
+  static const SettingsTable<ProxyConfig> table = [] {
+    SettingsTable<ProxyConfig> t;
+    t.add("role", &C::role, "`clyde` or `bonnie`", "(required)")
+        .add("name", &C::name, "its registry entry `proxies/<name>`, and its name in HELLOs")
+        .add("listen", &C::listen, "numeric `host:port` for agents (and, at a Bonnie, Clydes)")
+        .add("dc", &C::dc, "data centre: agents of this `dc` may pick it")
+        .add("registry", &C::registry, "registry address (docs/registry.md)",
+             "`file:/var/lib/monitor/registry` as root, else `file:$XDG_STATE_HOME/monitor/registry` (or "
+             "`~/.local/state/monitor/registry`)")
+        .add("data_dir", &C::data_dir, "spools, one per next hop, under `<data_dir>/spool/<hop>`",
+             "`/var/lib/monitor/proxy` as root, else under the XDG state directory as above")
+        .add("bonnies_file", &C::bonnies_file, "the Bonnie list: one `host:port` per line, `#` comments",
+             "(Clyde: required)")
+        .add_bounded("spool_max_bytes", &C::spool_max_bytes,
+                     "per next hop; past it the oldest parts are dropped and counted", 1 << 20, INT64_MAX, "256 MiB")
+        .add_bounded("heartbeat_interval_ms", &C::heartbeat_interval_ms, "how often it heartbeats each next hop", 10,
+                     3'600'000)
+        .add_bounded("heartbeat_timeout_ms", &C::heartbeat_timeout_ms,
+                     "a next hop silent this long is dead: reconnect, or fail over", 20, 3'600'000)
+        .add_bounded("idle_timeout_s", &C::idle_timeout_s, "an upstream connection silent this long is closed", 1,
+                     86'400)
+        .add_bounded("max_unacked_batches", &C::max_unacked_batches,
+                     "per upstream connection; beyond it the connection is not read (back-pressure through TCP)", 1,
+                     1'000'000)
+        .add_bounded("max_connections", &C::max_connections,
+                     "upstream connections at once; more are closed at accept, logged and counted "
+                     "(`Connections.Refused`); their senders retry",
+                     1, 1'000'000)
+        .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Proxy` metrics", 0, INT64_MAX)
+        .add("self_metrics", &C::self_metrics, "report `Monitor.Proxy` through the local agent, if one runs")
+        .add("metrics_listen", &C::metrics_listen,
+             "`host:port` serving `GET /metrics`: the same figures as Prometheus text (docs/metrics.md)")
+        .add("log_level", &C::log_level, "trace, debug, info, warn, error");
+    return t;
+  }();
+  return table;
 }
 
+void ProxyConfig::load_file(const std::string& path) { proxy_settings().load_file(path, *this); }
+
 void ProxyConfig::validate() const {
+  // Bounds of single values are the table's (checked as they are read); here what spans several.
   if (role != "clyde" && role != "bonnie") throw std::runtime_error("role must be clyde or bonnie");
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
@@ -63,15 +62,9 @@ void ProxyConfig::validate() const {
     throw std::runtime_error("metrics_listen must be a numeric host:port");
   }
   if (is_clyde() && bonnies_file.empty()) throw std::runtime_error("a clyde needs bonnies_file (its Bonnie list)");
-  if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be at least 1 MiB");
-  if (heartbeat_interval_ms < 10) throw std::runtime_error("heartbeat_interval_ms must be >= 10");
   if (heartbeat_timeout_ms <= heartbeat_interval_ms) {
     throw std::runtime_error("heartbeat_timeout_ms must exceed heartbeat_interval_ms");
   }
-  if (idle_timeout_s < 1) throw std::runtime_error("idle_timeout_s must be >= 1");
-  if (max_unacked_batches < 1) throw std::runtime_error("max_unacked_batches must be >= 1");
-  if (max_connections < 1) throw std::runtime_error("max_connections must be >= 1");
-  if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
 }
 
 }  // namespace monitor::proxy

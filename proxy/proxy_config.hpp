@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/default_paths.hpp"
+#include "common/settings.hpp"
 
 namespace monitor::proxy {
 
@@ -33,8 +34,12 @@ struct ProxyConfig {
 
   /// Throws std::runtime_error naming the file and the problem.
   void load_file(const std::string& path);
-  /// Throws std::runtime_error when a value is missing or out of range.
+  /// Throws std::runtime_error when a value is missing or does not fit the others.
   void validate() const;
 };
+
+/// monitor-proxy's settings: its flags, config keys, bounds, --help and the
+/// table of docs/proxy.md, from one list.
+const SettingsTable<ProxyConfig>& proxy_settings();
 
 }  // namespace monitor::proxy
