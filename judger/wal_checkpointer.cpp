@@ -15,16 +15,12 @@ WalCheckpointer::WalCheckpointer(const std::filesystem::path& file, std::chrono:
     sqlite3_close(db_);
     throw std::runtime_error("opening " + file.string() + " to checkpoint it: " + why);
   }
-  thread_ = std::thread([this, every] { run(every); });
+  thread_ = std::jthread([this, every](std::stop_token stop) { run(stop, every); });
 }
 
 WalCheckpointer::~WalCheckpointer() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.request_stop();
+  thread_.join();  // before the connection it uses goes
   sqlite3_close(db_);
 }
 
@@ -33,9 +29,9 @@ uint64_t WalCheckpointer::failures() const {
   return failures_;
 }
 
-void WalCheckpointer::run(std::chrono::milliseconds every) {
+void WalCheckpointer::run(std::stop_token stop, std::chrono::milliseconds every) {
   std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, every, [this] { return stopping_; })) {
+  while (!wake_.wait_for(lock, stop, every, [] { return false; }) && !stop.stop_requested()) {
     lock.unlock();
     int log_frames = 0, checkpointed = 0;
     const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &checkpointed);

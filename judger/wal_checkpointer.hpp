@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <stop_token>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -32,14 +33,13 @@ class WalCheckpointer {
   uint64_t failures() const;
 
  private:
-  void run(std::chrono::milliseconds every);
+  void run(std::stop_token stop, std::chrono::milliseconds every);
 
   sqlite3* db_ = nullptr;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  std::condition_variable_any wake_;  // woken at once by the stop token
   uint64_t failures_ = 0;
-  std::thread thread_;
+  std::jthread thread_;
 };
 
 }  // namespace monitor::judger

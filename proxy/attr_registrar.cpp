@@ -9,16 +9,12 @@
 namespace monitor::proxy {
 
 AttrRegistrar::AttrRegistrar(registry::Registry& registry) : registry_(registry) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 AttrRegistrar::~AttrRegistrar() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+  thread_.request_stop();
+  thread_.join();  // before the queue it reads goes
 }
 
 bool AttrRegistrar::admit(const std::string& service, const std::string& attr, size_t registered, int64_t bound) {
@@ -49,11 +45,10 @@ size_t AttrRegistrar::waiting() const {
   return queue_.size();
 }
 
-void AttrRegistrar::run() {
+void AttrRegistrar::run(std::stop_token stop) {
   std::unique_lock lock(mutex_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) return;
+    if (!wake_.wait(lock, stop, [&] { return !queue_.empty(); })) return;  // stopped
     const auto [service, attr] = queue_.front();
     lock.unlock();
     const auto outcome = registry::add_auto_attr(registry_, service, attr);
@@ -61,7 +56,7 @@ void AttrRegistrar::run() {
     if (!outcome) {
       // The registry is away: the attr stays queued (and routed), tried again in a second.
       spdlog::warn("registering attr {} of {}: {}; tried again in 1 s", attr, service, outcome.error().message());
-      wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      wake_.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
       continue;
     }
     queue_.pop_front();

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <stop_token>
 #include <thread>
 #include <utility>
 
@@ -42,17 +43,16 @@ class AttrRegistrar {
   size_t waiting() const;
 
  private:
-  void run();
+  void run(std::stop_token stop);
 
   registry::Registry& registry_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  std::condition_variable_any wake_;  // woken at once by the stop token
   std::map<std::string, std::set<std::string>> pending_;  // service -> attrs admitted, not yet known
   std::deque<std::pair<std::string, std::string>> queue_;  // still to write
   std::set<std::pair<std::string, std::string>> full_;     // the registry refused them: at the bound
   std::atomic<uint64_t> registered_{0}, refused_{0};
-  std::thread thread_;  // last
+  std::jthread thread_;  // last
 };
 
 }  // namespace monitor::proxy

@@ -17,15 +17,11 @@ LiveRegistration::LiveRegistration(Registry& registry, std::string role, std::st
       kind_(std::move(kind)),
       name_(std::move(name)),
       ttl_(ttl),
-      thread_([this] { run(); }) {}
+      thread_([this](std::stop_token stop) { run(stop); }) {}
 
 LiveRegistration::~LiveRegistration() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+  thread_.request_stop();
+  thread_.join();  // no refresh may follow the removal
   if (auto r = registry_.remove(kind_, name_); !r) {
     spdlog::warn("registry: cannot remove {}/{} on the way out: {} (it expires within {} ms)", kind_, name_,
                  r.error().message(), ttl_.count());
@@ -66,20 +62,20 @@ bool LiveRegistration::refresh(const boost::json::value& value) {
   return true;
 }
 
-void LiveRegistration::run() {
+void LiveRegistration::run(std::stop_token stop) {
   using namespace std::chrono;
   const milliseconds period = std::max(milliseconds(100), ttl_ / 3);
   milliseconds backoff(100);
   std::unique_lock lock(mutex_);
-  wake_.wait(lock, [this] { return stopping_ || value_.has_value(); });
-  while (!stopping_) {
+  wake_.wait(lock, stop, [this] { return value_.has_value(); });
+  while (!stop.stop_requested()) {
     const boost::json::value value = *value_;
     lock.unlock();
     const bool ok = refresh(value);
     lock.lock();
     const milliseconds wait = ok ? period : std::min(backoff, period);
     backoff = ok ? milliseconds(100) : std::min(backoff * 2, period);
-    wake_.wait_for(lock, wait, [this] { return stopping_; });
+    wake_.wait_for(lock, stop, wait, [] { return false; });
   }
 }
 

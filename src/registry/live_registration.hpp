@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <stop_token>
 #include <thread>
 
 #include <boost/json/value.hpp>
@@ -39,7 +40,7 @@ class LiveRegistration {
   uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
 
  private:
-  void run();
+  void run(std::stop_token stop);
   bool refresh(const boost::json::value& value);
 
   Registry& registry_;
@@ -49,10 +50,9 @@ class LiveRegistration {
   std::atomic<uint64_t> failures_{0};
   bool traced_ = false;  // parts/<role>.<name> written since the registry last answered; thread only
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable_any wake_;         // woken at once by the stop token
   std::optional<boost::json::value> value_;  // GUARDED_BY(mutex_)
-  bool stopping_ = false;                    // GUARDED_BY(mutex_)
-  std::thread thread_;                       // last: started once the rest is built
+  std::jthread thread_;                      // last: started once the rest is built
 };
 
 }  // namespace monitor::registry
