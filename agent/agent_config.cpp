@@ -93,55 +93,113 @@ void AgentConfig::read_host_metrics(const boost::json::value& value) {
   read_globs("skip_interfaces", host.skip_interfaces);
 }
 
-void AgentConfig::load_file(const std::string& path) {
-  const boost::json::object obj = json_fields::read_json_object(path);
-  static constexpr const char* kKnown[] = {
-      "ring", "ring_lanes", "ring_shared_lanes", "ring_slots_per_lane", "ring_name_capacity",
-      "recreate_ring", "socket", "udp", "group", "socket_rcvbuf_bytes", "output", "late_window_s",
-      "future_window_s", "server_id", "self_metrics", "metrics_listen", "log_level", "forward", "registry", "dc", "spool_dir", "spool_max_bytes",
-      "sender_id", "journal", "journal_max_bytes",
-      "series_per_service", "max_names", "statsd_socket", "statsd", "host_metrics", "plugins", "checks"};
-  try {
-    using namespace json_fields;
-    check_known(obj, kKnown);
-    read_string(obj, "ring", ring);
-    read_int(obj, "ring_lanes", ring_lanes);
-    read_int(obj, "ring_shared_lanes", ring_shared_lanes);
-    read_int(obj, "ring_slots_per_lane", ring_slots_per_lane);
-    read_int(obj, "ring_name_capacity", ring_name_capacity);
-    read_bool(obj, "recreate_ring", recreate_ring);
-    read_string(obj, "socket", socket);
-    read_string(obj, "udp", udp);
-    read_string(obj, "group", group);
-    read_int(obj, "socket_rcvbuf_bytes", socket_rcvbuf_bytes);
-    read_string(obj, "output", output);
-    read_int(obj, "late_window_s", late_window_s);
-    read_int(obj, "future_window_s", future_window_s);
-    read_int(obj, "server_id", server_id);
-    read_bool(obj, "self_metrics", self_metrics);
-    read_string(obj, "metrics_listen", metrics_listen);
-    read_string(obj, "log_level", log_level);
-    read_string(obj, "forward", forward);
-    read_string(obj, "registry", registry);
-    read_string(obj, "dc", dc);
-    read_string(obj, "spool_dir", spool_dir);
-    read_int(obj, "spool_max_bytes", spool_max_bytes);
-    read_int(obj, "sender_id", sender_id);
-    read_string(obj, "journal", journal);
-    read_int(obj, "journal_max_bytes", journal_max_bytes);
-    read_int(obj, "series_per_service", series_per_service);
-    read_int(obj, "max_names", max_names);
-    read_string(obj, "statsd_socket", statsd_socket);
-    if (const auto* v = obj.if_contains("statsd")) read_statsd(*v);
-    if (const auto* v = obj.if_contains("host_metrics")) read_host_metrics(*v);
-    if (const auto* v = obj.if_contains("plugins")) read_plugins(*v);
-    if (const auto* v = obj.if_contains("checks")) checks = read_checks(*v);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
-  }
+const SettingsTable<AgentConfig>& agent_settings() {
+  using C = AgentConfig;
+  using Custom = SettingsTable<AgentConfig>::Custom;
+  // A nested object of the file, read by its own reader.
+  auto object = [](void (AgentConfig::*read)(const boost::json::value&)) {
+    return Custom{[read](const boost::json::value& v, C& config) { (config.*read)(v); }, Custom::Flag::kNone, {}};
+  };
+  static const SettingsTable<AgentConfig> table = [&] {
+    SettingsTable<AgentConfig> t;
+    t.add("ring", &C::ring, "shm name of the ring", "`$MONITOR_RING`, or `/monitor-ring`")
+        .add_bounded("ring_lanes", &C::ring_lanes, "lanes, if the agent creates the ring", 2, 65'536)
+        .add_bounded("ring_shared_lanes", &C::ring_shared_lanes,
+                     "of those, lanes shared call by call", 1, 65'535)
+        .add_bounded("ring_slots_per_lane", &C::ring_slots_per_lane, "slots per lane, a power of two", 64, 1 << 24)
+        .add_bounded("ring_name_capacity", &C::ring_name_capacity,
+                     "(service, attr) pairs the ring's name table holds, a power of two", 64, 1 << 24)
+        .add("recreate_ring", &C::recreate_ring,
+             "remove an existing ring first (e.g. of another version)")
+        .add("socket", &C::socket, "Unix datagram socket, mode 0660; `\"\"` for none. Its directory is created if missing. A socket file left by a dead "
+             "agent is replaced; one a live agent serves stops the start",
+             "`/run/monitor/agent.sock` as root, else `$XDG_RUNTIME_DIR/monitor/agent.sock` (or "
+             "`/tmp/monitor-<uid>/agent.sock`)")
+        .add_bounded("socket_rcvbuf_bytes", &C::socket_rcvbuf_bytes, "the socket's receive buffer", 4096,
+                     1 << 30, "8 MiB")
+        .add("udp", &C::udp,
+             "`host:port` of a UDP socket taking the same lines: statsd clients, and bindings that cannot open a Unix "
+             "datagram socket (Node.js: `bindings/node`); `none` for no UDP. Any local user can send to it. When the "
+             "default address is taken (another statsd daemon), the agent logs a warning and runs without UDP; an "
+             "address that was set and cannot be bound stops the start")
+        .add("statsd_socket", &C::statsd_socket, "Unix stream socket for statsd lines, mode 0660 and group as `socket`; `none` for none (also when `socket` "
+             "is `\"\"`). When the default path is served by another live agent, a warning, and no stream socket; a "
+             "path that was set must bind",
+             "`statsd.sock` beside `socket`")
+        .add("statsd", object(&C::read_statsd),
+             "how statsd names map (docs/socket.md): `rules` (list of `{match, service, attr}`, first match wins), "
+             "`default_service`, `prefix` (`Statsd`), `gauge_sign` (`delta`, statsd's rule, or `value`, DogStatsD's), "
+             "`max_connections` (256) of the stream socket",
+             "`{}`")
+        .add("", Custom{{}, Custom::Flag::kValue,
+                        [](const std::vector<std::string>& v, C& config) { config.statsd.default_service = v.at(0); }},
+             "service of statsd lines that no rule and no `service:` tag map (`statsd.default_service`)")
+        .flag("statsd-default-service")
+        .add("group", &C::group, "group given the ring and the socket (both 0660): who may report",
+             "`monitor` if it exists, else the agent's own")
+        .add("output", &C::output, "JSON-lines file (appended), `-` for stdout, `none`. A forwarding agent writes no copy unless asked: a "
+             "slow stdout would stall its only thread",
+             "stdout when not forwarding, `none` when forwarding")
+        .flag("o,output")
+        .add("forward", &C::forward, "numeric `host:port` to send each second's batch to (spooled while it is down); empty: a proxy from the registry")
+        .add("registry", &C::registry, "registry address (`file:<dir>`); with `forward` empty, batches go to a live proxy of `dc` from it; both empty: no forwarding")
+        .add("dc", &C::dc, "this host's data centre: only proxies registered with it are picked")
+        .add("spool_dir", &C::spool_dir, "where batches wait until the next hop acknowledges them",
+             "`/var/lib/monitor/agent-spool` as root; `$XDG_STATE_HOME/monitor/agent-spool` (or "
+             "`~/.local/state/monitor/agent-spool`) otherwise")
+        .add_bounded("spool_max_bytes", &C::spool_max_bytes, "past this the oldest batches are dropped and counted",
+                     1 << 20, INT64_MAX, "256 MiB")
+        .add("sender_id", &C::sender_id, "this agent's id on the wire; 0 derives it from the host name and the ring")
+        .add("journal", &C::journal, "crash journal (see \"Crash story\"); `none` for none (a SIGKILL then loses the open seconds)",
+             "`/dev/shm/<ring>.journal`")
+        .add_bounded("journal_max_bytes", &C::journal_max_bytes, "room for reports of open seconds in the journal (32 bytes each; tmpfs pages are used only as needed), a multiple of 4096", 1 << 20,
+                     16LL << 30, "256 MiB")
+        .add("series_per_service", &C::series_per_service,
+             "series (one per series and op mask) one service may open in one second; reports that would open more are "
+             "dropped, counted as `Series.OverLimit`, and the first time per service a warning names it. A `server_id` "
+             "loop in one service then costs a bounded amount of memory. 0: no limit")
+        .add_bounded("max_names", &C::max_names,
+                     "(service, attr) names the agent holds (they are never forgotten); a report of a new name past it is dropped, "
+                     "logged (at most once a second) and counted as `Names.Refused`", 64,
+                     UINT32_MAX)
+        .add_bounded("late_window_s", &C::late_window_s, "how long after its second ends a report is still taken", 0, 300)
+        .flag("late-window")
+        .add_bounded("future_window_s", &C::future_window_s, "how far ahead of the agent's clock a report may be", 0,
+                     300)
+        .flag("future-window")
+        .add_bounded("server_id", &C::server_id,
+                     "for statsd lines without a server tag, for `Monitor.Agent` and the host's metrics", 0,
+                     INT64_MAX)
+        .add("host_metrics", object(&C::read_host_metrics), "the host's own metrics (docs/host-metrics.md): `enabled` (true), `interval_ms` (1000), `service` "
+             "(`Host.System`), `per_core` (false), `skip_fs_types`, `skip_mounts`, `skip_disks`, `skip_interfaces` (lists "
+             "of globs, replacing the defaults), `max_devices` (64 per kind), `statvfs_timeout_ms` (1000)",
+             "on")
+        .add("", Custom{{}, Custom::Flag::kSwitch, [](const std::vector<std::string>&, C& config) { config.host.enabled = false; }},
+             "do not collect this host's metrics (`host_metrics.enabled`)", "collected every second as `Host.System`")
+        .flag("no-host-metrics")
+        .add("plugins", object(&C::read_plugins), "executables run on their interval (docs/plugins.md): `dir`, `max_running` (4), `max_timeout_s` (60), "
+             "`max_output_bytes` (262144), `rescan_s` (10)",
+             "`dir` as `--plugin-dir`")
+        .add("", Custom{{}, Custom::Flag::kValue, [](const std::vector<std::string>& v, C& config) { config.plugins.dir = v.at(0); }},
+             "directory of plugins, executables named `<interval s>_<name>`; `none` for no plugins (`plugins.dir`)",
+             "`/etc/monitor/plugins` as root, else `$XDG_CONFIG_HOME/monitor/plugins` (or `~/.config/monitor/plugins`)")
+        .flag("plugin-dir")
+        .add("checks", Custom{[](const boost::json::value& v, C& config) { config.checks = read_checks(v); }, Custom::Flag::kNone, {}},
+             "built-in checks (docs/plugins.md, \"Checks\"): a list of `{\"type\": \"tcp\", \"name\", \"address\"}`, "
+             "`{\"type\": \"process\", \"name\", \"process\" or \"cmdline\"}`, `{\"type\": \"http\", \"name\", \"url\"}`, each with "
+             "`interval_s` (10) and `timeout_ms` (1000)")
+        .add("self_metrics", &C::self_metrics, "report `Monitor.Agent` health metrics")
+        .add("metrics_listen", &C::metrics_listen, "`host:port` serving `GET /metrics`: the same figures as Prometheus text (docs/metrics.md)")
+        .add("log_level", &C::log_level, "trace, debug, info, warn, error");
+    return t;
+  }();
+  return table;
 }
 
+void AgentConfig::load_file(const std::string& path) { agent_settings().load_file(path, *this); }
+
 void AgentConfig::validate() const {
+  agent_settings().check_bounds(*this, AgentConfig{});
   if (!metrics_listen.empty() && !net::parse_endpoint(metrics_listen)) {
     throw std::runtime_error("metrics_listen must be a numeric host:port");
   }
@@ -154,9 +212,6 @@ void AgentConfig::validate() const {
   if (ring_lanes < 2 || ring_lanes > 65536 || ring_shared_lanes == 0 || ring_shared_lanes >= ring_lanes) {
     throw std::runtime_error("need 2 <= ring_lanes <= 65536 and 0 < ring_shared_lanes < ring_lanes");
   }
-  if (late_window_s < 0 || late_window_s > 300) throw std::runtime_error("late_window_s must be in [0, 300]");
-  if (future_window_s < 0 || future_window_s > 300) throw std::runtime_error("future_window_s must be in [0, 300]");
-  if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
   if (host.interval_ms < 100 || host.interval_ms > 60'000) {
     throw std::runtime_error("host_metrics.interval_ms must be in [100, 60000]");
   }
@@ -167,7 +222,6 @@ void AgentConfig::validate() const {
   if (host.enabled && !monitor::is_valid_name(host.service)) {
     throw std::runtime_error(fmt::format("host_metrics.service \"{}\" is not a service name (like Host.System)", host.service));
   }
-  if (socket_rcvbuf_bytes < 4096) throw std::runtime_error("socket_rcvbuf_bytes must be >= 4096");
   if (plugins.max_running < 1 || plugins.max_running > 64) throw std::runtime_error("plugins.max_running must be in [1, 64]");
   if (plugins.max_timeout_s < 1 || plugins.max_timeout_s > 3600) {
     throw std::runtime_error("plugins.max_timeout_s must be in [1, 3600]");
@@ -178,8 +232,6 @@ void AgentConfig::validate() const {
   if (plugins.rescan_s < 1 || plugins.rescan_s > 3600) throw std::runtime_error("plugins.rescan_s must be in [1, 3600]");
   if (!forward.empty() && !net::parse_endpoint(forward)) throw std::runtime_error("forward must be a numeric host:port");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
-  if (spool_max_bytes < (1u << 20)) throw std::runtime_error("spool_max_bytes must be >= 1 MiB");
-  if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
   if (!udp.empty() && udp != "none" && !net::parse_endpoint(udp)) {
     throw std::runtime_error("udp must be a numeric host:port, or none");
   }

@@ -10,6 +10,7 @@
 #include "agent/host_metrics.hpp"
 #include "agent/plugin_runner.hpp"
 #include "agent/statsd_line.hpp"
+#include "common/settings.hpp"
 
 namespace monitor::agent {
 
@@ -103,5 +104,9 @@ struct AgentConfig {
   /// /var/lib/monitor as root; $XDG_STATE_HOME/monitor, or ~/.local/state/monitor, otherwise.
   static std::string default_state_dir();
 };
+
+/// monitor-agent's settings: its flags, config keys, bounds, --help and the
+/// table of docs/agent.md, from one list.
+const SettingsTable<AgentConfig>& agent_settings();
 
 }  // namespace monitor::agent

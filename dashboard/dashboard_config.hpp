@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/default_paths.hpp"
+#include "common/settings.hpp"
 
 namespace monitor::dashboard {
 
@@ -29,5 +30,9 @@ struct DashboardConfig {
   /// Throws std::runtime_error when a value is out of range.
   void validate() const;
 };
+
+/// monitor-dashboard's settings: its flags, config keys, bounds, --help and
+/// the table of docs/dashboard.md, from one list.
+const SettingsTable<DashboardConfig>& dashboard_settings();
 
 }  // namespace monitor::dashboard

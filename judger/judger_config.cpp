@@ -11,65 +11,110 @@
 
 namespace monitor::judger {
 
-void JudgerConfig::load_file(const std::string& path) {
-  const boost::json::object obj = json_fields::read_json_object(path);
-  static constexpr const char* kKnown[] = {"name",    "listen",        "query_listen",   "data_dir", "registry",
-                                           "grace_s", "watermark_wait_s", "late_window_s", "catch_up_s", "future_window_s", "idle_timeout_s", "server_id",
-                                           "self_metrics", "log_level", "max_connections", "max_query_connections",
-                                           "query_threads", "query_timeout_s",
-                                           "max_names", "series_per_service", "placement", "smtp_url", "mail_from", "dashboard_url",
-                                           "notify_tries", "notify_backoff_ms", "command_timeout_s", "command_max_running",
-                                           "export", "export_backlog_minutes", "export_seconds"};
-  try {
-    using namespace json_fields;
-    check_known(obj, kKnown);
-    read_string(obj, "name", name);
-    read_string(obj, "listen", listen);
-    read_string(obj, "query_listen", query_listen);
-    read_string(obj, "data_dir", data_dir);
-    read_string(obj, "registry", registry);
-    read_int(obj, "grace_s", grace_s);
-    read_int(obj, "watermark_wait_s", watermark_wait_s);
-    read_int(obj, "late_window_s", late_window_s);
-    read_int(obj, "catch_up_s", catch_up_s);
-    read_int(obj, "future_window_s", future_window_s);
-    read_int(obj, "idle_timeout_s", idle_timeout_s);
-    read_int(obj, "server_id", server_id);
-    read_bool(obj, "self_metrics", self_metrics);
-    read_string(obj, "log_level", log_level);
-    read_int(obj, "max_connections", max_connections);
-    read_int(obj, "max_query_connections", max_query_connections);
-    read_int(obj, "query_threads", query_threads);
-    read_int(obj, "query_timeout_s", query_timeout_s);
-    read_int(obj, "max_names", max_names);
-    read_int(obj, "series_per_service", series_per_service);
-    read_bool(obj, "placement", placement);
-    read_string(obj, "smtp_url", smtp_url);
-    read_string(obj, "mail_from", mail_from);
-    read_string(obj, "dashboard_url", dashboard_url);
-    read_int(obj, "notify_tries", notify_tries);
-    read_int(obj, "notify_backoff_ms", notify_backoff_ms);
-    read_int(obj, "command_timeout_s", command_timeout_s);
-    read_int(obj, "command_max_running", command_max_running);
-    read_int(obj, "export_backlog_minutes", export_backlog_minutes);
-    read_bool(obj, "export_seconds", export_seconds);
-    if (const auto* list = obj.if_contains("export")) {
-      if (!list->is_array()) throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
-      for (const auto& item : list->as_array()) {
-        if (!item.is_object()) throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
-        static constexpr const char* kTargetKnown[] = {"name", "kind", "url"};
-        check_known(item.as_object(), kTargetKnown);
-        std::string target_name, kind, url;
-        read_string(item.as_object(), "name", target_name);
-        read_string(item.as_object(), "kind", kind);
-        read_string(item.as_object(), "url", url);
-        export_targets.push_back(parse_export_target(target_name + "=" + kind + ":" + url));
-      }
-    }
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
-  }
+const SettingsTable<JudgerConfig>& judger_settings() {
+  using C = JudgerConfig;
+  using Custom = SettingsTable<JudgerConfig>::Custom;
+  static const SettingsTable<JudgerConfig> table = [] {
+    SettingsTable<JudgerConfig> t;
+    const int64_t retention_minutes = Retention{}.minute_s / 60;
+    t.add("name", &C::name, "its registry entry `judgers/<name>`")
+        .add("listen", &C::listen, "`host:port` for batches from proxies (and agents sending directly)")
+        .add("query_listen", &C::query_listen, "`host:port` of the HTTP query API")
+        .add("data_dir", &C::data_dir, "directory of the store",
+             "`/var/lib/monitor/judger` as root, else `$XDG_STATE_HOME/monitor/judger` (or "
+             "`~/.local/state/monitor/judger`)")
+        .add("registry", &C::registry, "registry address (docs/registry.md)", "`file:` beside the data directory")
+        .add_bounded("grace_s", &C::grace_s,
+                     "seconds after a minute ends before it is final when a sender sends no watermark or went away",
+                     0, 600)
+        .flag("grace")
+        .add_bounded("watermark_wait_s", &C::watermark_wait_s,
+                     "seconds a live sender whose watermark lags may hold a minute", 1, 3600)
+        .flag("watermark-wait")
+        .add_bounded("late_window_s", &C::late_window_s, "seconds a final minute stays in memory for late data", 0,
+                     86'400)
+        .flag("late-window")
+        .add_bounded("catch_up_s", &C::catch_up_s,
+                     "after a start, at most this many seconds in which no minute is final until the senders that "
+                     "fed this judger are back and caught up",
+                     0, 3600)
+        .flag("catch-up")
+        .add_bounded("future_window_s", &C::future_window_s,
+                     "seconds a record may be ahead of this judger's clock; further ahead, or older than the minute "
+                     "retention, it is refused (`Reports.Future`, `Reports.TooLate`)",
+                     0, 86'400)
+        .flag("future-window")
+        .add_bounded("idle_timeout_s", &C::idle_timeout_s, "a batch connection silent this long is closed", 1, 86'400)
+        .add_bounded("max_connections", &C::max_connections,
+                     "batch connections at once; more are closed at accept (`Connections.Refused`), their senders "
+                     "retry",
+                     1, 1'000'000)
+        .add_bounded("max_query_connections", &C::max_query_connections,
+                     "HTTP query connections at once; more are closed at accept (`Connections.Refused`)", 1, 100'000)
+        .add_bounded("query_threads", &C::query_threads, "threads running store queries, off the ingest thread", 1, 64)
+        .add_bounded("query_timeout_s", &C::query_timeout_s, "seconds a store query may run before it is stopped (503)",
+                     1, 3600)
+        .flag("query-timeout")
+        .add_bounded("max_names", &C::max_names,
+                     "(service, attr) names interned; a DICT name past it is refused (`Names.Refused`) and so are "
+                     "records naming it (`Reports.NameRefused`)",
+                     64, UINT32_MAX)
+        .add("series_per_service", &C::series_per_service,
+             "series (attr, server) of one service in one minute; a record opening one more is refused before it is "
+             "stored (`Reports.OverLimit`); 0: no limit")
+        .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Judger` metrics", 0, INT64_MAX)
+        .add("self_metrics", &C::self_metrics, "report `Monitor.Judger` through the local agent, if one runs")
+        .add("placement", &C::placement,
+             "take part in automatic placement (`monitorctl placement manual` turns it off for all)")
+        .add("smtp_url", &C::smtp_url, "SMTP server for alarm mail (docs/rules.md)")
+        .add("mail_from", &C::mail_from, "sender of alarm mail")
+        .add("dashboard_url", &C::dashboard_url,
+             "the dashboard's address (`http://host:port`): each alarm message links to its series' chart there")
+        .add_bounded("notify_tries", &C::notify_tries,
+                     "deliveries of a notification tried before it is recorded as failed", 1, 100)
+        .add_bounded("notify_backoff_ms", &C::notify_backoff_ms,
+                     "wait before the second try, doubling per try (at most 5 min)", 10, 300'000)
+        .add_bounded("command_timeout_s", &C::command_timeout_s, "seconds a notification command may run", 1, 3600)
+        .flag("command-timeout")
+        .add_bounded("command_max_running", &C::command_max_running, "notification commands running at once", 1, 256)
+        .add("export",
+             Custom{[](const boost::json::value& list, C& config) {
+                      if (!list.is_array()) throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
+                      config.export_targets.clear();
+                      for (const auto& item : list.as_array()) {
+                        if (!item.is_object()) {
+                          throw std::runtime_error("\"export\" must be an array of {name, kind, url}");
+                        }
+                        static constexpr const char* kTargetKnown[] = {"name", "kind", "url"};
+                        json_fields::check_known(item.as_object(), kTargetKnown);
+                        std::string target_name, kind, url;
+                        json_fields::read_string(item.as_object(), "name", target_name);
+                        json_fields::read_string(item.as_object(), "kind", kind);
+                        json_fields::read_string(item.as_object(), "url", url);
+                        config.export_targets.push_back(
+                            JudgerConfig::parse_export_target(target_name + "=" + kind + ":" + url));
+                      }
+                    },
+                    Custom::Flag::kRepeated,
+                    [](const std::vector<std::string>& texts, C& config) {
+                      config.export_targets.clear();  // the flags replace the config file's list
+                      for (const auto& text : texts) config.export_targets.push_back(JudgerConfig::parse_export_target(text));
+                    }},
+             "export finished minutes to a target: in the file `[{\"name\", \"kind\", \"url\"}]`, as a flag "
+             "`NAME=KIND:URL` (repeatable); KIND `victoriametrics` or `influxdb` (docs/export.md)")
+        .add_bounded("export_backlog_minutes", &C::export_backlog_minutes,
+                     "minutes a target that was down still receives (at most the minute retention)", 1,
+                     retention_minutes)
+        .flag("export-backlog")
+        .add("export_seconds", &C::export_seconds,
+             "export each second's aggregates too (measurement `monitor_second`)")
+        .add("log_level", &C::log_level, "trace, debug, info, warn, error");
+    return t;
+  }();
+  return table;
 }
+
+void JudgerConfig::load_file(const std::string& path) { judger_settings().load_file(path, *this); }
 
 ExportTarget JudgerConfig::parse_export_target(const std::string& text) {
   const size_t equals = text.find('=');
@@ -99,31 +144,13 @@ ExportTarget JudgerConfig::parse_export_target(const std::string& text) {
 }
 
 void JudgerConfig::validate() const {
+  judger_settings().check_bounds(*this, JudgerConfig{});
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (listen.rfind(':') == std::string::npos) throw std::runtime_error("listen must be host:port");
   if (query_listen.rfind(':') == std::string::npos) throw std::runtime_error("query_listen must be host:port");
   if (!dashboard_url.empty() && ((!dashboard_url.starts_with("http://") && !dashboard_url.starts_with("https://")) ||
                                  dashboard_url.find_first_of(" \t\r\n\"<>") != std::string::npos)) {
     throw std::runtime_error("dashboard_url must be an http:// or https:// address");
-  }
-  if (grace_s < 0 || grace_s > 600) throw std::runtime_error("grace_s must be in [0, 600]");
-  if (watermark_wait_s < 1 || watermark_wait_s > 3600) throw std::runtime_error("watermark_wait_s must be in [1, 3600]");
-  if (late_window_s < 0 || late_window_s > 86400) throw std::runtime_error("late_window_s must be in [0, 86400]");
-  if (catch_up_s < 0 || catch_up_s > 3600) throw std::runtime_error("catch_up_s must be in [0, 3600]");
-  if (future_window_s < 0 || future_window_s > 86400) throw std::runtime_error("future_window_s must be in [0, 86400]");
-  if (idle_timeout_s < 1) throw std::runtime_error("idle_timeout_s must be >= 1");
-  if (server_id < 0) throw std::runtime_error("server_id must be >= 0");
-  if (max_connections < 1 || max_query_connections < 1) {
-    throw std::runtime_error("max_connections and max_query_connections must be >= 1");
-  }
-  if (query_threads < 1 || query_threads > 64) throw std::runtime_error("query_threads must be in [1, 64]");
-  if (query_timeout_s < 1 || query_timeout_s > 3600) throw std::runtime_error("query_timeout_s must be in [1, 3600]");
-  if (max_names < 64) throw std::runtime_error("max_names must be >= 64");
-  if (notify_tries < 1 || notify_tries > 100) throw std::runtime_error("notify_tries must be in [1, 100]");
-  if (notify_backoff_ms < 10 || notify_backoff_ms > 300000) throw std::runtime_error("notify_backoff_ms must be in [10, 300000]");
-  if (export_backlog_minutes < 1 || export_backlog_minutes > Retention{}.minute_s / 60) {
-    throw std::runtime_error(fmt::format("export_backlog_minutes must be in [1, {}] (the minute retention)",
-                                         Retention{}.minute_s / 60));
   }
   for (size_t i = 0; i < export_targets.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
@@ -132,7 +159,6 @@ void JudgerConfig::validate() const {
       }
     }
   }
-  if (command_timeout_s < 1 || command_max_running < 1) throw std::runtime_error("command_timeout_s and command_max_running must be >= 1");
 }
 
 }  // namespace monitor::judger

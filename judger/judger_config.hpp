@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/default_paths.hpp"
+#include "common/settings.hpp"
 #include "judger/exporter.hpp"
 
 namespace monitor::judger {
@@ -60,5 +61,9 @@ struct JudgerConfig {
   /// Throws std::runtime_error when a value is out of range.
   void validate() const;
 };
+
+/// monitor-judger's settings: its flags, config keys, bounds, --help and the
+/// table of docs/judger.md, from one list.
+const SettingsTable<JudgerConfig>& judger_settings();
 
 }  // namespace monitor::judger

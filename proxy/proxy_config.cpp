@@ -53,7 +53,7 @@ const SettingsTable<ProxyConfig>& proxy_settings() {
 void ProxyConfig::load_file(const std::string& path) { proxy_settings().load_file(path, *this); }
 
 void ProxyConfig::validate() const {
-  // Bounds of single values are the table's (checked as they are read); here what spans several.
+  proxy_settings().check_bounds(*this, ProxyConfig{});
   if (role != "clyde" && role != "bonnie") throw std::runtime_error("role must be clyde or bonnie");
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (!registry::is_valid_key(dc)) throw std::runtime_error("dc must be 1-128 bytes of [A-Za-z0-9._-]");
