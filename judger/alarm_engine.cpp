@@ -6,12 +6,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "alarm/message.hpp"
 #include "alarm/replay.hpp"
 #include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "registry/placement.hpp"
-#include "common/sparkline.hpp"
-#include "mail/smtp_mail.hpp"
 #include "query/judger_client.hpp"
 #include "query/series_merge.hpp"
 
@@ -23,7 +22,6 @@ using alarm::Notice;
 
 constexpr int64_t kCatchUpMinutes = 60;  // after a long stop, only the last hour is evaluated
 constexpr int64_t kOnTimeJudgement_s = 60;  // a minute judged later than this after its end is caught up
-constexpr int kRecentMinutes = 10;       // shown in a message
 // How long a minute split by a move waits for the judger it moved from to
 // have its part final (that judger restarting, or catching up).
 constexpr auto kSplitMinuteWait = std::chrono::seconds(30);
@@ -78,11 +76,7 @@ AlarmEngine::AlarmEngine(registry::Registry& registry, std::string self, Notifie
 
 AlarmEngine::~AlarmEngine() {
   watch_.reset();
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
+  thread_.request_stop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -95,7 +89,7 @@ void AlarmEngine::load_rules() {
                            [this](const std::string& kind, const std::vector<registry::Entry>& entries) {
                              on_change(kind, entries);
                            });
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 void AlarmEngine::on_change(const std::string& kind, const std::vector<registry::Entry>& entries) {
@@ -184,11 +178,12 @@ AlarmEngine::Figures AlarmEngine::figures() const {
   return figures_;
 }
 
-void AlarmEngine::run() {
+void AlarmEngine::run(std::stop_token stop) {
+  stop_ = stop;
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [&] { return stopping_ || !points_queue_.empty() || final_before_s_ / 60 - 1 > evaluated_through_; });
-    if (stopping_) return;
+    wake_.wait(lock, stop, [&] { return !points_queue_.empty() || final_before_s_ / 60 - 1 > evaluated_through_; });
+    if (stop.stop_requested()) return;
     // Points first: a minute is evaluated only after its points arrived.
     std::vector<Amendment> amended;
     while (!points_queue_.empty()) {
@@ -227,7 +222,7 @@ void AlarmEngine::run() {
     // After a restart, minutes a rule's stored state has not seen are caught up (the last hour at most).
     const int64_t from = std::max(evaluated_through_ + 1, last_final - kCatchUpMinutes);
     newest_final_ = last_final;
-    for (int64_t minute = from; minute <= last_final && !stopping_; ++minute) {
+    for (int64_t minute = from; minute <= last_final && !stop.stop_requested(); ++minute) {
       // The registry's answers may take a while: the io thread must be able to queue meanwhile.
       lock.unlock();
       evaluate(minute);
@@ -489,10 +484,7 @@ std::string AlarmEngine::merge_split_minute(const std::string& service, const st
     std::string address;
     for (bool first = true;; first = false) {
       if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_) return "the judger stopped";
-      }
+      if (stop_.stop_requested()) return "the judger stopped";
       const auto query = registry::judger_query(registry_, judger);
       if (!query || query->empty()) break;  // not live: nothing to wait for
       // Its part is final once that judger has stored every minute up to
@@ -705,111 +697,42 @@ void AlarmEngine::evaluate_rule(OwnedRule& owned, int64_t minute, int64_t now_s)
 void AlarmEngine::notify(const OwnedRule& owned, const Notice& notice, const std::string& correction) {
   const alarm::Rule& rule = owned.rule;
   const auto& by_server = series_[{rule.service, rule.attr, rule.op}];
-  const std::string kind(alarm::notice_name(notice.kind));
-  std::string upper = kind;
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  const std::string op = alarm::rule_op_name(rule.op);
-  const std::string query = fmt::format("monitorctl query --service {} --attr {} --op {}{} --from -1h", rule.service,
-                                        rule.attr, op, rule.per_server ? " --server <N>" : "");
-  json::array alarms;
-  std::string text = fmt::format("{} {} ({}): {}\n{}\n\n", upper, rule.name, alarm::severity_name(rule.severity),
-                                 rule.summary.empty() ? rule.when_text : rule.summary, rule.description);
-  text += fmt::format("{} {} {} per {}, when {}\n\n", rule.service, rule.attr, op, rule.per_server ? "server" : "total",
-                      rule.when_text);
-  std::string html = fmt::format("<h3>{} {} <small>({})</small></h3><p>{}</p><p>{}</p><p><code>{} {} {} per {}: when {}</code></p>"
-                                 "<table border=\"1\" cellpadding=\"3\"><tr><th>series</th><th>value</th><th>last {} minutes</th></tr>",
-                                 upper, mail::html_escape(rule.name), alarm::severity_name(rule.severity),
-                                 mail::html_escape(rule.summary), mail::html_escape(rule.description), rule.service, rule.attr, op,
-                                 rule.per_server ? "server" : "total", mail::html_escape(rule.when_text), kRecentMinutes);
+  alarm::MessageFacts facts{notice.kind, notice.minute, {}, correction, {}, dashboard_url_};
+  if (const auto partial = partial_minutes_.find(rule.service); partial != partial_minutes_.end()) {
+    facts.partial = partial->second;
+  }
   for (const int64_t server : notice.servers) {
-    const auto a = owned.state.alarms.find(server);
-    const auto s = by_server.find(server);
-    std::vector<std::optional<double>> recent;
-    json::array recent_json;
-    for (int64_t m = notice.minute - kRecentMinutes + 1; m <= notice.minute; ++m) {
-      const auto v = s != by_server.end() ? s->second.at(m) : std::nullopt;
-      recent.push_back(v);
-      recent_json.push_back(json::object{{"minute", m * 60}, {"value", v ? json::value(*v) : json::value(nullptr)}});
+    alarm::MessageSeries& s = facts.series.emplace_back();
+    s.server = server;
+    const auto series = by_server.find(server);
+    for (int64_t m = notice.minute - alarm::kMessageRecentMinutes + 1; m <= notice.minute; ++m) {
+      s.recent.push_back(series != by_server.end() ? series->second.at(m) : std::nullopt);
     }
-    const std::optional<double> value = a != owned.state.alarms.end() ? a->second.value : std::nullopt;
-    std::string host;
+    if (const auto a = owned.state.alarms.find(server); a != owned.state.alarms.end()) {
+      s.value = a->second.value;
+      s.alarm = a->second;
+    }
     if (server >= 0) {
       std::lock_guard lock(mutex_);
-      if (const auto it = host_of_.find(server); it != host_of_.end()) host = it->second;
+      if (const auto it = host_of_.find(server); it != host_of_.end()) s.host = it->second;
     }
-    const std::string series = server < 0      ? "total"
-                               : host.empty() ? fmt::format("server {}", server)
-                                              : fmt::format("server {} ({})", server, host);
-    std::string table;
-    for (const auto& v : recent) table += fmt::format(" {}", v ? fmt::format("{:g}", *v) : "-");
-    text += fmt::format("  {}: {} now   {}   last {} minutes:{}\n", series, number(value), sparkline(recent),
-                        kRecentMinutes, table);
-    // The chart of the series an hour around the minute, as a Grafana alert
-    // links to its panel. Names and op names are URL-safe by their grammar.
-    const std::string chart =
-        dashboard_url_.empty()
-            ? ""
-            : fmt::format("{}/#/chart?service={}&attr={}&op={}&servers={}&from={}&to={}", dashboard_url_, rule.service,
-                          rule.attr, op, server < 0 ? std::string("total") : std::to_string(server),
-                          (notice.minute - 30) * 60, (notice.minute + 31) * 60);
-    if (!chart.empty()) text += fmt::format("    chart: {}\n", chart);
-    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{} &nbsp; {}</td></tr>",
-                        chart.empty() ? series : fmt::format("<a href=\"{}\">{}</a>", mail::html_escape(chart), series),
-                        number(value), sparkline(recent), table);
-    json::object item{{"server", server < 0 ? json::value(nullptr) : json::value(server)},
-                      {"host", host.empty() ? json::value(nullptr) : json::value(host)},
-                      {"value", value ? json::value(*value) : json::value(nullptr)},
-                      {"recent", std::move(recent_json)}};
-    if (!chart.empty()) item["chart_url"] = chart;
-    if (a != owned.state.alarms.end()) {
-      item["state"] = alarm::state_name(a->second.state);
-      item["fired_at"] = a->second.fired_at * 60;
-    }
-    alarms.push_back(std::move(item));
   }
-  if (!correction.empty()) {
-    text += fmt::format("\nCorrected: {}.\n", correction);
-    html += fmt::format("<p><b>Corrected:</b> {}.</p>", mail::html_escape(correction));
-  }
-  const auto partial = partial_minutes_.find(rule.service);
-  if (partial != partial_minutes_.end()) {
-    text += fmt::format("\nPartial: the service moved during this minute, and it was {}.\n", partial->second);
-    html += fmt::format("<p><b>Partial:</b> the service moved during this minute, and it was {}.</p>",
-                        mail::html_escape(partial->second));
-  }
-  text += fmt::format("\nMore: {}\n", query);
-  html += fmt::format("</table><p>More: <code>{}</code></p>", mail::html_escape(query));
-  json::object labels;
-  for (const auto& [k, v] : rule.labels) labels[k] = v;
-  const std::string subject = fmt::format("[{}] {}: {} series", upper, rule.name, notice.servers.size());
+  const alarm::Message message = alarm::render_message(rule, facts);
 
+  const std::string kind(alarm::notice_name(notice.kind));
   std::vector<alarm::Target> targets = rule.notify;
   if (notice.kind == Notice::Kind::kEscalation) targets = {*rule.escalate_to};
-  for (size_t i = 0; i < targets.size(); ++i) {
+  for (const alarm::Target& t : targets) {
     // The key names the rule, the kind, the minute and the target: the same
     // evaluation gives the same key, on this judger or the service's next.
-    const std::string target = targets[i].text();
+    const std::string target = t.text();
     const std::string key = fmt::format("{}-{}-{}-{:016x}", rule.name, kind, notice.minute * 60,
                                         hash_bytes(target.data(), target.size(), 0x6e6f74696679));
-    Notification n;
-    n.key = key;
-    n.rule = rule.name;
-    n.target = target;
-    n.subject = subject;
-    n.text = text;
-    n.html = html;
-    n.body = json::object{{"version", 1}, {"key", key}, {"kind", kind}, {"rule", rule.name},
-                          {"severity", alarm::severity_name(rule.severity)}, {"summary", rule.summary},
-                          {"description", rule.description}, {"labels", labels}, {"service", rule.service},
-                          {"attr", rule.attr}, {"op", op}, {"per", rule.per_server ? "server" : "total"},
-                          {"condition", rule.when_text}, {"minute", notice.minute * 60}, {"alarms", alarms},
-                          {"text", text}, {"query", query}};
-    if (partial != partial_minutes_.end()) n.body["partial"] = partial->second;
-    if (!correction.empty()) n.body["correction"] = correction;
-    if (!rule.group.empty()) n.body["group"] = rule.group;
-    if (!rule.from_template.empty()) n.body["template"] = rule.from_template;
+    Notification n{key, rule.name, target, message.subject, message.text, message.html, message.body};
+    n.body["key"] = key;
     if (notifier_.enqueue(n)) {
-      notifier_.record(notice.minute * 60, rule.name, -1, "notice_" + kind, fmt::format("{} series to {}", notice.servers.size(), target));
+      notifier_.record(notice.minute * 60, rule.name, -1, "notice_" + kind,
+                       fmt::format("{} series to {}", notice.servers.size(), target));
     }
   }
 }

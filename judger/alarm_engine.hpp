@@ -80,7 +80,7 @@ class AlarmEngine {
     std::optional<double> judged;
     double now;
   };
-  void run();
+  void run(std::stop_token stop);
   // In each owned rule's history that reads the series: the value judged and
   // the value now; a firing the amended value does not bear out is resolved.
   void record_amendments(const std::vector<Amendment>& amended);
@@ -104,10 +104,9 @@ class AlarmEngine {
   std::string dashboard_url_;  // without a trailing '/'; empty: messages carry no link
 
   mutable std::mutex mutex_;  // everything below
-  std::condition_variable wake_;
+  std::condition_variable_any wake_;  // woken at once by the stop token
   std::deque<std::vector<MinutePoint>> points_queue_;
   int64_t final_before_s_ = 0;
-  bool stopping_ = false;
   std::map<std::string, alarm::Rule> rules_;            // every rule in the registry, by name
   std::map<std::string, int64_t> rule_versions_;        // their entries' versions
   std::map<std::string, boost::json::value> assignments_;  // service -> its assignment: its judger, and those it left
@@ -120,6 +119,7 @@ class AlarmEngine {
   Figures figures_;
 
   // The engine thread's own.
+  std::stop_token stop_;  // its stop, for the steps that wait on other judgers
   std::map<std::string, OwnedRule> owned_;  // rules evaluated here, by name
   std::map<SeriesKey, std::map<int64_t, alarm::MinuteSeries>> series_;
   int64_t evaluated_through_ = 0;  // minute index
@@ -128,7 +128,7 @@ class AlarmEngine {
   // Services whose minute being evaluated was judged without a holder's part: why.
   std::map<std::string, std::string> partial_minutes_;
   std::unique_ptr<registry::Watch> watch_;
-  std::thread thread_;
+  std::jthread thread_;
 };
 
 }  // namespace monitor::judger

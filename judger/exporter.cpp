@@ -18,7 +18,7 @@
 #include "common/log_throttle.hpp"
 #include "judger/minute_store.hpp"
 #include "judger/op_values.hpp"
-#include "judger/sqlite_statement.hpp"
+#include "judger/sqlite_db.hpp"
 #include "model/op.hpp"
 #include "net/http_post.hpp"
 
@@ -70,23 +70,6 @@ struct QueuedMinute {
   int64_t queued_ms = 0;
 };
 
-sqlite3* open_db(const std::filesystem::path& file, int flags, std::string& error) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(file.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    error = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return nullptr;
-  }
-  // The judger's thread writes the store while this one reads it (WAL).
-  sqlite3_busy_timeout(db, 5000);
-  return db;
-}
-
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close(db); }
-};
-using Db = std::unique_ptr<sqlite3, DbCloser>;
-
 }  // namespace
 
 std::string export_line(std::string_view measurement, std::string_view service, std::string_view attr,
@@ -121,19 +104,12 @@ struct Exporter::Target {
 Exporter::Exporter(const std::filesystem::path& data_dir, const std::filesystem::path& store_file,
                    ExportOptions options)
     : state_file_(data_dir / "export.db"), store_file_(store_file), options_(std::move(options)) {
-  std::string error;
-  Db state(open_db(state_file_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error));
-  if (!state) throw std::runtime_error(fmt::format("open {}: {}", state_file_.string(), error));
-  char* message = nullptr;
-  if (sqlite3_exec(state.get(),
-                   "PRAGMA journal_mode = WAL;"
-                   "CREATE TABLE IF NOT EXISTS positions (target TEXT PRIMARY KEY, queue_id INTEGER NOT NULL, "
-                   "minute INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
-                   nullptr, nullptr, &message) != SQLITE_OK) {
-    const std::string text = message != nullptr ? message : "unknown error";
-    sqlite3_free(message);
-    throw std::runtime_error(fmt::format("prepare {}: {}", state_file_.string(), text));
-  }
+  const Db state = open_db(state_file_, OpenMode::kCreate);
+  exec_or_throw(state.get(),
+                "PRAGMA journal_mode = WAL;"
+                "CREATE TABLE IF NOT EXISTS positions (target TEXT PRIMARY KEY, queue_id INTEGER NOT NULL, "
+                "minute INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
+                fmt::format("prepare {}", state_file_.string()));
   for (const ExportTarget& t : options_.targets) targets_.push_back(std::make_unique<Target>(t));
   for (auto& t : targets_) threads_.emplace_back([this, target = t.get()] { run(*target); });
 }
@@ -185,13 +161,16 @@ void Exporter::run(Target& target) {
     return !stopping_;
   };
 
-  std::string error;
   Db store, state;
   while (!store || !state) {
-    store.reset(open_db(store_file_, SQLITE_OPEN_READONLY, error));
-    if (store) state.reset(open_db(state_file_, SQLITE_OPEN_READWRITE, error));
-    if (store && state) break;
-    spdlog::error("export to {}: open its databases: {}; trying again in 5 s", config.name, error);
+    // The judger's thread writes the store while this one reads it (WAL).
+    try {
+      store = open_db(store_file_, OpenMode::kReadOnly);
+      state = open_db(state_file_, OpenMode::kReadWrite);
+      break;
+    } catch (const std::runtime_error& e) {
+      spdlog::error("export to {}: {}; trying again in 5 s", config.name, e.what());
+    }
     if (!wait(std::chrono::seconds(5), false)) return;
   }
 

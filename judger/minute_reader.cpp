@@ -6,7 +6,7 @@
 #include <iterator>
 #include <map>
 
-#include "judger/sqlite_statement.hpp"
+#include "judger/sqlite_db.hpp"
 #include "wire/byte_io.hpp"
 
 namespace monitor::judger {
@@ -45,15 +45,9 @@ bool is_interrupted(const boost::system::error_code& ec) noexcept {
 
 boost::system::result<std::unique_ptr<MinuteReader>> MinuteReader::open_read_only(const std::filesystem::path& file,
                                                                                   Retention retention) {
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    sqlite3_close(db);
-    return sqlite_error(rc);
-  }
-  // A reader waits only while the writer checkpoints or recovers the log.
-  sqlite3_busy_timeout(db, 5000);
-  auto reader = std::make_unique<MinuteReader>(db, retention);
+  auto opened = try_open_db(file, OpenMode::kReadOnly);
+  if (!opened) return opened.error();
+  auto reader = std::make_unique<MinuteReader>(opened->release(), retention);
   reader->owns_db_ = true;
   return reader;
 }

@@ -11,30 +11,11 @@
 #include <fmt/format.h>
 
 #include "common/clock.hpp"
-#include "judger/sqlite_statement.hpp"
+#include "judger/sqlite_db.hpp"
 #include "wire/byte_io.hpp"
 
 namespace monitor::judger {
 namespace {
-
-// Rolls a transaction back unless commit() ran.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) { rc_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); }
-  ~Transaction() {
-    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  int begin_rc() const { return rc_; }
-  int commit() {
-    done_ = true;
-    return sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-  }
-
- private:
-  sqlite3* db_;
-  int rc_;
-  bool done_ = false;
-};
 
 constexpr const char* kSchema = R"sql(
 PRAGMA journal_mode = WAL;
@@ -129,14 +110,9 @@ struct MinuteStore::AppendStatements {
 
 boost::system::result<std::unique_ptr<MinuteStore>> MinuteStore::open(const std::filesystem::path& file,
                                                                       Retention retention) {
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
-  if (rc != SQLITE_OK) {
-    sqlite3_close(db);
-    return sqlite_error(rc);
-  }
-  sqlite3_busy_timeout(db, 5000);
+  auto opened = try_open_db(file, OpenMode::kCreate);
+  if (!opened) return opened.error();
+  sqlite3* db = opened->release();  // the store closes it, after its statements
   std::unique_ptr<MinuteStore> store(new MinuteStore(db, retention));
   if (auto schema = store->exec(kSchema); !schema) return schema.error();
   // A store written before completed_minutes existed: its minutes are complete.

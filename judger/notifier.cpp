@@ -1,18 +1,9 @@
 #include "judger/notifier.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <optional>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <stdexcept>
 
@@ -20,99 +11,20 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
-#include "alarm/rule.hpp"
 #include "common/clock.hpp"
-#include "judger/sqlite_statement.hpp"
-#include "mail/smtp_mail.hpp"
-#include "net/http_post.hpp"
-
-
+#include "judger/sqlite_db.hpp"
 namespace monitor::judger {
 namespace {
 
 int64_t now_ms() { return realtime_ns() / 1'000'000; }
 
-// What a command sees of the judger: PATH and LANG, and the alarm as
-// MONITOR_ALARM_* (the key to de-duplicate by). Not the judger's environment,
-// which may hold the registry's password.
-std::vector<std::string> command_environment(const std::string& key, const std::string& body) {
-  std::vector<std::string> env{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-  const char* lang = std::getenv("LANG");
-  env.push_back(std::string("LANG=") + (lang != nullptr ? lang : "C.UTF-8"));
-  env.push_back("MONITOR_ALARM_KEY=" + key);
-  boost::system::error_code ec;
-  const boost::json::value parsed = boost::json::parse(body, ec);
-  const auto* obj = ec ? nullptr : parsed.if_object();
-  if (obj == nullptr) return env;
-  for (const auto& [field, name] : {std::pair{"kind", "KIND"}, {"rule", "RULE"}, {"severity", "SEVERITY"},
-                                    {"summary", "SUMMARY"}, {"service", "SERVICE"}, {"attr", "ATTR"},
-                                    {"op", "OP"}, {"per", "PER"}, {"condition", "CONDITION"}, {"minute", "MINUTE"}}) {
-    const auto* v = obj->if_contains(field);
-    if (v == nullptr) continue;
-    std::string text = v->is_string() ? std::string(v->as_string()) : boost::json::serialize(*v);
-    std::replace(text.begin(), text.end(), '\0', ' ');
-    env.push_back(fmt::format("MONITOR_ALARM_{}={}", name, text));
-  }
-  return env;
-}
-
-// Starts a notification command: without a shell, the body on stdin from
-// `input`, in a process group of its own (killed as one), with no descriptor
-// of the judger's but 0-2 and a clean environment. Its pid, or nullopt with
-// `error` set.
-std::optional<pid_t> spawn_command(const std::string& spec, const std::string& key, const std::string& body,
-                                   const std::string& input, std::string& error) {
-  auto split = alarm::command_words(spec);
-  if (!split || split->empty()) {
-    error = split ? "no program to run" : "a quoted argument is not closed";
-    return std::nullopt;
-  }
-  std::vector<std::string>& words = *split;
-  {
-    std::ofstream f(input, std::ios::trunc);
-    f << body;
-    if (!f) {
-      error = "cannot write the command's input";
-      return std::nullopt;
-    }
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, input.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_text = command_environment(key, body);
-  std::vector<char*> env;
-  for (auto& e : env_text) env.push_back(e.data());
-  env.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (rc != 0) {
-    error = fmt::format("cannot run {}: {}", words[0], std::strerror(rc));
-    return std::nullopt;
-  }
-  return pid;
-}
-
 }  // namespace
 
 Notifier::Notifier(const std::string& data_dir, NotifierOptions options) : options_(std::move(options)) {
-  const std::string path = (std::filesystem::path(data_dir) / "alarms.db").string();
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
-      SQLITE_OK) {
-    const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw std::runtime_error(fmt::format("open {}: {}", path, message));
-  }
-  const char* schema = R"(
+  const std::filesystem::path path = std::filesystem::path(data_dir) / "alarms.db";
+  // Several threads write the outbox: one connection, serialized by SQLite and by mutex_.
+  Db db = open_db(path, OpenMode::kCreate, Threading::kShared);
+  exec_or_throw(db.get(), R"(
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 CREATE TABLE IF NOT EXISTS outbox (
@@ -124,22 +36,25 @@ CREATE TABLE IF NOT EXISTS history (
   id INTEGER PRIMARY KEY, time_s INTEGER NOT NULL, rule TEXT NOT NULL, server INTEGER NOT NULL,
   event TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_rule ON history (rule, time_s);
-)";
-  char* error = nullptr;
-  if (sqlite3_exec(db_, schema, nullptr, nullptr, &error) != SQLITE_OK) {
-    const std::string message = error != nullptr ? error : "?";
-    sqlite3_free(error);
-    sqlite3_close(db_);
-    throw std::runtime_error(fmt::format("prepare {}: {}", path, message));
-  }
+)", fmt::format("prepare {}", path.string()));
+  db_ = db.release();  // closed by the destructor, after the threads that use it
   {
     Statement st(db_, "SELECT count(*) FROM outbox WHERE state = 'pending'");
     if (st.step() == SQLITE_ROW && st.int64(0) > 0) {
       spdlog::info("alarms: {} notifications waiting in the outbox since before the restart", st.int64(0));
     }
   }
+  channels_["webhook"] = notify::make_webhook_channel(options_.timeout_s);
+  channels_["email"] = notify::make_email_channel(options_.smtp_url, options_.mail_from, options_.timeout_s);
+  channels_["command"] =
+      notify::make_command_channel((std::filesystem::path(data_dir) / "command-input").string(), options_.command_timeout_s);
+  network_.capacity = kWorkers;
+  network_.per_target = kPerTarget;
+  commands_.capacity = commands_.per_target = options_.command_max_running;
   thread_ = std::thread([this] { run(); });
-  for (int i = 0; i < kWorkers; ++i) workers_.emplace_back([this] { work(); });
+  for (Pool* pool : {&network_, &commands_}) {
+    for (int i = 0; i < pool->capacity; ++i) pool->workers.emplace_back([this, pool] { work(*pool); });
+  }
 }
 
 Notifier::~Notifier() {
@@ -148,9 +63,25 @@ Notifier::~Notifier() {
     stopping_ = true;
   }
   wake_.notify_all();
-  jobs_ready_.notify_all();
+  network_.ready.notify_all();
+  commands_.ready.notify_all();
   if (thread_.joinable()) thread_.join();
-  for (std::thread& w : workers_) w.join();  // a delivery under way ends within its timeout
+  // A delivery under way ends within its timeout and is settled as any try
+  // is: a command that succeeded is not run again after the restart (only one
+  // that failed, or was killed at its deadline). What was handed out and not
+  // begun stays pending.
+  size_t commands_running = 0;
+  {
+    std::lock_guard lock(mutex_);
+    commands_running = static_cast<size_t>(commands_.in_flight) - commands_.jobs.size();
+  }
+  if (commands_running > 0) {
+    spdlog::info("alarms: stopping: waiting for {} command(s) under way (at most {} s)", commands_running,
+                 options_.command_timeout_s);
+  }
+  for (Pool* pool : {&network_, &commands_}) {
+    for (std::thread& w : pool->workers) w.join();
+  }
   sqlite3_close(db_);
 }
 
@@ -235,33 +166,41 @@ void Notifier::settle(const std::string& key, const std::string& rule, const std
                options_.tries, backoff, error);
 }
 
-void Notifier::work() {
+void Notifier::work(Pool& pool) {
   for (;;) {
     Job job;
     {
       std::unique_lock lock(mutex_);
-      jobs_ready_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-      if (stopping_) return;  // what was handed out and not sent stays pending: sent after the restart
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      pool.ready.wait(lock, [&] { return stopping_ || !pool.jobs.empty(); });
+      if (stopping_) return;  // what was handed out and not begun stays pending: sent after the restart
+      job = std::move(pool.jobs.front());
+      pool.jobs.pop_front();
     }
     std::string error;
-    const bool ok = deliver(job.target, job.key, job.subject, job.text, job.html, job.body, error);
+    const bool ok = deliver(job, error);
     settle(job.key, job.rule, job.target, ok, error);
     {
       std::lock_guard lock(mutex_);
       in_flight_.erase(job.key);
-      if (--in_flight_by_target_[job.target] == 0) in_flight_by_target_.erase(job.target);
+      --pool.in_flight;
+      if (--pool.by_target[job.target] == 0) pool.by_target.erase(job.target);
     }
     wake_.notify_all();  // the lane has room again
   }
 }
 
+bool Notifier::deliver(const Job& job, std::string& error) {
+  const size_t colon = job.target.find(':');
+  const auto channel = colon == std::string::npos ? channels_.end() : channels_.find(job.target.substr(0, colon));
+  if (channel == channels_.end()) {
+    error = "unknown target";
+    return false;
+  }
+  return channel->second->deliver(job.target.substr(colon + 1), {job.key, job.subject, job.text, job.html, job.body},
+                                  error);
+}
+
 void Notifier::run() {
-  std::map<pid_t, RunningCommand> running;
-  const std::filesystem::path stdin_dir = std::filesystem::path(sqlite3_db_filename(db_, "main")).parent_path() / "command-input";
-  std::error_code fs_ec;
-  std::filesystem::create_directories(stdin_dir, fs_ec);
   // The history is kept 30 days (the daily report and `alarm history` read
   // it); a settled outbox row 2 days, far longer than a restart's catch-up
   // (60 minutes) during which its key keeps a replay from queueing it again.
@@ -285,133 +224,38 @@ void Notifier::run() {
   };
   for (;;) {
     prune();
-    std::vector<Job> commands;
-    {
-      std::unique_lock lock(mutex_);
-      if (stopping_) break;
-      // Running commands are reaped by polling: a short wait only while there are some.
-      int64_t next_ms = now_ms() + (running.empty() ? 1000 : 50);
-      int64_t in_flight = 0;
-      for (const auto& [target, n] : in_flight_by_target_) in_flight += n;
-      size_t handed = 0;
-      // Due rows whose lane is full, or commands past command_max_running,
-      // are skipped, not waited on: the wait below ends when a lane frees.
-      Statement st(db_,
-              "SELECT key, rule, target, subject, text, html, body, next_try_ms FROM outbox WHERE state = 'pending' "
-              "ORDER BY next_try_ms LIMIT 256");
-      while (st.step() == SQLITE_ROW) {
-        const int64_t at = st.int64(7);
-        const std::string key = st.text(0), target = st.text(2);
-        if (in_flight_.contains(key)) continue;
-        if (at > now_ms()) {
-          next_ms = std::min(next_ms, at);
-          continue;
-        }
-        Job job{key, st.text(1), target, st.text(3), st.text(4), st.text(5), st.text(6)};
-        if (target.starts_with("command:")) {
-          if (running.size() + commands.size() >= static_cast<size_t>(options_.command_max_running)) continue;
-          in_flight_.insert(key);
-          commands.push_back(std::move(job));
-          continue;
-        }
-        int& lane = in_flight_by_target_[target];
-        if (lane >= kPerTarget || in_flight >= kWorkers) {
-          if (lane == 0) in_flight_by_target_.erase(target);
-          continue;
-        }
-        ++lane;
-        ++in_flight;
-        in_flight_.insert(key);
-        jobs_.push_back(std::move(job));
-        ++handed;
+    std::unique_lock lock(mutex_);
+    if (stopping_) break;
+    int64_t next_ms = now_ms() + 1000;
+    bool handed = false;
+    // Due rows whose lane or pool is full are skipped, not waited on: the
+    // wait below ends when a delivery settles.
+    Statement st(db_,
+                 "SELECT key, rule, target, subject, text, html, body, next_try_ms FROM outbox WHERE state = 'pending' "
+                 "ORDER BY next_try_ms LIMIT 256");
+    while (st.step() == SQLITE_ROW) {
+      const int64_t at = st.int64(7);
+      const std::string key = st.text(0), target = st.text(2);
+      if (in_flight_.contains(key)) continue;
+      if (at > now_ms()) {
+        next_ms = std::min(next_ms, at);
+        continue;
       }
-      if (handed > 0) jobs_ready_.notify_all();
-      if (handed == 0 && commands.empty()) {
-        wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_ms - now_ms())));
+      Pool& pool = target.starts_with("command:") ? commands_ : network_;
+      int& lane = pool.by_target[target];
+      if (lane >= pool.per_target || pool.in_flight >= pool.capacity) {
+        if (lane == 0) pool.by_target.erase(target);
+        continue;
       }
-      if (stopping_) break;
+      ++lane;
+      ++pool.in_flight;
+      in_flight_.insert(key);
+      pool.jobs.push_back(Job{key, st.text(1), target, st.text(3), st.text(4), st.text(5), st.text(6)});
+      pool.ready.notify_one();
+      handed = true;
     }
-    for (const Job& d : commands) {
-      const std::string input = (stdin_dir / (d.key + ".json")).string();
-      std::string error;
-      if (const auto pid = spawn_command(d.target.substr(8), d.key, d.body, input, error)) {
-        running[*pid] = {*pid, d.key, d.rule, d.target, now_ms() + options_.command_timeout_s * 1000LL, input};
-      } else {
-        std::filesystem::remove(input, fs_ec);
-        settle(d.key, d.rule, d.target, false, error);
-        std::lock_guard lock(mutex_);
-        in_flight_.erase(d.key);
-      }
-    }
-    for (auto it = running.begin(); it != running.end();) {
-      it = reap(it->second, false) ? running.erase(it) : std::next(it);
-    }
+    if (!handed) wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_ms - now_ms())));
   }
-  // Stopping: a command under way may finish until its deadline and is
-  // settled as any try is, so one that succeeded is not run again after the
-  // restart (only one that failed, or was killed at its deadline, is tried
-  // again). The stop waits at most command_timeout_s.
-  if (!running.empty()) {
-    spdlog::info("alarms: stopping: waiting for {} command(s) under way (at most {} s)", running.size(),
-                 options_.command_timeout_s);
-  }
-  for (auto& [pid, c] : running) reap(c, true);
-}
-
-// Settles a command that has ended, or is past its deadline (then killed
-// with its process group), or, with `wait`, once either happens. True once
-// settled.
-bool Notifier::reap(const RunningCommand& c, bool wait) {
-  int status = 0;
-  pid_t done = waitpid(c.pid, &status, WNOHANG);
-  while (wait && done == 0 && now_ms() < c.deadline_ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polled: a child's end wakes nothing here
-    done = waitpid(c.pid, &status, WNOHANG);
-  }
-  std::string error;
-  if (done == 0 && now_ms() >= c.deadline_ms) {
-    ::kill(-c.pid, SIGKILL);  // its process group: what it started goes too
-    waitpid(c.pid, &status, 0);
-    error = fmt::format("still running after {} s: killed", options_.command_timeout_s);
-    done = c.pid;
-  } else if (done == c.pid) {
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      error = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
-                                : fmt::format("killed by signal {}", WTERMSIG(status));
-    }
-    ::kill(-c.pid, SIGKILL);  // a child it left behind would hold what it inherited
-  }
-  if (done == 0) return false;
-  std::error_code fs_ec;
-  std::filesystem::remove(c.stdin_path, fs_ec);
-  settle(c.key, c.rule, c.target, error.empty(), error);
-  std::lock_guard lock(mutex_);
-  in_flight_.erase(c.key);
-  return true;
-}
-
-bool Notifier::deliver(const std::string& target, const std::string& key, const std::string& subject,
-                       const std::string& text, const std::string& html, const std::string& body, std::string& error) {
-  if (target.starts_with("webhook:")) return post_webhook(target.substr(8), key, body, error);
-  if (target.starts_with("email:")) return send_mail(target.substr(6), key, subject, text, html, error);
-  error = "unknown target";
-  return false;
-}
-
-bool Notifier::post_webhook(const std::string& url, const std::string& key, const std::string& body,
-                            std::string& error) {
-  net::HttpPoster poster;
-  const net::PostReply reply = poster.post(url, body, {"Content-Type: application/json", "Idempotency-Key: " + key},
-                                           static_cast<long>(options_.timeout_s));
-  error = reply.error;
-  return reply.ok();
-}
-
-bool Notifier::send_mail(const std::string& to, const std::string& key, const std::string& subject,
-                         const std::string& text, const std::string& html, std::string& error) {
-  // The Message-ID is the idempotency key: a retried delivery is recognisable.
-  return mail::send(options_.smtp_url, {options_.mail_from, to, subject, key, text, html},
-                    static_cast<long>(options_.timeout_s), error);
 }
 
 }  // namespace monitor::judger

@@ -1,13 +1,13 @@
-// Delivers alarm notifications (webhook, e-mail, command) from an on-disk outbox, retried until done.
+// Delivers alarm notifications from an on-disk outbox through the channels of
+// judger/notify/ (webhook, e-mail, command), retried until done.
 #pragma once
-
-#include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -15,6 +15,8 @@
 #include <vector>
 
 #include <boost/json.hpp>
+
+#include "judger/notify/channel.hpp"
 
 struct sqlite3;
 
@@ -46,11 +48,12 @@ struct NotifierCounters {
 };
 
 /// The durable outbox and the history of alarms (alarms.db in the data dir),
-/// and the threads that deliver: a notification is on disk before enqueue()
-/// returns and leaves the outbox only delivered or recorded as failed, so a
-/// restart resumes what was pending. Each target is a lane of its own: at most
+/// and the threads that deliver through the channels (judger/notify/): a
+/// notification is on disk before enqueue() returns and leaves the outbox only
+/// delivered or recorded as failed, so a restart resumes what was pending. Each target is a lane of its own: at most
 /// kPerTarget of its deliveries run at once, on a pool of kWorkers threads, so
-/// a receiver that never answers holds up only its own messages. Thread-safe.
+/// a receiver that never answers holds up only its own messages; commands
+/// have a pool of command_max_running threads of their own. Thread-safe.
 class Notifier {
  public:
   static constexpr int kWorkers = 8;    // webhook and mail deliveries at once, over all targets
@@ -76,36 +79,33 @@ class Notifier {
   struct Job {
     std::string key, rule, target, subject, text, html, body;
   };
-  struct RunningCommand {
-    pid_t pid;
-    std::string key, rule, target;
-    int64_t deadline_ms;
-    std::string stdin_path;
+  // Threads delivering through some channels, with their bounds; under mutex_.
+  struct Pool {
+    int capacity = 1;    // deliveries at once: its threads
+    int per_target = 1;  // of one target (its lane)
+    int in_flight = 0;   // handed out and not settled
+    std::map<std::string, int> by_target;
+    std::deque<Job> jobs;  // handed out, waiting for a thread
+    std::condition_variable ready;
+    std::vector<std::thread> workers;
   };
   void run();
-  bool reap(const RunningCommand& c, bool wait);
-  void work();
+  void work(Pool& pool);
+  bool deliver(const Job& job, std::string& error);
   void settle(const std::string& key, const std::string& rule, const std::string& target, bool ok,
               const std::string& error);
-  bool deliver(const std::string& target, const std::string& key, const std::string& subject,
-               const std::string& text, const std::string& html, const std::string& body, std::string& error);
-  bool post_webhook(const std::string& url, const std::string& key, const std::string& body, std::string& error);
-  bool send_mail(const std::string& to, const std::string& key, const std::string& subject, const std::string& text,
-                 const std::string& html, std::string& error);
 
   NotifierOptions options_;
+  std::map<std::string, std::unique_ptr<notify::Channel>, std::less<>> channels_;  // by the target's scheme
   sqlite3* db_ = nullptr;
-  mutable std::mutex mutex_;  // db_ and counters_
+  mutable std::mutex mutex_;  // db_, counters_ and the pools
   std::condition_variable wake_;
   NotifierCounters counters_;
   bool stopping_ = false;
-  // Deliveries handed to the workers and not settled yet; all under mutex_.
-  std::deque<Job> jobs_;
-  std::condition_variable jobs_ready_;
-  std::set<std::string> in_flight_;                 // keys: never two tries of one notification at once
-  std::map<std::string, int> in_flight_by_target_;  // its lane's deliveries running or waiting for a worker
+  std::set<std::string> in_flight_;  // keys: never two tries of one notification at once
+  Pool network_;   // webhooks and mail: kWorkers threads, kPerTarget per target
+  Pool commands_;  // command_max_running threads
   std::thread thread_;
-  std::vector<std::thread> workers_;
 };
 
 }  // namespace monitor::judger

@@ -1,6 +1,6 @@
 #include "judger/wal_checkpointer.hpp"
 
-#include <sqlite3.h>
+#include "judger/sqlite_db.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -10,11 +10,7 @@
 namespace monitor::judger {
 
 WalCheckpointer::WalCheckpointer(const std::filesystem::path& file, std::chrono::milliseconds every) {
-  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    const std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw std::runtime_error("opening " + file.string() + " to checkpoint it: " + why);
-  }
+  db_ = open_db(file, OpenMode::kReadWrite).release();  // closed after the thread that uses it ends
   thread_ = std::jthread([this, every](std::stop_token stop) { run(stop, every); });
 }
 

@@ -1,15 +1,19 @@
-// The judger's one wrapper of a prepared SQLite statement, and of SQLite's
-// result codes as errors: the minute store, its readers and the notifier's
-// outbox use them.
+// The judger's one way to SQLite: opening a database (flags, busy timeout),
+// running a schema, a transaction, a prepared statement, and SQLite's result
+// codes as errors. The minute store, its readers, the WAL checkpointer, the
+// notifier's outbox and the exporter's positions use it.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 
 namespace monitor::judger {
 
@@ -22,6 +26,50 @@ class SqliteCategory final : public boost::system::error_category {
 inline const SqliteCategory kSqliteCategory;
 
 inline boost::system::error_code sqlite_error(int rc) { return {rc, kSqliteCategory}; }
+
+struct DbCloser {
+  void operator()(sqlite3* db) const noexcept { sqlite3_close(db); }
+};
+using Db = std::unique_ptr<sqlite3, DbCloser>;
+
+enum class OpenMode { kReadOnly, kReadWrite, kCreate };
+// kOneThread: the connection is used by one thread at a time (no mutex of
+// SQLite's own); kShared: by several (SQLite serializes them).
+enum class Threading { kOneThread, kShared };
+
+/// Opens `file` with a busy timeout of 5 s: the judger's threads share its
+/// files in WAL mode, and a reader waits only while the writer checkpoints or
+/// recovers the log. Throws std::runtime_error("open <file>: <SQLite's message>").
+Db open_db(const std::filesystem::path& file, OpenMode mode, Threading threading = Threading::kOneThread);
+/// The same, the failure as SQLite's result code (for the store and its
+/// readers, which report rather than throw).
+boost::system::result<Db> try_open_db(const std::filesystem::path& file, OpenMode mode,
+                                      Threading threading = Threading::kOneThread);
+
+/// Runs `sql` (statements without results: a schema, pragmas). Throws
+/// std::runtime_error("<what>: <SQLite's message>").
+void exec_or_throw(sqlite3* db, const char* sql, std::string_view what);
+
+/// BEGIN IMMEDIATE; rolled back unless commit() ran.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) { rc_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  int begin_rc() const { return rc_; }
+  int commit() {
+    done_ = true;
+    return sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  }
+
+ private:
+  sqlite3* db_;
+  int rc_;
+  bool done_ = false;
+};
 
 // A prepared statement, finalized on scope exit.
 class Statement {
