@@ -198,16 +198,12 @@ std::vector<HostSample> run_check(const CheckSpec& check, const std::string& pro
 }
 
 CheckRunner::CheckRunner(std::vector<CheckSpec> checks) : checks_(std::move(checks)) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 CheckRunner::~CheckRunner() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
+  thread_.request_stop();
+  thread_.join();  // before the members it uses go
 }
 
 void CheckRunner::take(std::vector<HostRound>& out) {
@@ -218,7 +214,7 @@ void CheckRunner::take(std::vector<HostRound>& out) {
   }
 }
 
-void CheckRunner::run() {
+void CheckRunner::run(std::stop_token stop) {
   std::vector<int64_t> next_due(checks_.size());
   const int64_t start = realtime_ns();
   for (size_t i = 0; i < checks_.size(); ++i) {
@@ -226,9 +222,9 @@ void CheckRunner::run() {
     next_due[i] = (start / period + 1) * period;
   }
   std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  while (!stop.stop_requested()) {
     const int64_t now = realtime_ns();
-    for (size_t i = 0; i < checks_.size() && !stopping_; ++i) {
+    for (size_t i = 0; i < checks_.size() && !stop.stop_requested(); ++i) {
       if (now < next_due[i]) continue;
       const int64_t period = int64_t{checks_[i].interval_s} * kNsPerS;
       next_due[i] = (realtime_ns() / period + 1) * period;  // a slow check skips runs rather than piling them up
@@ -246,7 +242,7 @@ void CheckRunner::run() {
       rounds_.push_back(std::move(round));
     }
     const int64_t wake_at = checks_.empty() ? now + 3600 * kNsPerS : *std::min_element(next_due.begin(), next_due.end());
-    wake_.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(wake_at - realtime_ns(), 0)));
+    wake_.wait_for(lock, stop, std::chrono::nanoseconds(std::max<int64_t>(wake_at - realtime_ns(), 0)), [] { return false; });
   }
 }
 

@@ -60,17 +60,16 @@ class CheckRunner {
   uint64_t rounds_dropped() const noexcept { return rounds_dropped_.load(std::memory_order_relaxed); }
 
  private:
-  void run();
+  void run(std::stop_token stop);
 
   const std::vector<CheckSpec> checks_;
   std::atomic<uint64_t> runs_{0};
   std::atomic<uint64_t> failed_{0};  // a check that found its target down (Up 0) or no process
   std::atomic<uint64_t> rounds_dropped_{0};
   std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  std::condition_variable_any wake_;  // woken at once by the stop token
   std::deque<HostRound> rounds_;
-  std::thread thread_;  // last
+  std::jthread thread_;  // last
 };
 
 }  // namespace monitor::agent

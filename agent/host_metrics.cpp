@@ -84,16 +84,12 @@ struct HostSampler::StatvfsCall {
 };
 
 HostCollector::HostCollector(HostMetricsOptions options) : sampler_(std::move(options)) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 HostCollector::~HostCollector() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.request_stop();
+  thread_.join();  // before the sampler it uses goes
 }
 
 void HostCollector::take(std::vector<HostRound>& out) {
@@ -104,13 +100,13 @@ void HostCollector::take(std::vector<HostRound>& out) {
   }
 }
 
-void HostCollector::run() {
+void HostCollector::run(std::stop_token stop) {
   const auto interval = std::chrono::milliseconds(std::max(sampler_.options().interval_ms, 100));
   // On the interval's boundary of the wall clock, so every host's round of a
   // second is taken at about the same time and lands in that second.
   auto next = std::chrono::system_clock::now();
   std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  while (!stop.stop_requested()) {
     lock.unlock();
     HostRound round = sampler_.collect();
     lock.lock();
@@ -122,7 +118,7 @@ void HostCollector::run() {
     const auto now = std::chrono::system_clock::now();
     next = std::chrono::system_clock::time_point(
         (now.time_since_epoch() / interval + 1) * std::chrono::duration_cast<std::chrono::system_clock::duration>(interval));
-    wake_.wait_until(lock, next, [&] { return stopping_; });
+    wake_.wait_until(lock, stop, next, [] { return false; });
   }
 }
 

@@ -153,15 +153,14 @@ class HostCollector {
   uint64_t rounds_dropped() const noexcept { return rounds_dropped_.load(std::memory_order_relaxed); }
 
  private:
-  void run();
+  void run(std::stop_token stop);
 
   HostSampler sampler_;  // the thread's only
   std::atomic<uint64_t> rounds_dropped_{0};
   std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  std::condition_variable_any wake_;  // woken at once by the stop token
   std::deque<HostRound> rounds_;
-  std::thread thread_;  // last: started once the rest exists
+  std::jthread thread_;  // last: started once the rest exists
 };
 
 }  // namespace monitor::agent

@@ -297,14 +297,19 @@ PluginRunner::PluginRunner(PluginOptions options, int64_t server_id, StatsdOptio
   if (::pipe2(wake_fds_, O_CLOEXEC | O_NONBLOCK) != 0) {
     throw std::runtime_error("plugins: pipe: " + errno_text(errno));
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) {
+    // The thread sleeps in poll(): the stop wakes it through the pipe.
+    const std::stop_callback wake(stop, [this] {
+      const char byte = 0;
+      [[maybe_unused]] const ssize_t n = ::write(wake_fds_[1], &byte, 1);
+    });
+    run(stop);
+  });
 }
 
 PluginRunner::~PluginRunner() {
-  stopping_.store(true);
-  const char byte = 0;
-  [[maybe_unused]] const ssize_t n = ::write(wake_fds_[1], &byte, 1);
-  thread_.join();
+  thread_.request_stop();
+  thread_.join();  // before the pipe it polls closes
   close_fd(wake_fds_[0]);
   close_fd(wake_fds_[1]);
 }
@@ -332,10 +337,10 @@ HostRound PluginRunner::health_round(const PluginRun& run) {
   return round;
 }
 
-void PluginRunner::run() {
+void PluginRunner::run(std::stop_token stop) {
   spdlog::info("plugins: running executables named <interval>_<name> in {} (at most {} at once)", dir_,
                options_.max_running);
-  while (!stopping_.load()) {
+  while (!stop.stop_requested()) {
     const int64_t now = realtime_ns();
     if (now >= next_rescan_ns_) {
       rescan(now);

@@ -119,7 +119,7 @@ class PluginRunner {
   struct Child;
   friend PluginRun run_plugin_once(const std::string&, const PluginOptions&, int64_t, const StatsdOptions&, int);
 
-  void run();
+  void run(std::stop_token stop);
   void rescan(int64_t now_ns);
   void start_due(int64_t now_ns);
   void finish(Child& child, int64_t now_ns);
@@ -138,8 +138,7 @@ class PluginRunner {
   int wake_fds_[2] = {-1, -1};  // written to stop the thread's poll
   std::mutex mutex_;
   std::deque<PluginRun> done_;
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;  // last: started once the rest exists
+  std::jthread thread_;  // last: started once the rest exists
 };
 
 }  // namespace monitor::agent

@@ -197,29 +197,38 @@ void DashboardServer::serve_file(const std::string& path, net::HttpReply& reply)
   reply.body = content.str();
 }
 
-std::string DashboardServer::health_json() const {
-  const ApiCounters& c = api_->counters();
-  return boost::json::serialize(boost::json::object{
-      {"requests", c.requests.load()},          {"refused", c.refused.load()},
-      {"bad_requests", c.bad_requests.load()},  {"sign_ins", c.sign_ins.load()},
-      {"sign_ins_failed", c.sign_ins_failed.load()}, {"judger_errors", c.judger_errors.load()},
-      {"sessions", api_->sessions()},           {"connections", http_->counters().live.load()},
-      {"connections_refused", http_->counters().connections_refused.load()},
-      {"api_running", api_running_.load()},   {"api_refused", api_refused_.load()}});
+const health::HealthTable<DashboardServer>& DashboardServer::health_table() {
+  using D = DashboardServer;
+  static const health::HealthTable<DashboardServer> table = [] {
+    health::HealthTable<DashboardServer> t;
+    t.counter("Requests.Served", "requests", "", [](const D& d) { return d.api_->counters().requests.load(); })
+        .counter("Requests.Refused", "refused", "", [](const D& d) { return d.api_->counters().refused.load(); })
+        .counter("Requests.Bad", "bad_requests", "", [](const D& d) { return d.api_->counters().bad_requests.load(); })
+        .counter("SignIns.Ok", "sign_ins", "", [](const D& d) { return d.api_->counters().sign_ins.load(); })
+        .counter("SignIns.Failed", "sign_ins_failed", "", [](const D& d) { return d.api_->counters().sign_ins_failed.load(); })
+        .counter("Judger.Errors", "judger_errors", "", [](const D& d) { return d.api_->counters().judger_errors.load(); })
+        .gauge("Sessions.Live", "sessions", "", [](const D& d) { return static_cast<int64_t>(d.api_->sessions()); })
+        .gauge("Process.RssBytes", "", "", [](const D&) {
+          const RssInfo rss = read_rss();
+          return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
+        });
+    return t;
+  }();
+  return table;
 }
 
-void DashboardServer::report_health() {
-  const ApiCounters& c = api_->counters();
-  health_.counter("Requests.Served", c.requests.load());
-  health_.counter("Requests.Refused", c.refused.load());
-  health_.counter("Requests.Bad", c.bad_requests.load());
-  health_.counter("SignIns.Ok", c.sign_ins.load());
-  health_.counter("SignIns.Failed", c.sign_ins_failed.load());
-  health_.counter("Judger.Errors", c.judger_errors.load());
-  health_.gauge("Sessions.Live", static_cast<int64_t>(api_->sessions()));
-  const RssInfo rss = read_rss();
-  health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
+std::vector<std::string> DashboardServer::health_attrs() { return health_table().attrs(); }
+
+std::string DashboardServer::health_json() const {
+  boost::json::object health{{"connections", http_->counters().live.load()},
+                             {"connections_refused", http_->counters().connections_refused.load()},
+                             {"api_running", api_running_.load()},
+                             {"api_refused", api_refused_.load()}};
+  health_table().add_json(*this, health);
+  return boost::json::serialize(health);
 }
+
+void DashboardServer::report_health() { health_table().report(*this, health_); }
 
 asio::awaitable<void> DashboardServer::health_loop() {
   asio::steady_timer timer(io_);

@@ -20,6 +20,7 @@
 #include "dashboard/dashboard_api.hpp"
 #include "dashboard/dashboard_config.hpp"
 #include "health/health_reporter.hpp"
+#include "health/health_table.hpp"
 #include "health/metrics.hpp"
 #include "net/http_server.hpp"
 
@@ -35,6 +36,9 @@ class DashboardServer {
   /// Serves until SIGTERM or SIGINT, then returns 0.
   int run();
 
+  /// The Monitor.Dashboard attrs it reports (its health table's).
+  static std::vector<std::string> health_attrs();
+
  private:
   // The routes: the API (on the API pool), health, metrics, the web application's files.
   boost::asio::awaitable<net::HttpReply> handle(net::HttpExchange& exchange);
@@ -43,6 +47,7 @@ class DashboardServer {
   boost::asio::awaitable<void> health_loop();
   void report_health();
   std::string health_json() const;
+  static const health::HealthTable<DashboardServer>& health_table();
 
   DashboardConfig config_;
   std::string web_root_;

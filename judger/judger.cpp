@@ -408,71 +408,104 @@ int64_t Judger::complete_before(int64_t now_s) {
   return verdict.complete_before;
 }
 
-void Judger::report_health() {
-  health_.counter("Batches.Stored", counters_.batches_stored);
-  health_.counter("Batches.Duplicate", counters_.batches_duplicate);
-  health_.counter("Parts.Duplicate", counters_.parts_duplicate);
-  health_.counter("Reports.Stored", counters_.records);
-  health_.counter("Reports.TooLate", rollup_->too_late() + counters_.records_too_old);
-  health_.counter("Reports.Future", counters_.records_future);
-  health_.counter("Frames.Bad", listener_->counters().bad_frames);
-  health_.counter("Connections.Refused",
-                  query_http_->counters().connections_refused + listener_->counters().connections_refused);
-  health_.counter("Names.Refused", counters_.names_refused);
-  health_.counter("Reports.NameRefused", counters_.records_name_refused);
-  health_.counter("Reports.OverLimit", counters_.series_over_limit);
-  health_.counter("Minutes.Stored", counters_.minutes_stored);
-  health_.counter("Minutes.FinalByWatermark", counters_.minutes_final_by_watermark);
-  health_.counter("Minutes.FinalByGrace", counters_.minutes_final_by_grace);
-  health_.counter("Minutes.FinalByWaitOver", counters_.minutes_final_by_wait_over);
-  health_.counter("CatchUp.TimedOut", counters_.catch_ups_timed_out);
-  health_.counter("Minutes.AmendedAfterEvaluation", counters_.minutes_amended_after_evaluation);
-  health_.counter("Store.Errors", counters_.store_errors);
-  health_.counter("Queries.Served", queries_served_.load(std::memory_order_relaxed));
-  health_.counter("Queries.Stopped", queries_stopped_.load(std::memory_order_relaxed));
-  health_.counter("Queries.Cut", queries_cut_.load(std::memory_order_relaxed));
-  health_.gauge("Minutes.Open", static_cast<int64_t>(rollup_->open_minutes()));
-  health_.gauge("Connections.Live", static_cast<int64_t>(listener_->sessions().size()));
-  health_.gauge("Services.Owned", static_cast<int64_t>(services_.size()));
-  const RssInfo rss = read_rss();
-  health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
-  const AlarmEngine::Figures alarms = alarms_->figures();
-  const NotifierCounters notices = notifier_->counters();
-  health_.gauge("Alarms.Rules", static_cast<int64_t>(alarms.rules));
-  health_.gauge("Alarms.Firing", static_cast<int64_t>(alarms.firing));
-  health_.gauge("Alarms.Pending", static_cast<int64_t>(alarms.pending));
-  health_.counter("Alarms.StateWriteFailures", alarms.state_write_failures);
-  health_.counter("Alarms.Corrected", alarms.corrected);
-  health_.gauge("Rules.Bad", static_cast<int64_t>(alarms.bad_rules));
-  health_.counter("Notifications.Sent", notices.sent);
-  health_.counter("Notifications.Retried", notices.retried);
-  health_.counter("Notifications.Failed", notices.failed);
-  health_.gauge("Notifications.Pending", static_cast<int64_t>(notifier_->pending()));
-  health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
-  {
-    // Summed over targets, the lag and backlog of the one furthest behind;
-    // zeros without targets, so every registered attr is always reported.
-    ExportFigures all;
-    for (const ExportFigures& f : exporter_ ? exporter_->figures() : std::vector<ExportFigures>{}) {
-      all.minutes += f.minutes;
-      all.points += f.points;
-      all.failures += f.failures;
-      all.dropped += f.dropped;
-      all.seconds_dropped += f.seconds_dropped;
-      all.refused += f.refused;
-      all.backlog = std::max(all.backlog, f.backlog);
-      all.lag_ms = std::max(all.lag_ms, f.lag_ms);
-    }
-    health_.counter("Export.Delivered", all.minutes);  // not ".Minutes": promtool reads minutes as a unit
-    health_.counter("Export.Points", all.points);
-    health_.counter("Export.Failures", all.failures);
-    health_.counter("Export.Dropped", all.dropped);
-    health_.counter("Export.SecondsDropped", all.seconds_dropped);
-    health_.counter("Export.Refused", all.refused);
-    health_.gauge("Export.Backlog", all.backlog);
-    health_.gauge("Export.LagMillis", all.lag_ms);
+namespace {
+
+// Summed over targets, the lag and backlog of the one furthest behind; zeros
+// without targets, so every registered attr is always reported.
+ExportFigures export_totals(const Exporter* exporter) {
+  ExportFigures all;
+  for (const ExportFigures& f : exporter != nullptr ? exporter->figures() : std::vector<ExportFigures>{}) {
+    all.minutes += f.minutes;
+    all.points += f.points;
+    all.failures += f.failures;
+    all.dropped += f.dropped;
+    all.seconds_dropped += f.seconds_dropped;
+    all.refused += f.refused;
+    all.backlog = std::max(all.backlog, f.backlog);
+    all.lag_ms = std::max(all.lag_ms, f.lag_ms);
   }
-  health_.counter("Registry.Failures", registration_->failures());
+  return all;
+}
+
+}  // namespace
+
+const health::HealthTable<Judger>& Judger::health_table() {
+  using J = Judger;
+  static const health::HealthTable<Judger> table = [] {
+    health::HealthTable<Judger> t;
+    t.counter("Batches.Stored", "batches_stored", "batches stored", [](const J& j) { return j.counters_.batches_stored; })
+        .counter("Batches.Duplicate", "batches_duplicate", "duplicates",
+                 [](const J& j) { return j.counters_.batches_duplicate; })
+        .counter("Parts.Duplicate", "parts_duplicate", "", [](const J& j) { return j.counters_.parts_duplicate; })
+        .counter("Reports.Stored", "records", "records", [](const J& j) { return j.counters_.records; })
+        .counter("Reports.TooLate", "too_late", "too late",
+                 [](const J& j) { return j.rollup_->too_late() + j.counters_.records_too_old; })
+        .counter("Reports.Future", "future", "", [](const J& j) { return j.counters_.records_future; })
+        .counter("Frames.Bad", "bad_frames", "bad frames", [](const J& j) { return j.listener_->counters().bad_frames; })
+        .counter("Connections.Refused", "connections_refused", "",
+                 [](const J& j) {
+                   return j.query_http_->counters().connections_refused + j.listener_->counters().connections_refused;
+                 })
+        .counter("Names.Refused", "names_refused", "", [](const J& j) { return j.counters_.names_refused; })
+        .counter("Reports.NameRefused", "records_name_refused", "",
+                 [](const J& j) { return j.counters_.records_name_refused; })
+        .counter("Reports.OverLimit", "series_over_limit", "", [](const J& j) { return j.counters_.series_over_limit; })
+        .counter("Minutes.Stored", "minutes_stored", "minutes stored", [](const J& j) { return j.counters_.minutes_stored; })
+        .counter("Minutes.FinalByWatermark", "minutes_final_by_watermark", "",
+                 [](const J& j) { return j.counters_.minutes_final_by_watermark; })
+        .counter("Minutes.FinalByGrace", "minutes_final_by_grace", "",
+                 [](const J& j) { return j.counters_.minutes_final_by_grace; })
+        .counter("Minutes.FinalByWaitOver", "minutes_final_by_wait_over", "",
+                 [](const J& j) { return j.counters_.minutes_final_by_wait_over; })
+        .counter("CatchUp.TimedOut", "catch_ups_timed_out", "", [](const J& j) { return j.counters_.catch_ups_timed_out; })
+        .counter("Minutes.AmendedAfterEvaluation", "minutes_amended_after_evaluation", "",
+                 [](const J& j) { return j.counters_.minutes_amended_after_evaluation; })
+        .counter("Store.Errors", "store_errors", "store errors", [](const J& j) { return j.counters_.store_errors; })
+        .counter("Queries.Served", "queries_served", "",
+                 [](const J& j) { return j.queries_served_.load(std::memory_order_relaxed); })
+        .counter("Queries.Stopped", "queries_stopped", "",
+                 [](const J& j) { return j.queries_stopped_.load(std::memory_order_relaxed); })
+        .counter("Queries.Cut", "queries_cut", "", [](const J& j) { return j.queries_cut_.load(std::memory_order_relaxed); })
+        .gauge("Minutes.Open", "open_minutes", "", [](const J& j) { return static_cast<int64_t>(j.rollup_->open_minutes()); })
+        .gauge("Connections.Live", "", "",
+               [](const J& j) { return static_cast<int64_t>(j.listener_->sessions().size()); })
+        .gauge("Services.Owned", "", "", [](const J& j) { return static_cast<int64_t>(j.services_.size()); })
+        .gauge("Process.RssBytes", "", "",
+               [](const J&) {
+                 const RssInfo rss = read_rss();
+                 return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
+               })
+        .gauge("Alarms.Rules", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().rules); })
+        .gauge("Alarms.Firing", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().firing); })
+        .gauge("Alarms.Pending", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().pending); })
+        .counter("Alarms.StateWriteFailures", "", "", [](const J& j) { return j.alarms_->figures().state_write_failures; })
+        .counter("Alarms.Corrected", "alarms_corrected", "", [](const J& j) { return j.alarms_->figures().corrected; })
+        .gauge("Rules.Bad", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().bad_rules); })
+        .counter("Notifications.Sent", "", "", [](const J& j) { return j.notifier_->counters().sent; })
+        .counter("Notifications.Retried", "", "", [](const J& j) { return j.notifier_->counters().retried; })
+        .counter("Notifications.Failed", "", "", [](const J& j) { return j.notifier_->counters().failed; })
+        .gauge("Notifications.Pending", "", "", [](const J& j) { return static_cast<int64_t>(j.notifier_->pending()); })
+        .gauge("Registry.Reachable", "", "", [](const J& j) { return j.registration_->reachable() ? 1 : 0; })
+        // Not ".Minutes": promtool reads minutes as a unit.
+        .counter("Export.Delivered", "", "", [](const J& j) { return export_totals(j.exporter_.get()).minutes; })
+        .counter("Export.Points", "", "", [](const J& j) { return export_totals(j.exporter_.get()).points; })
+        .counter("Export.Failures", "", "", [](const J& j) { return export_totals(j.exporter_.get()).failures; })
+        .counter("Export.Dropped", "", "", [](const J& j) { return export_totals(j.exporter_.get()).dropped; })
+        .counter("Export.SecondsDropped", "", "",
+                 [](const J& j) { return export_totals(j.exporter_.get()).seconds_dropped; })
+        .counter("Export.Refused", "", "", [](const J& j) { return export_totals(j.exporter_.get()).refused; })
+        .gauge("Export.Backlog", "", "", [](const J& j) { return export_totals(j.exporter_.get()).backlog; })
+        .gauge("Export.LagMillis", "", "", [](const J& j) { return export_totals(j.exporter_.get()).lag_ms; })
+        .counter("Registry.Failures", "", "", [](const J& j) { return j.registration_->failures(); });
+    return t;
+  }();
+  return table;
+}
+
+std::vector<std::string> Judger::health_attrs() { return health_table().attrs(); }
+
+void Judger::report_health() {
+  health_table().report(*this, health_);
   if (placer_) {
     // One judger speaks for the registry, so the system's view of its parts is counted once.
     const Placer::Figures f = placer_->figures();
@@ -490,11 +523,8 @@ void Judger::report_health() {
 }
 
 void Judger::log_health() {
-  spdlog::info("health: {} connections, {} batches stored, {} duplicates, {} records, {} bad frames, "
-               "{} minutes stored, {} too late, {} store errors, {} own health reports refused by the SDK",
-               listener_->counters().connections, counters_.batches_stored, counters_.batches_duplicate,
-               counters_.records, listener_->counters().bad_frames, counters_.minutes_stored, rollup_->too_late(), counters_.store_errors,
-               health_.failures());
+  spdlog::info("health: {} connections, {}, {} own health reports refused by the SDK", listener_->counters().connections,
+               health_table().log_line(*this), health_.failures());
 }
 
 asio::awaitable<void> Judger::tick_loop() {
@@ -680,39 +710,16 @@ bool Judger::store_batch(const std::string& peer, const wire::Batch& batch,
 std::string Judger::health_json() const {
   boost::json::object health{{"name", config_.name},
                              {"connections", listener_->counters().connections},
-                             {"batches_stored", counters_.batches_stored},
-                             {"batches_duplicate", counters_.batches_duplicate},
-                             {"parts_duplicate", counters_.parts_duplicate},
-                             {"records", counters_.records},
-                             {"bad_frames", listener_->counters().bad_frames},
-                             {"minutes_stored", counters_.minutes_stored},
-                             {"too_late", rollup_->too_late() + counters_.records_too_old},
-                             {"future", counters_.records_future},
-                             {"connections_refused",
-                              query_http_->counters().connections_refused + listener_->counters().connections_refused},
-                             {"names_refused", counters_.names_refused},
-                             {"records_name_refused", counters_.records_name_refused},
-                             {"series_over_limit", counters_.series_over_limit},
-                             {"store_errors", counters_.store_errors},
-                             {"queries_served", queries_served_.load(std::memory_order_relaxed)},
-                             {"queries_stopped", queries_stopped_.load(std::memory_order_relaxed)},
-                             {"queries_cut", queries_cut_.load(std::memory_order_relaxed)},
                              {"queries_running", queries_running_.load(std::memory_order_relaxed)},
-                             {"open_minutes", rollup_->open_minutes()},
                              // Every minute before it is final and stored here (a service's
                              // new owner waits for it to judge a minute the move split).
                              {"final_before", final_before_s_},
                              {"catching_up", catch_up_until_s_ != 0},
-                             {"catch_ups_timed_out", counters_.catch_ups_timed_out},
                              {"senders_live", feeders_->live()},
-                             {"senders_marked", feeders_->marked_live(realtime_ns() / 1'000'000'000)},
-                             {"minutes_final_by_watermark", counters_.minutes_final_by_watermark},
-                             {"minutes_final_by_grace", counters_.minutes_final_by_grace},
-                             {"minutes_final_by_wait_over", counters_.minutes_final_by_wait_over},
-                             {"minutes_amended_after_evaluation", counters_.minutes_amended_after_evaluation}};
+                             {"senders_marked", feeders_->marked_live(realtime_ns() / 1'000'000'000)}};
+  health_table().add_json(*this, health);
   const AlarmEngine::Figures alarms = alarms_->figures();
   health["alarm_series_amended"] = alarms.amended_after_evaluation;
-  health["alarms_corrected"] = alarms.corrected;
   health["split_minutes"] = alarms.split_minutes;
   health["split_minutes_partial"] = alarms.split_minutes_partial;
   if (exporter_) {

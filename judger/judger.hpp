@@ -25,6 +25,7 @@
 #include "judger/notifier.hpp"
 #include "judger/placer.hpp"
 #include "health/health_reporter.hpp"
+#include "health/health_table.hpp"
 #include "common/log_throttle.hpp"
 #include "judger/judger_config.hpp"
 #include "judger/minute_rollup.hpp"
@@ -76,6 +77,9 @@ class Judger {
   /// Serves until SIGTERM or SIGINT, then closes connections and returns 0.
   int run();
 
+  /// The Monitor.Judger attrs it reports (its health table's).
+  static std::vector<std::string> health_attrs();
+
   const JudgerCounters& counters() const noexcept { return counters_; }
 
  private:
@@ -114,6 +118,7 @@ class Judger {
   static constexpr int kQueryThreadNice = 10;
   void log_health();
   void report_health();
+  static const health::HealthTable<Judger>& health_table();
 
   JudgerConfig config_;
   boost::asio::io_context io_;

@@ -454,36 +454,65 @@ void Proxy::register_self() {
   registration_->update(std::move(value));
 }
 
-void Proxy::report_health() {
-  uint64_t spooled = 0, spool_dropped = 0, unacked = 0, spool_corrupt = 0;
-  for (const auto& [name, link] : links_) {
-    spooled += link->spooled();
-    spool_dropped += link->spool_dropped();
-    unacked += link->unacked();
-    spool_corrupt += link->counters().spool_corrupt;
+namespace {
+
+struct LinkTotals {
+  uint64_t spooled = 0, dropped = 0, unacked = 0;
+};
+
+template <class Links>
+LinkTotals link_totals(const Links& links) {
+  LinkTotals t;
+  for (const auto& [name, link] : links) {
+    t.spooled += link->spooled();
+    t.dropped += link->spool_dropped() + link->counters().spool_corrupt;
+    t.unacked += link->unacked();
   }
-  health_.counter("Reports.In", counters_.records_in);
-  health_.counter("Reports.Forwarded", counters_.records_routed);
-  health_.counter("Reports.Dropped",
-                  counters_.dropped_unknown_service + counters_.dropped_unknown_attr + counters_.dropped_unassigned);
-  health_.counter("Frames.Bad", listener_->counters().bad_frames);
-  health_.counter("Spool.Dropped", spool_dropped + spool_corrupt);
-  health_.counter("Batches.Refused", counters_.batches_refused);
-  health_.counter("Connections.Refused", listener_->counters().connections_refused);
-  health_.counter("Reports.HandedOver", counters_.records_handed_over);
-  if (registrar_) {
-    health_.counter("AutoAttrs.Registered", registrar_->registered());
-    health_.counter("AutoAttrs.Refused", registrar_->refused());
-    health_.gauge("AutoAttrs.Waiting", static_cast<int64_t>(registrar_->waiting()));
-  }
-  health_.gauge("Spool.Batches", static_cast<int64_t>(spooled));
-  health_.gauge("Queue.Unacked", static_cast<int64_t>(unacked));
-  health_.gauge("Connections.Live", static_cast<int64_t>(listener_->sessions().size()));
-  const RssInfo rss = read_rss();
-  health_.gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
-  health_.gauge("Registry.Reachable", registration_->reachable() ? 1 : 0);
-  health_.counter("Registry.Failures", registration_->failures());
+  return t;
 }
+
+}  // namespace
+
+const health::HealthTable<Proxy>& Proxy::health_table() {
+  using P = Proxy;
+  static const health::HealthTable<Proxy> table = [] {
+    health::HealthTable<Proxy> t;
+    t.counter("Reports.In", "", "records in", [](const P& p) { return p.counters_.records_in; })
+        .counter("Reports.Forwarded", "", "routed", [](const P& p) { return p.counters_.records_routed; })
+        .counter("Reports.Dropped", "", "dropped",
+                 [](const P& p) {
+                   return p.counters_.dropped_unknown_service + p.counters_.dropped_unknown_attr +
+                          p.counters_.dropped_unassigned;
+                 })
+        .counter("Frames.Bad", "", "bad frames", [](const P& p) { return p.listener_->counters().bad_frames; })
+        .counter("Spool.Dropped", "", "", [](const P& p) { return link_totals(p.links_).dropped; })
+        .counter("Batches.Refused", "", "", [](const P& p) { return p.counters_.batches_refused; })
+        .counter("Connections.Refused", "", "", [](const P& p) { return p.listener_->counters().connections_refused; })
+        .counter("Reports.HandedOver", "", "", [](const P& p) { return p.counters_.records_handed_over; })
+        // A Bonnie's; zeros at a Clyde, so every registered attr is always reported.
+        .counter("AutoAttrs.Registered", "", "",
+                 [](const P& p) { return p.registrar_ ? p.registrar_->registered() : uint64_t{0}; })
+        .counter("AutoAttrs.Refused", "", "", [](const P& p) { return p.registrar_ ? p.registrar_->refused() : uint64_t{0}; })
+        .gauge("AutoAttrs.Waiting", "", "",
+               [](const P& p) { return p.registrar_ ? static_cast<int64_t>(p.registrar_->waiting()) : int64_t{0}; })
+        .gauge("Spool.Batches", "", "", [](const P& p) { return static_cast<int64_t>(link_totals(p.links_).spooled); })
+        .gauge("Queue.Unacked", "", "", [](const P& p) { return static_cast<int64_t>(link_totals(p.links_).unacked); })
+        .gauge("Connections.Live", "", "", [](const P& p) { return static_cast<int64_t>(p.listener_->sessions().size()); })
+        .gauge("Process.RssBytes", "", "",
+               [](const P&) {
+                 const RssInfo rss = read_rss();
+                 return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
+               })
+        .gauge("Registry.Reachable", "", "", [](const P& p) { return p.registration_->reachable() ? 1 : 0; })
+        .counter("Registry.Failures", "", "", [](const P& p) { return p.registration_->failures(); });
+    return t;
+  }();
+  return table;
+}
+
+std::vector<std::string> Proxy::health_attrs() { return health_table().attrs(); }
+
+void Proxy::report_health() { health_table().report(*this, health_); }
 
 void Proxy::log_health() {
   std::string links;
@@ -495,12 +524,11 @@ void Proxy::log_health() {
                          link->spooled(), link->spool_dropped() + c.spool_failures, c.connect_failures,
                          c.heartbeat_timeouts);
   }
-  spdlog::info("health: {} connections, {} batches in, {} records in, {} routed, dropped {} unknown service / "
-               "{} unknown attr / {} unassigned, {} bad frames, {} batches acknowledged, "
-               "{} own health reports refused by the SDK{}",
-               listener_->counters().connections, counters_.batches_in, counters_.records_in, counters_.records_routed,
+  spdlog::info("health: {} connections, {} batches in, {} ({} unknown service / {} unknown attr / {} unassigned), "
+               "{} batches acknowledged, {} own health reports refused by the SDK{}",
+               listener_->counters().connections, counters_.batches_in, health_table().log_line(*this),
                counters_.dropped_unknown_service, counters_.dropped_unknown_attr, counters_.dropped_unassigned,
-               listener_->counters().bad_frames, counters_.batches_acked, health_.failures(), links);
+               counters_.batches_acked, health_.failures(), links);
 }
 
 void Proxy::announce_watermarks(int64_t now_s) {

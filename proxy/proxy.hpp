@@ -34,6 +34,7 @@
 #include "registry/live_registration.hpp"
 #include "registry/registry.hpp"
 #include "health/health_reporter.hpp"
+#include "health/health_table.hpp"
 #include "net/frame_connection.hpp"
 #include "net/http_server.hpp"
 #include "proxy/attr_registrar.hpp"
@@ -70,6 +71,9 @@ class Proxy {
   /// Serves until SIGTERM or SIGINT, then returns 0.
   int run();
 
+  /// The Monitor.Proxy attrs it reports (its health table's).
+  static std::vector<std::string> health_attrs();
+
  private:
   class Upstream;  // an upstream session: routes and acknowledges in order (proxy.cpp)
 
@@ -97,6 +101,7 @@ class Proxy {
   void register_self();
   void report_health();
   void log_health();
+  static const health::HealthTable<Proxy>& health_table();
 
   ProxyConfig config_;
   const uint64_t own_id_;
