@@ -16,7 +16,7 @@ DatagramPump::DatagramPump(SocketReceiver receiver, size_t batches) : receiver_(
     batches_.back()->datagrams.reserve(kMaxDatagrams);
     free_.push_back(batches_.back().get());
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 DatagramPump::~DatagramPump() {
@@ -25,23 +25,18 @@ DatagramPump::~DatagramPump() {
 }
 
 void DatagramPump::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_ && !thread_.joinable()) return;
-    stopping_ = true;
-  }
-  free_cv_.notify_all();
+  thread_.request_stop();  // a wait for a free batch ends at once; a poll within 100 ms
   if (thread_.joinable()) thread_.join();
 }
 
-void DatagramPump::run() {
+void DatagramPump::run(std::stop_token stop) {
   while (true) {
     Batch* batch = nullptr;
     {
       std::unique_lock lock(mutex_);
       // Every batch waits for the agent: let the socket's buffer take the load.
-      free_cv_.wait(lock, [&] { return stopping_ || !free_.empty(); });
-      if (stopping_) return;
+      free_cv_.wait(lock, stop, [&] { return !free_.empty(); });
+      if (stop.stop_requested()) return;
       batch = free_.back();
       free_.pop_back();
     }
@@ -73,7 +68,7 @@ void DatagramPump::run() {
       } else {
         ready_.push_back(batch);
       }
-      if (stopping_) return;
+      if (stop.stop_requested()) return;
     }
     if (got != 0) {
       const uint64_t one = 1;

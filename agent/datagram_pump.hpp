@@ -83,7 +83,7 @@ class DatagramPump {
   static constexpr size_t kMaxDatagrams = 4 * SocketReceiver::kBatch;
   static constexpr size_t kMaxBytes = 256 * 1024;
 
-  void run();
+  void run(std::stop_token stop);
   void stop();
   Batch* take_ready();
   void give_back(Batch* batch);
@@ -93,11 +93,10 @@ class DatagramPump {
   int event_fd_ = -1;
   std::vector<std::unique_ptr<Batch>> batches_;
   std::mutex mutex_;
-  std::condition_variable free_cv_;
+  std::condition_variable_any free_cv_;  // woken at once by the stop token
   std::vector<Batch*> free_;
   std::deque<Batch*> ready_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::jthread thread_;
 };
 
 }  // namespace monitor::agent

@@ -346,195 +346,204 @@ bool DashboardApi::holders_of(const std::string& service, int64_t from_s, std::v
   return true;
 }
 
-ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRequest& request) {
+std::optional<ApiResponse> DashboardApi::read_chart(const registry::UserAccess& access, const ApiRequest& request,
+                                                    Chart& chart) {
   const auto& p = request.params;
   auto param = [&](const char* key, const char* fallback) {
     const auto it = p.find(key);
     return it == p.end() ? std::string(fallback) : it->second;
   };
-  const std::string service = param("service", ""), attr = param("attr", ""), op = param("op", "SUM");
-  if (!is_valid_name(service) || !is_valid_name(attr)) {
+  auto bad = [&](std::string why) {
     ++counters_.bad_requests;
-    return error(400, "service and attr must be names like Shop.Api");
-  }
-  if (!access.sees(service)) {
+    return error(400, std::move(why));
+  };
+  chart.service = param("service", "");
+  chart.attr = param("attr", "");
+  chart.op = param("op", "SUM");
+  if (!is_valid_name(chart.service) || !is_valid_name(chart.attr)) return bad("service and attr must be names like Shop.Api");
+  if (!access.sees(chart.service)) {
     ++counters_.refused;
-    return error(403, fmt::format("{} is not a service of your roles", service));
+    return error(403, fmt::format("{} is not a service of your roles", chart.service));
   }
-  if (op_names().count(op) == 0) {
-    ++counters_.bad_requests;
-    return error(400, "op must be one of SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999");
+  if (op_names().count(chart.op) == 0) {
+    return bad("op must be one of SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999");
   }
-  const int64_t now = now_s();
-  int64_t to = now, from = 0, step = 60;
-  if (p.count("to") && (!parse_int(p.at("to"), to) || to < 0 || to > kLatest)) {
-    ++counters_.bad_requests;
-    return error(400, "to must be Unix seconds");
+  chart.to = now_s();
+  if (p.count("to") && (!parse_int(p.at("to"), chart.to) || chart.to < 0 || chart.to > kLatest)) {
+    return bad("to must be Unix seconds");
   }
-  from = to - 86400;
-  if (p.count("from") && (!parse_int(p.at("from"), from) || from < 0 || from >= to)) {
-    ++counters_.bad_requests;
-    return error(400, "from must be Unix seconds before to");
+  chart.from = chart.to - 86400;
+  if (p.count("from") && (!parse_int(p.at("from"), chart.from) || chart.from < 0 || chart.from >= chart.to)) {
+    return bad("from must be Unix seconds before to");
   }
-  if (p.count("step") && (!parse_int(p.at("step"), step) || step < 60 || step > 31 * 86400 || step % 60 != 0)) {
-    ++counters_.bad_requests;
-    return error(400, "step must be a multiple of 60 seconds, at most 31 days");
+  if (p.count("step") &&
+      (!parse_int(p.at("step"), chart.step) || chart.step < 60 || chart.step > 31 * 86400 || chart.step % 60 != 0)) {
+    return bad("step must be a multiple of 60 seconds, at most 31 days");
   }
-  from -= from % 60;
-  if ((to - from) / step > kMaxPointsPerSeries) {
-    ++counters_.bad_requests;
-    return error(400, fmt::format("{} points per line: at most {}; choose a larger step or a shorter range",
-                                  (to - from) / step, kMaxPointsPerSeries));
+  chart.from -= chart.from % 60;
+  if ((chart.to - chart.from) / chart.step > kMaxPointsPerSeries) {
+    return bad(fmt::format("{} points per line: at most {}; choose a larger step or a shorter range",
+                           (chart.to - chart.from) / chart.step, kMaxPointsPerSeries));
   }
-  std::vector<std::string> servers = split(param("servers", "total"), ',');
-  std::vector<int64_t> shifts;
+  chart.servers = split(param("servers", "total"), ',');
   for (const auto& s : split(param("shift", "0"), ',')) {
     int64_t shift = 0;
-    if (!parse_duration(s, shift)) {
-      ++counters_.bad_requests;
-      return error(400, "shift takes durations like 1d,7d (at most 400d)");
-    }
-    shifts.push_back(shift);
+    if (!parse_duration(s, shift)) return bad("shift takes durations like 1d,7d (at most 400d)");
+    chart.shifts.push_back(shift);
   }
-  for (const auto& s : servers) {
+  for (const auto& s : chart.servers) {
     int64_t id = 0;
-    if (s != "total" && (!parse_int(s, id) || id < 0)) {
-      ++counters_.bad_requests;
-      return error(400, "servers takes total and server ids, comma separated");
-    }
+    if (s != "total" && (!parse_int(s, id) || id < 0)) return bad("servers takes total and server ids, comma separated");
   }
-  if (servers.empty() || shifts.empty() || servers.size() * shifts.size() > kMaxSeries) {
-    ++counters_.bad_requests;
-    return error(400, fmt::format("a chart has 1 to {} lines (servers x shifts)", kMaxSeries));
+  if (chart.servers.empty() || chart.shifts.empty() || chart.servers.size() * chart.shifts.size() > kMaxSeries) {
+    return bad(fmt::format("a chart has 1 to {} lines (servers x shifts)", kMaxSeries));
   }
-  // The judgers that held the service since the earliest minute asked for.
-  const int64_t earliest = from - *std::max_element(shifts.begin(), shifts.end());
-  std::vector<Holder> holders;
-  if (ApiResponse failed; !holders_of(service, earliest, holders, failed)) return failed;
-  if (holders.empty()) return error(404, fmt::format("service {} has no judger (monitorctl service show {})", service, service));
-  if (holders.size() == 1 && holders[0].query.empty()) {
-    return error(503, fmt::format("judger {} (owner of {}) is not live", holders[0].name, service));
+  return std::nullopt;
+}
+
+std::optional<json::value> DashboardApi::judger_answer(const std::string& address,
+                                                       const query::JudgerClient::Answer& reply, std::string& why) {
+  if (!reply) {
+    ++counters_.judger_errors;
+    why = "the judger at " + address + " did not answer: " + reply.error().message();
+    return std::nullopt;
   }
+  auto body = parse_json(reply->body);
+  if (reply->status != 200 || !body || !body->is_object()) {
+    ++counters_.judger_errors;
+    const auto* e = body && body->is_object() ? body->as_object().if_contains("error") : nullptr;
+    why = fmt::format("the judger answered {}{}", reply->status,
+                      e != nullptr && e->is_string() ? ": " + std::string(e->as_string()) : std::string());
+    return std::nullopt;
+  }
+  return body;
+}
+
+namespace {
+
+// Rows [[t, value, ...], ...] moved `shift` seconds later, [[t, value], ...].
+void append_shifted(const json::value* rows, int64_t shift, json::array& out) {
+  if (rows == nullptr || !rows->is_array()) return;
+  for (const auto& row : rows->as_array()) {
+    const auto& r = row.as_array();
+    out.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
+  }
+}
+
+}  // namespace
+
+json::array DashboardApi::shift_lines(const Chart& chart, const std::vector<Holder>& holders, int64_t shift,
+                                      int64_t& last_minute) {
   const auto timeout = std::chrono::seconds(options_.judger_timeout_s);
-  // A judger's answer as JSON, or why there is none.
-  auto take = [&](const std::string& address, query::JudgerClient::Answer reply,
-                  std::string& why) -> std::optional<json::value> {
-    if (!reply) {
-      ++counters_.judger_errors;
-      why = "the judger at " + address + " did not answer: " + reply.error().message();
-      return std::nullopt;
+  const query::SeriesRef series{chart.service, chart.attr, chart.op};
+  const int64_t f = chart.from - shift, t = chart.to - shift;
+  // Several servers of one judger at minute resolution: one request for all of them.
+  std::map<std::string, json::array> by_server;
+  std::string shared_error;
+  const bool one_holder = holders.size() == 1;
+  const bool all_at_once = one_holder && chart.step == 60 && chart.servers.size() > 3;
+  if (all_at_once) {
+    const auto& address = holders[0].query;
+    if (auto body = judger_answer(address, query::JudgerClient(address, timeout).points(series, f, t), shared_error)) {
+      const auto& o = body->as_object();
+      if (const auto* lm = o.if_contains("last_minute"); lm != nullptr && lm->is_int64()) last_minute = lm->as_int64();
+      if (const auto* s = o.if_contains("servers"); s != nullptr && s->is_object()) {
+        for (const auto& [server, rows] : s->as_object()) append_shifted(&rows, shift, by_server[std::string(server)]);
+      }
     }
-    auto body = parse_json(reply->body);
-    if (reply->status != 200 || !body || !body->is_object()) {
-      ++counters_.judger_errors;
-      const auto* e = body && body->is_object() ? body->as_object().if_contains("error") : nullptr;
-      why = fmt::format("the judger answered {}{}", reply->status,
-                        e != nullptr && e->is_string() ? ": " + std::string(e->as_string()) : std::string());
-      return std::nullopt;
+  }
+  json::array lines;
+  for (const auto& server : chart.servers) {
+    json::object line{{"server", server}, {"shift", shift}};
+    json::array points;
+    std::string why = shared_error;
+    if (all_at_once) {
+      if (auto it = by_server.find(server); it != by_server.end()) points = std::move(it->second);
+    } else if (one_holder) {
+      const auto& address = holders[0].query;
+      if (auto body = judger_answer(address, query::JudgerClient(address, timeout).series(series, server, f, t, chart.step),
+                                    why)) {
+        append_shifted(body->as_object().if_contains("points"), shift, points);
+      }
+    } else {
+      std::string partial;
+      merged_points(chart, holders, server, shift, points, why, partial);
+      if (!partial.empty()) line["partial"] = partial;
     }
-    return body;
-  };
-  const query::SeriesRef series{service, attr, op};
+    if (!why.empty()) line["error"] = why;
+    else if (points.empty()) line["empty"] = "no minute of this series in the range";
+    line["points"] = std::move(points);
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+void DashboardApi::merged_points(const Chart& chart, const std::vector<Holder>& holders, const std::string& server,
+                                 int64_t shift, json::array& points, std::string& why, std::string& partial) {
+  // A moved service: every holder's mergeable state of each minute, merged exactly.
+  const auto timeout = std::chrono::seconds(options_.judger_timeout_s);
+  const query::SeriesRef series{chart.service, chart.attr, chart.op};
+  std::vector<json::value> replies;
+  std::vector<std::string> missing;
+  for (const auto& h : holders) {
+    std::string holder_why;
+    if (h.query.empty()) {
+      missing.push_back(h.name + " (not live)");
+    } else if (auto body = judger_answer(
+                   h.query, query::JudgerClient(h.query, timeout).cells(series, server, chart.from - shift, chart.to - shift),
+                   holder_why)) {
+      replies.push_back(std::move(*body));
+    } else {
+      missing.push_back(h.name + " (" + holder_why + ")");
+    }
+  }
+  std::string merge_error;
+  if (auto merged = query::merge_cells(replies, chart.op, chart.step, merge_error)) {
+    append_shifted(&merged->at("points"), shift, points);
+  } else {
+    why = merge_error;
+  }
+  if (!missing.empty()) partial = fmt::format("minutes of judgers {} are missing", fmt::join(missing, ", "));
+}
+
+ApiResponse DashboardApi::series(const registry::UserAccess& access, const ApiRequest& request) {
+  Chart chart;
+  if (auto refused = read_chart(access, request, chart)) return *refused;
+  // The judgers that held the service since the earliest minute asked for.
+  const int64_t earliest = chart.from - *std::max_element(chart.shifts.begin(), chart.shifts.end());
+  std::vector<Holder> holders;
+  if (ApiResponse failed; !holders_of(chart.service, earliest, holders, failed)) return failed;
+  if (holders.empty()) {
+    return error(404, fmt::format("service {} has no judger (monitorctl service show {})", chart.service, chart.service));
+  }
+  if (holders.size() == 1 && holders[0].query.empty()) {
+    return error(503, fmt::format("judger {} (owner of {}) is not live", holders[0].name, chart.service));
+  }
   // Each shift's lines from the judgers, the shifts side by side: a chart of
   // 66 shifts made its calls one after another.
-  struct ShiftLines {
-    json::array lines;
-    int64_t last_minute = 0;
-  };
-  std::vector<ShiftLines> per_shift(shifts.size());
-  parallel_for(shifts.size(), kJudgerCallsPerChart, [&](size_t index) {
-    const int64_t shift = shifts[index];
-    json::array& lines = per_shift[index].lines;
-    int64_t& last_minute = per_shift[index].last_minute;
-    const int64_t f = from - shift, t = to - shift;
-    // Several servers of one judger at minute resolution: one request for all of them.
-    std::map<std::string, json::array> by_server;
-    std::string shared_error;
-    const bool one_holder = holders.size() == 1;
-    const bool all_at_once = one_holder && step == 60 && servers.size() > 3;
-    if (all_at_once) {
-      const auto& address = holders[0].query;
-      if (auto body = take(address, query::JudgerClient(address, timeout).points(series, f, t), shared_error)) {
-        const auto& o = body->as_object();
-        if (const auto* lm = o.if_contains("last_minute"); lm != nullptr && lm->is_int64()) last_minute = lm->as_int64();
-        if (const auto* s = o.if_contains("servers"); s != nullptr && s->is_object()) {
-          for (const auto& [server, rows] : s->as_object()) {
-            json::array& out = by_server[std::string(server)];
-            if (!rows.is_array()) continue;
-            for (const auto& row : rows.as_array()) {
-              const auto& r = row.as_array();
-              out.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
-            }
-          }
-        }
-      }
-    }
-    for (const auto& server : servers) {
-      json::object line{{"server", server}, {"shift", shift}};
-      json::array points;
-      std::string why = shared_error;
-      if (all_at_once) {
-        if (auto it = by_server.find(server); it != by_server.end()) points = std::move(it->second);
-      } else if (one_holder) {
-        const auto& address = holders[0].query;
-        if (auto body = take(address, query::JudgerClient(address, timeout).series(series, server, f, t, step), why)) {
-          if (const auto* rows = body->as_object().if_contains("points"); rows != nullptr && rows->is_array()) {
-            for (const auto& row : rows->as_array()) {
-              const auto& r = row.as_array();
-              points.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
-            }
-          }
-        }
-      } else {
-        // A moved service: every holder's mergeable state of each minute, merged exactly.
-        std::vector<json::value> replies;
-        std::vector<std::string> missing;
-        for (const auto& h : holders) {
-          std::string holder_why;
-          if (h.query.empty()) {
-            missing.push_back(h.name + " (not live)");
-          } else if (auto body = take(h.query, query::JudgerClient(h.query, timeout).cells(series, server, f, t),
-                                      holder_why)) {
-            replies.push_back(std::move(*body));
-          } else {
-            missing.push_back(h.name + " (" + holder_why + ")");
-          }
-        }
-        std::string merge_error;
-        if (auto merged = query::merge_cells(replies, op, step, merge_error)) {
-          for (const auto& row : merged->at("points").as_array()) {
-            const auto& r = row.as_array();
-            points.push_back(json::array{r.at(0).to_number<int64_t>() + shift, r.at(1)});
-          }
-        } else {
-          why = merge_error;
-        }
-        if (!missing.empty()) line["partial"] = fmt::format("minutes of judgers {} are missing", fmt::join(missing, ", "));
-      }
-      if (!why.empty()) line["error"] = why;
-      else if (points.empty()) line["empty"] = "no minute of this series in the range";
-      line["points"] = std::move(points);
-      lines.push_back(std::move(line));
-    }
+  std::vector<json::array> per_shift(chart.shifts.size());
+  std::vector<int64_t> last_minutes(chart.shifts.size(), 0);
+  parallel_for(chart.shifts.size(), kJudgerCallsPerChart, [&](size_t i) {
+    per_shift[i] = shift_lines(chart, holders, chart.shifts[i], last_minutes[i]);
   });
   json::array lines;
-  int64_t last_minute = 0;
   for (auto& shift : per_shift) {
-    for (auto& line : shift.lines) lines.push_back(std::move(line));
-    last_minute = std::max(last_minute, shift.last_minute);
+    for (auto& line : shift) lines.push_back(std::move(line));
   }
+  int64_t last_minute = *std::max_element(last_minutes.begin(), last_minutes.end());
   if (last_minute == 0 && !holders.back().query.empty()) {
     // The newest final minute, so the page can say how fresh it is.
     std::string ignored;
     const auto& address = holders.back().query;
-    if (auto body = take(address, query::JudgerClient(address, timeout).services(service), ignored)) {
+    const auto timeout = std::chrono::seconds(options_.judger_timeout_s);
+    if (auto body = judger_answer(address, query::JudgerClient(address, timeout).services(chart.service), ignored)) {
       if (const auto* lm = body->as_object().if_contains("last_minute"); lm != nullptr && lm->is_int64()) {
         last_minute = lm->as_int64();
       }
     }
   }
-  return ok(json::object{{"service", service}, {"attr", attr}, {"op", op}, {"from", from}, {"to", to},
-                         {"step", step}, {"last_minute", last_minute}, {"series", lines}});
+  return ok(json::object{{"service", chart.service}, {"attr", chart.attr}, {"op", chart.op}, {"from", chart.from},
+                         {"to", chart.to}, {"step", chart.step}, {"last_minute", last_minute}, {"series", lines}});
 }
 
 ApiResponse DashboardApi::top(const registry::UserAccess& access, const ApiRequest& request) {

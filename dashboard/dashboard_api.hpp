@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/json.hpp>
 
+#include "query/judger_client.hpp"
 #include "registry/access.hpp"
 #include "registry/registry.hpp"
 
@@ -67,6 +69,25 @@ class DashboardApi {
 
   ApiResponse services(const registry::UserAccess& access);
   ApiResponse series(const registry::UserAccess& access, const ApiRequest& request);
+  // What /api/series asks for: a chart of servers x shifts.
+  struct Chart {
+    std::string service, attr, op;
+    int64_t from = 0, to = 0, step = 60;
+    std::vector<std::string> servers;
+    std::vector<int64_t> shifts;
+  };
+  // Reads and checks the request into `chart`; the answer to give instead when it is refused.
+  std::optional<ApiResponse> read_chart(const registry::UserAccess& access, const ApiRequest& request, Chart& chart);
+  struct Holder;
+  // The lines of one shift (one per server), from the judgers that held the service.
+  boost::json::array shift_lines(const Chart& chart, const std::vector<Holder>& holders, int64_t shift,
+                                 int64_t& last_minute);
+  // One server's points of a service that moved: every holder's cells merged exactly.
+  void merged_points(const Chart& chart, const std::vector<Holder>& holders, const std::string& server, int64_t shift,
+                     boost::json::array& points, std::string& why, std::string& partial);
+  // A judger's answer as JSON, or nullopt with `why` (counted as a judger error).
+  std::optional<boost::json::value> judger_answer(const std::string& address, const query::JudgerClient::Answer& reply,
+                                                  std::string& why);
   ApiResponse top(const registry::UserAccess& access, const ApiRequest& request);
   ApiResponse judgers();
   // The hosts recorded in the registry with their CPU, memory, disk and load over the last five minutes.

@@ -208,10 +208,7 @@ const health::HealthTable<DashboardServer>& DashboardServer::health_table() {
         .counter("SignIns.Failed", "sign_ins_failed", "", [](const D& d) { return d.api_->counters().sign_ins_failed.load(); })
         .counter("Judger.Errors", "judger_errors", "", [](const D& d) { return d.api_->counters().judger_errors.load(); })
         .gauge("Sessions.Live", "sessions", "", [](const D& d) { return static_cast<int64_t>(d.api_->sessions()); })
-        .gauge("Process.RssBytes", "", "", [](const D&) {
-          const RssInfo rss = read_rss();
-          return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
-        });
+        .resident_memory();
     return t;
   }();
   return table;

@@ -79,17 +79,17 @@ class Exporter {
 
  private:
   struct Target;
-  void run(Target& target);
+  class TargetRun;
+  void run(Target& target, std::stop_token stop);
 
   const std::filesystem::path state_file_;
   const std::filesystem::path store_file_;
   const ExportOptions options_;
   std::vector<std::unique_ptr<Target>> targets_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable_any wake_;  // woken at once by a thread's stop token
   uint64_t generation_ = 0;  // GUARDED_BY(mutex_): bumped per queued minute
-  bool stopping_ = false;    // GUARDED_BY(mutex_)
-  std::vector<std::thread> threads_;
+  std::vector<std::jthread> threads_;  // one per target
 };
 
 }  // namespace monitor::judger

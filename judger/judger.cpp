@@ -470,11 +470,7 @@ const health::HealthTable<Judger>& Judger::health_table() {
         .gauge("Connections.Live", "", "",
                [](const J& j) { return static_cast<int64_t>(j.listener_->sessions().size()); })
         .gauge("Services.Owned", "", "", [](const J& j) { return static_cast<int64_t>(j.services_.size()); })
-        .gauge("Process.RssBytes", "", "",
-               [](const J&) {
-                 const RssInfo rss = read_rss();
-                 return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
-               })
+        .resident_memory()
         .gauge("Alarms.Rules", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().rules); })
         .gauge("Alarms.Firing", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().firing); })
         .gauge("Alarms.Pending", "", "", [](const J& j) { return static_cast<int64_t>(j.alarms_->figures().pending); })

@@ -51,20 +51,20 @@ CREATE INDEX IF NOT EXISTS history_rule ON history (rule, time_s);
   network_.capacity = kWorkers;
   network_.per_target = kPerTarget;
   commands_.capacity = commands_.per_target = options_.command_max_running;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
   for (Pool* pool : {&network_, &commands_}) {
-    for (int i = 0; i < pool->capacity; ++i) pool->workers.emplace_back([this, pool] { work(*pool); });
+    for (int i = 0; i < pool->capacity; ++i) {
+      pool->workers.emplace_back([this, pool](std::stop_token stop) { work(*pool, stop); });
+    }
   }
 }
 
 Notifier::~Notifier() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
+  // Every thread at once: no worker takes a new delivery once the stop began.
+  thread_.request_stop();
+  for (Pool* pool : {&network_, &commands_}) {
+    for (std::jthread& w : pool->workers) w.request_stop();
   }
-  wake_.notify_all();
-  network_.ready.notify_all();
-  commands_.ready.notify_all();
   if (thread_.joinable()) thread_.join();
   // A delivery under way ends within its timeout and is settled as any try
   // is: a command that succeeded is not run again after the restart (only one
@@ -80,7 +80,7 @@ Notifier::~Notifier() {
                  options_.command_timeout_s);
   }
   for (Pool* pool : {&network_, &commands_}) {
-    for (std::thread& w : pool->workers) w.join();
+    for (std::jthread& w : pool->workers) w.join();
   }
   sqlite3_close(db_);
 }
@@ -166,13 +166,13 @@ void Notifier::settle(const std::string& key, const std::string& rule, const std
                options_.tries, backoff, error);
 }
 
-void Notifier::work(Pool& pool) {
+void Notifier::work(Pool& pool, std::stop_token stop) {
   for (;;) {
     Job job;
     {
       std::unique_lock lock(mutex_);
-      pool.ready.wait(lock, [&] { return stopping_ || !pool.jobs.empty(); });
-      if (stopping_) return;  // what was handed out and not begun stays pending: sent after the restart
+      pool.ready.wait(lock, stop, [&] { return !pool.jobs.empty(); });
+      if (stop.stop_requested()) return;  // what was handed out and not begun stays pending: sent after the restart
       job = std::move(pool.jobs.front());
       pool.jobs.pop_front();
     }
@@ -200,7 +200,7 @@ bool Notifier::deliver(const Job& job, std::string& error) {
                                   error);
 }
 
-void Notifier::run() {
+void Notifier::run(std::stop_token stop) {
   // The history is kept 30 days (the daily report and `alarm history` read
   // it); a settled outbox row 2 days, far longer than a restart's catch-up
   // (60 minutes) during which its key keeps a replay from queueing it again.
@@ -225,7 +225,7 @@ void Notifier::run() {
   for (;;) {
     prune();
     std::unique_lock lock(mutex_);
-    if (stopping_) break;
+    if (stop.stop_requested()) break;
     int64_t next_ms = now_ms() + 1000;
     bool handed = false;
     // Due rows whose lane or pool is full are skipped, not waited on: the
@@ -254,7 +254,9 @@ void Notifier::run() {
       pool.ready.notify_one();
       handed = true;
     }
-    if (!handed) wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_ms - now_ms())));
+    if (!handed) {
+      wake_.wait_for(lock, stop, std::chrono::milliseconds(std::max<int64_t>(1, next_ms - now_ms())), [] { return false; });
+    }
   }
 }
 

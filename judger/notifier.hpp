@@ -86,11 +86,11 @@ class Notifier {
     int in_flight = 0;   // handed out and not settled
     std::map<std::string, int> by_target;
     std::deque<Job> jobs;  // handed out, waiting for a thread
-    std::condition_variable ready;
-    std::vector<std::thread> workers;
+    std::condition_variable_any ready;  // woken at once by a worker's stop token
+    std::vector<std::jthread> workers;
   };
-  void run();
-  void work(Pool& pool);
+  void run(std::stop_token stop);
+  void work(Pool& pool, std::stop_token stop);
   bool deliver(const Job& job, std::string& error);
   void settle(const std::string& key, const std::string& rule, const std::string& target, bool ok,
               const std::string& error);
@@ -99,13 +99,12 @@ class Notifier {
   std::map<std::string, std::unique_ptr<notify::Channel>, std::less<>> channels_;  // by the target's scheme
   sqlite3* db_ = nullptr;
   mutable std::mutex mutex_;  // db_, counters_ and the pools
-  std::condition_variable wake_;
+  std::condition_variable_any wake_;  // woken at once by the run thread's stop token
   NotifierCounters counters_;
-  bool stopping_ = false;
   std::set<std::string> in_flight_;  // keys: never two tries of one notification at once
   Pool network_;   // webhooks and mail: kWorkers threads, kPerTarget per target
   Pool commands_;  // command_max_running threads
-  std::thread thread_;
+  std::jthread thread_;
 };
 
 }  // namespace monitor::judger

@@ -477,14 +477,14 @@ const health::HealthTable<Proxy>& Proxy::health_table() {
   using P = Proxy;
   static const health::HealthTable<Proxy> table = [] {
     health::HealthTable<Proxy> t;
-    t.counter("Reports.In", "", "records in", [](const P& p) { return p.counters_.records_in; })
-        .counter("Reports.Forwarded", "", "routed", [](const P& p) { return p.counters_.records_routed; })
-        .counter("Reports.Dropped", "", "dropped",
+    t.counter("Reports.In", "", "", [](const P& p) { return p.counters_.records_in; })
+        .counter("Reports.Forwarded", "", "", [](const P& p) { return p.counters_.records_routed; })
+        .counter("Reports.Dropped", "", "",
                  [](const P& p) {
                    return p.counters_.dropped_unknown_service + p.counters_.dropped_unknown_attr +
                           p.counters_.dropped_unassigned;
                  })
-        .counter("Frames.Bad", "", "bad frames", [](const P& p) { return p.listener_->counters().bad_frames; })
+        .counter("Frames.Bad", "", "", [](const P& p) { return p.listener_->counters().bad_frames; })
         .counter("Spool.Dropped", "", "", [](const P& p) { return link_totals(p.links_).dropped; })
         .counter("Batches.Refused", "", "", [](const P& p) { return p.counters_.batches_refused; })
         .counter("Connections.Refused", "", "", [](const P& p) { return p.listener_->counters().connections_refused; })
@@ -498,11 +498,7 @@ const health::HealthTable<Proxy>& Proxy::health_table() {
         .gauge("Spool.Batches", "", "", [](const P& p) { return static_cast<int64_t>(link_totals(p.links_).spooled); })
         .gauge("Queue.Unacked", "", "", [](const P& p) { return static_cast<int64_t>(link_totals(p.links_).unacked); })
         .gauge("Connections.Live", "", "", [](const P& p) { return static_cast<int64_t>(p.listener_->sessions().size()); })
-        .gauge("Process.RssBytes", "", "",
-               [](const P&) {
-                 const RssInfo rss = read_rss();
-                 return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
-               })
+        .resident_memory()
         .gauge("Registry.Reachable", "", "", [](const P& p) { return p.registration_->reachable() ? 1 : 0; })
         .counter("Registry.Failures", "", "", [](const P& p) { return p.registration_->failures(); });
     return t;
@@ -524,11 +520,13 @@ void Proxy::log_health() {
                          link->spooled(), link->spool_dropped() + c.spool_failures, c.connect_failures,
                          c.heartbeat_timeouts);
   }
-  spdlog::info("health: {} connections, {} batches in, {} ({} unknown service / {} unknown attr / {} unassigned), "
-               "{} batches acknowledged, {} own health reports refused by the SDK{}",
-               listener_->counters().connections, counters_.batches_in, health_table().log_line(*this),
+  // Finer than the table: drops by reason, and each next hop's link.
+  spdlog::info("health: {} connections, {} batches in, {} records in, {} routed, dropped {} unknown service / "
+               "{} unknown attr / {} unassigned, {} bad frames, {} batches acknowledged, "
+               "{} own health reports refused by the SDK{}",
+               listener_->counters().connections, counters_.batches_in, counters_.records_in, counters_.records_routed,
                counters_.dropped_unknown_service, counters_.dropped_unknown_attr, counters_.dropped_unassigned,
-               counters_.batches_acked, health_.failures(), links);
+               listener_->counters().bad_frames, counters_.batches_acked, health_.failures(), links);
 }
 
 void Proxy::announce_watermarks(int64_t now_s) {

@@ -481,6 +481,194 @@ std::shared_ptr<const Cond> parse_condition(std::string_view text, ParseError& e
   }
 }
 
+namespace {
+
+const Word& one_value(const std::vector<Word>& words) {
+  if (words.size() != 2) throw Failure{words[0].column, fmt::format("'{}' takes one value", words[0].text)};
+  return words[1];
+}
+
+int64_t minutes_value(const std::vector<Word>& words, bool allow_zero) {
+  const Word& w = one_value(words);
+  const auto m = parse_minutes(w.text);
+  if (!m || (*m == 0 && !allow_zero)) throw Failure{w.column, fmt::format("'{}' is not a number of minutes (5, 5m, 2h, 1d)", w.text)};
+  return *m;
+}
+
+// series server=N|total [from=MINUTE] VALUES…
+RuleTest::Series parse_test_series(const std::vector<Word>& words) {
+  const Word& key = words[0];
+  if (words.size() < 2) throw Failure{key.column, "expected 'series server=N|total [from=MINUTE] VALUES…'"};
+  RuleTest::Series s;
+  size_t i = 1;
+  if (words[1].text == "total") {
+    s.server = -1;
+  } else if (words[1].text.starts_with("server=")) {
+    const auto v = parse_number(std::string_view(words[1].text).substr(7));
+    if (!v || *v < 0 || *v != std::floor(*v)) throw Failure{words[1].column, "server= needs a server id (0 or more)"};
+    s.server = static_cast<int64_t>(*v);
+  } else {
+    throw Failure{words[1].column, "expected server=N or total"};
+  }
+  ++i;
+  if (i < words.size() && words[i].text.starts_with("from=")) {
+    const std::string_view from = std::string_view(words[i].text).substr(5);
+    const bool negative = from.starts_with("-");
+    const auto m = parse_minutes(negative ? from.substr(1) : from);
+    if (!m) throw Failure{words[i].column, "from= needs a minute (1, or -1d for a day before minute 1)"};
+    s.first_minute = negative ? 1 - *m : *m;
+    ++i;
+  }
+  for (; i < words.size(); ++i) {
+    if (s.values.size() >= kMaxTestMinutes) throw Failure{words[i].column, "too many minutes in one series"};
+    // "5x3": five, three minutes running; "_x3": three minutes without data.
+    const size_t x = words[i].text.find('x');
+    const std::string_view value_text = std::string_view(words[i].text).substr(0, x);
+    const bool no_data = value_text == "_";
+    const auto v = no_data ? std::optional<double>(0) : parse_number(value_text);
+    int64_t repeat = 1;
+    if (x != std::string::npos) {
+      const auto r = parse_number(std::string_view(words[i].text).substr(x + 1));
+      if (!r || *r < 1 || *r > static_cast<double>(kMaxTestMinutes)) throw Failure{words[i].column, "VALUExN needs a count after x"};
+      repeat = static_cast<int64_t>(*r);
+    }
+    if (!v) throw Failure{words[i].column, fmt::format("'{}' is not a number, _ (no data) or VALUExCOUNT", words[i].text)};
+    if (s.values.size() + static_cast<size_t>(repeat) > kMaxTestMinutes) throw Failure{words[i].column, "too many minutes in one series"};
+    s.values.insert(s.values.end(), static_cast<size_t>(repeat), no_data ? std::nullopt : std::optional<double>(*v));
+  }
+  return s;
+}
+
+// expect firing|resolved|gone minute=N [server=N]
+RuleTest::Expect parse_test_expect(const std::vector<Word>& words) {
+  const Word& key = words[0];
+  if (words.size() < 3 || (words[1].text != "firing" && words[1].text != "resolved" && words[1].text != "gone")) {
+    throw Failure{key.column, "expected 'expect firing|resolved|gone minute=N [server=N]'"};
+  }
+  RuleTest::Expect e;
+  e.event = words[1].text;
+  bool has_minute = false;
+  for (size_t i = 2; i < words.size(); ++i) {
+    const std::string& w = words[i].text;
+    const double v = w.find('=') == std::string::npos
+                         ? NAN
+                         : parse_number(std::string_view(w).substr(w.find('=') + 1)).value_or(NAN);
+    if (w.starts_with("minute=") && std::isfinite(v)) {
+      e.minute = static_cast<int64_t>(v);
+      has_minute = true;
+    } else if (w.starts_with("server=") && v >= 0) {
+      e.server = static_cast<int64_t>(v);
+    } else {
+      throw Failure{words[i].column, fmt::format("'{}': expected minute=N or server=N", w)};
+    }
+  }
+  if (!has_minute) throw Failure{key.column, "expect needs minute=N"};
+  return e;
+}
+
+// An indented line of a test: rule, series, expect.
+void parse_test_line(const std::vector<Word>& words, RuleTest& test) {
+  const Word& key = words[0];
+  if (key.text == "rule") {
+    test.rule = one_value(words).text;
+  } else if (key.text == "series") {
+    test.series.push_back(parse_test_series(words));
+  } else if (key.text == "expect") {
+    test.expects.push_back(parse_test_expect(words));
+  } else {
+    throw Failure{key.column, fmt::format("unknown test line '{}' (rule, series, expect)", key.text)};
+  }
+}
+
+// An indented line of a rule: one of its keys.
+void parse_rule_line(std::string_view line, const std::vector<Word>& words, Rule& rule) {
+  const Word& key = words[0];
+  if (key.text == "service" || key.text == "attr") {
+    const Word& w = one_value(words);
+    if (!is_valid_name(w.text)) throw Failure{w.column, fmt::format("'{}' is not a valid {} name", w.text, key.text)};
+    (key.text == "service" ? rule.service : rule.attr) = w.text;
+  } else if (key.text == "op") {
+    const Word& w = one_value(words);
+    const auto op = parse_rule_op(w.text);
+    if (!op) throw Failure{w.column, fmt::format("unknown op '{}' (SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999)", w.text)};
+    rule.op = *op;
+  } else if (key.text == "per") {
+    const Word& w = one_value(words);
+    if (w.text != "server" && w.text != "total") throw Failure{w.column, "expected 'per server' or 'per total'"};
+    rule.per_server = w.text == "server";
+  } else if (key.text == "when" || key.text == "recover") {
+    int column = 0;
+    const std::string_view cond = rest_of(line, key, column);
+    if (cond.empty()) throw Failure{key.column, fmt::format("'{}' needs a condition", key.text)};
+    std::shared_ptr<const Cond> parsed = parse_cond_at(cond, column);
+    if (key.text == "when") {
+      rule.when = std::move(parsed);
+      rule.when_text = std::string(cond);
+    } else {
+      rule.recover = std::move(parsed);
+      rule.recover_text = std::string(cond);
+    }
+    if (rule.span() > kMaxSpan) throw Failure{column, "the condition reads more than five weeks back"};
+  } else if (key.text == "pending") {
+    rule.pending = std::max<int64_t>(1, minutes_value(words, true));
+  } else if (key.text == "keep") {
+    rule.keep = minutes_value(words, true);
+  } else if (key.text == "repeat") {
+    rule.repeat = minutes_value(words, true);
+  } else if (key.text == "max_notifications") {
+    const Word& w = one_value(words);
+    const auto v = parse_number(w.text);
+    if (!v || *v < 1 || *v > 1000 || *v != std::floor(*v)) throw Failure{w.column, "max_notifications takes 1 to 1000"};
+    rule.max_notifications = static_cast<int64_t>(*v);
+  } else if (key.text == "severity") {
+    const Word& w = one_value(words);
+    if (w.text == "info") rule.severity = Severity::kInfo;
+    else if (w.text == "warning") rule.severity = Severity::kWarning;
+    else if (w.text == "critical") rule.severity = Severity::kCritical;
+    else throw Failure{w.column, "severity is info, warning or critical"};
+  } else if (key.text == "summary" || key.text == "description") {
+    const Word& w = one_value(words);
+    (key.text == "summary" ? rule.summary : rule.description) = w.text;
+  } else if (key.text == "label") {
+    const Word& w = one_value(words);
+    const size_t eq = w.text.find('=');
+    if (eq == std::string::npos || eq == 0) throw Failure{w.column, "expected label NAME=VALUE"};
+    rule.labels.emplace_back(w.text.substr(0, eq), w.text.substr(eq + 1));
+  } else if (key.text == "notify") {
+    if (words.size() < 2) throw Failure{key.column, "notify needs a target"};
+    Failure failure{0, ""};
+    auto t = parse_target(words, 1, failure);
+    if (!t) throw failure;
+    if (rule.notify.size() >= 8) throw Failure{key.column, "at most 8 notify targets"};
+    rule.notify.push_back(std::move(*t));
+  } else if (key.text == "escalate") {
+    if (words.size() < 3) throw Failure{key.column, "expected 'escalate AFTER TARGET'"};
+    const auto m = parse_minutes(words[1].text);
+    if (!m || *m == 0) throw Failure{words[1].column, "escalate needs a delay in minutes (15m)"};
+    Failure failure{0, ""};
+    auto t = parse_target(words, 2, failure);
+    if (!t) throw failure;
+    rule.escalate_after = *m;
+    rule.escalate_to = std::move(*t);
+  } else if (key.text == "group" || key.text == "template") {
+    const Word& w = one_value(words);
+    if (!is_valid_group_name(w.text)) {
+      throw Failure{w.column, fmt::format("'{}' is not a {} name (a capital letter, then letters and digits)", w.text,
+                                          key.text)};
+    }
+    (key.text == "group" ? rule.group : rule.from_template) = w.text;
+  } else if (key.text == "disabled") {
+    if (words.size() != 1) throw Failure{words[1].column, "'disabled' takes no value"};
+    rule.enabled = false;
+  } else {
+    throw Failure{key.column, fmt::format("unknown rule line '{}' (service, attr, op, per, when, recover, pending, keep, "
+                                          "severity, summary, description, label, notify, escalate, repeat, "
+                                          "max_notifications, group, template, disabled)", key.text)};
+  }
+}
+
+}  // namespace
+
 ParseResult parse_rule_file(std::string_view text) {
   ParseResult result;
   Rule* rule = nullptr;
@@ -539,167 +727,10 @@ ParseResult parse_rule_file(std::string_view text) {
         continue;
       }
       if (rule == nullptr && test == nullptr) throw Failure{key.column, "an indented line outside a rule or test"};
-      auto one_value = [&]() -> const Word& {
-        if (words.size() != 2) throw Failure{key.column, fmt::format("'{}' takes one value", key.text)};
-        return words[1];
-      };
-      auto minutes_value = [&](bool allow_zero) {
-        const Word& w = one_value();
-        const auto m = parse_minutes(w.text);
-        if (!m || (*m == 0 && !allow_zero)) throw Failure{w.column, fmt::format("'{}' is not a number of minutes (5, 5m, 2h, 1d)", w.text)};
-        return *m;
-      };
       if (test != nullptr) {
-        if (key.text == "rule") {
-          test->rule = one_value().text;
-        } else if (key.text == "series") {
-          if (words.size() < 2) throw Failure{key.column, "expected 'series server=N|total [from=MINUTE] VALUES…'"};
-          RuleTest::Series s;
-          size_t i = 1;
-          if (words[1].text == "total") {
-            s.server = -1;
-          } else if (words[1].text.starts_with("server=")) {
-            const auto v = parse_number(std::string_view(words[1].text).substr(7));
-            if (!v || *v < 0 || *v != std::floor(*v)) throw Failure{words[1].column, "server= needs a server id (0 or more)"};
-            s.server = static_cast<int64_t>(*v);
-          } else {
-            throw Failure{words[1].column, "expected server=N or total"};
-          }
-          ++i;
-          if (i < words.size() && words[i].text.starts_with("from=")) {
-            const std::string_view from = std::string_view(words[i].text).substr(5);
-            const bool negative = from.starts_with("-");
-            const auto m = parse_minutes(negative ? from.substr(1) : from);
-            if (!m) throw Failure{words[i].column, "from= needs a minute (1, or -1d for a day before minute 1)"};
-            s.first_minute = negative ? 1 - *m : *m;
-            ++i;
-          }
-          for (; i < words.size(); ++i) {
-            if (s.values.size() >= kMaxTestMinutes) throw Failure{words[i].column, "too many minutes in one series"};
-            // "5x3": five, three minutes running; "_x3": three minutes without data.
-            const size_t x = words[i].text.find('x');
-            const std::string_view value_text = std::string_view(words[i].text).substr(0, x);
-            const bool no_data = value_text == "_";
-            const auto v = no_data ? std::optional<double>(0) : parse_number(value_text);
-            int64_t repeat = 1;
-            if (x != std::string::npos) {
-              const auto r = parse_number(std::string_view(words[i].text).substr(x + 1));
-              if (!r || *r < 1 || *r > static_cast<double>(kMaxTestMinutes)) throw Failure{words[i].column, "VALUExN needs a count after x"};
-              repeat = static_cast<int64_t>(*r);
-            }
-            if (!v) throw Failure{words[i].column, fmt::format("'{}' is not a number, _ (no data) or VALUExCOUNT", words[i].text)};
-            if (s.values.size() + static_cast<size_t>(repeat) > kMaxTestMinutes) throw Failure{words[i].column, "too many minutes in one series"};
-            s.values.insert(s.values.end(), static_cast<size_t>(repeat), no_data ? std::nullopt : std::optional<double>(*v));
-          }
-          test->series.push_back(std::move(s));
-        } else if (key.text == "expect") {
-          // expect firing|resolved|gone minute=N [server=N]
-          if (words.size() < 3 || (words[1].text != "firing" && words[1].text != "resolved" && words[1].text != "gone")) {
-            throw Failure{key.column, "expected 'expect firing|resolved|gone minute=N [server=N]'"};
-          }
-          RuleTest::Expect e;
-          e.event = words[1].text;
-          bool has_minute = false;
-          for (size_t i = 2; i < words.size(); ++i) {
-            const std::string& w = words[i].text;
-            const double v = w.find('=') == std::string::npos
-                                 ? NAN
-                                 : parse_number(std::string_view(w).substr(w.find('=') + 1)).value_or(NAN);
-            if (w.starts_with("minute=") && std::isfinite(v)) {
-              e.minute = static_cast<int64_t>(v);
-              has_minute = true;
-            } else if (w.starts_with("server=") && v >= 0) {
-              e.server = static_cast<int64_t>(v);
-            } else {
-              throw Failure{words[i].column, fmt::format("'{}': expected minute=N or server=N", w)};
-            }
-          }
-          if (!has_minute) throw Failure{key.column, "expect needs minute=N"};
-          test->expects.push_back(e);
-        } else {
-          throw Failure{key.column, fmt::format("unknown test line '{}' (rule, series, expect)", key.text)};
-        }
-      } else if (key.text == "service" || key.text == "attr") {
-        const Word& w = one_value();
-        if (!is_valid_name(w.text)) throw Failure{w.column, fmt::format("'{}' is not a valid {} name", w.text, key.text)};
-        (key.text == "service" ? rule->service : rule->attr) = w.text;
-      } else if (key.text == "op") {
-        const Word& w = one_value();
-        const auto op = parse_rule_op(w.text);
-        if (!op) throw Failure{w.column, fmt::format("unknown op '{}' (SUM MAX MIN AVG FIRST LAST COUNT HIST_P50 HIST_P90 HIST_P99 HIST_P999)", w.text)};
-        rule->op = *op;
-      } else if (key.text == "per") {
-        const Word& w = one_value();
-        if (w.text != "server" && w.text != "total") throw Failure{w.column, "expected 'per server' or 'per total'"};
-        rule->per_server = w.text == "server";
-      } else if (key.text == "when" || key.text == "recover") {
-        int column = 0;
-        const std::string_view cond = rest_of(line, key, column);
-        if (cond.empty()) throw Failure{key.column, fmt::format("'{}' needs a condition", key.text)};
-        std::shared_ptr<const Cond> parsed = parse_cond_at(cond, column);
-        if (key.text == "when") {
-          rule->when = std::move(parsed);
-          rule->when_text = std::string(cond);
-        } else {
-          rule->recover = std::move(parsed);
-          rule->recover_text = std::string(cond);
-        }
-        if (rule->span() > kMaxSpan) throw Failure{column, "the condition reads more than five weeks back"};
-      } else if (key.text == "pending") {
-        rule->pending = std::max<int64_t>(1, minutes_value(true));
-      } else if (key.text == "keep") {
-        rule->keep = minutes_value(true);
-      } else if (key.text == "repeat") {
-        rule->repeat = minutes_value(true);
-      } else if (key.text == "max_notifications") {
-        const Word& w = one_value();
-        const auto v = parse_number(w.text);
-        if (!v || *v < 1 || *v > 1000 || *v != std::floor(*v)) throw Failure{w.column, "max_notifications takes 1 to 1000"};
-        rule->max_notifications = static_cast<int64_t>(*v);
-      } else if (key.text == "severity") {
-        const Word& w = one_value();
-        if (w.text == "info") rule->severity = Severity::kInfo;
-        else if (w.text == "warning") rule->severity = Severity::kWarning;
-        else if (w.text == "critical") rule->severity = Severity::kCritical;
-        else throw Failure{w.column, "severity is info, warning or critical"};
-      } else if (key.text == "summary" || key.text == "description") {
-        const Word& w = one_value();
-        (key.text == "summary" ? rule->summary : rule->description) = w.text;
-      } else if (key.text == "label") {
-        const Word& w = one_value();
-        const size_t eq = w.text.find('=');
-        if (eq == std::string::npos || eq == 0) throw Failure{w.column, "expected label NAME=VALUE"};
-        rule->labels.emplace_back(w.text.substr(0, eq), w.text.substr(eq + 1));
-      } else if (key.text == "notify") {
-        if (words.size() < 2) throw Failure{key.column, "notify needs a target"};
-        Failure failure{0, ""};
-        auto t = parse_target(words, 1, failure);
-        if (!t) throw failure;
-        if (rule->notify.size() >= 8) throw Failure{key.column, "at most 8 notify targets"};
-        rule->notify.push_back(std::move(*t));
-      } else if (key.text == "escalate") {
-        if (words.size() < 3) throw Failure{key.column, "expected 'escalate AFTER TARGET'"};
-        const auto m = parse_minutes(words[1].text);
-        if (!m || *m == 0) throw Failure{words[1].column, "escalate needs a delay in minutes (15m)"};
-        Failure failure{0, ""};
-        auto t = parse_target(words, 2, failure);
-        if (!t) throw failure;
-        rule->escalate_after = *m;
-        rule->escalate_to = std::move(*t);
-      } else if (key.text == "group" || key.text == "template") {
-        const Word& w = one_value();
-        if (!is_valid_group_name(w.text)) {
-          throw Failure{w.column, fmt::format("'{}' is not a {} name (a capital letter, then letters and digits)", w.text,
-                                              key.text)};
-        }
-        (key.text == "group" ? rule->group : rule->from_template) = w.text;
-      } else if (key.text == "disabled") {
-        if (words.size() != 1) throw Failure{words[1].column, "'disabled' takes no value"};
-        rule->enabled = false;
+        parse_test_line(words, *test);
       } else {
-        throw Failure{key.column, fmt::format("unknown rule line '{}' (service, attr, op, per, when, recover, pending, keep, "
-                                              "severity, summary, description, label, notify, escalate, repeat, "
-                                              "max_notifications, group, template, disabled)", key.text)};
+        parse_rule_line(line, words, *rule);
       }
       if (eol == text.size()) break;
     }

@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "common/process_info.hpp"
 #include "health/health_reporter.hpp"
 #include "monitor/monitor.hpp"
 
@@ -41,6 +42,14 @@ class HealthTable {
                      std::function<int64_t(const Daemon&)> read) {
     figures_.push_back({attr, Kind::kGauge, std::move(json_key), std::move(log_text), std::move(read)});
     return *this;
+  }
+
+  /// Process.RssBytes: the daemon's resident memory, every daemon's.
+  HealthTable& resident_memory() {
+    return gauge("Process.RssBytes", "", "", [](const Daemon&) {
+      const RssInfo rss = read_rss();
+      return static_cast<int64_t>(rss.anon_bytes + rss.file_bytes);
+    });
   }
 
   void report(const Daemon& d, HealthReporter& reporter) const {
