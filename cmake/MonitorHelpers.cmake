@@ -2,7 +2,10 @@
 
 add_library(monitor_warnings INTERFACE)
 target_compile_features(monitor_warnings INTERFACE cxx_std_20)
-target_compile_definitions(monitor_warnings INTERFACE MONITOR_CPP_API=1)
+# CXXOPTS_NO_REGEX: cxxopts' std::regex parser cost each file that declares
+# options 10-15 s of compiling (it was most of monitorctl's build); its
+# hand-written parser accepts the same flags.
+target_compile_definitions(monitor_warnings INTERFACE MONITOR_CPP_API=1 CXXOPTS_NO_REGEX)
 target_compile_options(monitor_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
   $<$<BOOL:${MONITOR_WERROR}>:-Werror>)
