@@ -120,6 +120,7 @@ ring::RingReader Agent::open_reader(bool recreate) const {
 Agent::Agent(AgentConfig config)
     : config_(std::move(config)), names_(config_.max_names), tsc_(20) {
   config_.validate();
+  health_.expose(&metrics_);
   if (!config_.metrics_listen.empty()) {
     metrics_server_ = std::make_unique<net::MetricsServer>(config_.metrics_listen, [this] { return metrics_.text(); });
     spdlog::info("metrics: GET /metrics on {}", metrics_server_->address());
@@ -398,140 +399,128 @@ size_t Agent::poll_once() {
   return work;
 }
 
+const health::HealthTable<Agent>& Agent::health_table() {
+  using A = Agent;
+  static const health::HealthTable<A> table = [] {
+    health::HealthTable<A> t;
+    auto ingest = [](auto field) {
+      return [field](const A& a) -> uint64_t { return a.ingest_->counters().*field; };
+    };
+    t.counter("Reports.Ring", "", "", ingest(&AgentCounters::ring_reports))
+        .counter("Reports.Socket", "", "", ingest(&AgentCounters::socket_lines))
+        .counter("Ring.Dropped", "", "", ingest(&AgentCounters::ring_dropped))
+        .counter("Ring.Abandoned", "", "", ingest(&AgentCounters::ring_abandoned))
+        .counter("Ring.NamesFull", "", "", ingest(&AgentCounters::ring_names_full))
+        .counter("Ring.BadSlots", "", "", ingest(&AgentCounters::bad_slots))
+        .counter("Ring.Retired", "", "", ingest(&AgentCounters::ring_retired))
+        .counter("Ring.WriterRebinds", "", "", ingest(&AgentCounters::writer_rebinds))
+        .counter("Socket.BadLines", "", "", [](const A& a) { return a.ingest_->counters().bad_lines_total(); });
+    // The same lines by reason (docs/socket.md), so a mapping gap shows as Lines.NoService.
+    struct Reason {
+      LineError error;
+      monitor::Name attr;
+    };
+    static constexpr Reason kReasons[] = {
+        {LineError::kTooLong, "Lines.TooLong"},     {LineError::kBadFormat, "Lines.BadFormat"},
+        {LineError::kBadName, "Lines.BadName"},     {LineError::kBadNumber, "Lines.BadNumber"},
+        {LineError::kBadType, "Lines.BadType"},     {LineError::kNoService, "Lines.NoService"}};
+    for (const auto& [reason, attr] : kReasons) {
+      const auto i = static_cast<size_t>(reason);
+      t.counter(attr, "", "", [i](const A& a) { return a.ingest_->counters().bad_lines[i]; });
+    }
+    t.counter("Statsd.Events", "", "", ingest(&AgentCounters::statsd_events))
+        .counter("Statsd.ServiceChecks", "", "", ingest(&AgentCounters::statsd_service_checks))
+        .counter("Statsd.SetsOverLimit", "", "", ingest(&AgentCounters::sets_over_limit))
+        .counter("Statsd.GaugesOverLimit", "", "", ingest(&AgentCounters::gauges_over_limit))
+        .counter("Statsd.StreamRefused", "", "",
+                 [](const A& a) { return a.statsd_stream_ ? a.statsd_stream_->refused() : uint64_t{0}; })
+        .counter("Time.Late", "", "", ingest(&AgentCounters::late))
+        .counter("Time.Future", "", "", ingest(&AgentCounters::future))
+        .counter("Series.OverLimit", "", "", ingest(&AgentCounters::series_over_limit))
+        .counter("Names.Refused", "", "", [](const A& a) { return a.names_.refused(); })
+        .counter("Recovery.Reports", "", "", ingest(&AgentCounters::recovered))
+        .counter("Recovery.Lost", "", "", ingest(&AgentCounters::recovery_lost))
+        .gauge("Series.Live", "", "", [](const A& a) { return static_cast<int64_t>(a.aggregator_->live_cells()); })
+        .gauge("Flush.Millis", "", "", [](const A& a) { return a.last_flush_ms_; })
+        .resident_memory();
+
+    t.when([](const A& a) { return a.journal_ != nullptr; })
+        .gauge("Journal.Bytes", "", "", [](const A& a) { return static_cast<int64_t>(a.journal_->live_bytes()); })
+        .counter("Journal.Unprotected", "", "", [](const A& a) { return a.journal_->unjournaled(); });
+
+    t.when([](const A& a) { return a.sink_ != nullptr; })
+        .gauge("Sink.RecordsFailed", "", "", [](const A& a) { return static_cast<int64_t>(a.sink_->records_failed()); });
+
+    auto forward = [](auto field) {
+      return [field](const A& a) -> uint64_t { return a.forwarder_->counters().*field; };
+    };
+    t.when([](const A& a) { return a.forwarder_ != nullptr; })
+        .counter("Forward.Sent", "", "", forward(&ForwardCounters::batches_sent))
+        .counter("Forward.ConnectFailures", "", "", forward(&ForwardCounters::connect_failures))
+        // Seconds not written to the spool (full disk): lost, and counted here.
+        .counter("Forward.SpoolFailures", "", "", forward(&ForwardCounters::spool_failures))
+        // Batches the receiver said it already had (HELLO_ACK): not sent again.
+        .counter("Forward.Skipped", "", "", forward(&ForwardCounters::batches_skipped))
+        // Batches the full spool dropped, or that did not parse when read back.
+        .counter("Forward.Dropped", "", "",
+                 [](const A& a) { return a.forwarder_->spool_dropped() + a.forwarder_->counters().spool_corrupt; })
+        .gauge("Forward.Waiting", "", "", [](const A& a) { return static_cast<int64_t>(a.forwarder_->spooled()); });
+    t.when([](const A& a) { return a.forwarder_ != nullptr && a.forwarder_->registry_reachable().has_value(); })
+        .gauge("Registry.Reachable", "", "", [](const A& a) { return *a.forwarder_->registry_reachable() ? 1 : 0; });
+
+    t.when([](const A& a) { return a.host_ != nullptr; })
+        .counter("HostMetrics.Rounds", "", "", [](const A& a) { return a.host_->counters().rounds.load(); })
+        .counter("HostMetrics.RoundsDropped", "", "", [](const A& a) { return a.host_->rounds_dropped(); })
+        .counter("HostMetrics.ReadErrors", "", "", [](const A& a) { return a.host_->counters().read_errors.load(); })
+        .counter("HostMetrics.StatvfsTimedOut", "", "",
+                 [](const A& a) { return a.host_->counters().statvfs_timed_out.load(); })
+        .counter("HostMetrics.DevicesSkipped", "", "",
+                 [](const A& a) { return a.host_->counters().devices_skipped.load(); })
+        .counter("HostMetrics.CounterResets", "", "",
+                 [](const A& a) { return a.host_->counters().counter_resets.load(); })
+        .gauge("HostMetrics.CollectMicros", "", "", [](const A& a) { return a.host_->counters().collect_us.load(); });
+
+    auto plugin = [](auto field) {
+      return [field](const A& a) -> uint64_t { return (a.plugins_->counters().*field).load(); };
+    };
+    t.when([](const A& a) { return a.plugins_ != nullptr; })
+        .counter("Plugins.Runs", "", "", plugin(&PluginCounters::runs))
+        .counter("Plugins.Failed", "", "", plugin(&PluginCounters::failed))
+        .counter("Plugins.TimedOut", "", "", plugin(&PluginCounters::timed_out))
+        .counter("Plugins.Flooded", "", "", plugin(&PluginCounters::flooded))
+        .counter("Plugins.BadLines", "", "", plugin(&PluginCounters::bad_lines))
+        .counter("Plugins.Lines", "", "", plugin(&PluginCounters::lines))
+        .counter("Plugins.Refused", "", "", plugin(&PluginCounters::refused))
+        // Runs not started, and finished runs the loop did not take in time: their lines are lost.
+        .counter("Plugins.Skipped", "", "",
+                 [](const A& a) { return a.plugins_->counters().skipped.load() + a.plugins_->runs_dropped(); })
+        .gauge("Plugins.Running", "", "", [](const A& a) { return a.plugins_->counters().running.load(); });
+
+    t.when([](const A& a) { return a.checks_ != nullptr; })
+        .counter("Checks.Runs", "", "", [](const A& a) { return a.checks_->runs(); })
+        .counter("Checks.Down", "", "", [](const A& a) { return a.checks_->failed(); })
+        .counter("Checks.Dropped", "", "", [](const A& a) { return a.checks_->rounds_dropped(); });
+    return t;
+  }();
+  return table;
+}
+
+std::vector<std::string> Agent::health_attrs() { return health_table().attrs(); }
+
+// Every figure goes to /metrics; to the agent's own aggregates (Monitor.Agent)
+// unless switched off: the agent is what drains the ring, so it adds them itself.
+bool Agent::add_self_report(monitor::Name attr, int64_t value, int32_t ops) {
+  if (!config_.self_metrics) return true;
+  const uint32_t id = names_.intern(kSelfService, attr.view());
+  if (id == 0) return false;  // the name table is full (and says so)
+  aggregator_->add(id, config_.server_id, value, static_cast<uint32_t>(ops), self_report_ns_, now_s_);
+  return true;
+}
+
 void Agent::report_self(int64_t now_ns) {
-  const int64_t server = config_.server_id;
-  // Every figure goes to /metrics; to the agent's own aggregates (Monitor.Agent) unless switched off.
-  auto report = [&](std::string_view attr, int64_t value, uint32_t ops) {
-    if (!config_.self_metrics) return;
-    const uint32_t id = names_.intern(kSelfService, attr);
-    if (id == 0) return;  // the name table is full (and says so)
-    aggregator_->add(id, server, value, ops, now_ns, now_s_);
-  };
-  auto delta = [](uint64_t now, uint64_t before) { return static_cast<int64_t>(now - before); };
-  const AgentCounters& c = ingest_->counters();
-  const AgentCounters& r = reported_;
-  auto counter = [&](std::string_view attr, uint64_t total, uint64_t reported) {
-    metrics_.counter(attr, total);
-    report(attr, delta(total, reported), MONITOR_OP_SUM);
-  };
-  auto gauge = [&](std::string_view attr, int64_t value) {
-    metrics_.gauge(attr, static_cast<double>(value));
-    report(attr, value, MONITOR_OP_LAST | MONITOR_OP_MAX);
-  };
-  counter("Reports.Ring", c.ring_reports, r.ring_reports);
-  counter("Reports.Socket", c.socket_lines, r.socket_lines);
-  counter("Ring.Dropped", c.ring_dropped, r.ring_dropped);
-  counter("Ring.Abandoned", c.ring_abandoned, r.ring_abandoned);
-  counter("Ring.NamesFull", c.ring_names_full, r.ring_names_full);
-  counter("Ring.BadSlots", c.bad_slots, r.bad_slots);
-  counter("Ring.Retired", c.ring_retired, r.ring_retired);
-  counter("Ring.WriterRebinds", c.writer_rebinds, r.writer_rebinds);
-  counter("Socket.BadLines", c.bad_lines_total(), r.bad_lines_total());
-  // The same lines by reason (docs/socket.md), so a mapping gap shows as Lines.NoService.
-  static constexpr std::pair<LineError, std::string_view> kReasons[] = {
-      {LineError::kTooLong, "Lines.TooLong"},     {LineError::kBadFormat, "Lines.BadFormat"},
-      {LineError::kBadName, "Lines.BadName"},     {LineError::kBadNumber, "Lines.BadNumber"},
-      {LineError::kBadType, "Lines.BadType"},     {LineError::kNoService, "Lines.NoService"}};
-  for (const auto& [reason, attr] : kReasons) {
-    const auto i = static_cast<size_t>(reason);
-    counter(attr, c.bad_lines[i], r.bad_lines[i]);
-  }
-  counter("Statsd.Events", c.statsd_events, r.statsd_events);
-  counter("Statsd.ServiceChecks", c.statsd_service_checks, r.statsd_service_checks);
-  counter("Statsd.SetsOverLimit", c.sets_over_limit, r.sets_over_limit);
-  counter("Statsd.GaugesOverLimit", c.gauges_over_limit, r.gauges_over_limit);
-  const uint64_t stream_refused = statsd_stream_ ? statsd_stream_->refused() : 0;
-  counter("Statsd.StreamRefused", stream_refused, reported_stream_refused_);
-  reported_stream_refused_ = stream_refused;
-  counter("Time.Late", c.late, r.late);
-  counter("Time.Future", c.future, r.future);
-  counter("Series.OverLimit", c.series_over_limit, r.series_over_limit);
-  counter("Names.Refused", names_.refused(), reported_names_refused_);
-  reported_names_refused_ = names_.refused();
-  counter("Recovery.Reports", c.recovered, r.recovered);
-  counter("Recovery.Lost", c.recovery_lost, r.recovery_lost);
-  if (journal_) {
-    gauge("Journal.Bytes", static_cast<int64_t>(journal_->live_bytes()));
-    counter("Journal.Unprotected", journal_->unjournaled(), reported_unjournaled_);
-    reported_unjournaled_ = journal_->unjournaled();
-  }
-  gauge("Series.Live", static_cast<int64_t>(aggregator_->live_cells()));
-  gauge("Flush.Millis", last_flush_ms_);
-  last_flush_ms_ = 0;
-  if (sink_) gauge("Sink.RecordsFailed", static_cast<int64_t>(sink_->records_failed()));
-  const RssInfo rss = read_rss();
-  gauge("Process.RssBytes", static_cast<int64_t>(rss.anon_bytes + rss.file_bytes));
-  if (forwarder_) {
-    const ForwardCounters f = forwarder_->counters();
-    const ForwardTotals now{f.batches_sent, f.connect_failures, f.spool_failures,
-                            f.batches_skipped, f.spool_corrupt, forwarder_->spool_dropped()};
-    const ForwardTotals& was = reported_forward_;
-    counter("Forward.Sent", now.sent, was.sent);
-    counter("Forward.ConnectFailures", now.connect_failures, was.connect_failures);
-    // Seconds not written to the spool (full disk): lost, and counted here.
-    counter("Forward.SpoolFailures", now.spool_failures, was.spool_failures);
-    // Batches the receiver said it already had (HELLO_ACK): not sent again.
-    counter("Forward.Skipped", now.skipped, was.skipped);
-    // Batches the full spool dropped, or that did not parse when read back.
-    counter("Forward.Dropped", now.spool_dropped + now.corrupt, was.spool_dropped + was.corrupt);
-    gauge("Forward.Waiting", static_cast<int64_t>(forwarder_->spooled()));
-    if (const auto reachable = forwarder_->registry_reachable()) gauge("Registry.Reachable", *reachable ? 1 : 0);
-    reported_forward_ = now;
-  }
-  if (host_) {
-    const HostMetricsCounters& h = host_->counters();
-    const HostTotals now{h.rounds.load(), host_->rounds_dropped(), h.read_errors.load(), h.statvfs_timed_out.load(),
-                         h.devices_skipped.load(), h.counter_resets.load()};
-    const HostTotals& was = reported_host_;
-    counter("HostMetrics.Rounds", now.rounds, was.rounds);
-    counter("HostMetrics.RoundsDropped", now.rounds_dropped, was.rounds_dropped);
-    counter("HostMetrics.ReadErrors", now.read_errors, was.read_errors);
-    counter("HostMetrics.StatvfsTimedOut", now.statvfs_timed_out, was.statvfs_timed_out);
-    counter("HostMetrics.DevicesSkipped", now.devices_skipped, was.devices_skipped);
-    counter("HostMetrics.CounterResets", now.counter_resets, was.counter_resets);
-    gauge("HostMetrics.CollectMicros", h.collect_us.load());
-    reported_host_ = now;
-  }
-  if (plugins_ || checks_) {
-    PluginTotals now;
-    if (plugins_) {
-      const PluginCounters& p = plugins_->counters();
-      now.runs = p.runs.load();
-      now.failed = p.failed.load();
-      now.timed_out = p.timed_out.load();
-      now.flooded = p.flooded.load();
-      now.bad_lines = p.bad_lines.load();
-      now.lines = p.lines.load();
-      now.refused = p.refused.load();
-      now.skipped = p.skipped.load();
-      now.dropped = plugins_->runs_dropped();
-    }
-    if (checks_) {
-      now.check_runs = checks_->runs();
-      now.check_failed = checks_->failed();
-      now.check_dropped = checks_->rounds_dropped();
-    }
-    const PluginTotals& was = reported_plugins_;
-    if (plugins_) {
-      counter("Plugins.Runs", now.runs, was.runs);
-      counter("Plugins.Failed", now.failed, was.failed);
-      counter("Plugins.TimedOut", now.timed_out, was.timed_out);
-      counter("Plugins.Flooded", now.flooded, was.flooded);
-      counter("Plugins.BadLines", now.bad_lines, was.bad_lines);
-      counter("Plugins.Lines", now.lines, was.lines);
-      counter("Plugins.Refused", now.refused, was.refused);
-      // Runs not started, and finished runs the loop did not take in time: their lines are lost.
-      counter("Plugins.Skipped", now.skipped + now.dropped, was.skipped + was.dropped);
-      gauge("Plugins.Running", plugins_->counters().running.load());
-    }
-    if (checks_) {
-      counter("Checks.Runs", now.check_runs, was.check_runs);
-      counter("Checks.Down", now.check_failed, was.check_failed);
-      counter("Checks.Dropped", now.check_dropped, was.check_dropped);
-    }
-    reported_plugins_ = now;
-  }
-  reported_ = c;
+  self_report_ns_ = now_ns;
+  health_table().report(*this, health_);
+  last_flush_ms_ = 0;  // Flush.Millis: the longest flush since the last report
   commit_journal();
 }
 

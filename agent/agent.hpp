@@ -27,6 +27,7 @@
 #include "agent/stream_receiver.hpp"
 #include "common/log_throttle.hpp"
 #include "common/clock.hpp"
+#include "health/health_table.hpp"
 #include "health/metrics.hpp"
 #include "net/http_server.hpp"
 #include "ring/name_table.hpp"
@@ -59,9 +60,14 @@ class Agent {
 
   const AgentCounters& counters() const noexcept { return ingest_->counters(); }
 
+  /// The attrs of Monitor.Agent it reports (its health table's).
+  static std::vector<std::string> health_attrs();
+
  private:
   void every_second(int64_t now_ns);
   void report_self(int64_t now_ns);
+  static const health::HealthTable<Agent>& health_table();
+  bool add_self_report(monitor::Name attr, int64_t value, int32_t ops);
   // The host collector's, the checks' and the plugins' figures since the last call, into the aggregator.
   void add_host_rounds();
   void add_host_round(const HostRound& round);
@@ -105,7 +111,6 @@ class Agent {
   std::unique_ptr<DatagramPump> socket_;
   std::unique_ptr<DatagramPump> udp_;
   std::optional<StreamReceiver> statsd_stream_;
-  uint64_t reported_stream_refused_ = 0;
   LogThrottle stream_refused_log_;
   NameRegistry names_;
   TscClock tsc_;
@@ -118,36 +123,17 @@ class Agent {
   std::unique_ptr<JournalingSink> journaling_;
   std::optional<RecoveredJournal> recovered_;  // read at start, before the aggregator exists
   AggregateSink* output_ = nullptr;        // sink_, or tee_ of sink_ and forwarder_; behind journaling_
-  struct ForwardTotals {
-    uint64_t sent = 0;
-    uint64_t connect_failures = 0;
-    uint64_t spool_failures = 0;
-    uint64_t skipped = 0;
-    uint64_t corrupt = 0;
-    uint64_t spool_dropped = 0;
-  };
-  ForwardTotals reported_forward_;  // forwarder totals as of the last self report
   std::unique_ptr<HostCollector> host_;  // null: --no-host-metrics
   std::vector<HostRound> host_rounds_;   // reused by add_host_rounds()
-  struct HostTotals {
-    uint64_t rounds = 0, rounds_dropped = 0, read_errors = 0, statvfs_timed_out = 0, devices_skipped = 0,
-             counter_resets = 0;
-  };
-  HostTotals reported_host_;
   std::unique_ptr<CheckRunner> checks_;    // null: no checks configured
   std::unique_ptr<PluginRunner> plugins_;  // null: plugin dir "none"
   std::vector<PluginRun> plugin_runs_;     // reused by add_host_rounds()
-  struct PluginTotals {
-    uint64_t runs = 0, failed = 0, timed_out = 0, flooded = 0, bad_lines = 0, lines = 0, refused = 0, skipped = 0,
-             dropped = 0, check_runs = 0, check_failed = 0, check_dropped = 0;
-  };
-  PluginTotals reported_plugins_;
-  AgentCounters reported_;  // ingest counters as of the last self report
-  uint64_t reported_unjournaled_ = 0;
-  uint64_t reported_names_refused_ = 0;
   int64_t now_s_ = 0;
   int64_t last_flush_ms_ = 0;  // longest flush since the last self report
+  int64_t self_report_ns_ = 0;  // the time of the self report under way
   health::Metrics metrics_{"agent"};
+  health::HealthReporter health_{
+      [this](monitor::Name attr, int64_t value, int32_t ops) { return add_self_report(attr, value, ops); }};
   std::unique_ptr<net::MetricsServer> metrics_server_;  // last: stopped before what it reads
 };
 

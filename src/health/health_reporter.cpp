@@ -12,6 +12,8 @@ namespace monitor::health {
 HealthReporter::HealthReporter(monitor::Name service, int64_t server_id, bool enabled)
     : service_(service.view()), server_id_(server_id), enabled_(enabled) {}
 
+HealthReporter::HealthReporter(Sink sink) : server_id_(0), enabled_(true), sink_(std::move(sink)) {}
+
 bool HealthReporter::bound() {
   if (bound_) return true;
   if (!enabled_) return false;
@@ -26,6 +28,10 @@ bool HealthReporter::bound() {
 }
 
 void HealthReporter::send(monitor::Name attr, int64_t value, int32_t ops) {
+  if (sink_) {
+    if (!sink_(attr, value, ops)) ++failures_;
+    return;
+  }
   if (!bound()) return;
   const std::string name(attr.view());
   if (monitor_report(service_.c_str(), name.c_str(), server_id_, value, ops) != MONITOR_OK) ++failures_;

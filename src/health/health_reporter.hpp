@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 
@@ -20,6 +21,10 @@ class HealthReporter {
   /// Reports nothing unless `enabled` and an agent's ring exists: a daemon
   /// must not create a ring nobody drains.
   HealthReporter(monitor::Name service, int64_t server_id, bool enabled);
+  /// Reports into `sink` instead (the agent's own aggregator: the agent is
+  /// what drains the ring); false from it counts as a failure.
+  using Sink = std::function<bool(monitor::Name attr, int64_t value, int32_t ops)>;
+  explicit HealthReporter(Sink sink);
 
   /// Every value reported also goes to `metrics` (served as /metrics),
   /// whether or not an agent takes the reports.
@@ -45,6 +50,7 @@ class HealthReporter {
   std::unordered_map<std::string, uint64_t> last_totals_;
   uint64_t failures_ = 0;
   Metrics* metrics_ = nullptr;
+  Sink sink_;
 };
 
 }  // namespace monitor::health

@@ -28,19 +28,29 @@ class HealthTable {
     std::string json_key;   // in /api/health; empty: not there
     std::string log_text;   // in the log line, after the value ("batches stored"); empty: not there
     std::function<int64_t(const Daemon&)> read;
+    std::function<bool(const Daemon&)> present;  // null: always
   };
+
+  /// The figures added after this, until the next when(), belong to a part
+  /// the daemon may not run (the agent's forwarder, its plugins): they are
+  /// reported only while `present` holds. A null `present` ends the part.
+  HealthTable& when(std::function<bool(const Daemon&)> present) {
+    present_ = std::move(present);
+    return *this;
+  }
 
   /// A monotonic total: reported as its increase (SUM), a _total in /metrics.
   HealthTable& counter(monitor::Name attr, std::string json_key, std::string log_text,
                        std::function<uint64_t(const Daemon&)> read) {
     figures_.push_back({attr, Kind::kCounter, std::move(json_key), std::move(log_text),
-                        [read = std::move(read)](const Daemon& d) { return static_cast<int64_t>(read(d)); }});
+                        [read = std::move(read)](const Daemon& d) { return static_cast<int64_t>(read(d)); },
+                        present_});
     return *this;
   }
   /// A level: reported as LAST, MAX, MIN.
   HealthTable& gauge(monitor::Name attr, std::string json_key, std::string log_text,
                      std::function<int64_t(const Daemon&)> read) {
-    figures_.push_back({attr, Kind::kGauge, std::move(json_key), std::move(log_text), std::move(read)});
+    figures_.push_back({attr, Kind::kGauge, std::move(json_key), std::move(log_text), std::move(read), present_});
     return *this;
   }
 
@@ -54,6 +64,7 @@ class HealthTable {
 
   void report(const Daemon& d, HealthReporter& reporter) const {
     for (const Figure& f : figures_) {
+      if (f.present && !f.present(d)) continue;
       if (f.kind == Kind::kCounter) reporter.counter(f.attr, static_cast<uint64_t>(f.read(d)));
       else reporter.gauge(f.attr, f.read(d));
     }
@@ -62,7 +73,7 @@ class HealthTable {
   /// Adds the figures that have a key to `out` (the rest of /api/health is the daemon's).
   void add_json(const Daemon& d, boost::json::object& out) const {
     for (const Figure& f : figures_) {
-      if (f.json_key.empty()) continue;
+      if (f.json_key.empty() || (f.present && !f.present(d))) continue;
       if (f.kind == Kind::kCounter) out[f.json_key] = static_cast<uint64_t>(f.read(d));
       else out[f.json_key] = f.read(d);
     }
@@ -72,7 +83,7 @@ class HealthTable {
   std::string log_line(const Daemon& d) const {
     std::string line;
     for (const Figure& f : figures_) {
-      if (f.log_text.empty()) continue;
+      if (f.log_text.empty() || (f.present && !f.present(d))) continue;
       fmt::format_to(std::back_inserter(line), "{}{} {}", line.empty() ? "" : ", ", f.read(d), f.log_text);
     }
     return line;
@@ -86,6 +97,7 @@ class HealthTable {
 
  private:
   std::vector<Figure> figures_;
+  std::function<bool(const Daemon&)> present_;
 };
 
 }  // namespace monitor::health

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include "agent/agent.hpp"
 #include "dashboard/dashboard_server.hpp"
 #include "health/health_table.hpp"
 #include "health/metrics.hpp"
@@ -38,11 +39,13 @@ struct Toy {
 }  // namespace
 
 TEST_CASE("issue 22: each daemon's health table is what the example registry declares for it", "[health][issue22]") {
+  CHECK(as_set(monitor::agent::Agent::health_attrs()) == registered_attrs("Monitor.Agent"));
   CHECK(as_set(monitor::judger::Judger::health_attrs()) == registered_attrs("Monitor.Judger"));
   CHECK(as_set(monitor::proxy::Proxy::health_attrs()) == registered_attrs("Monitor.Proxy"));
   CHECK(as_set(monitor::dashboard::DashboardServer::health_attrs()) == registered_attrs("Monitor.Dashboard"));
   // No attr twice: the second would report a delta of the first's total.
-  for (const auto& attrs : {monitor::judger::Judger::health_attrs(), monitor::proxy::Proxy::health_attrs(),
+  for (const auto& attrs : {monitor::agent::Agent::health_attrs(), monitor::judger::Judger::health_attrs(),
+                            monitor::proxy::Proxy::health_attrs(),
                             monitor::dashboard::DashboardServer::health_attrs()}) {
     CHECK(as_set(attrs).size() == attrs.size());
   }
@@ -70,4 +73,34 @@ TEST_CASE("issue 22: one health table feeds /metrics, /api/health and the log li
   CHECK(health.at("name").as_string() == "judger-1");
 
   CHECK(table.log_line(toy) == "12 minutes stored");
+}
+
+TEST_CASE("issue 22: a part the daemon does not run reports nothing, and a sink takes the deltas", "[health][issue22]") {
+  struct Daemon {
+    uint64_t sent = 0;
+    bool forwarding = false;
+  };
+  monitor::health::HealthTable<Daemon> table;
+  table.when([](const Daemon& d) { return d.forwarding; })
+      .counter("Forward.Sent", "sent", "sent", [](const Daemon& d) { return d.sent; });
+  std::vector<std::pair<std::string, int64_t>> taken;
+  monitor::health::HealthReporter reporter([&](monitor::Name attr, int64_t value, int32_t) {
+    taken.emplace_back(attr.view(), value);
+    return true;
+  });
+
+  Daemon daemon{5, false};
+  table.report(daemon, reporter);
+  boost::json::object health;
+  table.add_json(daemon, health);
+  CHECK(taken.empty());
+  CHECK(health.empty());
+  CHECK(table.log_line(daemon).empty());
+
+  daemon.forwarding = true;
+  table.report(daemon, reporter);
+  daemon.sent = 12;
+  table.report(daemon, reporter);
+  CHECK(taken == std::vector<std::pair<std::string, int64_t>>{{"Forward.Sent", 5}, {"Forward.Sent", 7}});
+  CHECK(table.log_line(daemon) == "12 sent");
 }
