@@ -89,7 +89,8 @@ TEST_CASE("a rule removed while its judger writes the alarms' state stays remove
   registry::Registry& reg = *opened;
 
   JudgerAlarms judger_alarms(dir, reg);
-  auto& [notifier, engine] = judger_alarms;
+  [[maybe_unused]] judger::Notifier& notifier = judger_alarms.notifier;
+  judger::AlarmEngine& engine = judger_alarms.engine;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   auto evaluate = [&](int64_t minute) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, 10}});
@@ -137,7 +138,8 @@ TEST_CASE("a minute judged late is matched against the silences in force at its 
   REQUIRE(reg.put(rules::kSilencesKind, "s1", rules::silence_value(maintenance)).has_value());
 
   JudgerAlarms judger_alarms(dir, reg);
-  auto& [notifier, engine] = judger_alarms;
+  [[maybe_unused]] judger::Notifier& notifier = judger_alarms.notifier;
+  judger::AlarmEngine& engine = judger_alarms.engine;
   auto evaluate = [&](int64_t minute, double value) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value}});
     engine.final_before((minute + 1) * 60);
@@ -166,7 +168,8 @@ TEST_CASE("an alarm of a server that stopped for good resolves as gone after a d
 )");
   registry::Registry& reg = *opened;
   JudgerAlarms judger_alarms(dir, reg);
-  auto& [notifier, engine] = judger_alarms;
+  [[maybe_unused]] judger::Notifier& notifier = judger_alarms.notifier;
+  judger::AlarmEngine& engine = judger_alarms.engine;
   const int64_t base = monitor::realtime_ns() / 60'000'000'000 - 1500;
   // Server 3 reports for three minutes (the first only starts the rule's state), then never again.
   for (int64_t minute = base; minute < base + 3; ++minute) {
@@ -197,7 +200,8 @@ TEST_CASE("issue 20: a minute amended after it was judged is counted and told in
   auto opened = registry_with_rule(dir, kRuleText);  // per total, when value < 5
   registry::Registry& reg = *opened;
   JudgerAlarms judger_alarms(dir, reg);
-  auto& [notifier, engine] = judger_alarms;
+  [[maybe_unused]] judger::Notifier& notifier = judger_alarms.notifier;
+  judger::AlarmEngine& engine = judger_alarms.engine;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   auto store = [&](int64_t minute, double value) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value},
@@ -236,7 +240,8 @@ TEST_CASE("issue 20: a firing that the amended minute does not bear out resolves
   auto opened = registry_with_rule(dir, std::string(kRuleText) + "  notify webhook:http://127.0.0.1:9/low\n");
   registry::Registry& reg = *opened;
   JudgerAlarms judger_alarms(dir, reg);
-  auto& [notifier, engine] = judger_alarms;
+  [[maybe_unused]] judger::Notifier& notifier = judger_alarms.notifier;
+  judger::AlarmEngine& engine = judger_alarms.engine;
   const int64_t now_minute = monitor::realtime_ns() / 60'000'000'000;
   auto store = [&](int64_t minute, double value) {
     engine.minute_stored({judger::MinutePoint{"E2e.Test", "Steady.Count", 1, -1, minute * 60, value}});
