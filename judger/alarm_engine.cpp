@@ -26,37 +26,6 @@ constexpr int64_t kOnTimeJudgement_s = 60;  // a minute judged later than this a
 // have its part final (that judger restarting, or catching up).
 constexpr auto kSplitMinuteWait = std::chrono::seconds(30);
 
-// The judgers that held a service during [from_s, from_s + 60), from its
-// assignment: the current one since the last move, each earlier one until
-// it moved away.
-std::vector<std::string> holders_during(const json::value& assignment, int64_t from_s) {
-  std::vector<std::string> out;
-  const auto* obj = assignment.if_object();
-  if (obj == nullptr) return out;
-  int64_t since = 0;
-  auto held = [&](const std::string& judger, int64_t until) {
-    if (!judger.empty() && since < from_s + 60 && until > from_s && std::find(out.begin(), out.end(), judger) == out.end()) {
-      out.push_back(judger);
-    }
-  };
-  if (const auto* h = obj->if_contains("history"); h != nullptr && h->is_array()) {
-    for (const auto& move : h->as_array()) {
-      const auto* m = move.if_object();
-      if (m == nullptr) continue;
-      const auto* judger = m->if_contains("judger");
-      const auto* until = m->if_contains("until_s");
-      if (judger == nullptr || !judger->is_string() || until == nullptr || !until->is_number()) continue;
-      const auto until_s = until->to_number<int64_t>();
-      held(std::string(judger->as_string()), until_s);
-      since = until_s;
-    }
-  }
-  if (const auto* now = obj->if_contains("judger"); now != nullptr && now->is_string()) {
-    held(std::string(now->as_string()), INT64_MAX);
-  }
-  return out;
-}
-
 std::string number(std::optional<double> v) {
   if (!v) return "no data";
   return fmt::format("{:g}", *v);
@@ -315,7 +284,7 @@ void AlarmEngine::evaluate(int64_t minute) {
       for (const auto& service : wanted_services_) {
         const auto a = assignments_.find(service);
         if (a == assignments_.end()) continue;
-        auto holders = holders_during(a->second, minute * 60);
+        auto holders = registry::judgers_holding(a->second, minute * 60, minute * 60 + 59);
         if (holders.size() > 1 || (holders.size() == 1 && holders[0] != self_)) split.emplace(service, std::move(holders));
       }
     }

@@ -1,6 +1,7 @@
 #include "registry/placement.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 
 namespace monitor::registry {
@@ -110,19 +111,35 @@ boost::system::result<std::string> judger_query(Registry& registry, const std::s
   return obj != nullptr ? text(*obj, "query") : std::string();
 }
 
-std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s) {
+std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s, int64_t to_s) {
   std::vector<std::string> out;
   const auto* obj = assignment.if_object();
   if (obj == nullptr) return out;
-  if (std::string now = text(*obj, "judger"); !now.empty()) out.push_back(std::move(now));
-  const auto* h = obj->if_contains("history");
-  if (h == nullptr || !h->is_array()) return out;
-  for (auto it = h->as_array().rbegin(); it != h->as_array().rend(); ++it) {
-    const auto* move = it->if_object();
-    if (move == nullptr) continue;
-    const std::string judger = text(*move, "judger");
-    if (judger.empty() || number(*move, "until_s") < static_cast<double>(from_s)) continue;
-    if (std::find(out.begin(), out.end(), judger) == out.end()) out.push_back(judger);
+  auto add = [&](std::string judger) {
+    if (!judger.empty() && std::find(out.begin(), out.end(), judger) == out.end()) out.push_back(std::move(judger));
+  };
+  // Each move in the history ends its judger's tenure and starts the next one's.
+  struct Tenure {
+    std::string judger;
+    int64_t since, until;
+  };
+  std::vector<Tenure> tenures;
+  int64_t since = INT64_MIN;
+  if (const auto* h = obj->if_contains("history"); h != nullptr && h->is_array()) {
+    for (const auto& entry : h->as_array()) {
+      const auto* move = entry.if_object();
+      if (move == nullptr || !move->contains("until_s")) continue;
+      const auto until = static_cast<int64_t>(number(*move, "until_s"));
+      tenures.push_back({text(*move, "judger"), since, until});
+      since = until;
+    }
+  }
+  // Both ends count: a Bonnie that has not seen a move yet routes a few more
+  // seconds to the judger it left, so one that left at from_s may hold some.
+  auto meets = [&](const Tenure& t) { return t.until >= from_s && t.since <= to_s; };
+  if (const Tenure now{text(*obj, "judger"), since, INT64_MAX}; meets(now)) add(now.judger);
+  for (auto it = tenures.rbegin(); it != tenures.rend(); ++it) {
+    if (meets(*it)) add(it->judger);
   }
   return out;
 }

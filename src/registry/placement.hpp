@@ -46,9 +46,13 @@ std::string assigned_judger(const boost::json::value& assignment);
 /// it is not live (or registered none).
 [[nodiscard]] boost::system::result<std::string> judger_query(Registry& registry, const std::string& judger);
 
-/// The judgers that may hold minutes of a service from `from_s` on: its judger
-/// now, and those it left at or after `from_s` (most recent first).
-std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s);
+/// The judgers that may hold reports of a service timed in [from_s, to_s],
+/// from its assignment's history of moves: the current one first (when it
+/// held it by `to_s`), then those it left at or after `from_s`, most recent
+/// first. For the queries of a range and for the alarm engine's minute split
+/// by a move alike.
+std::vector<std::string> judgers_holding(const boost::json::value& assignment, int64_t from_s,
+                                         int64_t to_s = INT64_MAX);
 
 /// The kind where parts leave a static trace of themselves, so one that is
 /// gone (lease expired) is still known: "<role>.<name>" -> {"role", "name", ...}.

@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "registry/placement.hpp"
 #include "registry/file_registry.hpp"
 #include "support/catch_result.hpp"
 #include "support/child_process.hpp"
@@ -392,4 +393,27 @@ TEST_CASE("etcd: a watch resumes after a restart, re-reads after a compaction an
     refreshing = false;
     owner.join();
   }
+}
+
+TEST_CASE("issue 22: one lookup of the judgers that held a service over a range, for queries and split minutes alike",
+          "[registry][issue22]") {
+  using monitor::registry::judgers_holding;
+  using Names = std::vector<std::string>;
+  // a until 600, b from 600 until 1230, c since 1230.
+  const auto assignment = boost::json::parse(
+      R"({"judger":"c","history":[{"judger":"a","until_s":600},{"judger":"b","until_s":1230}]})");
+  CHECK(judgers_holding(assignment, 0) == Names{"c", "b", "a"});
+  CHECK(judgers_holding(assignment, 1200) == Names{"c", "b"});
+  CHECK(judgers_holding(assignment, 1260) == Names{"c"});
+  // A minute split by a move: both holders; the minutes either side: one.
+  CHECK(judgers_holding(assignment, 1200, 1259) == Names{"c", "b"});
+  CHECK(judgers_holding(assignment, 1140, 1199) == Names{"b"});
+  CHECK(judgers_holding(assignment, 540, 599) == Names{"a"});
+  // A move on a minute's edge: the judger left may still get a few seconds
+  // from a Bonnie that has not seen the move, so it counts at both ends.
+  CHECK(judgers_holding(assignment, 600, 659) == Names{"b", "a"});
+  CHECK(judgers_holding(assignment, 0, 59) == Names{"a"});
+  // Not an assignment, or none yet.
+  CHECK(judgers_holding(boost::json::value("x"), 0).empty());
+  CHECK(judgers_holding(boost::json::parse(R"({"judger":"a"})"), 0) == Names{"a"});
 }
