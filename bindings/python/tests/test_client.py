@@ -101,6 +101,17 @@ class WithoutAgentTest(unittest.TestCase):
         client.close()
         self.assertEqual(client.report("Shop.Api", "Orders.Placed", 1, 1, Op.SUM), Status.CLOSED)
 
+    def test_a_bad_default_server_id_is_a_status_never_ok_or_an_exception(self):
+        # Issue 23: Client(server_id=-1) returned OK for reports the agent refused, and "7" raised TypeError.
+        for server in [-1, "7", 1 << 63, None, True, 2.5]:
+            client = Client(socket_path="/nonexistent/agent.sock", server_id=server)
+            handle = client.attr("Shop.Api", "Orders.Placed", Op.SUM)
+            self.assertEqual(handle.report(1), Status.BAD_VALUE, server)
+            self.assertEqual(handle.report(1.5), Status.BAD_VALUE, server)
+            self.assertEqual(handle.report(1, server_id=3), Status.OK, server)  # an explicit good id still goes
+            self.assertEqual(client.stats()["bad_values"], 2, server)
+            client.close()
+
     def test_an_absent_agent_is_counted_not_raised(self):
         client = Client(socket_path="/nonexistent/agent.sock")
         for i in range(100):

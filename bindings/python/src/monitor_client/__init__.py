@@ -107,6 +107,11 @@ def _value_text(value) -> Optional[str]:
     return None
 
 
+def _server_id_ok(server_id) -> bool:
+    """A server id is an int in [0, 2^63): what the agent takes."""
+    return isinstance(server_id, int) and not isinstance(server_id, bool) and 0 <= server_id <= _INT64_MAX
+
+
 class Attr:
     """A (service, attr, ops) whose names were checked once; report() is the fast path."""
 
@@ -132,19 +137,24 @@ class Attr:
     def report(self, value, server_id: Optional[int] = None) -> Status:
         """One report of `value` for `server_id` (default: the client's). Never raises."""
         client = self._client
-        # The common case first: an int value for the client's server.
-        if server_id is None and type(value) is int and _INT64_MIN <= value <= _INT64_MAX and self.error is None:
+        # The common case first: an int value for the client's server (checked once, when the client was made).
+        if server_id is None and type(value) is int and _INT64_MIN <= value <= _INT64_MAX and self.error is None \
+                and client._server_id_ok:
             return client._append(b"%s%d %d%s" % (self._prefix, client.server_id, value, self._suffix))
-        if self.error is not None:
-            bad_ops = self.error.startswith("ops")
-            client._count("bad_ops" if bad_ops else "bad_names")
-            return Status.BAD_OPS if bad_ops else Status.BAD_NAME
-        text = _value_text(value)
-        server = client.server_id if server_id is None else server_id
-        if text is None or not isinstance(server, int) or isinstance(server, bool) or not 0 <= server <= _INT64_MAX:
+        try:
+            if self.error is not None:
+                bad_ops = self.error.startswith("ops")
+                client._count("bad_ops" if bad_ops else "bad_names")
+                return Status.BAD_OPS if bad_ops else Status.BAD_NAME
+            text = _value_text(value)
+            server = client.server_id if server_id is None else server_id
+            if text is None or not _server_id_ok(server):
+                client._count("bad_values")
+                return Status.BAD_VALUE
+            return client._append(b"%s%d %s%s" % (self._prefix, server, text.encode(), self._suffix))
+        except Exception:  # nothing in monitoring may break the caller
             client._count("bad_values")
             return Status.BAD_VALUE
-        return client._append(b"%s%d %s%s" % (self._prefix, server, text.encode(), self._suffix))
 
 
 _clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
@@ -156,7 +166,10 @@ class Client:
     def __init__(self, socket_path: Optional[str] = None, server_id: int = 0, max_datagram: int = 60000,
                  flush_interval: float = 0.05, max_pending_bytes: int = 4 << 20) -> None:
         self.socket_path = socket_path or default_socket_path()
+        # A bad default server id (-1, "7") is not raised here: each report
+        # for it returns BAD_VALUE, as a bad id passed to report() does.
         self.server_id = server_id
+        self._server_id_ok = _server_id_ok(server_id)
         # The agent reads datagrams up to 64 KiB; a line is at most 1 KiB.
         self.max_datagram = max(1024, min(int(max_datagram), 65000))
         self.flush_interval = max(0.001, float(flush_interval))
@@ -193,8 +206,7 @@ class Client:
                 self._count("bad_ops")
                 return Status.BAD_OPS
             text = _value_text(value)
-            if text is None or not isinstance(server_id, int) or isinstance(server_id, bool) or \
-                    not 0 <= server_id <= _INT64_MAX:
+            if text is None or not _server_id_ok(server_id):
                 self._count("bad_values")
                 return Status.BAD_VALUE
             return self._append(f"{service} {attr} {server_id} {text} {int(ops)} 0\n".encode())
