@@ -112,6 +112,17 @@ class WithoutAgentTest(unittest.TestCase):
             self.assertEqual(client.stats()["bad_values"], 2, server)
             client.close()
 
+    def test_what_never_reached_the_agent_is_said_at_exit(self):
+        # Issue 23: at exit, what could not be sent was lost without a word.
+        script = ("import sys; sys.path.insert(0, %r)\n"
+                  "from monitor_client import Client, Op\n"
+                  "client = Client(socket_path='/nonexistent/agent.sock')\n"
+                  "for i in range(5): client.report('Shop.Api', 'Orders.Placed', 1, i, Op.SUM)\n") % SRC
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("monitor_client: 5 reports never reached the agent at /nonexistent/agent.sock (5 no agent",
+                      run.stderr)
+
     def test_an_absent_agent_is_counted_not_raised(self):
         client = Client(socket_path="/nonexistent/agent.sock")
         for i in range(100):

@@ -23,6 +23,7 @@ import math
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -335,11 +336,29 @@ def _flush_all() -> None:
             pass
 
 
+def _flush_at_exit() -> None:
+    # The last chance to send, and to say what never reached the agent: after
+    # this nobody can read Client.stats(), so the count goes to stderr.
+    for client in list(_clients):
+        try:
+            if client._closed:
+                continue
+            client.close()  # flushes; waits up to 2 s for a full socket
+            stats = client.stats()
+            lost = stats["dropped_no_agent"] + stats["dropped_socket_full"] + stats["dropped_error"]
+            if lost:
+                sys.stderr.write(f"monitor_client: {lost} reports never reached the agent at {client.socket_path} "
+                                 f"({stats['dropped_no_agent']} no agent, {stats['dropped_socket_full']} its socket "
+                                 f"full, {stats['dropped_error']} send errors)\n")
+        except Exception:
+            pass
+
+
 def _reset_all_in_child() -> None:
     for client in list(_clients):
         client._after_fork()
 
 
-atexit.register(_flush_all)
+atexit.register(_flush_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_flush_all, after_in_child=_reset_all_in_child)
