@@ -95,6 +95,9 @@ class Client {
       hooked = true;
       // A process that ends by running out of work sends what it holds first.
       process.on('beforeExit', () => { for (const c of clients) c.flush(); });
+      // process.exit() skips beforeExit and nothing can be sent any more: what
+      // never reached the agent is said, since nobody can read stats() after.
+      process.on('exit', () => { for (const c of clients) c._sayWhatWasLost(); });
     }
   }
 
@@ -153,6 +156,14 @@ class Client {
         resolve();
       }
     });
+  }
+
+  _sayWhatWasLost() {
+    const { droppedBacklog, droppedError, pendingLines } = this.stats();
+    const lost = droppedBacklog + droppedError + pendingLines;
+    if (lost === 0) return;
+    process.stderr.write(`monitor-client: ${lost} reports never reached the agent at ${this.host}:${this.port} ` +
+      `(${pendingLines} still batched at exit, ${droppedBacklog} over the send backlog, ${droppedError} send errors)\n`);
   }
 
   /** Counters since the client was made. */

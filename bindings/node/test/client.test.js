@@ -121,3 +121,17 @@ test('a process that ends delivers what it held', async (t) => {
   assert.strictEqual(run.status, 0, String(run.stderr));
   await waitFor('the exiting process\'s reports', 15000, () => agent.totals().get('Lines.Count 1 SUM') === 250);
 });
+
+test('what a process.exit() cut off is said on stderr', async () => {
+  // Issue 23: reports still batched when the process called exit() were lost without a word.
+  const port = await freeUdpPort();
+  const script = `
+    const { Client, Op } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const client = new Client({ address: '127.0.0.1:${port}', flushIntervalMs: 3600000 });
+    for (let i = 0; i < 7; i++) client.report('Node.Exit', 'Lines.Count', 1, 1, Op.SUM);
+    process.exit(0);`;
+  const run = spawnSync(process.execPath, ['-e', script], { timeout: 30000 });
+  assert.strictEqual(run.status, 0, String(run.stderr));
+  assert.match(String(run.stderr),
+    new RegExp(`monitor-client: 7 reports never reached the agent at 127.0.0.1:${port} \\(7 still batched at exit`));
+});
