@@ -123,7 +123,10 @@ std::string string_field(const json::object& o, const char* key) {
 }  // namespace
 
 DashboardApi::DashboardApi(registry::Registry& registry, ApiOptions options)
-    : registry_(registry), options_(std::move(options)) {}
+    : registry_(registry),
+      options_(std::move(options)),
+      throttle_(options_.sign_in_throttle),
+      decoy_hash_(registry::hash_password(random_token())) {}
 
 size_t DashboardApi::sessions() const {
   std::lock_guard lock(sessions_mutex_);
@@ -196,11 +199,13 @@ bool DashboardApi::password_ok(const std::string& user, const std::string& passw
     }
     entry = *got;
   }
-  if (!entry) return false;
-  const auto* obj = entry->value.if_object();
+  const auto* obj = entry ? entry->value.if_object() : nullptr;
   const std::string hash = obj != nullptr ? string_field(*obj, "password_hash") : "";
   if (!hash.empty()) return registry::password_matches(password, hash);
-  if (!options_.registry_address.starts_with("etcd:")) return false;
+  if (!entry || !options_.registry_address.starts_with("etcd:")) {
+    registry::password_matches(password, decoy_hash_);  // for the time it takes
+    return false;
+  }
   // On etcd, etcd keeps the password: it says whether it is right.
   registry::GatewayOptions gateway;
   gateway.endpoints = split(options_.registry_address.substr(5), ',');
@@ -224,12 +229,21 @@ ApiResponse DashboardApi::sign_in(const ApiRequest& request) {
     ++counters_.sign_ins_failed;
     return error(401, "wrong user or password");
   }
+  if (const int64_t wait = throttle_.wait_s(user, request.address, now_s()); wait > 0) {
+    ++counters_.sign_ins_throttled;
+    ApiResponse refused = error(429, fmt::format("too many failed sign-ins of this user or from this address: "
+                                                 "try again in {} s", wait));
+    refused.retry_after_s = wait;
+    return refused;
+  }
   std::string why;
   if (!password_ok(user, password, why)) {
     ++counters_.sign_ins_failed;
-    spdlog::info("sign-in of {} refused{}{}", user, why.empty() ? "" : ": ", why);
+    if (why.empty()) throttle_.failed(user, request.address, now_s());
+    spdlog::info("sign-in of {} from {} refused{}{}", user, request.address, why.empty() ? "" : ": ", why);
     return error(why.empty() ? 401 : 503, why.empty() ? "wrong user or password" : why);
   }
+  throttle_.succeeded(user);
   registry::UserAccess access;
   {
     std::lock_guard lock(registry_mutex_);
@@ -243,8 +257,18 @@ ApiResponse DashboardApi::sign_in(const ApiRequest& request) {
     std::lock_guard lock(sessions_mutex_);
     const int64_t now = now_s();
     std::erase_if(sessions_, [&](const auto& s) { return s.second.expires_s <= now; });
+    // One user's sign-ins cannot fill the table for everybody: past its
+    // share, the user's oldest session ends.
+    auto oldest = sessions_.end();
+    size_t mine = 0;
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+      if (it->second.user != user) continue;
+      ++mine;
+      if (oldest == sessions_.end() || it->second.serial < oldest->second.serial) oldest = it;
+    }
+    if (mine >= options_.max_sessions_per_user && oldest != sessions_.end()) sessions_.erase(oldest);
     if (sessions_.size() >= options_.max_sessions) return error(503, "too many sessions; try again later");
-    sessions_[token] = Session{access, now + options_.session_ttl_s, now};
+    sessions_[token] = Session{user, ++sessions_started_, access, now + options_.session_ttl_s, now};
   }
   ++counters_.sign_ins;
   spdlog::info("{} signed in (roles {})", user, fmt::join(access.roles, ","));

@@ -17,6 +17,7 @@
 #include <boost/json.hpp>
 
 #include "query/judger_client.hpp"
+#include "dashboard/sign_in_throttle.hpp"
 #include "registry/access.hpp"
 #include "registry/registry.hpp"
 
@@ -28,24 +29,29 @@ struct ApiRequest {
   std::map<std::string, std::string> params;  // the query string, decoded
   std::string body;
   std::string session;  // the session cookie's value, if any
+  std::string address;  // the client's IP address
 };
 
 struct ApiResponse {
   int status = 200;
   std::string body;
   std::string set_cookie;  // a Set-Cookie value, when the session changes
+  int64_t retry_after_s = 0;  // a Retry-After header, when > 0
 };
 
 struct ApiOptions {
   std::string registry_address;  // for etcd sign-in: the endpoints to authenticate against
   int64_t session_ttl_s = 12 * 3600;
   size_t max_sessions = 10000;
+  size_t max_sessions_per_user = 8;  // a user's oldest session ends when one more starts
+  ThrottleOptions sign_in_throttle;
   int judger_timeout_s = 5;
 };
 
 /// Counters of the dashboard's own health.
 struct ApiCounters {
-  std::atomic<uint64_t> requests{0}, refused{0}, bad_requests{0}, sign_ins{0}, sign_ins_failed{0}, judger_errors{0};
+  std::atomic<uint64_t> requests{0}, refused{0}, bad_requests{0}, sign_ins{0}, sign_ins_failed{0}, judger_errors{0},
+      sign_ins_throttled{0};
 };
 
 /// Thread-safe: the server's threads call handle() at once.
@@ -58,6 +64,8 @@ class DashboardApi {
 
  private:
   struct Session {
+    std::string user;
+    uint64_t serial = 0;  // sessions in the order they started
     registry::UserAccess access;
     int64_t expires_s = 0;
     int64_t access_read_s = 0;  // roles are read again every few seconds: a change shows at once
@@ -120,6 +128,12 @@ class DashboardApi {
   const ApiOptions options_;
   mutable std::mutex sessions_mutex_;
   std::map<std::string, Session> sessions_;  // by token; GUARDED_BY(sessions_mutex_)
+  uint64_t sessions_started_ = 0;             // GUARDED_BY(sessions_mutex_)
+  SignInThrottle throttle_;
+  // A hash of nothing, checked against when a user has none (unknown): a
+  // wrong user costs what a wrong password costs, so users cannot be told
+  // apart by the time a refusal takes.
+  const std::string decoy_hash_;
   ApiCounters counters_;
 };
 

@@ -25,8 +25,17 @@ const SettingsTable<DashboardConfig>& dashboard_settings() {
                      "API calls of one client address under way at once; more get 429", 1, 1'000'000)
         .add_bounded("max_connections", &C::max_connections, "connections at once; more are closed at accept", 1,
                      1'000'000)
+        .add_bounded("max_connections_per_address", &C::max_connections_per_address,
+                     "connections of one client address at once; more are closed at accept", 1, 1'000'000)
         .add_bounded("session_ttl_s", &C::session_ttl_s, "seconds a sign-in lasts", 60, 31 * 86'400)
         .flag("session-ttl")
+        .add_bounded("max_sessions_per_user", &C::max_sessions_per_user,
+                     "sessions of one user at once; one more ends the user's oldest", 1, 10'000)
+        .add_bounded("sign_in_free_failures", &C::sign_in_free_failures,
+                     "failed sign-ins of a user, or from an address, before each next waits (1 s, doubling)", 1,
+                     1'000'000)
+        .add_bounded("sign_in_max_delay_s", &C::sign_in_max_delay_s, "the longest wait between sign-in attempts", 1,
+                     86'400)
         .add_bounded("judger_timeout_s", &C::judger_timeout_s, "seconds to wait for a judger's answer", 1, 120)
         .flag("judger-timeout")
         .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Dashboard` metrics", 0, INT64_MAX)

@@ -19,7 +19,11 @@ struct DashboardConfig {
   int api_threads = 8;   // threads running API calls, which may wait on judgers
   int max_api_per_address = 8;  // API calls of one client address under way at once; more: 429
   uint32_t max_connections = 256;
+  uint32_t max_connections_per_address = 32;  // so one client cannot take every connection
   int64_t session_ttl_s = 12 * 3600;
+  int max_sessions_per_user = 8;
+  int sign_in_free_failures = 5;
+  int64_t sign_in_max_delay_s = 300;
   int judger_timeout_s = 5;
   int64_t server_id = 0;     // for the Monitor.Dashboard health metrics
   bool self_metrics = true;  // report Monitor.Dashboard through the local agent, if one runs

@@ -1,5 +1,7 @@
 #include "dashboard/dashboard_server.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -75,6 +77,38 @@ std::string find_web_root(const std::string& configured) {
       configured.empty() ? std::string(MONITOR_DASHBOARD_WEB_ROOT) : configured));
 }
 
+bool iequals_prefix(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Why a call that changes state (sign-in, sign-out, an ack, a silence) is
+// refused, or "": it must come from this dashboard's own pages. A browser
+// sends the Origin of the page that makes it; a page of another origin
+// (another port of this host too, which a SameSite cookie does not tell
+// apart) cannot send JSON without a CORS preflight this server never grants.
+// Clients that are not browsers send no Origin and carry their own cookie.
+std::string cross_origin_refusal(const http::request<http::string_body>& request) {
+  const auto type = request[http::field::content_type];
+  if (!iequals_prefix(std::string_view(type.data(), type.size()), "application/json")) {
+    return "send the call as JSON (Content-Type: application/json)";
+  }
+  const auto origin = request[http::field::origin];
+  if (origin.empty()) return "";
+  const auto host = request[http::field::host];
+  const std::string_view from(origin.data(), origin.size());
+  const std::string_view own(host.data(), host.size());
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (!own.empty() && from.size() == scheme.size() + own.size() && from.starts_with(scheme) && from.ends_with(own)) {
+      return "";
+    }
+  }
+  return fmt::format("a call from another origin ({}) may not change anything here", from);
+}
+
 }  // namespace
 
 DashboardServer::DashboardServer(DashboardConfig config)
@@ -84,17 +118,24 @@ DashboardServer::DashboardServer(DashboardConfig config)
   config_.validate();
   health_.expose(&metrics_);
   web_root_ = find_web_root(config_.web_root);
+  web_root_canonical_ = std::filesystem::canonical(web_root_);
   api_pool_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(config_.api_threads));
   auto reg = registry::open_registry(config_.registry);
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
   registry_ = std::move(*reg);
-  api_ = std::make_unique<DashboardApi>(
-      *registry_, ApiOptions{config_.registry, config_.session_ttl_s, 10000, config_.judger_timeout_s});
+  ApiOptions api_options;
+  api_options.registry_address = config_.registry;
+  api_options.session_ttl_s = config_.session_ttl_s;
+  api_options.max_sessions_per_user = static_cast<size_t>(config_.max_sessions_per_user);
+  api_options.sign_in_throttle.free_failures = config_.sign_in_free_failures;
+  api_options.sign_in_throttle.max_delay_s = config_.sign_in_max_delay_s;
+  api_options.judger_timeout_s = config_.judger_timeout_s;
+  api_ = std::make_unique<DashboardApi>(*registry_, std::move(api_options));
   net::listen_on(acceptor_, config_.listen, "listen");
   net::HttpServer::Options http_options;
   http_options.name = "dashboard";
   http_options.max_connections = static_cast<size_t>(config_.max_connections);
-  http_options.max_per_address = static_cast<size_t>(config_.max_connections);
+  http_options.max_per_address = static_cast<size_t>(config_.max_connections_per_address);
   http_options.read_timeout = 60s;  // an idle kept-alive connection, or a slow client, is dropped
   http_options.write_timeout = 30s;
   http_options.max_body = kMaxRequestBody;
@@ -116,19 +157,27 @@ asio::awaitable<net::HttpReply> DashboardServer::handle(net::HttpExchange& excha
       net::decode_component(target.substr(0, question), path) &&
       (question == std::string_view::npos || net::parse_query_string(target.substr(question + 1), params));
   net::HttpReply reply;
+  std::string why_refused;
   reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
   if (!well_formed) {
     reply.status = 400;
     reply.body = R"({"error":"malformed URL: a % must be followed by two hex digits"})";
+  } else if (path.starts_with("/api/") && path != "/api/health" && request.method() != http::verb::get &&
+             !(why_refused = cross_origin_refusal(request)).empty()) {
+    ++cross_origin_refused_;
+    reply.status = why_refused.starts_with("send") ? 415 : 403;
+    reply.body = boost::json::serialize(boost::json::object{{"error", why_refused}});
   } else if (path.starts_with("/api/") && path != "/api/health") {
     ApiRequest api_request{std::string(request.method_string()), path, std::move(params), request.body(),
                            cookie_value(std::string_view(request[http::field::cookie].data(),
                                                          request[http::field::cookie].size()),
-                                        "monitor_session")};
+                                        "monitor_session"),
+                           exchange.peer_address};
     const ApiResponse answer = co_await call_api(exchange.peer_address, std::move(api_request));
     reply.status = static_cast<unsigned>(answer.status);
     reply.headers.emplace_back("Cache-Control", "no-store");
     if (!answer.set_cookie.empty()) reply.headers.emplace_back("Set-Cookie", answer.set_cookie);
+    if (answer.retry_after_s > 0) reply.headers.emplace_back("Retry-After", std::to_string(answer.retry_after_s));
     reply.body = answer.body;
   } else if (request.method() != http::verb::get) {
     reply = {405, "text/plain", "only GET here", std::move(reply.headers), false};
@@ -178,12 +227,21 @@ asio::awaitable<ApiResponse> DashboardServer::call_api(const std::string& addres
 }
 
 void DashboardServer::serve_file(const std::string& path, net::HttpReply& reply) const {
-  const std::string file = path == "/" ? "/index.html" : path;
-  std::ifstream in;
-  if (file.find("..") == std::string::npos && file.find('\0') == std::string::npos) {
-    in.open(web_root_ + file, std::ios::binary);
+  // Only a regular file inside the web root: the path is resolved (links,
+  // "..") and must still be under it. A target not starting with '/' once
+  // read "<root>-secret.txt" beside it.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path file;
+  if (path.starts_with('/') && path.find('\0') == std::string::npos) {
+    file = fs::weakly_canonical(fs::path(web_root_) / (path == "/" ? "index.html" : path.substr(1)), ec);
   }
-  if (!in || std::filesystem::is_directory(web_root_ + file)) {
+  const auto [end, rest] = std::mismatch(web_root_canonical_.begin(), web_root_canonical_.end(), file.begin(), file.end());
+  std::ifstream in;
+  if (!ec && !file.empty() && end == web_root_canonical_.end() && rest != file.end() && fs::is_regular_file(file, ec)) {
+    in.open(file, std::ios::binary);
+  }
+  if (!in.is_open() || !in) {
     reply.status = 404;
     reply.content_type = "text/plain";
     reply.body = "not found";
@@ -191,7 +249,7 @@ void DashboardServer::serve_file(const std::string& path, net::HttpReply& reply)
   }
   std::ostringstream content;
   content << in.rdbuf();
-  reply.content_type = content_type_of(file);
+  reply.content_type = content_type_of(file.string());
   reply.headers.emplace_back("Cache-Control", "no-cache");
   reply.headers.emplace_back("Content-Security-Policy", "default-src 'self'; img-src 'self' data:");
   reply.body = content.str();
@@ -206,6 +264,8 @@ const health::HealthTable<DashboardServer>& DashboardServer::health_table() {
         .counter("Requests.Bad", "bad_requests", "", [](const D& d) { return d.api_->counters().bad_requests.load(); })
         .counter("SignIns.Ok", "sign_ins", "", [](const D& d) { return d.api_->counters().sign_ins.load(); })
         .counter("SignIns.Failed", "sign_ins_failed", "", [](const D& d) { return d.api_->counters().sign_ins_failed.load(); })
+        .counter("SignIns.Throttled", "sign_ins_throttled", "",
+                 [](const D& d) { return d.api_->counters().sign_ins_throttled.load(); })
         .counter("Judger.Errors", "judger_errors", "", [](const D& d) { return d.api_->counters().judger_errors.load(); })
         .gauge("Sessions.Live", "sessions", "", [](const D& d) { return static_cast<int64_t>(d.api_->sessions()); })
         .resident_memory();
@@ -220,7 +280,8 @@ std::string DashboardServer::health_json() const {
   boost::json::object health{{"connections", http_->counters().live.load()},
                              {"connections_refused", http_->counters().connections_refused.load()},
                              {"api_running", api_running_.load()},
-                             {"api_refused", api_refused_.load()}};
+                             {"api_refused", api_refused_.load()},
+                             {"cross_origin_refused", cross_origin_refused_.load()}};
   health_table().add_json(*this, health);
   return boost::json::serialize(health);
 }

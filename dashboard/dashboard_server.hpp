@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,7 @@ class DashboardServer {
 
   DashboardConfig config_;
   std::string web_root_;
+  std::filesystem::path web_root_canonical_;  // what every file served must be under
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<registry::Registry> registry_;
@@ -64,6 +66,7 @@ class DashboardServer {
   std::map<std::string, int> api_by_address_;
   std::atomic<int64_t> api_running_{0};
   std::atomic<uint64_t> api_refused_{0};
+  std::atomic<uint64_t> cross_origin_refused_{0};  // state-changing calls not from this dashboard's pages
   std::unique_ptr<boost::asio::thread_pool> api_pool_;
 };
 

@@ -295,7 +295,7 @@ async function alarmsView() {
           ...s.silences.map((x) => el("tr", {}, el("td", {}, x.id),
             el("td", {}, [x.rule && `rule ${x.rule}`, x.service && `service ${x.service}`, x.attr && `attr ${x.attr}`].filter(Boolean).join(", ")),
             el("td", {}, time(x.end)), el("td", {}, x.by || "—"), el("td", {}, x.comment || ""),
-            el("td", {}, el("button", { onclick: async () => { await api("/api/silences/" + x.id, { method: "DELETE" }); render(); } }, "Remove")))))
+            el("td", {}, el("button", { onclick: async () => { await post("/api/silences/" + x.id, {}, "DELETE"); render(); } }, "Remove")))))
       : el("p", { class: "note" }, "No silence."));
   } catch (e) { showError(silences, e); }
   try {

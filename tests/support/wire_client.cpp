@@ -49,10 +49,19 @@ sockaddr_in loopback(int port) {
 }
 }  // namespace
 
-WireClient::WireClient(int port, std::chrono::milliseconds timeout) {
+WireClient::WireClient(int port, std::chrono::milliseconds timeout, const std::string& source) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (!source.empty()) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
+          ::bind(fd_, reinterpret_cast<const sockaddr*>(&from), sizeof from) != 0) {
+        ::close(fd_);
+        throw std::runtime_error("cannot bind a client socket to " + source);
+      }
+    }
     const sockaddr_in addr = loopback(port);
     if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return;
     ::close(fd_);
@@ -102,9 +111,9 @@ HttpReply http_get(int port, const std::string& target, std::chrono::millisecond
 }
 
 HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body,
-                       const std::string& extra_headers, std::chrono::milliseconds patience) {
+                       const std::string& extra_headers, std::chrono::milliseconds patience, const std::string& source) {
   HttpReply reply;
-  WireClient client(port, std::chrono::seconds(5));
+  WireClient client(port, std::chrono::seconds(5), source);
   const std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
                               extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   if (!client.send(request)) return reply;

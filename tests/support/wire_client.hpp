@@ -11,8 +11,10 @@ namespace monitor::test {
 
 class WireClient {
  public:
-  /// Connects to 127.0.0.1:port, retrying for up to `timeout`. Throws on failure.
-  WireClient(int port, std::chrono::milliseconds timeout);
+  /// Connects to 127.0.0.1:port, retrying for up to `timeout`, from
+  /// `source` (another loopback address, "127.0.0.2", to be another client
+  /// address; empty: the kernel's choice). Throws on failure.
+  WireClient(int port, std::chrono::milliseconds timeout, const std::string& source = "");
   ~WireClient();
   WireClient(const WireClient&) = delete;
 
@@ -53,6 +55,6 @@ HttpReply http_get(int port, const std::string& target,
 /// Any method, with a body and extra header lines ("Cookie: a=b\r\n").
 HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body = "",
                        const std::string& extra_headers = "",
-                       std::chrono::milliseconds patience = std::chrono::seconds(5));
+                       std::chrono::milliseconds patience = std::chrono::seconds(5), const std::string& source = "");
 
 }  // namespace monitor::test
