@@ -118,7 +118,7 @@ ring::RingReader Agent::open_reader(bool recreate) const {
 }
 
 Agent::Agent(AgentConfig config)
-    : config_(std::move(config)), names_(config_.max_names), tsc_(20) {
+    : config_(std::move(config)), names_(config_.max_names, config_.max_line_names), tsc_(20) {
   config_.validate();
   health_.expose(&metrics_);
   if (!config_.metrics_listen.empty()) {
@@ -386,7 +386,8 @@ size_t Agent::poll_once() {
   if (statsd_stream_) {
     const int64_t received_ns = realtime_ns();
     const uint64_t refused_before = statsd_stream_->refused();
-    work += statsd_stream_->receive([&](std::string_view lines) { ingest.on_datagram(lines, false, received_ns); });
+    work += statsd_stream_->receive(received_ns,
+                                    [&](std::string_view lines) { ingest.on_datagram(lines, false, received_ns); });
     if (statsd_stream_->refused() != refused_before) {
       uint64_t suppressed = 0;
       if (stream_refused_log_.allow(realtime_ns(), suppressed)) {
@@ -434,6 +435,8 @@ const health::HealthTable<Agent>& Agent::health_table() {
         .counter("Statsd.GaugesOverLimit", "", "", ingest(&AgentCounters::gauges_over_limit))
         .counter("Statsd.StreamRefused", "", "",
                  [](const A& a) { return a.statsd_stream_ ? a.statsd_stream_->refused() : uint64_t{0}; })
+        .counter("Statsd.StreamIdleClosed", "", "",
+                 [](const A& a) { return a.statsd_stream_ ? a.statsd_stream_->idle_closed() : uint64_t{0}; })
         .counter("Time.Late", "", "", ingest(&AgentCounters::late))
         .counter("Time.Future", "", "", ingest(&AgentCounters::future))
         .counter("Series.OverLimit", "", "", ingest(&AgentCounters::series_over_limit))
@@ -570,6 +573,13 @@ void Agent::end_retired_ring(int64_t now_ns) {
 
 void Agent::every_second(int64_t now_ns) {
   tsc_.recalibrate();
+  if (statsd_stream_) {
+    // A forgotten client's slot is free again (clients reconnect when they next send).
+    if (statsd_stream_->close_idle(now_ns, config_.statsd_idle_timeout_s * 1'000'000'000,
+                                   [&](std::string_view line) { ingest_->on_datagram(line, false, now_ns); }) > 0) {
+      commit_journal();
+    }
+  }
   replace_ring_if_tampered(now_ns);
   end_retired_ring(now_ns);
   const ring::SweepResult sweep = reader_->sweep(now_ns);

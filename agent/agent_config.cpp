@@ -28,6 +28,7 @@ void AgentConfig::read_statsd(const boost::json::value& value) {
   read_string(obj, "default_service", statsd.default_service);
   read_string(obj, "prefix", statsd.prefix);
   read_int(obj, "max_connections", statsd_max_connections);
+  read_int(obj, "idle_timeout_s", statsd_idle_timeout_s);
   std::string gauge_sign = statsd.signed_gauge_is_delta ? "delta" : "value";
   read_string(obj, "gauge_sign", gauge_sign);
   if (gauge_sign != "delta" && gauge_sign != "value") {
@@ -129,7 +130,8 @@ const SettingsTable<AgentConfig>& agent_settings() {
         .add("statsd", object(&C::read_statsd),
              "how statsd names map (docs/socket.md): `rules` (list of `{match, service, attr}`, first match wins), "
              "`default_service`, `prefix` (`Statsd`), `gauge_sign` (`delta`, statsd's rule, or `value`, DogStatsD's), "
-             "`max_connections` (256) of the stream socket",
+             "`max_connections` (256) of the stream socket, `idle_timeout_s` (120): a stream client silent this long "
+             "is closed",
              "`{}`")
         .add("", Custom{{}, Custom::Flag::kValue,
                         [](const std::vector<std::string>& v, C& config) { config.statsd.default_service = v.at(0); }},
@@ -162,6 +164,9 @@ const SettingsTable<AgentConfig>& agent_settings() {
                      "(service, attr) names the agent holds (they are never forgotten); a report of a new name past it is dropped, "
                      "logged (at most once a second) and counted as `Names.Refused`", 64,
                      UINT32_MAX)
+        .add_bounded("max_line_names", &C::max_line_names,
+                     "of `max_names`, those first seen in socket and statsd lines: a flood of line names never takes "
+                     "the room of the SDK's. 0: half of `max_names`", 0, UINT32_MAX)
         .add_bounded("late_window_s", &C::late_window_s, "how long after its second ends a report is still taken", 0, 300)
         .flag("late-window")
         .add_bounded("future_window_s", &C::future_window_s, "how far ahead of the agent's clock a report may be", 0,
@@ -200,6 +205,7 @@ void AgentConfig::load_file(const std::string& path) { agent_settings().load_fil
 
 void AgentConfig::validate() const {
   agent_settings().check_bounds(*this, AgentConfig{});
+  if (max_line_names > max_names) throw std::runtime_error("max_line_names must not exceed max_names");
   if (!metrics_listen.empty() && !net::parse_endpoint(metrics_listen)) {
     throw std::runtime_error("metrics_listen must be a numeric host:port");
   }
@@ -237,6 +243,9 @@ void AgentConfig::validate() const {
   }
   if (statsd_max_connections < 1 || statsd_max_connections > 65536) {
     throw std::runtime_error("statsd.max_connections must be in [1, 65536]");
+  }
+  if (statsd_idle_timeout_s < 1 || statsd_idle_timeout_s > 86'400) {
+    throw std::runtime_error("statsd.idle_timeout_s must be in [1, 86400]");
   }
   try {
     statsd.validate();

@@ -37,6 +37,7 @@ struct AgentConfig {
   // beside `socket`; "none": no stream socket.
   std::string statsd_socket;
   uint32_t statsd_max_connections = 256;
+  int64_t statsd_idle_timeout_s = 120;  // a stream client silent this long is closed: its slot is free again
   StatsdOptions statsd;
   // Group that may write the ring and the socket (both 0660). Empty: "monitor"
   // when that group exists, else the agent's own group.
@@ -60,6 +61,7 @@ struct AgentConfig {
   // (service, attr) names the agent interns at most (they are never
   // forgotten); reports of new names past it are dropped and counted.
   uint32_t max_names = 1'000'000;
+  uint32_t max_line_names = 0;  // of max_names, first seen in lines; 0: half
   uint64_t journal_max_bytes = 256ull << 20;
   int late_window_s = 2;
   int future_window_s = 2;
@@ -77,7 +79,7 @@ struct AgentConfig {
   /// std::runtime_error naming the file and the problem.
   void load_file(const std::string& path);
 
-  /// Reads the "statsd" object: rules, default_service, prefix, gauge_sign, max_connections.
+  /// Reads the "statsd" object: rules, default_service, prefix, gauge_sign, max_connections, idle_timeout_s.
   void read_statsd(const boost::json::value& value);
   /// Reads the "host_metrics" object (docs/host-metrics.md).
   void read_host_metrics(const boost::json::value& value);

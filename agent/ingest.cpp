@@ -158,15 +158,15 @@ void Ingest::on_line(std::string_view line, size_t readable, int64_t received_ns
   const int64_t time_ns = parsed.time_ns != 0 ? parsed.time_ns : received_ns;
   uint32_t id = parsed.name_id_cache != nullptr ? *parsed.name_id_cache : 0;
   if (id == 0) {
-    id = names_.intern(parsed.service, parsed.attr);
+    id = names_.intern(parsed.service, parsed.attr, NameSource::kLines);
     if (parsed.name_id_cache != nullptr) *parsed.name_id_cache = id;
   }
   if (id == 0) {
     uint64_t suppressed = 0;
     if (names_full_log_.allow(realtime_ns(), suppressed)) {
-      spdlog::warn("dropped a line of {} {}: the agent holds max_names ({}) names already ({} refused so far, "
-                   "counted as Names.Refused)",
-                   parsed.service, parsed.attr, names_.max_names(), names_.refused());
+      spdlog::warn("dropped a line of {} {}: the agent holds max_names ({}) names already, or max_line_names ({}) "
+                   "first seen in lines ({} refused so far, counted as Names.Refused)",
+                   parsed.service, parsed.attr, names_.max_names(), names_.max_line_names(), names_.refused());
     }
     return;
   }

@@ -96,7 +96,7 @@ void StreamReceiver::accept_waiting() noexcept {
       ++refused_;
       continue;
     }
-    connections_[tag] = Connection{fd, {}, false};
+    connections_[tag] = Connection{fd, {}, false, now_ns_};
     ++open_;
   }
 }

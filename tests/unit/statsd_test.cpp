@@ -4,12 +4,20 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include <catch2/catch.hpp>
 
 #include "agent/aggregator.hpp"
 #include "agent/ingest.hpp"
 #include "agent/line_parser.hpp"
 #include "agent/name_registry.hpp"
+#include "agent/stream_receiver.hpp"
+#include "support/temp_names.hpp"
 #include "monitor/monitor.hpp"
 
 using monitor::agent::AggregateRecord;
@@ -293,4 +301,56 @@ TEST_CASE("what cannot be mapped is counted per reason", "[statsd][failure]") {
   CHECK(bad[static_cast<size_t>(LineError::kBadName)] == 1);
   CHECK(bad[static_cast<size_t>(LineError::kBadType)] == 1);
   CHECK(h.ingest.counters().socket_lines == 0);
+}
+
+namespace {
+
+int connect_unix(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+// True once the agent's side closed: a read sees the end of the stream.
+bool closed_by_peer(int fd) {
+  char byte;
+  return ::recv(fd, &byte, 1, MSG_DONTWAIT) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("issue 23: the statsd stream socket closes a client silent for idle_timeout_s, its last line taken",
+          "[statsd][issue23]") {
+  monitor::test::TempDir dir;
+  auto bound = monitor::agent::StreamReceiver::bind(dir.file("statsd.sock"), static_cast<gid_t>(-1), 4);
+  REQUIRE(bound.has_value());
+  monitor::agent::StreamReceiver& receiver = *bound;
+  std::string taken;
+  auto take = [&](std::string_view lines) { taken.append(lines); };
+  constexpr int64_t kSecond = 1'000'000'000;
+
+  const int talker = connect_unix(dir.file("statsd.sock"));
+  const int silent = connect_unix(dir.file("statsd.sock"));
+  REQUIRE(::send(talker, "a:1|c\n", 6, 0) == 6);
+  receiver.receive(0, take);
+  REQUIRE(receiver.connections() == 2);
+  REQUIRE(::send(talker, "b:1|c\npart", 10, 0) == 10);
+  receiver.receive(5 * kSecond, take);
+  CHECK(taken == "a:1|c\nb:1|c\n");
+
+  // At 8 s with a 6 s timeout: the silent one (since 0 s) goes, the talker (5 s) stays.
+  CHECK(receiver.close_idle(8 * kSecond, 6 * kSecond, take) == 1);
+  CHECK(receiver.connections() == 1);
+  CHECK(closed_by_peer(silent));
+  CHECK_FALSE(closed_by_peer(talker));
+  // At 12 s the talker has been silent 7 s: closed, and its partial line is a line.
+  CHECK(receiver.close_idle(12 * kSecond, 6 * kSecond, take) == 1);
+  CHECK(taken == "a:1|c\nb:1|c\npart");
+  CHECK(receiver.connections() == 0);
+  CHECK(receiver.idle_closed() == 2);
+  ::close(talker);
+  ::close(silent);
 }
