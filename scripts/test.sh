@@ -3,8 +3,8 @@
 # and install/consumer tests with ctest (building the sanitizer and fuzzer
 # trees meanwhile), the sanitizer leg (scripts/sanitize.sh: unit and end-to-end
 # tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan, side by side), then
-# the line-parser, wire-decoder and rule (registry values) fuzzers for a short while when clang is
-# present. Prints "N passed, N failed" whatever happened, and exits non-zero if
+# the line-parser, wire-decoder, rule (registry values) and judger query API fuzzers for a short
+# while when clang is present. Prints "N passed, N failed" whatever happened, and exits non-zero if
 # anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ MONITOR_BUILD_BENCH=OFF scripts/build.sh
   if command -v clang++ >/dev/null; then
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
-    nice -n 5 cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz rule_fuzz
+    nice -n 5 cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz rule_fuzz query_api_fuzz
   fi
 ) > build/sanitize-build.log 2>&1 &
 background_build=$!
@@ -64,15 +64,15 @@ fi
 leg "sanitizer tests done"
 fuzz_failed=0
 if command -v clang++ >/dev/null; then
-  # The three at once: each is one thread, and the leg is on the critical path.
+  # All at once: each is one thread, and the leg is on the critical path.
   declare -A fuzz_pids
-  for fuzzer in line_parser wire_decoder rule; do
+  for fuzzer in line_parser wire_decoder rule query_api; do
     mkdir -p "build-fuzz/corpus/$fuzzer"
     "build-fuzz/fuzz/${fuzzer}_fuzz" -max_total_time=15 -max_len=4096 -print_final_stats=1 \
       "build-fuzz/corpus/$fuzzer" "fuzz/corpus/$fuzzer" > "build-fuzz/$fuzzer.log" 2>&1 &
     fuzz_pids[$fuzzer]=$!
   done
-  for fuzzer in line_parser wire_decoder rule; do
+  for fuzzer in line_parser wire_decoder rule query_api; do
     echo "fuzz: $fuzzer, 15 s" >&2
     if ! wait "${fuzz_pids[$fuzzer]}"; then
       tail -n 30 "build-fuzz/$fuzzer.log" >&2
