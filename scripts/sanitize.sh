@@ -4,13 +4,14 @@
 # for minutes to end; they run in the normal build) with the daemons they
 # start built the same way (the tests themselves are the normal build's); and
 # the tests of the lock-free ring, the spool and the forwarder under TSan
-# (build-tsan/). Both trees build with clang (scripts/install-deps.sh installs
-# it for the fuzzers): it compiles this code at -O0 with the sanitizers in
-# half GCC's time, and these builds are the critical path of .ci/run's 30
-# minutes on two cores; the normal build stays GCC's. Without debug info, and
-# the ASan tree not optimised at all: its tests mostly wait. TSan's tree is
-# small and its tests compute: -O1. Warnings are not errors here (the normal
-# build keeps -Werror).
+# (build-tsan/), all side by side, each test case in a process of its own.
+# Both trees build with clang (scripts/install-deps.sh installs it for the
+# fuzzers): it compiles this code at -O0 with the sanitizers in half GCC's
+# time, and these builds are the critical path of .ci/run's 30 minutes on two
+# cores; the normal build stays GCC's. Without debug info, and the ASan tree
+# not optimised at all: its tests mostly wait. TSan's tree is small and its
+# tests compute: -O1. Warnings are not errors here (the normal build keeps
+# -Werror).
 #   scripts/sanitize.sh [build|run]    (default: both; scripts/test.sh builds
 #                                       while the normal tests run)
 set -euo pipefail
@@ -40,41 +41,49 @@ if [ "$phase" != run ]; then
 fi
 [ "$phase" != build ] || exit 0
 
-# The unit tests compute, the end-to-end tests mostly wait for a second or a
-# minute to end: they run side by side (one after the other took 10 minutes
-# more of CI's 30).
-mkdir -p build-asan/e2e-logs
-echo "sanitize: unit tests under ASan + UBSan (meanwhile, the end-to-end tests)" >&2
-(
-  unit_rc=0 tsan_rc=0
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/tests/unit \
-    > build-asan/unit.log 2>&1 || unit_rc=$?
-  echo "sanitize: ring, spool, forwarder and datagram pump tests under TSan" >> build-asan/unit.log
-  TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/unit_concurrency >> build-asan/unit.log 2>&1 || tsan_rc=$?
-  [ "$unit_rc" -eq 0 ] && [ "$tsan_rc" -eq 0 ]
-) &
-unit_job=$!
-
-echo "sanitize: end-to-end tests (all but [slow]) with the daemons under ASan + UBSan" >&2
-# The daemons inherit the options: a leak or an error in any of them fails its exit code, so the test.
-# Five at a time: most of their time is spent waiting for a second or a minute to end.
-e2e_rc=0
-(
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  # The normal build's tests, starting the daemons (and the writer) built here
-  # with the sanitizers: what they check is the daemons, not the test code.
-  export MONITOR_TEST_SWAP_TREE="$PWD/build=$PWD/build-asan"
+# run_each BINARY SPEC PARALLEL LOGDIR [ENV...]: each test case of a Catch
+# binary in a process of its own, PARALLEL at once (as ctest runs them: each
+# uses its own names and ports); prints "passed: NAME" or the log and
+# "FAILED: NAME", and fails if any failed.
+run_each() {
+  local binary=$1 spec=$2 parallel=$3 logs=$4
+  mkdir -p "$logs"
   # Catch 2 exits with the number of tests it listed, so that status is not a failure.
-  names=$(build/tests/e2e --list-test-names-only "~[slow]" | grep -v '^$' || true)
-  [ -n "$names" ] || { echo "sanitize: the e2e binary listed no tests" >&2; exit 1; }
+  local names
+  names=$("$binary" --list-test-names-only "$spec" | grep -v '^$' || true)
+  [ -n "$names" ] || { echo "sanitize: $binary listed no tests" >&2; return 1; }
   printf '%s\n' "$names" |
     # A Catch test spec escapes , [ and \ in a name.
     sed -e 's/\\/\\\\/g' -e 's/,/\\,/g' -e 's/\[/\\[/g' |
-    xargs -d '\n' -P 5 -I{} sh -c 'log="build-asan/e2e-logs/$(echo "$1" | md5sum | cut -c1-12).log"
-      if build/tests/e2e "$1" > "$log" 2>&1; then echo "passed: $1"; else cat "$log"; echo "FAILED: $1"; exit 1; fi' _ {}
-) || e2e_rc=$?
+    xargs -d '\n' -P "$parallel" -I{} sh -c 'log="$2/$(echo "$1" | md5sum | cut -c1-12).log"
+      if "$3" "$1" > "$log" 2>&1; then echo "passed: $1"; else cat "$log"; echo "FAILED: $1"; exit 1; fi' _ {} "$logs" "$binary"
+}
 
-unit_rc=0
+# The unit tests, the TSan tests and the end-to-end tests side by side, each
+# test case in its own process: most of them wait (for a second or a minute
+# to end, for a peer), and one after the other this leg was the last three
+# minutes of .ci/run.
+echo "sanitize: unit tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan, end-to-end tests" >&2
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/unit_concurrency > build-tsan/unit_concurrency.log 2>&1 &
+tsan_job=$!
+run_each build-asan/tests/unit "*" 3 build-asan/unit-logs > build-asan/unit.log 2>&1 &
+unit_job=$!
+
+# The normal build's end-to-end tests (but [slow]: those wait for minutes to
+# end and run in the normal build), starting the daemons (and the writer)
+# built here with the sanitizers: what they check is the daemons, not the
+# test code. The daemons inherit the options: a leak or an error in any of
+# them fails its exit code, so the test.
+e2e_rc=0
+MONITOR_TEST_SWAP_TREE="$PWD/build=$PWD/build-asan" run_each build/tests/e2e "~[slow]" 5 build-asan/e2e-logs || e2e_rc=$?
+
+unit_rc=0 tsan_rc=0
 wait "$unit_job" || unit_rc=$?
-cat build-asan/unit.log
-[ "$e2e_rc" -eq 0 ] && [ "$unit_rc" -eq 0 ]
+wait "$tsan_job" || tsan_rc=$?
+if [ "$unit_rc" -ne 0 ]; then cat build-asan/unit.log; fi
+echo "sanitize: $(grep -c '^passed: ' build-asan/unit.log) unit tests passed under ASan + UBSan" \
+  "($(grep -c '^FAILED: ' build-asan/unit.log) failed)"
+echo "sanitize: ring, spool, forwarder and datagram pump tests under TSan:"
+tail -n 3 build-tsan/unit_concurrency.log
+[ "$e2e_rc" -eq 0 ] && [ "$unit_rc" -eq 0 ] && [ "$tsan_rc" -eq 0 ]

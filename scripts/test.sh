@@ -58,7 +58,7 @@ elif ! scripts/sanitize.sh run > build/sanitize.log 2>&1; then
   tail -n 60 build/sanitize.log >&2
   sanitize_failed=1
 else
-  grep -E "^(All tests passed|test cases:)" build/sanitize.log >&2 || true
+  grep -E "^(All tests passed|test cases:|sanitize: [0-9]+ unit tests)" build/sanitize.log >&2 || true
 fi
 
 leg "sanitizer tests done"
