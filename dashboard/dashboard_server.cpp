@@ -1,8 +1,8 @@
 #include "dashboard/dashboard_server.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -77,36 +77,32 @@ std::string find_web_root(const std::string& configured) {
       configured.empty() ? std::string(MONITOR_DASHBOARD_WEB_ROOT) : configured));
 }
 
-bool iequals_prefix(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
-  }
-  return true;
-}
-
 // Why a call that changes state (sign-in, sign-out, an ack, a silence) is
-// refused, or "": it must come from this dashboard's own pages. A browser
+// refused, if it is: it must come from this dashboard's own pages. A browser
 // sends the Origin of the page that makes it; a page of another origin
 // (another port of this host too, which a SameSite cookie does not tell
 // apart) cannot send JSON without a CORS preflight this server never grants.
 // Clients that are not browsers send no Origin and carry their own cookie.
-std::string cross_origin_refusal(const http::request<http::string_body>& request) {
-  const auto type = request[http::field::content_type];
-  if (!iequals_prefix(std::string_view(type.data(), type.size()), "application/json")) {
-    return "send the call as JSON (Content-Type: application/json)";
+struct Refusal {
+  unsigned status;
+  std::string why;
+};
+std::optional<Refusal> cross_origin_refusal(const http::request<http::string_body>& request) {
+  constexpr std::string_view kJson = "application/json";
+  if (!boost::beast::iequals(request[http::field::content_type].substr(0, kJson.size()), kJson)) {
+    return Refusal{415, "send the call as JSON (Content-Type: application/json)"};
   }
   const auto origin = request[http::field::origin];
-  if (origin.empty()) return "";
+  if (origin.empty()) return std::nullopt;
   const auto host = request[http::field::host];
   const std::string_view from(origin.data(), origin.size());
   const std::string_view own(host.data(), host.size());
   for (std::string_view scheme : {"http://", "https://"}) {
     if (!own.empty() && from.size() == scheme.size() + own.size() && from.starts_with(scheme) && from.ends_with(own)) {
-      return "";
+      return std::nullopt;
     }
   }
-  return fmt::format("a call from another origin ({}) may not change anything here", from);
+  return Refusal{403, fmt::format("a call from another origin ({}) may not change anything here", from)};
 }
 
 }  // namespace
@@ -157,17 +153,18 @@ asio::awaitable<net::HttpReply> DashboardServer::handle(net::HttpExchange& excha
       net::decode_component(target.substr(0, question), path) &&
       (question == std::string_view::npos || net::parse_query_string(target.substr(question + 1), params));
   net::HttpReply reply;
-  std::string why_refused;
   reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  const bool api_call = well_formed && path.starts_with("/api/") && path != "/api/health";
+  const auto refused =
+      api_call && request.method() != http::verb::get ? cross_origin_refusal(request) : std::nullopt;
   if (!well_formed) {
     reply.status = 400;
     reply.body = R"({"error":"malformed URL: a % must be followed by two hex digits"})";
-  } else if (path.starts_with("/api/") && path != "/api/health" && request.method() != http::verb::get &&
-             !(why_refused = cross_origin_refusal(request)).empty()) {
+  } else if (refused) {
     ++cross_origin_refused_;
-    reply.status = why_refused.starts_with("send") ? 415 : 403;
-    reply.body = boost::json::serialize(boost::json::object{{"error", why_refused}});
-  } else if (path.starts_with("/api/") && path != "/api/health") {
+    reply.status = refused->status;
+    reply.body = boost::json::serialize(boost::json::object{{"error", refused->why}});
+  } else if (api_call) {
     ApiRequest api_request{std::string(request.method_string()), path, std::move(params), request.body(),
                            cookie_value(std::string_view(request[http::field::cookie].data(),
                                                          request[http::field::cookie].size()),
