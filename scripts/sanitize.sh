@@ -41,7 +41,7 @@ if [ "$phase" != run ]; then
 fi
 [ "$phase" != build ] || exit 0
 
-# run_each BINARY SPEC PARALLEL LOGDIR [ENV...]: each test case of a Catch
+# run_each BINARY SPEC PARALLEL LOGDIR: each test case of a Catch
 # binary in a process of its own, PARALLEL at once (as ctest runs them: each
 # uses its own names and ports); prints "passed: NAME" or the log and
 # "FAILED: NAME", and fails if any failed.
