@@ -15,6 +15,7 @@
 
 #include "common/process_info.hpp"
 #include "monitor/monitor.hpp"
+#include "net/tls_settings.hpp"
 #include "ring/ring_errc.hpp"
 
 namespace monitor::agent {
@@ -77,6 +78,19 @@ gid_t resolve_group(const std::string& configured) {
 std::string group_name(gid_t gid) {
   const group* g = getgrgid(gid);
   return g != nullptr ? g->gr_name : std::to_string(gid);
+}
+
+// With TLS the certificate says which sender this agent is (receivers hold
+// it to that); a configured sender_id must agree with it.
+uint64_t tls_sender_id(const net::TlsContext& tls, uint64_t configured) {
+  const net::PeerIdentity own = tls.own_identity();
+  const auto id = net::agent_sender_id(own);
+  if (!id) throw std::runtime_error(fmt::format("TLS certificate of {}: an agent's name must be its sender id", own.text()));
+  if (configured != 0 && configured != *id) {
+    throw std::runtime_error(fmt::format("sender_id {} is not the {} of the TLS certificate ({})", configured, *id,
+                                         own.text()));
+  }
+  return *id;
 }
 
 }  // namespace
@@ -175,10 +189,13 @@ Agent::Agent(AgentConfig config)
     output_ = sink_.get();
   }
   if (!config_.forward.empty() || !config_.registry.empty()) {
-    const uint64_t sender_id = config_.sender_id != 0 ? config_.sender_id : default_sender_id(config_.ring_name());
+    auto tls = net::make_tls(net::tls_files(config_), wire::Role::kAgent);
+    const uint64_t sender_id = tls ? tls_sender_id(*tls, config_.sender_id)
+                               : config_.sender_id != 0 ? config_.sender_id
+                                                        : default_sender_id(config_.ring_name());
     forwarder_ = std::make_unique<Forwarder>(
         Forwarder::Options{config_.forward, config_.registry, config_.dc, config_.spool_dir, config_.spool_max_bytes,
-                           sender_id, fmt::format("agent {}", config_.ring_name()), config_.server_id},
+                           sender_id, fmt::format("agent {}", config_.ring_name()), config_.server_id, tls},
         names_);
     if (sink_) {
       tee_ = std::make_unique<TeeSink>(*sink_, *forwarder_);

@@ -14,6 +14,7 @@
 #include "common/json_fields.hpp"
 #include "registry/registry.hpp"
 #include "net/endpoint.hpp"
+#include "net/tls_settings.hpp"
 #include "monitor/monitor.h"
 #include "monitor/monitor.hpp"
 
@@ -151,7 +152,7 @@ const SettingsTable<AgentConfig>& agent_settings() {
              "`~/.local/state/monitor/agent-spool`) otherwise")
         .add_bounded("spool_max_bytes", &C::spool_max_bytes, "past this the oldest batches are dropped and counted",
                      1 << 20, INT64_MAX, "256 MiB")
-        .add("sender_id", &C::sender_id, "this agent's id on the wire; 0 derives it from the host name and the ring")
+        .add("sender_id", &C::sender_id, "this agent's id on the wire; 0 derives it from the host name and the ring, or with TLS takes the id its certificate names")
         .add("journal", &C::journal, "crash journal (see \"Crash story\"); `none` for none (a SIGKILL then loses the open seconds)",
              "`/dev/shm/<ring>.journal`")
         .add_bounded("journal_max_bytes", &C::journal_max_bytes, "room for reports of open seconds in the journal (32 bytes each; tmpfs pages are used only as needed), a multiple of 4096", 1 << 20,
@@ -194,8 +195,9 @@ const SettingsTable<AgentConfig>& agent_settings() {
              "`{\"type\": \"process\", \"name\", \"process\" or \"cmdline\"}`, `{\"type\": \"http\", \"name\", \"url\"}`, each with "
              "`interval_s` (10) and `timeout_ms` (1000)")
         .add("self_metrics", &C::self_metrics, "report `Monitor.Agent` health metrics")
-        .add("metrics_listen", &C::metrics_listen, "`host:port` serving `GET /metrics`: the same figures as Prometheus text (docs/metrics.md)")
-        .add("log_level", &C::log_level, "trace, debug, info, warn, error");
+        .add("metrics_listen", &C::metrics_listen, "`host:port` serving `GET /metrics`: the same figures as Prometheus text (docs/metrics.md)");
+    net::add_tls_settings(t, false);
+    t.add("log_level", &C::log_level, "trace, debug, info, warn, error");
     return t;
   }();
   return table;

@@ -51,7 +51,8 @@ struct AgentConfig {
   std::string dc = "dc1";
   std::string spool_dir = default_state_dir() + "/agent-spool";
   uint64_t spool_max_bytes = 256ull << 20;
-  uint64_t sender_id = 0;     // 0: derived from the host name and the ring
+  uint64_t sender_id = 0;     // 0: derived from the host name and the ring, or from tls_cert
+  std::string tls_ca, tls_cert, tls_key;  // all three: forwards over TLS (docs/security.md)
   // Crash journal (docs/agent.md, "Crash story"): empty for /dev/shm/<ring>.journal,
   // "none" for no journal (a SIGKILL then loses the open seconds).
   std::string journal;

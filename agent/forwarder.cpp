@@ -54,6 +54,10 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
   sending.first_backoff = 500ms;
   sending.max_backoff = 2s;
   sending.seconds_in_order = true;
+  sending.tls = options_.tls;
+  // Straight to a judger too, as `forward` may name one.
+  sending.next_hops = {wire::Role::kClyde, wire::Role::kBonnie, wire::Role::kJudger};
+  net::reload_on_sighup(io_, options_.tls);
   auto sender = net::BatchSender::open(io_, std::move(sending), [this](bool last_failed) {
     return next_address(last_failed);
   });

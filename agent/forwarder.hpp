@@ -21,6 +21,7 @@
 #include "registry/registry.hpp"
 #include "wire/messages.hpp"
 #include "net/batch_sender.hpp"
+#include "net/tls.hpp"
 
 namespace monitor::agent {
 
@@ -55,6 +56,7 @@ class Forwarder final : public AggregateSink {
     uint64_t sender_id = 0;
     std::string sender_name;
     int64_t server_id = 0;  // this host's, in its registry entry (monitorctl host list)
+    std::shared_ptr<net::TlsContext> tls;  // null: plain TCP
   };
 
   /// Opens the spool (throws std::runtime_error naming the problem) and starts

@@ -134,6 +134,7 @@ Judger::Judger(JudgerConfig config)
       health_("Monitor.Judger", config_.server_id, config_.self_metrics),
       registry_health_("Monitor.Registry", config_.server_id, config_.self_metrics) {
   config_.validate();
+  tls_ = net::make_tls(net::tls_files(config_), wire::Role::kJudger);
   health_.expose(&metrics_);
   registry_health_.expose(&registry_metrics_);
   std::error_code fs_ec;
@@ -182,10 +183,14 @@ Judger::Judger(JudgerConfig config)
   http_options.keep_alive = false;
   query_http_ = std::make_unique<net::HttpServer>(http_acceptor_, http_options,
                                                   [this](net::HttpExchange& exchange) { return handle_query(exchange); });
+  net::BatchListener::Options receiving;
+  receiving.own_id = kJudgerId;
+  receiving.max_connections = config_.max_connections;
+  receiving.idle_timeout = std::chrono::seconds(config_.idle_timeout_s);
+  receiving.tls = tls_;
+  receiving.peers = {wire::Role::kAgent, wire::Role::kClyde, wire::Role::kBonnie};
   listener_ = std::make_unique<net::BatchListener>(
-      acceptor_,
-      net::BatchListener::Options{kJudgerId, config_.max_connections, std::chrono::seconds(config_.idle_timeout_s),
-                                  wire::kMaxPayload},
+      acceptor_, std::move(receiving),
       [this](net::BatchSession& session) { return std::make_unique<Feed>(*this, session); });
   notifier_ = std::make_unique<Notifier>(
       config_.data_dir, NotifierOptions{config_.smtp_url, config_.mail_from, config_.notify_tries,
@@ -442,6 +447,8 @@ const health::HealthTable<Judger>& Judger::health_table() {
                  [](const J& j) { return j.rollup_->too_late() + j.counters_.records_too_old; })
         .counter("Reports.Future", "future", "", [](const J& j) { return j.counters_.records_future; })
         .counter("Frames.Bad", "bad_frames", "bad frames", [](const J& j) { return j.listener_->counters().bad_frames; })
+        .counter("Peers.Refused", "peers_refused", "",
+                 [](const J& j) { return j.listener_->counters().tls_failures + j.listener_->counters().identity_refused; })
         .counter("Connections.Refused", "connections_refused", "",
                  [](const J& j) {
                    return j.query_http_->counters().connections_refused + j.listener_->counters().connections_refused;
@@ -906,6 +913,7 @@ int Judger::run() {
     listener_->stop();
     io_.stop();
   });
+  net::reload_on_sighup(io_, tls_);
   listener_->start();
   query_http_->start();
   net::spawn(io_, tick_loop(), "the tick loop");

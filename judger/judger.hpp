@@ -35,6 +35,8 @@
 #include "judger/wal_checkpointer.hpp"
 #include "net/batch_session.hpp"
 #include "net/http_server.hpp"
+#include "net/tls.hpp"
+#include "net/tls_settings.hpp"
 
 namespace monitor::judger {
 
@@ -134,6 +136,7 @@ class Judger {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
   std::unique_ptr<Exporter> exporter_;   // none without targets
+  std::shared_ptr<net::TlsContext> tls_;  // null: plain TCP
   std::unique_ptr<net::BatchListener> listener_;
   JudgerCounters counters_;
   health::Metrics metrics_{"judger"}, registry_metrics_{"registry"};  // served as /metrics

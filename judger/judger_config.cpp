@@ -8,6 +8,7 @@
 #include "common/json_fields.hpp"
 #include "registry/registry.hpp"
 #include "judger/minute_store.hpp"
+#include "net/tls_settings.hpp"
 
 namespace monitor::judger {
 
@@ -107,8 +108,9 @@ const SettingsTable<JudgerConfig>& judger_settings() {
                      retention_minutes)
         .flag("export-backlog")
         .add("export_seconds", &C::export_seconds,
-             "export each second's aggregates too (measurement `monitor_second`)")
-        .add("log_level", &C::log_level, "trace, debug, info, warn, error");
+             "export each second's aggregates too (measurement `monitor_second`)");
+    net::add_tls_settings(t, true);
+    t.add("log_level", &C::log_level, "trace, debug, info, warn, error");
     return t;
   }();
   return table;
@@ -148,6 +150,7 @@ void JudgerConfig::validate() const {
   if (!registry::is_valid_key(name)) throw std::runtime_error("name must be 1-128 bytes of [A-Za-z0-9._-]");
   if (listen.rfind(':') == std::string::npos) throw std::runtime_error("listen must be host:port");
   if (query_listen.rfind(':') == std::string::npos) throw std::runtime_error("query_listen must be host:port");
+  net::check_transport(net::tls_files(*this), allow_plaintext, "listen", listen);
   if (!dashboard_url.empty() && ((!dashboard_url.starts_with("http://") && !dashboard_url.starts_with("https://")) ||
                                  dashboard_url.find_first_of(" \t\r\n\"<>") != std::string::npos)) {
     throw std::runtime_error("dashboard_url must be an http:// or https:// address");

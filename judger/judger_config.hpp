@@ -39,6 +39,8 @@ struct JudgerConfig {
   int64_t server_id = 0;     // for the Monitor.Judger health metrics
   bool self_metrics = true;  // report Monitor.Judger through the local agent, if one runs
   bool placement = true;     // take part in automatic placement (acts when leader and the registry says auto)
+  std::string tls_ca, tls_cert, tls_key;  // all three: batches only over TLS (docs/security.md)
+  bool allow_plaintext = false;           // without TLS, listen for batches beyond loopback anyway
   std::string log_level = "info";
   // Alarms (docs/rules.md, "Notifications").
   std::string smtp_url = "smtp://127.0.0.1:25";

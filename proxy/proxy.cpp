@@ -140,9 +140,14 @@ class Proxy::Upstream final : public net::SessionPolicy {
 Proxy::Proxy(ProxyConfig config)
     : config_(std::move(config)),
       own_id_(proxy_id(config_.name)),
+      tls_(net::make_tls(net::tls_files(config_), config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie)),
       acceptor_(io_),
       health_("Monitor.Proxy", config_.server_id, config_.self_metrics) {
   config_.validate();
+  if (tls_ && tls_->own_identity().name != config_.name) {
+    throw std::runtime_error(fmt::format("TLS certificate {} is of {}, not of this proxy's name {}", config_.tls_cert,
+                                         tls_->own_identity().text(), config_.name));
+  }
   health_.expose(&metrics_);
   if (!config_.metrics_listen.empty()) {
     metrics_server_ = std::make_unique<net::MetricsServer>(config_.metrics_listen, [this] { return metrics_.text(); });
@@ -194,10 +199,15 @@ Proxy::Proxy(ProxyConfig config)
   if (ec) throw std::runtime_error(fmt::format("listen on {}: {}", config_.listen, ec.message()));
   spdlog::info("{} {} listening on {} (dc {})", config_.role, config_.name, net::format_endpoint(acceptor_.local_endpoint()),
                config_.dc);
+  net::BatchListener::Options receiving;
+  receiving.own_id = own_id_;
+  receiving.max_connections = static_cast<size_t>(config_.max_connections);
+  receiving.idle_timeout = std::chrono::seconds(config_.idle_timeout_s);
+  receiving.max_batch_payload = wire::kMaxRelayedBatchPayload;
+  receiving.tls = tls_;
+  receiving.peers = config_.is_clyde() ? std::vector{wire::Role::kAgent} : std::vector{wire::Role::kAgent, wire::Role::kClyde};
   listener_ = std::make_unique<net::BatchListener>(
-      acceptor_,
-      net::BatchListener::Options{own_id_, static_cast<size_t>(config_.max_connections),
-                                  std::chrono::seconds(config_.idle_timeout_s), wire::kMaxRelayedBatchPayload},
+      acceptor_, std::move(receiving),
       [this](net::BatchSession& session) { return std::make_unique<Upstream>(*this, session); });
   registration_ = std::make_unique<registry::LiveRegistration>(*registry_, "proxy", "proxies", config_.name,
                                                                kRegistryTtl);
@@ -214,6 +224,8 @@ net::BatchSender* Proxy::link_to(const std::string& next_hop) {
   options.hello = wire::Hello{own_id_, config_.is_clyde() ? wire::Role::kClyde : wire::Role::kBonnie, config_.name};
   options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
   options.heartbeat_timeout = std::chrono::milliseconds(config_.heartbeat_timeout_ms);
+  options.tls = tls_;
+  options.next_hops = {config_.is_clyde() ? wire::Role::kBonnie : wire::Role::kJudger};
   net::BatchSender::AddressSource source;
   if (config_.is_clyde()) {
     source = [this](bool last_failed) { return next_bonnie(last_failed); };
@@ -457,7 +469,7 @@ void Proxy::register_self() {
 namespace {
 
 struct LinkTotals {
-  uint64_t spooled = 0, dropped = 0, unacked = 0;
+  uint64_t spooled = 0, dropped = 0, unacked = 0, peers_refused = 0;
 };
 
 template <class Links>
@@ -466,6 +478,7 @@ LinkTotals link_totals(const Links& links) {
   for (const auto& [name, link] : links) {
     t.spooled += link->spooled();
     t.dropped += link->spool_dropped() + link->counters().spool_corrupt;
+    t.peers_refused += link->counters().tls_refused + link->counters().members_refused;
     t.unacked += link->unacked();
   }
   return t;
@@ -488,6 +501,13 @@ const health::HealthTable<Proxy>& Proxy::health_table() {
         .counter("Spool.Dropped", "", "", [](const P& p) { return link_totals(p.links_).dropped; })
         .counter("Batches.Refused", "", "", [](const P& p) { return p.counters_.batches_refused; })
         .counter("Connections.Refused", "", "", [](const P& p) { return p.listener_->counters().connections_refused; })
+        // TLS: handshakes that failed and certificates refused, both ways, and
+        // member lists from a next hop that is not a Bonnie.
+        .counter("Peers.Refused", "", "",
+                 [](const P& p) {
+                   const auto& in = p.listener_->counters();
+                   return in.tls_failures + in.identity_refused + link_totals(p.links_).peers_refused;
+                 })
         .counter("Reports.HandedOver", "", "", [](const P& p) { return p.counters_.records_handed_over; })
         // A Bonnie's; zeros at a Clyde, so every registered attr is always reported.
         .counter("AutoAttrs.Registered", "", "",
@@ -588,6 +608,7 @@ int Proxy::run() {
     for (const auto& [name, link] : links_) link->stop();
     io_.stop();
   });
+  net::reload_on_sighup(io_, tls_);
   register_self();
   listener_->start();
   net::spawn(io_, tick_loop(), "the tick loop");

@@ -37,6 +37,8 @@
 #include "health/health_table.hpp"
 #include "net/frame_connection.hpp"
 #include "net/http_server.hpp"
+#include "net/tls.hpp"
+#include "net/tls_settings.hpp"
 #include "proxy/attr_registrar.hpp"
 #include "proxy/catalogue.hpp"
 #include "net/batch_sender.hpp"
@@ -105,6 +107,7 @@ class Proxy {
 
   ProxyConfig config_;
   const uint64_t own_id_;
+  std::shared_ptr<net::TlsContext> tls_;  // null: plain TCP
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<registry::Registry> registry_;

@@ -7,6 +7,7 @@
 
 #include "registry/registry.hpp"
 #include "net/endpoint.hpp"
+#include "net/tls_settings.hpp"
 
 namespace monitor::proxy {
 
@@ -43,8 +44,9 @@ const SettingsTable<ProxyConfig>& proxy_settings() {
         .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Proxy` metrics", 0, INT64_MAX)
         .add("self_metrics", &C::self_metrics, "report `Monitor.Proxy` through the local agent, if one runs")
         .add("metrics_listen", &C::metrics_listen,
-             "`host:port` serving `GET /metrics`: the same figures as Prometheus text (docs/metrics.md)")
-        .add("log_level", &C::log_level, "trace, debug, info, warn, error");
+             "`host:port` serving `GET /metrics`: the same figures as Prometheus text (docs/metrics.md)");
+    net::add_tls_settings(t, true);
+    t.add("log_level", &C::log_level, "trace, debug, info, warn, error");
     return t;
   }();
   return table;
@@ -61,6 +63,7 @@ void ProxyConfig::validate() const {
   if (!metrics_listen.empty() && !net::parse_endpoint(metrics_listen)) {
     throw std::runtime_error("metrics_listen must be a numeric host:port");
   }
+  net::check_transport(net::tls_files(*this), allow_plaintext, "listen", listen);
   if (is_clyde() && bonnies_file.empty()) throw std::runtime_error("a clyde needs bonnies_file (its Bonnie list)");
   if (heartbeat_timeout_ms <= heartbeat_interval_ms) {
     throw std::runtime_error("heartbeat_timeout_ms must exceed heartbeat_interval_ms");

@@ -28,6 +28,8 @@ struct ProxyConfig {
   int64_t server_id = 0;                  // for the Monitor.Proxy health metrics
   bool self_metrics = true;
   std::string metrics_listen;             // host:port serving GET /metrics (Prometheus text); empty: none
+  std::string tls_ca, tls_cert, tls_key;  // all three: TLS on every batch link (docs/security.md)
+  bool allow_plaintext = false;           // without TLS, listen beyond loopback anyway
   std::string log_level = "info";
 
   bool is_clyde() const noexcept { return role == "clyde"; }

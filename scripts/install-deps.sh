@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev
   libfmt-dev libspdlog-dev libcxxopts-dev
-  libsqlite3-dev libcurl4-openssl-dev python3
+  libsqlite3-dev libcurl4-openssl-dev libssl-dev openssl python3
 )
 # What the tests, benches and fuzzers add, with the real servers they start.
 if [ "${1:-}" != "--demo" ]; then

@@ -346,6 +346,26 @@ asio::awaitable<std::shared_ptr<FrameConnection>> BatchSender::connect(const std
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   auto connection = std::make_shared<FrameConnection>(std::move(socket), FrameConnection::Limits{64u << 20});
+  if (options_.tls) {
+    std::string refusal = co_await connection->start_tls(options_.tls->current(), false, options_.connect_timeout);
+    if (refusal.empty()) {
+      const PeerIdentity& peer = *connection->peer_identity();
+      const auto& allowed = options_.next_hops;
+      if (std::find(allowed.begin(), allowed.end(), peer.role) == allowed.end()) {
+        refusal = fmt::format("its certificate is of {}, not of a part this sends to", peer.text());
+      }
+    }
+    if (!refusal.empty()) {
+      ++counters_.tls_refused;
+      uint64_t suppressed = 0;
+      if (refusal_log_.allow(realtime_ns(), suppressed)) {
+        spdlog::warn("{}: refused {}: {} ({} refusals so far)", options_.name, address, refusal,
+                     counters_.tls_refused.load());
+      }
+      connection->close();
+      co_return nullptr;
+    }
+  }
   net::spawn(io_, FrameConnection::write_loop(connection, 10s), options_.name + " writer");
   std::string hello;
   wire::encode(hello, options_.hello);
@@ -398,7 +418,18 @@ asio::awaitable<void> BatchSender::read_loop(std::shared_ptr<FrameConnection> co
         reason = "bad_payload";
         break;
       }
-      if (on_members_ && !heartbeat.members.empty()) on_members_(heartbeat.members);
+      if (heartbeat.members.empty() || !on_members_) continue;
+      // A member list rewires where this sender goes next: only a Bonnie's counts.
+      if (const auto& peer = connection->peer_identity(); peer && peer->role != wire::Role::kBonnie) {
+        ++counters_.members_refused;
+        uint64_t suppressed = 0;
+        if (refusal_log_.allow(realtime_ns(), suppressed)) {
+          spdlog::warn("{}: ignored a member list from {} ({}): only a Bonnie's counts", options_.name, address_,
+                       peer->text());
+        }
+        continue;
+      }
+      on_members_(heartbeat.members);
     } else if (read.type == wire::FrameType::kClose) {
       wire::Close close;
       (void)wire::decode(read.payload, close);

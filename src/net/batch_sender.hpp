@@ -36,7 +36,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/result.hpp>
 
+#include "common/log_throttle.hpp"
 #include "net/frame_connection.hpp"
+#include "net/tls.hpp"
 #include "wire/messages.hpp"
 #include "wire/spool.hpp"
 #include "wire/spool_record.hpp"
@@ -56,6 +58,8 @@ struct SenderCounters {
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> heartbeat_timeouts{0};
   std::atomic<uint64_t> bad_frames{0};
+  std::atomic<uint64_t> tls_refused{0};       // next hops whose handshake failed or whose certificate is of another role
+  std::atomic<uint64_t> members_refused{0};   // member lists in heartbeats from a next hop that is not a Bonnie
 };
 
 class BatchSender {
@@ -79,6 +83,11 @@ class BatchSender {
     // minutes as it catches up. Not so for a proxy, whose spool interleaves
     // many senders.
     bool seconds_in_order = false;
+    // TLS: the next hop shows a certificate of the deployment's CA whose role
+    // is among `next_hops`; only a Bonnie's heartbeat may carry a member list.
+    // Null: plain TCP.
+    std::shared_ptr<TlsContext> tls;
+    std::vector<wire::Role> next_hops;
   };
   /// The address to connect to next ("" while there is none). `last_failed`
   /// says the previous one failed or died, so a list can move on. May block
@@ -198,6 +207,7 @@ class BatchSender {
   bool stopping_ = false;
   bool handing_over_ = false;
   SenderCounters counters_;
+  LogThrottle refusal_log_{30'000'000'000};  // a next hop refused on every retry is said every 30 s
 };
 
 }  // namespace monitor::net

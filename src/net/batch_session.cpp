@@ -1,5 +1,7 @@
 #include "net/batch_session.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
@@ -86,6 +88,17 @@ asio::awaitable<void> BatchListener::accept_loop() {
 asio::awaitable<void> BatchListener::run(std::shared_ptr<BatchSession> session) {
   FrameConnection& connection = *session->connection_;
   std::string reason = "peer closed";
+  if (options_.tls) {
+    reason = co_await connection.start_tls(options_.tls->current(), true, options_.handshake_timeout);
+    if (!reason.empty()) {
+      ++counters_.tls_failures;
+    } else if (reason = identity_refusal(*connection.peer_identity(), nullptr); !reason.empty()) {
+      ++counters_.identity_refused;
+      connection.close();
+    }
+    if (!reason.empty()) log_refusal(session->peer_, reason);
+    if (reason.empty()) reason = "peer closed";
+  }
   while (connection.open()) {
     if (!session->policy_->has_room()) {
       // Back-pressure: not reading lets TCP push back on the sender.
@@ -112,6 +125,29 @@ asio::awaitable<void> BatchListener::run(std::shared_ptr<BatchSession> session) 
   sessions_.erase(session);
 }
 
+void BatchListener::log_refusal(const std::string& peer, const std::string& reason) {
+  uint64_t suppressed = 0;
+  if (refusal_log_.allow(realtime_ns(), suppressed)) {
+    spdlog::warn("{}: {} ({} TLS failures, {} identities refused so far; {} such lines held back)", peer, reason,
+                 counters_.tls_failures, counters_.identity_refused, suppressed);
+  }
+}
+
+std::string BatchListener::identity_refusal(const PeerIdentity& identity, const wire::Hello* hello) const {
+  if (std::find(options_.peers.begin(), options_.peers.end(), identity.role) == options_.peers.end()) {
+    return fmt::format("refused: the certificate of {} is not of a part that sends here", identity.text());
+  }
+  if (hello == nullptr) return {};
+  // What the certificate names is what the peer is: its role, and an agent's
+  // sender id or a proxy's name, so it cannot speak as another sender.
+  const bool same = identity.role == hello->role &&
+                    (identity.role == wire::Role::kAgent ? agent_sender_id(identity) == hello->sender_id
+                                                         : identity.name == hello->sender_name);
+  if (same) return {};
+  return fmt::format("refused: the certificate of {} may not speak as {} {} ({})", identity.text(),
+                     wire::role_name(hello->role), hello->sender_id, hello->sender_name);
+}
+
 wire::WireError BatchListener::handle(BatchSession& session, const ReadResult& read) {
   wire::WireError error = wire::WireError::kOk;
   switch (read.type) {
@@ -119,6 +155,14 @@ wire::WireError BatchListener::handle(BatchSession& session, const ReadResult& r
       wire::Hello hello;
       error = wire::decode(read.payload, hello);
       if (error != wire::WireError::kOk) break;
+      if (const auto& identity = session.connection_->peer_identity()) {
+        if (std::string refusal = identity_refusal(*identity, &hello); !refusal.empty()) {
+          ++counters_.identity_refused;
+          log_refusal(session.peer_, refusal);
+          session.close(std::move(refusal));
+          break;
+        }
+      }
       session.hello_ = hello;
       const wire::HelloAck ack = session.policy_->on_hello(hello);
       std::string out;

@@ -27,6 +27,7 @@
 
 #include "common/log_throttle.hpp"
 #include "net/frame_connection.hpp"
+#include "net/tls.hpp"
 #include "wire/dictionary.hpp"
 #include "wire/messages.hpp"
 
@@ -96,6 +97,8 @@ struct ReceiverCounters {
   uint64_t connections = 0;
   uint64_t connections_refused = 0;  // at max_connections
   uint64_t bad_frames = 0;           // frames that failed the protocol's checks; each closed its session
+  uint64_t tls_failures = 0;         // handshakes that failed or timed out (no certificate of the CA, not TLS)
+  uint64_t identity_refused = 0;     // a certificate whose role may not connect here, or a HELLO it does not name
 };
 
 /// Accepts batch connections on an acceptor the daemon bound, at most
@@ -107,6 +110,12 @@ class BatchListener {
     size_t max_connections = 1024;
     std::chrono::milliseconds idle_timeout{60'000};  // no frame within it closes the session
     size_t max_batch_payload = wire::kMaxPayload;   // a proxy refuses batches it could not relay
+    // TLS: each peer shows a certificate of the deployment's CA whose role is
+    // among `peers`, and speaks only as the sender its certificate names.
+    // Null: plain TCP, each peer as what its HELLO says.
+    std::shared_ptr<TlsContext> tls;
+    std::vector<wire::Role> peers;
+    std::chrono::milliseconds handshake_timeout{10'000};
   };
   using PolicyFactory = std::function<std::unique_ptr<SessionPolicy>(BatchSession&)>;
 
@@ -126,6 +135,9 @@ class BatchListener {
   // One frame: kOk, or why the session must close.
   wire::WireError handle(BatchSession& session, const ReadResult& read);
   void refuse(boost::asio::ip::tcp::socket& socket);
+  void log_refusal(const std::string& peer, const std::string& reason);
+  // Why a TLS peer may not connect here or say this HELLO; empty if it may.
+  std::string identity_refusal(const PeerIdentity& identity, const wire::Hello* hello) const;
 
   boost::asio::ip::tcp::acceptor& acceptor_;
   const Options options_;

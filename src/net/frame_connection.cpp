@@ -1,9 +1,12 @@
 #include "net/frame_connection.hpp"
 
 #include <array>
+#include <tuple>
+#include <variant>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -16,6 +19,31 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 FrameConnection::FrameConnection(asio::ip::tcp::socket socket, Limits limits)
     : socket_(std::move(socket)), limits_(limits), wake_writer_(socket_.get_executor()) {
   wake_writer_.expires_at(asio::steady_timer::time_point::max());
+}
+
+FrameConnection::~FrameConnection() = default;
+
+asio::awaitable<std::string> FrameConnection::start_tls(std::shared_ptr<asio::ssl::context> context, bool accepting,
+                                                        std::chrono::milliseconds timeout) {
+  tls_context_ = std::move(context);
+  tls_ = std::make_unique<TlsStream>(socket_, *tls_context_);
+  asio::steady_timer deadline(socket_.get_executor());
+  deadline.expires_after(timeout);
+  const auto side = accepting ? asio::ssl::stream_base::server : asio::ssl::stream_base::client;
+  auto outcome = co_await (tls_->async_handshake(side, kNoThrow) || deadline.async_wait(kNoThrow));
+  std::string failure;
+  if (outcome.index() == 1) {
+    failure = "no TLS handshake in time";
+  } else if (const auto [ec] = std::get<0>(outcome); ec) {
+    failure = "TLS handshake: " + ec.message();
+  } else {
+    X509* certificate = SSL_get1_peer_certificate(tls_->native_handle());
+    peer_identity_ = certificate_identity(certificate);
+    X509_free(certificate);
+    if (!peer_identity_) failure = "the peer's certificate names no <role>:<name>";
+  }
+  if (!failure.empty()) close();
+  co_return failure;
 }
 
 asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::milliseconds timeout) {
@@ -44,8 +72,12 @@ asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::millisecond
       co_return result;
     }
     // Whichever finishes first: bytes from the peer or the deadline.
-    auto outcome = co_await (socket_.async_read_some(asio::buffer(buffer), kNoThrow) ||
-                             deadline.async_wait(kNoThrow));
+    std::variant<std::tuple<boost::system::error_code, size_t>, std::tuple<boost::system::error_code>> outcome;
+    if (tls_) {
+      outcome = co_await (tls_->async_read_some(asio::buffer(buffer), kNoThrow) || deadline.async_wait(kNoThrow));
+    } else {
+      outcome = co_await (socket_.async_read_some(asio::buffer(buffer), kNoThrow) || deadline.async_wait(kNoThrow));
+    }
     if (outcome.index() == 1) {
       result.kind = ReadResult::Kind::kTimeout;
       co_return result;
@@ -87,8 +119,12 @@ asio::awaitable<void> FrameConnection::write_loop(std::shared_ptr<FrameConnectio
       c.queue_.pop_front();
     }
     deadline.expires_after(timeout);
-    auto outcome = co_await (asio::async_write(c.socket_, asio::buffer(batch), kNoThrow) ||
-                             deadline.async_wait(kNoThrow));
+    std::variant<std::tuple<boost::system::error_code, size_t>, std::tuple<boost::system::error_code>> outcome;
+    if (c.tls_) {
+      outcome = co_await (asio::async_write(*c.tls_, asio::buffer(batch), kNoThrow) || deadline.async_wait(kNoThrow));
+    } else {
+      outcome = co_await (asio::async_write(c.socket_, asio::buffer(batch), kNoThrow) || deadline.async_wait(kNoThrow));
+    }
     c.queued_bytes_ -= std::min(c.queued_bytes_, batch.size());
     if (outcome.index() == 1 || std::get<0>(std::get<0>(outcome))) {
       c.close();  // a peer that does not take our bytes in time is treated as gone
@@ -100,6 +136,8 @@ asio::awaitable<void> FrameConnection::write_loop(std::shared_ptr<FrameConnectio
 void FrameConnection::close() {
   if (closed_) return;
   closed_ = true;
+  // No TLS close_notify: frames delimit themselves, and a peer that stopped
+  // reading would make it wait.
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,7 +15,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "net/tls.hpp"
 #include "wire/frame.hpp"
+
+namespace boost::asio::ssl {
+template <typename Stream>
+class stream;
+}
 
 namespace monitor::net {
 
@@ -48,6 +55,16 @@ class FrameConnection {
   };
 
   FrameConnection(boost::asio::ip::tcp::socket socket, Limits limits);
+  ~FrameConnection();
+
+  /// Makes this a TLS connection before any frame: the handshake, as the
+  /// accepting or the connecting side, within `timeout`, each side verifying
+  /// the other's certificate against the deployment's CA. Returns "" and
+  /// knows the peer's identity, or the reason (and closes).
+  boost::asio::awaitable<std::string> start_tls(std::shared_ptr<boost::asio::ssl::context> context, bool accepting,
+                                                std::chrono::milliseconds timeout);
+  /// Who the peer's certificate says it is; nothing on a plain connection.
+  const std::optional<PeerIdentity>& peer_identity() const noexcept { return peer_identity_; }
 
   /// The next frame, or why there is none: no complete frame within
   /// `timeout`, the peer closed or reset the connection, or a frame failed its
@@ -75,7 +92,12 @@ class FrameConnection {
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
  private:
+  using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
+
   boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // outlives tls_
+  std::unique_ptr<TlsStream> tls_;                          // over socket_, after start_tls()
+  std::optional<PeerIdentity> peer_identity_;
   const Limits limits_;
   wire::FrameDecoder decoder_;
   std::deque<std::string> queue_;

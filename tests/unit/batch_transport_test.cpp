@@ -1,12 +1,15 @@
 // The batch protocol's one sender (net/batch_sender) against its one receiver
 // (net/batch_session), over loopback: the window, a receiver that dies
-// mid-window, and frames cut at every byte boundary in both directions.
+// mid-window, frames cut at every byte boundary in both directions, and TLS
+// with the identities certificates give (certificates from scripts/pki.sh).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -19,6 +22,7 @@
 
 #include "net/batch_sender.hpp"
 #include "net/batch_session.hpp"
+#include "net/tls.hpp"
 #include "support/temp_names.hpp"
 #include "wire/frame.hpp"
 #include "wire/spool_record.hpp"
@@ -40,6 +44,7 @@ struct Received {
   std::vector<int64_t> watermarks;
   size_t sessions = 0;
   size_t most_unacked = 0;  // the largest window the policy saw
+  std::vector<std::string> members;  // what heartbeat replies carry
 };
 
 // Acknowledges a batch once `hold` batches are waiting, all at once (a
@@ -66,6 +71,7 @@ class TestPolicy final : public net::SessionPolicy {
     held_.clear();
   }
   void on_watermark(int64_t complete_before) override { received_.watermarks.push_back(complete_before); }
+  std::vector<std::string> heartbeat_members() override { return received_.members; }
 
  private:
   net::BatchSession& session_;
@@ -99,10 +105,19 @@ bool run_until(asio::io_context& io, Predicate done, std::chrono::milliseconds p
   return true;
 }
 
+net::BatchListener::Options plain_receiving() {
+  net::BatchListener::Options options;
+  options.own_id = 1;
+  options.max_connections = 16;
+  options.idle_timeout = 5s;
+  return options;
+}
+
 struct Receiver {
-  Receiver(asio::io_context& io, std::function<size_t()> close_after, size_t hold)
+  Receiver(asio::io_context& io, std::function<size_t()> close_after, size_t hold,
+           net::BatchListener::Options options = plain_receiving())
       : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        listener(acceptor, net::BatchListener::Options{1, 16, 5s, wire::kMaxPayload},
+        listener(acceptor, std::move(options),
                  [this, close_after, hold](net::BatchSession& session) {
                    return std::make_unique<TestPolicy>(session, received, hold, close_after());
                  }) {
@@ -114,11 +129,11 @@ struct Receiver {
   net::BatchListener listener;
 };
 
-std::unique_ptr<net::BatchSender> open_sender(asio::io_context& io, const TempDir& dir, std::string address) {
-  net::BatchSender::Options options;
+std::unique_ptr<net::BatchSender> open_sender(asio::io_context& io, const TempDir& dir, std::string address,
+                                              net::BatchSender::Options options = {}) {
   options.name = "test sender";
   options.spool_dir = dir.path() + "/spool";
-  options.hello = wire::Hello{kSender, wire::Role::kAgent, "test-agent"};
+  if (options.hello.sender_id == 0) options.hello = wire::Hello{kSender, wire::Role::kAgent, "test-agent"};
   options.first_backoff = 1ms;
   options.max_backoff = 5ms;
   options.seconds_in_order = true;
@@ -283,4 +298,194 @@ TEST_CASE("issue 22: replies cut at every byte boundary never crash the sender, 
   CHECK(served == replies.size() + 1);  // every cut was met, and the sender came back after each
   CHECK(batch_seen_whole);
   CHECK(sender->counters().parts_sent == 1);
+}
+
+namespace {
+
+// A deployment's CA and certificates, made by the script operators use.
+class Pki {
+ public:
+  Pki() { run("init " + dir_.path()); }
+  // The TLS context of a part with the identity `role`:`name`.
+  std::shared_ptr<net::TlsContext> issue(const std::string& role, const std::string& name) {
+    run("issue " + dir_.path() + " " + role + " " + name);
+    return std::make_shared<net::TlsContext>(files(role, name));
+  }
+  net::TlsFiles files(const std::string& role, const std::string& name) const {
+    const std::string base = dir_.path() + "/" + role + "-" + name;
+    return net::TlsFiles{dir_.file("ca.pem"), base + ".pem", base + ".key"};
+  }
+  static void run(const std::string& args) {
+    const std::string command = std::string(MONITOR_SOURCE_DIR) + "/scripts/pki.sh --days 2 " + args + " >/dev/null";
+    REQUIRE(std::system(command.c_str()) == 0);
+  }
+
+ private:
+  TempDir dir_;
+};
+
+net::BatchListener::Options tls_receiving(std::shared_ptr<net::TlsContext> tls, std::vector<wire::Role> peers) {
+  auto options = plain_receiving();
+  options.tls = std::move(tls);
+  options.peers = std::move(peers);
+  options.handshake_timeout = 2s;
+  return options;
+}
+
+net::BatchSender::Options tls_sending(std::shared_ptr<net::TlsContext> tls, std::vector<wire::Role> next_hops,
+                                      wire::Hello hello = wire::Hello{kSender, wire::Role::kAgent, "test-agent"}) {
+  net::BatchSender::Options options;
+  options.tls = std::move(tls);
+  options.next_hops = std::move(next_hops);
+  options.hello = std::move(hello);
+  options.connect_timeout = 2s;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("issue 23: over TLS an agent's batches arrive, each end holding a certificate of the deployment's CA",
+          "[net][transport][tls][issue23]") {
+  Pki pki;
+  asio::io_context io;
+  TempDir dir;
+  Receiver receiver(io, [] { return size_t{0}; }, 1, tls_receiving(pki.issue("bonnie", "b1"), {wire::Role::kAgent}));
+  auto sender = open_sender(io, dir, receiver.address(),
+                            tls_sending(pki.issue("agent", std::to_string(kSender)), {wire::Role::kBonnie}));
+  for (uint64_t s = 1; s <= 20; ++s) REQUIRE(sender->spool(spool_record(s, 1'800'000'000 + static_cast<int64_t>(s))));
+  sender->start();
+  REQUIRE(run_until(io, [&] { return sender->spooled() == 0; }, 10s));
+  CHECK(receiver.received.sequences.size() == 20);
+  CHECK(receiver.listener.counters().tls_failures == 0);
+  CHECK(receiver.listener.counters().identity_refused == 0);
+  REQUIRE(receiver.listener.sessions().size() == 1);
+  sender->stop();
+}
+
+TEST_CASE("issue 23: a certificate is held to what it names: an agent cannot speak as another sender",
+          "[net][transport][tls][issue23][failure]") {
+  Pki pki;
+  asio::io_context io;
+  TempDir dir;
+  Receiver receiver(io, [] { return size_t{0}; }, 1, tls_receiving(pki.issue("judger", "j1"), {wire::Role::kAgent}));
+  // Agent 78's certificate, saying HELLO as sender 77 (to inject under its id
+  // or claim its sequence numbers).
+  auto sender = open_sender(io, dir, receiver.address(),
+                            tls_sending(pki.issue("agent", "78"), {wire::Role::kJudger}));
+  REQUIRE(sender->spool(spool_record(1, 1'800'000'000)));
+  sender->start();
+  REQUIRE(run_until(io, [&] { return receiver.listener.counters().identity_refused >= 3; }, 10s));
+  CHECK(receiver.received.sequences.empty());
+  CHECK(sender->spooled() == 1);
+  CHECK(sender->counters().connects == 0);
+  sender->stop();
+
+  SECTION("nor as a proxy relaying others' batches") {
+    TempDir dir2;
+    auto relay = open_sender(io, dir2, receiver.address(),
+                             tls_sending(pki.issue("agent", "79"), {wire::Role::kJudger},
+                                         wire::Hello{79, wire::Role::kBonnie, "b1"}));
+    REQUIRE(relay->spool(spool_record(1, 1'800'000'000)));
+    const uint64_t refused = receiver.listener.counters().identity_refused;
+    relay->start();
+    REQUIRE(run_until(io, [&] { return receiver.listener.counters().identity_refused >= refused + 2; }, 10s));
+    CHECK(receiver.received.sequences.empty());
+    relay->stop();
+  }
+  SECTION("and a part whose role does not send here is refused at the handshake") {
+    TempDir dir2;
+    auto other = open_sender(io, dir2, receiver.address(),
+                             tls_sending(pki.issue("clyde", "c1"), {wire::Role::kJudger},
+                                         wire::Hello{5, wire::Role::kClyde, "c1"}));
+    REQUIRE(other->spool(spool_record(1, 1'800'000'000)));
+    const uint64_t refused = receiver.listener.counters().identity_refused;
+    other->start();
+    REQUIRE(run_until(io, [&] { return receiver.listener.counters().identity_refused >= refused + 2; }, 10s));
+    CHECK(receiver.received.sequences.empty());
+    other->stop();
+  }
+}
+
+TEST_CASE("issue 23: a peer without a certificate of the deployment's CA gets no link, either way round",
+          "[net][transport][tls][issue23][failure]") {
+  Pki pki, stranger;
+  asio::io_context io;
+  TempDir dir;
+  Receiver receiver(io, [] { return size_t{0}; }, 1, tls_receiving(pki.issue("bonnie", "b1"), {wire::Role::kAgent}));
+  SECTION("a certificate of another CA") {
+    auto sender = open_sender(io, dir, receiver.address(),
+                              tls_sending(stranger.issue("agent", std::to_string(kSender)), {wire::Role::kBonnie}));
+    REQUIRE(sender->spool(spool_record(1, 1'800'000'000)));
+    sender->start();
+    REQUIRE(run_until(io, [&] { return receiver.listener.counters().tls_failures >= 2 &&
+                                       sender->counters().tls_refused >= 2; }, 10s));
+    CHECK(receiver.received.sequences.empty());
+    sender->stop();
+  }
+  SECTION("plain TCP to a TLS receiver") {
+    auto sender = open_sender(io, dir, receiver.address());
+    REQUIRE(sender->spool(spool_record(1, 1'800'000'000)));
+    sender->start();
+    REQUIRE(run_until(io, [&] { return receiver.listener.counters().tls_failures >= 2; }, 10s));
+    CHECK(receiver.received.sequences.empty());
+    CHECK(sender->counters().connects == 0);
+    sender->stop();
+  }
+  SECTION("a next hop of a role the sender does not send to") {
+    Receiver judger(io, [] { return size_t{0}; }, 1, tls_receiving(pki.issue("judger", "j1"), {wire::Role::kAgent}));
+    auto sender = open_sender(io, dir, judger.address(),
+                              tls_sending(pki.issue("agent", std::to_string(kSender)), {wire::Role::kBonnie}));
+    REQUIRE(sender->spool(spool_record(1, 1'800'000'000)));
+    sender->start();
+    REQUIRE(run_until(io, [&] { return sender->counters().tls_refused >= 2; }, 10s));
+    CHECK(judger.received.sequences.empty());
+    CHECK(sender->spooled() == 1);
+    sender->stop();
+  }
+}
+
+TEST_CASE("issue 23: only a Bonnie's heartbeat reply may rewrite a sender's member list",
+          "[net][transport][tls][issue23][failure]") {
+  Pki pki;
+  auto clyde = pki.issue("clyde", "c1");
+  const auto offer = [&](const std::string& role) {
+    asio::io_context io;  // its own: a stopped sender's coroutines end with it
+    Receiver receiver(io, [] { return size_t{0}; }, 1,
+                      tls_receiving(pki.issue(role, "r-" + role), {wire::Role::kClyde}));
+    receiver.received.members = {"127.0.0.1:1", "127.0.0.1:2"};
+    auto options = tls_sending(clyde, {wire::Role::kBonnie, wire::Role::kJudger}, wire::Hello{5, wire::Role::kClyde, "c1"});
+    options.heartbeat_interval = 10ms;
+    TempDir spool;
+    auto sender = open_sender(io, spool, receiver.address(), std::move(options));
+    std::vector<std::string> taken;
+    sender->on_members([&](const std::vector<std::string>& members) { taken = members; });
+    sender->start();
+    REQUIRE(run_until(io, [&] { return !taken.empty() || sender->counters().members_refused >= 3; }, 10s));
+    sender->stop();
+    return taken;
+  };
+  CHECK(offer("bonnie") == std::vector<std::string>{"127.0.0.1:1", "127.0.0.1:2"});
+  CHECK(offer("judger").empty());
+}
+
+TEST_CASE("issue 23: TLS files reload: a bad file keeps the loaded ones, a renewed certificate takes over",
+          "[net][tls][issue23]") {
+  Pki pki;
+  auto tls = pki.issue("bonnie", "b1");
+  const auto before = tls->current();
+  const net::TlsFiles files = pki.files("bonnie", "b1");
+  { std::ofstream(files.key, std::ios::trunc) << "not a key\n"; }
+  CHECK_THAT(tls->reload(), Catch::Contains(files.key));
+  CHECK(tls->current() == before);
+  CHECK(tls->own_identity().text() == "bonnie:b1");
+  // Renewed at the same paths (a new key and certificate): new connections use it.
+  Pki::run("issue " + files.ca.substr(0, files.ca.rfind('/')) + " bonnie b1");
+  CHECK(tls->reload().empty());
+  CHECK(tls->current() != before);
+  // And a certificate naming no part is refused at start.
+  CHECK_THROWS_WITH(net::make_tls(files, wire::Role::kJudger), Catch::Contains("not of a judger"));
+  CHECK(net::parse_identity("agent:12")->role == wire::Role::kAgent);
+  CHECK_FALSE(net::parse_identity("root:x"));
+  CHECK_FALSE(net::parse_identity("bonnie:"));
+  CHECK_FALSE(net::agent_sender_id(*net::parse_identity("agent:12x")));
 }

@@ -26,7 +26,7 @@ namespace {
 
 Forwarder::Options options(const TempDir& dir) {
   // Port 1 on loopback refuses at once: everything stays spooled.
-  return Forwarder::Options{"127.0.0.1:1", "", "dc1", dir.file("spool"), 256ull << 20, 77, "test agent"};
+  return Forwarder::Options{"127.0.0.1:1", "", "dc1", dir.file("spool"), 256ull << 20, 77, "test agent", 0, nullptr};
 }
 
 // Writes `series` SUM aggregates of one second.

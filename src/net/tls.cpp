@@ -1,0 +1,167 @@
+#include "net/tls.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+#include <csignal>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <spdlog/spdlog.h>
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "net/endpoint.hpp"
+
+namespace monitor::net {
+
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+std::string openssl_reason(const boost::system::error_code& ec) {
+  // Asio's message for an OpenSSL error is its reason string ("no such file",
+  // "key values mismatch"), which is what a person fixing the file needs.
+  return ec.message();
+}
+
+std::shared_ptr<ssl::context> load(const TlsFiles& files) {
+  auto context = std::make_shared<ssl::context>(ssl::context::tls);
+  // TLS 1.3 only: every part is ours, and 1.3 has no weak suites to rule out.
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_3_VERSION);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  boost::system::error_code ec;
+  const auto fail = [&](std::string_view what, const std::string& path) {
+    throw std::runtime_error(fmt::format("TLS {} {}: {}", what, path, openssl_reason(ec)));
+  };
+  if (context->load_verify_file(files.ca, ec); ec) fail("CA", files.ca);
+  if (context->use_certificate_chain_file(files.cert, ec); ec) fail("certificate", files.cert);
+  if (context->use_private_key_file(files.key, ssl::context::pem, ec); ec) fail("key", files.key);
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    throw std::runtime_error(fmt::format("TLS key {} does not belong to certificate {}", files.key, files.cert));
+  }
+  // Both ends show a certificate from the deployment's CA, or there is no link.
+  context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+  return context;
+}
+
+}  // namespace
+
+std::string PeerIdentity::text() const { return fmt::format("{}:{}", wire::role_name(role), name); }
+
+std::optional<PeerIdentity> parse_identity(std::string_view common_name) {
+  const size_t colon = common_name.find(':');
+  if (colon == std::string_view::npos || colon + 1 == common_name.size()) return std::nullopt;
+  const std::string_view role = common_name.substr(0, colon);
+  PeerIdentity identity;
+  identity.name = std::string(common_name.substr(colon + 1));
+  for (const wire::Role r : {wire::Role::kAgent, wire::Role::kClyde, wire::Role::kBonnie, wire::Role::kJudger}) {
+    if (wire::role_name(r) == role) {
+      identity.role = r;
+      return identity;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> agent_sender_id(const PeerIdentity& identity) {
+  if (identity.role != wire::Role::kAgent) return std::nullopt;
+  uint64_t id = 0;
+  const char* end = identity.name.data() + identity.name.size();
+  const auto [ptr, ec] = std::from_chars(identity.name.data(), end, id);
+  if (ec != std::errc{} || ptr != end || id == 0) return std::nullopt;
+  return id;
+}
+
+std::optional<PeerIdentity> certificate_identity(const X509* certificate) {
+  if (certificate == nullptr) return std::nullopt;
+  const X509_NAME* subject = X509_get_subject_name(certificate);
+  const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0) return std::nullopt;
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  return parse_identity(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                                         static_cast<size_t>(ASN1_STRING_length(data))));
+}
+
+TlsContext::TlsContext(TlsFiles files) : files_(std::move(files)) {
+  if (files_.ca.empty() || files_.cert.empty() || files_.key.empty()) {
+    throw std::runtime_error("TLS needs tls_ca, tls_cert and tls_key: all three files, or none for plain TCP");
+  }
+  if (const std::string error = reload(); !error.empty()) throw std::runtime_error(error);
+}
+
+TlsContext::~TlsContext() = default;
+
+std::string TlsContext::reload() {
+  try {
+    auto context = load(files_);
+    const auto own = certificate_identity(SSL_CTX_get0_certificate(context->native_handle()));
+    if (!own) {
+      return fmt::format("TLS certificate {}: its common name is not <role>:<name> (agent, clyde, bonnie, judger)",
+                         files_.cert);
+    }
+    std::lock_guard lock(mutex_);
+    context_ = std::move(context);
+    own_ = *own;
+    return {};
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+std::shared_ptr<ssl::context> TlsContext::current() const {
+  std::lock_guard lock(mutex_);
+  return context_;
+}
+
+PeerIdentity TlsContext::own_identity() const {
+  std::lock_guard lock(mutex_);
+  return own_;
+}
+
+std::shared_ptr<TlsContext> make_tls(const TlsFiles& files, wire::Role role) {
+  if (!files.enabled()) return nullptr;
+  auto tls = std::make_shared<TlsContext>(files);
+  if (tls->own_identity().role != role) {
+    throw std::runtime_error(fmt::format("TLS certificate {} is of {}, not of a {}", files.cert,
+                                         tls->own_identity().text(), wire::role_name(role)));
+  }
+  return tls;
+}
+
+namespace {
+
+void wait_for_sighup(std::shared_ptr<boost::asio::signal_set> signals, std::shared_ptr<TlsContext> tls) {
+  signals->async_wait([signals, tls](const boost::system::error_code& ec, int) {
+    if (ec) return;  // the io_context is going away
+    if (const std::string error = tls->reload(); error.empty()) {
+      spdlog::info("SIGHUP: TLS files reloaded ({}); new connections use them", tls->own_identity().text());
+    } else {
+      spdlog::error("SIGHUP: TLS files not reloaded, the loaded ones stay: {}", error);
+    }
+    wait_for_sighup(signals, tls);
+  });
+}
+
+}  // namespace
+
+void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls) {
+  if (!tls) return;
+  wait_for_sighup(std::make_shared<boost::asio::signal_set>(io, SIGHUP), std::move(tls));
+}
+
+void check_transport(const TlsFiles& files, bool allow_plaintext, std::string_view listen_key,
+                     std::string_view listen_address) {
+  if (files.enabled() || allow_plaintext || listen_address.empty()) return;
+  const auto endpoint = parse_endpoint(listen_address);
+  if (endpoint && endpoint->address().is_loopback()) return;
+  throw std::runtime_error(fmt::format(
+      "{} {} is not a loopback address: configure tls_ca, tls_cert and tls_key (docs/security.md), "
+      "or set allow_plaintext to accept plain TCP from the network",
+      listen_key, listen_address));
+}
+
+}  // namespace monitor::net

@@ -1,0 +1,92 @@
+// TLS 1.3 with mutual authentication for the batch links (docs/security.md):
+// one CA per deployment signs every part's certificate, and the certificate's
+// common name, "<role>:<name>", is who the peer is. An agent's name is its
+// sender id in decimal; a proxy's or a judger's is its configured name.
+// Peers are not checked against host names: a certificate from the
+// deployment's CA with the right role is the peer, wherever it connects from.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "wire/messages.hpp"
+
+namespace boost::asio {
+class io_context;
+namespace ssl {
+class context;
+}
+}  // namespace boost::asio
+struct x509_st;
+
+namespace monitor::net {
+
+/// The files a part's TLS is made of; all empty: plain TCP.
+struct TlsFiles {
+  std::string ca;    // PEM: the deployment's CA, the only issuer trusted
+  std::string cert;  // PEM: this part's certificate (chain)
+  std::string key;   // PEM: its private key
+  bool enabled() const noexcept { return !ca.empty() || !cert.empty() || !key.empty(); }
+};
+
+/// Who a certificate says it is.
+struct PeerIdentity {
+  wire::Role role = wire::Role::kAgent;
+  std::string name;
+  std::string text() const;  // "agent:42", for logs
+};
+
+/// "<role>:<name>" with a known role and a non-empty name, or nothing.
+std::optional<PeerIdentity> parse_identity(std::string_view common_name);
+
+/// The identity a verified certificate's common name gives, or nothing.
+std::optional<PeerIdentity> certificate_identity(const x509_st* certificate);
+
+/// For an agent: the sender id its identity names, or nothing.
+std::optional<uint64_t> agent_sender_id(const PeerIdentity& identity);
+
+/// A part's TLS settings, reloadable: connections made after reload() use the
+/// new files, open ones keep theirs. Thread-safe.
+class TlsContext {
+ public:
+  /// Loads the files; throws std::runtime_error naming the file and OpenSSL's
+  /// reason (a daemon refuses to start with it).
+  explicit TlsContext(TlsFiles files);
+  ~TlsContext();
+
+  /// Loads the files again (SIGHUP). On failure keeps the current ones and
+  /// returns the reason; empty on success.
+  std::string reload();
+
+  /// The context new connections use; a connection holds it for its life.
+  std::shared_ptr<boost::asio::ssl::context> current() const;
+  /// Who this part's own certificate says it is (as loaded last).
+  PeerIdentity own_identity() const;
+  const TlsFiles& files() const noexcept { return files_; }
+
+ private:
+  const TlsFiles files_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<boost::asio::ssl::context> context_;
+  PeerIdentity own_;
+};
+
+/// The part's TLS context, or null for plain TCP; throws (to refuse to start)
+/// when the files do not load or are not a certificate of `role`.
+std::shared_ptr<TlsContext> make_tls(const TlsFiles& files, wire::Role role);
+
+/// Reloads `tls` on every SIGHUP delivered while `io` runs (a renewed
+/// certificate takes effect for new connections), logging what happened.
+void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls);
+
+/// Throws when a part without TLS would listen for batches on an address other
+/// than loopback and `allow_plaintext` is not set: what a daemon checks at
+/// start. `listen_key` names its listen setting in the message.
+void check_transport(const TlsFiles& files, bool allow_plaintext, std::string_view listen_key,
+                     std::string_view listen_address);
+
+}  // namespace monitor::net

@@ -1,0 +1,34 @@
+// The TLS settings every part of the batch path has, added to its settings
+// table in one place: the config keys `tls_ca`, `tls_cert`, `tls_key` (and,
+// for a part that listens, `allow_plaintext`), as in docs/security.md.
+#pragma once
+
+#include <string>
+
+#include "common/settings.hpp"
+#include "net/tls.hpp"
+
+namespace monitor::net {
+
+/// Adds the TLS keys to `table`; `Config` has string members tls_ca,
+/// tls_cert and tls_key, and a bool allow_plaintext when `listens`.
+template <class Config>
+void add_tls_settings(SettingsTable<Config>& table, bool listens) {
+  table.add("tls_ca", &Config::tls_ca, "PEM file of the deployment's CA (docs/security.md): with tls_cert and tls_key, "
+                                       "every batch link is TLS 1.3 with certificates on both ends")
+      .add("tls_cert", &Config::tls_cert, "PEM file of this part's certificate, its common name `<role>:<name>`")
+      .add("tls_key", &Config::tls_key, "PEM file of its private key");
+  if constexpr (requires { &Config::allow_plaintext; }) {
+    if (listens) {
+      table.add("allow_plaintext", &Config::allow_plaintext,
+                "without TLS, listen for batches on an address other than loopback anyway");
+    }
+  }
+}
+
+template <class Config>
+TlsFiles tls_files(const Config& config) {
+  return TlsFiles{config.tls_ca, config.tls_cert, config.tls_key};
+}
+
+}  // namespace monitor::net
