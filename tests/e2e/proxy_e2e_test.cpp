@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <thread>
@@ -419,4 +420,84 @@ TEST_CASE("monitor-proxy --help works and a bad config stops it with a clear mes
   write_file(dir.file("broken.json"), "{\"role\": ");
   expect_refusal({"--config", dir.file("broken.json")}, "not valid JSON");
   expect_refusal({"--role", "bonnie", "--listen", "localhost"}, "listen must be a numeric host:port");
+  // Plain TCP from the network only when asked for (issue 23).
+  expect_refusal({"--role", "bonnie", "--listen", "0.0.0.0:1"}, "listen 0.0.0.0:1 is not a loopback address");
+  expect_refusal({"--role", "bonnie", "--tls-ca", dir.file("none.pem")}, "TLS needs tls_ca, tls_cert and tls_key");
+}
+
+namespace {
+
+// scripts/pki.sh, as an operator runs it.
+void pki(const std::string& args) {
+  const std::string command = std::string(MONITOR_SOURCE_DIR) + "/scripts/pki.sh --days 2 " + args + " >/dev/null";
+  REQUIRE(std::system(command.c_str()) == 0);
+}
+
+std::vector<std::string> tls_flags(const std::string& pki_dir, const std::string& part) {
+  return {"--tls-ca", pki_dir + "/ca.pem", "--tls-cert", pki_dir + "/" + part + ".pem", "--tls-key",
+          pki_dir + "/" + part + ".key"};
+}
+
+boost::json::object tls_config(const std::string& pki_dir, const std::string& part) {
+  return {{"tls_ca", pki_dir + "/ca.pem"}, {"tls_cert", pki_dir + "/" + part + ".pem"},
+          {"tls_key", pki_dir + "/" + part + ".key"}};
+}
+
+}  // namespace
+
+TEST_CASE("issue 23: over TLS, agent -> Clyde -> Bonnie -> judger is exact, and a part without the deployment's "
+          "certificate is refused and counted",
+          "[e2e][proxy][tls][issue23]") {
+  TempDir dir;
+  TempRing ring("proxy-tls");
+  register_service(dir, kService, kAttrs);
+  const std::string ca = dir.file("pki"), stranger = dir.file("stranger");
+  pki("init " + ca);
+  pki("init " + stranger);
+  for (const auto* part : {"judger judger-1", "bonnie bonnie-1", "clyde clyde-1", "agent e2e-host"}) pki("issue " + ca + " " + part);
+  pki("issue " + stranger + " agent e2e-host");
+  const int judger_port = free_port(), bonnie_port = free_port(), clyde_port = free_port(), query_port = free_port();
+  auto judger = spawn_judger(dir, judger_port, dir.file("judger.log"), query_port, tls_flags(ca, "judger-judger-1"));
+  auto bonnie = spawn_proxy(dir, "bonnie", "bonnie-1", bonnie_port, "central", {}, tls_config(ca, "bonnie-bonnie-1"));
+  write_file(dir.file("bonnies.txt"), address(bonnie_port) + "\n");
+  auto clyde = spawn_proxy(dir, "clyde", "clyde-1", clyde_port, "remote", dir.file("bonnies.txt"),
+                           tls_config(ca, "clyde-clyde-1"));
+  const std::string socket = dir.file("agent.sock");
+  std::vector<std::string> argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", socket,
+                                   "--output", "/dev/null", "--registry", "file:" + dir.file("registry"), "--dc",
+                                   "remote", "--spool-dir", dir.file("agent-spool"), "--no-self-metrics"};
+  for (auto& flag : tls_flags(ca, "agent-e2e-host")) argv.push_back(flag);
+  auto agent = ChildProcess::spawn(argv, "", dir.file("agent.log"));
+  struct stat st {};
+  REQUIRE(wait_until([&] { return stat(socket.c_str(), &st) == 0; }, 10s));
+
+  // An agent of another CA, sending straight to the judger.
+  TempRing rogue_ring("proxy-tls-rogue");
+  std::vector<std::string> rogue_argv = {MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", rogue_ring.name(),
+                                         "--socket", dir.file("rogue.sock"), "--output", "/dev/null", "--forward",
+                                         address(judger_port), "--spool-dir", dir.file("rogue-spool"),
+                                         "--no-self-metrics"};
+  for (auto& flag : tls_flags(stranger, "agent-e2e-host")) rogue_argv.push_back(flag);
+  auto rogue = ChildProcess::spawn(rogue_argv, "", dir.file("rogue.log"));
+
+  const int64_t start = now_s();
+  std::thread other([&] { run_writer(dir, ring, 1); });
+  run_writer(dir, ring, 0);
+  other.join();
+  {
+    INFO("agent:\n" << read_file(dir.file("agent.log")) << "\nclyde:\n" << read_file(dir.file("clyde-1.log"))
+                    << "\nbonnie:\n" << read_file(dir.file("bonnie-1.log")) << "\njudger:\n"
+                    << read_file(dir.file("judger.log")));
+    check_served_exactly_once(query_port, {0, 1}, start);
+    REQUIRE(wait_until([&] { return judger_health(query_port, "peers_refused") >= 1; }, 10s));
+  }
+  stop(rogue, "rogue agent");
+  stop(agent, "agent");
+  stop(clyde, "clyde");
+  stop(bonnie, "bonnie");
+  stop(judger, "judger");
+  CHECK_THAT(read_file(dir.file("agent.log")), Catch::Contains("0 waiting in the spool"));
+  CHECK_THAT(read_file(dir.file("judger.log")), Catch::Contains("alert unknown ca"));
+  CHECK_THAT(read_file(dir.file("rogue.log")), Catch::Contains("refused " + address(judger_port)));
+  CHECK_THAT(read_file(dir.file("clyde-1.log")), Catch::Contains("agent ") && Catch::Contains("connected"));
 }
