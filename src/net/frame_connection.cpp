@@ -1,12 +1,9 @@
 #include "net/frame_connection.hpp"
 
 #include <array>
-#include <tuple>
-#include <variant>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -15,6 +12,7 @@ namespace monitor::net {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kTlsRecordBytes = 16 * 1024;
 
 FrameConnection::FrameConnection(asio::ip::tcp::socket socket, Limits limits)
     : socket_(std::move(socket)), limits_(limits), wake_writer_(socket_.get_executor()) {
@@ -23,23 +21,45 @@ FrameConnection::FrameConnection(asio::ip::tcp::socket socket, Limits limits)
 
 FrameConnection::~FrameConnection() = default;
 
+asio::awaitable<bool> FrameConnection::flush_tls(asio::steady_timer& deadline) {
+  std::string out;
+  tls_->take_output(out);
+  if (out.empty()) co_return true;
+  auto outcome = co_await (asio::async_write(socket_, asio::buffer(out), kNoThrow) || deadline.async_wait(kNoThrow));
+  co_return outcome.index() == 0 && !std::get<0>(std::get<0>(outcome));
+}
+
 asio::awaitable<std::string> FrameConnection::start_tls(std::shared_ptr<asio::ssl::context> context, bool accepting,
                                                         std::chrono::milliseconds timeout) {
   tls_context_ = std::move(context);
-  tls_ = std::make_unique<TlsStream>(socket_, *tls_context_);
+  tls_ = std::make_unique<TlsSession>(*tls_context_, accepting);
   asio::steady_timer deadline(socket_.get_executor());
   deadline.expires_after(timeout);
-  const auto side = accepting ? asio::ssl::stream_base::server : asio::ssl::stream_base::client;
-  auto outcome = co_await (tls_->async_handshake(side, kNoThrow) || deadline.async_wait(kNoThrow));
+  std::array<char, 16 * 1024> buffer;
   std::string failure;
-  if (outcome.index() == 1) {
-    failure = "no TLS handshake in time";
-  } else if (const auto [ec] = std::get<0>(outcome); ec) {
-    failure = "TLS handshake: " + ec.message();
-  } else {
-    X509* certificate = SSL_get1_peer_certificate(tls_->native_handle());
-    peer_identity_ = certificate_identity(certificate);
-    X509_free(certificate);
+  while (failure.empty()) {
+    const TlsSession::Step step = tls_->handshake();
+    // Whatever the step, what it produced goes out: flights, or the alert
+    // that tells the peer why.
+    const bool flushed = co_await flush_tls(deadline);
+    if (step == TlsSession::Step::kDone) break;
+    if (step == TlsSession::Step::kFailed) {
+      failure = "TLS handshake: " + tls_->error();
+    } else if (!flushed) {
+      failure = "TLS handshake: the peer did not take our bytes in time";
+    } else {
+      auto outcome = co_await (socket_.async_read_some(asio::buffer(buffer), kNoThrow) || deadline.async_wait(kNoThrow));
+      if (outcome.index() == 1) {
+        failure = "no TLS handshake in time";
+      } else if (const auto [ec, n] = std::get<0>(outcome); ec) {
+        failure = "TLS handshake: " + (ec == asio::error::eof ? std::string("the peer closed") : ec.message());
+      } else {
+        tls_->feed(buffer.data(), n);
+      }
+    }
+  }
+  if (failure.empty()) {
+    peer_identity_ = tls_->peer_identity();
     if (!peer_identity_) failure = "the peer's certificate names no <role>:<name>";
   }
   if (!failure.empty()) close();
@@ -72,12 +92,8 @@ asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::millisecond
       co_return result;
     }
     // Whichever finishes first: bytes from the peer or the deadline.
-    std::variant<std::tuple<boost::system::error_code, size_t>, std::tuple<boost::system::error_code>> outcome;
-    if (tls_) {
-      outcome = co_await (tls_->async_read_some(asio::buffer(buffer), kNoThrow) || deadline.async_wait(kNoThrow));
-    } else {
-      outcome = co_await (socket_.async_read_some(asio::buffer(buffer), kNoThrow) || deadline.async_wait(kNoThrow));
-    }
+    auto outcome = co_await (socket_.async_read_some(asio::buffer(buffer), kNoThrow) ||
+                             deadline.async_wait(kNoThrow));
     if (outcome.index() == 1) {
       result.kind = ReadResult::Kind::kTimeout;
       co_return result;
@@ -88,7 +104,22 @@ asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::millisecond
       result.error = ec;
       co_return result;
     }
-    decoder_.feed(std::string_view(buffer.data(), n));
+    if (!tls_) {
+      decoder_.feed(std::string_view(buffer.data(), n));
+      continue;
+    }
+    // Decrypted in place of the ciphertext: all of one read's records at once.
+    tls_->feed(buffer.data(), n);
+    ptrdiff_t plain = 0;
+    while ((plain = tls_->read(buffer.data(), buffer.size())) > 0) {
+      decoder_.feed(std::string_view(buffer.data(), static_cast<size_t>(plain)));
+    }
+    if (tls_->output_pending()) wake_writer_.cancel();  // the session has something to answer
+    if (plain < 0) {
+      result.kind = ReadResult::Kind::kClosed;
+      result.error = asio::error::connection_aborted;
+      co_return result;
+    }
   }
 }
 
@@ -108,24 +139,39 @@ asio::awaitable<void> FrameConnection::write_loop(std::shared_ptr<FrameConnectio
   FrameConnection& c = *self;
   asio::steady_timer deadline(c.socket_.get_executor());
   while (!c.closed_) {
-    if (c.queue_.empty()) {
-      co_await c.wake_writer_.async_wait(kNoThrow);  // cancelled by send() or close()
+    if (c.queue_.empty() && !(c.tls_ && c.tls_->output_pending())) {
+      co_await c.wake_writer_.async_wait(kNoThrow);  // cancelled by send(), close() or the TLS session
       continue;
     }
-    // Write everything queued in one go: TCP hops must batch.
-    std::string batch;
+    // Write everything queued in one go: TCP hops must batch. With TLS, small
+    // parts (ACKs, heartbeats) share records; a large one is sealed straight
+    // from the queue, saving a copy.
+    std::string batch, small;
+    size_t plain_bytes = 0;
+    bool sealed = true;
     while (!c.queue_.empty()) {
-      batch += c.queue_.front();
+      const std::string& part = c.queue_.front();
+      plain_bytes += part.size();
+      if (!c.tls_) {
+        batch += part;
+      } else if (part.size() < kTlsRecordBytes) {
+        small += part;
+      } else {
+        sealed = sealed && c.tls_->seal(small, batch) && c.tls_->seal(part, batch);
+        small.clear();
+      }
       c.queue_.pop_front();
     }
-    deadline.expires_after(timeout);
-    std::variant<std::tuple<boost::system::error_code, size_t>, std::tuple<boost::system::error_code>> outcome;
-    if (c.tls_) {
-      outcome = co_await (asio::async_write(*c.tls_, asio::buffer(batch), kNoThrow) || deadline.async_wait(kNoThrow));
-    } else {
-      outcome = co_await (asio::async_write(c.socket_, asio::buffer(batch), kNoThrow) || deadline.async_wait(kNoThrow));
+    if (c.tls_) sealed = sealed && c.tls_->seal(small, batch);  // and what the session owes the peer
+    if (!sealed) {
+      c.queued_bytes_ -= std::min(c.queued_bytes_, plain_bytes);
+      c.close();
+      co_return;
     }
-    c.queued_bytes_ -= std::min(c.queued_bytes_, batch.size());
+    deadline.expires_after(timeout);
+    auto outcome = co_await (asio::async_write(c.socket_, asio::buffer(batch), kNoThrow) ||
+                             deadline.async_wait(kNoThrow));
+    c.queued_bytes_ -= std::min(c.queued_bytes_, plain_bytes);
     if (outcome.index() == 1 || std::get<0>(std::get<0>(outcome))) {
       c.close();  // a peer that does not take our bytes in time is treated as gone
       co_return;

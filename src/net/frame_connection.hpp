@@ -18,11 +18,6 @@
 #include "net/tls.hpp"
 #include "wire/frame.hpp"
 
-namespace boost::asio::ssl {
-template <typename Stream>
-class stream;
-}
-
 namespace monitor::net {
 
 /// What read_frame() got.
@@ -92,11 +87,12 @@ class FrameConnection {
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
  private:
-  using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;
+  // Sends what `tls_` has to say outside of write_loop (the handshake).
+  boost::asio::awaitable<bool> flush_tls(boost::asio::steady_timer& deadline);
 
   boost::asio::ip::tcp::socket socket_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;  // outlives tls_
-  std::unique_ptr<TlsStream> tls_;                          // over socket_, after start_tls()
+  std::unique_ptr<TlsSession> tls_;                         // after start_tls()
   std::optional<PeerIdentity> peer_identity_;
   const Limits limits_;
   wire::FrameDecoder decoder_;

@@ -10,6 +10,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <spdlog/spdlog.h>
 #include <fmt/format.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -33,6 +34,11 @@ std::shared_ptr<ssl::context> load(const TlsFiles& files) {
   // TLS 1.3 only: every part is ours, and 1.3 has no weak suites to rule out.
   SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_3_VERSION);
   context->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  SSL_CTX_set_num_tickets(context->native_handle(), 0);  // connections are long-lived: no resumption
+  // AES-128-GCM first: a quarter cheaper than AES-256 on a proxy moving
+  // hundreds of MB/s, and as safe for links whose keys live an hour.
+  SSL_CTX_set_ciphersuites(context->native_handle(),
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
   boost::system::error_code ec;
   const auto fail = [&](std::string_view what, const std::string& path) {
     throw std::runtime_error(fmt::format("TLS {} {}: {}", what, path, openssl_reason(ec)));
@@ -94,6 +100,90 @@ TlsContext::TlsContext(TlsFiles files) : files_(std::move(files)) {
 }
 
 TlsContext::~TlsContext() = default;
+
+TlsSession::TlsSession(ssl::context& context, bool accepting) : ssl_(SSL_new(context.native_handle())) {
+  if (ssl_ == nullptr) throw std::bad_alloc();
+  input_ = BIO_new(BIO_s_mem());
+  output_ = BIO_new(BIO_s_mem());
+  // An empty input BIO means "more to come", not end of file.
+  BIO_set_mem_eof_return(input_, -1);
+  BIO_set_mem_eof_return(output_, -1);
+  SSL_set_bio(ssl_, input_, output_);
+  if (accepting) SSL_set_accept_state(ssl_);
+  else SSL_set_connect_state(ssl_);
+}
+
+TlsSession::~TlsSession() { SSL_free(ssl_); }
+
+void TlsSession::fail(int result) {
+  const int code = SSL_get_error(ssl_, result);
+  if (code == SSL_ERROR_ZERO_RETURN) {
+    error_ = "the peer closed TLS";
+  } else if (const unsigned long e = ERR_get_error(); e != 0) {
+    char text[256];
+    ERR_error_string_n(e, text, sizeof text);
+    const char* reason = ERR_reason_error_string(e);
+    error_ = reason != nullptr ? reason : text;
+    if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+      error_ += fmt::format(" ({})", X509_verify_cert_error_string(SSL_get_verify_result(ssl_)));
+    }
+  } else {
+    error_ = fmt::format("TLS error {}", code);
+  }
+  ERR_clear_error();
+}
+
+TlsSession::Step TlsSession::handshake() {
+  ERR_clear_error();
+  const int result = SSL_do_handshake(ssl_);
+  if (result == 1) return Step::kDone;
+  if (SSL_get_error(ssl_, result) == SSL_ERROR_WANT_READ) return Step::kWantInput;
+  fail(result);
+  return Step::kFailed;
+}
+
+void TlsSession::feed(const char* data, size_t size) {
+  // A memory BIO takes everything it is given.
+  (void)BIO_write(input_, data, static_cast<int>(size));
+}
+
+ptrdiff_t TlsSession::read(char* out, size_t capacity) {
+  ERR_clear_error();
+  size_t got = 0;
+  const int result = SSL_read_ex(ssl_, out, capacity, &got);
+  if (result == 1) return static_cast<ptrdiff_t>(got);
+  if (SSL_get_error(ssl_, result) == SSL_ERROR_WANT_READ) return 0;
+  fail(result);
+  return -1;
+}
+
+bool TlsSession::seal(std::string_view plain, std::string& out) {
+  ERR_clear_error();
+  size_t written = 0;
+  if (!plain.empty() && SSL_write_ex(ssl_, plain.data(), plain.size(), &written) != 1) {
+    fail(0);
+    return false;
+  }
+  take_output(out);
+  return true;
+}
+
+void TlsSession::take_output(std::string& out) {
+  char* data = nullptr;
+  const long pending = BIO_get_mem_data(output_, &data);
+  if (pending <= 0) return;
+  out.append(data, static_cast<size_t>(pending));  // one copy, no zero fill first
+  (void)BIO_reset(output_);
+}
+
+bool TlsSession::output_pending() const { return BIO_ctrl_pending(output_) > 0; }
+
+std::optional<PeerIdentity> TlsSession::peer_identity() const {
+  X509* certificate = SSL_get1_peer_certificate(ssl_);
+  auto identity = certificate_identity(certificate);
+  X509_free(certificate);
+  return identity;
+}
 
 std::string TlsContext::reload() {
   try {

@@ -22,6 +22,8 @@ class context;
 }
 }  // namespace boost::asio
 struct x509_st;
+struct ssl_st;
+struct bio_st;
 
 namespace monitor::net {
 
@@ -78,6 +80,46 @@ class TlsContext {
 /// The part's TLS context, or null for plain TCP; throws (to refuse to start)
 /// when the files do not load or are not a certificate of `role`.
 std::shared_ptr<TlsContext> make_tls(const TlsFiles& files, wire::Role role);
+
+/// One connection's TLS, in memory: ciphertext in from the socket with
+/// feed(), plaintext out with read(); plaintext in with seal(), ciphertext
+/// out to the socket. The caller moves the bytes (in as large reads and
+/// writes as it likes: a record per system call would cost a third of a
+/// proxy's throughput). Single-threaded, like the connection.
+class TlsSession {
+ public:
+  TlsSession(boost::asio::ssl::context& context, bool accepting);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  enum class Step { kDone, kWantInput, kFailed };
+  /// Advances the handshake; after each call send take_output(), and on
+  /// kWantInput feed() what the peer sends next.
+  Step handshake();
+  /// Bytes received from the peer.
+  void feed(const char* data, size_t size);
+  /// Plaintext decrypted so far, up to `capacity` bytes: > 0 bytes, 0 when it
+  /// needs more input, -1 when the peer closed or the stream failed (error()).
+  ptrdiff_t read(char* out, size_t capacity);
+  /// Encrypts `plain`, appending the records to `out` (after any protocol
+  /// bytes waiting to go out, so the order on the wire is the session's).
+  bool seal(std::string_view plain, std::string& out);
+  /// Appends bytes the session has to send (handshake, alerts, replies).
+  void take_output(std::string& out);
+  bool output_pending() const;
+  /// The verified peer certificate's identity, after the handshake.
+  std::optional<PeerIdentity> peer_identity() const;
+  /// Why the last step failed, in OpenSSL's words.
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  void fail(int result);
+  ssl_st* ssl_ = nullptr;
+  bio_st* input_ = nullptr;   // owned by ssl_
+  bio_st* output_ = nullptr;  // owned by ssl_
+  std::string error_;
+};
 
 /// Reloads `tls` on every SIGHUP delivered while `io` runs (a renewed
 /// certificate takes effect for new connections), logging what happened.
