@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the multi-host layout of deploy/README.md on this one machine, every
-# part a separate process on loopback with etcd as the registry:
+# part a separate process on loopback with etcd as the registry and TLS on
+# every batch link (certificates from scripts/pki.sh):
 #   etcd; central: bonnie-a, bonnie-b, judger-1, judger-2, an agent (dc central);
 #   remote data centre: clyde-1 and an agent (dc remote).
 # Registers Shop.Api with monitorctl, runs the demo app against both agents,
@@ -51,11 +52,20 @@ etcd --name multihost --data-dir "$data/etcd" --listen-client-urls "http://127.0
 pids+=($!)
 await 20 ctl service list || fail "etcd did not answer"  # a command: run afresh each try
 
+echo "== a CA and a certificate per part (scripts/pki.sh)"
+pki="$data/pki"
+scripts/pki.sh init "$pki" > /dev/null
+for part in "judger judger-1" "judger judger-2" "bonnie bonnie-a" "bonnie bonnie-b" "clyde clyde-1" \
+            "agent agent-central" "agent agent-remote"; do
+  scripts/pki.sh issue "$pki" $part
+done
+tls() { echo --tls-ca "$pki/ca.pem" --tls-cert "$pki/$1.pem" --tls-key "$pki/$1.key"; }
+
 echo "== judgers, Bonnies, a Clyde"
 for j in 1 2; do
   "$build/judger/monitor-judger" --name "judger-$j" --listen "127.0.0.1:$(free_port)" \
     --query-listen "127.0.0.1:$(free_port)" --data-dir "$data/judger-$j" --registry "$registry" \
-    --no-self-metrics 2> "$data/judger-$j.log" &
+    $(tls "judger-judger-$j") --no-self-metrics 2> "$data/judger-$j.log" &
   pids+=($!)
 done
 bonnies=()
@@ -63,13 +73,14 @@ for b in a b; do
   port=$(free_port)
   bonnies+=("127.0.0.1:$port")
   "$build/proxy/monitor-proxy" --role bonnie --name "bonnie-$b" --listen "127.0.0.1:$port" --dc central \
-    --registry "$registry" --data-dir "$data/bonnie-$b" --no-self-metrics 2> "$data/bonnie-$b.log" &
+    --registry "$registry" --data-dir "$data/bonnie-$b" $(tls "bonnie-bonnie-$b") --no-self-metrics \
+    2> "$data/bonnie-$b.log" &
   pids+=($!)
 done
 printf '%s\n' "${bonnies[@]}" > "$data/bonnies"
 "$build/proxy/monitor-proxy" --role clyde --name clyde-1 --listen "127.0.0.1:$(free_port)" --dc remote \
-  --registry "$registry" --data-dir "$data/clyde-1" --bonnies-file "$data/bonnies" --no-self-metrics \
-  2> "$data/clyde-1.log" &
+  --registry "$registry" --data-dir "$data/clyde-1" --bonnies-file "$data/bonnies" $(tls clyde-clyde-1) \
+  --no-self-metrics 2> "$data/clyde-1.log" &
 pids+=($!)
 # Conditions for await: evaluated afresh on every try.
 judgers_live() { test "$(ctl judger list --output json | grep -o '"state":"live"' | wc -l)" = "$1"; }
@@ -90,7 +101,7 @@ for dc in central remote; do
   ring="/monitor-multihost-$dc-$$"
   rings+=("$ring")
   "$build/agent/monitor-agent" --ring "$ring" --socket "" --output none --registry "$registry" --dc "$dc" \
-    --spool-dir "$data/agent-$dc" --journal none --no-self-metrics 2> "$data/agent-$dc.log" &
+    --spool-dir "$data/agent-$dc" --journal none $(tls "agent-agent-$dc") --no-self-metrics 2> "$data/agent-$dc.log" &
   pids+=($!)
 done
 await 20 parts_live 7 || fail "not every part is live: $(ctl status)"
@@ -109,4 +120,5 @@ for dc in central remote; do
   echo "   through the $dc agent: $owner has stored $(stored) reports"
 done
 ctl judger list
-echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres"
+grep -qE "refused: |TLS handshake|refused 127" "$data"/*.log && fail "a part refused a peer's certificate"
+echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres over TLS"

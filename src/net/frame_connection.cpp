@@ -62,6 +62,14 @@ asio::awaitable<std::string> FrameConnection::start_tls(std::shared_ptr<asio::ss
     peer_identity_ = tls_->peer_identity();
     if (!peer_identity_) failure = "the peer's certificate names no <role>:<name>";
   }
+  // The peer's first frames may have come with its last handshake flight (a
+  // client's HELLO in the segment of its Finished): fed already, so no socket
+  // read would bring them again.
+  ptrdiff_t plain = 0;
+  while (failure.empty() && (plain = tls_->read(buffer.data(), buffer.size())) > 0) {
+    decoder_.feed(std::string_view(buffer.data(), static_cast<size_t>(plain)));
+  }
+  if (failure.empty() && plain < 0) failure = "TLS: " + tls_->error();
   if (!failure.empty()) close();
   co_return failure;
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -360,6 +361,59 @@ TEST_CASE("issue 23: over TLS an agent's batches arrive, each end holding a cert
   CHECK(receiver.listener.counters().identity_refused == 0);
   REQUIRE(receiver.listener.sessions().size() == 1);
   sender->stop();
+}
+
+// Found by deploy/run-local.sh: frames that came in the segment of the
+// client's last handshake flight were fed to the session but never read, and
+// the peer's HELLO went unanswered until its timeout.
+TEST_CASE("issue 23: a HELLO sent with the TLS client's Finished, in one segment, is answered",
+          "[net][transport][tls][issue23][failure]") {
+  Pki pki;
+  asio::io_context io;
+  Receiver receiver(io, [] { return size_t{0}; }, 1, tls_receiving(pki.issue("bonnie", "b1"), {wire::Role::kAgent}));
+  auto client_tls = pki.issue("agent", std::to_string(kSender));
+  tcp::socket client(io);
+  client.connect(receiver.acceptor.local_endpoint());
+  net::TlsSession session(*client_tls->current(), false);
+  std::string hello;
+  wire::encode(hello, wire::Hello{kSender, wire::Role::kAgent, "one-segment"});
+  std::array<char, 16384> buffer{};
+  std::atomic<bool> answered{false};
+  std::atomic<bool> sealed{true};
+  std::thread peer([&] {
+    while (true) {
+      const auto step = session.handshake();
+      std::string out;
+      session.take_output(out);
+      if (step == net::TlsSession::Step::kDone) {
+        sealed = session.seal(hello, out);  // Finished and HELLO in one write
+      }
+      boost::system::error_code ec;
+      asio::write(client, asio::buffer(out), ec);
+      if (step == net::TlsSession::Step::kFailed || ec) return;
+      // Reads until a HELLO_ACK once connected, or the next flight before.
+      const size_t n = client.read_some(asio::buffer(buffer), ec);
+      if (ec) return;
+      session.feed(buffer.data(), n);
+      if (step != net::TlsSession::Step::kDone) continue;
+      std::string plain(16384, '\0');
+      const auto got = session.read(plain.data(), plain.size());
+      answered = got > 0;
+      return;
+    }
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (!answered && std::chrono::steady_clock::now() < deadline && peer.joinable()) {
+    io.restart();
+    io.run_for(10ms);
+    if (answered) break;
+  }
+  client.shutdown(tcp::socket::shutdown_both);
+  io.restart();
+  io.run_for(50ms);
+  peer.join();
+  CHECK(sealed);
+  CHECK(answered);
 }
 
 TEST_CASE("issue 23: a certificate is held to what it names: an agent cannot speak as another sender",
