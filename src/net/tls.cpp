@@ -227,7 +227,9 @@ namespace {
 void wait_for_sighup(std::shared_ptr<boost::asio::signal_set> signals, std::shared_ptr<TlsContext> tls) {
   signals->async_wait([signals, tls](const boost::system::error_code& ec, int) {
     if (ec) return;  // the io_context is going away
-    if (const std::string error = tls->reload(); error.empty()) {
+    if (!tls) {
+      spdlog::info("SIGHUP: no TLS files to reload (plain TCP)");
+    } else if (const std::string error = tls->reload(); error.empty()) {
       spdlog::info("SIGHUP: TLS files reloaded ({}); new connections use them", tls->own_identity().text());
     } else {
       spdlog::error("SIGHUP: TLS files not reloaded, the loaded ones stay: {}", error);
@@ -239,7 +241,6 @@ void wait_for_sighup(std::shared_ptr<boost::asio::signal_set> signals, std::shar
 }  // namespace
 
 void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls) {
-  if (!tls) return;
   wait_for_sighup(std::make_shared<boost::asio::signal_set>(io, SIGHUP), std::move(tls));
 }
 

@@ -122,7 +122,8 @@ class TlsSession {
 };
 
 /// Reloads `tls` on every SIGHUP delivered while `io` runs (a renewed
-/// certificate takes effect for new connections), logging what happened.
+/// certificate takes effect for new connections), logging what happened;
+/// with `tls` null (plain TCP) a SIGHUP is only logged, never fatal.
 void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls);
 
 /// Throws when a part without TLS would listen for batches on an address other

@@ -479,6 +479,16 @@ TEST_CASE("issue 23: over TLS, agent -> Clyde -> Bonnie -> judger is exact, and 
                                          "--no-self-metrics"};
   for (auto& flag : tls_flags(stranger, "agent-e2e-host")) rogue_argv.push_back(flag);
   auto rogue = ChildProcess::spawn(rogue_argv, "", dir.file("rogue.log"));
+  // `systemctl reload`: the files are read again; nothing stops.
+  REQUIRE(wait_until([&] { return judger_health(query_port, "records") >= 0; }, 10s));  // running, handlers in place
+  judger.signal(SIGHUP);
+  agent.signal(SIGHUP);
+  REQUIRE(wait_until([&] { return read_file(dir.file("judger.log")).find("SIGHUP: TLS files reloaded (judger:judger-1)") !=
+                                  std::string::npos &&
+                                  read_file(dir.file("agent.log")).find("SIGHUP: TLS files reloaded (agent:") !=
+                                  std::string::npos; }, 10s));
+  CHECK_FALSE(judger.wait_for(0ms).has_value());  // both still running
+  CHECK_FALSE(agent.wait_for(0ms).has_value());
 
   const int64_t start = now_s();
   std::thread other([&] { run_writer(dir, ring, 1); });
