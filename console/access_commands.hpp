@@ -5,7 +5,7 @@ namespace monitor::console {
 
 /// monitorctl role add|list|rm
 int role_command(int argc, char** argv);
-/// monitorctl user add|list|rm|grant|passwd
+/// monitorctl user add|list|rm|grant|passwd|token
 int user_command(int argc, char** argv);
 /// monitorctl auth enable|disable (etcd)
 int auth_command(int argc, char** argv);

@@ -15,6 +15,7 @@
 #include "common/default_paths.hpp"
 #include "registry/etcd_registry.hpp"
 #include "registry/placement.hpp"
+#include "query/judger_client.hpp"
 #include "monitor/monitor.hpp"
 #include "registry/hosts.hpp"
 
@@ -51,9 +52,9 @@ boost::json::object read_config(const cxxopts::ParseResult& args) {
                                                   ec ? ec.message() : "wrong shape"));
   }
   for (const auto& [key, value] : doc.as_object()) {
-    if ((key != "registry" && key != "user" && key != "password") || !value.is_string()) {
+    if ((key != "registry" && key != "user" && key != "password" && key != "token") || !value.is_string()) {
       throw ConsoleError(kExitBadInput, fmt::format("config {}: unknown or non-string key \"{}\" (allowed: registry, "
-                                                    "user, password)",
+                                                    "user, password, token)",
                                                     path, std::string_view(key)));
     }
   }
@@ -76,6 +77,8 @@ void add_common_options(cxxopts::Options& options) {
                        default_registry() + ")", cxxopts::value<std::string>())
       ("user", "registry user, when etcd has authentication on (or $MONITOR_REGISTRY_USER)", cxxopts::value<std::string>())
       ("password", "its password (or $MONITOR_REGISTRY_PASSWORD)", cxxopts::value<std::string>())
+      ("token", "API token for the judgers' query API, from `monitorctl user token` (or $MONITOR_TOKEN)",
+       cxxopts::value<std::string>())
       ("config", "config file (default $MONITOR_CONFIG or ~/.config/monitor/monitorctl.json)", cxxopts::value<std::string>())
       ("output", "table or json", cxxopts::value<std::string>()->default_value("table"))
       ("h,help", "print this help");
@@ -111,11 +114,16 @@ void check_name(const std::string& what, const std::string& name) {
   }
 }
 
+void use_token(const cxxopts::ParseResult& args) {
+  query::JudgerClient::set_token(pick(args, "token", "MONITOR_TOKEN", read_config(args), "token", ""));
+}
+
 Console::Console(const cxxopts::ParseResult& args) {
   const auto config = read_config(args);
   address_ = pick(args, "registry", "MONITOR_REGISTRY", config, "registry", default_registry());
   user_ = pick(args, "user", "MONITOR_REGISTRY_USER", config, "user", "");
   const std::string password = pick(args, "password", "MONITOR_REGISTRY_PASSWORD", config, "password", "");
+  use_token(args);
   json_ = args["output"].as<std::string>() == "json";
   // A console must not create the directory it was pointed at: a typo would
   // read as an empty registry.

@@ -23,6 +23,11 @@ namespace monitor::console {
 enum ExitCode { kExitOk = 0, kExitBadInput = 2, kExitUnreachable = 3, kExitRefused = 4 };
 
 /// A failure to report to the person: message and exit code.
+/// Shows the judgers' query API the token of `--token`, `$MONITOR_TOKEN` or
+/// the config file (a Console does it too; a command that skips the
+/// registry calls it itself).
+void use_token(const cxxopts::ParseResult& args);
+
 class ConsoleError : public std::runtime_error {
  public:
   ConsoleError(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
@@ -32,7 +37,7 @@ class ConsoleError : public std::runtime_error {
   ExitCode code_;
 };
 
-/// Adds --registry, --user, --password, --config, --output and --help.
+/// Adds --registry, --user, --password, --token, --config, --output and --help.
 void add_common_options(cxxopts::Options& options);
 
 class Console {

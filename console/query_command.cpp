@@ -69,6 +69,7 @@ int query_command(int argc, char** argv) {
       return 0;
     }
     if (!args.count("service") || !args.count("attr")) throw std::invalid_argument("--service and --attr are required");
+    use_token(args);
     const std::string output = args["output"].as<std::string>();
     if (output != "table" && output != "json") throw std::invalid_argument("--output must be table or json");
     const int64_t now = unix_now();

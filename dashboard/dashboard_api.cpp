@@ -155,8 +155,8 @@ ApiResponse DashboardApi::handle(const ApiRequest& request) {
       if (path == "/api/series") return series(*access, request);
       if (path == "/api/top") return top(*access, request);
       if (path == "/api/hosts") return hosts(*access, request);
-      if (path == "/api/judgers") return judgers();
-      if (path == "/api/parts") return parts();
+      if (path == "/api/judgers") return judgers(*access);
+      if (path == "/api/parts") return parts(*access);
       if (path == "/api/alarms") return alarms(*access);
       if (path == "/api/alarms/history") return alarm_history(*access, request);
       if (path == "/api/silences") return silences(*access);
@@ -728,7 +728,7 @@ ApiResponse DashboardApi::hosts(const registry::UserAccess& access, const ApiReq
 
 // ---- the system ------------------------------------------------------------
 
-ApiResponse DashboardApi::judgers() {
+ApiResponse DashboardApi::judgers(const registry::UserAccess& access) {
   std::vector<registry::JudgerInfo> list;
   {
     std::lock_guard lock(registry_mutex_);
@@ -736,18 +736,25 @@ ApiResponse DashboardApi::judgers() {
     if (!read) return error(503, "reading the judgers: " + read.error().message());
     list = std::move(*read);
   }
+  // Addresses only for those who see every service: a judger's query API
+  // serves every service it holds to whoever has a token for it.
+  const bool operator_view = access.sees("*");
   json::array out;
   for (const auto& j : list) {
-    out.push_back(json::object{{"name", j.name},
-                               {"state", j.live ? "live" : j.ran ? "gone" : j.declared ? "declared" : "unknown"},
-                               {"address", j.address}, {"query", j.query}, {"cpu_percent", j.cpu_percent},
-                               {"rss_bytes", j.rss_bytes}, {"reports_per_s", j.reports_per_s}, {"series", j.series},
-                               {"services", j.services}});
+    json::object row{{"name", j.name},
+                     {"state", j.live ? "live" : j.ran ? "gone" : j.declared ? "declared" : "unknown"},
+                     {"cpu_percent", j.cpu_percent}, {"rss_bytes", j.rss_bytes}, {"reports_per_s", j.reports_per_s},
+                     {"series", j.series}, {"services", j.services}};
+    if (operator_view) {
+      row["address"] = j.address;
+      row["query"] = j.query;
+    }
+    out.push_back(std::move(row));
   }
   return ok(json::object{{"judgers", out}});
 }
 
-ApiResponse DashboardApi::parts() {
+ApiResponse DashboardApi::parts(const registry::UserAccess& access) {
   std::vector<registry::PartState> list;
   {
     std::lock_guard lock(registry_mutex_);
@@ -757,8 +764,9 @@ ApiResponse DashboardApi::parts() {
   }
   json::array out;
   for (const auto& part : list) {
-    out.push_back(json::object{{"role", part.role}, {"name", part.name}, {"state", part.state},
-                               {"address", part.address}, {"health", part.health}});
+    json::object row{{"role", part.role}, {"name", part.name}, {"state", part.state}, {"health", part.health}};
+    if (access.sees("*")) row["address"] = part.address;
+    out.push_back(std::move(row));
   }
   return ok(json::object{{"parts", out}});
 }

@@ -97,7 +97,7 @@ class DashboardApi {
   std::optional<boost::json::value> judger_answer(const std::string& address, const query::JudgerClient::Answer& reply,
                                                   std::string& why);
   ApiResponse top(const registry::UserAccess& access, const ApiRequest& request);
-  ApiResponse judgers();
+  ApiResponse judgers(const registry::UserAccess& access);
   // The hosts recorded in the registry with their CPU, memory, disk and load over the last five minutes.
   ApiResponse hosts(const registry::UserAccess& access, const ApiRequest& request);
   // Each server's minutes of one series over [from, to), reduced: the
@@ -105,7 +105,7 @@ class DashboardApi {
   // from every judger that held the service.
   bool reduce_by_server(const std::string& service, const std::string& attr, const std::string& op, int64_t from,
                         int64_t to, std::map<std::string, std::pair<double, int64_t>>& by_server, ApiResponse& failed);
-  ApiResponse parts();
+  ApiResponse parts(const registry::UserAccess& access);
   ApiResponse alarms(const registry::UserAccess& access);
   ApiResponse alarm_history(const registry::UserAccess& access, const ApiRequest& request);
   ApiResponse ack(const registry::UserAccess& access, const ApiRequest& request);

@@ -25,6 +25,7 @@ struct DashboardConfig {
   int sign_in_free_failures = 5;
   int64_t sign_in_max_delay_s = 300;
   int judger_timeout_s = 5;
+  std::string judger_token;  // shown to judgers that ask for a token (their query_tokens)
   int64_t server_id = 0;     // for the Monitor.Dashboard health metrics
   bool self_metrics = true;  // report Monitor.Dashboard through the local agent, if one runs
   std::string log_level = "info";

@@ -24,6 +24,7 @@
 #include "net/endpoint.hpp"
 #include "net/query_string.hpp"
 #include "net/spawn.hpp"
+#include "query/judger_client.hpp"
 
 #ifndef MONITOR_DASHBOARD_WEB_ROOT
 #define MONITOR_DASHBOARD_WEB_ROOT ""
@@ -112,6 +113,7 @@ DashboardServer::DashboardServer(DashboardConfig config)
       acceptor_(io_),
       health_("Monitor.Dashboard", config_.server_id, config_.self_metrics) {
   config_.validate();
+  query::JudgerClient::set_token(config_.judger_token);
   health_.expose(&metrics_);
   web_root_ = find_web_root(config_.web_root);
   web_root_canonical_ = std::filesystem::canonical(web_root_);

@@ -30,6 +30,7 @@
 #include "common/process_info.hpp"
 #include "net/endpoint.hpp"
 #include "net/spawn.hpp"
+#include "query/judger_client.hpp"
 #include "wire/dictionary.hpp"
 #include "wire/messages.hpp"
 
@@ -135,6 +136,7 @@ Judger::Judger(JudgerConfig config)
       registry_health_("Monitor.Registry", config_.server_id, config_.self_metrics) {
   config_.validate();
   tls_ = net::make_tls(net::tls_files(config_), wire::Role::kJudger);
+  query::JudgerClient::set_token(config_.query_token);
   health_.expose(&metrics_);
   registry_health_.expose(&registry_metrics_);
   std::error_code fs_ec;
@@ -171,6 +173,7 @@ Judger::Judger(JudgerConfig config)
   auto reg = registry::open_registry(config_.registry);
   if (!reg) throw std::runtime_error(fmt::format("open registry {}: {}", config_.registry, reg.error().message()));
   registry_ = std::move(*reg);
+  if (config_.query_tokens) api_auth_ = std::make_unique<ApiAuth>(*registry_);
 
   net::listen_on(acceptor_, config_.listen, "batches");
   net::listen_on(http_acceptor_, config_.query_listen, "queries");
@@ -472,6 +475,8 @@ const health::HealthTable<Judger>& Judger::health_table() {
                  [](const J& j) { return j.queries_served_.load(std::memory_order_relaxed); })
         .counter("Queries.Stopped", "queries_stopped", "",
                  [](const J& j) { return j.queries_stopped_.load(std::memory_order_relaxed); })
+        .counter("Queries.Refused", "queries_refused", "",
+                 [](const J& j) { return j.queries_refused_.load(std::memory_order_relaxed); })
         .counter("Queries.Cut", "queries_cut", "", [](const J& j) { return j.queries_cut_.load(std::memory_order_relaxed); })
         .gauge("Minutes.Open", "open_minutes", "", [](const J& j) { return static_cast<int64_t>(j.rollup_->open_minutes()); })
         .gauge("Connections.Live", "", "",
@@ -751,6 +756,23 @@ asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange
   QueryResponse answer;
   const std::string target(request.target());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
+  std::optional<registry::UserAccess> access;
+  if (api_auth_) {
+    auto verdict = api_auth_->check(request[http::field::authorization], realtime_ns());
+    std::string refusal = verdict.error;
+    if (verdict.status == 200) {
+      access = std::move(verdict.access);
+      if (auto why = ApiAuth::refusal(target, *access)) {
+        verdict.status = 403;
+        refusal = std::move(*why);
+      }
+    }
+    if (verdict.status != 200) {
+      queries_refused_.fetch_add(1, std::memory_order_relaxed);
+      co_return net::HttpReply{verdict.status, "application/json",
+                               boost::json::serialize(boost::json::object{{"error", refusal}}), {}, false};
+    }
+  }
   if (request.method() != http::verb::get) {
     answer = {405, R"({"error":"only GET"})"};
   } else if (QueryApi::reads_store(target)) {
@@ -795,6 +817,10 @@ asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange
       co_return net::HttpReply{0, {}, {}, {}, true};
     }
     answer = std::move(query->answer);
+    // Lists of every service (/api/services, /api/reports) hold only what the user sees.
+    if (access && answer.status == 200 && target.find("service=") == std::string::npos) {
+      answer.body = ApiAuth::filtered(answer.body, *access);
+    }
   } else {
     answer = query_api_->handle(target, now_s, store_->reader());
   }

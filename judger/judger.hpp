@@ -35,6 +35,7 @@
 #include "judger/wal_checkpointer.hpp"
 #include "net/batch_session.hpp"
 #include "net/http_server.hpp"
+#include "judger/api_auth.hpp"
 #include "net/tls.hpp"
 #include "net/tls_settings.hpp"
 
@@ -133,6 +134,7 @@ class Judger {
   std::unique_ptr<Placer> placer_;
   std::unique_ptr<MinuteRollup> rollup_;  // after store_: it reads the store's names
   std::unique_ptr<QueryApi> query_api_;
+  std::unique_ptr<ApiAuth> api_auth_;  // with query_tokens: who asks, and what they may see
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
   std::unique_ptr<Exporter> exporter_;   // none without targets
@@ -167,6 +169,7 @@ class Judger {
   std::set<std::atomic<bool>*> running_queries_;
   bool queries_stopping_ = false;
   std::atomic<uint64_t> queries_served_{0}, queries_stopped_{0}, queries_cut_{0};
+  std::atomic<uint64_t> queries_refused_{0};  // no valid token (401) or a service the user does not see (403)
   std::atomic<int64_t> queries_running_{0};
   std::unique_ptr<boost::asio::thread_pool> query_pool_;  // last: its threads stop before what they read goes
   bool stopping_ = false;

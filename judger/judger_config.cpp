@@ -8,6 +8,7 @@
 #include "common/json_fields.hpp"
 #include "registry/registry.hpp"
 #include "judger/minute_store.hpp"
+#include "net/endpoint.hpp"
 #include "net/tls_settings.hpp"
 
 namespace monitor::judger {
@@ -110,6 +111,13 @@ const SettingsTable<JudgerConfig>& judger_settings() {
         .add("export_seconds", &C::export_seconds,
              "export each second's aggregates too (measurement `monitor_second`)");
     net::add_tls_settings(t, true);
+    t.add("query_tokens", &C::query_tokens,
+          "the query API answers only requests with `Authorization: Bearer <token>` of a user "
+          "(`monitorctl user token`), each seeing what the user's roles see (docs/security.md)")
+        .add("allow_anonymous_queries", &C::allow_anonymous_queries,
+             "without query_tokens, serve the query API on an address other than loopback anyway")
+        .add("query_token", &C::query_token,
+             "this judger's token for other judgers' query API (minutes of a service that moved here)");
     t.add("log_level", &C::log_level, "trace, debug, info, warn, error");
     return t;
   }();
@@ -151,6 +159,15 @@ void JudgerConfig::validate() const {
   if (listen.rfind(':') == std::string::npos) throw std::runtime_error("listen must be host:port");
   if (query_listen.rfind(':') == std::string::npos) throw std::runtime_error("query_listen must be host:port");
   net::check_transport(net::tls_files(*this), allow_plaintext, "listen", listen);
+  if (!query_tokens && !allow_anonymous_queries) {
+    const auto endpoint = net::parse_endpoint(query_listen);
+    if (endpoint && !endpoint->address().is_loopback()) {
+      throw std::runtime_error(fmt::format(
+          "query_listen {} is not a loopback address: set query_tokens (every query shows a user's token, "
+          "docs/security.md), or allow_anonymous_queries to serve anyone who can reach it",
+          query_listen));
+    }
+  }
   if (!dashboard_url.empty() && ((!dashboard_url.starts_with("http://") && !dashboard_url.starts_with("https://")) ||
                                  dashboard_url.find_first_of(" \t\r\n\"<>") != std::string::npos)) {
     throw std::runtime_error("dashboard_url must be an http:// or https:// address");

@@ -41,6 +41,9 @@ struct JudgerConfig {
   bool placement = true;     // take part in automatic placement (acts when leader and the registry says auto)
   std::string tls_ca, tls_cert, tls_key;  // all three: batches only over TLS (docs/security.md)
   bool allow_plaintext = false;           // without TLS, listen for batches beyond loopback anyway
+  bool query_tokens = false;              // the query API asks every request for a user's token
+  bool allow_anonymous_queries = false;   // without query_tokens, serve queries beyond loopback anyway
+  std::string query_token;                // this judger's token, to read other judgers' minutes
   std::string log_level = "info";
   // Alarms (docs/rules.md, "Notifications").
   std::string smtp_url = "smtp://127.0.0.1:25";

@@ -9,7 +9,8 @@
 namespace monitor::net {
 
 boost::system::result<HttpResponse> http_get(const std::string& address, const std::string& target,
-                                             std::chrono::milliseconds timeout, size_t max_body) {
+                                             std::chrono::milliseconds timeout, size_t max_body,
+                                             const std::string& bearer) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   const size_t colon = address.rfind(':');
@@ -33,6 +34,7 @@ boost::system::result<HttpResponse> http_get(const std::string& address, const s
       }
       auto request = std::make_shared<http::request<http::empty_body>>(http::verb::get, target, 11);
       request->set(http::field::host, address);
+      if (!bearer.empty()) request->set(http::field::authorization, "Bearer " + bearer);
       http::async_write(stream, *request, [&, request](auto wec, size_t) {
         if (wec) {
           ec = wec;

@@ -16,8 +16,10 @@ struct HttpResponse {
 
 /// GET http://<host:port><target> with a deadline on the whole exchange; a
 /// body over `max_body` bytes is an error (message_too_big), not an allocation.
+/// A `bearer` token goes in the Authorization header.
 [[nodiscard]] boost::system::result<HttpResponse> http_get(const std::string& address, const std::string& target,
                                                            std::chrono::milliseconds timeout,
-                                                           size_t max_body = size_t{256} << 20);
+                                                           size_t max_body = size_t{256} << 20,
+                                                           const std::string& bearer = {});
 
 }  // namespace monitor::net

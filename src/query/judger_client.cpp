@@ -23,8 +23,14 @@ std::string JudgerClient::escape(std::string_view value) {
   return out;
 }
 
+namespace {
+std::string g_token;  // set once at start (set_token), read by every query after
+}  // namespace
+
+void JudgerClient::set_token(std::string token) { g_token = std::move(token); }
+
 JudgerClient::Answer JudgerClient::get(const std::string& target) const {
-  return net::http_get(address_, target, timeout_, max_body_);
+  return net::http_get(address_, target, timeout_, max_body_, g_token);
 }
 
 JudgerClient::Answer JudgerClient::series(const SeriesRef& series, std::string_view server, int64_t from_s, int64_t to_s,

@@ -50,6 +50,11 @@ class JudgerClient {
 
   const std::string& address() const noexcept { return address_; }
 
+  /// The API token this process shows every judger (`monitorctl user
+  /// token`): monitorctl's `--token`/`$MONITOR_TOKEN`, the dashboard's and a
+  /// judger's `query_token`. Set once at start, before any query.
+  static void set_token(std::string token);
+
   /// A query parameter's value, %-escaped.
   static std::string escape(std::string_view value);
 

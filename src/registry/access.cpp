@@ -3,6 +3,10 @@
 #include <crypt.h>
 
 #include <cerrno>
+#include <stdexcept>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "monitor/monitor.hpp"
 
@@ -45,6 +49,55 @@ boost::system::result<UserAccess> read_user_access(Registry& registry, const std
     }
   }
   return access;
+}
+
+namespace {
+
+std::string hex(const unsigned char* bytes, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += kDigits[bytes[i] >> 4];
+    out += kDigits[bytes[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  return hex(digest, sizeof digest);
+}
+
+}  // namespace
+
+NewToken new_token(const std::string& user) {
+  unsigned char secret[16];
+  if (RAND_bytes(secret, sizeof secret) != 1) throw std::runtime_error("no randomness for a token");
+  const std::string secret_hex = hex(secret, sizeof secret);
+  return NewToken{user + ":" + secret_hex, secret_hex.substr(0, 8), sha256_hex(secret_hex)};
+}
+
+std::optional<std::pair<std::string, std::string>> split_token(std::string_view token) {
+  const size_t colon = token.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || token.size() - colon - 1 != 32) return std::nullopt;
+  return std::pair{std::string(token.substr(0, colon)), sha256_hex(token.substr(colon + 1))};
+}
+
+bool record_has_token(const boost::json::value& value, const std::string& sha256) {
+  const auto* obj = value.if_object();
+  const auto* tokens = obj != nullptr ? obj->if_contains("tokens") : nullptr;
+  if (tokens == nullptr || !tokens->is_array()) return false;
+  bool found = false;
+  for (const auto& t : tokens->as_array()) {
+    const auto* fields = t.if_object();
+    const auto* stored = fields != nullptr ? fields->if_contains("sha256") : nullptr;
+    if (stored == nullptr || !stored->is_string() || stored->as_string().size() != sha256.size()) continue;
+    unsigned char differ = 0;
+    for (size_t i = 0; i < sha256.size(); ++i) differ |= static_cast<unsigned char>(stored->as_string()[i] ^ sha256[i]);
+    found = found || differ == 0;
+  }
+  return found;
 }
 
 std::string hash_password(const std::string& password) {

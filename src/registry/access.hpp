@@ -45,6 +45,21 @@ struct UserAccess {
 /// Reads users/<user> and its roles. ENOENT when the user does not exist.
 [[nodiscard]] boost::system::result<UserAccess> read_user_access(Registry& registry, const std::string& user);
 
+/// API tokens (`monitorctl user token`): "<user>:<secret>", the secret 32 hex
+/// digits of 128 random bits; the user's record keeps only its SHA-256
+/// (`tokens`: [{"id", "sha256"}]), which is enough for a secret that random.
+struct NewToken {
+  std::string token;   // to hand to the user, once
+  std::string id;      // the secret's first 8 hex digits: to name it in lists and to revoke it
+  std::string sha256;  // what the record keeps
+};
+/// A fresh token of `user`; throws std::runtime_error when no randomness is to be had.
+NewToken new_token(const std::string& user);
+/// The user a token names and its secret's SHA-256, or nullopt when it is not "<user>:<secret>".
+std::optional<std::pair<std::string, std::string>> split_token(std::string_view token);
+/// True when the user record `value` holds a token whose hash is `sha256` (compared in constant time).
+bool record_has_token(const boost::json::value& value, const std::string& sha256);
+
 /// A salted SHA-512 crypt(3) hash of `password`, or "" when no salt can be made.
 std::string hash_password(const std::string& password);
 /// True when `password` hashes to `hash` (compared in constant time).

@@ -6,6 +6,7 @@
 // address; state changes only as JSON from the dashboard's own origin; an
 // unknown user refused as slowly as a wrong password; one address's idle
 // connections leave room for everyone else.
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -228,4 +229,79 @@ TEST_CASE("issue 23: one address's idle connections leave the dashboard to every
   const auto reply = dashboard.sign_in("alice", "alice-pw");
   INFO(dashboard.log());
   CHECK(reply.status == 200);
+}
+
+// The issue's first finding: alice, refused Payroll.Secret by the dashboard,
+// asked its /api/judgers for the judgers' query addresses and read every
+// service from the judger's API with no credential.
+TEST_CASE("issue 23: the judger's query API asks for a user's token and applies the user's roles, and the dashboard "
+          "gives no judger address to a user who cannot use it",
+          "[e2e][issue23][dashboard][judger]") {
+  TempDir dir;
+  Dashboard dashboard(dir, {});
+  for (const auto& command : std::vector<std::vector<std::string>>{
+           {"role", "add", "ops", "*"}, {"user", "add", "carol", "--new-password", "carol-pw", "--role", "ops"}}) {
+    const auto run = monitor::e2e::monitorctl(dir, dashboard.registry, command);
+    REQUIRE(run.rc == 0);
+  }
+  const auto token_of = [&](const std::string& user) {
+    const auto run = monitor::e2e::monitorctl(dir, dashboard.registry, {"user", "token", user, "--output", "json"});
+    INFO(run.out << run.err);
+    REQUIRE(run.rc == 0);
+    return std::string(json::parse(run.out).at("token").as_string());
+  };
+  const std::string alice = token_of("alice"), carol = token_of("carol");
+  CHECK(alice.starts_with("alice:"));
+  CHECK(read_file(dir.file("registry/users/alice.json")).find(alice.substr(6)) == std::string::npos);  // only its hash
+
+  const int query_port = free_port();
+  auto judger = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(free_port()),
+                                     "--query-listen", "127.0.0.1:" + std::to_string(query_port), "--data-dir",
+                                     dir.file("judger"), "--registry", dashboard.registry, "--no-self-metrics",
+                                     "--query-tokens"},
+                                    "", dir.file("judger.log"));
+  const auto ask = [&](const std::string& target, const std::string& token) {
+    return monitor::test::http_request(query_port, "GET", target, "",
+                                       token.empty() ? "" : "Authorization: Bearer " + token + "\r\n", 5s);
+  };
+  REQUIRE(wait_until([&] { return ask("/api/health", "").status == 401; }, 15s));
+  INFO(read_file(dir.file("judger.log")));
+  const std::string secret = "/api/series?service=Payroll.Secret&attr=Salary.Paid&op=SUM";
+  const std::string shop = "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM";
+  CHECK(ask(secret, "").status == 401);
+  CHECK(ask(secret, "alice:" + std::string(32, '0')).status == 401);
+  CHECK(ask(secret, "mallory:" + alice.substr(6)).status == 401);
+  CHECK(ask(secret, alice).status == 403);
+  CHECK(ask(shop, alice).status == 200);
+  CHECK(ask("/api/alarms/history", alice).status == 403);
+  CHECK(ask(secret, carol).status == 200);
+  CHECK(ask("/api/alarms/history", carol).status == 200);
+  const auto health = json::parse(ask("/api/health", carol).body);
+  CHECK(health.at("queries_refused").to_number<int64_t>() >= 5);
+
+  // monitorctl query shows the token it is given.
+  const std::vector<std::string> query = {"query", "--service", "Shop.Api", "--attr", "Orders.Placed",
+                                          "--query-address", "127.0.0.1:" + std::to_string(query_port)};
+  const auto refused = monitor::e2e::monitorctl(dir, "", query);
+  CHECK(refused.rc != 0);
+  CHECK_THAT(refused.err + refused.out, Catch::Contains("token"));
+  const auto served = monitor::e2e::monitorctl(dir, "", query, {"MONITOR_TOKEN=" + alice});
+  INFO(served.out << served.err);
+  CHECK(served.rc == 0);
+
+  // The dashboard: judgers' addresses only for those who see every service.
+  const auto judgers = [&](const std::string& user, const std::string& password) {
+    const std::string cookie = cookie_of(dashboard.sign_in(user, password));
+    const auto reply = dashboard.send("GET", "/api/judgers", "", "Cookie: " + cookie + "\r\n");
+    REQUIRE(reply.status == 200);
+    return json::parse(reply.body).at("judgers").as_array();
+  };
+  REQUIRE(wait_until([&] { return !judgers("carol", "carol-pw").empty(); }, 15s));
+  CHECK(judgers("carol", "carol-pw")[0].as_object().contains("query"));
+  for (const auto& j : judgers("alice", "alice-pw")) {
+    CHECK_FALSE(j.as_object().contains("query"));
+    CHECK_FALSE(j.as_object().contains("address"));
+  }
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
 }
