@@ -2,9 +2,11 @@
 # A deployment's certificates for TLS on the batch links (docs/security.md):
 #
 #   scripts/pki.sh init DIR                 a CA: DIR/ca.pem, DIR/ca.key (keep ca.key offline)
-#   scripts/pki.sh issue DIR ROLE NAME      DIR/ROLE-NAME.pem and .key, common name ROLE:ID-or-NAME
+#   scripts/pki.sh issue DIR ROLE NAME [--ip A]... [--dns H]...
+#                                           DIR/ROLE-NAME.pem and .key, common name ROLE:ID-or-NAME
 #
-# ROLE is agent, clyde, bonnie or judger. A proxy's or a judger's NAME is its
+# ROLE is agent, clyde, bonnie, judger, or etcd (a member's server
+# certificate: give the addresses clients reach it by with --ip and --dns). A proxy's or a judger's NAME is its
 # configured `name`. An agent's certificate names its sender id: NAME is a
 # host (the id is derived from it, printed, and the agent takes it from the
 # certificate) or the id itself in decimal. Options (before the command):
@@ -20,7 +22,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 2 ] || usage
 command=$1 dir=$2
 umask 077  # keys are readable by their owner only
@@ -37,9 +39,18 @@ case "$command" in
     echo "pki: CA $dir/ca.pem (key $dir/ca.key: keep it off the parts' hosts)"
     ;;
   issue)
-    [ $# -eq 4 ] || usage
+    [ $# -ge 4 ] || usage
     role=$3 name=$4
-    case "$role" in agent|clyde|bonnie|judger) ;; *) echo "pki: role must be agent, clyde, bonnie or judger" >&2; exit 2 ;; esac
+    shift 4
+    san=()
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --ip) san+=("IP:$2"); shift 2 ;;
+        --dns) san+=("DNS:$2"); shift 2 ;;
+        *) usage ;;
+      esac
+    done
+    case "$role" in agent|clyde|bonnie|judger|etcd) ;; *) echo "pki: role must be agent, clyde, bonnie, judger or etcd" >&2; exit 2 ;; esac
     [[ "$name" =~ ^[A-Za-z0-9._-]{1,128}$ ]] || { echo "pki: name must be 1-128 bytes of [A-Za-z0-9._-]" >&2; exit 2; }
     [ -e "$dir/ca.key" ] || { echo "pki: no CA in $dir (scripts/pki.sh init $dir)" >&2; exit 1; }
     identity=$name
@@ -52,7 +63,8 @@ case "$command" in
       -subj "/O=monitor/CN=$role:$identity" -keyout "$out.key" -out "$out.csr" 2>/dev/null
     openssl x509 -req -in "$out.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
       -days "$days" -sha256 \
-      -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n') \
+      -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n'
+                 [ ${#san[@]} -eq 0 ] || printf 'subjectAltName=%s\n' "$(IFS=,; echo "${san[*]}")") \
       -out "$out.pem" 2>/dev/null
     rm -f "$out.csr"
     chmod 644 "$out.pem"

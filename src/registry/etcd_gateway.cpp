@@ -3,10 +3,12 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <fmt/format.h>
 
 #include "registry/registry.hpp"
 
@@ -69,13 +71,21 @@ int64_t gateway_int(const boost::json::object& obj, std::string_view field) {
 struct EtcdGateway::Connection {
   asio::io_context io;
   beast::tcp_stream stream{io};
+  std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> tls;  // over `stream`, with TLS on
   beast::flat_buffer buffer;
   bool connected = false;
   size_t endpoint = 0;  // the one we use; the next on failure
 
+  /// Calls `f` with the stream HTTP goes over: TLS or the TCP stream itself.
+  template <class F>
+  auto with_stream(F&& f) {
+    if (tls) return f(*tls);
+    return f(stream);
+  }
   void close() {
     error_code ignored;
     stream.socket().close(ignored);
+    tls.reset();
     buffer.clear();
     connected = false;
   }
@@ -119,6 +129,20 @@ error_code connect(asio::io_context& io, beast::tcp_stream& stream, const std::s
                            [&](auto handler) { stream.async_connect(results, handler); });
 }
 
+// With TLS: the handshake, etcd's certificate checked for the endpoint's host.
+error_code start_tls(const GatewayOptions& options, asio::io_context& io, beast::tcp_stream& stream,
+                     std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>>& tls, const std::string& address,
+                     const std::atomic<bool>& interrupted) {
+  if (!options.tls) return {};
+  const std::string host = address.substr(0, address.rfind(':'));
+  tls = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(stream, *options.tls);
+  tls->set_verify_mode(asio::ssl::verify_peer);
+  tls->set_verify_callback(asio::ssl::host_name_verification(host));
+  if (!SSL_set_tlsext_host_name(tls->native_handle(), host.c_str())) return asio::error::invalid_argument;
+  return run_with_deadline(io, stream, options.timeout, interrupted,
+                           [&](auto handler) { tls->async_handshake(asio::ssl::stream_base::client, handler); });
+}
+
 http::request<http::string_body> make_request(std::string_view path, const std::string& host,
                                               const std::string& token, std::string body) {
   http::request<http::string_body> request(http::verb::post, std::string(path), 11);
@@ -138,13 +162,15 @@ boost::system::result<boost::json::object> EtcdGateway::call_once(Connection& c,
                                                                   bool& retry_auth) {
   const std::string& host = options_.endpoints[c.endpoint];
   auto request = make_request(path, host, token_, boost::json::serialize(body));
-  error_code ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                                    [&](auto handler) { http::async_write(c.stream, request, handler); });
-  if (ec) return ec;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxReplyBytes);
-  ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                         [&](auto handler) { http::async_read(c.stream, c.buffer, parser, handler); });
+  error_code ec = c.with_stream([&](auto& s) {
+    error_code wec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                                       [&](auto handler) { http::async_write(s, request, handler); });
+    if (wec) return wec;
+    return run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                             [&](auto handler) { http::async_read(s, c.buffer, parser, handler); });
+  });
   if (ec) return ec;
   const auto& response = parser.get();
   if (!response.keep_alive()) c.close();
@@ -189,6 +215,11 @@ boost::system::result<boost::json::object> EtcdGateway::call(std::string_view pa
       if (attempt > 0) c.endpoint = (c.endpoint + 1) % options_.endpoints.size();
       c.close();
       if (connect(c.io, c.stream, options_.endpoints[c.endpoint], options_.timeout, interrupted_)) continue;
+      if (const error_code tls_ec = start_tls(options_, c.io, c.stream, c.tls, options_.endpoints[c.endpoint], interrupted_)) {
+        std::lock_guard error_lock(error_mutex_);
+        last_error_ = "TLS to " + options_.endpoints[c.endpoint] + ": " + tls_ec.message();
+        continue;
+      }
       c.connected = true;
       if (!options_.user.empty() && token_.empty()) {
         if (auto r = authenticate(c); !r) {
@@ -228,25 +259,33 @@ boost::system::result<void> EtcdGateway::stream(std::string_view path, const boo
   bool connected = false;
   for (size_t i = 0; i < options_.endpoints.size() && !connected; ++i) {
     c.endpoint = (c.endpoint + (i > 0 ? 1 : 0)) % options_.endpoints.size();
-    if (!connect(c.io, c.stream, options_.endpoints[c.endpoint], options_.timeout, interrupted_)) connected = true;
-    else c.close();
+    if (!connect(c.io, c.stream, options_.endpoints[c.endpoint], options_.timeout, interrupted_) &&
+        !start_tls(options_, c.io, c.stream, c.tls, options_.endpoints[c.endpoint], interrupted_)) {
+      connected = true;
+    } else {
+      c.close();
+    }
     if (interrupted_) return error_code(asio::error::operation_aborted);
   }
   if (!connected) return error_code(RegistryErrc::kUnreachable);
   auto request = make_request(path, options_.endpoints[c.endpoint], token, boost::json::serialize(body));
   request.keep_alive(false);
-  error_code ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                                    [&](auto handler) { http::async_write(c.stream, request, handler); });
-  if (ec) return ec;
   http::response_parser<http::string_body> parser;
   parser.body_limit(boost::none);  // bounded below: we keep at most one message
-  ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                         [&](auto handler) { http::async_read_header(c.stream, c.buffer, parser, handler); });
+  error_code ec = c.with_stream([&](auto& s) {
+    error_code wec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                                       [&](auto handler) { http::async_write(s, request, handler); });
+    if (wec) return wec;
+    return run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                             [&](auto handler) { http::async_read_header(s, c.buffer, parser, handler); });
+  });
   if (ec) return ec;
   if (parser.get().result() != http::status::ok) return error_code(RegistryErrc::kProtocol);
   while (!parser.is_done()) {
-    ec = run_with_deadline(c.io, c.stream, idle, interrupted_,
-                           [&](auto handler) { http::async_read_some(c.stream, c.buffer, parser, handler); });
+    ec = c.with_stream([&](auto& s) {
+      return run_with_deadline(c.io, c.stream, idle, interrupted_,
+                               [&](auto handler) { http::async_read_some(s, c.buffer, parser, handler); });
+    });
     if (ec) return ec;
     std::string& text = parser.get().body();
     size_t start = 0;
@@ -274,6 +313,32 @@ void EtcdGateway::interrupt() {
   interrupted_ = true;
   streaming_->io.stop();
   connection_->io.stop();
+}
+
+std::shared_ptr<asio::ssl::context> registry_tls_from_environment() {
+  const auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  return registry_tls(env("MONITOR_REGISTRY_CA"), env("MONITOR_REGISTRY_CERT"), env("MONITOR_REGISTRY_KEY"));
+}
+
+std::shared_ptr<asio::ssl::context> registry_tls(const std::string& ca, const std::string& cert, const std::string& key) {
+  if (ca.empty() && cert.empty() && key.empty()) return nullptr;
+  if (ca.empty()) throw std::runtime_error("MONITOR_REGISTRY_CERT/KEY without MONITOR_REGISTRY_CA: no CA to verify etcd by");
+  if (cert.empty() != key.empty()) throw std::runtime_error("MONITOR_REGISTRY_CERT and MONITOR_REGISTRY_KEY go together");
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);  // etcd speaks 1.2 and 1.3
+  error_code ec;
+  const auto fail = [&](const char* what, const std::string& path) {
+    throw std::runtime_error(fmt::format("registry TLS {} {}: {}", what, path, ec.message()));
+  };
+  if (context->load_verify_file(ca, ec); ec) fail("CA", ca);
+  if (!cert.empty()) {
+    if (context->use_certificate_chain_file(cert, ec); ec) fail("certificate", cert);
+    if (context->use_private_key_file(key, asio::ssl::context::pem, ec); ec) fail("key", key);
+  }
+  return context;
 }
 
 std::string EtcdGateway::last_error() const {

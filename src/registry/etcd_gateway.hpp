@@ -16,6 +16,10 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace monitor::registry {
 
 std::string b64(std::string_view bytes);
@@ -29,7 +33,19 @@ struct GatewayOptions {
   std::vector<std::string> endpoints;  // host:port
   std::string user, password;          // empty user: no authentication
   std::chrono::milliseconds timeout{3000};
+  // HTTPS to etcd: its certificate verified against this context's CA and
+  // for the endpoint's host (an IP address in its subjectAltName), this
+  // part's client certificate shown. Null: plain HTTP.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
+
+/// The TLS of $MONITOR_REGISTRY_CA, $MONITOR_REGISTRY_CERT and
+/// $MONITOR_REGISTRY_KEY (docs/security.md): null when none is set; throws
+/// std::runtime_error naming the file when one does not load.
+std::shared_ptr<boost::asio::ssl::context> registry_tls_from_environment();
+/// The same from the files given (all empty: null).
+std::shared_ptr<boost::asio::ssl::context> registry_tls(const std::string& ca, const std::string& cert,
+                                                        const std::string& key);
 
 class EtcdGateway {
  public:

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "registry/etcd_gateway.hpp"
 #include "registry/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
 
@@ -76,6 +77,7 @@ boost::system::result<std::unique_ptr<Registry>> open_registry(std::string_view 
     if (options.endpoints.empty()) return boost::system::error_code(EINVAL, boost::system::system_category());
     options.user = user;
     options.password = password;
+    options.tls = registry_tls_from_environment();
     return std::unique_ptr<Registry>(std::make_unique<EtcdRegistry>(std::move(options)));
   }
   return boost::system::error_code(EINVAL, boost::system::system_category());

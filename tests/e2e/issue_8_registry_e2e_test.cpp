@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <set>
 #include <string>
@@ -489,4 +490,58 @@ TEST_CASE("issue 8: on etcd, what Bonnie spooled for a judger that died goes to 
   monitor::e2e::stop(agent, "agent");
   monitor::e2e::stop(bonnie, "bonnie");
   monitor::e2e::stop(judger2, "judger-2");
+}
+
+// Issue 23: etcd holds users, roles, tokens' hashes and where every report
+// goes: over the network, only over TLS with certificates on both ends.
+TEST_CASE("issue 23: the registry over TLS: etcd and the parts verify each other's certificates, and without the "
+          "deployment's nothing reads it",
+          "[e2e][issue23][registry][tls]") {
+  TempDir dir;
+  const auto pki = [&](const std::string& args) {
+    const std::string command = std::string(MONITOR_SOURCE_DIR) + "/scripts/pki.sh --days 2 " + args + " >/dev/null";
+    REQUIRE(std::system(command.c_str()) == 0);
+  };
+  const std::string ca = dir.file("pki"), stranger = dir.file("stranger");
+  pki("init " + ca);
+  pki("init " + stranger);
+  pki("issue " + ca + " etcd etcd-1 --ip 127.0.0.1");
+  pki("issue " + ca + " judger judger-1");
+  pki("issue " + stranger + " judger judger-1");
+  EtcdServer etcd(monitor::test::EtcdTls{ca + "/ca.pem", ca + "/etcd-etcd-1.pem", ca + "/etcd-etcd-1.key",
+                                         ca + "/judger-judger-1.pem", ca + "/judger-judger-1.key"});
+  const auto tls_env = [](const std::string& trust, const std::string& files) {
+    return std::vector<std::string>{"MONITOR_REGISTRY_CA=" + trust + "/ca.pem",
+                                    "MONITOR_REGISTRY_CERT=" + files + "/judger-judger-1.pem",
+                                    "MONITOR_REGISTRY_KEY=" + files + "/judger-judger-1.key"};
+  };
+  const auto env = tls_env(ca, ca);
+
+  const Run added = monitorctl(dir, etcd.address(), {"service", "add", "Shop.Api"}, env);
+  INFO(added.out << added.err);
+  REQUIRE(added.rc == 0);
+  // Plain HTTP to etcd's TLS port, a client certificate of another CA, and
+  // an etcd whose certificate is not of the CA this part trusts: refused.
+  CHECK(monitorctl(dir, etcd.address(), {"service", "list"}).rc != 0);
+  CHECK(monitorctl(dir, etcd.address(), {"service", "list"}, tls_env(ca, stranger)).rc != 0);
+  CHECK(monitorctl(dir, etcd.address(), {"service", "list"}, tls_env(stranger, ca)).rc != 0);
+
+  // A daemon takes the same three variables (deploy/systemd's registry.env).
+  std::vector<std::string> judger_env = env;
+  judger_env.push_back(std::string(MONITOR_RING_ENV) + "=" + monitor::e2e::private_ring(dir));
+  auto judger = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(free_port()),
+                                     "--query-listen", "127.0.0.1:" + std::to_string(free_port()), "--data-dir",
+                                     dir.file("judger"), "--registry", etcd.address()},
+                                    "", dir.file("judger.log"), judger_env);
+  REQUIRE(wait_until([&] {
+    const Run list = monitorctl(dir, etcd.address(), {"judger", "list", "--output", "json"}, env);
+    return list.rc == 0 && list.out.find("\"live\"") != std::string::npos;
+  }, 20s));
+  // Automatic placement, through the registry, gives it the judger.
+  CHECK(wait_until([&] {
+    return monitorctl(dir, etcd.address(), {"service", "show", "Shop.Api", "--output", "json"}, env)
+               .out.find("\"judger\":\"judger-1\"") != std::string::npos;
+  }, 45s));
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
 }

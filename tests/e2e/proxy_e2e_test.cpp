@@ -447,7 +447,7 @@ boost::json::object tls_config(const std::string& pki_dir, const std::string& pa
 
 TEST_CASE("issue 23: over TLS, agent -> Clyde -> Bonnie -> judger is exact, and a part without the deployment's "
           "certificate is refused and counted",
-          "[e2e][proxy][tls][issue23]") {
+          "[e2e][proxy][tls][issue23][slow]") {
   TempDir dir;
   TempRing ring("proxy-tls");
   register_service(dir, kService, kAttrs);

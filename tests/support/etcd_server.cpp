@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -26,6 +27,10 @@ std::string etcd_binary() {
 
 EtcdServer::EtcdServer() : client_port_(free_port()), peer_port_(free_port()) { start(); }
 
+EtcdServer::EtcdServer(EtcdTls tls) : tls_(std::move(tls)), client_port_(free_port()), peer_port_(free_port()) {
+  start();
+}
+
 EtcdServer::~EtcdServer() { kill(); }
 
 std::string EtcdServer::endpoint() const { return fmt::format("127.0.0.1:{}", client_port_); }
@@ -35,16 +40,21 @@ void EtcdServer::start(int client_port) {
   kill();
   const int port = client_port != 0 ? client_port : client_port_;
   serving_port_ = port;
-  const std::string client = fmt::format("http://127.0.0.1:{}", port);
+  const std::string client = fmt::format("{}://127.0.0.1:{}", tls_ ? "https" : "http", port);
   const std::string peer = fmt::format("http://127.0.0.1:{}", peer_port_);
-  process_.emplace(ChildProcess::spawn(
-      {etcd_binary(), "--name", "test", "--data-dir", dir_.file("data"), "--listen-client-urls", client,
-       "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-       "--initial-cluster", "test=" + peer, "--logger", "zap", "--log-level", "error"},
-      "", dir_.file(fmt::format("etcd-{}.log", ++starts_))));
+  std::vector<std::string> argv = {etcd_binary(), "--name", "test", "--data-dir", dir_.file("data"),
+                                   "--listen-client-urls", client, "--advertise-client-urls", client,
+                                   "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                   "--initial-cluster", "test=" + peer, "--logger", "zap", "--log-level", "error"};
+  if (tls_) {
+    argv.insert(argv.end(), {"--cert-file", tls_->server_cert, "--key-file", tls_->server_key, "--client-cert-auth",
+                             "--trusted-ca-file", tls_->ca});
+  }
+  process_.emplace(ChildProcess::spawn(argv, "", dir_.file(fmt::format("etcd-{}.log", ++starts_))));
   registry::GatewayOptions options;
   options.endpoints = {fmt::format("127.0.0.1:{}", port)};
   options.timeout = std::chrono::milliseconds(500);
+  if (tls_) options.tls = registry::registry_tls(tls_->ca, tls_->client_cert, tls_->client_key);
   registry::EtcdGateway gateway(options);
   const bool up = wait_until([&] { return gateway.call("/v3/maintenance/status", {}).has_value(); },
                              std::chrono::seconds(20));
@@ -69,6 +79,7 @@ void EtcdServer::wipe() {
 std::string EtcdServer::post(const std::string& path, const std::string& json_body) const {
   registry::GatewayOptions options;
   options.endpoints = {fmt::format("127.0.0.1:{}", serving_port_)};
+  if (tls_) options.tls = registry::registry_tls(tls_->ca, tls_->client_cert, tls_->client_key);
   registry::EtcdGateway gateway(options);
   auto reply = gateway.call(path, boost::json::parse(json_body).as_object());
   return reply ? boost::json::serialize(*reply) : "";

@@ -10,10 +10,17 @@
 
 namespace monitor::test {
 
+/// etcd over HTTPS, verifying clients' certificates against `ca`; the
+/// client files are what the server's own readiness check shows.
+struct EtcdTls {
+  std::string ca, server_cert, server_key, client_cert, client_key;
+};
+
 class EtcdServer {
  public:
   /// Starts etcd and waits (bounded) until it answers; throws if it does not.
   EtcdServer();
+  explicit EtcdServer(EtcdTls tls);
   ~EtcdServer();
 
   /// "etcd:127.0.0.1:<port>", for open_registry() and --registry.
@@ -32,6 +39,7 @@ class EtcdServer {
 
  private:
   TempDir dir_;
+  std::optional<EtcdTls> tls_;
   int client_port_ = 0, peer_port_ = 0;
   int serving_port_ = 0;  // where it listens now (start() may move it)
   std::optional<ChildProcess> process_;
