@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the multi-host layout of deploy/README.md on this one machine, every
 # part a separate process on loopback with etcd as the registry and TLS on
-# every batch link (certificates from scripts/pki.sh):
+# every batch link and to etcd (certificates from scripts/pki.sh):
 #   etcd; central: bonnie-a, bonnie-b, judger-1, judger-2, an agent (dc central);
 #   remote data centre: clyde-1 and an agent (dc remote).
 # Registers Shop.Api with monitorctl, runs the demo app against both agents,
@@ -44,26 +44,32 @@ await() {
 }
 ctl() { "$build/console/monitorctl" "$@" --registry "$registry"; }
 
-echo "== etcd on 127.0.0.1:$etcd_port"
-etcd --name multihost --data-dir "$data/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
-  --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "multihost=http://127.0.0.1:$peer_port" \
-  --logger zap --log-level error 2> "$data/etcd.log" &
-pids+=($!)
-await 20 ctl service list || fail "etcd did not answer"  # a command: run afresh each try
-
 echo "== a CA and a certificate per part (scripts/pki.sh)"
 pki="$data/pki"
 scripts/pki.sh init "$pki" > /dev/null
 for part in "judger judger-1" "judger judger-2" "bonnie bonnie-a" "bonnie bonnie-b" "clyde clyde-1" \
-            "agent agent-central" "agent agent-remote"; do
+            "agent agent-central" "agent agent-remote" "etcd etcd-1 --ip 127.0.0.1"; do
   scripts/pki.sh issue "$pki" $part
 done
 tls() { echo --tls-ca "$pki/ca.pem" --tls-cert "$pki/$1.pem" --tls-key "$pki/$1.key"; }
+# The registry over TLS too: every part shows etcd its own certificate
+# (monitorctl here shows the first judger's).
+export MONITOR_REGISTRY_CA="$pki/ca.pem" MONITOR_REGISTRY_CERT="$pki/judger-judger-1.pem" \
+  MONITOR_REGISTRY_KEY="$pki/judger-judger-1.key"
+as() { echo env MONITOR_REGISTRY_CERT="$pki/$1.pem" MONITOR_REGISTRY_KEY="$pki/$1.key"; }
+
+echo "== etcd on 127.0.0.1:$etcd_port (HTTPS, client certificates required)"
+etcd --name multihost --data-dir "$data/etcd" --listen-client-urls "https://127.0.0.1:$etcd_port" \
+  --advertise-client-urls "https://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "multihost=http://127.0.0.1:$peer_port" \
+  --cert-file "$pki/etcd-etcd-1.pem" --key-file "$pki/etcd-etcd-1.key" --client-cert-auth \
+  --trusted-ca-file "$pki/ca.pem" --logger zap --log-level error 2> "$data/etcd.log" &
+pids+=($!)
+await 20 ctl service list || fail "etcd did not answer"  # a command: run afresh each try
 
 echo "== judgers, Bonnies, a Clyde"
 for j in 1 2; do
-  "$build/judger/monitor-judger" --name "judger-$j" --listen "127.0.0.1:$(free_port)" \
+  $(as "judger-judger-$j") "$build/judger/monitor-judger" --name "judger-$j" --listen "127.0.0.1:$(free_port)" \
     --query-listen "127.0.0.1:$(free_port)" --data-dir "$data/judger-$j" --registry "$registry" \
     $(tls "judger-judger-$j") --no-self-metrics 2> "$data/judger-$j.log" &
   pids+=($!)
@@ -72,13 +78,13 @@ bonnies=()
 for b in a b; do
   port=$(free_port)
   bonnies+=("127.0.0.1:$port")
-  "$build/proxy/monitor-proxy" --role bonnie --name "bonnie-$b" --listen "127.0.0.1:$port" --dc central \
+  $(as "bonnie-bonnie-$b") "$build/proxy/monitor-proxy" --role bonnie --name "bonnie-$b" --listen "127.0.0.1:$port" --dc central \
     --registry "$registry" --data-dir "$data/bonnie-$b" $(tls "bonnie-bonnie-$b") --no-self-metrics \
     2> "$data/bonnie-$b.log" &
   pids+=($!)
 done
 printf '%s\n' "${bonnies[@]}" > "$data/bonnies"
-"$build/proxy/monitor-proxy" --role clyde --name clyde-1 --listen "127.0.0.1:$(free_port)" --dc remote \
+$(as clyde-clyde-1) "$build/proxy/monitor-proxy" --role clyde --name clyde-1 --listen "127.0.0.1:$(free_port)" --dc remote \
   --registry "$registry" --data-dir "$data/clyde-1" --bonnies-file "$data/bonnies" $(tls clyde-clyde-1) \
   --no-self-metrics 2> "$data/clyde-1.log" &
 pids+=($!)
@@ -100,7 +106,7 @@ echo "== an agent per data centre"
 for dc in central remote; do
   ring="/monitor-multihost-$dc-$$"
   rings+=("$ring")
-  "$build/agent/monitor-agent" --ring "$ring" --socket "" --output none --registry "$registry" --dc "$dc" \
+  $(as "agent-agent-$dc") "$build/agent/monitor-agent" --ring "$ring" --socket "" --output none --registry "$registry" --dc "$dc" \
     --spool-dir "$data/agent-$dc" --journal none $(tls "agent-agent-$dc") --no-self-metrics 2> "$data/agent-$dc.log" &
   pids+=($!)
 done
@@ -121,4 +127,4 @@ for dc in central remote; do
 done
 ctl judger list
 grep -qE "refused: |TLS handshake|refused 127" "$data"/*.log && fail "a part refused a peer's certificate"
-echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres over TLS"
+echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres, every link and etcd over TLS"
