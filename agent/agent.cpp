@@ -120,10 +120,6 @@ void Agent::install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  // `systemctl reload` must not stop an agent that has no TLS files to
-  // reload: ignored unless the forwarder handles it already.
-  struct sigaction hangup {};
-  if (sigaction(SIGHUP, nullptr, &hangup) == 0 && hangup.sa_handler == SIG_DFL) signal(SIGHUP, SIG_IGN);
 }
 
 ring::RingReader Agent::open_reader(bool recreate) const {

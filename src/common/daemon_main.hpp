@@ -3,6 +3,7 @@
 // then the flags, the logger, and any error as one line with exit code 2.
 #pragma once
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -31,6 +32,9 @@ struct Daemon {
 /// whose result is the exit code. Config needs a `log_level` member.
 template <class Config, class Run>
 int daemon_main(int argc, char** argv, const Daemon<Config>& daemon, Run&& run) {
+  // `systemctl reload` (SIGHUP) must never stop a daemon: ignored until the
+  // daemon's own handler (which reloads its TLS files) takes it over.
+  std::signal(SIGHUP, SIG_IGN);
   cxxopts::Options options(daemon.program, daemon.description);
   const Config defaults;
   options.add_options()

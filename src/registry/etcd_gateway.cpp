@@ -76,12 +76,63 @@ struct EtcdGateway::Connection {
   bool connected = false;
   size_t endpoint = 0;  // the one we use; the next on failure
 
-  /// Calls `f` with the stream HTTP goes over: TLS or the TCP stream itself.
-  template <class F>
-  auto with_stream(F&& f) {
-    if (tls) return f(*tls);
-    return f(stream);
-  }
+  /// The stream HTTP goes over: TLS, or the TCP stream itself, chosen at run
+  /// time and behind one non-template read and write, so neither Beast's
+  /// HTTP operations nor the TLS stream's are compiled once per stream and
+  /// per handler type (that doubled this file's build time).
+  class Http {
+   public:
+    using executor_type = beast::tcp_stream::executor_type;
+    // A move-only handler behind one type. Everything runs on the
+    // connection's own io_context, so the handler's executor is not needed.
+    class Handler {
+     public:
+      template <class H>
+      explicit Handler(H&& handler) : impl_(std::make_unique<Impl<std::decay_t<H>>>(std::forward<H>(handler))) {}
+      void operator()(error_code ec, size_t n) {
+        auto impl = std::move(impl_);
+        impl->call(ec, n);
+      }
+
+     private:
+      struct Base {
+        virtual ~Base() = default;
+        virtual void call(error_code ec, size_t n) = 0;
+      };
+      template <class H>
+      struct Impl final : Base {
+        explicit Impl(H&& h) : handler(std::move(h)) {}
+        void call(error_code ec, size_t n) override { std::move(handler)(ec, n); }
+        H handler;
+      };
+      std::unique_ptr<Base> impl_;
+    };
+    explicit Http(Connection& c) : c_(c) {}
+    executor_type get_executor() { return c_.stream.get_executor(); }
+    // A read or write of some bytes may take fewer than offered: the first
+    // non-empty buffer is enough.
+    template <class Buffers, class H>
+    void async_read_some(const Buffers& buffers, H&& handler) {
+      read_some(first_of<asio::mutable_buffer>(buffers), Handler(std::forward<H>(handler)));
+    }
+    template <class Buffers, class H>
+    void async_write_some(const Buffers& buffers, H&& handler) {
+      write_some(first_of<asio::const_buffer>(buffers), Handler(std::forward<H>(handler)));
+    }
+
+   private:
+    template <class Buffer, class Buffers>
+    static Buffer first_of(const Buffers& buffers) {
+      for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+        if (Buffer(*it).size() > 0) return Buffer(*it);
+      }
+      return Buffer();
+    }
+    void read_some(asio::mutable_buffer buffer, Handler handler);
+    void write_some(asio::const_buffer buffer, Handler handler);
+    Connection& c_;
+  };
+  Http http() { return Http(*this); }
   void close() {
     error_code ignored;
     stream.socket().close(ignored);
@@ -97,6 +148,16 @@ EtcdGateway::EtcdGateway(GatewayOptions options)
       streaming_(std::make_unique<Connection>()) {}
 
 EtcdGateway::~EtcdGateway() = default;
+
+void EtcdGateway::Connection::Http::read_some(asio::mutable_buffer buffer, Handler handler) {
+  if (c_.tls) c_.tls->async_read_some(buffer, std::move(handler));
+  else c_.stream.async_read_some(buffer, std::move(handler));
+}
+
+void EtcdGateway::Connection::Http::write_some(asio::const_buffer buffer, Handler handler) {
+  if (c_.tls) c_.tls->async_write_some(buffer, std::move(handler));
+  else c_.stream.async_write_some(buffer, std::move(handler));
+}
 
 namespace {
 
@@ -164,13 +225,12 @@ boost::system::result<boost::json::object> EtcdGateway::call_once(Connection& c,
   auto request = make_request(path, host, token_, boost::json::serialize(body));
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxReplyBytes);
-  error_code ec = c.with_stream([&](auto& s) {
-    error_code wec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                                       [&](auto handler) { http::async_write(s, request, handler); });
-    if (wec) return wec;
-    return run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                             [&](auto handler) { http::async_read(s, c.buffer, parser, handler); });
-  });
+  auto s = c.http();
+  error_code ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                                    [&](auto handler) { http::async_write(s, request, handler); });
+  if (ec) return ec;
+  ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                         [&](auto handler) { http::async_read(s, c.buffer, parser, handler); });
   if (ec) return ec;
   const auto& response = parser.get();
   if (!response.keep_alive()) c.close();
@@ -272,20 +332,17 @@ boost::system::result<void> EtcdGateway::stream(std::string_view path, const boo
   request.keep_alive(false);
   http::response_parser<http::string_body> parser;
   parser.body_limit(boost::none);  // bounded below: we keep at most one message
-  error_code ec = c.with_stream([&](auto& s) {
-    error_code wec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                                       [&](auto handler) { http::async_write(s, request, handler); });
-    if (wec) return wec;
-    return run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
-                             [&](auto handler) { http::async_read_header(s, c.buffer, parser, handler); });
-  });
+  auto s = c.http();
+  error_code ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                                    [&](auto handler) { http::async_write(s, request, handler); });
+  if (ec) return ec;
+  ec = run_with_deadline(c.io, c.stream, options_.timeout, interrupted_,
+                         [&](auto handler) { http::async_read_header(s, c.buffer, parser, handler); });
   if (ec) return ec;
   if (parser.get().result() != http::status::ok) return error_code(RegistryErrc::kProtocol);
   while (!parser.is_done()) {
-    ec = c.with_stream([&](auto& s) {
-      return run_with_deadline(c.io, c.stream, idle, interrupted_,
-                               [&](auto handler) { http::async_read_some(s, c.buffer, parser, handler); });
-    });
+    ec = run_with_deadline(c.io, c.stream, idle, interrupted_,
+                           [&](auto handler) { http::async_read_some(s, c.buffer, parser, handler); });
     if (ec) return ec;
     std::string& text = parser.get().body();
     size_t start = 0;

@@ -480,7 +480,9 @@ TEST_CASE("issue 23: over TLS, agent -> Clyde -> Bonnie -> judger is exact, and 
   for (auto& flag : tls_flags(stranger, "agent-e2e-host")) rogue_argv.push_back(flag);
   auto rogue = ChildProcess::spawn(rogue_argv, "", dir.file("rogue.log"));
   // `systemctl reload`: the files are read again; nothing stops.
-  REQUIRE(wait_until([&] { return judger_health(query_port, "records") >= 0; }, 10s));  // running, handlers in place
+  // Both running with their handlers in place: the judger answers queries, the agent forwards.
+  REQUIRE(wait_until([&] { return judger_health(query_port, "records") >= 0; }, 10s));
+  REQUIRE(wait_until([&] { return read_file(dir.file("agent.log")).find("forwarding to") != std::string::npos; }, 10s));
   judger.signal(SIGHUP);
   agent.signal(SIGHUP);
   REQUIRE(wait_until([&] { return read_file(dir.file("judger.log")).find("SIGHUP: TLS files reloaded (judger:judger-1)") !=
