@@ -48,7 +48,10 @@ size_t AttrRegistrar::waiting() const {
 void AttrRegistrar::run(std::stop_token stop) {
   std::unique_lock lock(mutex_);
   while (true) {
-    if (!wake_.wait(lock, stop, [&] { return !queue_.empty(); })) return;  // stopped
+    // A stopped wait returns what the predicate says: with attrs queued and
+    // the registry away, a stopping Bonnie retried them in a busy loop and
+    // never exited (found by deploy/run-local.sh, which stops etcd first).
+    if (stop.stop_requested() || !wake_.wait(lock, stop, [&] { return !queue_.empty(); })) return;
     const auto [service, attr] = queue_.front();
     lock.unlock();
     const auto outcome = registry::add_auto_attr(registry_, service, attr);

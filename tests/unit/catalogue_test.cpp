@@ -1,5 +1,7 @@
 // Bonnie's view of the registry: what it routes, drops, and hands to Clydes.
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -131,4 +133,23 @@ TEST_CASE("a service with auto_attrs takes new attrs up to its bound: registered
     REQUIRE(monitor::test::wait_until([&] { return registrar.registered() == 2; }, 10s));
   }
   CHECK((**fresh->get("services", "Host.System")).value.at("attrs").as_object().size() == 2);
+}
+
+// Found by deploy/run-local.sh: a Bonnie stopped while attrs waited for a
+// registry that was already gone spun in its retry loop (3 million log lines
+// in five minutes) and never exited.
+TEST_CASE("issue 23: a Bonnie stopping with attrs waiting for an unreachable registry stops at once",
+          "[proxy][registry][failure]") {
+  auto away = monitor::registry::open_registry("etcd:127.0.0.1:1");  // nothing listens: every call fails
+  REQUIRE(away.has_value());
+  auto registrar = std::make_unique<monitor::proxy::AttrRegistrar>(**away);
+  CHECK(registrar->admit("Host.System", "A.One", 0, 10));
+  REQUIRE(monitor::test::wait_until([&] { return registrar->waiting() == 1; }, 5s));
+  std::this_thread::sleep_for(100ms);  // let it fail once and wait to retry
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  std::thread([r = registrar.release(), stopped] {
+    delete r;
+    *stopped = true;
+  }).detach();  // if it never stops, the test fails instead of hanging
+  CHECK(monitor::test::wait_until([&] { return stopped->load(); }, 5s));
 }
