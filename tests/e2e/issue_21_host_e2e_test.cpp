@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -261,12 +262,15 @@ TEST_CASE("issue 21: a plugin's lines and its runs, and the checks' results, are
     return out;
   };
   INFO("agent log:\n" << read_file(dir.file("agent.log")) << "\njudger log:\n" << read_file(dir.file("judger.log")));
-  // The first final minute of runs (one a second from the agent's start; the
-  // unit tests keep the schedule, this the sums).
+  // Minutes of runs (one a second from the agent's start; the unit tests
+  // keep the schedule, this the sums), the newest left out: it may still be
+  // open, a run counted in it before its lines (CI saw 55 runs beside 54
+  // runs' lines).
   std::map<int64_t, double> runs;
   REQUIRE(wait_until(
       [&] {
         runs = minutes("Host.System", "Plugin.DbStatus.Runs", "SUM");
+        if (!runs.empty()) runs.erase(std::prev(runs.end()));
         return std::any_of(runs.begin(), runs.end(), [](const auto& m) { return m.second >= 5; });
       },
       200s));
