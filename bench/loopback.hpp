@@ -76,6 +76,25 @@ inline bool write_all(int fd, const char* p, size_t n) {
   return true;
 }
 
+// What a judger that stores nothing answers to `bytes` (the next of a
+// connection's): HELLO_ACK, an ACK per BATCH, heartbeats; appended to `out`.
+inline void answer_as_judger(wire::FrameDecoder& decoder, std::string_view bytes, std::string& out) {
+  decoder.feed(bytes);
+  wire::Frame frame{};
+  while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
+    if (frame.type == wire::FrameType::kHello) {
+      wire::encode(out, wire::HelloAck{1, wire::Role::kJudger, "sink", 0});
+    } else if (frame.type == wire::FrameType::kBatch) {
+      wire::ByteReader r(frame.payload);  // sender and sequence lead the payload
+      const uint64_t sender = r.u64le();
+      const uint64_t sequence = r.u64le();
+      wire::encode(out, wire::Ack{sender, sequence});
+    } else if (frame.type == wire::FrameType::kHeartbeat) {
+      wire::encode(out, wire::Heartbeat{1, 0, {}});
+    }
+  }
+}
+
 // A TCP server on its own thread: discards everything, or plays a judger that
 // stores nothing and acknowledges every batch.
 class Sink {
@@ -108,21 +127,8 @@ class Sink {
         if (n <= 0) break;
         bytes_ += static_cast<uint64_t>(n);
         if (mode_ == Mode::kDiscard) continue;
-        decoder.feed(std::string_view(buffer.data(), static_cast<size_t>(n)));
-        wire::Frame frame{};
         out.clear();
-        while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
-          if (frame.type == wire::FrameType::kHello) {
-            wire::encode(out, wire::HelloAck{1, wire::Role::kJudger, "sink", 0});
-          } else if (frame.type == wire::FrameType::kBatch) {
-            wire::ByteReader r(frame.payload);  // sender and sequence lead the payload
-            const uint64_t sender = r.u64le();
-            const uint64_t sequence = r.u64le();
-            wire::encode(out, wire::Ack{sender, sequence});
-          } else if (frame.type == wire::FrameType::kHeartbeat) {
-            wire::encode(out, wire::Heartbeat{1, 0, {}});
-          }
-        }
+        answer_as_judger(decoder, std::string_view(buffer.data(), static_cast<size_t>(n)), out);
         if (!out.empty() && !write_all(fd, out.data(), out.size())) break;
       }
       conn_fd_ = -1;

@@ -31,6 +31,7 @@
 #include <boost/json.hpp>
 
 #include "bench/loopback.hpp"
+#include "bench/proxy_workload.hpp"
 #include "bench/ratio_reporter.hpp"
 #include "registry/registry.hpp"
 #include "wire/byte_io.hpp"
@@ -41,44 +42,14 @@ namespace {
 
 using namespace monitor::bench;
 
-constexpr int kNames = 100;            // attrs of one service
-constexpr int kServers = 10;
-constexpr int kRecordsPerBatch = 1000;  // an agent's second of 1 000 series
-constexpr int kWindow = 64;             // batches in flight from the client
-
-std::string hello_and_names() {
-  std::string out;
-  wire::encode(out, wire::Hello{42, wire::Role::kAgent, "bench-agent"});
-  std::vector<wire::DictEntry> names;
-  for (int i = 0; i < kNames; ++i) names.push_back({static_cast<uint32_t>(i + 1), "Bench.Proxy", "Attr.N" + std::to_string(i)});
-  wire::encode(out, names);
-  return out;
-}
-
-// One agent second: 1 000 series with SUM, COUNT, MAX and MIN of 3 reports each.
-std::string batch_frame(uint64_t sequence) {
-  wire::Batch batch{42, sequence, {}};
-  const int64_t second = 1'795'000'000;
-  for (int i = 0; i < kRecordsPerBatch; ++i) {
-    wire::BatchRecord r;
-    r.second = second;
-    r.name_id = static_cast<uint32_t>(i % kNames + 1);
-    r.server_id = i / kNames % kServers;
-    r.ops = 1 | 2 | 4 | 64;
-    for (int v = 0; v < 3; ++v) r.stats.add(i * 7 + v, second * 1'000'000'000 + v);
-    batch.records.push_back(r);
-  }
-  std::string out;
-  if (wire::encode(out, batch) != wire::WireError::kOk) std::abort();  // the bench builds batches under the limit
-  return out;
-}
+constexpr int kWindow = 64;  // batches in flight from the client
 
 // Reports per second through `port`: with acknowledgements (a proxy), or
 // counted as bytes taken by a discarding sink.
 double run_client(int port, bool acknowledged, const Sink* discard, double seconds) {
   const int fd = connect_to(port, 10s);
-  const std::string hello = hello_and_names();
-  const std::string batch = batch_frame(1);
+  const std::string hello = proxy_hello_and_names();
+  const std::string batch = proxy_batch_frame(1);
   if (!write_all(fd, hello.data(), hello.size())) throw std::runtime_error("send hello");
   AckCounter acked(fd, acknowledged);
   int64_t sent = 0;
@@ -121,7 +92,7 @@ int main(int argc, char** argv) {
     auto registry = monitor::registry::open_registry("file:" + (dir / "registry").string());
     if (!registry) throw std::runtime_error("registry");
     boost::json::object attrs;
-    for (int i = 0; i < kNames; ++i) attrs["Attr.N" + std::to_string(i)] = i + 1;
+    for (int i = 0; i < kProxyNames; ++i) attrs["Attr.N" + std::to_string(i)] = i + 1;
     (void)(*registry)->put("services", "Bench.Proxy", boost::json::object{{"id", 1}, {"attrs", attrs}});
     (void)(*registry)->put("assignments", "Bench.Proxy", boost::json::object{{"judger", "sink"}});
     (void)(*registry)->put_live("judgers", "sink",

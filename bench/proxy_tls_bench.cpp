@@ -25,9 +25,9 @@
 #include <openssl/ssl.h>
 
 #include "bench/loopback.hpp"
+#include "bench/proxy_workload.hpp"
 #include "bench/ratio_reporter.hpp"
 #include "registry/registry.hpp"
-#include "wire/byte_io.hpp"
 #include "wire/frame.hpp"
 #include "wire/messages.hpp"
 
@@ -36,11 +36,7 @@ namespace {
 using namespace monitor::bench;
 namespace fs = std::filesystem;
 
-constexpr int kNames = 100;
-constexpr int kServers = 10;
-constexpr int kRecordsPerBatch = 1000;
 constexpr int kWindow = 64;
-constexpr uint64_t kSender = 42;
 
 // A deployment's files for one part, as scripts/pki.sh writes them.
 struct Part {
@@ -117,21 +113,8 @@ class SinkJudger {
         while (true) {
           const ssize_t n = link.read(buffer.data(), buffer.size());
           if (n <= 0) break;
-          decoder.feed(std::string_view(buffer.data(), static_cast<size_t>(n)));
-          wire::Frame frame{};
           out.clear();
-          while (decoder.next(frame) == wire::FrameDecoder::Status::kFrame) {
-            if (frame.type == wire::FrameType::kHello) {
-              wire::encode(out, wire::HelloAck{1, wire::Role::kJudger, "sink", 0});
-            } else if (frame.type == wire::FrameType::kBatch) {
-              wire::ByteReader r(frame.payload);
-              const uint64_t sender = r.u64le();
-              const uint64_t sequence = r.u64le();
-              wire::encode(out, wire::Ack{sender, sequence});
-            } else if (frame.type == wire::FrameType::kHeartbeat) {
-              wire::encode(out, wire::Heartbeat{1, 0, {}});
-            }
-          }
+          answer_as_judger(decoder, std::string_view(buffer.data(), static_cast<size_t>(n)), out);
           if (!link.write(out.data(), out.size())) break;
         }
       } catch (const std::exception&) {
@@ -147,38 +130,12 @@ class SinkJudger {
   std::thread thread_;
 };
 
-std::string hello_and_names() {
-  std::string out;
-  wire::encode(out, wire::Hello{kSender, wire::Role::kAgent, "bench-agent"});
-  std::vector<wire::DictEntry> names;
-  for (int i = 0; i < kNames; ++i) names.push_back({static_cast<uint32_t>(i + 1), "Bench.Proxy", "Attr.N" + std::to_string(i)});
-  wire::encode(out, names);
-  return out;
-}
-
-std::string batch_frame() {
-  wire::Batch batch{kSender, 1, {}};
-  const int64_t second = 1'795'000'000;
-  for (int i = 0; i < kRecordsPerBatch; ++i) {
-    wire::BatchRecord r;
-    r.second = second;
-    r.name_id = static_cast<uint32_t>(i % kNames + 1);
-    r.server_id = i / kNames % kServers;
-    r.ops = 1 | 2 | 4 | 64;
-    for (int v = 0; v < 3; ++v) r.stats.add(i * 7 + v, second * 1'000'000'000 + v);
-    batch.records.push_back(r);
-  }
-  std::string out;
-  if (wire::encode(out, batch) != wire::WireError::kOk) std::abort();
-  return out;
-}
-
 // Reports per second through the Bonnie on `port`: a window of kWindow
 // batches, refilled as ACKs come, on one thread.
 double run_client(int port, SSL_CTX* ctx, double seconds) {
   Link link(connect_to(port, 10s), ctx, false);
-  const std::string hello = hello_and_names();
-  const std::string batch = batch_frame();
+  const std::string hello = proxy_hello_and_names();
+  const std::string batch = proxy_batch_frame(1);
   if (!link.write(hello.data(), hello.size())) throw std::runtime_error("send hello");
   wire::FrameDecoder decoder;
   std::vector<char> buffer(1 << 16);
@@ -222,7 +179,7 @@ std::string registry_for(const fs::path& dir, int judger_port) {
   auto registry = monitor::registry::open_registry(address);
   if (!registry) throw std::runtime_error("registry");
   boost::json::object attrs;
-  for (int i = 0; i < kNames; ++i) attrs["Attr.N" + std::to_string(i)] = i + 1;
+  for (int i = 0; i < kProxyNames; ++i) attrs["Attr.N" + std::to_string(i)] = i + 1;
   (void)(*registry)->put("services", "Bench.Proxy", boost::json::object{{"id", 1}, {"attrs", attrs}});
   (void)(*registry)->put("assignments", "Bench.Proxy", boost::json::object{{"judger", "sink"}});
   (void)(*registry)->put_live("judgers", "sink", boost::json::object{{"address", "127.0.0.1:" + std::to_string(judger_port)}},
@@ -242,11 +199,11 @@ int main(int argc, char** argv) {
   pki("init " + pki_dir);
   pki("issue " + pki_dir + " bonnie bench-bonnie");
   pki("issue " + pki_dir + " judger sink");
-  pki("issue " + pki_dir + " agent " + std::to_string(kSender));
+  pki("issue " + pki_dir + " agent " + std::to_string(kProxySender));
   const auto part = [&](const std::string& name) {
     return Part{pki_dir + "/ca.pem", pki_dir + "/" + name + ".pem", pki_dir + "/" + name + ".key"};
   };
-  const auto client_tls = tls_context(part("agent-" + std::to_string(kSender)));
+  const auto client_tls = tls_context(part("agent-" + std::to_string(kProxySender)));
   const auto sink_tls = tls_context(part("judger-sink"));
 
   SinkJudger plain_sink(nullptr), tls_sink(sink_tls.get());
