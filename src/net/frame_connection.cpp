@@ -65,13 +65,15 @@ asio::awaitable<std::string> FrameConnection::start_tls(std::shared_ptr<asio::ss
   // The peer's first frames may have come with its last handshake flight (a
   // client's HELLO in the segment of its Finished): fed already, so no socket
   // read would bring them again.
-  ptrdiff_t plain = 0;
-  while (failure.empty() && (plain = tls_->read(buffer.data(), buffer.size())) > 0) {
-    decoder_.feed(std::string_view(buffer.data(), static_cast<size_t>(plain)));
-  }
-  if (failure.empty() && plain < 0) failure = "TLS: " + tls_->error();
+  if (failure.empty() && !decrypt_into_decoder(buffer.data(), buffer.size())) failure = "TLS: " + tls_->error();
   if (!failure.empty()) close();
   co_return failure;
+}
+
+bool FrameConnection::decrypt_into_decoder(char* scratch, size_t size) {
+  ptrdiff_t plain = 0;
+  while ((plain = tls_->read(scratch, size)) > 0) decoder_.feed(std::string_view(scratch, static_cast<size_t>(plain)));
+  return plain == 0;
 }
 
 asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::milliseconds timeout) {
@@ -118,12 +120,9 @@ asio::awaitable<ReadResult> FrameConnection::read_frame(std::chrono::millisecond
     }
     // Decrypted in place of the ciphertext: all of one read's records at once.
     tls_->feed(buffer.data(), n);
-    ptrdiff_t plain = 0;
-    while ((plain = tls_->read(buffer.data(), buffer.size())) > 0) {
-      decoder_.feed(std::string_view(buffer.data(), static_cast<size_t>(plain)));
-    }
+    const bool readable = decrypt_into_decoder(buffer.data(), buffer.size());
     if (tls_->output_pending()) wake_writer_.cancel();  // the session has something to answer
-    if (plain < 0) {
+    if (!readable) {
       result.kind = ReadResult::Kind::kClosed;
       result.error = asio::error::connection_aborted;
       co_return result;

@@ -87,6 +87,9 @@ class FrameConnection {
   boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
 
  private:
+  // Feeds the decoder all the plaintext `tls_` has, through `scratch`; false
+  // when the TLS stream failed or the peer closed it.
+  bool decrypt_into_decoder(char* scratch, size_t size);
   // Sends what `tls_` has to say outside of write_loop (the handshake).
   boost::asio::awaitable<bool> flush_tls(boost::asio::steady_timer& deadline);
 
