@@ -60,6 +60,12 @@ boost::json::object etcd_perm(const char* type, const std::string& key, bool pre
   return perm;
 }
 
+boost::json::object etcd_perm(const registry::EtcdGrant& grant) {
+  boost::json::object perm{{"permType", grant.type}, {"key", b64(grant.key)}};
+  if (!grant.range_end.empty()) perm["range_end"] = b64(grant.range_end);
+  return perm;
+}
+
 std::string hash_password(const std::string& password) {
   std::string hashed = registry::hash_password(password);
   if (hashed.empty()) throw ConsoleError(kExitUnreachable, "cannot hash the password (no random source?)");
@@ -104,12 +110,13 @@ int role_add(int argc, char** argv) {
     throw ConsoleError(kExitBadInput, fmt::format("role {} already exists", name));
   }
   if (etcd_of(console) != nullptr) {
-    const std::string root(EtcdRegistry::kRoot);
     etcd_call(console, "/v3/auth/role/add", {{"name", name}}, "adding role " + name,
               fmt::format("role {} already exists", name));
-    // Everyone reads the registry; changes need the key of what changes.
-    etcd_call(console, "/v3/auth/role/grant", {{"name", name}, {"perm", etcd_perm("READ", root, true)}},
-              "granting role " + name);
+    // Every role reads the registry but users' records (their password and
+    // token hashes); changes need the key of what changes.
+    for (const auto& grant : registry::registry_read_grants_without_users()) {
+      etcd_call(console, "/v3/auth/role/grant", {{"name", name}, {"perm", etcd_perm(grant)}}, "granting role " + name);
+    }
     etcd_call(console, "/v3/auth/role/grant",
               {{"name", name}, {"perm", etcd_perm("READWRITE", EtcdRegistry::key_of("counters", "service-ids"), false)}},
               "granting role " + name);
@@ -338,6 +345,63 @@ int auth_enable(int argc, char** argv) {
   return 0;
 }
 
+// An etcd role and user per kind of daemon, holding only what that kind reads
+// and writes (registry::daemon_grants), instead of every daemon as root.
+// Run again, it renews the password and the role's permissions.
+int auth_daemon(int argc, char** argv) {
+  auto options = make_options("auth daemon", "Creates (or renews) etcd's user and role monitor-KIND for a kind of "
+                                             "daemon (agent, proxy, judger, dashboard): it may read and write only "
+                                             "what that daemon needs. Give the daemons MONITOR_REGISTRY_USER=monitor-KIND.");
+  options.add_options()("kind", "agent, proxy, judger or dashboard", cxxopts::value<std::string>())
+      ("new-password", "the user's password", cxxopts::value<std::string>());
+  options.parse_positional({"kind"});
+  options.positional_help("KIND");
+  auto args = parse(options, argc, argv);
+  if (!args) return 0;
+  const std::string kind = positional(*args, "kind");
+  const auto grants = registry::daemon_grants(kind);
+  if (grants.empty()) throw ConsoleError(kExitBadInput, fmt::format("kind \"{}\": use agent, proxy, judger or dashboard", kind));
+  const std::string password = require_password(*args, "new-password");
+  Console console(*args);
+  auto* etcd = etcd_of(console);
+  if (etcd == nullptr) {
+    throw ConsoleError(kExitBadInput, "daemons' users are etcd's: on file: the directory's permissions decide who writes");
+  }
+  const std::string name = "monitor-" + kind;
+  // Added, or there already: etcd's role and user calls say which.
+  const auto add_or_keep = [&](const std::string& path, const boost::json::object& body, const std::string& doing) {
+    auto r = etcd->gateway().call(path, body);
+    if (r) return true;
+    if (etcd->gateway().last_error().find("already exists") != std::string::npos) return false;
+    console.fail(r.error(), doing);
+  };
+  if (!add_or_keep("/v3/auth/role/add", {{"name", name}}, "adding role " + name)) {
+    // Renewed: what it held before goes, so a permission this version no longer gives is gone.
+    auto role = etcd->gateway().call("/v3/auth/role/get", {{"role", name}});
+    if (!role) console.fail(role.error(), "reading role " + name);
+    if (const auto* perms = role->if_contains("perm"); perms != nullptr && perms->is_array()) {
+      for (const auto& perm : perms->as_array()) {
+        if (!perm.is_object()) continue;
+        boost::json::object revoke{{"role", name}};
+        for (const char* field : {"key", "range_end"}) {
+          if (const auto* v = perm.as_object().if_contains(field)) revoke[field] = *v;
+        }
+        etcd_call(console, "/v3/auth/role/revoke", revoke, "renewing role " + name);
+      }
+    }
+  }
+  for (const auto& grant : grants) {
+    etcd_call(console, "/v3/auth/role/grant", {{"name", name}, {"perm", etcd_perm(grant)}}, "granting role " + name);
+  }
+  if (!add_or_keep("/v3/auth/user/add", {{"name", name}, {"password", password}}, "adding user " + name)) {
+    etcd_call(console, "/v3/auth/user/changepw", {{"name", name}, {"password", password}}, "renewing user " + name);
+  }
+  etcd_call(console, "/v3/auth/user/grant", {{"user", name}, {"role", name}}, "granting " + name);
+  console.print_done(fmt::format("etcd user {} holds role {}: {} permissions", name, name, grants.size()),
+                     {{"user", name}, {"role", name}, {"permissions", grants.size()}});
+  return 0;
+}
+
 }  // namespace
 
 int role_command(int argc, char** argv) {
@@ -350,6 +414,6 @@ int user_command(int argc, char** argv) {
                          {"passwd", user_passwd}, {"token", user_token}});
 }
 
-int auth_command(int argc, char** argv) { return dispatch_verbs("auth", argc, argv, {{"enable", auth_enable}}); }
+int auth_command(int argc, char** argv) { return dispatch_verbs("auth", argc, argv, {{"enable", auth_enable}, {"daemon", auth_daemon}}); }
 
 }  // namespace monitor::console

@@ -166,7 +166,7 @@ void Console::fail(const boost::system::error_code& ec, const std::string& doing
                                                      doing, address_));
   }
   if (ec == RegistryErrc::kPermissionDenied) {
-    throw ConsoleError(kExitRefused, fmt::format("{}: refused by etcd: user \"{}\" has no role that may change "
+    throw ConsoleError(kExitRefused, fmt::format("{}: refused by etcd: user \"{}\" has no role that may read or change "
                                                  "this (etcd says \"{}\")",
                                                  doing, user_.empty() ? "(none)" : user_, etcd_says));
   }

@@ -32,7 +32,7 @@ void usage() {
       "  status                               every part, live or gone\n"
       "  role       add|list|rm               roles and the services they own\n"
       "  user       add|list|rm|grant|passwd  users and their roles\n"
-      "  auth       enable                    turn etcd's authentication on\n"
+      "  auth       enable|daemon             turn etcd's authentication on; a user per kind of daemon\n"
       "  query                                print a series from the judger that owns it\n"
       "  rule       add|list|show|rm|enable|disable|check|test   alarm rules (docs/rules.md)\n"
       "  host       list|show|rm              hosts whose agents registered, by name and server id\n"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the multi-host layout of deploy/README.md on this one machine, every
 # part a separate process on loopback with etcd as the registry and TLS on
-# every batch link and to etcd (certificates from scripts/pki.sh):
+# every batch link and to etcd (certificates from scripts/pki.sh), etcd's
+# authentication on and each kind of daemon its own etcd user:
 #   etcd; central: bonnie-a, bonnie-b, judger-1, judger-2, an agent (dc central);
 #   remote data centre: clyde-1 and an agent (dc remote).
 # Registers Shop.Api with monitorctl, runs the demo app against both agents,
@@ -51,12 +52,23 @@ for part in "judger judger-1" "judger judger-2" "bonnie bonnie-a" "bonnie bonnie
             "agent agent-central" "agent agent-remote" "etcd etcd-1 --ip 127.0.0.1"; do
   scripts/pki.sh issue "$pki" $part
 done
+# Toward etcd, each part and monitorctl shows a certificate without a common
+# name (etcd's gateway refuses one with a name once its authentication is on).
+for client in judger-judger-1 judger-judger-2 bonnie-bonnie-a bonnie-bonnie-b clyde-clyde-1 agent-agent-central \
+              agent-agent-remote monitorctl; do
+  scripts/pki.sh issue "$pki" registry "$client" > /dev/null
+done
 tls() { echo --tls-ca "$pki/ca.pem" --tls-cert "$pki/$1.pem" --tls-key "$pki/$1.key"; }
-# The registry over TLS too: every part shows etcd its own certificate
-# (monitorctl here shows the first judger's).
-export MONITOR_REGISTRY_CA="$pki/ca.pem" MONITOR_REGISTRY_CERT="$pki/judger-judger-1.pem" \
-  MONITOR_REGISTRY_KEY="$pki/judger-judger-1.key"
-as() { echo env MONITOR_REGISTRY_CERT="$pki/$1.pem" MONITOR_REGISTRY_KEY="$pki/$1.key"; }
+# The registry over TLS too: every part shows etcd its own certificate.
+export MONITOR_REGISTRY_CA="$pki/ca.pem" MONITOR_REGISTRY_CERT="$pki/registry-monitorctl.pem" \
+  MONITOR_REGISTRY_KEY="$pki/registry-monitorctl.key"
+# A part's registry certificate, and its kind's etcd user (monitorctl auth daemon, below).
+as() {
+  local kind=${1%%-*}
+  case $kind in bonnie|clyde) kind=proxy ;; esac
+  echo env MONITOR_REGISTRY_CERT="$pki/registry-$1.pem" MONITOR_REGISTRY_KEY="$pki/registry-$1.key" \
+    MONITOR_REGISTRY_USER="monitor-$kind" MONITOR_REGISTRY_PASSWORD="$kind-$$"
+}
 
 echo "== etcd on 127.0.0.1:$etcd_port (HTTPS, client certificates required)"
 etcd --name multihost --data-dir "$data/etcd" --listen-client-urls "https://127.0.0.1:$etcd_port" \
@@ -67,11 +79,23 @@ etcd --name multihost --data-dir "$data/etcd" --listen-client-urls "https://127.
 pids+=($!)
 await 20 ctl service list || fail "etcd did not answer"  # a command: run afresh each try
 
+echo "== etcd's authentication on: root for monitorctl, a user per kind of daemon holding only what it needs"
+for kind in agent proxy judger dashboard; do ctl auth daemon "$kind" --new-password "$kind-$$" > /dev/null; done
+ctl auth enable --root-password "root-$$" > /dev/null
+export MONITOR_REGISTRY_USER=root MONITOR_REGISTRY_PASSWORD="root-$$"
+# The judgers' query API asks every request for a user's token: an operator
+# who sees every service, for monitorctl, this script and the judgers
+# reading each other's minutes.
+ctl role add ops '*' > /dev/null
+ctl user add carol --new-password "carol-$$" --role ops > /dev/null
+MONITOR_TOKEN=$(ctl user token carol)
+export MONITOR_TOKEN
+
 echo "== judgers, Bonnies, a Clyde"
 for j in 1 2; do
   $(as "judger-judger-$j") "$build/judger/monitor-judger" --name "judger-$j" --listen "127.0.0.1:$(free_port)" \
     --query-listen "127.0.0.1:$(free_port)" --data-dir "$data/judger-$j" --registry "$registry" \
-    $(tls "judger-judger-$j") --no-self-metrics 2> "$data/judger-$j.log" &
+    $(tls "judger-judger-$j") --query-tokens --query-token "$MONITOR_TOKEN" --no-self-metrics 2> "$data/judger-$j.log" &
   pids+=($!)
 done
 bonnies=()
@@ -115,7 +139,7 @@ ctl status
 
 # Reports the owner stored so far, from its query API's health (what monitorctl query reads from).
 stored() {
-  python3 -c "import json,urllib.request; print(json.load(urllib.request.urlopen('http://$owner_query/api/health', timeout=2))['records'])"
+  python3 -c "import json,os,urllib.request as u; r=u.Request('http://$owner_query/api/health', headers={'Authorization': 'Bearer ' + os.environ['MONITOR_TOKEN']}); print(json.load(u.urlopen(r, timeout=2))['records'])"
 }
 echo "== the demo app through each agent (3 s each); the owner's stored reports grow each time"
 for dc in central remote; do
@@ -126,5 +150,30 @@ for dc in central remote; do
   echo "   through the $dc agent: $owner has stored $(stored) reports"
 done
 ctl judger list
+
+echo "== what etcd refuses: a daemon's user and a console role's user change only what they own, and read no user's hashes"
+refused() {  # refused USER PASSWORD MONITORCTL-ARGS...: monitorctl exits 4, "refused by etcd"
+  local user=$1 password=$2; shift 2
+  local out rc=0
+  out=$(MONITOR_REGISTRY_USER=$user MONITOR_REGISTRY_PASSWORD=$password ctl "$@" 2>&1) || rc=$?
+  [ "$rc" = 4 ] || fail "monitorctl $* as $user: exit $rc, not 4 (refused): $out"
+  echo "   $user: monitorctl $*: refused"
+}
+refused monitor-agent "agent-$$" service add Evil.Api
+refused monitor-agent "agent-$$" user list
+refused monitor-proxy "proxy-$$" service add Evil.Api
+refused monitor-dashboard "dashboard-$$" service add Evil.Api
+refused monitor-judger "judger-$$" service add Evil.Api
+ctl role add shop 'Shop.*' > /dev/null
+ctl user add alice --new-password "alice-$$" --role shop > /dev/null
+MONITOR_REGISTRY_USER=alice MONITOR_REGISTRY_PASSWORD="alice-$$" ctl service list > /dev/null ||
+  fail "alice (role shop) cannot list the services"
+refused alice "alice-$$" user list
+refused alice "alice-$$" service add Payroll.Api
+anonymous=$(python3 -c "import urllib.request as u, urllib.error as e
+try: u.urlopen('http://$owner_query/api/health', timeout=2); print(200)
+except e.HTTPError as x: print(x.code)")
+[ "$anonymous" = 401 ] || fail "$owner's query API answered $anonymous to a request without a token, not 401"
+echo "   a query without a token: 401"
 grep -qE "refused: |TLS handshake|refused 127" "$data"/*.log && fail "a part refused a peer's certificate"
-echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres, every link and etcd over TLS"
+echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres, every link and etcd over TLS, each daemon its own etcd user, queries with a token"

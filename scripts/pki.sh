@@ -5,8 +5,12 @@
 #   scripts/pki.sh issue DIR ROLE NAME [--ip A]... [--dns H]...
 #                                           DIR/ROLE-NAME.pem and .key, common name ROLE:ID-or-NAME
 #
-# ROLE is agent, clyde, bonnie, judger, or etcd (a member's server
-# certificate: give the addresses clients reach it by with --ip and --dns). A proxy's or a judger's NAME is its
+# ROLE is agent, clyde, bonnie, judger, etcd (a member's server
+# certificate: give the addresses clients reach it by with --ip and --dns), or
+# registry: a part's (or monitorctl's) client certificate toward etcd, with no
+# common name (once etcd's authentication is on, its HTTP gateway refuses a
+# client certificate that has one: the etcd user and password say who the
+# client is; the certificate, that it is of this deployment). A proxy's or a judger's NAME is its
 # configured `name`. An agent's certificate names its sender id: NAME is a
 # host (the id is derived from it, printed, and the agent takes it from the
 # certificate) or the id itself in decimal. Options (before the command):
@@ -22,7 +26,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 2 ] || usage
 command=$1 dir=$2
 umask 077  # keys are readable by their owner only
@@ -50,7 +54,8 @@ case "$command" in
         *) usage ;;
       esac
     done
-    case "$role" in agent|clyde|bonnie|judger|etcd) ;; *) echo "pki: role must be agent, clyde, bonnie, judger or etcd" >&2; exit 2 ;; esac
+    case "$role" in agent|clyde|bonnie|judger|etcd|registry) ;;
+      *) echo "pki: role must be agent, clyde, bonnie, judger, etcd or registry" >&2; exit 2 ;; esac
     [[ "$name" =~ ^[A-Za-z0-9._-]{1,128}$ ]] || { echo "pki: name must be 1-128 bytes of [A-Za-z0-9._-]" >&2; exit 2; }
     [ -e "$dir/ca.key" ] || { echo "pki: no CA in $dir (scripts/pki.sh init $dir)" >&2; exit 1; }
     identity=$name
@@ -59,8 +64,10 @@ case "$command" in
       identity=$((16#$(printf 'agent|%s' "$name" | openssl dgst -sha256 -r | cut -c1-15)))
     fi
     out="$dir/$role-$name"
+    subject="/O=monitor/CN=$role:$identity"
+    [ "$role" != registry ] || subject="/O=monitor/OU=registry:$identity"
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
-      -subj "/O=monitor/CN=$role:$identity" -keyout "$out.key" -out "$out.csr" 2>/dev/null
+      -subj "$subject" -keyout "$out.key" -out "$out.csr" 2>/dev/null
     openssl x509 -req -in "$out.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
       -days "$days" -sha256 \
       -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n'

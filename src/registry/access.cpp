@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "monitor/monitor.hpp"
+#include "registry/etcd_registry.hpp"
 
 namespace monitor::registry {
 
@@ -107,6 +108,39 @@ std::string hash_password(const std::string& password) {
   const char* hashed = crypt_r(password.c_str(), salt, &data);
   if (hashed == nullptr || hashed[0] == '*') return "";
   return hashed;
+}
+
+std::vector<EtcdGrant> registry_read_grants_without_users() {
+  const std::string root(EtcdRegistry::kRoot), users = EtcdRegistry::kind_prefix("users");
+  return {{"READ", root, users}, {"READ", prefix_end(users), prefix_end(root)}};
+}
+
+std::vector<EtcdGrant> daemon_grants(std::string_view kind) {
+  const auto prefix = [](std::string key) { return EtcdGrant{"READWRITE", key, prefix_end(key)}; };
+  const auto kind_of = [&](std::string_view k) { return prefix(EtcdRegistry::kind_prefix(k)); };
+  // A part's trace, parts/<role>.<name> (LiveRegistration), for its own role only.
+  const auto parts_of = [&](std::string_view role) {
+    return prefix(EtcdRegistry::kind_prefix("parts") + std::string(role) + ".");
+  };
+  std::vector<EtcdGrant> grants;
+  if (kind == "agent") {
+    grants = registry_read_grants_without_users();
+    grants.insert(grants.end(), {kind_of("agents"), parts_of("agent"), kind_of("hosts")});
+  } else if (kind == "proxy") {
+    // services/: a Bonnie adds the attrs it meets to their service's entry (AttrRegistrar).
+    grants = registry_read_grants_without_users();
+    grants.insert(grants.end(), {kind_of("proxies"), parts_of("proxy"), kind_of("services")});
+  } else if (kind == "judger") {
+    // users/: the query API checks users' tokens and roles.
+    const std::string root(EtcdRegistry::kRoot);
+    grants = {{"READ", root, prefix_end(root)}, kind_of("judgers"), parts_of("judger"), kind_of("assignments"),
+              kind_of("alarms")};
+  } else if (kind == "dashboard") {
+    // users/: sign-in; alarms/ and silences/: acknowledging and silencing.
+    const std::string root(EtcdRegistry::kRoot);
+    grants = {{"READ", root, prefix_end(root)}, kind_of("alarms"), kind_of("silences")};
+  }
+  return grants;
 }
 
 bool password_matches(const std::string& password, const std::string& hash) {

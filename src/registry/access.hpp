@@ -65,4 +65,23 @@ std::string hash_password(const std::string& password);
 /// True when `password` hashes to `hash` (compared in constant time).
 bool password_matches(const std::string& password, const std::string& hash);
 
+/// One permission of an etcd role: keys in [key, range_end), or the one key
+/// when range_end is empty. Keys in clear (the caller encodes them).
+struct EtcdGrant {
+  std::string type;  // "READ" or "READWRITE"
+  std::string key, range_end;
+};
+
+/// The kinds of daemon with an etcd role and user of their own
+/// (`monitorctl auth daemon KIND`): the role is `monitor-KIND`.
+inline constexpr std::string_view kDaemonKinds[] = {"agent", "proxy", "judger", "dashboard"};
+
+/// What daemon `kind` reads and writes on etcd and nothing more (docs/security.md,
+/// "The registry"); empty for a kind not in kDaemonKinds.
+std::vector<EtcdGrant> daemon_grants(std::string_view kind);
+
+/// What every console role reads: the whole registry but `users/`, whose
+/// records hold password and token hashes.
+std::vector<EtcdGrant> registry_read_grants_without_users();
+
 }  // namespace monitor::registry

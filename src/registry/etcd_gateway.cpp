@@ -243,7 +243,14 @@ boost::system::result<boost::json::object> EtcdGateway::call_once(Connection& c,
       if (const auto* m = obj->if_contains("message"); m != nullptr && m->is_string()) message = m->as_string();
       else if (const auto* e = obj->if_contains("error"); e != nullptr && e->is_string()) message = e->as_string();
     }
-    if (message.find("invalid auth token") != std::string::npos && !options_.user.empty()) retry_auth = true;
+    // A token expires (etcd's simple tokens after 5 idle minutes), and any
+    // change to etcd's users or roles makes a request in flight with an
+    // older one fail: sign in again and repeat the request, once.
+    if ((message.find("invalid auth token") != std::string::npos ||
+         message.find("revision of auth store is old") != std::string::npos) &&
+        !options_.user.empty()) {
+      retry_auth = true;
+    }
     {
       std::lock_guard lock(error_mutex_);
       last_error_ = message;
@@ -292,7 +299,7 @@ boost::system::result<boost::json::object> EtcdGateway::call(std::string_view pa
     bool retry_auth = false;
     auto reply = call_once(c, path, body, retry_auth);
     if (reply) return reply;
-    if (retry_auth) {  // tokens expire (etcd's simple tokens after 5 minutes idle)
+    if (retry_auth) {
       if (auto r = authenticate(c); !r) return r.error();
       reply = call_once(c, path, body, retry_auth);
       if (reply || reply.error().category() == registry_category()) return reply;

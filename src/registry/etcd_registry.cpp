@@ -175,7 +175,7 @@ boost::system::result<bool> EtcdRegistry::commit(const std::vector<Precondition>
 
 namespace {
 
-// Follows kinds with one watch over the whole /monitor/ prefix: read the
+// Follows kinds with one watch over the range of their prefixes: read the
 // kinds, then stream the changes from the revision after the read; resume
 // from the last revision seen after a disconnect, read everything again when
 // etcd compacted that revision away or lost its data (its revision went back).
@@ -295,8 +295,15 @@ class EtcdWatch final : public Watch {
         read_again = failed;
       }
       if (!failed) {
-        boost::json::object create{{"key", b64(EtcdRegistry::kRoot)},
-                                   {"range_end", b64(prefix_end(std::string(EtcdRegistry::kRoot)))},
+        // Over the keys from the first kind watched to the last, not all of
+        // /monitor/: a daemon's etcd role may not read what it does not
+        // watch (users' records), and etcd refuses a watch over a key it
+        // may not read. Kinds in between come along and are ignored.
+        const auto& kinds = state_.kinds();
+        const auto [first, last] = std::minmax_element(kinds.begin(), kinds.end());
+        const std::string from = kinds.empty() ? std::string(EtcdRegistry::kRoot) : EtcdRegistry::kind_prefix(*first);
+        const std::string to = kinds.empty() ? from : EtcdRegistry::kind_prefix(*last);
+        boost::json::object create{{"key", b64(from)}, {"range_end", b64(prefix_end(to))},
                                    {"start_revision", std::to_string(revision_ + 1)}};
         auto streamed = gateway_.stream("/v3/watch", {{"create_request", create}}, kIdle,
                                         [&](const boost::json::object& m) { return on_message(m, read_again); });
