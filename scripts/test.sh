@@ -2,10 +2,10 @@
 # Runs every test: installs what is missing, builds, runs the unit, end-to-end
 # and install/consumer tests with ctest (building the sanitizer and fuzzer
 # trees meanwhile), the sanitizer leg (scripts/sanitize.sh: unit and end-to-end
-# tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan, side by side), then
-# the line-parser, wire-decoder, rule (registry values) and judger query API fuzzers for a short
-# while when clang is present. Prints "N passed, N failed" whatever happened, and exits non-zero if
-# anything failed.
+# tests under ASan + UBSan, ring/spool/forwarder/pump tests under TSan, side
+# by side), then every fuzzer (scripts/fuzz.sh) for 15 s when clang is
+# present. Prints "N passed, N failed" whatever happened, and exits non-zero
+# if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each leg's start on stderr: CI's 30 minutes are read off these.
@@ -22,11 +22,7 @@ MONITOR_BUILD_BENCH=OFF scripts/build.sh
 # half done when the tests ended), so not the lowest.
 (
   nice -n 5 scripts/sanitize.sh build
-  if command -v clang++ >/dev/null; then
-    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
-    nice -n 5 cmake --build build-fuzz --target line_parser_fuzz wire_decoder_fuzz rule_fuzz query_api_fuzz
-  fi
+  if command -v clang++ >/dev/null; then nice -n 5 scripts/fuzz.sh --build-only; fi
 ) > build/sanitize-build.log 2>&1 &
 background_build=$!
 
@@ -64,23 +60,8 @@ fi
 leg "sanitizer tests done"
 fuzz_failed=0
 if command -v clang++ >/dev/null; then
-  # All at once: each is one thread, and the leg is on the critical path.
-  declare -A fuzz_pids
-  for fuzzer in line_parser wire_decoder rule query_api; do
-    mkdir -p "build-fuzz/corpus/$fuzzer"
-    "build-fuzz/fuzz/${fuzzer}_fuzz" -max_total_time=15 -max_len=4096 -print_final_stats=1 \
-      "build-fuzz/corpus/$fuzzer" "fuzz/corpus/$fuzzer" > "build-fuzz/$fuzzer.log" 2>&1 &
-    fuzz_pids[$fuzzer]=$!
-  done
-  for fuzzer in line_parser wire_decoder rule query_api; do
-    echo "fuzz: $fuzzer, 15 s" >&2
-    if ! wait "${fuzz_pids[$fuzzer]}"; then
-      tail -n 30 "build-fuzz/$fuzzer.log" >&2
-      fuzz_failed=$((fuzz_failed + 1))
-    else
-      tail -n 3 "build-fuzz/$fuzzer.log" >&2
-    fi
-  done
+  # Every fuzzer at once from its corpus (each is one thread; this leg is on the critical path).
+  scripts/fuzz.sh 15 || fuzz_failed=$?
 fi
 
 leg "all done"

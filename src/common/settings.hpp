@@ -125,30 +125,36 @@ class SettingsTable {
   void load_file(const std::string& path, Config& config) const {
     const boost::json::object obj = json_fields::read_json_object(path);
     try {
-      for (const auto& kv : obj) {
-        const auto it = std::find_if(settings_.begin(), settings_.end(), [&](const Setting& s) {
-          const auto* custom = std::get_if<Custom>(&s.member);
-          return !s.key.empty() && s.key == kv.key() && (custom == nullptr || custom->from_json);
-        });
-        if (it == settings_.end()) throw std::runtime_error(fmt::format("unknown key \"{}\"", std::string(kv.key())));
-        std::visit(
-            [&](const auto& member) {
-              if constexpr (std::is_same_v<std::decay_t<decltype(member)>, Custom>) {
-                member.from_json(kv.value(), config);
-              } else {
-                auto& value = config.*member;
-                using T = std::decay_t<decltype(value)>;
-                if constexpr (std::is_same_v<T, std::string>) json_fields::read_string(obj, it->key.c_str(), value);
-                else if constexpr (std::is_same_v<T, bool>) json_fields::read_bool(obj, it->key.c_str(), value);
-                else json_fields::read_int(obj, it->key.c_str(), value);
-              }
-            },
-            it->member);
-      }
-      check_bounds(config, Config{});
+      load_object(obj, config);
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(fmt::format("config {}: {}", path, e.what()));
     }
+  }
+
+  /// Sets `config` from a config file's object; throws std::runtime_error
+  /// naming the key and the problem.
+  void load_object(const boost::json::object& obj, Config& config) const {
+    for (const auto& kv : obj) {
+      const auto it = std::find_if(settings_.begin(), settings_.end(), [&](const Setting& s) {
+        const auto* custom = std::get_if<Custom>(&s.member);
+        return !s.key.empty() && s.key == kv.key() && (custom == nullptr || custom->from_json);
+      });
+      if (it == settings_.end()) throw std::runtime_error(fmt::format("unknown key \"{}\"", std::string(kv.key())));
+      std::visit(
+          [&](const auto& member) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(member)>, Custom>) {
+              member.from_json(kv.value(), config);
+            } else {
+              auto& value = config.*member;
+              using T = std::decay_t<decltype(value)>;
+              if constexpr (std::is_same_v<T, std::string>) json_fields::read_string(obj, it->key.c_str(), value);
+              else if constexpr (std::is_same_v<T, bool>) json_fields::read_bool(obj, it->key.c_str(), value);
+              else json_fields::read_int(obj, it->key.c_str(), value);
+            }
+          },
+          it->member);
+    }
+    check_bounds(config, Config{});
   }
 
   /// Sets from the flags given (they win over the file).

@@ -126,10 +126,4 @@ class TlsSession {
 /// with `tls` null (plain TCP) a SIGHUP is only logged, never fatal.
 void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls);
 
-/// Throws when a part without TLS would listen for batches on an address other
-/// than loopback and `allow_plaintext` is not set: what a daemon checks at
-/// start. `listen_key` names its listen setting in the message.
-void check_transport(const TlsFiles& files, bool allow_plaintext, std::string_view listen_key,
-                     std::string_view listen_address);
-
 }  // namespace monitor::net

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "common/settings.hpp"
 #include "net/tls.hpp"
@@ -25,6 +26,12 @@ void add_tls_settings(SettingsTable<Config>& table, bool listens) {
     }
   }
 }
+
+/// Throws when a part without TLS would listen for batches on an address other
+/// than loopback and `allow_plaintext` is not set: what a daemon checks at
+/// start. `listen_key` names its listen setting in the message.
+void check_transport(const TlsFiles& files, bool allow_plaintext, std::string_view listen_key,
+                     std::string_view listen_address);
 
 template <class Config>
 TlsFiles tls_files(const Config& config) {

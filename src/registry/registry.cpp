@@ -34,16 +34,6 @@ const boost::system::error_category& registry_category() noexcept {
   return category;
 }
 
-bool is_valid_key(std::string_view s) noexcept {
-  if (s.empty() || s.size() > 128 || s.front() == '.') return false;
-  for (char c : s) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 boost::system::error_code check_keys(std::string_view kind, std::string_view name) noexcept {
   if (!is_valid_key(kind) || !is_valid_key(name)) return RegistryErrc::kBadName;
   return {};

@@ -44,7 +44,16 @@ inline boost::system::result<bool> failed(boost::system::error_code ec) {
 }
 
 /// True if `s` may be a kind or a name.
-bool is_valid_key(std::string_view s) noexcept;
+inline bool is_valid_key(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 128 || s.front() == '.') return false;
+  for (char c : s) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 /// kBadName unless both may be a kind and a name: every backend's first check.
 boost::system::error_code check_keys(std::string_view kind, std::string_view name) noexcept;
 
