@@ -5,7 +5,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -35,38 +34,6 @@ RegistryErrc classify(std::string_view message) {
 }
 
 }  // namespace
-
-std::string b64(std::string_view bytes) {
-  std::string out(beast::detail::base64::encoded_size(bytes.size()), '\0');
-  out.resize(beast::detail::base64::encode(out.data(), bytes.data(), bytes.size()));
-  return out;
-}
-
-std::optional<std::string> unb64(std::string_view text) {
-  size_t padding = 0;
-  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
-  std::string out(beast::detail::base64::decoded_size(text.size()), '\0');
-  const auto [written, read] = beast::detail::base64::decode(out.data(), text.data(), text.size());
-  // decode() stops at the padding or at the first character not of base64.
-  if (read != text.size() - padding) return std::nullopt;
-  out.resize(written);
-  return out;
-}
-
-int64_t gateway_int(const boost::json::object& obj, std::string_view field) {
-  const auto* v = obj.if_contains(field);
-  if (v == nullptr) return 0;
-  if (v->is_string()) {
-    try {
-      return std::stoll(std::string(v->as_string()));
-    } catch (const std::exception&) {
-      return 0;
-    }
-  }
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
-  return 0;
-}
 
 struct EtcdGateway::Connection {
   asio::io_context io;
@@ -165,17 +132,27 @@ namespace {
 template <class Start>
 error_code run_with_deadline(asio::io_context& io, beast::tcp_stream& stream, std::chrono::milliseconds deadline,
                              const std::atomic<bool>& interrupted, Start start) {
-  error_code result = asio::error::would_block;
+  error_code result;
+  bool done = false;
   stream.expires_after(deadline);
-  start([&](error_code ec, auto&&...) { result = ec; });
+  start([&](error_code ec, auto&&...) {
+    result = ec;
+    done = true;
+  });
   io.restart();
-  if (interrupted.load()) {
-    stream.socket().close(result);
-    io.run();  // lets the cancelled operation finish
-    return asio::error::operation_aborted;
+  if (!interrupted.load()) io.run();
+  if (done) return result;
+  // interrupt() stopped the context, now or before this began: cancel the
+  // operation and let it finish here. Its handler writes to this frame, and
+  // left pending it met the next operation on this stream: a judger stopping
+  // while etcd was gone waited forever in its watch's connect.
+  error_code ignored;
+  stream.socket().close(ignored);
+  while (!done) {
+    io.restart();
+    io.run();
   }
-  io.run();
-  return result;
+  return asio::error::operation_aborted;
 }
 
 error_code connect(asio::io_context& io, beast::tcp_stream& stream, const std::string& address,
@@ -351,24 +328,14 @@ boost::system::result<void> EtcdGateway::stream(std::string_view path, const boo
     ec = run_with_deadline(c.io, c.stream, idle, interrupted_,
                            [&](auto handler) { http::async_read_some(s, c.buffer, parser, handler); });
     if (ec) return ec;
-    std::string& text = parser.get().body();
-    size_t start = 0;
-    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
-      error_code parse_ec;
-      boost::json::value message = boost::json::parse(std::string_view(text).substr(start, nl - start), parse_ec);
-      if (parse_ec || !message.is_object()) return error_code(RegistryErrc::kProtocol);
-      const auto& obj = message.as_object();
-      if (const auto* err = obj.if_contains("error"); err != nullptr) {
-        std::lock_guard lock(error_mutex_);
-        last_error_ = boost::json::serialize(*err);
-        return error_code(RegistryErrc::kProtocol);
-      }
-      const auto* result = obj.if_contains("result");
-      if (result == nullptr || !result->is_object()) return error_code(RegistryErrc::kProtocol);
-      if (!on_message(result->as_object())) return {};
+    std::string error;
+    const StreamRead read = take_stream_messages(parser.get().body(), kMaxReplyBytes, on_message, error);
+    if (read == StreamRead::kStopped) return {};
+    if (read == StreamRead::kErrorMessage) {
+      std::lock_guard lock(error_mutex_);
+      last_error_ = error;
     }
-    text.erase(0, start);
-    if (text.size() > kMaxReplyBytes) return error_code(RegistryErrc::kProtocol);
+    if (read != StreamRead::kMore) return error_code(RegistryErrc::kProtocol);
   }
   return {};
 }

@@ -16,18 +16,13 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
+#include "registry/etcd_reply.hpp"
+
 namespace boost::asio::ssl {
 class context;
 }
 
 namespace monitor::registry {
-
-std::string b64(std::string_view bytes);
-/// nullopt if `text` is not base64.
-std::optional<std::string> unb64(std::string_view text);
-
-/// A JSON integer field the gateway sends as a string ("revision": "12"), or 0.
-int64_t gateway_int(const boost::json::object& obj, std::string_view field);
 
 struct GatewayOptions {
   std::vector<std::string> endpoints;  // host:port

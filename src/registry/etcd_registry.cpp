@@ -42,27 +42,17 @@ std::string EtcdRegistry::key_of(std::string_view kind, std::string_view name) {
 std::string EtcdRegistry::kind_prefix(std::string_view kind) { return std::string(kRoot) + std::string(kind) + "/"; }
 
 std::optional<Entry> EtcdRegistry::to_entry(std::string_view kind, const boost::json::object& kv) {
-  const auto* key = kv.if_contains("key");
-  const auto* value = kv.if_contains("value");
-  const auto decoded_key = key != nullptr && key->is_string() ? unb64(key->as_string()) : std::nullopt;
-  const std::string prefix = kind_prefix(kind);
-  if (!decoded_key || !decoded_key->starts_with(prefix)) return std::nullopt;
-  std::string name = decoded_key->substr(prefix.size());
-  if (!is_valid_key(name)) return std::nullopt;  // someone else's key under our prefix
-  const auto text = value != nullptr && value->is_string() ? unb64(value->as_string()) : std::nullopt;
-  error_code ec;
-  boost::json::value parsed = text ? boost::json::parse(*text, ec) : boost::json::value();
-  if (!text || ec) {
+  bool unreadable = false;
+  auto entry = entry_of_kv(kind_prefix(kind), kv, unreadable);
+  if (unreadable) {
     bad_entries_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(log_mutex_);
     uint64_t suppressed = 0;
     if (bad_entry_log_.allow(realtime_ns(), suppressed)) {
-      spdlog::warn("registry: skipping etcd key {}: its value is not JSON [{} more not shown]", *decoded_key,
-                   suppressed);
+      spdlog::warn("registry: skipping an etcd key of {}: its value is not JSON [{} more not shown]", kind, suppressed);
     }
-    return std::nullopt;
   }
-  return Entry{std::move(name), std::move(parsed), gateway_int(kv, "lease") != 0, gateway_int(kv, "version")};
+  return entry;
 }
 
 boost::system::result<void> EtcdRegistry::put(std::string_view kind, std::string_view name,

@@ -21,6 +21,7 @@
 #include "support/temp_names.hpp"
 #include "support/wire_client.hpp"
 #include "registry/etcd_gateway.hpp"
+#include "registry/etcd_reply.hpp"
 
 using namespace monitor::registry;
 using namespace std::chrono_literals;
@@ -416,4 +417,42 @@ TEST_CASE("issue 22: one lookup of the judgers that held a service over a range,
   // Not an assignment, or none yet.
   CHECK(judgers_holding(boost::json::value("x"), 0).empty());
   CHECK(judgers_holding(boost::json::parse(R"({"judger":"a"})"), 0) == Names{"a"});
+}
+
+// Found by registry_reply_fuzz: the decoder writes a short last group's bytes
+// past what decoded_size() counts, which overflowed the heap by one or two
+// bytes and left the value's last byte zero.
+TEST_CASE("etcd replies: base64 with a short last group decodes whole, and what is not base64 is refused", "[registry][failure]") {
+  using monitor::registry::unb64;
+  CHECK(unb64("YWJjZA==") == std::optional<std::string>("abcd"));
+  CHECK(unb64("YWJjZA") == std::optional<std::string>("abcd"));
+  CHECK(unb64("YWJjZGU") == std::optional<std::string>("abcde"));
+  CHECK(unb64("eyJpZCI6MX0") == std::optional<std::string>("{\"id\":1}"));
+  CHECK(unb64("") == std::optional<std::string>(""));
+  CHECK_FALSE(unb64("YW*jZA=="));
+  CHECK_FALSE(unb64("YWJjZA=x"));
+}
+
+TEST_CASE("etcd replies: a watch stream's lines are taken whole, a partial line is kept, an error line ends it", "[registry][failure]") {
+  using namespace monitor::registry;
+  std::vector<int64_t> revisions;
+  const auto on_result = [&](const boost::json::object& result) {
+    revisions.push_back(gateway_int(result.at("header").as_object(), "revision"));
+    return true;
+  };
+  std::string text = "{\"result\":{\"header\":{\"revision\":\"5\"}}}\n{\"result\":{\"header\":{\"rev";
+  std::string error;
+  CHECK(take_stream_messages(text, 1024, on_result, error) == StreamRead::kMore);
+  CHECK(revisions == std::vector<int64_t>{5});
+  text += "ision\":\"6\"}}}\n";
+  CHECK(take_stream_messages(text, 1024, on_result, error) == StreamRead::kMore);
+  CHECK(revisions == std::vector<int64_t>{5, 6});
+  CHECK(text.empty());
+  text = "{\"error\":{\"message\":\"etcdserver: permission denied\"}}\n";
+  CHECK(take_stream_messages(text, 1024, on_result, error) == StreamRead::kErrorMessage);
+  CHECK(error.find("permission denied") != std::string::npos);
+  text = "[1,2]\n";
+  CHECK(take_stream_messages(text, 1024, on_result, error) == StreamRead::kNotAMessage);
+  text = std::string(2000, ' ');
+  CHECK(take_stream_messages(text, 1024, on_result, error) == StreamRead::kTooLong);
 }
