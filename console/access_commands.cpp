@@ -54,12 +54,6 @@ void etcd_call(Console& console, const std::string& path, const boost::json::obj
   console.fail(r.error(), doing);
 }
 
-boost::json::object etcd_perm(const char* type, const std::string& key, bool prefix) {
-  boost::json::object perm{{"permType", type}, {"key", b64(key)}};
-  if (prefix) perm["range_end"] = b64(registry::prefix_end(key));
-  return perm;
-}
-
 boost::json::object etcd_perm(const registry::EtcdGrant& grant) {
   boost::json::object perm{{"permType", grant.type}, {"key", b64(grant.key)}};
   if (!grant.range_end.empty()) perm["range_end"] = b64(grant.range_end);
@@ -112,21 +106,8 @@ int role_add(int argc, char** argv) {
   if (etcd_of(console) != nullptr) {
     etcd_call(console, "/v3/auth/role/add", {{"name", name}}, "adding role " + name,
               fmt::format("role {} already exists", name));
-    // Every role reads the registry but users' records (their password and
-    // token hashes); changes need the key of what changes.
-    for (const auto& grant : registry::registry_read_grants_without_users()) {
+    for (const auto& grant : registry::console_role_grants(patterns)) {
       etcd_call(console, "/v3/auth/role/grant", {{"name", name}, {"perm", etcd_perm(grant)}}, "granting role " + name);
-    }
-    etcd_call(console, "/v3/auth/role/grant",
-              {{"name", name}, {"perm", etcd_perm("READWRITE", EtcdRegistry::key_of("counters", "service-ids"), false)}},
-              "granting role " + name);
-    for (const auto& p : patterns) {
-      for (const char* kind : {"services", "assignments"}) {
-        etcd_call(console, "/v3/auth/role/grant",
-                  {{"name", name},
-                   {"perm", etcd_perm("READWRITE", EtcdRegistry::kind_prefix(kind) + p.prefix, !p.exact)}},
-                  "granting role " + name);
-      }
     }
   }
   console.update("roles", name, [&](const std::optional<registry::Entry>& entry) -> std::optional<boost::json::value> {

@@ -110,35 +110,55 @@ std::string hash_password(const std::string& password) {
   return hashed;
 }
 
-std::vector<EtcdGrant> registry_read_grants_without_users() {
+namespace {
+
+EtcdGrant read_write_prefix(std::string prefix) { return {"READWRITE", prefix, prefix_end(prefix)}; }
+
+EtcdGrant read_everything() {
+  const std::string root(EtcdRegistry::kRoot);
+  return {"READ", root, prefix_end(root)};
+}
+
+// Every key under /monitor/ but users/ (password and token hashes): two ranges around it.
+std::vector<EtcdGrant> read_all_but_users() {
   const std::string root(EtcdRegistry::kRoot), users = EtcdRegistry::kind_prefix("users");
   return {{"READ", root, users}, {"READ", prefix_end(users), prefix_end(root)}};
 }
 
+}  // namespace
+
+std::vector<EtcdGrant> console_role_grants(const std::vector<ServicePattern>& patterns) {
+  std::vector<EtcdGrant> grants = read_all_but_users();
+  grants.push_back({"READWRITE", EtcdRegistry::key_of("counters", "service-ids"), ""});
+  for (const auto& p : patterns) {
+    for (const char* kind : {"services", "assignments"}) {
+      const std::string key = EtcdRegistry::kind_prefix(kind) + p.prefix;
+      grants.push_back(p.exact ? EtcdGrant{"READWRITE", key, ""} : read_write_prefix(key));
+    }
+  }
+  return grants;
+}
+
 std::vector<EtcdGrant> daemon_grants(std::string_view kind) {
-  const auto prefix = [](std::string key) { return EtcdGrant{"READWRITE", key, prefix_end(key)}; };
-  const auto kind_of = [&](std::string_view k) { return prefix(EtcdRegistry::kind_prefix(k)); };
+  const auto kind_of = [](std::string_view k) { return read_write_prefix(EtcdRegistry::kind_prefix(k)); };
   // A part's trace, parts/<role>.<name> (LiveRegistration), for its own role only.
-  const auto parts_of = [&](std::string_view role) {
-    return prefix(EtcdRegistry::kind_prefix("parts") + std::string(role) + ".");
+  const auto parts_of = [](std::string_view role) {
+    return read_write_prefix(EtcdRegistry::kind_prefix("parts") + std::string(role) + ".");
   };
   std::vector<EtcdGrant> grants;
   if (kind == "agent") {
-    grants = registry_read_grants_without_users();
+    grants = read_all_but_users();
     grants.insert(grants.end(), {kind_of("agents"), parts_of("agent"), kind_of("hosts")});
   } else if (kind == "proxy") {
     // services/: a Bonnie adds the attrs it meets to their service's entry (AttrRegistrar).
-    grants = registry_read_grants_without_users();
+    grants = read_all_but_users();
     grants.insert(grants.end(), {kind_of("proxies"), parts_of("proxy"), kind_of("services")});
   } else if (kind == "judger") {
     // users/: the query API checks users' tokens and roles.
-    const std::string root(EtcdRegistry::kRoot);
-    grants = {{"READ", root, prefix_end(root)}, kind_of("judgers"), parts_of("judger"), kind_of("assignments"),
-              kind_of("alarms")};
+    grants = {read_everything(), kind_of("judgers"), parts_of("judger"), kind_of("assignments"), kind_of("alarms")};
   } else if (kind == "dashboard") {
     // users/: sign-in; alarms/ and silences/: acknowledging and silencing.
-    const std::string root(EtcdRegistry::kRoot);
-    grants = {{"READ", root, prefix_end(root)}, kind_of("alarms"), kind_of("silences")};
+    grants = {read_everything(), kind_of("alarms"), kind_of("silences")};
   }
   return grants;
 }

@@ -80,8 +80,10 @@ inline constexpr std::string_view kDaemonKinds[] = {"agent", "proxy", "judger", 
 /// "The registry"); empty for a kind not in kDaemonKinds.
 std::vector<EtcdGrant> daemon_grants(std::string_view kind);
 
-/// What every console role reads: the whole registry but `users/`, whose
-/// records hold password and token hashes.
-std::vector<EtcdGrant> registry_read_grants_without_users();
+/// What a console role owning `patterns` holds (`monitorctl role add`): it
+/// reads the whole registry but `users/`, whose records hold password and
+/// token hashes; it writes the service id counter, and the `services/` and
+/// `assignments/` entries of its patterns.
+std::vector<EtcdGrant> console_role_grants(const std::vector<ServicePattern>& patterns);
 
 }  // namespace monitor::registry
