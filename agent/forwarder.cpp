@@ -57,7 +57,7 @@ Forwarder::Forwarder(Options options, const NameRegistry& names) : options_(std:
   sending.tls = options_.tls;
   // Straight to a judger too, as `forward` may name one.
   sending.next_hops = {wire::Role::kClyde, wire::Role::kBonnie, wire::Role::kJudger};
-  net::reload_on_sighup(io_, options_.tls);
+  net::reload_on_sighup(io_, {options_.tls});
   auto sender = net::BatchSender::open(io_, std::move(sending), [this](bool last_failed) {
     return next_address(last_failed);
   });

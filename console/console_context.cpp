@@ -52,9 +52,10 @@ boost::json::object read_config(const cxxopts::ParseResult& args) {
                                                   ec ? ec.message() : "wrong shape"));
   }
   for (const auto& [key, value] : doc.as_object()) {
-    if ((key != "registry" && key != "user" && key != "password" && key != "token") || !value.is_string()) {
+    if ((key != "registry" && key != "user" && key != "password" && key != "token" && key != "query_ca") ||
+        !value.is_string()) {
       throw ConsoleError(kExitBadInput, fmt::format("config {}: unknown or non-string key \"{}\" (allowed: registry, "
-                                                    "user, password, token)",
+                                                    "user, password, token, query_ca)",
                                                     path, std::string_view(key)));
     }
   }
@@ -79,6 +80,8 @@ void add_common_options(cxxopts::Options& options) {
       ("password", "its password (or $MONITOR_REGISTRY_PASSWORD)", cxxopts::value<std::string>())
       ("token", "API token for the judgers' query API, from `monitorctl user token` (or $MONITOR_TOKEN)",
        cxxopts::value<std::string>())
+      ("query-ca", "PEM file of the CA that signs the judgers' HTTPS certificates: their query API is reached over "
+                   "HTTPS (or $MONITOR_QUERY_CA)", cxxopts::value<std::string>())
       ("config", "config file (default $MONITOR_CONFIG or ~/.config/monitor/monitorctl.json)", cxxopts::value<std::string>())
       ("output", "table or json", cxxopts::value<std::string>()->default_value("table"))
       ("h,help", "print this help");
@@ -115,7 +118,15 @@ void check_name(const std::string& what, const std::string& name) {
 }
 
 void use_token(const cxxopts::ParseResult& args) {
-  query::JudgerClient::set_token(pick(args, "token", "MONITOR_TOKEN", read_config(args), "token", ""));
+  const auto config = read_config(args);
+  query::JudgerClient::set_token(pick(args, "token", "MONITOR_TOKEN", config, "token", ""));
+  if (const std::string ca = pick(args, "query-ca", "MONITOR_QUERY_CA", config, "query_ca", ""); !ca.empty()) {
+    try {
+      query::JudgerClient::set_https(net::make_https_client(ca));
+    } catch (const std::exception& e) {
+      throw ConsoleError(kExitBadInput, e.what());
+    }
+  }
 }
 
 Console::Console(const cxxopts::ParseResult& args) {

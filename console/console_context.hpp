@@ -24,8 +24,8 @@ enum ExitCode { kExitOk = 0, kExitBadInput = 2, kExitUnreachable = 3, kExitRefus
 
 /// A failure to report to the person: message and exit code.
 /// Shows the judgers' query API the token of `--token`, `$MONITOR_TOKEN` or
-/// the config file (a Console does it too; a command that skips the
-/// registry calls it itself).
+/// the config file, and reaches it over HTTPS with `--query-ca` (a Console
+/// does it too; a command that skips the registry calls it itself).
 void use_token(const cxxopts::ParseResult& args);
 
 class ConsoleError : public std::runtime_error {

@@ -275,8 +275,8 @@ ApiResponse DashboardApi::sign_in(const ApiRequest& request) {
   json::array patterns;
   for (const auto& p : access.patterns) patterns.push_back(json::value(p.text));
   ApiResponse response = ok(json::object{{"user", user}, {"roles", json::value_from(access.roles)}, {"patterns", patterns}});
-  response.set_cookie = fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", kCookie, token,
-                                    options_.session_ttl_s);
+  response.set_cookie = fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}", kCookie, token,
+                                    options_.session_ttl_s, options_.https ? "; Secure" : "");
   return response;
 }
 
@@ -286,7 +286,8 @@ ApiResponse DashboardApi::sign_out(const ApiRequest& request) {
     sessions_.erase(request.session);
   }
   ApiResponse response = ok(json::object{{"ok", true}});
-  response.set_cookie = fmt::format("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", kCookie);
+  response.set_cookie =
+      fmt::format("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}", kCookie, options_.https ? "; Secure" : "");
   return response;
 }
 

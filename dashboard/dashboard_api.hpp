@@ -46,6 +46,7 @@ struct ApiOptions {
   size_t max_sessions_per_user = 8;  // a user's oldest session ends when one more starts
   ThrottleOptions sign_in_throttle;
   int judger_timeout_s = 5;
+  bool https = false;  // the session cookie is marked Secure: never sent over plain HTTP
 };
 
 /// Counters of the dashboard's own health.

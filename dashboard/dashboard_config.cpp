@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/json_fields.hpp"
+#include "net/tls_settings.hpp"
 
 namespace monitor::dashboard {
 
@@ -40,8 +41,9 @@ const SettingsTable<DashboardConfig>& dashboard_settings() {
         .add("judger_token", &C::judger_token,
              "API token (`monitorctl user token`) of a user who sees every service, for judgers with `query_tokens`; "
              "the dashboard applies each signed-in user's roles itself")
-        .flag("judger-timeout")
-        .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Dashboard` metrics", 0, INT64_MAX)
+        .flag("judger-timeout");
+    net::add_https_settings(t, "the dashboard");
+    t        .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Dashboard` metrics", 0, INT64_MAX)
         .add("self_metrics", &C::self_metrics, "report `Monitor.Dashboard` through the local agent, if one runs")
         .add("log_level", &C::log_level, "trace, debug, info, warn, error");
     return t;

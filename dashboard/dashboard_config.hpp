@@ -26,6 +26,8 @@ struct DashboardConfig {
   int64_t sign_in_max_delay_s = 300;
   int judger_timeout_s = 5;
   std::string judger_token;  // shown to judgers that ask for a token (their query_tokens)
+  std::string https_cert, https_key;  // both: the dashboard is served over HTTPS
+  std::string query_ca;               // the judgers' API is HTTPS, their certificates from this CA
   int64_t server_id = 0;     // for the Monitor.Dashboard health metrics
   bool self_metrics = true;  // report Monitor.Dashboard through the local agent, if one runs
   std::string log_level = "info";

@@ -88,7 +88,7 @@ struct Refusal {
   unsigned status;
   std::string why;
 };
-std::optional<Refusal> cross_origin_refusal(const http::request<http::string_body>& request) {
+std::optional<Refusal> cross_origin_refusal(const http::request<http::string_body>& request, bool https) {
   constexpr std::string_view kJson = "application/json";
   if (!boost::beast::iequals(request[http::field::content_type].substr(0, kJson.size()), kJson)) {
     return Refusal{415, "send the call as JSON (Content-Type: application/json)"};
@@ -98,10 +98,9 @@ std::optional<Refusal> cross_origin_refusal(const http::request<http::string_bod
   const auto host = request[http::field::host];
   const std::string_view from(origin.data(), origin.size());
   const std::string_view own(host.data(), host.size());
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (!own.empty() && from.size() == scheme.size() + own.size() && from.starts_with(scheme) && from.ends_with(own)) {
-      return std::nullopt;
-    }
+  const std::string_view scheme = https ? "https://" : "http://";
+  if (!own.empty() && from.size() == scheme.size() + own.size() && from.starts_with(scheme) && from.ends_with(own)) {
+    return std::nullopt;
   }
   return Refusal{403, fmt::format("a call from another origin ({}) may not change anything here", from)};
 }
@@ -114,6 +113,8 @@ DashboardServer::DashboardServer(DashboardConfig config)
       health_("Monitor.Dashboard", config_.server_id, config_.self_metrics) {
   config_.validate();
   query::JudgerClient::set_token(config_.judger_token);
+  if (!config_.query_ca.empty()) query::JudgerClient::set_https(net::make_https_client(config_.query_ca));
+  https_ = net::make_https_server(config_.https_cert, config_.https_key, {});
   health_.expose(&metrics_);
   web_root_ = find_web_root(config_.web_root);
   web_root_canonical_ = std::filesystem::canonical(web_root_);
@@ -128,6 +129,7 @@ DashboardServer::DashboardServer(DashboardConfig config)
   api_options.sign_in_throttle.free_failures = config_.sign_in_free_failures;
   api_options.sign_in_throttle.max_delay_s = config_.sign_in_max_delay_s;
   api_options.judger_timeout_s = config_.judger_timeout_s;
+  api_options.https = https_ != nullptr;
   api_ = std::make_unique<DashboardApi>(*registry_, std::move(api_options));
   net::listen_on(acceptor_, config_.listen, "listen");
   net::HttpServer::Options http_options;
@@ -137,10 +139,11 @@ DashboardServer::DashboardServer(DashboardConfig config)
   http_options.read_timeout = 60s;  // an idle kept-alive connection, or a slow client, is dropped
   http_options.write_timeout = 30s;
   http_options.max_body = kMaxRequestBody;
+  http_options.tls = https_;
   http_ = std::make_unique<net::HttpServer>(acceptor_, http_options,
                                             [this](net::HttpExchange& exchange) { return handle(exchange); });
-  spdlog::info("dashboard on http://{} (web application {}, registry {})",
-               net::format_endpoint(acceptor_.local_endpoint()), web_root_, config_.registry);
+  spdlog::info("dashboard on {}://{} (web application {}, registry {})",
+               https_ ? "https" : "http", net::format_endpoint(acceptor_.local_endpoint()), web_root_, config_.registry);
 }
 
 DashboardServer::~DashboardServer() = default;
@@ -158,7 +161,7 @@ asio::awaitable<net::HttpReply> DashboardServer::handle(net::HttpExchange& excha
   reply.headers.emplace_back("X-Content-Type-Options", "nosniff");
   const bool api_call = well_formed && path.starts_with("/api/") && path != "/api/health";
   const auto refused =
-      api_call && request.method() != http::verb::get ? cross_origin_refusal(request) : std::nullopt;
+      api_call && request.method() != http::verb::get ? cross_origin_refusal(request, https_ != nullptr) : std::nullopt;
   if (!well_formed) {
     reply.status = 400;
     reply.body = R"({"error":"malformed URL: a % must be followed by two hex digits"})";
@@ -306,6 +309,7 @@ int DashboardServer::run() {
     acceptor_.close(ignored);
     io_.stop();
   });
+  net::reload_on_sighup(io_, {https_});
   http_->start();
   net::spawn(io_, health_loop(), "the health loop");
   std::vector<std::thread> threads;

@@ -59,6 +59,7 @@ class DashboardServer {
   std::unique_ptr<DashboardApi> api_;
   health::Metrics metrics_{"dashboard"};
   health::HealthReporter health_;
+  std::shared_ptr<net::TlsContext> https_;  // null: plain HTTP
   std::unique_ptr<net::HttpServer> http_;
   std::atomic<bool> stopping_{false};
   // API calls under way, in all and per client address (bounded per address).

@@ -28,6 +28,9 @@ class ApiAuth {
   /// The access of the token in `authorization` (the header's value).
   Verdict check(std::string_view authorization, int64_t now_ns);
 
+  /// The access of a part whose certificate is its credential: every service.
+  static registry::UserAccess everything(std::string who);
+
   /// What a request for `target` may see: 403 with the reason when it names
   /// a service the user does not see, or is the alarm history of a user who
   /// does not see every service.

@@ -80,7 +80,7 @@ namespace {
 // fails or times out (a client gone or not reading), or the session ending
 // any other way, stops the query; an answer the query could not finish ends
 // without its last chunk, so the client sees it unfinished, not short.
-asio::awaitable<void> send_streamed(boost::beast::tcp_stream& stream, QueryUnderWay& query, unsigned version) {
+asio::awaitable<void> send_streamed(net::HttpConnection& connection, QueryUnderWay& query, unsigned version) {
   namespace http = boost::beast::http;
   struct StopsTheQuery {
     QueryUnderWay& query;
@@ -89,15 +89,13 @@ asio::awaitable<void> send_streamed(boost::beast::tcp_stream& stream, QueryUnder
       query.pieces_taken.notify_all();
     }
   } stops{query};
-  http::response<http::empty_body> head{static_cast<http::status>(query.answer.status), version};
-  head.set(http::field::content_type, query.answer.content_type);
-  head.keep_alive(false);
-  head.chunked(true);
-  http::response_serializer<http::empty_body> serializer{head};
-  stream.expires_after(10s);
-  if (auto [ec, n] = co_await http::async_write_header(stream, serializer, asio::as_tuple(asio::use_awaitable)); ec) {
-    co_return;
-  }
+  const auto status = static_cast<unsigned>(query.answer.status);
+  const std::string head = fmt::format(
+      "HTTP/1.{} {} {}\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+      version == 10 ? 0 : 1, status, std::string_view(http::obsolete_reason(static_cast<http::status>(status))),
+      query.answer.content_type);
+  if (!co_await connection.write(head, 10s)) co_return;
+  std::string chunk;
   for (;;) {
     std::deque<std::string> taken;
     bool ended = false, whole = false;
@@ -110,20 +108,19 @@ asio::awaitable<void> send_streamed(boost::beast::tcp_stream& stream, QueryUnder
     }
     query.pieces_taken.notify_all();
     for (const auto& piece : taken) {
-      stream.expires_after(10s);
-      auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(piece)),
-                                                asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;
+      if (piece.empty()) continue;  // an empty chunk would end the body
+      chunk.clear();
+      fmt::format_to(std::back_inserter(chunk), "{:x}\r\n", piece.size());
+      chunk += piece;
+      chunk += "\r\n";
+      if (!co_await connection.write(chunk, 10s)) co_return;
     }
     if (!taken.empty()) continue;
     if (ended && !whole) co_return;
     if (ended) break;
     co_await query.done.async_wait(asio::as_tuple(asio::use_awaitable));  // cancelled when a piece comes
   }
-  stream.expires_after(10s);
-  co_await asio::async_write(stream, http::make_chunk_last(), asio::as_tuple(asio::use_awaitable));
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_await connection.write("0\r\n\r\n", 10s);
 }
 
 }  // namespace
@@ -136,7 +133,13 @@ Judger::Judger(JudgerConfig config)
       registry_health_("Monitor.Registry", config_.server_id, config_.self_metrics) {
   config_.validate();
   tls_ = net::make_tls(net::tls_files(config_), wire::Role::kJudger);
+  // Client certificates are asked for when there is a deployment CA: a
+  // judger's is a credential (it reads the minutes of a service that moved).
+  https_ = net::make_https_server(config_.https_cert, config_.https_key, config_.tls_ca);
   query::JudgerClient::set_token(config_.query_token);
+  if (!config_.query_ca.empty()) {
+    query::JudgerClient::set_https(net::make_https_client(config_.query_ca, config_.tls_cert, config_.tls_key));
+  }
   health_.expose(&metrics_);
   registry_health_.expose(&registry_metrics_);
   std::error_code fs_ec;
@@ -184,6 +187,7 @@ Judger::Judger(JudgerConfig config)
   http_options.read_timeout = 10s;  // a client that does not finish its request in time is dropped
   http_options.write_timeout = 10s;
   http_options.keep_alive = false;
+  http_options.tls = https_;
   query_http_ = std::make_unique<net::HttpServer>(http_acceptor_, http_options,
                                                   [this](net::HttpExchange& exchange) { return handle_query(exchange); });
   net::BatchListener::Options receiving;
@@ -752,12 +756,14 @@ std::string Judger::health_json() const {
 asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange) {
   namespace http = boost::beast::http;
   auto& request = exchange.request;
-  auto& stream = exchange.stream;
+  auto& connection = exchange.connection;
   QueryResponse answer;
   const std::string target(request.target());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
   std::optional<registry::UserAccess> access;
-  if (api_auth_) {
+  if (api_auth_ && exchange.peer_certificate && exchange.peer_certificate->role == wire::Role::kJudger) {
+    access = ApiAuth::everything(exchange.peer_certificate->text());  // verified against the deployment's CA
+  } else if (api_auth_) {
     auto verdict = api_auth_->check(request[http::field::authorization], realtime_ns());
     std::string refusal = verdict.error;
     if (verdict.status == 200) {
@@ -779,7 +785,7 @@ asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange
     // On a query thread; meanwhile this one ingests. A client that closes
     // its end stops its query: nobody would read the answer.
     auto query = std::make_shared<QueryUnderWay>(io_);
-    query->socket = &stream.socket();
+    query->socket = &connection.socket();
     asio::post(*query_pool_, [this, query, target, now_s] {
       query->answer = run_store_query(target, now_s, query->cancel);
       auto body = std::move(query->answer.stream);
@@ -798,12 +804,12 @@ asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange
         co_await query->done.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
-      auto [wait_ec] = co_await stream.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      auto [wait_ec] = co_await connection.socket().async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
       if (query->finished) break;
       watching = false;  // whatever happened, one look is enough
       if (wait_ec) continue;
       char byte = 0;
-      const ssize_t n = ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      const ssize_t n = ::recv(connection.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         watching = true;  // woken for nothing
       } else if (n <= 0) {
@@ -813,7 +819,7 @@ asio::awaitable<net::HttpReply> Judger::handle_query(net::HttpExchange& exchange
     }
     if (gone) co_return net::HttpReply{0, {}, {}, {}, true};
     if (query->streamed) {
-      co_await send_streamed(stream, *query, request.version());
+      co_await send_streamed(connection, *query, request.version());
       co_return net::HttpReply{0, {}, {}, {}, true};
     }
     answer = std::move(query->answer);
@@ -939,7 +945,7 @@ int Judger::run() {
     listener_->stop();
     io_.stop();
   });
-  net::reload_on_sighup(io_, tls_);
+  net::reload_on_sighup(io_, {tls_, https_});
   listener_->start();
   query_http_->start();
   net::spawn(io_, tick_loop(), "the tick loop");

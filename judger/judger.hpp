@@ -138,7 +138,8 @@ class Judger {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<AlarmEngine> alarms_;  // after notifier_ and registry_: stops first
   std::unique_ptr<Exporter> exporter_;   // none without targets
-  std::shared_ptr<net::TlsContext> tls_;  // null: plain TCP
+  std::shared_ptr<net::TlsContext> tls_;    // null: plain TCP
+  std::shared_ptr<net::TlsContext> https_;  // the query API's; null: plain HTTP
   std::unique_ptr<net::BatchListener> listener_;
   JudgerCounters counters_;
   health::Metrics metrics_{"judger"}, registry_metrics_{"registry"};  // served as /metrics

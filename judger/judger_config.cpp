@@ -117,7 +117,9 @@ const SettingsTable<JudgerConfig>& judger_settings() {
         .add("allow_anonymous_queries", &C::allow_anonymous_queries,
              "without query_tokens, serve the query API on an address other than loopback anyway")
         .add("query_token", &C::query_token,
-             "this judger's token for other judgers' query API (minutes of a service that moved here)");
+             "this judger's token for other judgers' query API (minutes of a service that moved here); over "
+             "HTTPS with tls_cert, the judger's certificate is its credential and no token is needed");
+    net::add_https_settings(t, "the query API");
     t.add("log_level", &C::log_level, "trace, debug, info, warn, error");
     return t;
   }();

@@ -44,6 +44,8 @@ struct JudgerConfig {
   bool query_tokens = false;              // the query API asks every request for a user's token
   bool allow_anonymous_queries = false;   // without query_tokens, serve queries beyond loopback anyway
   std::string query_token;                // this judger's token, to read other judgers' minutes
+  std::string https_cert, https_key;      // both: the query API is HTTPS
+  std::string query_ca;                   // other judgers' API is HTTPS, their certificates from this CA
   std::string log_level = "info";
   // Alarms (docs/rules.md, "Notifications").
   std::string smtp_url = "smtp://127.0.0.1:25";

@@ -608,7 +608,7 @@ int Proxy::run() {
     for (const auto& [name, link] : links_) link->stop();
     io_.stop();
   });
-  net::reload_on_sighup(io_, tls_);
+  net::reload_on_sighup(io_, {tls_});
   register_self();
   listener_->start();
   net::spawn(io_, tick_loop(), "the tick loop");

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# A deployment's certificates for TLS on the batch links (docs/security.md):
+# A deployment's certificates for TLS on the batch links and HTTPS (docs/security.md):
 #
 #   scripts/pki.sh init DIR                 a CA: DIR/ca.pem, DIR/ca.key (keep ca.key offline)
 #   scripts/pki.sh issue DIR ROLE NAME [--ip A]... [--dns H]...
 #                                           DIR/ROLE-NAME.pem and .key, common name ROLE:ID-or-NAME
 #
 # ROLE is agent, clyde, bonnie, judger, etcd (a member's server
-# certificate: give the addresses clients reach it by with --ip and --dns), or
+# certificate: give the addresses clients reach it by with --ip and --dns),
+# https (an HTTP server's certificate, a judger's query API or the dashboard:
+# NAME is its host, --ip and --dns every address and name clients use, which
+# browsers and monitorctl check), or
 # registry: a part's (or monitorctl's) client certificate toward etcd, with no
 # common name (once etcd's authentication is on, its HTTP gateway refuses a
 # client certificate that has one: the etcd user and password say who the
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 2 ] || usage
 command=$1 dir=$2
 umask 077  # keys are readable by their owner only
@@ -54,8 +57,8 @@ case "$command" in
         *) usage ;;
       esac
     done
-    case "$role" in agent|clyde|bonnie|judger|etcd|registry) ;;
-      *) echo "pki: role must be agent, clyde, bonnie, judger, etcd or registry" >&2; exit 2 ;; esac
+    case "$role" in agent|clyde|bonnie|judger|etcd|registry|https) ;;
+      *) echo "pki: role must be agent, clyde, bonnie, judger, etcd, registry or https" >&2; exit 2 ;; esac
     [[ "$name" =~ ^[A-Za-z0-9._-]{1,128}$ ]] || { echo "pki: name must be 1-128 bytes of [A-Za-z0-9._-]" >&2; exit 2; }
     [ -e "$dir/ca.key" ] || { echo "pki: no CA in $dir (scripts/pki.sh init $dir)" >&2; exit 1; }
     identity=$name
@@ -66,6 +69,7 @@ case "$command" in
     out="$dir/$role-$name"
     subject="/O=monitor/CN=$role:$identity"
     [ "$role" != registry ] || subject="/O=monitor/OU=registry:$identity"
+    [ "$role" != https ] || subject="/O=monitor/CN=$name"
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
       -subj "$subject" -keyout "$out.key" -out "$out.csr" 2>/dev/null
     openssl x509 -req -in "$out.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -set_serial "0x$(openssl rand -hex 16)" \

@@ -5,9 +5,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include "common/clock.hpp"
@@ -20,6 +23,25 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using asio::ip::tcp;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+template <class Stream>
+class Connection final : public HttpConnection {
+ public:
+  explicit Connection(Stream& stream) : stream_(stream) {}
+  asio::awaitable<bool> write(std::string_view bytes, std::chrono::milliseconds timeout) override {
+    boost::beast::get_lowest_layer(stream_).expires_after(timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), kNoThrow);
+    co_return !ec;
+  }
+  tcp::socket& socket() override { return boost::beast::get_lowest_layer(stream_).socket(); }
+
+ private:
+  Stream& stream_;
+};
+
+}  // namespace
 
 void listen_on(tcp::acceptor& acceptor, const std::string& address, const std::string& what) {
   const auto endpoint = parse_endpoint(address);
@@ -99,20 +121,57 @@ asio::awaitable<void> HttpServer::session(std::shared_ptr<Shared> shared, Handle
     const std::string& address;
     ~Admitted() { shared.release(address); }
   } admitted{*shared, address};
-  const Options& options = shared->options;
-  HttpServerCounters& counters = shared->counters;
-  boost::beast::tcp_stream stream(std::move(socket));
+  boost::beast::tcp_stream tcp(std::move(socket));
+  if (!shared->options.tls) {
+    Connection<boost::beast::tcp_stream> connection(tcp);
+    co_await serve(*shared, handler, tcp, connection, address, std::nullopt);
+    boost::system::error_code ignored;
+    tcp.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    co_return;
+  }
+  // The context as it is now: a SIGHUP's new certificate is for later connections.
+  const auto context = shared->options.tls->current();
+  boost::beast::ssl_stream<boost::beast::tcp_stream> stream(std::move(tcp), *context);
+  stream.next_layer().expires_after(shared->options.read_timeout);
+  if (auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kNoThrow); ec) {
+    // Plain HTTP sent to an HTTPS port, a client certificate that does not
+    // verify, a client that never finishes: its connection, nobody else's.
+    ++shared->counters.tls_failures;
+    std::unique_lock lock(shared->mutex);
+    uint64_t suppressed = 0;
+    if (shared->tls_log.allow(realtime_ns(), suppressed)) {
+      lock.unlock();
+      spdlog::warn("{}: TLS handshake with {} failed: {} ({} so far)", shared->options.name, address, ec.message(),
+                   shared->counters.tls_failures.load());
+    }
+    co_return;
+  }
+  const std::optional<PeerIdentity> peer = certificate_identity(SSL_get0_peer_certificate(stream.native_handle()));
+  Connection<decltype(stream)> connection(stream);
+  co_await serve(*shared, handler, stream, connection, address, peer);
+  boost::system::error_code ignored;
+  stream.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+template <class Stream>
+asio::awaitable<void> HttpServer::serve(Shared& shared, const Handler& handler, Stream& stream,
+                                        HttpConnection& connection, const std::string& address,
+                                        const std::optional<PeerIdentity>& peer_certificate) {
+  const Options& options = shared.options;
+  HttpServerCounters& counters = shared.counters;
+  auto& tcp = boost::beast::get_lowest_layer(stream);
   boost::beast::flat_buffer buffer;
-  while (!shared->stopping) {
+  while (!shared.stopping) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body);
     parser.header_limit(static_cast<uint32_t>(options.max_header));
     // An idle kept-alive connection, or a client that does not finish its request in time, is dropped.
-    stream.expires_after(options.read_timeout);
+    tcp.expires_after(options.read_timeout);
     auto [read_ec, read_n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
     if (read_ec) {
       // A client that closed between requests is not a bad request.
-      if (read_ec != http::error::end_of_stream && read_ec != asio::error::eof) {
+      if (read_ec != http::error::end_of_stream && read_ec != asio::error::eof &&
+          read_ec != asio::ssl::error::stream_truncated) {
         ++counters.bad_requests;
         if (read_ec == http::error::body_limit) {
           http::response<http::string_body> refusal{http::status::payload_too_large, 11};
@@ -120,29 +179,27 @@ asio::awaitable<void> HttpServer::session(std::shared_ptr<Shared> shared, Handle
           refusal.body() = fmt::format(R"({{"error":"the body is over {} bytes"}})", options.max_body);
           refusal.keep_alive(false);
           refusal.prepare_payload();
-          stream.expires_after(options.write_timeout);
+          tcp.expires_after(options.write_timeout);
           co_await http::async_write(stream, refusal, kNoThrow);
         }
       }
-      break;
+      co_return;
     }
     ++counters.requests;
     auto& request = parser.get();
-    HttpExchange exchange{request, stream, address};
+    HttpExchange exchange{request, connection, address, peer_certificate};
     HttpReply reply = co_await handler(exchange);
-    if (reply.written) break;
+    if (reply.written) co_return;
     http::response<http::string_body> response{static_cast<http::status>(reply.status), request.version()};
     response.set(http::field::content_type, reply.content_type);
     for (const auto& [name, value] : reply.headers) response.set(name, value);
-    response.keep_alive(options.keep_alive && request.keep_alive() && !shared->stopping);
+    response.keep_alive(options.keep_alive && request.keep_alive() && !shared.stopping);
     response.body() = std::move(reply.body);
     response.prepare_payload();
-    stream.expires_after(options.write_timeout);
+    tcp.expires_after(options.write_timeout);
     auto [write_ec, write_n] = co_await http::async_write(stream, response, kNoThrow);
-    if (write_ec || !response.keep_alive()) break;
+    if (write_ec || !response.keep_alive()) co_return;
   }
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
 MetricsServer::MetricsServer(const std::string& address, std::function<std::string()> text)

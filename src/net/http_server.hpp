@@ -1,7 +1,8 @@
 // The project's one HTTP server (Beast, coroutines): one listen loop, one
 // session per connection, a deadline on every read and write, a cap on
-// connections in all and per client address, a body limit. Each daemon gives
-// it a handler: the judger's query API, the dashboard, every `/metrics`.
+// connections in all and per client address, a body limit; HTTPS when given a
+// TLS context. Each daemon gives it a handler: the judger's query API, the
+// dashboard, every `/metrics`.
 // Connections are served concurrently, so a client that idles or stalls costs
 // its own connection, never another client's answer.
 //
@@ -16,17 +17,20 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "common/log_throttle.hpp"
+#include "net/tls.hpp"
 
 namespace monitor::net {
 
@@ -40,11 +44,25 @@ struct HttpReply {
   bool written = false;
 };
 
+/// The connection under a request, HTTP or HTTPS alike: for a handler that
+/// writes its answer itself (a streamed one).
+class HttpConnection {
+ public:
+  virtual ~HttpConnection() = default;
+  /// Writes all of `bytes` within `timeout`; false when it could not (the
+  /// client went away or does not read).
+  virtual boost::asio::awaitable<bool> write(std::string_view bytes, std::chrono::milliseconds timeout) = 0;
+  /// The TCP socket under it, to notice a client that goes away.
+  virtual boost::asio::ip::tcp::socket& socket() = 0;
+};
+
 /// One request as a handler sees it.
 struct HttpExchange {
   boost::beast::http::request<boost::beast::http::string_body>& request;
-  boost::beast::tcp_stream& stream;  // for a handler that streams its answer
-  const std::string& peer_address;   // the client's IP address
+  HttpConnection& connection;
+  const std::string& peer_address;  // the client's IP address
+  // Over HTTPS with a client CA: who the client's verified certificate says it is.
+  const std::optional<PeerIdentity>& peer_certificate;
 };
 
 struct HttpServerCounters {
@@ -52,6 +70,7 @@ struct HttpServerCounters {
   std::atomic<uint64_t> connections_refused{0};  // at max_connections or max_per_address, closed at accept
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> bad_requests{0};  // malformed, over the body limit, or not sent within read_timeout
+  std::atomic<uint64_t> tls_failures{0};  // HTTPS handshakes that failed (plain HTTP, a bad client certificate)
   std::atomic<int64_t> live{0};
 };
 
@@ -66,6 +85,7 @@ class HttpServer {
     size_t max_body = 64 * 1024;
     size_t max_header = 16 * 1024;
     bool keep_alive = true;  // false: one request per connection
+    std::shared_ptr<TlsContext> tls;  // HTTPS (TlsUse::kHttpsServer); null: plain HTTP
   };
   using Handler = std::function<boost::asio::awaitable<HttpReply>(HttpExchange&)>;
 
@@ -90,12 +110,17 @@ class HttpServer {
     std::mutex mutex;  // guards the two below
     std::map<std::string, size_t> by_address;
     LogThrottle refusal_log;
+    LogThrottle tls_log;
     std::atomic<bool> stopping{false};
   };
 
   boost::asio::awaitable<void> accept_loop();
   static boost::asio::awaitable<void> session(std::shared_ptr<Shared> shared, Handler handler,
                                               boost::asio::ip::tcp::socket socket, std::string address);
+  template <class Stream>
+  static boost::asio::awaitable<void> serve(Shared& shared, const Handler& handler, Stream& stream,
+                                            HttpConnection& connection, const std::string& address,
+                                            const std::optional<PeerIdentity>& peer_certificate);
 
   boost::asio::ip::tcp::acceptor& acceptor_;
   std::shared_ptr<Shared> shared_;

@@ -29,7 +29,7 @@ std::string openssl_reason(const boost::system::error_code& ec) {
   return ec.message();
 }
 
-std::shared_ptr<ssl::context> load(const TlsFiles& files) {
+std::shared_ptr<ssl::context> load(const TlsFiles& files, TlsUse use) {
   auto context = std::make_shared<ssl::context>(ssl::context::tls);
   // TLS 1.3 only: every part is ours, and 1.3 has no weak suites to rule out.
   SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_3_VERSION);
@@ -43,14 +43,25 @@ std::shared_ptr<ssl::context> load(const TlsFiles& files) {
   const auto fail = [&](std::string_view what, const std::string& path) {
     throw std::runtime_error(fmt::format("TLS {} {}: {}", what, path, openssl_reason(ec)));
   };
-  if (context->load_verify_file(files.ca, ec); ec) fail("CA", files.ca);
+  if (!files.ca.empty()) {
+    if (context->load_verify_file(files.ca, ec); ec) fail("CA", files.ca);
+  }
   if (context->use_certificate_chain_file(files.cert, ec); ec) fail("certificate", files.cert);
   if (context->use_private_key_file(files.key, ssl::context::pem, ec); ec) fail("key", files.key);
   if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
     throw std::runtime_error(fmt::format("TLS key {} does not belong to certificate {}", files.key, files.cert));
   }
-  // Both ends show a certificate from the deployment's CA, or there is no link.
-  context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+  if (use == TlsUse::kLink) {
+    // Both ends show a certificate from the deployment's CA, or there is no link.
+    context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+  } else if (!files.ca.empty()) {
+    // Asked for, not required: a browser or a user's token needs none, and
+    // one that is shown and does not verify ends the handshake.
+    context->set_verify_mode(ssl::verify_peer, ec);
+    // Without a session id context OpenSSL refuses to resume a session that
+    // had a client certificate; with no tickets there is nothing to resume.
+    SSL_CTX_set_session_id_context(context->native_handle(), reinterpret_cast<const unsigned char*>("monitor"), 7);
+  }
   return context;
 }
 
@@ -92,9 +103,12 @@ std::optional<PeerIdentity> certificate_identity(const X509* certificate) {
                                          static_cast<size_t>(ASN1_STRING_length(data))));
 }
 
-TlsContext::TlsContext(TlsFiles files) : files_(std::move(files)) {
-  if (files_.ca.empty() || files_.cert.empty() || files_.key.empty()) {
+TlsContext::TlsContext(TlsFiles files, TlsUse use) : files_(std::move(files)), use_(use) {
+  if (use_ == TlsUse::kLink && (files_.ca.empty() || files_.cert.empty() || files_.key.empty())) {
     throw std::runtime_error("TLS needs tls_ca, tls_cert and tls_key: all three files, or none for plain TCP");
+  }
+  if (use_ == TlsUse::kHttpsServer && (files_.cert.empty() || files_.key.empty())) {
+    throw std::runtime_error("HTTPS needs https_cert and https_key: both files, or neither for plain HTTP");
   }
   if (const std::string error = reload(); !error.empty()) throw std::runtime_error(error);
 }
@@ -187,7 +201,12 @@ std::optional<PeerIdentity> TlsSession::peer_identity() const {
 
 std::string TlsContext::reload() {
   try {
-    auto context = load(files_);
+    auto context = load(files_, use_);
+    if (use_ == TlsUse::kHttpsServer) {  // names a host, not a part
+      std::lock_guard lock(mutex_);
+      context_ = std::move(context);
+      return {};
+    }
     const auto own = certificate_identity(SSL_CTX_get0_certificate(context->native_handle()));
     if (!own) {
       return fmt::format("TLS certificate {}: its common name is not <role>:<name> (agent, clyde, bonnie, judger)",
@@ -222,26 +241,39 @@ std::shared_ptr<TlsContext> make_tls(const TlsFiles& files, wire::Role role) {
   return tls;
 }
 
+std::shared_ptr<TlsContext> make_https_server(const std::string& cert, const std::string& key,
+                                              const std::string& client_ca) {
+  if (cert.empty() && key.empty()) return nullptr;
+  return std::make_shared<TlsContext>(TlsFiles{client_ca, cert, key}, TlsUse::kHttpsServer);
+}
+
 namespace {
 
-void wait_for_sighup(std::shared_ptr<boost::asio::signal_set> signals, std::shared_ptr<TlsContext> tls) {
-  signals->async_wait([signals, tls](const boost::system::error_code& ec, int) {
+using Contexts = std::vector<std::shared_ptr<TlsContext>>;
+
+void wait_for_sighup(std::shared_ptr<boost::asio::signal_set> signals, std::shared_ptr<const Contexts> contexts) {
+  signals->async_wait([signals, contexts](const boost::system::error_code& ec, int) {
     if (ec) return;  // the io_context is going away
-    if (!tls) {
-      spdlog::info("SIGHUP: no TLS files to reload (plain TCP)");
-    } else if (const std::string error = tls->reload(); error.empty()) {
-      spdlog::info("SIGHUP: TLS files reloaded ({}); new connections use them", tls->own_identity().text());
-    } else {
-      spdlog::error("SIGHUP: TLS files not reloaded, the loaded ones stay: {}", error);
+    if (contexts->empty()) spdlog::info("SIGHUP: no TLS files to reload (plain TCP and HTTP)");
+    for (const auto& tls : *contexts) {
+      const std::string what = tls->use() == TlsUse::kLink ? tls->own_identity().text() : "HTTPS " + tls->files().cert;
+      if (const std::string error = tls->reload(); error.empty()) {
+        spdlog::info("SIGHUP: TLS files reloaded ({}); new connections use them",
+                     tls->use() == TlsUse::kLink ? tls->own_identity().text() : what);
+      } else {
+        spdlog::error("SIGHUP: TLS files of {} not reloaded, the loaded ones stay: {}", what, error);
+      }
     }
-    wait_for_sighup(signals, tls);
+    wait_for_sighup(signals, contexts);
   });
 }
 
 }  // namespace
 
-void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls) {
-  wait_for_sighup(std::make_shared<boost::asio::signal_set>(io, SIGHUP), std::move(tls));
+void reload_on_sighup(boost::asio::io_context& io, std::vector<std::shared_ptr<TlsContext>> contexts) {
+  std::erase(contexts, nullptr);
+  wait_for_sighup(std::make_shared<boost::asio::signal_set>(io, SIGHUP),
+                  std::make_shared<const Contexts>(std::move(contexts)));
 }
 
 }  // namespace monitor::net

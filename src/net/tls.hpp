@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wire/messages.hpp"
 
@@ -51,13 +52,20 @@ std::optional<PeerIdentity> certificate_identity(const x509_st* certificate);
 /// For an agent: the sender id its identity names, or nothing.
 std::optional<uint64_t> agent_sender_id(const PeerIdentity& identity);
 
+/// What a context is for. kLink: a batch link, both ends showing a
+/// certificate of the deployment's CA named "<role>:<name>". kHttpsServer: an
+/// HTTP server (the judger's API, the dashboard): its certificate names its
+/// host for browsers and curl; with a CA, a client may show a certificate of
+/// it (verified, and then a credential), without one none is asked for.
+enum class TlsUse { kLink, kHttpsServer };
+
 /// A part's TLS settings, reloadable: connections made after reload() use the
 /// new files, open ones keep theirs. Thread-safe.
 class TlsContext {
  public:
   /// Loads the files; throws std::runtime_error naming the file and OpenSSL's
   /// reason (a daemon refuses to start with it).
-  explicit TlsContext(TlsFiles files);
+  explicit TlsContext(TlsFiles files, TlsUse use = TlsUse::kLink);
   ~TlsContext();
 
   /// Loads the files again (SIGHUP). On failure keeps the current ones and
@@ -66,12 +74,14 @@ class TlsContext {
 
   /// The context new connections use; a connection holds it for its life.
   std::shared_ptr<boost::asio::ssl::context> current() const;
-  /// Who this part's own certificate says it is (as loaded last).
+  /// Who this part's own certificate says it is (as loaded last; kLink).
   PeerIdentity own_identity() const;
   const TlsFiles& files() const noexcept { return files_; }
+  TlsUse use() const noexcept { return use_; }
 
  private:
   const TlsFiles files_;
+  const TlsUse use_;
   mutable std::mutex mutex_;
   std::shared_ptr<boost::asio::ssl::context> context_;
   PeerIdentity own_;
@@ -80,6 +90,12 @@ class TlsContext {
 /// The part's TLS context, or null for plain TCP; throws (to refuse to start)
 /// when the files do not load or are not a certificate of `role`.
 std::shared_ptr<TlsContext> make_tls(const TlsFiles& files, wire::Role role);
+
+/// An HTTP server's TLS (TlsUse::kHttpsServer), or null when `cert` and `key`
+/// are both empty (plain HTTP); throws when only one is set or they do not
+/// load. `client_ca` may be empty: no client certificates asked for.
+std::shared_ptr<TlsContext> make_https_server(const std::string& cert, const std::string& key,
+                                              const std::string& client_ca);
 
 /// One connection's TLS, in memory: ciphertext in from the socket with
 /// feed(), plaintext out with read(); plaintext in with seal(), ciphertext
@@ -121,9 +137,10 @@ class TlsSession {
   std::string error_;
 };
 
-/// Reloads `tls` on every SIGHUP delivered while `io` runs (a renewed
-/// certificate takes effect for new connections), logging what happened;
-/// with `tls` null (plain TCP) a SIGHUP is only logged, never fatal.
-void reload_on_sighup(boost::asio::io_context& io, std::shared_ptr<TlsContext> tls);
+/// Reloads each of `contexts` on every SIGHUP delivered while `io` runs (a
+/// renewed certificate takes effect for new connections), logging what
+/// happened; null ones (plain TCP or HTTP) are skipped, and a SIGHUP with
+/// none is only logged, never fatal.
+void reload_on_sighup(boost::asio::io_context& io, std::vector<std::shared_ptr<TlsContext>> contexts);
 
 }  // namespace monitor::net

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "common/settings.hpp"
 #include "net/tls.hpp"
 
@@ -25,6 +27,22 @@ void add_tls_settings(SettingsTable<Config>& table, bool listens) {
                 "without TLS, listen for batches on an address other than loopback anyway");
     }
   }
+}
+
+/// Adds the HTTPS keys of a part that serves HTTP and queries judgers (the
+/// judger, the dashboard): `https_cert` and `https_key` (serve HTTPS) and
+/// `query_ca` (reach the judgers' API over HTTPS). `Config` has string
+/// members of those names.
+template <class Config>
+void add_https_settings(SettingsTable<Config>& table, std::string_view served) {
+  table.add("https_cert", &Config::https_cert,
+            fmt::format("PEM file of the certificate {} is served with over HTTPS (TLS 1.3); it names the host or "
+                        "address clients reach it by (docs/security.md). Empty: plain HTTP",
+                        served))
+      .add("https_key", &Config::https_key, "PEM file of https_cert's private key")
+      .add("query_ca", &Config::query_ca,
+           "PEM file of the CA that signs the judgers' HTTPS certificates: set, every judger's query API is "
+           "reached over HTTPS and its certificate checked");
 }
 
 /// Throws when a part without TLS would listen for batches on an address other

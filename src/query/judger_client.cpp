@@ -24,13 +24,16 @@ std::string JudgerClient::escape(std::string_view value) {
 }
 
 namespace {
-std::string g_token;  // set once at start (set_token), read by every query after
+// Set once at start (set_token, set_https), read by every query after.
+std::string g_token;
+std::shared_ptr<boost::asio::ssl::context> g_https;
 }  // namespace
 
 void JudgerClient::set_token(std::string token) { g_token = std::move(token); }
+void JudgerClient::set_https(std::shared_ptr<boost::asio::ssl::context> https) { g_https = std::move(https); }
 
 JudgerClient::Answer JudgerClient::get(const std::string& target) const {
-  return net::http_get(address_, target, timeout_, max_body_, g_token);
+  return net::http_get(address_, target, timeout_, max_body_, g_token, g_https.get());
 }
 
 JudgerClient::Answer JudgerClient::series(const SeriesRef& series, std::string_view server, int64_t from_s, int64_t to_s,

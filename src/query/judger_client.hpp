@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,10 @@ class JudgerClient {
   /// token`): monitorctl's `--token`/`$MONITOR_TOKEN`, the dashboard's and a
   /// judger's `query_token`. Set once at start, before any query.
   static void set_token(std::string token);
+  /// How this process reaches judgers (net::make_https_client from
+  /// `query_ca`, and a part's own certificate, if any): set, every judger's
+  /// API is reached over HTTPS, its certificate checked. Set once at start.
+  static void set_https(std::shared_ptr<boost::asio::ssl::context> https);
 
   /// A query parameter's value, %-escaped.
   static std::string escape(std::string_view value);

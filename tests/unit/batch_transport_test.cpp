@@ -25,6 +25,7 @@
 #include "net/batch_session.hpp"
 #include "net/tls.hpp"
 #include "support/temp_names.hpp"
+#include "support/test_pki.hpp"
 #include "wire/frame.hpp"
 #include "wire/spool_record.hpp"
 
@@ -304,25 +305,12 @@ TEST_CASE("issue 22: replies cut at every byte boundary never crash the sender, 
 namespace {
 
 // A deployment's CA and certificates, made by the script operators use.
-class Pki {
+class Pki : public monitor::test::TestPki {
  public:
-  Pki() { run("init " + dir_.path()); }
   // The TLS context of a part with the identity `role`:`name`.
   std::shared_ptr<net::TlsContext> issue(const std::string& role, const std::string& name) {
-    run("issue " + dir_.path() + " " + role + " " + name);
-    return std::make_shared<net::TlsContext>(files(role, name));
+    return std::make_shared<net::TlsContext>(TestPki::issue(role, name));
   }
-  net::TlsFiles files(const std::string& role, const std::string& name) const {
-    const std::string base = dir_.path() + "/" + role + "-" + name;
-    return net::TlsFiles{dir_.file("ca.pem"), base + ".pem", base + ".key"};
-  }
-  static void run(const std::string& args) {
-    const std::string command = std::string(MONITOR_SOURCE_DIR) + "/scripts/pki.sh --days 2 " + args + " >/dev/null";
-    REQUIRE(std::system(command.c_str()) == 0);
-  }
-
- private:
-  TempDir dir_;
 };
 
 net::BatchListener::Options tls_receiving(std::shared_ptr<net::TlsContext> tls, std::vector<wire::Role> peers) {

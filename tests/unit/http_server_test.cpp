@@ -9,11 +9,15 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <catch2/catch.hpp>
 
 #include "net/endpoint.hpp"
 #include "net/http_get.hpp"
 #include "net/http_server.hpp"
+#include "support/test_pki.hpp"
 
 using namespace std::chrono_literals;
 namespace net = monitor::net;
@@ -29,7 +33,97 @@ int connect_raw(const std::string& address) {
   return fd;
 }
 
+// An HttpServer on a thread of its own whose handler answers who the
+// client's certificate says it is ("none" without one).
+class WhoAmIServer {
+ public:
+  explicit WhoAmIServer(std::shared_ptr<net::TlsContext> tls) : acceptor_(io_) {
+    net::listen_on(acceptor_, "127.0.0.1:0", "test");
+    net::HttpServer::Options options;
+    options.name = "test";
+    options.read_timeout = 5s;
+    options.tls = std::move(tls);
+    server_ = std::make_unique<net::HttpServer>(
+        acceptor_, options, [](net::HttpExchange& exchange) -> boost::asio::awaitable<net::HttpReply> {
+          co_return net::HttpReply{200, "text/plain",
+                                   exchange.peer_certificate ? exchange.peer_certificate->text() : "none", {}, false};
+        });
+    server_->start();
+    address_ = net::format_endpoint(acceptor_.local_endpoint());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~WhoAmIServer() {
+    boost::asio::post(io_, [this] {
+      server_->stop();
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+    });
+    io_.stop();
+    thread_.join();
+  }
+  const std::string& address() const { return address_; }
+  const net::HttpServerCounters& counters() const { return server_->counters(); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::string address_;
+  std::thread thread_;
+};
+
 }  // namespace
+
+// Issue 23: the judger's query API and the dashboard spoke plain HTTP only,
+// so tokens and session cookies crossed the network in the clear.
+TEST_CASE("issue 23: an HTTPS server answers a client that checks its certificate and address, and only such a one",
+          "[net][http][tls][issue23]") {
+  monitor::test::TestPki pki, stranger;
+  const auto served = pki.issue("https", "localhost", "--ip 127.0.0.1 --dns localhost");
+  WhoAmIServer server(net::make_https_server(served.cert, served.key, {}));
+  const auto client = net::make_https_client(pki.ca());
+
+  const auto answer = net::http_get(server.address(), "/", 5s, 1 << 20, {}, client.get());
+  REQUIRE(answer.has_value());
+  CHECK(answer->status == 200);
+  CHECK(answer->body == "none");
+
+  // Plain HTTP to it gets no answer, and the failed handshake is counted.
+  CHECK_FALSE(net::http_get(server.address(), "/", 5s).has_value());
+  // A client that trusts another CA does not take its certificate.
+  CHECK_FALSE(net::http_get(server.address(), "/", 5s, 1 << 20, {}, net::make_https_client(stranger.ca()).get()).has_value());
+  CHECK(server.counters().tls_failures >= 1);
+
+  // A certificate of the CA that does not name the address connected to is refused too.
+  const auto elsewhere = pki.issue("https", "elsewhere.example", "--dns elsewhere.example");
+  WhoAmIServer misnamed(net::make_https_server(elsewhere.cert, elsewhere.key, {}));
+  const auto refused = net::http_get(misnamed.address(), "/", 5s, 1 << 20, {}, client.get());
+  REQUIRE_FALSE(refused.has_value());
+  CHECK_THAT(refused.error().message(), Catch::Contains("certificate verify failed"));
+}
+
+TEST_CASE("issue 23: over HTTPS with a client CA, a part's verified certificate reaches the handler as who it is",
+          "[net][http][tls][issue23]") {
+  monitor::test::TestPki pki, stranger;
+  const auto served = pki.issue("https", "localhost", "--ip 127.0.0.1");
+  WhoAmIServer server(net::make_https_server(served.cert, served.key, pki.ca()));
+  const auto judger = pki.issue("judger", "j1");
+  const auto as_judger = net::make_https_client(pki.ca(), judger.cert, judger.key);
+  const auto answer = net::http_get(server.address(), "/", 5s, 1 << 20, {}, as_judger.get());
+  REQUIRE(answer.has_value());
+  CHECK(answer->body == "judger:j1");
+
+  // No certificate is asked for, not required: a user's token is the other credential.
+  const auto anonymous = net::http_get(server.address(), "/", 5s, 1 << 20, {}, net::make_https_client(pki.ca()).get());
+  REQUIRE(anonymous.has_value());
+  CHECK(anonymous->body == "none");
+
+  // A judger certificate of another deployment's CA ends the handshake.
+  const auto forged = stranger.issue("judger", "j1");
+  CHECK_FALSE(net::http_get(server.address(), "/", 5s, 1 << 20, {},
+                            net::make_https_client(pki.ca(), forged.cert, forged.key).get()).has_value());
+  CHECK(server.counters().tls_failures == 1);
+}
 
 // Issue 22: the metrics server served one connection at a time, so idle
 // connections delayed a scrape by their whole read timeout each.
