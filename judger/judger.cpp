@@ -241,8 +241,8 @@ Judger::Judger(JudgerConfig config)
                  feeders_->knew_feeders() ? std::to_string(feeders_->awaited()) : std::string("(unknown)"),
                  config_.catch_up_s);
   }
-  spdlog::info("judger {} listening on {} (batches) and {} (HTTP queries)", config_.name, config_.listen,
-               config_.query_listen);
+  spdlog::info("judger {} listening on {} (batches{}) and {} ({} queries)", config_.name, config_.listen,
+               tls_ ? ", TLS" : "", config_.query_listen, https_ ? "HTTPS" : "HTTP");
 }
 
 Judger::~Judger() = default;

@@ -17,12 +17,15 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include "e2e/monitorctl_run.hpp"
 #include "support/child_process.hpp"
+#include "net/http_get.hpp"
 #include "support/temp_names.hpp"
+#include "support/test_pki.hpp"
 #include "support/wire_client.hpp"
 
 using namespace std::chrono_literals;
@@ -302,6 +305,111 @@ TEST_CASE("issue 23: the judger's query API asks for a user's token and applies 
     CHECK_FALSE(j.as_object().contains("query"));
     CHECK_FALSE(j.as_object().contains("address"));
   }
+  judger.signal(SIGTERM);
+  CHECK(judger.wait_for(20s) == 0);
+}
+
+// Issue 23, section 1: tokens and session cookies crossed the network in the
+// clear; the judger's query API and the dashboard now serve HTTPS, and a
+// judger's certificate is a credential for another judger's API.
+TEST_CASE("issue 23: over HTTPS the judger's query API takes a user's token or a judger's certificate, and the "
+          "dashboard signs users in with a Secure cookie and reaches the judger over HTTPS",
+          "[e2e][issue23][dashboard][judger][tls]") {
+  TempDir dir;
+  monitor::test::TestPki pki;
+  const auto served = pki.issue("https", "localhost", "--ip 127.0.0.1 --dns localhost");
+  const auto own = pki.issue("judger", "j1");
+  const auto other_judger = pki.issue("judger", "j2");
+  const auto agent = pki.issue("agent", "5");
+  std::filesystem::copy(MONITOR_EXAMPLES_REGISTRY, dir.file("registry"), std::filesystem::copy_options::recursive);
+  const std::string registry = "file:" + dir.file("registry");
+  for (const auto& command : std::vector<std::vector<std::string>>{
+           {"role", "add", "shop", "Shop.*"},
+           {"role", "add", "ops", "*"},
+           {"user", "add", "alice", "--new-password", "alice-pw", "--role", "shop"},
+           {"user", "add", "carol", "--new-password", "carol-pw", "--role", "ops"}}) {
+    REQUIRE(monitor::e2e::monitorctl(dir, registry, command).rc == 0);
+  }
+  const auto token_of = [&](const std::string& user) {
+    const auto run = monitor::e2e::monitorctl(dir, registry, {"user", "token", user, "--output", "json"});
+    REQUIRE(run.rc == 0);
+    return std::string(json::parse(run.out).at("token").as_string());
+  };
+  const std::string alice = token_of("alice"), carol = token_of("carol");
+
+  const int query_port = free_port();
+  const std::string query_address = "127.0.0.1:" + std::to_string(query_port);
+  auto judger = ChildProcess::spawn({MONITOR_JUDGER_PATH, "--listen", "127.0.0.1:" + std::to_string(free_port()),
+                                     "--query-listen", query_address, "--data-dir", dir.file("judger"), "--registry",
+                                     registry, "--no-self-metrics", "--query-tokens", "--https-cert", served.cert,
+                                     "--https-key", served.key, "--tls-ca", pki.ca(), "--tls-cert", own.cert,
+                                     "--tls-key", own.key, "--query-ca", pki.ca()},
+                                    "", dir.file("judger.log"));
+  const auto client = monitor::net::make_https_client(pki.ca());
+  const auto ask = [&](boost::asio::ssl::context& as, const std::string& target, const std::string& token) {
+    return monitor::test::https_request(query_port, as, "GET", target, "",
+                                        token.empty() ? "" : "Authorization: Bearer " + token + "\r\n");
+  };
+  REQUIRE(wait_until([&] { return ask(*client, "/api/health", "").status == 401; }, 15s));
+  INFO(read_file(dir.file("judger.log")));
+  const std::string secret = "/api/series?service=Payroll.Secret&attr=Salary.Paid&op=SUM";
+  const std::string shop = "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM";
+  // Plain HTTP gets no answer at all: the token would have crossed in the clear.
+  CHECK(monitor::test::http_request(query_port, "GET", shop, "", "Authorization: Bearer " + alice + "\r\n").status == 0);
+  CHECK(ask(*client, shop, "").status == 401);
+  CHECK(ask(*client, shop, alice).status == 200);
+  CHECK(ask(*client, secret, alice).status == 403);
+  // A judger's certificate of the deployment is a credential that sees everything; an agent's is none.
+  const auto as_judger = monitor::net::make_https_client(pki.ca(), other_judger.cert, other_judger.key);
+  CHECK(ask(*as_judger, secret, "").status == 200);
+  CHECK(ask(*as_judger, "/api/alarms/history", "").status == 200);
+  const auto as_agent = monitor::net::make_https_client(pki.ca(), agent.cert, agent.key);
+  CHECK(ask(*as_agent, secret, "").status == 401);
+
+  // monitorctl reaches it with --query-ca (or $MONITOR_QUERY_CA), and not without.
+  const std::vector<std::string> query = {"query", "--service", "Shop.Api", "--attr", "Orders.Placed",
+                                          "--query-address", query_address};
+  const auto plain = monitor::e2e::monitorctl(dir, "", query, {"MONITOR_TOKEN=" + alice});
+  CHECK(plain.rc != 0);
+  const auto over_https = monitor::e2e::monitorctl(dir, "", query, {"MONITOR_TOKEN=" + alice, "MONITOR_QUERY_CA=" + pki.ca()});
+  INFO(over_https.out << over_https.err);
+  CHECK(over_https.rc == 0);
+
+  // The dashboard over HTTPS, reaching the judger over HTTPS with carol's token.
+  const int web_port = free_port();
+  {
+    std::ofstream config(dir.file("dashboard.json"));
+    config << json::serialize(json::object{{"judger_token", carol}});
+  }
+  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--config", dir.file("dashboard.json"), "--listen",
+                                        "127.0.0.1:" + std::to_string(web_port), "--registry", registry,
+                                        "--no-self-metrics", "--https-cert", served.cert, "--https-key", served.key,
+                                        "--query-ca", pki.ca()},
+                                       "", dir.file("dashboard.log"));
+  const auto web = [&](const std::string& method, const std::string& target, const std::string& body,
+                       const std::string& headers) {
+    return monitor::test::https_request(web_port, *client, method, target, body, headers);
+  };
+  REQUIRE(wait_until([&] { return web("GET", "/api/health", "", "").status == 200; }, 15s));
+  INFO(read_file(dir.file("dashboard.log")));
+  CHECK(monitor::test::http_get(web_port, "/api/health").status == 0);
+  const auto signed_in = web("POST", "/api/login", R"({"user":"alice","password":"alice-pw"})",
+                             "Content-Type: application/json\r\nOrigin: https://127.0.0.1\r\n");
+  REQUIRE(signed_in.status == 200);
+  const std::string set_cookie = header_of(signed_in, "Set-Cookie");
+  CHECK_THAT(set_cookie, Catch::Contains("; Secure"));
+  const std::string cookie = "Cookie: " + cookie_of(signed_in) + "\r\n";
+  // An http:// page may not sign anybody out of an https:// dashboard.
+  CHECK(web("POST", "/api/logout", "{}", cookie + "Content-Type: application/json\r\nOrigin: http://127.0.0.1\r\n")
+            .status == 403);
+  // A chart of Shop.Api: the dashboard asks the judger, over HTTPS, once the judger holds the service.
+  const std::string chart = "/api/series?service=Shop.Api&attr=Orders.Placed&op=SUM";
+  REQUIRE(wait_until([&] { return web("GET", chart, "", cookie).status == 200; }, 30s));
+  const auto health = json::parse(web("GET", "/api/health", "", "").body);
+  CHECK(health.at("judger_errors").to_number<int64_t>() == 0);
+
+  dashboard.signal(SIGTERM);
+  CHECK(dashboard.wait_for(20s) == 0);
   judger.signal(SIGTERM);
   CHECK(judger.wait_for(20s) == 0);
 }

@@ -9,7 +9,12 @@
 #include <cctype>
 #include <cstdlib>
 #include <stdexcept>
+#include <memory>
 #include <thread>
+
+#include <boost/asio/ssl/context.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 namespace monitor::test {
 namespace {
@@ -110,22 +115,16 @@ HttpReply http_get(int port, const std::string& target, std::chrono::millisecond
   return http_request(port, "GET", target, "", "", patience);
 }
 
-HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body,
-                       const std::string& extra_headers, std::chrono::milliseconds patience, const std::string& source) {
+namespace {
+
+std::string request_text(const std::string& method, const std::string& target, const std::string& body,
+                         const std::string& extra_headers) {
+  return method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+HttpReply parse_reply(const std::string& response) {
   HttpReply reply;
-  WireClient client(port, std::chrono::seconds(5), source);
-  const std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
-                              extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  if (!client.send(request)) return reply;
-  std::string response;
-  char buffer[65536];
-  while (true) {
-    pollfd pfd{client.fd(), POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(patience.count())) <= 0) break;
-    const ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
-    if (n <= 0) break;
-    response.append(buffer, static_cast<size_t>(n));
-  }
   if (response.rfind("HTTP/1.1 ", 0) != 0) return reply;
   reply.status = std::atoi(response.c_str() + 9);
   const size_t body_at = response.find("\r\n\r\n");
@@ -140,6 +139,44 @@ HttpReply http_request(int port, const std::string& method, const std::string& t
     reply.body = dechunk(reply.body, reply.complete);
   }
   return reply;
+}
+
+}  // namespace
+
+HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body,
+                       const std::string& extra_headers, std::chrono::milliseconds patience, const std::string& source) {
+  WireClient client(port, std::chrono::seconds(5), source);
+  if (!client.send(request_text(method, target, body, extra_headers))) return {};
+  std::string response;
+  char buffer[65536];
+  while (true) {
+    pollfd pfd{client.fd(), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(patience.count())) <= 0) break;
+    const ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    response.append(buffer, static_cast<size_t>(n));
+  }
+  return parse_reply(response);
+}
+
+HttpReply https_request(int port, boost::asio::ssl::context& context, const std::string& method,
+                        const std::string& target, const std::string& body, const std::string& extra_headers,
+                        std::chrono::milliseconds patience) {
+  WireClient client(port, std::chrono::seconds(5));
+  // Blocking reads with a timeout: OpenSSL reads the socket itself.
+  const timeval tv{static_cast<time_t>(patience.count() / 1000), static_cast<suseconds_t>(patience.count() % 1000 * 1000)};
+  ::setsockopt(client.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(context.native_handle()), SSL_free);
+  SSL_set_fd(ssl.get(), client.fd());
+  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), "127.0.0.1");
+  if (SSL_connect(ssl.get()) != 1) return {};
+  const std::string request = request_text(method, target, body, extra_headers);
+  if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) <= 0) return {};
+  std::string response;
+  char buffer[65536];
+  int n = 0;
+  while ((n = SSL_read(ssl.get(), buffer, sizeof buffer)) > 0) response.append(buffer, static_cast<size_t>(n));
+  return parse_reply(response);
 }
 
 int free_port() {

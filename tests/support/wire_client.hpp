@@ -7,6 +7,10 @@
 
 #include "wire/frame.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace monitor::test {
 
 class WireClient {
@@ -56,5 +60,11 @@ HttpReply http_get(int port, const std::string& target,
 HttpReply http_request(int port, const std::string& method, const std::string& target, const std::string& body = "",
                        const std::string& extra_headers = "",
                        std::chrono::milliseconds patience = std::chrono::seconds(5), const std::string& source = "");
+/// The same over HTTPS: the server's certificate checked against `context`'s
+/// CA (net::make_https_client, with a client certificate if it has one) and
+/// against 127.0.0.1. Status 0 when the handshake fails.
+HttpReply https_request(int port, boost::asio::ssl::context& context, const std::string& method,
+                        const std::string& target, const std::string& body = "", const std::string& extra_headers = "",
+                        std::chrono::milliseconds patience = std::chrono::seconds(5));
 
 }  // namespace monitor::test
