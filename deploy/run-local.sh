@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the multi-host layout of deploy/README.md on this one machine, every
 # part a separate process on loopback with etcd as the registry and TLS on
-# every batch link and to etcd (certificates from scripts/pki.sh), etcd's
-# authentication on and each kind of daemon its own etcd user:
+# every batch link and to etcd (certificates from scripts/pki.sh), the
+# judgers' query API over HTTPS asking for a token, etcd's authentication on
+# and each kind of daemon its own etcd user:
 #   etcd; central: bonnie-a, bonnie-b, judger-1, judger-2, an agent (dc central);
 #   remote data centre: clyde-1 and an agent (dc remote).
 # Registers Shop.Api with monitorctl, runs the demo app against both agents,
@@ -49,7 +50,7 @@ echo "== a CA and a certificate per part (scripts/pki.sh)"
 pki="$data/pki"
 scripts/pki.sh init "$pki" > /dev/null
 for part in "judger judger-1" "judger judger-2" "bonnie bonnie-a" "bonnie bonnie-b" "clyde clyde-1" \
-            "agent agent-central" "agent agent-remote" "etcd etcd-1 --ip 127.0.0.1"; do
+            "agent agent-central" "agent agent-remote" "etcd etcd-1 --ip 127.0.0.1" "https query --ip 127.0.0.1"; do
   scripts/pki.sh issue "$pki" $part
 done
 # Toward etcd, each part and monitorctl shows a certificate without a common
@@ -83,19 +84,20 @@ echo "== etcd's authentication on: root for monitorctl, a user per kind of daemo
 for kind in agent proxy judger dashboard; do ctl auth daemon "$kind" --new-password "$kind-$$" > /dev/null; done
 ctl auth enable --root-password "root-$$" > /dev/null
 export MONITOR_REGISTRY_USER=root MONITOR_REGISTRY_PASSWORD="root-$$"
-# The judgers' query API asks every request for a user's token: an operator
-# who sees every service, for monitorctl, this script and the judgers
-# reading each other's minutes.
+# The judgers' query API is HTTPS and asks every request for a credential: a
+# user's token (an operator who sees every service, for monitorctl and this
+# script), or a judger's certificate (the judgers reading each other's minutes).
 ctl role add ops '*' > /dev/null
 ctl user add carol --new-password "carol-$$" --role ops > /dev/null
 MONITOR_TOKEN=$(ctl user token carol)
-export MONITOR_TOKEN
+export MONITOR_TOKEN MONITOR_QUERY_CA="$pki/ca.pem"
+https=(--https-cert "$pki/https-query.pem" --https-key "$pki/https-query.key" --query-ca "$pki/ca.pem")
 
 echo "== judgers, Bonnies, a Clyde"
 for j in 1 2; do
   $(as "judger-judger-$j") "$build/judger/monitor-judger" --name "judger-$j" --listen "127.0.0.1:$(free_port)" \
     --query-listen "127.0.0.1:$(free_port)" --data-dir "$data/judger-$j" --registry "$registry" \
-    $(tls "judger-judger-$j") --query-tokens --query-token "$MONITOR_TOKEN" --no-self-metrics 2> "$data/judger-$j.log" &
+    $(tls "judger-judger-$j") --query-tokens "${https[@]}" --no-self-metrics 2> "$data/judger-$j.log" &
   pids+=($!)
 done
 bonnies=()
@@ -137,10 +139,22 @@ done
 await 20 parts_live 7 || fail "not every part is live: $(ctl status)"
 ctl status
 
-# Reports the owner stored so far, from its query API's health (what monitorctl query reads from).
-stored() {
-  python3 -c "import json,os,urllib.request as u; r=u.Request('http://$owner_query/api/health', headers={'Authorization': 'Bearer ' + os.environ['MONITOR_TOKEN']}); print(json.load(u.urlopen(r, timeout=2))['records'])"
+# GET https://<owner's query API>$1 with the CA checked and $2 as the token: the status and body.
+query_api() {
+  python3 - "$owner_query" "$1" "${2:-}" <<'PY'
+import json, os, ssl, sys, urllib.error, urllib.request as u
+address, target, token = sys.argv[1:4]
+context = ssl.create_default_context(cafile=os.environ["MONITOR_QUERY_CA"])
+request = u.Request(f"https://{address}{target}", headers={"Authorization": "Bearer " + token} if token else {})
+try:
+    with u.urlopen(request, timeout=2, context=context) as reply:
+        print(reply.status, reply.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, "")
+PY
 }
+# Reports the owner stored so far, from its query API's health (what monitorctl query reads from).
+stored() { query_api /api/health "$MONITOR_TOKEN" | cut -d' ' -f2- | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])'; }
 echo "== the demo app through each agent (3 s each); the owner's stored reports grow each time"
 for dc in central remote; do
   before=$(stored)
@@ -170,10 +184,16 @@ MONITOR_REGISTRY_USER=alice MONITOR_REGISTRY_PASSWORD="alice-$$" ctl service lis
   fail "alice (role shop) cannot list the services"
 refused alice "alice-$$" user list
 refused alice "alice-$$" service add Payroll.Api
-anonymous=$(python3 -c "import urllib.request as u, urllib.error as e
-try: u.urlopen('http://$owner_query/api/health', timeout=2); print(200)
-except e.HTTPError as x: print(x.code)")
+anonymous=$(query_api /api/health | cut -d' ' -f1)
 [ "$anonymous" = 401 ] || fail "$owner's query API answered $anonymous to a request without a token, not 401"
-echo "   a query without a token: 401"
-grep -qE "refused: |TLS handshake|refused 127" "$data"/*.log && fail "a part refused a peer's certificate"
-echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres, every link and etcd over TLS, each daemon its own etcd user, queries with a token"
+echo "   a query over HTTPS without a token: 401"
+ctl query --service Shop.Api --attr Orders.Placed --query-address "$owner_query" > /dev/null ||
+  fail "monitorctl query over HTTPS with carol's token failed"
+if MONITOR_QUERY_CA= ctl query --service Shop.Api --attr Orders.Placed --query-address "$owner_query" > /dev/null 2>&1; then
+  fail "monitorctl query over plain HTTP was answered"
+fi
+echo "   monitorctl query: answered over HTTPS, not over plain HTTP"
+# The plain-HTTP query above is the one handshake a judger may have refused.
+grep -vE "query: TLS handshake with 127.0.0.1 failed: http request" "$data"/*.log |
+  grep -qE "refused: |TLS handshake|refused 127" && fail "a part refused a peer's certificate"
+echo "== the multi-host layout works: every part live on etcd, reports routed from both data centres, every link and etcd over TLS, each daemon its own etcd user, queries over HTTPS with a token"
