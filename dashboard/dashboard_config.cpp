@@ -38,10 +38,10 @@ const SettingsTable<DashboardConfig>& dashboard_settings() {
         .add_bounded("sign_in_max_delay_s", &C::sign_in_max_delay_s, "the longest wait between sign-in attempts", 1,
                      86'400)
         .add_bounded("judger_timeout_s", &C::judger_timeout_s, "seconds to wait for a judger's answer", 1, 120)
+        .flag("judger-timeout")
         .add("judger_token", &C::judger_token,
              "API token (`monitorctl user token`) of a user who sees every service, for judgers with `query_tokens`; "
-             "the dashboard applies each signed-in user's roles itself")
-        .flag("judger-timeout");
+             "the dashboard applies each signed-in user's roles itself");
     net::add_https_settings(t, "the dashboard");
     t        .add_bounded("server_id", &C::server_id, "server id of its `Monitor.Dashboard` metrics", 0, INT64_MAX)
         .add("self_metrics", &C::self_metrics, "report `Monitor.Dashboard` through the local agent, if one runs")

@@ -377,14 +377,10 @@ TEST_CASE("issue 23: over HTTPS the judger's query API takes a user's token or a
 
   // The dashboard over HTTPS, reaching the judger over HTTPS with carol's token.
   const int web_port = free_port();
-  {
-    std::ofstream config(dir.file("dashboard.json"));
-    config << json::serialize(json::object{{"judger_token", carol}});
-  }
-  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--config", dir.file("dashboard.json"), "--listen",
-                                        "127.0.0.1:" + std::to_string(web_port), "--registry", registry,
-                                        "--no-self-metrics", "--https-cert", served.cert, "--https-key", served.key,
-                                        "--query-ca", pki.ca()},
+  // (--judger-token was named --judger-timeout, so the flag could not give a token.)
+  auto dashboard = ChildProcess::spawn({MONITOR_DASHBOARD_PATH, "--listen", "127.0.0.1:" + std::to_string(web_port),
+                                        "--registry", registry, "--no-self-metrics", "--https-cert", served.cert,
+                                        "--https-key", served.key, "--query-ca", pki.ca(), "--judger-token", carol},
                                        "", dir.file("dashboard.log"));
   const auto web = [&](const std::string& method, const std::string& target, const std::string& body,
                        const std::string& headers) {
