@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -108,7 +109,9 @@ int run_workload(int p, const char* socket_path, int per_thread) {
 volatile sig_atomic_t g_stop = 0;
 extern "C" void on_term(int) { g_stop = 1; }
 
-int run_steady(int64_t server_id, int per_second, int seconds) {
+// Report i goes to server `server_id + i % servers`: one series, or many (a
+// link's load grows with the series of each second).
+int run_steady(int64_t server_id, int per_second, int seconds, int servers) {
   signal(SIGTERM, on_term);
   const monitor::Attr attr("E2e.Test", "Steady.Count");
   const auto start = std::chrono::steady_clock::now();
@@ -118,7 +121,7 @@ int run_steady(int64_t server_id, int per_second, int seconds) {
   long failed = 0;
   auto next = start;
   while (g_stop == 0 && std::chrono::steady_clock::now() < end) {
-    if (attr.report(server_id, 1, monitor::kSum) == monitor::Errc::kOk) {
+    if (attr.report(server_id + (ok + failed) % servers, 1, monitor::kSum) == monitor::Errc::kOk) {
       ++ok;
     } else {
       ++failed;
@@ -177,7 +180,9 @@ int main(int argc, char** argv) {
     return failures;
   }
   if (mode == "wide" && argc == 3) return run_wide(std::atoi(argv[2]));
-  if (mode == "steady" && argc == 5) return run_steady(std::atoll(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
+  if (mode == "steady" && (argc == 5 || argc == 6)) {
+    return run_steady(std::atoll(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), argc == 6 ? std::max(1, std::atoi(argv[5])) : 1);
+  }
   std::fprintf(stderr, "usage: e2e_writer workload <p> <socket> <n> | forever | late <n> | steady <server> <rate> <s>\n");
   return 2;
 }

@@ -16,12 +16,13 @@ namespace monitor::e2e {
 
 /// Starts `e2e_writer steady` on ring `ring_name` for `seconds` (SIGTERM ends
 /// it sooner), its stdout to `out`. `prefix` runs it under another command
-/// (e.g. unshare).
+/// (e.g. unshare). With `servers` > 1 its reports go round servers
+/// `server`..`server + servers - 1`.
 inline test::ChildProcess spawn_steady(const std::string& ring_name, const std::string& out, int64_t server, int rate,
-                                       int seconds, std::vector<std::string> prefix = {}) {
+                                       int seconds, std::vector<std::string> prefix = {}, int servers = 1) {
   std::vector<std::string> argv = std::move(prefix);
   argv.insert(argv.end(), {MONITOR_E2E_WRITER_PATH, "steady", std::to_string(server), std::to_string(rate),
-                           std::to_string(seconds)});
+                           std::to_string(seconds), std::to_string(servers)});
   return test::ChildProcess::spawn(argv, out, "", {std::string(MONITOR_RING_ENV) + "=" + ring_name});
 }
 
