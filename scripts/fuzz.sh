@@ -10,7 +10,7 @@
 # scripts/test.sh runs every fuzzer for 15 s; the notes report 10-minute runs (600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all=(line_parser wire_decoder rule query_api config registry_reply)
+all=(line_parser wire_decoder rule query_api config registry_reply export_reply)
 build_only=0
 if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 seconds=${1:-60}
