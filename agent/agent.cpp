@@ -664,7 +664,10 @@ int Agent::run() {
     const int64_t now_ns = realtime_ns();
     set_clock(now_ns / 1'000'000'000);
     const size_t work = poll_once();
-    if (now_ns >= next_second_ns) {
+    // A clock stepped back leaves the next second far ahead: tick now rather
+    // than wait the step out, minutes in which the TSC would keep its old
+    // anchor and every report would look ahead of the window and be dropped.
+    if (now_ns >= next_second_ns || next_second_ns - now_ns > 1'000'000'000) {
       every_second(now_ns);
       next_second_ns = (now_s_ + 1) * 1'000'000'000;
     }
@@ -698,7 +701,9 @@ int Agent::run() {
   }
   every_second(realtime_ns());
   const int64_t now_s = realtime_ns() / 1'000'000'000;
-  flush_due(now_s + config_.future_window_s, false);
+  // Every open second, also those ahead of a clock that stepped back: the
+  // journal is removed below, so a second left open here would be lost.
+  flush_due(std::max(now_s + config_.future_window_s, aggregator_->newest_open_second()), false);
   if (forwarder_) {
     forwarder_->stop(std::chrono::seconds(2));  // the last seconds, if the next hop answers
     spdlog::info("forwarder: {} batches sent, {} waiting in the spool", forwarder_->counters().batches_sent,

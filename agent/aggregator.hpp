@@ -1,6 +1,7 @@
 // Per-second aggregation by event time of every report the agent drains.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -111,6 +112,12 @@ class Aggregator {
   /// Series cells held across all open seconds.
   size_t live_cells() const noexcept;
   int64_t watermark() const noexcept { return watermark_; }
+  /// The newest second holding reports, or the watermark when none does.
+  int64_t newest_open_second() const noexcept {
+    int64_t newest = watermark_;
+    for (const SecondTable& t : tables_) newest = std::max(newest, t.second);
+    return newest;
+  }
   int late_window_s() const noexcept { return options_.late_window_s; }
   int future_window_s() const noexcept { return options_.future_window_s; }
   size_t memory_bytes() const noexcept;

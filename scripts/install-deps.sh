@@ -22,6 +22,7 @@ if [ "${1:-}" != "--demo" ]; then
     python3-statsd golang-go golang-github-datadog-datadog-go-dev
     iproute2 util-linux  # the host metrics tests make veth pairs in namespaces of their own
     nftables  # the fault tests drop packets inside such a namespace
+    faketime  # and step a part's clock (libfaketime)
   )
 fi
 # The dashboard's web build runs npm (dashboard/web/package-lock.json): Debian's,

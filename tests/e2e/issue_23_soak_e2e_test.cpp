@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -79,6 +80,14 @@ TEST_CASE("issue 23: a chaos soak: parts killed and stopped at random under stea
   const std::string registry = etcd.address();
   const auto ctl = [&](std::vector<std::string> args) { return monitorctl(dir, registry, std::move(args)); };
 
+  // The daemons run from copies: a long soak outlives a rebuild of the tree.
+  const auto copy = [&](const std::string& path) {
+    const std::string to = dir.file(std::filesystem::path(path).filename().string());
+    std::filesystem::copy_file(path, to, std::filesystem::copy_options::overwrite_existing);
+    return to;
+  };
+  const std::string judger_path = copy(MONITOR_JUDGER_PATH), proxy_path = copy(MONITOR_PROXY_PATH),
+                    agent_path = copy(MONITOR_AGENT_PATH);
   const int judger_port = free_port(), query_port = free_port(), bonnie_port = free_port(), clyde_port = free_port();
   const std::string proxy_config = dir.file("proxy.json");
   std::ofstream(proxy_config) << R"({"heartbeat_interval_ms": 200, "heartbeat_timeout_ms": 1000})";
@@ -86,19 +95,19 @@ TEST_CASE("issue 23: a chaos soak: parts killed and stopped at random under stea
   std::vector<Part> parts;
   parts.reserve(5);
   using Argv = std::vector<std::string>;
-  parts.emplace_back("judger", Argv{MONITOR_JUDGER_PATH, "--name", "judger-1", "--listen",
+  parts.emplace_back("judger", Argv{judger_path, "--name", "judger-1", "--listen",
                                     fmt::format("127.0.0.1:{}", judger_port), "--query-listen",
                                     fmt::format("127.0.0.1:{}", query_port), "--data-dir", dir.file("judger"),
                                     "--registry", registry, "--no-self-metrics"});
-  parts.emplace_back("bonnie", Argv{MONITOR_PROXY_PATH, "--config", proxy_config, "--role", "bonnie", "--name",
+  parts.emplace_back("bonnie", Argv{proxy_path, "--config", proxy_config, "--role", "bonnie", "--name",
                                     "bonnie-1", "--listen", fmt::format("127.0.0.1:{}", bonnie_port), "--dc",
                                     "central", "--registry", registry, "--data-dir", dir.file("bonnie"),
                                     "--no-self-metrics"});
-  parts.emplace_back("clyde", Argv{MONITOR_PROXY_PATH, "--config", proxy_config, "--role", "clyde", "--name",
+  parts.emplace_back("clyde", Argv{proxy_path, "--config", proxy_config, "--role", "clyde", "--name",
                                    "clyde-1", "--listen", fmt::format("127.0.0.1:{}", clyde_port), "--dc", "remote",
                                    "--registry", registry, "--data-dir", dir.file("clyde"), "--bonnies-file",
                                    dir.file("bonnies.txt"), "--no-self-metrics"});
-  parts.emplace_back("agent", Argv{MONITOR_AGENT_PATH, "--no-host-metrics", "--ring", ring.name(), "--socket", "",
+  parts.emplace_back("agent", Argv{agent_path, "--no-host-metrics", "--ring", ring.name(), "--socket", "",
                                    "--output", "none", "--registry", registry, "--dc", "remote", "--spool-dir",
                                    dir.file("agent"), "--no-self-metrics"});
   parts.emplace_back("etcd", Argv{});
