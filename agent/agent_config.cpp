@@ -167,7 +167,8 @@ const SettingsTable<AgentConfig>& agent_settings() {
                      UINT32_MAX)
         .add_bounded("max_line_names", &C::max_line_names,
                      "of `max_names`, those first seen in socket and statsd lines: a flood of line names never takes "
-                     "the room of the SDK's. 0: half of `max_names`", 0, UINT32_MAX)
+                     "the room of the SDK's, which must hold `ring_name_capacity`. 0: half of `max_names`", 0,
+                     UINT32_MAX)
         .add_bounded("late_window_s", &C::late_window_s, "how long after its second ends a report is still taken", 0, 300)
         .flag("late-window")
         .add_bounded("future_window_s", &C::future_window_s, "how far ahead of the agent's clock a report may be", 0,
@@ -208,6 +209,15 @@ void AgentConfig::load_file(const std::string& path) { agent_settings().load_fil
 void AgentConfig::validate() const {
   agent_settings().check_bounds(*this, AgentConfig{});
   if (max_line_names > max_names) throw std::runtime_error("max_line_names must not exceed max_names");
+  // The names lines may not take are the SDK's (and host metrics'): they must
+  // hold every name the ring can, or an SDK name could be refused for room.
+  const uint64_t line_budget = max_line_names == 0 ? max_names / 2 : max_line_names;
+  if (uint64_t{max_names} - line_budget < ring_name_capacity) {
+    throw std::runtime_error(fmt::format(
+        "max_names less the names of lines (max_line_names, or half of max_names) leaves {} for the SDK's names, "
+        "fewer than ring_name_capacity ({}): raise max_names or lower max_line_names",
+        uint64_t{max_names} - line_budget, ring_name_capacity));
+  }
   if (!metrics_listen.empty() && !net::parse_endpoint(metrics_listen)) {
     throw std::runtime_error("metrics_listen must be a numeric host:port");
   }

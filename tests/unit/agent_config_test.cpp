@@ -100,3 +100,19 @@ TEST_CASE("the judger's config file is read with the same checks", "[config][jud
     CHECK_THROWS_WITH(config.validate(), Catch::Contains("dashboard_url"));
   }
 }
+
+// Issue 23: a name the SDK interned in the ring must never be refused by the
+// agent for room; lines have a budget of their own, and what it leaves must
+// hold the ring's whole name table.
+TEST_CASE("issue 23: the agent refuses a name budget that leaves the SDK less room than the ring's name table",
+          "[config][issue23]") {
+  AgentConfig config;
+  CHECK_NOTHROW(config.validate());  // the defaults: 1 000 000 names, half for lines, 16 384 in the ring
+  config.max_names = 20'000;
+  config.max_line_names = 10'000;
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("leaves 10000 for the SDK's names, fewer than ring_name_capacity (16384)"));
+  config.max_line_names = 0;  // half: the same
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("ring_name_capacity"));
+  config.max_line_names = 3'000;
+  CHECK_NOTHROW(config.validate());
+}
