@@ -1,6 +1,8 @@
 // One HTTP POST client (libcurl) for what the judger sends out: alarm
 // webhooks and exported minutes. A client keeps its connection between
-// posts, so an exporter sending a request per batch does not connect each time.
+// posts, so an exporter sending a request per batch does not connect each
+// time; each post is a transfer of its own, so nothing of one reply's state
+// (a target's garbage included) reaches the next.
 #pragma once
 
 #include <string>
@@ -10,6 +12,7 @@
 #include <boost/system/result.hpp>
 
 typedef void CURL;
+typedef void CURLSH;
 
 namespace monitor::net {
 
@@ -36,7 +39,7 @@ class HttpPoster {
                  long timeout_s);
 
  private:
-  CURL* curl_;
+  CURLSH* connections_;  // the connection cache the posts share
 };
 
 }  // namespace monitor::net
