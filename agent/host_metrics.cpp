@@ -25,9 +25,6 @@ bool matches_any(const std::vector<std::string>& globs, const std::string& name)
                      [&](const std::string& glob) { return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0; });
 }
 
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
 // Parts of ten thousand (basis points), rounded: integer shares.
 int64_t permyriad(uint64_t part, uint64_t whole) {
   return whole == 0 ? 0 : std::llround(static_cast<double>(part) * 10000.0 / static_cast<double>(whole));
@@ -35,22 +32,6 @@ int64_t permyriad(uint64_t part, uint64_t whole) {
 
 }  // namespace
 
-std::string device_segment(std::string_view name) {
-  if (name == "/") return "Root";
-  std::string out;
-  bool next_upper = true;
-  for (const char c : name) {
-    if (!is_alnum(c)) {
-      next_upper = true;
-      continue;
-    }
-    if (out.empty() && c >= '0' && c <= '9') out.push_back('N');
-    out.push_back(next_upper ? upper(c) : c);
-    next_upper = false;
-    if (out.size() >= 24) break;
-  }
-  return out;
-}
 
 std::optional<int64_t> CounterDeltas::delta(const std::string& key, uint64_t value) {
   auto [it, fresh] = last_.try_emplace(key, Last{value, true});

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/device_segment.hpp"
 #include "agent/host_proc.hpp"
 
 namespace monitor::agent {
@@ -74,12 +75,6 @@ struct HostMetricsCounters {
   std::atomic<int64_t> collect_us{0};          // the last round's duration
 };
 
-/// The attr segment for a device or mount point: letters and digits kept,
-/// every other run of bytes dropped with the next letter upper-cased, the
-/// first letter upper-cased, "N" put before a leading digit, at most 24
-/// bytes; "/" is "Root". ("/var/lib" -> "VarLib", "eth0" -> "Eth0",
-/// "nvme0n1" -> "Nvme0n1", "veth-a" -> "VethA".) Empty if nothing is left.
-std::string device_segment(std::string_view name);
 
 /// The change of a cumulative counter between rounds, never negative and
 /// never a spike: the first value of a key, and a value below the last one

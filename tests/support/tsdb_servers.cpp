@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include "net/http_get.hpp"
 #include "support/wire_client.hpp"
 
 namespace monitor::test {
@@ -16,10 +15,10 @@ namespace {
 
 constexpr auto kStartTimeout = std::chrono::seconds(30);
 
-// Their replies come chunked: read with the daemons' HTTP client, not the tests' raw one.
+// Their replies come chunked: the tests' raw client decodes them.
 std::string get_body(int port, const std::string& target) {
-  const auto reply = net::http_get(fmt::format("127.0.0.1:{}", port), target, std::chrono::seconds(10));
-  return reply && reply->status == 200 ? reply->body : "";
+  const HttpReply reply = http_get(port, target, std::chrono::seconds(10));
+  return reply.status == 200 && reply.complete ? reply.body : "";
 }
 
 }  // namespace
