@@ -664,10 +664,9 @@ int Agent::run() {
     const int64_t now_ns = realtime_ns();
     set_clock(now_ns / 1'000'000'000);
     const size_t work = poll_once();
-    // A clock stepped back leaves the next second far ahead: tick now rather
-    // than wait the step out, minutes in which the TSC would keep its old
-    // anchor and every report would look ahead of the window and be dropped.
-    if (now_ns >= next_second_ns || next_second_ns - now_ns > 1'000'000'000) {
+    // Also after the clock stepped back: waiting the step out, the TSC would
+    // keep its old anchor and every report would look ahead of the window.
+    if (real_time_due(now_ns, next_second_ns, 1'000'000'000)) {
       every_second(now_ns);
       next_second_ns = (now_s_ + 1) * 1'000'000'000;
     }

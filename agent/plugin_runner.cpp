@@ -342,7 +342,7 @@ void PluginRunner::run(std::stop_token stop) {
                options_.max_running);
   while (!stop.stop_requested()) {
     const int64_t now = realtime_ns();
-    if (now >= next_rescan_ns_ || next_rescan_ns_ - now > int64_t{options_.rescan_s} * kNsPerS) {
+    if (real_time_due(now, next_rescan_ns_, int64_t{options_.rescan_s} * kNsPerS)) {
       rescan(now);
       next_rescan_ns_ = now + int64_t{options_.rescan_s} * kNsPerS;
     }
@@ -443,8 +443,7 @@ void PluginRunner::rescan(int64_t now_ns) {
 void PluginRunner::start_due(int64_t now_ns) {
   for (auto& [file, plugin] : plugins_) {
     const int64_t period = int64_t{plugin.name.interval_s} * kNsPerS;
-    // Due more than a period ahead: the clock stepped back, and waiting would pause the plugin as long.
-    if (plugin.running || (now_ns < plugin.next_due_ns && plugin.next_due_ns - now_ns <= period)) continue;
+    if (plugin.running || !real_time_due(now_ns, plugin.next_due_ns, period)) continue;
     if (children_.size() >= static_cast<size_t>(options_.max_running)) {
       // Waits for a free slot, but not past its next run.
       if (now_ns >= plugin.next_due_ns + period) {

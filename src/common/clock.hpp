@@ -31,6 +31,14 @@ inline int64_t monotonic_ns() noexcept {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+/// Whether a deadline `due_ns` on the real-time clock, set to recur every
+/// `period_ns`, has come at `now_ns`. Also when it lies more than a period
+/// ahead: the clock stepped back, and waiting the step out would stop the work
+/// for as long (minutes, after an NTP step).
+constexpr bool real_time_due(int64_t now_ns, int64_t due_ns, int64_t period_ns) noexcept {
+  return now_ns >= due_ns || due_ns - now_ns > period_ns;
+}
+
 inline uint64_t read_tsc() noexcept { return __rdtsc(); }
 
 /// True when TSC ticks taken on any core of this host are one global clock.

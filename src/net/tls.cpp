@@ -256,12 +256,14 @@ void wait_for_sighup(std::shared_ptr<boost::asio::signal_set> signals, std::shar
     if (ec) return;  // the io_context is going away
     if (contexts->empty()) spdlog::info("SIGHUP: no TLS files to reload (plain TCP and HTTP)");
     for (const auto& tls : *contexts) {
-      const std::string what = tls->use() == TlsUse::kLink ? tls->own_identity().text() : "HTTPS " + tls->files().cert;
+      // After reload(): a renewed certificate may name the part anew.
+      const auto named = [&] {
+        return tls->use() == TlsUse::kLink ? tls->own_identity().text() : "HTTPS " + tls->files().cert;
+      };
       if (const std::string error = tls->reload(); error.empty()) {
-        spdlog::info("SIGHUP: TLS files reloaded ({}); new connections use them",
-                     tls->use() == TlsUse::kLink ? tls->own_identity().text() : what);
+        spdlog::info("SIGHUP: TLS files reloaded ({}); new connections use them", named());
       } else {
-        spdlog::error("SIGHUP: TLS files of {} not reloaded, the loaded ones stay: {}", what, error);
+        spdlog::error("SIGHUP: TLS files of {} not reloaded, the loaded ones stay: {}", named(), error);
       }
     }
     wait_for_sighup(signals, contexts);

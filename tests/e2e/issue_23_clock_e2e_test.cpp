@@ -25,7 +25,6 @@
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
 #include "e2e/steady_writer.hpp"
-#include "net/http_get.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
 
@@ -47,14 +46,6 @@ std::string libfaketime() {
     if (std::filesystem::exists(path)) return path;
   }
   return "";
-}
-
-// A counter of the agent's /metrics, or -1 when it does not answer.
-int64_t agent_counter(const std::string& address, const std::string& name) {
-  const auto reply = monitor::net::http_get(address, "/metrics", 2s);
-  if (!reply || reply->status != 200) return -1;
-  const size_t at = reply->body.find("\n" + name + " ");
-  return at == std::string::npos ? -1 : std::atoll(reply->body.c_str() + at + name.size() + 2);
 }
 
 }  // namespace
@@ -83,7 +74,7 @@ TEST_CASE("issue 23: an agent whose clock steps back 3 minutes re-anchors at onc
       "", dir.file("agent.log"),
       {"LD_PRELOAD=" + faketime, "FAKETIME_TIMESTAMP_FILE=" + clock, "FAKETIME_CACHE_DURATION=1",
        "FAKETIME_DONT_FAKE_MONOTONIC=1"});
-  REQUIRE(wait_until([&] { return agent_counter(metrics, "monitor_agent_time_future_total") == 0; }, 15s));
+  REQUIRE(wait_until([&] { return metrics_sample(metrics, "monitor_agent_time_future_total") == 0; }, 15s));
   const int64_t start = unix_now_s();
   auto writer = spawn_steady(ring.name(), dir.file("writer.out"), 1, 1000, 20);
   REQUIRE(wait_until([&] { return judger_health(query_port, "batches_stored") > 3; }, 15s));

@@ -37,7 +37,6 @@
 #include "e2e/proxy_process.hpp"
 #include "e2e/query_oracle.hpp"
 #include "e2e/steady_writer.hpp"
-#include "net/http_get.hpp"
 #include "support/child_process.hpp"
 #include "support/temp_names.hpp"
 
@@ -237,20 +236,11 @@ class DelayRelay {
   std::vector<std::thread> threads_;  // appended to by the accept thread only, joined after it ends
 };
 
-// The Clyde's gauge `name` from its /metrics, or -1 when it does not answer.
-int64_t clyde_gauge(const std::string& metrics_address, const std::string& name) {
-  const auto reply = monitor::net::http_get(metrics_address, "/metrics", 2s);
-  if (!reply || reply->status != 200) return -1;
-  const std::string& text = reply->body;
-  const size_t at = text.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::atoll(text.c_str() + at + name.size() + 2);
-}
 
 // True when the Clyde holds nothing: its spool is empty and nothing waits for an acknowledgement.
 bool clyde_drained(const std::string& metrics_address) {
-  return clyde_gauge(metrics_address, "monitor_proxy_spool_batches") == 0 &&
-         clyde_gauge(metrics_address, "monitor_proxy_queue_unacked") == 0;
+  return metrics_sample(metrics_address, "monitor_proxy_spool_batches") == 0 &&
+         metrics_sample(metrics_address, "monitor_proxy_queue_unacked") == 0;
 }
 
 // The deployment: judger and Bonnie here, Clyde and agent on `host`.
@@ -291,7 +281,7 @@ struct Deployment {
                                "--output", "none", "--registry", registry_address(dir), "--dc", "remote",
                                "--spool-dir", dir.file("agent-spool"), "--no-self-metrics"});
     processes.push_back(ChildProcess::spawn(agent, "", dir.file("agent.log")));
-    REQUIRE(wait_until([&] { return clyde_gauge(clyde_metrics, "monitor_proxy_spool_batches") >= 0; }, 20s));
+    REQUIRE(wait_until([&] { return metrics_sample(clyde_metrics, "monitor_proxy_spool_batches") >= 0; }, 20s));
   }
   ~Deployment() {
     for (auto it = processes.rbegin(); it != processes.rend(); ++it) {

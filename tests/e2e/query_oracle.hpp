@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include "net/http_get.hpp"
 #include "support/child_process.hpp"
 #include "e2e/registry_address.hpp"
 #include "support/temp_names.hpp"
@@ -66,6 +68,15 @@ inline double query_sum_when_final(const test::TempDir& dir, const std::string& 
     if (sum == expected || unix_now_s() >= give_up) return sum;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a poll interval, not a wait for an event
   }
+}
+
+/// A sample of a part's `GET /metrics` on `address` (host:port) by its
+/// Prometheus name, or -1 when the part does not answer or has no such sample.
+inline int64_t metrics_sample(const std::string& address, const std::string& name) {
+  const auto reply = net::http_get(address, "/metrics", std::chrono::seconds(2));
+  if (!reply || reply->status != 200) return -1;
+  const size_t at = reply->body.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::atoll(reply->body.c_str() + at + name.size() + 2);
 }
 
 /// A counter of the judger's /api/health on `query_port`, or -1 when it does not answer.
